@@ -1,0 +1,156 @@
+//! Command-line and environment interface (clap). Values are parsed here;
+//! ranges and cross-setting rules are checked once in [`crate::config`].
+
+use std::net::IpAddr;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "trafficgen",
+    version,
+    about = "Always-on HTTP traffic generator sidecar: a switchable, stateful request mix for demo and observability stacks",
+    args_conflicts_with_subcommands = true,
+    allow_negative_numbers = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub sidecar: SidecarArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the built-in in-memory orders API to aim traffic at
+    DemoTarget(DemoTargetArgs),
+    /// Exit 0 if the sidecar (or demo target) at --url answers healthy, 1 otherwise
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// Settings of the sidecar (the default command).
+#[derive(Debug, Clone, Args)]
+pub struct SidecarArgs {
+    /// Base URL of the system under load (http://host[:port][/prefix])
+    #[arg(long, env = "TARGET_URL", default_value = "http://nginx")]
+    pub target_url: String,
+
+    /// Control server port (0 = pick a free one, and log it)
+    #[arg(long, env = "PORT", default_value_t = 8089)]
+    pub port: u16,
+
+    /// Control server address
+    #[arg(long, env = "BIND", default_value = "0.0.0.0")]
+    pub bind: IpAddr,
+
+    /// Seconds to wait before traffic starts [default: 10, or 1 with --demo]
+    #[arg(long, env = "WARMUP_SECS")]
+    pub warmup_secs: Option<f64>,
+
+    /// Mode entered after the warm-up: steady, burst, overload or pause
+    #[arg(long, env = "INITIAL_MODE", default_value = "steady")]
+    pub initial_mode: String,
+
+    /// Requests per second in steady mode
+    #[arg(long, env = "STEADY_RPS", default_value_t = 2.0)]
+    pub steady_rps: f64,
+
+    /// Requests per second in burst mode
+    #[arg(long, env = "BURST_RPS", default_value_t = 20.0)]
+    pub burst_rps: f64,
+
+    /// Requests per second in overload mode
+    #[arg(long, env = "OVERLOAD_RPS", default_value_t = 100.0)]
+    pub overload_rps: f64,
+
+    /// Hard cap on every rate; no mode or runtime call can exceed it
+    #[arg(long, env = "MAX_RPS", default_value_t = 1000.0)]
+    pub max_rps: f64,
+
+    /// ± fraction of randomness on each inter-arrival gap (0 to 1)
+    #[arg(long, env = "JITTER", default_value_t = 0.2)]
+    pub jitter: f64,
+
+    /// Request weights, endpoint=weight,…
+    #[arg(long, env = "MIX", default_value = "create_order=60,list_orders=25,get_order=15")]
+    pub mix: String,
+
+    /// How many recently created order ids to remember for get_order
+    #[arg(long, env = "ID_BUFFER_SIZE", default_value_t = 50)]
+    pub id_buffer_size: usize,
+
+    /// Per-request timeout in milliseconds
+    #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 5000)]
+    pub request_timeout_ms: u64,
+
+    /// Bound on concurrent requests; a request due while it is full is dropped and counted
+    #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 512)]
+    pub max_in_flight: usize,
+
+    /// Log line format (level from RUST_LOG, default info)
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]
+    pub log_format: LogFormat,
+
+    /// On SIGTERM/SIGINT, how long in-flight requests may take to finish
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 5.0)]
+    pub shutdown_grace_secs: f64,
+
+    /// Seconds between stats log lines, 0 = none [default: 30, or 5 with --demo]
+    #[arg(long, env = "STATS_INTERVAL_SECS")]
+    pub stats_interval_secs: Option<f64>,
+
+    /// Also start the built-in demo target on a free loopback port and aim at it (TARGET_URL is ignored)
+    #[arg(long)]
+    pub demo: bool,
+}
+
+/// Settings of `trafficgen demo-target`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoTargetArgs {
+    /// Port to serve on (0 = pick a free one, and log it)
+    #[arg(long, env = "PORT", default_value_t = 8080)]
+    pub port: u16,
+
+    /// Address to serve on
+    #[arg(long, env = "BIND", default_value = "0.0.0.0")]
+    pub bind: IpAddr,
+
+    /// Delay added to every orders answer, in milliseconds
+    #[arg(long, env = "DEMO_LATENCY_MS", default_value_t = 0)]
+    pub latency_ms: u64,
+
+    /// Fraction (0 to 1) of orders requests answered with 500
+    #[arg(long, env = "DEMO_ERROR_RATE", default_value_t = 0.0)]
+    pub error_rate: f64,
+
+    /// How many orders to keep; the oldest are forgotten
+    #[arg(long, env = "DEMO_MAX_ORDERS", default_value_t = 10_000)]
+    pub max_orders: usize,
+
+    /// Worker threads
+    #[arg(long, env = "DEMO_WORKERS", default_value_t = 1)]
+    pub workers: usize,
+
+    /// Log line format
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]
+    pub log_format: LogFormat,
+}
+
+/// Settings of `trafficgen healthcheck`.
+#[derive(Debug, Clone, Args)]
+pub struct HealthcheckArgs {
+    /// Health URL to ask [default: http://127.0.0.1:$PORT/health, PORT defaulting to 8089]
+    #[arg(long, env = "HEALTHCHECK_URL")]
+    pub url: Option<String>,
+
+    /// Give up after this many milliseconds
+    #[arg(long, default_value_t = 2000)]
+    pub timeout_ms: u64,
+}

@@ -1,0 +1,261 @@
+//! The sidecar's validated settings: built once at start from the CLI/env
+//! values, so the rest of the program never sees an out-of-range value.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::cli::{LogFormat, SidecarArgs};
+use crate::engine::mix::Mix;
+use crate::engine::mode::{Mode, ModeTable, check_rate};
+
+/// A setting that failed validation. Displays as one line naming it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("invalid {setting}={value:?}: {reason}")]
+pub struct ConfigError {
+    pub setting: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(setting: &'static str, value: impl fmt::Display, reason: impl fmt::Display) -> Self {
+        ConfigError { setting, value: value.to_string(), reason: reason.to_string() }
+    }
+}
+
+/// The base URL traffic goes to, without a trailing slash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetUrl(String);
+
+impl TargetUrl {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let trimmed = raw.trim();
+        let uri: awc::http::Uri = trimmed.parse().map_err(|e| format!("not a URL ({e})"))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some("https") => {
+                return Err(
+                    "https targets are not supported by this build; use http:// (e.g. the service inside the stack)"
+                        .into(),
+                );
+            }
+            _ => return Err("must start with http://".into()),
+        }
+        if uri.host().is_none_or(str::is_empty) {
+            return Err("has no host".into());
+        }
+        if uri.query().is_some() || trimmed.contains('#') {
+            return Err("must not have a query or fragment; give the base URL the orders API lives under".into());
+        }
+        if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+            return Err("must not carry credentials".into());
+        }
+        Ok(TargetUrl(trimmed.trim_end_matches('/').to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TargetUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Everything the sidecar needs, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub target: TargetUrl,
+    pub listen: SocketAddr,
+    pub warmup: Duration,
+    pub initial_mode: Mode,
+    pub modes: ModeTable,
+    pub jitter: f64,
+    pub mix: Mix,
+    pub id_buffer_size: usize,
+    pub request_timeout: Duration,
+    pub max_in_flight: usize,
+    pub log_format: LogFormat,
+    pub shutdown_grace: Duration,
+    /// `None`: no periodic stats line.
+    pub stats_interval: Option<Duration>,
+    /// Start the built-in demo target in process and aim at it.
+    pub demo: bool,
+}
+
+const MAX_RPS_LIMIT: f64 = 1_000_000.0;
+
+fn seconds(setting: &'static str, value: f64, min: f64, max: f64) -> Result<Duration, ConfigError> {
+    if value.is_finite() && (min..=max).contains(&value) {
+        Ok(Duration::from_secs_f64(value))
+    } else {
+        Err(ConfigError::new(setting, value, format_args!("must be a number of seconds from {min} to {max}")))
+    }
+}
+
+fn whole<T>(setting: &'static str, value: T, min: T, max: T) -> Result<T, ConfigError>
+where
+    T: PartialOrd + fmt::Display + Copy,
+{
+    if value >= min && value <= max {
+        Ok(value)
+    } else {
+        Err(ConfigError::new(setting, value, format_args!("must be from {min} to {max}")))
+    }
+}
+
+impl TryFrom<SidecarArgs> for Config {
+    type Error = ConfigError;
+
+    fn try_from(args: SidecarArgs) -> Result<Self, Self::Error> {
+        let target = TargetUrl::parse(&args.target_url)
+            .map_err(|reason| ConfigError::new("TARGET_URL", &args.target_url, reason))?;
+
+        if !(args.max_rps.is_finite() && args.max_rps > 0.0 && args.max_rps <= MAX_RPS_LIMIT) {
+            return Err(ConfigError::new(
+                "MAX_RPS",
+                args.max_rps,
+                format_args!("must be a number above 0 and at most {MAX_RPS_LIMIT}"),
+            ));
+        }
+        let rate = |setting: &'static str, rps: f64| {
+            check_rate(rps, args.max_rps).map_err(|e| ConfigError::new(setting, rps, e))
+        };
+        let modes = ModeTable {
+            steady: rate("STEADY_RPS", args.steady_rps)?,
+            burst: rate("BURST_RPS", args.burst_rps)?,
+            overload: rate("OVERLOAD_RPS", args.overload_rps)?,
+            max_rps: args.max_rps,
+        };
+
+        let initial_mode = match args.initial_mode.trim().parse::<Mode>() {
+            Ok(Mode::Custom) | Err(_) => {
+                return Err(ConfigError::new(
+                    "INITIAL_MODE",
+                    &args.initial_mode,
+                    "must be one of steady, burst, overload, pause",
+                ));
+            }
+            Ok(mode) => mode,
+        };
+
+        if !(args.jitter.is_finite() && (0.0..=1.0).contains(&args.jitter)) {
+            return Err(ConfigError::new("JITTER", args.jitter, "must be a fraction from 0 to 1"));
+        }
+        let mix: Mix = args.mix.parse().map_err(|e| ConfigError::new("MIX", &args.mix, e))?;
+
+        let default_warmup = if args.demo { 1.0 } else { 10.0 };
+        let warmup = seconds("WARMUP_SECS", args.warmup_secs.unwrap_or(default_warmup), 0.0, 86_400.0)?;
+        let default_stats = if args.demo { 5.0 } else { 30.0 };
+        let stats_secs = args.stats_interval_secs.unwrap_or(default_stats);
+        let stats_interval =
+            if stats_secs == 0.0 { None } else { Some(seconds("STATS_INTERVAL_SECS", stats_secs, 1.0, 86_400.0)?) };
+
+        Ok(Config {
+            target,
+            listen: SocketAddr::new(args.bind, args.port),
+            warmup,
+            initial_mode,
+            modes,
+            jitter: args.jitter,
+            mix,
+            id_buffer_size: whole("ID_BUFFER_SIZE", args.id_buffer_size, 1, 1_000_000)?,
+            request_timeout: Duration::from_millis(whole("REQUEST_TIMEOUT_MS", args.request_timeout_ms, 1, 600_000)?),
+            max_in_flight: whole("MAX_IN_FLIGHT", args.max_in_flight, 1, 100_000)?,
+            log_format: args.log_format,
+            shutdown_grace: seconds("SHUTDOWN_GRACE_SECS", args.shutdown_grace_secs, 0.0, 300.0)?,
+            stats_interval,
+            demo: args.demo,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Cli;
+    use clap::Parser;
+
+    /// Parses flags only (no environment), as `trafficgen` would.
+    fn config(flags: &[&str]) -> Result<Config, ConfigError> {
+        let cli = Cli::try_parse_from(std::iter::once("trafficgen").chain(flags.iter().copied())).expect("flags parse");
+        Config::try_from(cli.sidecar)
+    }
+
+    fn rejected(flags: &[&str]) -> ConfigError {
+        config(flags).expect_err("should be rejected")
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        // The environment of the test process must not leak in.
+        for var in ["TARGET_URL", "PORT", "MAX_RPS", "MIX", "WARMUP_SECS", "INITIAL_MODE"] {
+            assert!(std::env::var_os(var).is_none(), "{var} is set in the test environment");
+        }
+        let c = config(&[]).unwrap();
+        assert_eq!(c.target.as_str(), "http://nginx");
+        assert_eq!(c.listen, "0.0.0.0:8089".parse().unwrap());
+        assert_eq!(c.warmup, Duration::from_secs(10));
+        assert_eq!(c.initial_mode, Mode::Steady);
+        assert_eq!(c.modes, ModeTable { steady: 2.0, burst: 20.0, overload: 100.0, max_rps: 1000.0 });
+        assert_eq!(c.jitter, 0.2);
+        assert_eq!(c.mix, Mix::default());
+        assert_eq!(c.id_buffer_size, 50);
+        assert_eq!(c.request_timeout, Duration::from_millis(5000));
+        assert_eq!(c.max_in_flight, 512);
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.stats_interval, Some(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn target_url_keeps_a_path_prefix_without_the_trailing_slash() {
+        let c = config(&["--target-url", "http://shop:8080/api/"]).unwrap();
+        assert_eq!(c.target.as_str(), "http://shop:8080/api");
+    }
+
+    #[test]
+    fn each_bad_setting_is_named_in_its_error() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["--target-url", "nginx"], "TARGET_URL"),
+            (&["--target-url", "ftp://x"], "TARGET_URL"),
+            (&["--target-url", "https://x"], "TARGET_URL"),
+            (&["--target-url", "http://x/?a=1"], "TARGET_URL"),
+            (&["--target-url", "http://user:pw@x"], "TARGET_URL"),
+            (&["--max-rps", "0"], "MAX_RPS"),
+            (&["--max-rps", "NaN"], "MAX_RPS"),
+            (&["--steady-rps", "-1"], "STEADY_RPS"),
+            (&["--burst-rps", "2000"], "BURST_RPS"),
+            (&["--max-rps", "50"], "OVERLOAD_RPS"),
+            (&["--initial-mode", "turbo"], "INITIAL_MODE"),
+            (&["--initial-mode", "custom"], "INITIAL_MODE"),
+            (&["--jitter", "1.5"], "JITTER"),
+            (&["--mix", "create_order=0"], "MIX"),
+            (&["--mix", "buy=1"], "MIX"),
+            (&["--id-buffer-size", "0"], "ID_BUFFER_SIZE"),
+            (&["--request-timeout-ms", "0"], "REQUEST_TIMEOUT_MS"),
+            (&["--max-in-flight", "0"], "MAX_IN_FLIGHT"),
+            (&["--warmup-secs", "-1"], "WARMUP_SECS"),
+            (&["--warmup-secs", "inf"], "WARMUP_SECS"),
+            (&["--shutdown-grace-secs", "1000"], "SHUTDOWN_GRACE_SECS"),
+            (&["--stats-interval-secs", "0.5"], "STATS_INTERVAL_SECS"),
+        ];
+        for (flags, setting) in cases {
+            let err = rejected(flags);
+            assert_eq!(err.setting, *setting, "{flags:?}: {err}");
+            assert!(!err.to_string().contains('\n'), "one line: {err}");
+        }
+    }
+
+    #[test]
+    fn demo_shortens_warm_up_and_stats_unless_given() {
+        let c = config(&["--demo"]).unwrap();
+        assert_eq!(c.warmup, Duration::from_secs(1));
+        assert_eq!(c.stats_interval, Some(Duration::from_secs(5)));
+        let c = config(&["--demo", "--warmup-secs", "0", "--stats-interval-secs", "0"]).unwrap();
+        assert_eq!(c.warmup, Duration::ZERO);
+        assert_eq!(c.stats_interval, None);
+    }
+}

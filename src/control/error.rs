@@ -1,0 +1,47 @@
+//! Every control API error becomes `{"error": "..."}` with its status.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 404: an unknown mode name (the message lists the valid ones).
+    #[error("{0}")]
+    UnknownMode(String),
+    /// 400: the body is not JSON at all.
+    #[error("{0}")]
+    BadJson(String),
+    /// 422: well-formed JSON with a wrong or out-of-range value.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("request body is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("no such endpoint: {method} {path}; see GET /status, POST /mode/{{steady,burst,overload,pause,custom}}")]
+    NotFound { method: String, path: String },
+    #[error("method {method} is not allowed on {path}; allowed: {allowed}")]
+    MethodNotAllowed { method: String, path: String, allowed: &'static str },
+    /// 403: a browser page on another origin tried to change state.
+    #[error("cross-origin requests may not change state (Origin: {0})")]
+    ForeignOrigin(String),
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::UnknownMode(_) | ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::BadJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::ForeignOrigin(_) => StatusCode::FORBIDDEN,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        if let ApiError::MethodNotAllowed { allowed, .. } = self {
+            response.insert_header(("Allow", *allowed));
+        }
+        response.json(serde_json::json!({ "error": self.to_string() }))
+    }
+}

@@ -1,0 +1,115 @@
+//! `POST /mode/{name}` and `GET /modes`.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{ApiError, ControlState};
+use crate::engine::mode::Mode;
+use crate::json::rate_value;
+
+/// Control bodies are a few bytes; anything bigger is refused unread.
+const MAX_BODY_BYTES: usize = 4 * 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CustomRate {
+    rps: f64,
+}
+
+pub async fn switch(
+    request: HttpRequest,
+    name: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<ControlState>,
+) -> Result<HttpResponse, ApiError> {
+    refuse_foreign_origin(&request)?;
+    let mode: Mode =
+        name.parse().map_err(|e: crate::engine::mode::UnknownMode| ApiError::UnknownMode(e.to_string()))?;
+    let body = read_body(&request, payload).await?;
+    let modes = state.engine.modes();
+    let plan = match mode {
+        Mode::Custom => {
+            let rate = parse_custom_rate(&body, modes.max_rps)?;
+            modes.custom_plan(rate.rps).map_err(|e| ApiError::Invalid(e.to_string()))?
+        }
+        fixed => {
+            if !body.trim_ascii().is_empty() {
+                return Err(ApiError::Invalid(format!(
+                    "mode '{fixed}' takes no body (its rate is set at start-up); for another rate use POST /mode/custom {{\"rps\": N}}"
+                )));
+            }
+            modes.plan(fixed).ok_or_else(|| ApiError::Invalid(format!("mode '{fixed}' needs a rate")))?
+        }
+    };
+    state.engine.switch_to(plan);
+    Ok(HttpResponse::Ok().json(json!({"mode": plan.mode.as_str(), "rps": rate_value(plan.rps)})))
+}
+
+pub async fn list(state: web::Data<ControlState>) -> HttpResponse {
+    let modes = state.engine.modes();
+    let rate_of = |m: Mode| rate_value(modes.rate_of(m).unwrap_or(0.0));
+    HttpResponse::Ok().json(json!({
+        "current": state.engine.plan().mode.as_str(),
+        "modes": {
+            "steady": rate_of(Mode::Steady),
+            "burst": rate_of(Mode::Burst),
+            "overload": rate_of(Mode::Overload),
+            "pause": rate_of(Mode::Pause),
+        },
+        "custom": {"min_rps": 0, "max_rps": rate_value(modes.max_rps)},
+    }))
+}
+
+fn parse_custom_rate(body: &[u8], max_rps: f64) -> Result<CustomRate, ApiError> {
+    let expected =
+        format!("expected a JSON body like {{\"rps\": 250}} with rps a number from 0 to {}", rate_value(max_rps));
+    if body.trim_ascii().is_empty() {
+        return Err(ApiError::BadJson(format!("POST /mode/custom needs a body; {expected}")));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        if e.is_data() {
+            ApiError::Invalid(format!("{e}; {expected}"))
+        } else {
+            ApiError::BadJson(format!("body is not valid JSON ({e}); {expected}"))
+        }
+    })
+}
+
+/// A web page a user has open can fire a body-less POST at 127.0.0.1:8089
+/// (a CORS "simple request"). Browsers always send `Origin` on those, curl
+/// and scripts do not: refuse any that is not our own origin.
+fn refuse_foreign_origin(request: &HttpRequest) -> Result<(), ApiError> {
+    let Some(origin) = request.headers().get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = String::from_utf8_lossy(origin.as_bytes()).into_owned();
+    let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok());
+    match host {
+        Some(host) if origin.eq_ignore_ascii_case(&format!("http://{host}")) => Ok(()),
+        _ => Err(ApiError::ForeignOrigin(origin)),
+    }
+}
+
+async fn read_body(request: &HttpRequest, mut payload: web::Payload) -> Result<Vec<u8>, ApiError> {
+    let too_large = ApiError::TooLarge { limit: MAX_BODY_BYTES };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        return Err(too_large);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadJson(format!("could not read the body: {e}")))?;
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(too_large);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}

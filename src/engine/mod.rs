@@ -1,0 +1,250 @@
+//! The traffic engine: turns the current [`Plan`] into requests at the
+//! target.
+//!
+//! Data walks one way: the control API changes the plan (a `watch`), the
+//! worker follows it and records into [`Metrics`]; `/status` and `/metrics`
+//! only read. The worker runs on its own actix arbiter (thread) because the
+//! HTTP client is `!Send`, and so a saturated engine never slows the control
+//! API.
+
+pub mod client;
+pub mod mix;
+pub mod mode;
+pub mod ring;
+pub mod schedule;
+mod worker;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio::sync::{oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::TargetUrl;
+use crate::metrics::Metrics;
+use mix::Mix;
+use mode::{Mode, ModeTable, Plan};
+use ring::OrderIdRing;
+
+/// What the engine needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub target: TargetUrl,
+    pub initial_mode: Mode,
+    pub modes: ModeTable,
+    pub jitter: f64,
+    pub mix: Mix,
+    pub id_buffer_size: usize,
+    pub request_timeout: Duration,
+    pub max_in_flight: usize,
+    pub shutdown_grace: Duration,
+}
+
+/// A cheap, cloneable handle: change the plan, read the state.
+#[derive(Clone)]
+pub struct Engine {
+    plan: Arc<watch::Sender<Plan>>,
+    shared: Arc<Shared>,
+}
+
+/// State the worker writes and the control API reads.
+struct Shared {
+    settings: EngineSettings,
+    metrics: Arc<Metrics>,
+    ids: Mutex<OrderIdRing>,
+    in_flight: Arc<InFlight>,
+    /// Requests handed to the client so far (for the achieved rate).
+    sent: AtomicU64,
+}
+
+impl Engine {
+    /// An engine in warm-up, heading for the initial mode. Nothing is sent
+    /// until [`Engine::start`] and the end of the warm-up.
+    pub fn new(settings: EngineSettings, metrics: Arc<Metrics>) -> Engine {
+        let mut plan = settings.modes.plan(settings.initial_mode).unwrap_or(Plan {
+            mode: Mode::Pause,
+            rps: 0.0,
+            warming_up: false,
+        });
+        plan.warming_up = true;
+        metrics.show_mode(plan.mode, plan.current_rps());
+        let shared = Shared {
+            ids: Mutex::new(OrderIdRing::new(settings.id_buffer_size)),
+            in_flight: Arc::new(InFlight::new(settings.max_in_flight)),
+            sent: AtomicU64::new(0),
+            metrics,
+            settings,
+        };
+        Engine { plan: Arc::new(watch::channel(plan).0), shared: Arc::new(shared) }
+    }
+
+    /// Starts the worker on its own thread. It runs until `shutdown` is
+    /// cancelled, then lets in-flight requests finish within the grace period.
+    pub fn start(&self, shutdown: CancellationToken) -> EngineTask {
+        let arbiter = actix_rt::Arbiter::new();
+        let (done_tx, done_rx) = oneshot::channel();
+        let engine = self.clone();
+        arbiter.spawn_fn(move || {
+            actix_rt::spawn(async move {
+                worker::Worker::new(engine).run(shutdown).await;
+                let _ = done_tx.send(());
+            });
+        });
+        EngineTask { arbiter, done: done_rx }
+    }
+
+    pub fn settings(&self) -> &EngineSettings {
+        &self.shared.settings
+    }
+
+    pub fn modes(&self) -> &ModeTable {
+        &self.shared.settings.modes
+    }
+
+    pub fn plan(&self) -> Plan {
+        *self.plan.borrow()
+    }
+
+    /// Switches to `next` (ending the warm-up if it is still on). Returns
+    /// false, changing nothing, when it is already the plan.
+    pub fn switch_to(&self, next: Plan) -> bool {
+        let mut previous = None;
+        let changed = self.plan.send_if_modified(|plan| {
+            if *plan == next {
+                return false;
+            }
+            previous = Some(*plan);
+            *plan = next;
+            true
+        });
+        if let Some(previous) = previous {
+            self.shared.metrics.count_mode_switch();
+            self.shared.metrics.show_mode(next.mode, next.current_rps());
+            if previous.warming_up {
+                log::info!(mode = next.mode.as_str(), rps = next.rps, target = self.shared.settings.target.as_str(), warmup_cut_short = true;
+                    "traffic started in {} mode", next.mode);
+            } else {
+                log::info!(from = previous.mode.as_str(), from_rps = previous.rps, mode = next.mode.as_str(), rps = next.rps;
+                    "mode changed to {}", next.mode);
+            }
+        }
+        changed
+    }
+
+    /// Ends the warm-up, if nothing else has. Returns the plan it started.
+    pub fn end_warmup(&self) -> Option<Plan> {
+        let mut started = None;
+        self.plan.send_if_modified(|plan| {
+            if !plan.warming_up {
+                return false;
+            }
+            plan.warming_up = false;
+            started = Some(*plan);
+            true
+        });
+        let plan = started?;
+        self.shared.metrics.show_mode(plan.mode, plan.current_rps());
+        log::info!(mode = plan.mode.as_str(), rps = plan.rps, target = self.shared.settings.target.as_str();
+            "traffic started in {} mode", plan.mode);
+        Some(plan)
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight.current()
+    }
+
+    pub fn ids_buffered(&self) -> usize {
+        self.shared.ids.lock().len()
+    }
+
+    /// Requests handed to the client since start.
+    pub fn sent(&self) -> u64 {
+        self.shared.sent.load(Ordering::Relaxed)
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// Copies the engine's live gauges into the metrics before a scrape.
+    pub fn refresh_gauges(&self) {
+        self.shared.metrics.set_gauges(self.in_flight(), self.ids_buffered());
+    }
+}
+
+/// The running worker; await [`EngineTask::stopped`] after cancelling.
+pub struct EngineTask {
+    arbiter: actix_rt::Arbiter,
+    done: oneshot::Receiver<()>,
+}
+
+impl EngineTask {
+    /// Waits for the worker to finish (it drains in-flight requests within
+    /// the grace period first), then ends its thread.
+    pub async fn stopped(self) {
+        let _ = self.done.await;
+        self.arbiter.stop();
+    }
+}
+
+/// The bound on concurrent requests. A permit is taken without waiting;
+/// when none is left the request is dropped, never queued.
+pub struct InFlight {
+    current: AtomicUsize,
+    max: usize,
+}
+
+impl InFlight {
+    pub fn new(max: usize) -> Self {
+        InFlight { current: AtomicUsize::new(0), max }
+    }
+
+    pub fn try_acquire(self: &Arc<Self>) -> Option<InFlightPermit> {
+        self.current
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.max).then_some(n + 1))
+            .ok()
+            .map(|_| InFlightPermit(Arc::clone(self)))
+    }
+
+    pub fn current(&self) -> usize {
+        self.current.load(Ordering::Acquire)
+    }
+
+    /// Waits until nothing is in flight or `grace` has passed; true if idle.
+    pub async fn wait_idle(&self, grace: Duration) -> bool {
+        let deadline = Instant::now() + grace;
+        while self.current() > 0 {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            actix_rt::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
+    }
+}
+
+pub struct InFlightPermit(Arc<InFlight>);
+
+impl Drop for InFlightPermit {
+    fn drop(&mut self) {
+        self.0.current.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_flight_bound_refuses_beyond_max_and_frees_on_drop() {
+        let bound = Arc::new(InFlight::new(2));
+        let a = bound.try_acquire().expect("first");
+        let _b = bound.try_acquire().expect("second");
+        assert!(bound.try_acquire().is_none());
+        assert_eq!(bound.current(), 2);
+        drop(a);
+        assert!(bound.try_acquire().is_some());
+    }
+}

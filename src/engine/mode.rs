@@ -1,0 +1,206 @@
+//! Modes, their rates, and the plan the engine follows.
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::schedule::RateSchedule;
+
+/// A named traffic level the control API can switch to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    Steady,
+    Burst,
+    Overload,
+    Pause,
+    Custom,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 5] = [Mode::Steady, Mode::Burst, Mode::Overload, Mode::Pause, Mode::Custom];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Steady => "steady",
+            Mode::Burst => "burst",
+            Mode::Overload => "overload",
+            Mode::Pause => "pause",
+            Mode::Custom => "custom",
+        }
+    }
+
+    /// Valid mode names, for error messages.
+    pub fn names() -> String {
+        Mode::ALL.map(Mode::as_str).join(", ")
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown mode '{0}'; valid modes: steady, burst, overload, pause, custom")]
+pub struct UnknownMode(pub String);
+
+impl FromStr for Mode {
+    type Err = UnknownMode;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Mode::ALL.into_iter().find(|m| m.as_str() == s).ok_or_else(|| UnknownMode(s.to_string()))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RateError {
+    #[error("rps must be a finite number")]
+    NotFinite,
+    #[error("rps must not be negative (got {0})")]
+    Negative(f64),
+    #[error("rps {rps} exceeds MAX_RPS ({max}); allowed: 0 to {max}")]
+    OverCap { rps: f64, max: f64 },
+}
+
+/// Checks a rate against the hard cap: finite and within `0..=max`.
+pub fn check_rate(rps: f64, max: f64) -> Result<f64, RateError> {
+    if !rps.is_finite() {
+        Err(RateError::NotFinite)
+    } else if rps < 0.0 {
+        Err(RateError::Negative(rps))
+    } else if rps > max {
+        Err(RateError::OverCap { rps, max })
+    } else {
+        Ok(rps)
+    }
+}
+
+/// The rates of the built-in modes and the cap that bounds every rate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ModeTable {
+    pub steady: f64,
+    pub burst: f64,
+    pub overload: f64,
+    pub max_rps: f64,
+}
+
+impl ModeTable {
+    /// The rate of a built-in mode; `None` for `custom`, which brings its own.
+    pub fn rate_of(&self, mode: Mode) -> Option<f64> {
+        match mode {
+            Mode::Steady => Some(self.steady),
+            Mode::Burst => Some(self.burst),
+            Mode::Overload => Some(self.overload),
+            Mode::Pause => Some(0.0),
+            Mode::Custom => None,
+        }
+    }
+
+    /// The plan for a built-in mode.
+    pub fn plan(&self, mode: Mode) -> Option<Plan> {
+        self.rate_of(mode).map(|rps| Plan { mode, rps, warming_up: false })
+    }
+
+    /// The plan for a custom rate, checked against the cap.
+    pub fn custom_plan(&self, rps: f64) -> Result<Plan, RateError> {
+        let rps = check_rate(rps, self.max_rps)?;
+        Ok(Plan { mode: Mode::Custom, rps, warming_up: false })
+    }
+}
+
+/// What the engine should be doing: the one value the control API changes
+/// and the engine watches.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Plan {
+    pub mode: Mode,
+    pub rps: f64,
+    /// Before the warm-up ends the engine sends nothing; `mode` is what
+    /// comes after it.
+    pub warming_up: bool,
+}
+
+/// What the engine is doing, as `/status` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineState {
+    WarmingUp,
+    Running,
+    Paused,
+}
+
+impl EngineState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineState::WarmingUp => "warming_up",
+            EngineState::Running => "running",
+            EngineState::Paused => "paused",
+        }
+    }
+}
+
+impl Plan {
+    /// The schedule to send by, `None` while nothing is to be sent.
+    pub fn schedule(&self) -> Option<RateSchedule> {
+        let schedule = RateSchedule::constant(self.rps);
+        (!self.warming_up && !schedule.is_silent()).then_some(schedule)
+    }
+
+    pub fn state(&self) -> EngineState {
+        if self.warming_up {
+            EngineState::WarmingUp
+        } else if self.rps > 0.0 {
+            EngineState::Running
+        } else {
+            EngineState::Paused
+        }
+    }
+
+    /// The rate being sent right now (0 during warm-up).
+    pub fn current_rps(&self) -> f64 {
+        if self.warming_up { 0.0 } else { self.rps }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TABLE: ModeTable = ModeTable { steady: 2.0, burst: 20.0, overload: 100.0, max_rps: 1000.0 };
+
+    #[test]
+    fn built_in_modes_have_their_rates() {
+        assert_eq!(TABLE.plan(Mode::Burst).unwrap().rps, 20.0);
+        assert_eq!(TABLE.plan(Mode::Pause).unwrap().rps, 0.0);
+        assert_eq!(TABLE.plan(Mode::Custom), None);
+    }
+
+    #[test]
+    fn custom_rates_are_checked_against_the_cap() {
+        assert_eq!(TABLE.custom_plan(250.0).unwrap().rps, 250.0);
+        assert_eq!(TABLE.custom_plan(0.0).unwrap().state(), EngineState::Paused);
+        assert_eq!(TABLE.custom_plan(1000.0).unwrap().rps, 1000.0);
+        assert_eq!(TABLE.custom_plan(1000.5), Err(RateError::OverCap { rps: 1000.5, max: 1000.0 }));
+        assert_eq!(TABLE.custom_plan(-1.0), Err(RateError::Negative(-1.0)));
+        assert_eq!(TABLE.custom_plan(f64::NAN), Err(RateError::NotFinite));
+        assert_eq!(TABLE.custom_plan(f64::INFINITY), Err(RateError::NotFinite));
+    }
+
+    #[test]
+    fn mode_names_round_trip_and_unknown_names_list_the_valid_ones() {
+        for mode in Mode::ALL {
+            assert_eq!(mode.as_str().parse::<Mode>(), Ok(mode));
+        }
+        let err = "turbo".parse::<Mode>().unwrap_err().to_string();
+        assert!(err.contains("turbo") && err.contains(&Mode::names()), "{err}");
+    }
+
+    #[test]
+    fn nothing_is_scheduled_during_warm_up_or_at_rate_zero() {
+        let mut plan = TABLE.plan(Mode::Steady).unwrap();
+        assert!(plan.schedule().is_some());
+        plan.warming_up = true;
+        assert_eq!(plan.schedule(), None);
+        assert_eq!(plan.state(), EngineState::WarmingUp);
+        assert_eq!(plan.current_rps(), 0.0);
+        assert_eq!(TABLE.plan(Mode::Pause).unwrap().schedule(), None);
+    }
+}

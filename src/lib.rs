@@ -1,0 +1,26 @@
+//! trafficgen: an always-on HTTP traffic generator sidecar.
+//!
+//! # Layout
+//! - [`cli`] and [`config`]: settings from flags and environment, validated
+//!   once into [`config::Config`].
+//! - [`engine`]: the pure pacer ([`engine::schedule`]), request mix
+//!   ([`engine::mix`]), order-id ring ([`engine::ring`]) and modes
+//!   ([`engine::mode`]); the worker loop and the HTTP client around them.
+//! - [`control`]: the HTTP control API; it changes the engine's plan and
+//!   reads its state, nothing else.
+//! - [`metrics`]: every Prometheus metric, defined once; `/status` reads
+//!   its counts back from them.
+//! - [`demo_target`]: the built-in orders API to aim at.
+//! - [`app`]: wires it together; `main.rs` only dispatches.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod control;
+pub mod demo_target;
+pub mod engine;
+pub mod healthcheck;
+pub mod json;
+pub mod logging;
+pub mod metrics;
+pub mod rate;
