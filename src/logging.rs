@@ -38,7 +38,7 @@ pub fn json_line(timestamp: &str, service: &str, record: &log::Record<'_>) -> St
     push_pair(&mut line, "service", &service.into());
     push_pair(&mut line, "message", &record.args().to_string().into());
     if record.level() <= log::Level::Warn || !record.target().starts_with("trafficgen") {
-        push_pair(&mut line, "target", &record.target().into());
+        push_pair(&mut line, "module", &record.target().into());
     }
     let _ = record.key_values().visit(&mut JsonFields(&mut line));
     line.push('}');
@@ -65,7 +65,7 @@ pub fn text_line(timestamp: &str, record: &log::Record<'_>) -> String {
 struct JsonFields<'a>(&'a mut String);
 
 /// Keys a field may not take: they would make a second key in the object.
-const FIXED_KEYS: [&str; 5] = ["timestamp", "level", "service", "message", "target"];
+const FIXED_KEYS: [&str; 5] = ["timestamp", "level", "service", "message", "module"];
 
 impl<'kvs> VisitSource<'kvs> for JsonFields<'_> {
     fn visit_pair(&mut self, key: kv::Key<'kvs>, value: kv::Value<'kvs>) -> Result<(), kv::Error> {

@@ -69,13 +69,13 @@ fn parse_custom_rate(body: &[u8], max_rps: f64) -> Result<CustomRate, ApiError> 
     if body.trim_ascii().is_empty() {
         return Err(ApiError::BadJson(format!("POST /mode/custom needs a body; {expected}")));
     }
-    serde_json::from_slice(body).map_err(|e| {
-        if e.is_data() {
-            ApiError::Invalid(format!("{e}; {expected}"))
-        } else {
-            ApiError::BadJson(format!("body is not valid JSON ({e}); {expected}"))
-        }
-    })
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadJson(format!("body is not valid JSON ({e}); {expected}")))?;
+    // serde would also take `[250]` for the struct; only the object form is the API.
+    if !value.is_object() {
+        return Err(ApiError::Invalid(format!("body must be a JSON object; {expected}")));
+    }
+    CustomRate::deserialize(value).map_err(|e| ApiError::Invalid(format!("{e}; {expected}")))
 }
 
 /// A web page a user has open can fire a body-less POST at 127.0.0.1:8089

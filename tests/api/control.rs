@@ -1,0 +1,124 @@
+//! The control API: every bad input gets a JSON 4xx and changes nothing.
+
+use crate::helpers::*;
+
+/// (method, path, headers, body, expected status, words the error must contain)
+type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], Option<&'a str>, u16, &'a str);
+
+#[test]
+fn bad_input_gets_a_json_error_and_changes_nothing() {
+    let target = start_demo_target(&[]);
+    let sidecar = start_sidecar(&target, &[("INITIAL_MODE", "burst"), ("MAX_RPS", "500")]);
+    let big = format!(r#"{{"rps": 1, "pad": "{}"}}"#, "x".repeat(10_000));
+    let cases: &[Case] = &[
+        ("POST", "/mode/turbo", &[], None, 404, "valid modes: steady, burst, overload, pause, custom"),
+        ("POST", "/mode/", &[], None, 404, "no such endpoint"),
+        ("POST", "/mode/custom", &[], None, 400, "needs a body"),
+        ("POST", "/mode/custom", &[], Some("{\"rps\": 25"), 400, "not valid JSON"),
+        ("POST", "/mode/custom", &[], Some("rps=25"), 400, "not valid JSON"),
+        ("POST", "/mode/custom", &[], Some(r#"{"rps": NaN}"#), 400, "not valid JSON"),
+        ("POST", "/mode/custom", &[], Some(r#"{"rps": Infinity}"#), 400, "not valid JSON"),
+        ("POST", "/mode/custom", &[], Some(r#"{"rps": 1e999}"#), 400, "rps"),
+        ("POST", "/mode/custom", &[], Some(r#"{"rps": -5}"#), 422, "negative"),
+        ("POST", "/mode/custom", &[], Some(r#"{"rps": 501}"#), 422, "MAX_RPS (500)"),
+        ("POST", "/mode/custom", &[], Some(r#"{"rps": "25"}"#), 422, "invalid type"),
+        ("POST", "/mode/custom", &[], Some(r#"{"rps": null}"#), 422, "invalid type"),
+        ("POST", "/mode/custom", &[], Some(r#"{"rate": 25}"#), 422, "unknown field"),
+        ("POST", "/mode/custom", &[], Some(r#"{"rps": 25, "extra": 1}"#), 422, "unknown field"),
+        ("POST", "/mode/custom", &[], Some("[25]"), 422, "JSON object"),
+        ("POST", "/mode/custom", &[], Some(&big), 413, "larger than 4096 bytes"),
+        ("POST", "/mode/steady", &[], Some(r#"{"rps": 50}"#), 422, "takes no body"),
+        ("GET", "/mode/steady", &[], None, 405, "allowed: POST"),
+        ("DELETE", "/status", &[], None, 405, "allowed: GET"),
+        ("POST", "/health", &[], None, 405, "allowed: GET"),
+        ("PUT", "/mode/custom", &[], Some(r#"{"rps": 5}"#), 405, "allowed: POST"),
+        ("GET", "/admin", &[], None, 404, "no such endpoint"),
+        ("POST", "/mode/overload", &[("Origin", "http://evil.example")], None, 403, "cross-origin"),
+        ("POST", "/mode/overload", &[("Origin", "null")], None, 403, "cross-origin"),
+        (
+            "POST",
+            "/mode/custom",
+            &[("Origin", "http://evil.example"), ("Content-Type", "text/plain")],
+            Some(r#"{"rps": 5}"#),
+            403,
+            "cross-origin",
+        ),
+    ];
+    for (method, path, headers, body, status, words) in cases {
+        let res = request(sidecar.addr, method, path, headers, *body);
+        assert_eq!(res.status, *status, "{method} {path} {body:?}: {}", res.body);
+        assert!(
+            res.headers.get("content-type").is_some_and(|c| c.contains("application/json")),
+            "{method} {path}: not JSON"
+        );
+        let error = res.json()["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{method} {path}: no error field: {}", res.body))
+            .to_string();
+        assert!(error.contains(words), "{method} {path}: error {error:?} should mention {words:?}");
+        let status = sidecar.get_json("/status");
+        assert_eq!(
+            (status["mode"].as_str(), status["rps"].as_f64()),
+            (Some("burst"), Some(20.0)),
+            "after {method} {path}"
+        );
+    }
+    let switches = parse_metrics(&sidecar.get("/metrics").body);
+    assert_eq!(sum(&switches, "trafficgen_mode_switches_total", &[]), 0.0);
+}
+
+#[test]
+fn good_input_switches_and_is_reported() {
+    let target = start_demo_target(&[]);
+    let sidecar = start_sidecar(&target, &[("INITIAL_MODE", "pause")]);
+    // Same origin is fine (a future embedded dashboard); so is any content type.
+    let own_origin = format!("http://{}", sidecar.addr);
+    let res = request(
+        sidecar.addr,
+        "POST",
+        "/mode/custom",
+        &[("Origin", &own_origin), ("Content-Type", "text/plain")],
+        Some(r#"{"rps": 12.5}"#),
+    );
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.json(), serde_json::json!({"mode": "custom", "rps": 12.5}));
+    for (mode, rps) in [("steady", 2), ("burst", 20), ("overload", 100), ("pause", 0)] {
+        let res = sidecar.post(&format!("/mode/{mode}"), None);
+        assert_eq!(res.json(), serde_json::json!({"mode": mode, "rps": rps}));
+        let status = sidecar.get_json("/status");
+        assert_eq!(status["mode"], mode);
+        assert_eq!(status["rps"], rps);
+    }
+    // Repeating the current mode changes nothing and is not a switch.
+    sidecar.post("/mode/pause", None);
+    let samples = parse_metrics(&sidecar.get("/metrics").body);
+    assert_eq!(sum(&samples, "trafficgen_mode_switches_total", &[]), 5.0);
+    assert_eq!(sum(&samples, "trafficgen_mode", &[("mode", "pause")]), 1.0);
+    assert_eq!(sum(&samples, "trafficgen_mode", &[]), 1.0, "exactly one mode is current");
+    let modes = sidecar.get_json("/modes");
+    assert_eq!(modes["modes"]["burst"], 20);
+    assert_eq!(modes["custom"]["max_rps"], 1000);
+}
+
+#[test]
+fn status_and_health_have_the_contract_shape() {
+    let target = start_demo_target(&[]);
+    let sidecar = start_sidecar(&target, &[("WARMUP_SECS", "30")]);
+    assert_eq!(sidecar.get_json("/health"), serde_json::json!({"status": "healthy", "service": "traffic-generator"}));
+    let status = sidecar.get_json("/status");
+    for key in
+        ["mode", "rps", "state", "uptime_secs", "target_url", "order_ids_buffered", "stats", "max_rps", "max_in_flight"]
+    {
+        assert!(status.get(key).is_some(), "status lacks {key}: {status}");
+    }
+    for key in ["total", "successful", "failed", "dropped"] {
+        assert!(status["stats"][key].is_u64(), "stats lacks {key}");
+    }
+    for endpoint in ["create_order", "list_orders", "get_order"] {
+        for key in ["total", "successful", "failed"] {
+            assert!(status["stats"]["by_endpoint"][endpoint][key].is_u64(), "by_endpoint.{endpoint} lacks {key}");
+        }
+    }
+    assert_eq!(status["target_url"], format!("http://{}", target.addr));
+    assert_eq!(status["state"], "warming_up");
+}

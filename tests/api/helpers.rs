@@ -1,0 +1,300 @@
+//! Starting the real binary and talking HTTP to it, like a user with curl.
+//! Everything listens on 127.0.0.1 and every process is killed on drop.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_trafficgen");
+
+/// A process of ours, with its stdout lines collected as they come.
+pub struct Proc {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    pub addr: SocketAddr,
+}
+
+impl Proc {
+    /// Starts `trafficgen args…` with exactly `env` (nothing inherited but
+    /// PATH) and waits for its "listening" log line to learn the port.
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> Proc {
+        let mut command = Command::new(BIN);
+        command.args(args).env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start trafficgen");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stdout = child.stdout.take().expect("stdout");
+        let sink = Arc::clone(&lines);
+        // Drain stdout for the whole life of the process so it never blocks.
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let stderr = child.stderr.take().expect("stderr");
+        let err_sink = Arc::clone(&lines);
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                err_sink.lock().unwrap().push(format!("stderr: {line}"));
+            }
+        });
+        let mut proc = Proc { child, lines, addr: SocketAddr::from(([127, 0, 0, 1], 0)) };
+        let port = proc
+            .wait_for_log(|v| v["message"].as_str().is_some_and(|m| m.contains("listening")), Duration::from_secs(15))
+            .and_then(|v| v["port"].as_u64())
+            .unwrap_or_else(|| panic!("no listening line; output so far:\n{}", proc.output()));
+        proc.addr.set_port(u16::try_from(port).expect("port"));
+        proc
+    }
+
+    /// The first JSON log line matching `pred`, waiting up to `timeout`.
+    pub fn wait_for_log(
+        &self,
+        pred: impl Fn(&serde_json::Value) -> bool,
+        timeout: Duration,
+    ) -> Option<serde_json::Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find(|v| pred(v));
+            if found.is_some() || Instant::now() >= deadline {
+                return found;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Every line so far (stderr lines prefixed), for failure messages.
+    pub fn output(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    pub fn log_lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends SIGTERM and waits up to `timeout` for the exit.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let status = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().expect("kill");
+        assert!(status.success());
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        request(self.addr, "GET", path, &[], None)
+    }
+
+    pub fn post(&self, path: &str, body: Option<&str>) -> Response {
+        request(self.addr, "POST", path, &[], body)
+    }
+
+    pub fn get_json(&self, path: &str) -> serde_json::Value {
+        let res = self.get(path);
+        assert_eq!(res.status, 200, "GET {path}: {}", res.body);
+        res.json()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The sidecar's usual test settings, aimed at `target`; `extra` overrides.
+pub fn sidecar_env<'a>(target: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut env: Vec<(&str, &str)> =
+        vec![("TARGET_URL", target), ("PORT", "0"), ("BIND", "127.0.0.1"), ("WARMUP_SECS", "0"), ("JITTER", "0.2")];
+    for (k, v) in extra {
+        env.retain(|(key, _)| key != k);
+        env.push((k, v));
+    }
+    env
+}
+
+pub fn start_demo_target(args: &[&str]) -> Proc {
+    let mut all = vec!["demo-target", "--port", "0", "--bind", "127.0.0.1"];
+    all.extend_from_slice(args);
+    Proc::start(&all, &[])
+}
+
+pub fn start_sidecar(target: &Proc, extra: &[(&str, &str)]) -> Proc {
+    let url = format!("http://{}", target.addr);
+    Proc::start(&[], &sidecar_env(&url, extra))
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub body: String,
+}
+
+impl Response {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// One HTTP/1.1 exchange with `Connection: close`.
+pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Response {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if let Some(body) = body {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    let mut raw = head.into_bytes();
+    raw.extend_from_slice(body.unwrap_or("").as_bytes());
+    raw_request(addr, &raw)
+}
+
+/// Sends `raw` bytes as they are and parses the answer.
+pub fn raw_request(addr: SocketAddr, raw: &[u8]) -> Response {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream.write_all(raw).expect("send");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).expect("read answer");
+    parse_response(&answer)
+}
+
+fn parse_response(answer: &[u8]) -> Response {
+    let text = String::from_utf8_lossy(answer);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no header end in {text:?}"));
+    let mut lines = head.lines();
+    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).expect("status");
+    let headers: HashMap<String, String> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let body = if headers.get("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Response { status, headers, body }
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Prometheus text exposition as (name{labels}) → value, e.g.
+/// `demo_target_requests_total{code="201",route="create_order"}`.
+pub fn parse_metrics(text: &str) -> Vec<Sample> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let (series, value) = l.rsplit_once(' ').unwrap_or_else(|| panic!("bad line {l:?}"));
+            let (name, labels) = match series.split_once('{') {
+                Some((name, rest)) => (name, parse_labels(rest.trim_end_matches('}'))),
+                None => (series, HashMap::new()),
+            };
+            Sample {
+                name: name.to_string(),
+                labels,
+                value: value.parse().unwrap_or_else(|_| panic!("bad value in {l:?}")),
+            }
+        })
+        .collect()
+}
+
+fn parse_labels(s: &str) -> HashMap<String, String> {
+    s.split("\",")
+        .filter(|p| !p.is_empty())
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+        .collect()
+}
+
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub name: String,
+    pub labels: HashMap<String, String>,
+    pub value: f64,
+}
+
+impl Sample {
+    pub fn label(&self, key: &str) -> &str {
+        self.labels.get(key).map(String::as_str).unwrap_or("")
+    }
+}
+
+/// Sum of the samples named `name` whose labels include all of `labels`.
+pub fn sum(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples.iter().filter(|s| s.name == name && labels.iter().all(|(k, v)| s.label(k) == *v)).map(|s| s.value).sum()
+}
+
+/// Requests the demo target has answered, in total or for one route.
+pub fn target_count(target: &Proc, route: Option<&str>) -> u64 {
+    let samples = parse_metrics(&target.get("/metrics").body);
+    let labels: Vec<(&str, &str)> = route.map(|r| vec![("route", r)]).unwrap_or_default();
+    sum(&samples, "demo_target_requests_total", &labels) as u64
+}
+
+/// Rate seen at the target over `window`.
+pub fn observed_rate(target: &Proc, window: Duration) -> f64 {
+    let (t0, n0) = (Instant::now(), target_count(target, None));
+    thread::sleep(window);
+    let (t1, n1) = (Instant::now(), target_count(target, None));
+    (n1 - n0) as f64 / t1.duration_since(t0).as_secs_f64()
+}
+
+/// A loopback port nothing listens on (bound, then released).
+pub fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(25));
+    }
+}

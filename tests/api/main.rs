@@ -1,0 +1,9 @@
+//! Black-box tests: the real binary, real peers on 127.0.0.1, HTTP only.
+
+mod cli;
+mod control;
+mod demo_target;
+mod failures;
+mod helpers;
+mod metrics;
+mod traffic;
