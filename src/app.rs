@@ -60,8 +60,12 @@ impl Sidecar {
             .with_context(|| format!("cannot listen on {} (set PORT/BIND)", config.listen))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        let state =
-            ControlState { engine, started: Instant::now(), sent_rate: Arc::new(SentRate::new(ACHIEVED_RATE_WINDOW)) };
+        let state = ControlState {
+            engine,
+            started: Instant::now(),
+            sent_rate: Arc::new(SentRate::new(ACHIEVED_RATE_WINDOW)),
+            token: config.control_token.clone(),
+        };
         let server = control::serve(listener, state.clone())?;
         Ok(Sidecar { config, state, server, addr, demo })
     }
@@ -79,7 +83,8 @@ impl Sidecar {
         let Sidecar { config, state, server, addr, demo } = self;
         let engine = state.engine.clone();
         log::info!(addr:% = addr, port = addr.port(), target = engine.settings().target.as_str(),
-            warmup_secs = config.warmup.as_secs_f64(), initial_mode = config.initial_mode.as_str();
+            warmup_secs = config.warmup.as_secs_f64(), initial_mode = config.initial_mode.as_str(),
+            control_token = if config.control_token.is_some() { "required" } else { "none" };
             "control server listening on {addr}");
 
         let stop_engine = CancellationToken::new();

@@ -106,6 +106,14 @@ pub struct SidecarArgs {
     #[arg(long, env = "STATS_INTERVAL_SECS")]
     pub stats_interval_secs: Option<f64>,
 
+    /// Bearer token required on every state-changing control request (default: none)
+    #[arg(long, env = "CONTROL_TOKEN", hide_env_values = true)]
+    pub control_token: Option<String>,
+
+    /// File holding the control token (compose/Kubernetes secrets); trailing newline ignored
+    #[arg(long, env = "CONTROL_TOKEN_FILE")]
+    pub control_token_file: Option<std::path::PathBuf>,
+
     /// Also start the built-in demo target on a free loopback port and aim at it (TARGET_URL is ignored)
     #[arg(long)]
     pub demo: bool,
@@ -146,7 +154,7 @@ pub struct DemoTargetArgs {
 /// Settings of `trafficgen healthcheck`.
 #[derive(Debug, Clone, Args)]
 pub struct HealthcheckArgs {
-    /// Health URL to ask [default: http://127.0.0.1:$PORT/health, PORT defaulting to 8089]
+    /// Health URL to ask [default: http://127.0.0.1:$PORT/health; without PORT, port 8089 then 8080]
     #[arg(long, env = "HEALTHCHECK_URL")]
     pub url: Option<String>,
 

@@ -45,6 +45,16 @@ impl TargetUrl {
         if uri.host().is_none_or(str::is_empty) {
             return Err("has no host".into());
         }
+        // The URI parser accepts any digits after the colon.
+        // The URI parser takes any digits after the colon (and `port()` then
+        // reports none), so read the port off the authority ourselves.
+        let authority = uri.authority().map_or("", |a| a.as_str());
+        let after_host = &authority[authority.rfind(']').map_or(0, |i| i + 1)..];
+        if let Some((_, port)) = after_host.rsplit_once(':')
+            && port.parse::<u16>().ok().filter(|p| *p > 0).is_none()
+        {
+            return Err(format!("port {port} is not from 1 to 65535"));
+        }
         if uri.query().is_some() || trimmed.contains('#') {
             return Err("must not have a query or fragment; give the base URL the orders API lives under".into());
         }
@@ -63,6 +73,65 @@ impl fmt::Display for TargetUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// The shared secret of the control API. Its `Debug` never shows it, so it
+/// cannot leak through a logged config.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ControlToken(String);
+
+impl ControlToken {
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        if raw.is_empty() {
+            return Err("must not be empty");
+        }
+        if !raw.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("must be printable ASCII without spaces (it travels in an HTTP header)");
+        }
+        Ok(ControlToken(raw.to_string()))
+    }
+
+    /// Compares in time independent of where the first difference is, so
+    /// response timing does not reveal the token byte by byte.
+    pub fn matches(&self, candidate: &[u8]) -> bool {
+        let expected = self.0.as_bytes();
+        let mut difference = expected.len() ^ candidate.len();
+        for (i, e) in expected.iter().enumerate() {
+            difference |= usize::from(e ^ candidate.get(i).copied().unwrap_or(0));
+        }
+        difference == 0
+    }
+}
+
+impl fmt::Debug for ControlToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ControlToken(<redacted>)")
+    }
+}
+
+fn control_token(args: &SidecarArgs) -> Result<Option<ControlToken>, ConfigError> {
+    let raw = match (&args.control_token, &args.control_token_file) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                "CONTROL_TOKEN_FILE",
+                "…",
+                "set CONTROL_TOKEN or CONTROL_TOKEN_FILE, not both",
+            ));
+        }
+        (Some(token), None) => {
+            return ControlToken::parse(token)
+                .map(Some)
+                .map_err(|e| ConfigError::new("CONTROL_TOKEN", "<redacted>", e));
+        }
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new("CONTROL_TOKEN_FILE", path.display(), format_args!("cannot be read: {e}")))?,
+        (None, None) => return Ok(None),
+    };
+    let token = raw.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&raw);
+    let path = args.control_token_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+    ControlToken::parse(token)
+        .map(Some)
+        .map_err(|e| ConfigError::new("CONTROL_TOKEN_FILE", path, format_args!("token {e}")))
 }
 
 /// Everything the sidecar needs, validated.
@@ -84,6 +153,8 @@ pub struct Config {
     pub stats_interval: Option<Duration>,
     /// Start the built-in demo target in process and aim at it.
     pub demo: bool,
+    /// Required on state-changing control requests when set.
+    pub control_token: Option<ControlToken>,
 }
 
 const MAX_RPS_LIMIT: f64 = 1_000_000.0;
@@ -169,6 +240,7 @@ impl TryFrom<SidecarArgs> for Config {
             shutdown_grace: seconds("SHUTDOWN_GRACE_SECS", args.shutdown_grace_secs, 0.0, 300.0)?,
             stats_interval,
             demo: args.demo,
+            control_token: control_token(&args)?,
         })
     }
 }
@@ -211,6 +283,13 @@ mod tests {
     }
 
     #[test]
+    fn target_url_accepts_ports_and_ipv6_hosts() {
+        for url in ["http://x:1", "http://x:65535/api", "http://[::1]:8080", "http://[::1]"] {
+            assert!(TargetUrl::parse(url).is_ok(), "{url}");
+        }
+    }
+
+    #[test]
     fn target_url_keeps_a_path_prefix_without_the_trailing_slash() {
         let c = config(&["--target-url", "http://shop:8080/api/"]).unwrap();
         assert_eq!(c.target.as_str(), "http://shop:8080/api");
@@ -224,6 +303,8 @@ mod tests {
             (&["--target-url", "https://x"], "TARGET_URL"),
             (&["--target-url", "http://x/?a=1"], "TARGET_URL"),
             (&["--target-url", "http://user:pw@x"], "TARGET_URL"),
+            (&["--target-url", "http://x:99999"], "TARGET_URL"),
+            (&["--target-url", "http://x:0"], "TARGET_URL"),
             (&["--max-rps", "0"], "MAX_RPS"),
             (&["--max-rps", "NaN"], "MAX_RPS"),
             (&["--steady-rps", "-1"], "STEADY_RPS"),
@@ -246,6 +327,41 @@ mod tests {
             let err = rejected(flags);
             assert_eq!(err.setting, *setting, "{flags:?}: {err}");
             assert!(!err.to_string().contains('\n'), "one line: {err}");
+        }
+    }
+
+    #[test]
+    fn control_token_comes_from_the_flag_or_a_file_never_both() {
+        assert_eq!(config(&[]).unwrap().control_token, None);
+        let c = config(&["--control-token", "s3cret-token"]).unwrap();
+        assert!(c.control_token.as_ref().unwrap().matches(b"s3cret-token"));
+        assert!(!format!("{c:?}").contains("s3cret"), "token in Debug output");
+
+        let dir = std::env::temp_dir().join(format!("trafficgen-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("token");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let path = file.to_str().unwrap();
+        let c = config(&["--control-token-file", path]).unwrap();
+        assert!(c.control_token.unwrap().matches(b"from-file"));
+
+        assert_eq!(rejected(&["--control-token", "a", "--control-token-file", path]).setting, "CONTROL_TOKEN_FILE");
+        assert_eq!(rejected(&["--control-token", "has space"]).setting, "CONTROL_TOKEN");
+        assert_eq!(rejected(&["--control-token", ""]).setting, "CONTROL_TOKEN");
+        let err = rejected(&["--control-token", "has space"]);
+        assert!(!err.to_string().contains("has space"), "token echoed in the error: {err}");
+        assert_eq!(rejected(&["--control-token-file", "/nonexistent/token"]).setting, "CONTROL_TOKEN_FILE");
+        std::fs::write(&file, "\n").unwrap();
+        assert_eq!(rejected(&["--control-token-file", path]).setting, "CONTROL_TOKEN_FILE");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn token_comparison_needs_the_whole_token() {
+        let token = ControlToken::parse("abcdef").unwrap();
+        assert!(token.matches(b"abcdef"));
+        for wrong in [&b"abcdeg"[..], b"abcde", b"abcdefg", b"", b"ABCDEF"] {
+            assert!(!token.matches(wrong), "{wrong:?}");
         }
     }
 

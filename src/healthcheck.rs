@@ -6,23 +6,29 @@ use std::time::Duration;
 
 use crate::cli::HealthcheckArgs;
 
-/// The URL asked when none is given: this container's own port.
-fn default_url() -> String {
-    let port = std::env::var("PORT").ok().filter(|p| p.parse::<u16>().is_ok()).unwrap_or_else(|| "8089".into());
-    format!("http://127.0.0.1:{port}/health")
+/// The URLs asked when none is given: this container's own `PORT`; without
+/// one, the sidecar's default port and then the demo target's, so the one
+/// image HEALTHCHECK fits `docker run IMAGE demo-target` too.
+fn default_urls() -> Vec<String> {
+    let ports = match std::env::var("PORT").ok().filter(|p| p.parse::<u16>().is_ok()) {
+        Some(port) => vec![port],
+        None => vec!["8089".to_string(), "8080".to_string()],
+    };
+    ports.into_iter().map(|port| format!("http://127.0.0.1:{port}/health")).collect()
 }
 
 pub fn run(args: HealthcheckArgs) -> ExitCode {
-    let url = args.url.unwrap_or_else(default_url);
+    let urls = args.url.map_or_else(default_urls, |url| vec![url]);
     let timeout = Duration::from_millis(args.timeout_ms.max(1));
-    let verdict = actix_rt::System::new().block_on(check(&url, timeout));
-    match verdict {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(reason) => {
-            eprintln!("unhealthy: {url}: {reason}");
-            ExitCode::from(1)
+    let mut reasons = Vec::new();
+    for url in &urls {
+        match actix_rt::System::new().block_on(check(url, timeout)) {
+            Ok(()) => return ExitCode::SUCCESS,
+            Err(reason) => reasons.push(format!("{url}: {reason}")),
         }
     }
+    eprintln!("unhealthy: {}", reasons.join("; "));
+    ExitCode::from(1)
 }
 
 async fn check(url: &str, timeout: Duration) -> Result<(), String> {

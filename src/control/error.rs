@@ -20,6 +20,9 @@ pub enum ApiError {
     NotFound { method: String, path: String },
     #[error("method {method} is not allowed on {path}; allowed: {allowed}")]
     MethodNotAllowed { method: String, path: String, allowed: &'static str },
+    /// 401: a control token is set and the request did not carry it.
+    #[error("this request needs the control token: send Authorization: Bearer <CONTROL_TOKEN>")]
+    Unauthorized,
     /// 403: a browser page on another origin tried to change state.
     #[error("cross-origin requests may not change state (Origin: {0})")]
     ForeignOrigin(String),
@@ -34,13 +37,20 @@ impl ResponseError for ApiError {
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::ForeignOrigin(_) => StatusCode::FORBIDDEN,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
-        if let ApiError::MethodNotAllowed { allowed, .. } = self {
-            response.insert_header(("Allow", *allowed));
+        match self {
+            ApiError::MethodNotAllowed { allowed, .. } => {
+                response.insert_header(("Allow", *allowed));
+            }
+            ApiError::Unauthorized => {
+                response.insert_header(("WWW-Authenticate", r#"Bearer realm="trafficgen""#));
+            }
+            _ => {}
         }
         response.json(serde_json::json!({ "error": self.to_string() }))
     }

@@ -13,6 +13,7 @@ use actix_web::{App, HttpRequest, HttpServer, web};
 
 pub use error::ApiError;
 
+use crate::config::ControlToken;
 use crate::engine::Engine;
 use crate::metrics::Metrics;
 use crate::rate::SentRate;
@@ -23,6 +24,8 @@ pub struct ControlState {
     pub engine: Engine,
     pub started: Instant,
     pub sent_rate: Arc<SentRate>,
+    /// When set, state-changing requests must carry it as a bearer token.
+    pub token: Option<ControlToken>,
 }
 
 impl ControlState {

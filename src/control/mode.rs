@@ -26,6 +26,7 @@ pub async fn switch(
     state: web::Data<ControlState>,
 ) -> Result<HttpResponse, ApiError> {
     refuse_foreign_origin(&request)?;
+    authorize(&request, &state)?;
     let mode: Mode =
         name.parse().map_err(|e: crate::engine::mode::UnknownMode| ApiError::UnknownMode(e.to_string()))?;
     let body = read_body(&request, payload).await?;
@@ -90,6 +91,24 @@ fn refuse_foreign_origin(request: &HttpRequest) -> Result<(), ApiError> {
     match host {
         Some(host) if origin.eq_ignore_ascii_case(&format!("http://{host}")) => Ok(()),
         _ => Err(ApiError::ForeignOrigin(origin)),
+    }
+}
+
+/// With a control token set, the request must carry `Authorization: Bearer <token>`.
+fn authorize(request: &HttpRequest, state: &ControlState) -> Result<(), ApiError> {
+    let Some(token) = &state.token else {
+        return Ok(());
+    };
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes())
+        .and_then(|v| v.split_at_checked(7))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case(b"bearer "))
+        .map(|(_, credentials)| credentials.trim_ascii());
+    match presented {
+        Some(candidate) if token.matches(candidate) => Ok(()),
+        _ => Err(ApiError::Unauthorized),
     }
 }
 

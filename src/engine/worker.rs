@@ -32,7 +32,11 @@ const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(5);
 
 pub(super) struct Worker {
     engine: Engine,
-    client: Rc<TargetClient>,
+    /// Built when traffic starts, dropped while nothing is scheduled: the
+    /// client's pool reaps idle connections only when it is next used, so a
+    /// paused sidecar would otherwise sit on every connection of its last
+    /// busy moment (in CLOSE_WAIT once the target times them out).
+    client: Option<Rc<TargetClient>>,
     errors: Rc<ErrorLog>,
     rng: SmallRng,
 }
@@ -40,9 +44,20 @@ pub(super) struct Worker {
 impl Worker {
     /// Must be called on the worker's own thread.
     pub(super) fn new(engine: Engine) -> Self {
-        let s = &engine.shared.settings;
-        let client = Rc::new(TargetClient::new(&s.target, s.request_timeout, s.max_in_flight));
-        Worker { engine, client, errors: Rc::new(ErrorLog::default()), rng: SmallRng::seed_from_u64(rand::random()) }
+        Worker {
+            engine,
+            client: None,
+            errors: Rc::new(ErrorLog::default()),
+            rng: SmallRng::seed_from_u64(rand::random()),
+        }
+    }
+
+    fn client(&mut self) -> Rc<TargetClient> {
+        let s = &self.engine.shared.settings;
+        Rc::clone(
+            self.client
+                .get_or_insert_with(|| Rc::new(TargetClient::new(&s.target, s.request_timeout, s.max_in_flight))),
+        )
     }
 
     pub(super) async fn run(mut self, shutdown: CancellationToken) {
@@ -69,6 +84,10 @@ impl Worker {
         let anchor = Instant::now();
         let jitter = self.engine.shared.settings.jitter;
         let mut pacer = plan.schedule().map(|s| Pacer::new(s, jitter, &mut self.rng));
+        if pacer.is_none() {
+            // In-flight requests hold their own handle and finish first.
+            self.client = None;
+        }
         loop {
             let wake = pacer
                 .as_ref()
@@ -112,7 +131,7 @@ impl Worker {
         shared.metrics.observe_lag(lag_secs);
         shared.sent.fetch_add(1, Ordering::Relaxed);
         let request = self.draw_request();
-        let client = Rc::clone(&self.client);
+        let client = self.client();
         let errors = Rc::clone(&self.errors);
         actix_rt::spawn(async move {
             let started = Instant::now();

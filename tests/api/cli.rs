@@ -5,13 +5,30 @@ use std::time::{Duration, Instant};
 
 use crate::helpers::*;
 
+/// Runs the binary to its exit, bounded: a setting wrongly accepted would
+/// start a sidecar, which is killed and reported instead of hanging the suite.
+/// It listens on a free loopback port unless the case sets PORT/BIND itself.
 fn run(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut command = Command::new(BIN);
-    command.args(args).env_clear();
+    command.args(args).env_clear().env("PORT", "0").env("BIND", "127.0.0.1");
     for (k, v) in env {
         command.env(k, v);
     }
-    command.output().expect("run trafficgen")
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run trafficgen");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if matches!(child.try_wait(), Ok(None)) {
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("output");
+        panic!("trafficgen {args:?} {env:?} did not exit:\n{}", String::from_utf8_lossy(&out.stdout));
+    }
+    child.wait_with_output().expect("output")
 }
 
 #[test]
@@ -34,6 +51,21 @@ fn bad_settings_stop_start_up_with_one_line_naming_them_and_exit_2() {
         (&[("MAX_IN_FLIGHT", "-1")], "MAX_IN_FLIGHT"),
         (&[("WARMUP_SECS", "soon")], "WARMUP_SECS"),
         (&[("LOG_FORMAT", "xml")], "LOG_FORMAT"),
+        (&[("TARGET_URL", "http://")], "TARGET_URL"),
+        (&[("TARGET_URL", "http://x:99999")], "TARGET_URL"),
+        (&[("STEADY_RPS", "-1")], "STEADY_RPS"),
+        (&[("OVERLOAD_RPS", "NaN")], "OVERLOAD_RPS"),
+        (&[("MAX_RPS", "0")], "MAX_RPS"),
+        (&[("MAX_RPS", "inf")], "MAX_RPS"),
+        (&[("MAX_IN_FLIGHT", "0")], "MAX_IN_FLIGHT"),
+        (&[("REQUEST_TIMEOUT_MS", "-5")], "REQUEST_TIMEOUT_MS"),
+        (&[("WARMUP_SECS", "-1")], "WARMUP_SECS"),
+        (&[("SHUTDOWN_GRACE_SECS", "-1")], "SHUTDOWN_GRACE_SECS"),
+        (&[("ID_BUFFER_SIZE", "-3")], "ID_BUFFER_SIZE"),
+        (&[("MIX", "create_order=abc")], "MIX"),
+        (&[("MIX", "create_order=60;list_orders=40")], "MIX"),
+        (&[("CONTROL_TOKEN", "two words")], "CONTROL_TOKEN"),
+        (&[("CONTROL_TOKEN_FILE", "/nonexistent/token")], "CONTROL_TOKEN_FILE"),
     ];
     for (env, setting) in cases {
         let out = run(&[], env);
@@ -86,6 +118,8 @@ fn healthcheck_exits_0_for_a_healthy_sidecar_and_1_otherwise() {
     // The default URL follows PORT, so one image HEALTHCHECK fits both services.
     let port = target.addr.port().to_string();
     assert_eq!(run(&["healthcheck"], &[("PORT", &port)]).status.code(), Some(0), "demo target via PORT");
+    let dead_port = closed_port().to_string();
+    assert_eq!(run(&["healthcheck"], &[("PORT", &dead_port)]).status.code(), Some(1), "PORT with nothing behind it");
     let dead = format!("http://127.0.0.1:{}/health", closed_port());
     let out = run(&["healthcheck", "--url", &dead, "--timeout-ms", "500"], &[]);
     assert_eq!(out.status.code(), Some(1));
@@ -95,23 +129,41 @@ fn healthcheck_exits_0_for_a_healthy_sidecar_and_1_otherwise() {
 }
 
 #[test]
-fn sigterm_stops_sending_and_exits_0() {
-    let target = start_demo_target(&["--latency-ms", "300"]);
-    let mut sidecar = start_sidecar(&target, &[("INITIAL_MODE", "overload"), ("SHUTDOWN_GRACE_SECS", "3")]);
+fn sigterm_under_heavy_traffic_lets_in_flight_finish_sends_nothing_more_and_exits_0() {
+    let target = start_demo_target(&["--latency-ms", "300", "--workers", "2"]);
+    let mut sidecar = start_sidecar(&target, &[("INITIAL_MODE", "pause"), ("SHUTDOWN_GRACE_SECS", "3")]);
+    sidecar.post("/mode/custom", Some(r#"{"rps": 1000}"#));
     std::thread::sleep(Duration::from_millis(1500));
+    let in_flight = sidecar.get_json("/status")["in_flight"].as_u64().unwrap();
+    assert!(in_flight >= 100, "not heavy enough: {in_flight} in flight");
     let asked = Instant::now();
     let status = sidecar.terminate(Duration::from_secs(6)).expect("did not exit within the grace period");
-    assert!(status.success(), "exit {status:?}:\n{}", sidecar.output());
     let took = asked.elapsed();
+    assert!(status.success(), "exit {status:?}:\n{}", sidecar.output());
     // In-flight requests (300 ms each) were let finish: nothing failed.
     let stopped = sidecar
         .wait_for_log(|v| v["message"] == "stopped", Duration::from_secs(1))
         .unwrap_or_else(|| panic!("no stopped line:\n{}", sidecar.output()));
     assert_eq!(stopped["failed"], 0, "{stopped}");
-    assert!(took < Duration::from_secs(3), "took {took:?}");
-    // Nothing was sent after the signal: the target's count stops at the sidecar's total.
+    assert!(took < Duration::from_secs(3), "took {took:?} with {in_flight} in flight");
+    eprintln!("SIGTERM with {in_flight} in flight: exited 0 after {took:?}");
+    // Nothing was started after the signal: the target saw exactly what the sidecar counted.
     std::thread::sleep(Duration::from_millis(400));
     assert_eq!(target_count(&target, None), stopped["total"].as_u64().unwrap());
+}
+
+#[test]
+fn sigterm_with_a_stuck_target_exits_0_after_the_grace_period() {
+    let target = crate::peers::FakeTarget::start(crate::peers::Behaviour::Hang);
+    let url = target.url();
+    let mut sidecar = Proc::start(&[], &sidecar_env(&url, &[("INITIAL_MODE", "burst"), ("SHUTDOWN_GRACE_SECS", "1")]));
+    std::thread::sleep(Duration::from_millis(800));
+    let asked = Instant::now();
+    let status = sidecar.terminate(Duration::from_secs(5)).expect("did not exit");
+    assert!(status.success(), "exit {status:?}");
+    let took = asked.elapsed();
+    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(3), "took {took:?}");
+    assert!(sidecar.output().contains("grace period over"), "{}", sidecar.output());
 }
 
 #[test]

@@ -122,3 +122,43 @@ fn status_and_health_have_the_contract_shape() {
     assert_eq!(status["target_url"], format!("http://{}", target.addr));
     assert_eq!(status["state"], "warming_up");
 }
+
+#[test]
+fn with_a_control_token_only_bearers_may_change_state() {
+    let target = start_demo_target(&[]);
+    let token = "t0ken-for-tests-7f3a";
+    let sidecar = start_sidecar(&target, &[("INITIAL_MODE", "pause"), ("CONTROL_TOKEN", token)]);
+    let bearer = format!("Bearer {token}");
+    for headers in [
+        vec![],
+        vec![("Authorization", "Bearer wrong")],
+        vec![("Authorization", token)],
+        vec![("Authorization", "Basic dXNlcjpwdw==")],
+    ] {
+        let res = request(sidecar.addr, "POST", "/mode/burst", &headers, None);
+        assert_eq!(res.status, 401, "{headers:?}");
+        assert_eq!(res.headers.get("www-authenticate").map(String::as_str), Some(r#"Bearer realm="trafficgen""#));
+        assert!(res.json()["error"].as_str().unwrap().contains("Authorization: Bearer"));
+        assert_eq!(sidecar.get_json("/status")["mode"], "pause");
+    }
+    // Read-only endpoints stay open for probes and scrapers.
+    for path in ["/health", "/metrics", "/status", "/modes"] {
+        assert_eq!(sidecar.get(path).status, 200, "{path}");
+    }
+    let res = request(sidecar.addr, "POST", "/mode/custom", &[("Authorization", &bearer)], Some(r#"{"rps": 5}"#));
+    assert_eq!(res.status, 200, "{}", res.body);
+    let res = request(sidecar.addr, "POST", "/mode/burst", &[("authorization", &format!("bearer {token}"))], None);
+    assert_eq!(res.status, 200, "the scheme is case-insensitive");
+    // A browser page on another origin is refused even with the token.
+    let res = request(
+        sidecar.addr,
+        "POST",
+        "/mode/pause",
+        &[("Authorization", &bearer), ("Origin", "http://evil.example")],
+        None,
+    );
+    assert_eq!(res.status, 403);
+    let logs = sidecar.output();
+    assert!(!logs.contains(token), "the token appeared in the log");
+    assert!(logs.contains(r#""control_token":"required""#), "start-up line should say a token is required");
+}

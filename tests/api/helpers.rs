@@ -45,10 +45,19 @@ impl Proc {
             }
         });
         let mut proc = Proc { child, lines, addr: SocketAddr::from(([127, 0, 0, 1], 0)) };
-        let port = proc
-            .wait_for_log(|v| v["message"].as_str().is_some_and(|m| m.contains("listening")), Duration::from_secs(15))
-            .and_then(|v| v["port"].as_u64())
-            .unwrap_or_else(|| panic!("no listening line; output so far:\n{}", proc.output()));
+        let listening = |v: &serde_json::Value| v["message"].as_str().is_some_and(|m| m.contains("listening"));
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let port = loop {
+            if let Some(line) = proc.wait_for_log(listening, Duration::ZERO) {
+                break line["port"].as_u64();
+            }
+            if !proc.is_running() || Instant::now() >= deadline {
+                thread::sleep(Duration::from_millis(50)); // let the last lines in
+                panic!("no listening line; output so far:\n{}", proc.output());
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        .expect("port in the listening line");
         proc.addr.set_port(u16::try_from(port).expect("port"));
         proc
     }
@@ -139,8 +148,12 @@ pub fn sidecar_env<'a>(target: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'
     env
 }
 
+/// A demo target on 127.0.0.1, on a free port unless `args` names one.
 pub fn start_demo_target(args: &[&str]) -> Proc {
-    let mut all = vec!["demo-target", "--port", "0", "--bind", "127.0.0.1"];
+    let mut all = vec!["demo-target", "--bind", "127.0.0.1"];
+    if !args.contains(&"--port") {
+        all.extend(["--port", "0"]);
+    }
     all.extend_from_slice(args);
     Proc::start(&all, &[])
 }
@@ -297,4 +310,24 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         }
         thread::sleep(Duration::from_millis(25));
     }
+}
+
+/// Resident memory of a process of ours, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Open file descriptors of a process of ours.
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+}
+
+/// The `stats` of `/status`, and one counter of it.
+pub fn stat(sidecar: &Proc, key: &str) -> u64 {
+    sidecar.get_json("/status")["stats"][key].as_u64().unwrap_or_else(|| panic!("no stats.{key}"))
 }

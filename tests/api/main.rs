@@ -3,7 +3,9 @@
 mod cli;
 mod control;
 mod demo_target;
-mod failures;
+mod faults;
 mod helpers;
 mod metrics;
+mod peers;
+mod soak;
 mod traffic;
