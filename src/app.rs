@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, TargetUrl};
 use crate::control::{self, ControlState};
 use crate::demo_target::{DemoTarget, DemoTargetSettings};
-use crate::engine::{Engine, EngineSettings};
+use crate::engine::Engine;
 use crate::metrics::Metrics;
 use crate::rate::SentRate;
 
@@ -31,10 +31,10 @@ pub struct Sidecar {
 
 impl Sidecar {
     pub async fn build(config: Config) -> anyhow::Result<Sidecar> {
-        let mut target = config.target.clone();
+        let mut settings = config.engine.clone();
         let demo = if config.demo {
             let demo = DemoTarget::start(&DemoTargetSettings::default())?;
-            target = TargetUrl::parse(&format!("http://{}", demo.addr)).map_err(anyhow::Error::msg)?;
+            settings.target = TargetUrl::parse(&format!("http://{}", demo.addr)).map_err(anyhow::Error::msg)?;
             log::info!(addr:% = demo.addr; "demo target listening on {}", demo.addr);
             Some(demo.server)
         } else {
@@ -42,20 +42,7 @@ impl Sidecar {
         };
 
         let metrics = Arc::new(Metrics::new().context("could not set up metrics")?);
-        let engine = Engine::new(
-            EngineSettings {
-                target,
-                initial_mode: config.initial_mode,
-                modes: config.modes,
-                jitter: config.jitter,
-                mix: config.mix,
-                id_buffer_size: config.id_buffer_size,
-                request_timeout: config.request_timeout,
-                max_in_flight: config.max_in_flight,
-                shutdown_grace: config.shutdown_grace,
-            },
-            metrics,
-        );
+        let engine = Engine::new(settings, metrics);
         let listener = TcpListener::bind(config.listen)
             .with_context(|| format!("cannot listen on {} (set PORT/BIND)", config.listen))?;
         listener.set_nonblocking(true)?;
@@ -83,7 +70,7 @@ impl Sidecar {
         let Sidecar { config, state, server, addr, demo } = self;
         let engine = state.engine.clone();
         log::info!(addr:% = addr, port = addr.port(), target = engine.settings().target.as_str(),
-            warmup_secs = config.warmup.as_secs_f64(), initial_mode = config.initial_mode.as_str(),
+            warmup_secs = config.warmup.as_secs_f64(), initial_mode = config.engine.initial_mode.as_str(),
             control_token = if config.control_token.is_some() { "required" } else { "none" };
             "control server listening on {addr}");
 
@@ -107,7 +94,7 @@ impl Sidecar {
         let stats = config.stats_interval.map(|every| actix_rt::spawn(log_stats(state.clone(), every)));
 
         shutdown.await;
-        log::info!(grace_secs = config.shutdown_grace.as_secs_f64(); "shutting down: no new requests will be sent");
+        log::info!(grace_secs = config.engine.shutdown_grace.as_secs_f64(); "shutting down: no new requests will be sent");
         warmup_task.abort();
         sampler.abort();
         if let Some(stats) = stats {
@@ -116,7 +103,7 @@ impl Sidecar {
         stop_engine.cancel();
         // The worker drains within the grace period itself; this bound only
         // guards against a wedged worker thread.
-        let bound = config.shutdown_grace + Duration::from_secs(1);
+        let bound = config.engine.shutdown_grace + Duration::from_secs(1);
         if actix_rt::time::timeout(bound, engine_task.stopped()).await.is_err() {
             log::warn!("engine did not stop in time");
         }

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::cli::{LogFormat, SidecarArgs};
+use crate::engine::EngineSettings;
 use crate::engine::mix::Mix;
 use crate::engine::mode::{Mode, ModeTable, check_rate};
 
@@ -137,18 +138,11 @@ fn control_token(args: &SidecarArgs) -> Result<Option<ControlToken>, ConfigError
 /// Everything the sidecar needs, validated.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub target: TargetUrl,
+    /// What the traffic engine needs: target, modes, mix, bounds.
+    pub engine: EngineSettings,
     pub listen: SocketAddr,
     pub warmup: Duration,
-    pub initial_mode: Mode,
-    pub modes: ModeTable,
-    pub jitter: f64,
-    pub mix: Mix,
-    pub id_buffer_size: usize,
-    pub request_timeout: Duration,
-    pub max_in_flight: usize,
     pub log_format: LogFormat,
-    pub shutdown_grace: Duration,
     /// `None`: no periodic stats line.
     pub stats_interval: Option<Duration>,
     /// Start the built-in demo target in process and aim at it.
@@ -226,18 +220,25 @@ impl TryFrom<SidecarArgs> for Config {
             if stats_secs == 0.0 { None } else { Some(seconds("STATS_INTERVAL_SECS", stats_secs, 1.0, 86_400.0)?) };
 
         Ok(Config {
-            target,
+            engine: EngineSettings {
+                target,
+                initial_mode,
+                modes,
+                jitter: args.jitter,
+                mix,
+                id_buffer_size: whole("ID_BUFFER_SIZE", args.id_buffer_size, 1, 1_000_000)?,
+                request_timeout: Duration::from_millis(whole(
+                    "REQUEST_TIMEOUT_MS",
+                    args.request_timeout_ms,
+                    1,
+                    600_000,
+                )?),
+                max_in_flight: whole("MAX_IN_FLIGHT", args.max_in_flight, 1, 100_000)?,
+                shutdown_grace: seconds("SHUTDOWN_GRACE_SECS", args.shutdown_grace_secs, 0.0, 300.0)?,
+            },
             listen: SocketAddr::new(args.bind, args.port),
             warmup,
-            initial_mode,
-            modes,
-            jitter: args.jitter,
-            mix,
-            id_buffer_size: whole("ID_BUFFER_SIZE", args.id_buffer_size, 1, 1_000_000)?,
-            request_timeout: Duration::from_millis(whole("REQUEST_TIMEOUT_MS", args.request_timeout_ms, 1, 600_000)?),
-            max_in_flight: whole("MAX_IN_FLIGHT", args.max_in_flight, 1, 100_000)?,
             log_format: args.log_format,
-            shutdown_grace: seconds("SHUTDOWN_GRACE_SECS", args.shutdown_grace_secs, 0.0, 300.0)?,
             stats_interval,
             demo: args.demo,
             control_token: control_token(&args)?,
@@ -268,16 +269,16 @@ mod tests {
             assert!(std::env::var_os(var).is_none(), "{var} is set in the test environment");
         }
         let c = config(&[]).unwrap();
-        assert_eq!(c.target.as_str(), "http://nginx");
+        assert_eq!(c.engine.target.as_str(), "http://nginx");
         assert_eq!(c.listen, "0.0.0.0:8089".parse().unwrap());
         assert_eq!(c.warmup, Duration::from_secs(10));
-        assert_eq!(c.initial_mode, Mode::Steady);
-        assert_eq!(c.modes, ModeTable { steady: 2.0, burst: 20.0, overload: 100.0, max_rps: 1000.0 });
-        assert_eq!(c.jitter, 0.2);
-        assert_eq!(c.mix, Mix::default());
-        assert_eq!(c.id_buffer_size, 50);
-        assert_eq!(c.request_timeout, Duration::from_millis(5000));
-        assert_eq!(c.max_in_flight, 512);
+        assert_eq!(c.engine.initial_mode, Mode::Steady);
+        assert_eq!(c.engine.modes, ModeTable { steady: 2.0, burst: 20.0, overload: 100.0, max_rps: 1000.0 });
+        assert_eq!(c.engine.jitter, 0.2);
+        assert_eq!(c.engine.mix, Mix::default());
+        assert_eq!(c.engine.id_buffer_size, 50);
+        assert_eq!(c.engine.request_timeout, Duration::from_millis(5000));
+        assert_eq!(c.engine.max_in_flight, 512);
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.stats_interval, Some(Duration::from_secs(30)));
     }
@@ -292,7 +293,7 @@ mod tests {
     #[test]
     fn target_url_keeps_a_path_prefix_without_the_trailing_slash() {
         let c = config(&["--target-url", "http://shop:8080/api/"]).unwrap();
-        assert_eq!(c.target.as_str(), "http://shop:8080/api");
+        assert_eq!(c.engine.target.as_str(), "http://shop:8080/api");
     }
 
     #[test]
