@@ -75,7 +75,7 @@ impl Sidecar {
             "control server listening on {addr}");
 
         let stop_engine = CancellationToken::new();
-        let engine_task = engine.start(stop_engine.clone());
+        let mut engine_task = engine.start(stop_engine.clone()).context("could not start the engine thread")?;
         let server_handle = server.handle();
         actix_rt::spawn(server);
         let demo_handle = demo.map(|demo| {
@@ -93,7 +93,16 @@ impl Sidecar {
         let sampler = actix_rt::spawn(sample_sent_rate(state.clone()));
         let stats = config.stats_interval.map(|every| actix_rt::spawn(log_stats(state.clone(), every)));
 
-        shutdown.await;
+        // A sidecar whose engine died must not stay up looking healthy.
+        let engine_died = tokio::select! {
+            _ = shutdown => false,
+            _ = engine_task.stopped() => true,
+        };
+        if engine_died {
+            log::error!("the traffic engine stopped unexpectedly; exiting so the sidecar gets restarted");
+            stop_servers(server_handle, demo_handle).await;
+            anyhow::bail!("the traffic engine stopped unexpectedly");
+        }
         log::info!(grace_secs = config.engine.shutdown_grace.as_secs_f64(); "shutting down: no new requests will be sent");
         warmup_task.abort();
         sampler.abort();

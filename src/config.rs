@@ -25,14 +25,25 @@ impl ConfigError {
     }
 }
 
-/// The base URL traffic goes to, without a trailing slash.
+/// The base URL traffic goes to (`http://host[:port][/prefix]`), with its
+/// parts taken apart once.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TargetUrl(String);
+pub struct TargetUrl {
+    /// As given, without a trailing slash.
+    url: String,
+    /// Host name or address, IPv6 without brackets.
+    host: String,
+    port: u16,
+    /// `host[:port]` as given, for the `Host` header.
+    authority: String,
+    /// Path before `/orders`, without a trailing slash (often empty).
+    path_prefix: String,
+}
 
 impl TargetUrl {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let trimmed = raw.trim();
-        let uri: awc::http::Uri = trimmed.parse().map_err(|e| format!("not a URL ({e})"))?;
+        let uri: actix_web::http::Uri = trimmed.parse().map_err(|e| format!("not a URL ({e})"))?;
         match uri.scheme_str() {
             Some("http") => {}
             Some("https") => {
@@ -43,36 +54,58 @@ impl TargetUrl {
             }
             _ => return Err("must start with http://".into()),
         }
-        if uri.host().is_none_or(str::is_empty) {
-            return Err("has no host".into());
-        }
-        // The URI parser accepts any digits after the colon.
-        // The URI parser takes any digits after the colon (and `port()` then
-        // reports none), so read the port off the authority ourselves.
-        let authority = uri.authority().map_or("", |a| a.as_str());
-        let after_host = &authority[authority.rfind(']').map_or(0, |i| i + 1)..];
-        if let Some((_, port)) = after_host.rsplit_once(':')
-            && port.parse::<u16>().ok().filter(|p| *p > 0).is_none()
-        {
-            return Err(format!("port {port} is not from 1 to 65535"));
-        }
+        let host = uri.host().filter(|h| !h.is_empty()).ok_or("has no host")?;
         if uri.query().is_some() || trimmed.contains('#') {
             return Err("must not have a query or fragment; give the base URL the orders API lives under".into());
         }
-        if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        let authority = uri.authority().map_or("", |a| a.as_str());
+        if authority.contains('@') {
             return Err("must not carry credentials".into());
         }
-        Ok(TargetUrl(trimmed.trim_end_matches('/').to_string()))
+        // The URI parser takes any digits after the colon (and `port()` then
+        // reports none), so read the port off the authority ourselves.
+        let after_host = &authority[authority.rfind(']').map_or(0, |i| i + 1)..];
+        let port = match after_host.rsplit_once(':') {
+            None => 80,
+            Some((_, port)) => port
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("port {port} is not from 1 to 65535"))?,
+        };
+        Ok(TargetUrl {
+            url: trimmed.trim_end_matches('/').to_string(),
+            host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+            port,
+            authority: authority.to_string(),
+            path_prefix: uri.path().trim_end_matches('/').to_string(),
+        })
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.url
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn authority(&self) -> &str {
+        &self.authority
+    }
+
+    pub fn path_prefix(&self) -> &str {
+        &self.path_prefix
     }
 }
 
 impl fmt::Display for TargetUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.url)
     }
 }
 
@@ -284,10 +317,15 @@ mod tests {
     }
 
     #[test]
-    fn target_url_accepts_ports_and_ipv6_hosts() {
-        for url in ["http://x:1", "http://x:65535/api", "http://[::1]:8080", "http://[::1]"] {
-            assert!(TargetUrl::parse(url).is_ok(), "{url}");
-        }
+    fn target_url_is_taken_apart_once() {
+        let parts = |url: &str| {
+            let t = TargetUrl::parse(url).unwrap();
+            (t.host().to_string(), t.port(), t.authority().to_string(), t.path_prefix().to_string())
+        };
+        assert_eq!(parts("http://nginx"), ("nginx".into(), 80, "nginx".into(), "".into()));
+        assert_eq!(parts("http://x:65535/api/"), ("x".into(), 65535, "x:65535".into(), "/api".into()));
+        assert_eq!(parts("http://[::1]:8080"), ("::1".into(), 8080, "[::1]:8080".into(), "".into()));
+        assert_eq!(parts("http://[::1]"), ("::1".into(), 80, "[::1]".into(), "".into()));
     }
 
     #[test]

@@ -1,10 +1,13 @@
 //! `trafficgen healthcheck`: for Docker's HEALTHCHECK in an image with no
-//! shell or curl.
+//! shell or curl. A plain blocking GET; no runtime needed.
 
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::cli::HealthcheckArgs;
+use crate::engine::http::{AnswerParser, Progress};
 
 /// The URLs asked when none is given: this container's own `PORT`; without
 /// one, the sidecar's default port and then the demo target's, so the one
@@ -22,7 +25,7 @@ pub fn run(args: HealthcheckArgs) -> ExitCode {
     let timeout = Duration::from_millis(args.timeout_ms.max(1));
     let mut reasons = Vec::new();
     for url in &urls {
-        match actix_rt::System::new().block_on(check(url, timeout)) {
+        match check(url, timeout) {
             Ok(()) => return ExitCode::SUCCESS,
             Err(reason) => reasons.push(format!("{url}: {reason}")),
         }
@@ -31,14 +34,42 @@ pub fn run(args: HealthcheckArgs) -> ExitCode {
     ExitCode::from(1)
 }
 
-async fn check(url: &str, timeout: Duration) -> Result<(), String> {
-    let client = awc::Client::builder().timeout(timeout).disable_redirects().finish();
-    let mut response = client.get(url).send().await.map_err(|e| e.to_string())?;
-    if !response.status().is_success() {
-        return Err(format!("answered {}", response.status()));
+fn check(url: &str, timeout: Duration) -> Result<(), String> {
+    let give_up = Instant::now() + timeout;
+    let left = || give_up.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+    let uri: actix_web::http::Uri = url.parse().map_err(|e| format!("not a URL ({e})"))?;
+    if uri.scheme_str() != Some("http") {
+        return Err("only http:// URLs can be checked".into());
+    }
+    let host = uri.host().ok_or("no host")?.trim_start_matches('[').trim_end_matches(']');
+    let port = uri.port_u16().unwrap_or(80);
+    let address = (host, port).to_socket_addrs().map_err(|e| e.to_string())?.next().ok_or("no address")?;
+    let mut stream = TcpStream::connect_timeout(&address, left()).map_err(|e| e.to_string())?;
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let authority = uri.authority().map_or(host, |a| a.as_str());
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: trafficgen-healthcheck\r\nConnection: close\r\n\r\n"
+    );
+    stream.set_write_timeout(Some(left())).map_err(|e| e.to_string())?;
+    stream.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
+
+    let mut parser = AnswerParser::new(true, 64 * 1024);
+    let mut buf = Vec::with_capacity(1024);
+    let answer = loop {
+        stream.set_read_timeout(Some(left())).map_err(|e| e.to_string())?;
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).map_err(|e| e.to_string())?;
+        buf.extend_from_slice(&chunk[..n]);
+        match parser.advance(&buf, n == 0).map_err(|e| e.to_string())? {
+            Progress::Incomplete => {}
+            Progress::Complete(answer) => break answer,
+        }
+    };
+    if !(200..300).contains(&answer.status) {
+        return Err(format!("answered {}", answer.status));
     }
     let body: serde_json::Value =
-        response.json().limit(64 * 1024).await.map_err(|e| format!("answer is not JSON: {e}"))?;
+        serde_json::from_slice(&answer.body.unwrap_or_default()).map_err(|e| format!("answer is not JSON: {e}"))?;
     match body.get("status").and_then(|s| s.as_str()) {
         Some("healthy") => Ok(()),
         other => Err(format!("status is {other:?}, not \"healthy\"")),

@@ -8,7 +8,7 @@ use crate::cli::LogFormat;
 
 /// Level filter used when `RUST_LOG` is not set: our own lines, and only
 /// warnings from actix's start-up chatter.
-const DEFAULT_FILTER: &str = "info,actix_server=warn,actix_http=warn,awc=warn";
+const DEFAULT_FILTER: &str = "info,actix_server=warn,actix_http=warn";
 
 /// Installs the logger for the whole process. Safe to call more than once
 /// (later calls do nothing), which in-process tests rely on.

@@ -3,20 +3,23 @@
 //!
 //! Data walks one way: the control API changes the plan (a `watch`), the
 //! worker follows it and records into [`Metrics`]; `/status` and `/metrics`
-//! only read. The worker runs on its own actix arbiter (thread) because the
-//! HTTP client is `!Send`, and so a saturated engine never slows the control
-//! API.
+//! only read. The worker runs on its own thread with its own single-threaded
+//! runtime, so a saturated engine never slows the control API and its hot
+//! path needs no locks or cross-thread wake-ups.
 
 pub mod client;
+mod deadline;
+pub mod http;
 pub mod mix;
 pub mod mode;
+mod pace_timer;
 pub mod ring;
 pub mod schedule;
 mod worker;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::sync::{oneshot, watch};
@@ -82,17 +85,21 @@ impl Engine {
 
     /// Starts the worker on its own thread. It runs until `shutdown` is
     /// cancelled, then lets in-flight requests finish within the grace period.
-    pub fn start(&self, shutdown: CancellationToken) -> EngineTask {
-        let arbiter = actix_rt::Arbiter::new();
+    pub fn start(&self, shutdown: CancellationToken) -> std::io::Result<EngineTask> {
         let (done_tx, done_rx) = oneshot::channel();
         let engine = self.clone();
-        arbiter.spawn_fn(move || {
-            actix_rt::spawn(async move {
-                worker::Worker::new(engine).run(shutdown).await;
-                let _ = done_tx.send(());
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        std::thread::Builder::new().name("trafficgen-engine".into()).spawn(move || {
+            runtime.block_on(async move {
+                match worker::Worker::new(engine) {
+                    Ok(worker) => worker.run(shutdown).await,
+                    Err(e) => log::error!(error:% = e; "cannot start the engine"),
+                }
             });
-        });
-        EngineTask { arbiter, done: done_rx }
+            // Not reached if the worker panics: the dropped sender tells.
+            let _ = done_tx.send(());
+        })?;
+        Ok(EngineTask { done: done_rx })
     }
 
     pub fn settings(&self) -> &EngineSettings {
@@ -176,16 +183,15 @@ impl Engine {
 
 /// The running worker; await [`EngineTask::stopped`] after cancelling.
 pub struct EngineTask {
-    arbiter: actix_rt::Arbiter,
     done: oneshot::Receiver<()>,
 }
 
 impl EngineTask {
     /// Waits for the worker to finish (it drains in-flight requests within
-    /// the grace period first), then ends its thread.
-    pub async fn stopped(self) {
-        let _ = self.done.await;
-        self.arbiter.stop();
+    /// the grace period first); its thread ends right after. `false` if it
+    /// ended abnormally (a panic).
+    pub async fn stopped(&mut self) -> bool {
+        (&mut self.done).await.is_ok()
     }
 }
 
@@ -210,18 +216,6 @@ impl InFlight {
 
     pub fn current(&self) -> usize {
         self.current.load(Ordering::Acquire)
-    }
-
-    /// Waits until nothing is in flight or `grace` has passed; true if idle.
-    pub async fn wait_idle(&self, grace: Duration) -> bool {
-        let deadline = Instant::now() + grace;
-        while self.current() > 0 {
-            if Instant::now() >= deadline {
-                return false;
-            }
-            actix_rt::time::sleep(Duration::from_millis(10)).await;
-        }
-        true
     }
 }
 

@@ -1,27 +1,40 @@
 //! The engine loop: sleeps until the next send time, sends every request
-//! that is due, and re-anchors whenever the plan changes.
+//! that is due, records answers as they complete, and re-anchors whenever the
+//! plan changes.
+//!
+//! Everything happens on one thread in one task: requests in flight are
+//! futures polled by this loop (not spawned tasks), their timeouts come from
+//! one periodic sweep (not a timer each), and the two timers the loop needs
+//! are created once and only moved.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use tokio::sync::watch;
+use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 
 use super::client::{Outcome, Request, TargetClient};
+use super::deadline::{Deadlines, TimedOut};
 use super::mix::Endpoint;
 use super::mode::Plan;
+use super::pace_timer::PaceTimer;
 use super::schedule::Pacer;
-use super::{Engine, Shared};
-use crate::metrics::ErrorKind;
+use super::{Engine, InFlightPermit};
+use crate::metrics::{AnswerCounters, ErrorKind};
 
-/// tokio's timer rounds deadlines up to its 1 ms wheel and wakes 1-2 ms
-/// late. Waking this much early and sending what falls due within the same
-/// window centres the send-time error around zero instead.
-const TIMER_SLACK: Duration = Duration::from_millis(1);
+/// The engine wakes exactly when the next request is due and sends every
+/// request due within this window with it (up to the window early): at most
+/// about a thousand wake-ups a second at any rate, while requests further
+/// apart than the window each leave at their own time.
+const BATCH_WINDOW: Duration = Duration::from_millis(1);
 
 /// Slots that fell due longer ago than this (the thread was starved) are
 /// skipped and counted as dropped rather than sent in one burst.
@@ -30,55 +43,95 @@ const MAX_LATENESS: f64 = 0.25;
 /// At most one failure line per this interval; the rest are counted.
 const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(5);
 
+/// A request in flight, resolving to its completion record.
+type InFlightFuture = Pin<Box<dyn Future<Output = Completed>>>;
+
+struct Completed {
+    endpoint: Endpoint,
+    started: Instant,
+    result: Result<Outcome, TimedOut>,
+    /// Released (after recording) when this is dropped.
+    _permit: InFlightPermit,
+}
+
+/// A timer made once and re-armed, so the loop never builds one per turn.
+struct Timer {
+    sleep: Pin<Box<Sleep>>,
+    armed_for: Option<Instant>,
+}
+
+impl Timer {
+    fn new() -> Self {
+        Timer { sleep: Box::pin(tokio::time::sleep(Duration::ZERO)), armed_for: None }
+    }
+
+    fn arm(&mut self, at: Instant) {
+        if self.armed_for != Some(at) {
+            self.sleep.as_mut().reset(at.into());
+            self.armed_for = Some(at);
+        }
+    }
+
+    fn disarm(&mut self) {
+        self.armed_for = None;
+    }
+
+    fn is_armed(&self) -> bool {
+        self.armed_for.is_some()
+    }
+}
+
+enum Event {
+    Shutdown,
+    PlanChanged,
+    SendDue,
+    Completed(Completed),
+    Sweep,
+}
+
 pub(super) struct Worker {
     engine: Engine,
-    /// Built when traffic starts, dropped while nothing is scheduled: the
-    /// client's pool reaps idle connections only when it is next used, so a
-    /// paused sidecar would otherwise sit on every connection of its last
-    /// busy moment (in CLOSE_WAIT once the target times them out).
+    /// Built when traffic starts, dropped while nothing is scheduled, so a
+    /// paused sidecar holds no connections to the target.
     client: Option<Rc<TargetClient>>,
-    errors: Rc<ErrorLog>,
+    in_flight: FuturesUnordered<InFlightFuture>,
+    deadlines: Rc<Deadlines>,
+    sweep_every: Duration,
+    send_timer: PaceTimer,
+    sweep_timer: Timer,
+    answers: AnswerCounters,
+    errors: ErrorLog,
     rng: SmallRng,
 }
 
 impl Worker {
-    /// Must be called on the worker's own thread.
-    pub(super) fn new(engine: Engine) -> Self {
-        Worker {
+    /// Must be called on the worker's own thread, inside its runtime.
+    pub(super) fn new(engine: Engine) -> std::io::Result<Self> {
+        let answers = engine.shared.metrics.answer_counters();
+        let sweep_every = Deadlines::sweep_interval(engine.shared.settings.request_timeout);
+        Ok(Worker {
             engine,
             client: None,
-            errors: Rc::new(ErrorLog::default()),
+            in_flight: FuturesUnordered::new(),
+            deadlines: Deadlines::new(),
+            sweep_every,
+            send_timer: PaceTimer::new()?,
+            sweep_timer: Timer::new(),
+            answers,
+            errors: ErrorLog::default(),
             rng: SmallRng::seed_from_u64(rand::random()),
-        }
-    }
-
-    fn client(&mut self) -> Rc<TargetClient> {
-        let s = &self.engine.shared.settings;
-        Rc::clone(
-            self.client
-                .get_or_insert_with(|| Rc::new(TargetClient::new(&s.target, s.request_timeout, s.max_in_flight))),
-        )
+        })
     }
 
     pub(super) async fn run(mut self, shutdown: CancellationToken) {
         let mut plans = self.engine.plan.subscribe();
-        while let Some(plan) = self.follow(&mut plans, &shutdown).await {
-            log::debug!(mode = plan.mode.as_str(), rps = plan.rps; "engine re-planned");
-        }
-        let in_flight = self.engine.in_flight();
-        if in_flight > 0 {
-            log::info!(in_flight = in_flight; "waiting for in-flight requests to finish");
-        }
-        let grace = self.engine.shared.settings.shutdown_grace;
-        if !self.engine.shared.in_flight.wait_idle(grace).await {
-            log::warn!(in_flight = self.engine.in_flight(), grace_secs = grace.as_secs_f64();
-                "grace period over; abandoning in-flight requests");
-        }
+        while self.follow(&mut plans, &shutdown).await {}
+        self.drain().await;
     }
 
-    /// Sends by the current plan until it changes (returns the new plan) or
-    /// shutdown (returns `None`).
-    async fn follow(&mut self, plans: &mut watch::Receiver<Plan>, shutdown: &CancellationToken) -> Option<Plan> {
+    /// Sends by the current plan until it changes (returns true: follow the
+    /// new one) or shutdown (returns false).
+    async fn follow(&mut self, plans: &mut watch::Receiver<Plan>, shutdown: &CancellationToken) -> bool {
         let plan = *plans.borrow_and_update();
         // Send times are fixed against this anchor, never against answers.
         let anchor = Instant::now();
@@ -88,70 +141,168 @@ impl Worker {
             // In-flight requests hold their own handle and finish first.
             self.client = None;
         }
+        // Made once per plan: building them every turn takes a lock each.
+        let cancelled = shutdown.cancelled();
+        tokio::pin!(cancelled);
+        let changed = plans.changed();
+        tokio::pin!(changed);
         loop {
-            let wake = pacer
-                .as_ref()
-                .and_then(Pacer::next_send_time)
-                .map(|t| (anchor + Duration::from_secs_f64(t)).checked_sub(TIMER_SLACK).unwrap_or(anchor));
-            tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => return None,
-                changed = plans.changed() => {
-                    return match changed {
-                        Ok(()) => Some(*plans.borrow_and_update()),
-                        Err(_) => None,
-                    };
-                }
+            let armed = match pacer.as_ref().and_then(Pacer::next_send_time) {
+                Some(t) => self.send_timer.arm(anchor + Duration::from_secs_f64(t)),
                 // No deadline (warm-up, pause): nothing to wake for, no CPU.
-                _ = sleep_until(wake) => {}
+                None => self.send_timer.disarm(),
+            };
+            if let Err(e) = armed {
+                log::error!(error:% = e; "cannot set the send timer; the engine stops");
+                return false;
             }
-            let Some(pacer) = pacer.as_mut() else { continue };
-            let now = Instant::now();
-            let elapsed = now.duration_since(anchor).as_secs_f64();
-            let skipped = pacer.skip_before(elapsed - MAX_LATENESS, &mut self.rng);
-            if skipped > 0 {
-                self.engine.shared.metrics.add_dropped(skipped);
-                log::warn!(skipped = skipped; "engine fell behind its schedule; skipped the missed requests");
-            }
-            let horizon = elapsed + TIMER_SLACK.as_secs_f64();
-            while let Some(due) = pacer.pop_due(horizon, &mut self.rng) {
-                let lag = elapsed - due;
-                self.fire(lag);
+            self.arm_sweep();
+            let send_armed = self.send_timer.is_armed();
+            let sweep_armed = self.sweep_timer.is_armed();
+            let busy = !self.in_flight.is_empty();
+            let event = tokio::select! {
+                biased;
+                _ = &mut cancelled => Event::Shutdown,
+                changed = &mut changed => if changed.is_ok() { Event::PlanChanged } else { Event::Shutdown },
+                // Sending on time comes before reading answers.
+                _ = self.send_timer.fired(), if send_armed => Event::SendDue,
+                Some(done) = self.in_flight.next(), if busy => Event::Completed(done),
+                _ = &mut self.sweep_timer.sleep, if sweep_armed => Event::Sweep,
+            };
+            match event {
+                Event::Shutdown => return false,
+                Event::PlanChanged => return true,
+                Event::Completed(done) => self.record_ready(done),
+                Event::Sweep => self.sweep(),
+                Event::SendDue => {
+                    if let Some(pacer) = pacer.as_mut() {
+                        self.send_due(pacer, anchor);
+                    }
+                }
             }
         }
     }
 
+    /// Keeps a sweep scheduled while anything is in flight or pooled.
+    fn arm_sweep(&mut self) {
+        let pooled = self.client.as_ref().is_some_and(|c| c.idle_connections() > 0);
+        if self.sweep_timer.is_armed() || (self.deadlines.is_empty() && !pooled) {
+            return;
+        }
+        self.sweep_timer.arm(Instant::now() + self.sweep_every);
+    }
+
+    fn sweep(&mut self) {
+        self.sweep_timer.disarm();
+        let now = Instant::now();
+        self.deadlines.sweep(now);
+        if let Some(client) = &self.client {
+            client.set_clock(now);
+            client.close_stale();
+        }
+    }
+
+    fn send_due(&mut self, pacer: &mut Pacer, anchor: Instant) {
+        let now = Instant::now();
+        if let Some(client) = &self.client {
+            client.set_clock(now);
+        }
+        let elapsed = now.duration_since(anchor).as_secs_f64();
+        let skipped = pacer.skip_before(elapsed - MAX_LATENESS, &mut self.rng);
+        if skipped > 0 {
+            self.engine.shared.metrics.add_dropped(skipped);
+            log::warn!(skipped = skipped; "engine fell behind its schedule; skipped the missed requests");
+        }
+        let horizon = elapsed + BATCH_WINDOW.as_secs_f64();
+        while let Some(due) = pacer.pop_due(horizon, &mut self.rng) {
+            self.fire(now, elapsed - due);
+        }
+    }
+
     /// Sends one request now, if the in-flight bound allows.
-    fn fire(&mut self, lag_secs: f64) {
-        let shared: Arc<Shared> = Arc::clone(&self.engine.shared);
+    fn fire(&mut self, now: Instant, lag_secs: f64) {
+        let shared = &self.engine.shared;
         let Some(permit) = shared.in_flight.try_acquire() else {
             shared.metrics.add_dropped(1);
             return;
         };
         shared.metrics.observe_lag(lag_secs);
         shared.sent.fetch_add(1, Ordering::Relaxed);
+        let timeout = shared.settings.request_timeout;
         let request = self.draw_request();
-        let client = self.client();
-        let errors = Rc::clone(&self.errors);
-        actix_rt::spawn(async move {
-            let started = Instant::now();
-            let outcome = client.send(&request).await;
-            let secs = started.elapsed().as_secs_f64();
-            let endpoint = request.endpoint();
-            match outcome {
-                Outcome::Answered { status, created } => {
-                    shared.metrics.record_answer(endpoint, status, secs);
-                    if let Some(id) = created {
-                        shared.ids.lock().push(id);
-                    }
-                }
-                Outcome::Failed { kind, reason } => {
-                    shared.metrics.record_failure(endpoint, kind, secs);
-                    errors.note(endpoint, kind, &reason);
+        let endpoint = request.endpoint();
+        let started = now;
+        let send = self.client().send(request);
+        let exchange = self.deadlines.guard(started + timeout, send);
+        self.in_flight.push(Box::pin(async move {
+            let result = exchange.await;
+            Completed { endpoint, started, result, _permit: permit }
+        }));
+    }
+
+    /// Records `first` and every other request that has completed by now,
+    /// with one clock read for the lot.
+    fn record_ready(&mut self, first: Completed) {
+        let now = Instant::now();
+        self.record(first, now);
+        while let Some(Some(done)) = self.in_flight.next().now_or_never() {
+            self.record(done, now);
+        }
+    }
+
+    fn record(&mut self, done: Completed, now: Instant) {
+        let metrics = &self.engine.shared.metrics;
+        let secs = now.saturating_duration_since(done.started).as_secs_f64();
+        let endpoint = done.endpoint;
+        match done.result {
+            Ok(Outcome::Answered { status, created }) => {
+                self.answers.count(endpoint, status);
+                metrics.observe_duration(endpoint, secs);
+                if let Some(id) = created {
+                    self.engine.shared.ids.lock().push(id);
                 }
             }
-            drop(permit);
-        });
+            Ok(Outcome::Failed { kind, error }) => {
+                metrics.record_failure(endpoint, kind, secs);
+                self.errors.note(endpoint, kind, &error);
+            }
+            Err(TimedOut) => {
+                metrics.record_failure(endpoint, ErrorKind::Timeout, secs);
+                let timeout = self.engine.shared.settings.request_timeout;
+                self.errors.note(endpoint, ErrorKind::Timeout, &format_args!("no answer within {timeout:?}"));
+            }
+        }
+    }
+
+    /// After shutdown: lets the requests in flight finish within the grace
+    /// period, recording them; abandons the rest.
+    async fn drain(&mut self) {
+        let grace = self.engine.shared.settings.shutdown_grace;
+        let give_up = Instant::now() + grace;
+        if !self.in_flight.is_empty() {
+            log::info!(in_flight = self.in_flight.len(); "waiting for in-flight requests to finish");
+        }
+        while !self.in_flight.is_empty() {
+            self.sweep_timer.arm((Instant::now() + self.sweep_every).min(give_up));
+            tokio::select! {
+                Some(done) = self.in_flight.next() => self.record(done, Instant::now()),
+                _ = &mut self.sweep_timer.sleep => {
+                    self.sweep_timer.disarm();
+                    self.deadlines.sweep(Instant::now());
+                    if Instant::now() >= give_up {
+                        log::warn!(in_flight = self.in_flight.len(), grace_secs = grace.as_secs_f64();
+                            "grace period over; abandoning in-flight requests");
+                        break;
+                    }
+                }
+            }
+        }
+        self.in_flight.clear();
+    }
+
+    fn client(&mut self) -> Rc<TargetClient> {
+        let target = &self.engine.shared.settings.target;
+        Rc::clone(self.client.get_or_insert_with(|| Rc::new(TargetClient::new(target))))
     }
 
     /// Picks the next request from the mix; a read with no id to read
@@ -177,29 +328,23 @@ impl Worker {
     }
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => actix_rt::time::sleep_until(deadline.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// Rate-limits failure lines: a dead target must not flood the log.
 #[derive(Default)]
 struct ErrorLog {
-    state: std::cell::Cell<(Option<Instant>, u64)>,
+    last: Option<Instant>,
+    suppressed: u64,
 }
 
 impl ErrorLog {
-    fn note(&self, endpoint: Endpoint, kind: ErrorKind, reason: &str) {
-        let (last, suppressed) = self.state.get();
+    fn note(&mut self, endpoint: Endpoint, kind: ErrorKind, error: &dyn std::fmt::Display) {
         let now = Instant::now();
-        if last.is_some_and(|t| now.duration_since(t) < ERROR_LOG_INTERVAL) {
-            self.state.set((last, suppressed + 1));
+        if self.last.is_some_and(|t| now.duration_since(t) < ERROR_LOG_INTERVAL) {
+            self.suppressed += 1;
             return;
         }
-        log::warn!(endpoint = endpoint.as_str(), kind = kind.as_str(), error = reason, suppressed = suppressed;
+        log::warn!(endpoint = endpoint.as_str(), kind = kind.as_str(), error:% = error, suppressed = self.suppressed;
             "request failed");
-        self.state.set((Some(now), 0));
+        self.last = Some(now);
+        self.suppressed = 0;
     }
 }
