@@ -213,8 +213,11 @@ impl Worker {
             self.engine.shared.metrics.add_dropped(skipped);
             log::warn!(skipped = skipped; "engine fell behind its schedule; skipped the missed requests");
         }
-        let horizon = elapsed + BATCH_WINDOW.as_secs_f64();
-        while let Some(due) = pacer.pop_due(horizon, &mut self.rng) {
+        let window = BATCH_WINDOW.as_secs_f64();
+        let horizon = elapsed + window;
+        // What is left over is due already; the timer fires again at once.
+        for _ in 0..Pacer::turn_limit(pacer.rate_at(elapsed), window) {
+            let Some(due) = pacer.pop_due(horizon, &mut self.rng) else { break };
             self.fire(now, elapsed - due);
         }
     }
