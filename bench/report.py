@@ -64,7 +64,11 @@ def machine_line():
 def versions(settings):
     tg = settings.get("TG_BIN") or "trafficgen"
     oha = settings.get("OHA_BIN")
-    git = sh(f"git -C {HERE} describe --always --dirty 2>/dev/null") or "?"
+    git = sh(f"git -C {HERE} describe --always 2>/dev/null") or "?"
+    # The report itself is not a change to what was measured.
+    changed = sh(f"git -C {HERE}/.. status --porcelain --untracked-files=no -- . ':(exclude)bench/RESULTS.md' 2>/dev/null")
+    if git != "?" and changed.strip():
+        git += "-dirty"
     rows = [
         ("trafficgen", f"{first_line(sh(tg + ' --version'))} (git {first_line(git)}; `{tg}`)"),
         ("rustc", first_line(sh("rustc --version"))),
