@@ -650,20 +650,24 @@ def fig_peers(nginx, peers):
     for peer in peers:
         out[peer] = {}
         for rate in PEER_RATES:
-            runs, note = [], ""
-            for i in range(REPEATS):
-                log(f"peers: {peer} at {rate:g} req/s, run {i + 1}/{REPEATS}")
-                try:
-                    r, note = peer_run(peer, nginx, rate, SECS, PEER_PATH, name=f"{peer}-rate-{rate:g}-{i}")
-                except Exception as e:
-                    log(f"  {peer} failed: {e}")
-                    note = f"failed: {e}"
-                    r = None
-                if r is None:
-                    break
-                runs.append(r)
-            out[peer][f"{rate:g}"] = {"runs": runs, "median": summarize(runs) if runs else None, "note": note}
+            out[peer][f"{rate:g}"] = peer_repeats(peer, nginx, rate, f"peers: {peer} at {rate:g} req/s", f"{peer}-rate-{rate:g}")
     return out
+
+
+def peer_repeats(peer, nginx, rate, what, name):
+    """REPEATS runs of one peer (rate None: closed-loop max); stops at the first that fails."""
+    runs, note = [], ""
+    for i in range(REPEATS):
+        log(f"{what}, run {i + 1}/{REPEATS}")
+        try:
+            r, note = peer_run(peer, nginx, rate, SECS, PEER_PATH, name=f"{name}-{i}")
+        except Exception as e:
+            log(f"  {peer} failed: {e}")
+            note, r = f"failed: {e}", None
+        if r is None:
+            break
+        runs.append(r)
+    return {"runs": runs, "median": summarize(runs) if runs else None, "note": note}
 
 
 # ----------------------------------------------------------------- ceiling
@@ -700,18 +704,7 @@ def fig_ceiling(nginx, peers):
                    "pass_count": sum(passes(r, best) for r in runs)}
     peer_max = {}
     for peer in peers:
-        runs, note = [], ""
-        for i in range(REPEATS):
-            log(f"ceiling: {peer} closed-loop max, run {i + 1}/{REPEATS}")
-            try:
-                r, note = peer_run(peer, nginx, None, SECS, PEER_PATH, name=f"{peer}-max-{i}")
-            except Exception as e:
-                log(f"  {peer} failed: {e}")
-                note, r = f"failed: {e}", None
-            if r is None:
-                break
-            runs.append(r)
-        peer_max[peer] = {"runs": runs, "median": summarize(runs) if runs else None, "note": note}
+        peer_max[peer] = peer_repeats(peer, nginx, None, f"ceiling: {peer} closed-loop max", f"{peer}-max")
     return {"steps": steps, "best_step": best, "confirm": confirm, "peer_max": peer_max}
 
 
