@@ -3,7 +3,7 @@
 # against nginx (and the built-in demo target), next to wrk, oha, hey and
 # Locust. Not part of the test suite. Writes bench/RESULTS.md.
 #
-#   bench/run.sh                      # full run (about 20 minutes)
+#   bench/run.sh                      # full run (about 15 minutes, plus installs)
 #   REPEATS=1 SECS=3 LOW_SECS=10 IDLE_SECS=10 bench/run.sh   # quick pass
 #
 # Environment (see bench/bench.py for the measurement settings):
