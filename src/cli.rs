@@ -27,6 +27,8 @@ pub enum Command {
     DemoTarget(DemoTargetArgs),
     /// Exit 0 if the sidecar (or demo target) at --url answers healthy, 1 otherwise
     Healthcheck(HealthcheckArgs),
+    /// Workload files: check one and see what it would send
+    Workload(WorkloadArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -161,4 +163,33 @@ pub struct HealthcheckArgs {
     /// Give up after this many milliseconds
     #[arg(long, default_value_t = 2000)]
     pub timeout_ms: u64,
+}
+
+/// `trafficgen workload …`.
+#[derive(Debug, Clone, Args)]
+pub struct WorkloadArgs {
+    #[command(subcommand)]
+    pub command: WorkloadCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum WorkloadCommand {
+    /// Read and check a workload file; print it normalised with a sample of each request (sends nothing).
+    /// Exit 0, or 2 with one `file:line:column: problem` line per problem
+    Check(WorkloadCheckArgs),
+}
+
+/// Settings of `trafficgen workload check`.
+#[derive(Debug, Clone, Args)]
+pub struct WorkloadCheckArgs {
+    /// The workload file (YAML or JSON, at most 1 MiB)
+    pub file: std::path::PathBuf,
+
+    /// Base URL the samples are rendered for (their Host and path prefix)
+    #[arg(long, env = "TARGET_URL", default_value = "http://nginx")]
+    pub target_url: String,
+
+    /// Size of the pools that do not give one
+    #[arg(long, env = "ID_BUFFER_SIZE", default_value_t = 50)]
+    pub id_buffer_size: usize,
 }
