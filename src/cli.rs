@@ -132,17 +132,21 @@ pub struct DemoTargetArgs {
     #[arg(long, env = "BIND", default_value = "0.0.0.0")]
     pub bind: IpAddr,
 
-    /// Delay added to every orders answer, in milliseconds
+    /// Delay added to every API answer, in milliseconds
     #[arg(long, env = "DEMO_LATENCY_MS", default_value_t = 0)]
     pub latency_ms: u64,
 
-    /// Fraction (0 to 1) of orders requests answered with 500
+    /// Fraction (0 to 1) of API requests answered with 500
     #[arg(long, env = "DEMO_ERROR_RATE", default_value_t = 0.0)]
     pub error_rate: f64,
 
     /// How many orders to keep; the oldest are forgotten
     #[arg(long, env = "DEMO_MAX_ORDERS", default_value_t = 10_000)]
     pub max_orders: usize,
+
+    /// How many users to keep; the oldest are forgotten
+    #[arg(long, env = "DEMO_MAX_USERS", default_value_t = 10_000)]
+    pub max_users: usize,
 
     /// Worker threads
     #[arg(long, env = "DEMO_WORKERS", default_value_t = 1)]
