@@ -43,10 +43,10 @@ impl TokenStore {
     /// A new random token for `username`.
     pub fn issue(&mut self, username: &str, now: Instant) -> String {
         let token = format!("{:032x}", rand::rng().random::<u128>());
-        if self.order.len() == self.capacity {
-            if let Some(oldest) = self.order.pop_front() {
-                self.sessions.remove(&oldest);
-            }
+        if self.order.len() == self.capacity
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.sessions.remove(&oldest);
         }
         self.order.push_back(token.clone());
         self.sessions.insert(token.clone(), Session { username: username.to_string(), issued: now });
@@ -81,7 +81,7 @@ pub(super) async fn login(state: web::Data<DemoState>, req: HttpRequest, body: w
         return state.counted(ROUTE, failure);
     }
     let response = match json_body::<Login>(&body, r#"{"username": "…", "password": "…"}"#) {
-        Err(response) => response,
+        Err(response) => *response,
         Ok(login) if login.username.is_empty() || login.username.chars().count() > 100 => {
             HttpResponse::UnprocessableEntity().json(json!({"error": "username must be 1 to 100 characters"}))
         }

@@ -219,13 +219,13 @@ fn requested_delay(query: &str) -> Result<Duration, String> {
 
 /// A JSON request body: 400 if it is not JSON, 422 if it is JSON of the
 /// wrong shape; `shape` says what is expected.
-fn json_body<T: serde::de::DeserializeOwned>(body: &[u8], shape: &str) -> Result<T, HttpResponse> {
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8], shape: &str) -> Result<T, Box<HttpResponse>> {
     serde_json::from_slice::<T>(body).map_err(|e| {
         let error = json!({"error": format!("body must be {shape}: {e}")});
-        match e.classify() {
+        Box::new(match e.classify() {
             serde_json::error::Category::Data => HttpResponse::UnprocessableEntity().json(error),
             _ => HttpResponse::BadRequest().json(error),
-        }
+        })
     })
 }
 

@@ -142,7 +142,7 @@ pub(super) async fn create_user(state: web::Data<DemoState>, req: HttpRequest, b
         return state.counted(ROUTE, failure);
     }
     let response = match json_body::<NewUser>(&body, r#"{"name": "…", "email": "…", "age": N, "status": "…"}"#) {
-        Err(response) => response,
+        Err(response) => *response,
         Ok(new) => match new.validate() {
             Err(e) => HttpResponse::UnprocessableEntity().json(json!({"error": e})),
             Ok(()) => {
@@ -197,7 +197,7 @@ pub(super) async fn update_user(
         return state.counted(ROUTE, failure);
     }
     let response = match json_body::<UserPatch>(&body, r#"any of {"name", "email", "age", "status"}"#) {
-        Err(response) => response,
+        Err(response) => *response,
         Ok(patch) => match patch.validate() {
             Err(e) => HttpResponse::UnprocessableEntity().json(json!({"error": e})),
             Ok(()) => match id.parse::<u64>().ok().and_then(|n| state.users.lock().update(n, patch)) {

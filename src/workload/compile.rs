@@ -203,12 +203,12 @@ pub(crate) fn compile(model: &Model, target: &Target, default_pool_size: usize) 
     let mut ids = Vec::new();
     let mut total: u32 = 0;
     for (i, r) in requests.iter().enumerate() {
-        if let Role::Weighted(w) = r.role {
-            if w > 0 {
-                total = total.saturating_add(w);
-                ends.push(total);
-                ids.push(RequestId(i as u8));
-            }
+        if let Role::Weighted(w) = r.role
+            && w > 0
+        {
+            total = total.saturating_add(w);
+            ends.push(total);
+            ids.push(RequestId(i as u8));
         }
     }
     if total == 0 {

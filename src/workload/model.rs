@@ -443,14 +443,14 @@ impl Reader {
                 break;
             }
             let mut pool = PoolDef { name, size: None, values: Vec::new(), pos: key.pos };
-            if !value.is_null() {
-                if let Some(fields) = self.fields(value, "a pool", &["size", "values"]) {
-                    if let Some(size) = fields.get("size") {
-                        pool.size = self.whole(size, "size", 1, MAX_POOL_SIZE as u64).map(|n| n as usize);
-                    }
-                    if let Some(values) = fields.get("values") {
-                        pool.values = self.pool_values(values);
-                    }
+            if !value.is_null()
+                && let Some(fields) = self.fields(value, "a pool", &["size", "values"])
+            {
+                if let Some(size) = fields.get("size") {
+                    pool.size = self.whole(size, "size", 1, MAX_POOL_SIZE as u64).map(|n| n as usize);
+                }
+                if let Some(values) = fields.get("values") {
+                    pool.values = self.pool_values(values);
                 }
             }
             pools.push(pool);
@@ -575,10 +575,12 @@ impl Reader {
         if matches!(body, Some(Body::Raw(_))) && content_type.is_none() {
             self.problem(body_pos, "a text body needs `content_type` (a YAML mapping or list is sent as JSON)");
         }
-        if body.is_none() && content_type.is_some() && fields.get("body").is_none() {
-            if let Some(n) = fields.get("content_type") {
-                self.problem(n.pos, "`content_type` without a `body`");
-            }
+        if body.is_none()
+            && content_type.is_some()
+            && fields.get("body").is_none()
+            && let Some(n) = fields.get("content_type")
+        {
+            self.problem(n.pos, "`content_type` without a `body`");
         }
         let success = fields.get("success").map(|n| self.success(n)).unwrap_or_else(StatusSet::success);
         let captures = fields.get("capture").map(|n| self.captures(n)).unwrap_or_default();
@@ -962,10 +964,10 @@ impl Model {
         };
         for r in &all {
             for (hole, pos) in r.templates().flat_map(Template::holes) {
-                if let Hole::Pool(name) = hole {
-                    if !pool_names.contains(&name.as_str()) {
-                        problems.push(Problem::new(pos, format!("unknown pool `{name}` (pools: {})", known_pools())));
-                    }
+                if let Hole::Pool(name) = hole
+                    && !pool_names.contains(&name.as_str())
+                {
+                    problems.push(Problem::new(pos, format!("unknown pool `{name}` (pools: {})", known_pools())));
                 }
             }
             for c in &r.captures {
@@ -1048,13 +1050,13 @@ impl Model {
             }
         }
         for r in &self.requests {
-            if let Some((target, pos)) = &r.fallback {
-                if r.pools_read().next().is_none() {
-                    warnings.push(Problem::new(
-                        *pos,
-                        format!("`{}` reads no pool, so its fallback `{target}` is never used", r.name),
-                    ));
-                }
+            if let Some((target, pos)) = &r.fallback
+                && r.pools_read().next().is_none()
+            {
+                warnings.push(Problem::new(
+                    *pos,
+                    format!("`{}` reads no pool, so its fallback `{target}` is never used", r.name),
+                ));
             }
         }
         warnings
@@ -1080,10 +1082,10 @@ impl RequestDef {
     pub fn pools_read(&self) -> impl Iterator<Item = &str> {
         let mut seen: Vec<&str> = Vec::new();
         for (hole, _) in self.templates().flat_map(Template::holes) {
-            if let Some(pool) = hole.pool() {
-                if !seen.contains(&pool) {
-                    seen.push(pool);
-                }
+            if let Some(pool) = hole.pool()
+                && !seen.contains(&pool)
+            {
+                seen.push(pool);
             }
         }
         seen.into_iter()

@@ -125,10 +125,10 @@ impl EngineToday {
     /// What the engine kept from a create answer.
     fn answered(&mut self, status: u16, body: &[u8]) {
         let id = serde_json::from_slice::<serde_json::Value>(body).ok().and_then(|v| OrderId::from_json(&v["id"]));
-        if (200..300).contains(&status) {
-            if let Some(id) = id {
-                self.ids.push(id);
-            }
+        if (200..300).contains(&status)
+            && let Some(id) = id
+        {
+            self.ids.push(id);
         }
     }
 }

@@ -128,24 +128,23 @@ fn plain_type(s: &str) -> Plain<'_> {
     }
     let digits = |t: &str, radix: u32| !t.is_empty() && t.chars().all(|c| c.is_digit(radix));
     let unsigned = s.strip_prefix(['-', '+']).unwrap_or(s);
-    if digits(unsigned, 10) {
-        if let Ok(n) = s.parse::<i128>() {
+    if digits(unsigned, 10)
+        && let Ok(n) = s.parse::<i128>()
+    {
+        return Plain::Int(n);
+    }
+    for (prefix, radix) in [("0x", 16), ("0o", 8)] {
+        if let Some(rest) = s.strip_prefix(prefix)
+            && digits(rest, radix)
+            && let Ok(n) = i128::from_str_radix(rest, radix)
+        {
             return Plain::Int(n);
         }
     }
-    for (prefix, radix) in [("0x", 16), ("0o", 8)] {
-        if let Some(rest) = s.strip_prefix(prefix) {
-            if digits(rest, radix) {
-                if let Ok(n) = i128::from_str_radix(rest, radix) {
-                    return Plain::Int(n);
-                }
-            }
-        }
-    }
-    if is_core_float(unsigned) {
-        if let Ok(f) = s.parse::<f64>() {
-            return Plain::Float(f);
-        }
+    if is_core_float(unsigned)
+        && let Ok(f) = s.parse::<f64>()
+    {
+        return Plain::Float(f);
     }
     Plain::Str(s)
 }
