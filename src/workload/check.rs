@@ -97,11 +97,11 @@ pub fn report(workload: &Workload, target_url: &str) -> String {
             let readers: Vec<&str> =
                 defs.iter().filter(|d| d.pools_read().any(|p| p == name)).map(|d| d.name.as_str()).collect();
             let seeded = workload.model().pools.iter().find(|p| p.name == name).map_or(0, |p| p.values.len());
+            let from_file = if seeded == 0 { String::new() } else { format!("; starts with {seeded} from the file") };
             let _ = writeln!(
                 out,
-                "  {name}: holds the newest {}; {} value(s) from the file; filled by {}; read by {}",
+                "  {name}: holds the newest {}{from_file}; filled by {}; read by {}",
                 workload.pool_size(pool),
-                seeded,
                 list_or(&fillers, "nothing"),
                 list_or(&readers, "nothing")
             );
@@ -176,7 +176,8 @@ fn notes(workload: &Workload, id: RequestId) -> Vec<String> {
             Some(f) => format!("{} is sent instead", workload.name(f)),
             None => "it is not sent".to_string(),
         };
-        notes.push(format!("reads {}; while one is empty, {instead}", reads.join(", ")));
+        let which = if reads.len() == 1 { "it is" } else { "one of them is" };
+        notes.push(format!("reads {}; while {which} empty, {instead}", reads.join(", ")));
     }
     for c in &def.captures {
         let rules = match (c.url_safe, c.max_len) {

@@ -77,7 +77,7 @@ fn check_prints_each_example_normalised_and_sends_nothing() {
                 "valid: 4 requests, 0 setup requests, 1 pool",
                 "create_order   60.0%  POST    /orders",
                 "get_order      15.0%  GET     /orders/{{ pool(order_ids) }}",
-                "reads order_ids; while one is empty, create_order is sent instead",
+                "reads order_ids; while it is empty, create_order is sent instead",
                 "order_error    error  GET     /orders/error?rate=0.5",
                 "order_ids: holds the newest 50",
                 "POST /api/orders HTTP/1.1",
