@@ -188,7 +188,9 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     let mut documents = 0;
     for item in Parser::new_from_str(text) {
         let (event, span) = item.map_err(|e| SyntaxError {
-            pos: Pos::new(e.marker().line(), e.marker().col() + 1),
+            // At the end of the text the scanner may stand on a line after
+            // the last: point at the end of the text instead.
+            pos: Pos::new(e.marker().line(), e.marker().col() + 1).min(end_of(text)),
             message: e.info().to_string(),
         })?;
         let pos = Pos::new(span.start.line(), span.start.col() + 1);
@@ -246,6 +248,15 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
         }
     }
     root.ok_or(SyntaxError { pos: Pos::new(1, 1), message: "the document is empty".to_string() })
+}
+
+/// The place just after the last character (YAML breaks lines at LF,
+/// CRLF and a lone CR).
+fn end_of(text: &str) -> Pos {
+    let last_break = text.rfind(['\n', '\r']);
+    let breaks = text.replace("\r\n", "\n").matches(['\r', '\n']).count();
+    let last_line = last_break.map_or(text, |i| &text[i + 1..]);
+    Pos::new(breaks + 1, last_line.chars().count() + 1)
 }
 
 /// Maps saphyr's character positions back to the text, moving forward
@@ -377,6 +388,16 @@ mod tests {
         assert!(err.message.contains("nested more than 64"), "{err:?}");
         let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
         assert!(parse(&ok).is_ok());
+    }
+
+    #[test]
+    fn errors_at_the_end_point_inside_the_text() {
+        for text in ["\u{a1}:\ra", "a: [\r", "a: [\n", "a: [", "x:\r\n  - [\r\n"] {
+            let err = parse(text).expect_err(text);
+            assert!(err.pos <= end_of(text), "{text:?}: {err:?} after {:?}", end_of(text));
+        }
+        assert_eq!(end_of("ab\r\ncd\re"), Pos::new(3, 2));
+        assert_eq!(end_of(""), Pos::new(1, 1));
     }
 
     #[test]
