@@ -119,6 +119,8 @@ impl Segs {
 pub(crate) struct Capture {
     pub pool: PoolId,
     pub source: CaptureSource,
+    /// A JSON pointer's reference tokens, unescaped (`/a~1b/0` → `a/b`, `0`).
+    pub pointer: Vec<String>,
     pub max_len: usize,
     pub url_safe: bool,
 }
@@ -373,6 +375,10 @@ fn request(
             Ok(Capture {
                 pool: pool_id(&c.pool).ok_or_else(|| unknown("pool"))?,
                 source: c.source.clone(),
+                pointer: match &c.source {
+                    CaptureSource::Json(p) => pointer_tokens(p),
+                    CaptureSource::Header(_) => Vec::new(),
+                },
                 max_len: c.max_len,
                 url_safe: c.url_safe,
             })
@@ -488,6 +494,15 @@ fn raw_json_segs(
     Ok(())
 }
 
+/// RFC 6901: `""` is the whole document; each `/` starts a token, in which
+/// `~1` stands for `/` and `~0` for `~`.
+pub(crate) fn pointer_tokens(pointer: &str) -> Vec<String> {
+    if pointer.is_empty() {
+        return Vec::new();
+    }
+    pointer.split('/').skip(1).map(|t| t.replace("~1", "/").replace("~0", "~")).collect()
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum MediaKind {
     Json,
@@ -553,6 +568,14 @@ fn seg_max(segs: &[Seg]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pointer_tokens_are_unescaped() {
+        assert_eq!(pointer_tokens(""), Vec::<String>::new());
+        assert_eq!(pointer_tokens("/"), [""]);
+        assert_eq!(pointer_tokens("/data/0/id"), ["data", "0", "id"]);
+        assert_eq!(pointer_tokens("/a~1b/m~0n/~01"), ["a/b", "m~n", "~1"]);
+    }
 
     #[test]
     fn media_kinds() {

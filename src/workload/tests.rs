@@ -628,3 +628,85 @@ fn bad_files_get_every_problem_with_its_place() {
     );
     assert_eq!(seeds, ["test.yaml:1:9: pool `p` has 2 values but holds 1"]);
 }
+
+/// Prints what drawing and rendering a request, and taking the id out of a
+/// create's answer, cost: the engine's way and the workload's, measured in
+/// one run (a ratio, not a figure for another day).
+/// `cargo test --release --lib render_cost -- --ignored --nocapture`
+#[test]
+#[ignore = "a measurement that prints figures; run it in release"]
+fn render_cost() {
+    use std::hint::black_box;
+    use std::time::Instant;
+
+    const N: u64 = 1_000_000;
+    let per = |started: Instant| started.elapsed().as_nanos() as f64 / N as f64;
+    let options = options();
+    let builtin = orders(OrderWeights::default(), &options).unwrap();
+    let users = load(include_str!("../../examples/workloads/users-crud.yaml"));
+    let answer = br#"{"id":123456,"product_id":3,"quantity":2,"status":"created"}"#;
+
+    // The engine's way: its mix, ring and renderer, and its create-answer parser.
+    #[derive(serde::Deserialize)]
+    struct Created {
+        id: Option<serde_json::Value>,
+    }
+    let mut engine = EngineToday {
+        mix: Mix::default(),
+        ids: OrderIdRing::new(50),
+        template: RequestTemplate::new("shop:8080", "/api", USER_AGENT),
+    };
+    engine.ids.push(OrderId::parse("1").unwrap());
+    let mut rng = SmallRng::seed_from_u64(1);
+    let mut out = Vec::new();
+    let started = Instant::now();
+    for _ in 0..N {
+        engine.next(&mut rng, &mut out);
+        black_box(&out);
+    }
+    let engine_render = per(started);
+    let started = Instant::now();
+    for _ in 0..N {
+        let created: Option<Created> = serde_json::from_slice(black_box(answer)).ok();
+        if let Some(id) = created.and_then(|c| c.id).and_then(|v| OrderId::from_json(&v)) {
+            engine.ids.push(id);
+        }
+    }
+    let engine_capture = per(started);
+
+    let run = |workload: &Workload| {
+        let mut state = RunState::new(workload);
+        let create = workload.requests().find(|id| workload.wants_body(*id)).unwrap();
+        workload.capture(create, 201, &[], Some(answer), &mut state);
+        let mut rng = SmallRng::seed_from_u64(1);
+        let mut out = Vec::new();
+        let started = Instant::now();
+        for _ in 0..N {
+            if let Draw::Send(chosen) = workload.draw(&mut rng, &state) {
+                workload.render(&chosen, &mut rng, &mut state, &mut out);
+            }
+            black_box(&out);
+        }
+        let render = per(started);
+        let started = Instant::now();
+        for _ in 0..N {
+            workload.capture(create, 201, &[], Some(black_box(answer)), &mut state);
+        }
+        (render, per(started))
+    };
+    let (builtin_render, builtin_capture) = run(&builtin);
+    let (users_render, users_capture) = run(&users);
+    println!(
+        "per request, {N} of each ({engine_render:.0} ns to render and {engine_capture:.0} ns to capture the engine's way = 1.00x):"
+    );
+    println!(
+        "  draw and render:     built-in {builtin_render:6.1} ns ({:.2}x)   users-crud {users_render:6.1} ns ({:.2}x)",
+        builtin_render / engine_render,
+        users_render / engine_render
+    );
+    println!(
+        "  capture of a create: built-in {builtin_capture:6.1} ns ({:.2}x)   users-crud {users_capture:6.1} ns ({:.2}x)",
+        builtin_capture / engine_capture,
+        users_capture / engine_capture
+    );
+}

@@ -47,7 +47,9 @@ struct TempFile(PathBuf);
 
 impl TempFile {
     fn new(name: &str, contents: &[u8]) -> TempFile {
-        let dir = std::env::temp_dir().join(format!("trafficgen-workload-{}", std::process::id()));
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("trafficgen-workload-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let path = dir.join(name);
         std::fs::write(&path, contents).expect("write");
@@ -62,6 +64,9 @@ impl TempFile {
 impl Drop for TempFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
 }
 
