@@ -592,6 +592,15 @@ fn a_swap_keeps_the_values_of_pools_that_survive() {
 }
 
 #[test]
+fn a_workload_is_shared_across_threads_and_its_state_moves_to_one() {
+    fn shared<T: Send + Sync>() {}
+    fn moved<T: Send>() {}
+    shared::<Workload>();
+    moved::<RunState>();
+    moved::<RequestParts>();
+}
+
+#[test]
 fn json_is_accepted_as_well_as_yaml() {
     let workload = load(r#"{"requests": [{"name": "a", "weight": 3, "method": "GET", "path": "/x"}]}"#);
     assert_eq!(workload.mix(), "a=3");

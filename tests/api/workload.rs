@@ -415,6 +415,20 @@ fn orders_yaml_against_the_demo_target_reads_orders_it_created() {
 }
 
 #[test]
+fn demo_target_refuses_a_bad_user_bound() {
+    let out = Command::new(BIN)
+        .args(["demo-target", "--port", "0", "--bind", "127.0.0.1"])
+        .env_clear()
+        .env("DEMO_MAX_USERS", "0")
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("DEMO_MAX_USERS"), "{stderr}");
+}
+
+#[test]
 fn demo_target_serves_users_login_and_errors_over_http() {
     let target = start_demo_target(&["--max-users", "2"]);
     let json = [("Content-Type", "application/json")];
