@@ -27,6 +27,8 @@ pub enum Command {
     DemoTarget(DemoTargetArgs),
     /// Exit 0 if the sidecar (or demo target) at --url answers healthy, 1 otherwise
     Healthcheck(HealthcheckArgs),
+    /// Workload files: check one and see what it would send
+    Workload(WorkloadArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -130,17 +132,21 @@ pub struct DemoTargetArgs {
     #[arg(long, env = "BIND", default_value = "0.0.0.0")]
     pub bind: IpAddr,
 
-    /// Delay added to every orders answer, in milliseconds
+    /// Delay added to every API answer, in milliseconds
     #[arg(long, env = "DEMO_LATENCY_MS", default_value_t = 0)]
     pub latency_ms: u64,
 
-    /// Fraction (0 to 1) of orders requests answered with 500
+    /// Fraction (0 to 1) of API requests answered with 500
     #[arg(long, env = "DEMO_ERROR_RATE", default_value_t = 0.0)]
     pub error_rate: f64,
 
     /// How many orders to keep; the oldest are forgotten
     #[arg(long, env = "DEMO_MAX_ORDERS", default_value_t = 10_000)]
     pub max_orders: usize,
+
+    /// How many users to keep; the oldest are forgotten
+    #[arg(long, env = "DEMO_MAX_USERS", default_value_t = 10_000)]
+    pub max_users: usize,
 
     /// Worker threads
     #[arg(long, env = "DEMO_WORKERS", default_value_t = 1)]
@@ -161,4 +167,33 @@ pub struct HealthcheckArgs {
     /// Give up after this many milliseconds
     #[arg(long, default_value_t = 2000)]
     pub timeout_ms: u64,
+}
+
+/// `trafficgen workload …`.
+#[derive(Debug, Clone, Args)]
+pub struct WorkloadArgs {
+    #[command(subcommand)]
+    pub command: WorkloadCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum WorkloadCommand {
+    /// Read and check a workload file; print it normalised with a sample of each request (sends nothing).
+    /// Exit 0, or 2 with one `file:line:column: problem` line per problem
+    Check(WorkloadCheckArgs),
+}
+
+/// Settings of `trafficgen workload check`.
+#[derive(Debug, Clone, Args)]
+pub struct WorkloadCheckArgs {
+    /// The workload file (YAML or JSON, at most 1 MiB)
+    pub file: std::path::PathBuf,
+
+    /// Base URL the samples are rendered for (their Host and path prefix)
+    #[arg(long, env = "TARGET_URL", default_value = "http://nginx")]
+    pub target_url: String,
+
+    /// Size of the pools that do not give one
+    #[arg(long, env = "ID_BUFFER_SIZE", default_value_t = 50)]
+    pub id_buffer_size: usize,
 }

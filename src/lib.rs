@@ -10,7 +10,9 @@
 //!   reads its state, nothing else.
 //! - [`metrics`]: every Prometheus metric, defined once; `/status` reads
 //!   its counts back from them.
-//! - [`demo_target`]: the built-in orders API to aim at.
+//! - [`demo_target`]: the built-in API to aim at (orders, users, login).
+//! - [`workload`]: workload files (requests, templates, captures, pools),
+//!   checked and compiled once; the built-in orders workload.
 //! - [`app`]: wires it together; `main.rs` only dispatches.
 
 pub mod app;
@@ -24,3 +26,4 @@ pub mod json;
 pub mod logging;
 pub mod metrics;
 pub mod rate;
+pub mod workload;

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use clap::error::ErrorKind;
 use trafficgen::app::{Sidecar, shutdown_signal};
-use trafficgen::cli::{Cli, Command, SidecarArgs};
+use trafficgen::cli::{Cli, Command, SidecarArgs, WorkloadCommand};
 use trafficgen::config::Config;
 use trafficgen::demo_target::{self, DemoTargetSettings};
 use trafficgen::{healthcheck, logging};
@@ -36,6 +36,9 @@ fn main() -> ExitCode {
             finish(actix_rt::System::new().block_on(demo_target::run(settings)))
         }
         Some(Command::Healthcheck(args)) => healthcheck::run(args),
+        Some(Command::Workload(args)) => match args.command {
+            WorkloadCommand::Check(check) => trafficgen::workload::check::run(&check),
+        },
     }
 }
 

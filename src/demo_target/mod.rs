@@ -1,13 +1,16 @@
-//! `trafficgen demo-target`: a small in-memory orders API to aim at, with
-//! optional injected latency and errors.
+//! `trafficgen demo-target`: a small in-memory API to aim at — orders,
+//! users, a login and a route behind it, and an error route — with optional
+//! injected latency and errors. Everything it keeps is bounded.
 
+mod auth;
 mod store;
+mod users;
 
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use anyhow::Context;
 use parking_lot::Mutex;
 use prometheus::{Encoder, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
@@ -17,7 +20,26 @@ use serde_json::json;
 
 use crate::cli::DemoTargetArgs;
 use crate::config::ConfigError;
+pub use auth::TokenStore;
 pub use store::{Order, OrderStore};
+pub use users::{User, UserStore};
+
+/// Longest delay a `delay_ms` query may ask for.
+pub const MAX_DELAY_MS: u64 = 10_000;
+
+/// The routes counted in `demo_target_requests_total`: a fixed set.
+pub const ROUTES: [&str; 10] = [
+    "create_order",
+    "list_orders",
+    "get_order",
+    "error",
+    "create_user",
+    "list_users",
+    "get_user",
+    "update_user",
+    "login",
+    "account",
+];
 
 /// Validated demo-target settings.
 #[derive(Debug, Clone)]
@@ -26,6 +48,7 @@ pub struct DemoTargetSettings {
     pub latency: Duration,
     pub error_rate: f64,
     pub max_orders: usize,
+    pub max_users: usize,
     pub workers: usize,
 }
 
@@ -36,6 +59,7 @@ impl Default for DemoTargetSettings {
             latency: Duration::ZERO,
             error_rate: 0.0,
             max_orders: 10_000,
+            max_users: 10_000,
             workers: 1,
         }
     }
@@ -55,6 +79,9 @@ impl TryFrom<&DemoTargetArgs> for DemoTargetSettings {
         if !(1..=10_000_000).contains(&args.max_orders) {
             return Err(bad("DEMO_MAX_ORDERS", args.max_orders.to_string(), "must be from 1 to 10000000"));
         }
+        if !(1..=10_000_000).contains(&args.max_users) {
+            return Err(bad("DEMO_MAX_USERS", args.max_users.to_string(), "must be from 1 to 10000000"));
+        }
         if !(1..=64).contains(&args.workers) {
             return Err(bad("DEMO_WORKERS", args.workers.to_string(), "must be from 1 to 64"));
         }
@@ -63,6 +90,7 @@ impl TryFrom<&DemoTargetArgs> for DemoTargetSettings {
             latency: Duration::from_millis(args.latency_ms),
             error_rate: args.error_rate,
             max_orders: args.max_orders,
+            max_users: args.max_users,
             workers: args.workers,
         })
     }
@@ -70,11 +98,15 @@ impl TryFrom<&DemoTargetArgs> for DemoTargetSettings {
 
 struct DemoState {
     store: Mutex<OrderStore>,
+    users: Mutex<UserStore>,
+    tokens: Mutex<TokenStore>,
     latency: Duration,
     error_rate: f64,
     registry: Registry,
     requests: IntCounterVec,
     orders_stored: IntGauge,
+    users_stored: IntGauge,
+    tokens_stored: IntGauge,
 }
 
 /// A running demo target.
@@ -119,21 +151,29 @@ impl DemoState {
     fn new(settings: &DemoTargetSettings) -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new("demo_target_requests_total", "Orders API requests answered, by route and HTTP status"),
+            Opts::new("demo_target_requests_total", "API requests answered, by route and HTTP status"),
             &["route", "code"],
         )?;
         let orders_stored = IntGauge::new("demo_target_orders_stored", "Orders currently kept in memory")?;
+        let users_stored = IntGauge::new("demo_target_users_stored", "Users currently kept in memory")?;
+        let tokens_stored = IntGauge::new("demo_target_tokens_stored", "Login tokens currently kept in memory")?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(orders_stored.clone()))?;
+        registry.register(Box::new(users_stored.clone()))?;
+        registry.register(Box::new(tokens_stored.clone()))?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
         Ok(DemoState {
             store: Mutex::new(OrderStore::new(settings.max_orders)),
+            users: Mutex::new(UserStore::new(settings.max_users)),
+            tokens: Mutex::new(TokenStore::new(auth::MAX_TOKENS, auth::TOKEN_TTL)),
             latency: settings.latency,
             error_rate: settings.error_rate,
             registry,
             requests,
             orders_stored,
+            users_stored,
+            tokens_stored,
         })
     }
 
@@ -143,21 +183,66 @@ impl DemoState {
         response
     }
 
-    /// Injected delay, then maybe an injected failure.
-    async fn faults(&self) -> Option<HttpResponse> {
-        if !self.latency.is_zero() {
-            actix_rt::time::sleep(self.latency).await;
+    /// Injected delay (`DEMO_LATENCY_MS` plus the request's `delay_ms`),
+    /// then maybe an injected failure; a bad `delay_ms` is a 400.
+    async fn faults(&self, req: &HttpRequest) -> Option<HttpResponse> {
+        let delay = match requested_delay(req.query_string()) {
+            Ok(delay) => self.latency + delay,
+            Err(message) => return Some(HttpResponse::BadRequest().json(json!({"error": message}))),
+        };
+        if !delay.is_zero() {
+            actix_rt::time::sleep(delay).await;
         }
         (self.error_rate > 0.0 && rand::rng().random_bool(self.error_rate))
             .then(|| HttpResponse::InternalServerError().json(json!({"error": "injected failure"})))
     }
 }
 
+/// The value of `name` in a query string (not percent-decoded: the
+/// parameters read here are numbers).
+fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
+    query.split('&').filter_map(|pair| pair.split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| v)
+}
+
+/// `?delay_ms=N`: a slow answer on request, bounded.
+fn requested_delay(query: &str) -> Result<Duration, String> {
+    match query_param(query, "delay_ms") {
+        None => Ok(Duration::ZERO),
+        Some(v) => v
+            .parse::<u64>()
+            .ok()
+            .filter(|ms| *ms <= MAX_DELAY_MS)
+            .map(Duration::from_millis)
+            .ok_or_else(|| format!("delay_ms must be a whole number of milliseconds from 0 to {MAX_DELAY_MS}")),
+    }
+}
+
+/// A JSON request body: 400 if it is not JSON, 422 if it is JSON of the
+/// wrong shape; `shape` says what is expected.
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8], shape: &str) -> Result<T, Box<HttpResponse>> {
+    serde_json::from_slice::<T>(body).map_err(|e| {
+        let error = json!({"error": format!("body must be {shape}: {e}")});
+        Box::new(match e.classify() {
+            serde_json::error::Category::Data => HttpResponse::UnprocessableEntity().json(error),
+            _ => HttpResponse::BadRequest().json(error),
+        })
+    })
+}
+
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::PayloadConfig::new(64 * 1024))
         .route("/orders", web::post().to(create_order))
         .route("/orders", web::get().to(list_orders))
+        // Before `/orders/{id}`, which would take `error` for an id.
+        .route("/orders/error", web::get().to(error_route))
         .route("/orders/{id}", web::get().to(get_order))
+        .route("/users", web::post().to(users::create_user))
+        .route("/users", web::get().to(users::list_users))
+        .route("/users/error", web::get().to(error_route))
+        .route("/users/{id}", web::get().to(users::get_user))
+        .route("/users/{id}", web::patch().to(users::update_user))
+        .route("/login", web::post().to(auth::login))
+        .route("/account", web::get().to(auth::account))
         .route("/health", web::get().to(health))
         .route("/metrics", web::get().to(metrics))
         .default_service(web::to(|| async { HttpResponse::NotFound().json(json!({"error": "no such endpoint"})) }));
@@ -169,9 +254,9 @@ struct NewOrder {
     quantity: u32,
 }
 
-async fn create_order(state: web::Data<DemoState>, body: web::Bytes) -> HttpResponse {
+async fn create_order(state: web::Data<DemoState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     const ROUTE: &str = "create_order";
-    if let Some(failure) = state.faults().await {
+    if let Some(failure) = state.faults(&req).await {
         return state.counted(ROUTE, failure);
     }
     let response = match serde_json::from_slice::<NewOrder>(&body) {
@@ -193,9 +278,9 @@ struct ListQuery {
     limit: Option<usize>,
 }
 
-async fn list_orders(state: web::Data<DemoState>, query: web::Query<ListQuery>) -> HttpResponse {
+async fn list_orders(state: web::Data<DemoState>, req: HttpRequest, query: web::Query<ListQuery>) -> HttpResponse {
     const ROUTE: &str = "list_orders";
-    if let Some(failure) = state.faults().await {
+    if let Some(failure) = state.faults(&req).await {
         return state.counted(ROUTE, failure);
     }
     let limit = query.limit.unwrap_or(20).min(100);
@@ -203,9 +288,9 @@ async fn list_orders(state: web::Data<DemoState>, query: web::Query<ListQuery>) 
     state.counted(ROUTE, HttpResponse::Ok().json(orders))
 }
 
-async fn get_order(state: web::Data<DemoState>, id: web::Path<String>) -> HttpResponse {
+async fn get_order(state: web::Data<DemoState>, req: HttpRequest, id: web::Path<String>) -> HttpResponse {
     const ROUTE: &str = "get_order";
-    if let Some(failure) = state.faults().await {
+    if let Some(failure) = state.faults(&req).await {
         return state.counted(ROUTE, failure);
     }
     let found = id.parse::<u64>().ok().and_then(|n| state.store.lock().get(n).cloned());
@@ -216,13 +301,42 @@ async fn get_order(state: web::Data<DemoState>, id: web::Path<String>) -> HttpRe
     state.counted(ROUTE, response)
 }
 
+/// Codes the error route answers with.
+const ERROR_CODES: [u16; 4] = [500, 502, 503, 504];
+
+/// `GET /orders/error?rate=R` (and `/users/error`): with probability R
+/// (default 0.5) one of 500, 502, 503, 504; otherwise 200.
+async fn error_route(state: web::Data<DemoState>, req: HttpRequest) -> HttpResponse {
+    const ROUTE: &str = "error";
+    if let Some(failure) = state.faults(&req).await {
+        return state.counted(ROUTE, failure);
+    }
+    let rate = match query_param(req.query_string(), "rate") {
+        None => Ok(0.5),
+        Some(v) => v.parse::<f64>().ok().filter(|r| (0.0..=1.0).contains(r)).ok_or(()),
+    };
+    let response = match rate {
+        Err(()) => HttpResponse::BadRequest().json(json!({"error": "rate must be a fraction from 0 to 1"})),
+        Ok(rate) if rand::rng().random_bool(rate) => {
+            let code = ERROR_CODES[rand::rng().random_range(0..ERROR_CODES.len())];
+            let status = actix_web::http::StatusCode::from_u16(code)
+                .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
+            HttpResponse::build(status).json(json!({"error": "injected failure", "rate": rate}))
+        }
+        Ok(rate) => HttpResponse::Ok().json(json!({"status": "ok", "rate": rate})),
+    };
+    state.counted(ROUTE, response)
+}
+
 async fn health() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "healthy", "service": "demo-target"}))
 }
 
 async fn metrics(state: web::Data<DemoState>) -> HttpResponse {
-    let stored = state.store.lock().len();
-    state.orders_stored.set(i64::try_from(stored).unwrap_or(i64::MAX));
+    let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    state.orders_stored.set(gauge(state.store.lock().len()));
+    state.users_stored.set(gauge(state.users.lock().len()));
+    state.tokens_stored.set(gauge(state.tokens.lock().len()));
     let mut out = Vec::new();
     if let Err(e) = TextEncoder::new().encode(&state.registry.gather(), &mut out) {
         log::error!(error:% = e; "could not encode metrics");
@@ -268,6 +382,152 @@ mod tests {
             let v: serde_json::Value = test::read_body_json(res).await;
             assert!(v["error"].is_string());
         }
+    }
+
+    /// Status, headers and JSON body (null if not JSON) of one request.
+    macro_rules! call {
+        ($app:expr, $req:expr) => {{
+            let res = test::call_service(&$app, $req.to_request()).await;
+            let status = res.status().as_u16();
+            let headers = res.headers().clone();
+            let body = test::read_body(res).await;
+            (status, headers, serde_json::from_slice::<serde_json::Value>(&body).unwrap_or(serde_json::Value::Null))
+        }};
+    }
+
+    #[actix_web::test]
+    async fn users_are_created_listed_read_and_patched() {
+        let state = app_state(0.0);
+        let app = test::init_service(App::new().app_data(state.clone()).configure(routes)).await;
+        let post = |body: &'static str| test::TestRequest::post().uri("/users").set_payload(body);
+        let (status, headers, user) = call!(app, post(r#"{"name":"ann","age":30}"#));
+        assert_eq!(status, 201, "{user}");
+        let id = user["id"].as_u64().unwrap();
+        assert_eq!(headers.get("location").unwrap(), &format!("/users/{id}"));
+        assert_eq!(user["status"], "active");
+        call!(app, post(r#"{"name":"bob"}"#));
+
+        let patch = |uri: String, body: &'static str| test::TestRequest::patch().uri(&uri).set_payload(body);
+        let (status, _, patched) = call!(app, patch(format!("/users/{id}"), r#"{"age":31,"status":"away"}"#));
+        assert_eq!((status, patched["age"].as_u64(), patched["name"].as_str()), (200, Some(31), Some("ann")));
+        let (status, _, read) = call!(app, test::TestRequest::get().uri(&format!("/users/{id}")));
+        assert_eq!((status, read["status"].as_str()), (200, Some("away")));
+        let (_, _, list) = call!(app, test::TestRequest::get().uri("/users?limit=1"));
+        assert_eq!(list.as_array().map(|l| l[0]["name"].clone()), Some("bob".into()), "newest first");
+
+        for (req, expected) in [
+            (patch("/users/999".into(), r#"{"age":1}"#), 404),
+            (patch(format!("/users/{id}"), r#"{"colour":"red"}"#), 422),
+            (patch(format!("/users/{id}"), r#"{"age":200}"#), 422),
+            (patch(format!("/users/{id}"), "not json"), 400),
+            (post(r#"{"age":3}"#), 422),
+            (post(r#"{"name":""}"#), 422),
+            (test::TestRequest::get().uri("/users/abc"), 404),
+        ] {
+            let (status, _, body) = call!(app, req);
+            assert_eq!(status, expected, "{body}");
+            assert!(body["error"].is_string(), "{body}");
+        }
+        assert_eq!(state.requests.with_label_values(&["update_user", "200"]).get(), 1);
+        assert_eq!(state.requests.with_label_values(&["create_user", "201"]).get(), 2);
+    }
+
+    #[actix_web::test]
+    async fn account_needs_a_token_from_login() {
+        let state = app_state(0.0);
+        let app = test::init_service(App::new().app_data(state.clone()).configure(routes)).await;
+        let account = |auth: Option<&str>| {
+            let req = test::TestRequest::get().uri("/account");
+            match auth {
+                Some(value) => req.insert_header(("Authorization", value.to_string())),
+                None => req,
+            }
+        };
+        let (status, headers, body) = call!(app, account(None));
+        assert_eq!((status, headers.get("www-authenticate").map(|v| v.to_str().unwrap())), (401, Some("Bearer")));
+        assert!(body["error"].as_str().unwrap().contains("POST /login"));
+        let login = |body: &'static str| test::TestRequest::post().uri("/login").set_payload(body);
+        assert_eq!(call!(app, login(r#"{"username":"ann","password":"nope"}"#)).0, 401);
+        assert_eq!(call!(app, login(r#"{"username":"ann"}"#)).0, 422);
+        let (status, _, issued) = call!(app, login(r#"{"username":"ann","password":"demo"}"#));
+        assert_eq!((status, issued["token_type"].as_str()), (200, Some("Bearer")));
+        let token = issued["token"].as_str().unwrap();
+        let (status, _, me) = call!(app, account(Some(&format!("Bearer {token}"))));
+        assert_eq!((status, me["username"].as_str()), (200, Some("ann")));
+        assert_eq!(call!(app, account(Some(&format!("bearer {token}")))).0, 200, "scheme in any case");
+        assert_eq!(call!(app, account(Some("Bearer 0123"))).0, 401);
+        assert_eq!(call!(app, account(Some(token))).0, 401, "no scheme");
+        assert_eq!(state.requests.with_label_values(&["account", "401"]).get(), 3);
+    }
+
+    #[actix_web::test]
+    async fn the_error_route_fails_at_the_rate_asked() {
+        let state = app_state(0.0);
+        let app = test::init_service(App::new().app_data(state.clone()).configure(routes)).await;
+        for _ in 0..20 {
+            let (status, _, body) = call!(app, test::TestRequest::get().uri("/orders/error?rate=1"));
+            assert!(ERROR_CODES.contains(&status), "{status}");
+            assert_eq!(body["error"], "injected failure");
+            assert_eq!(call!(app, test::TestRequest::get().uri("/users/error?rate=0")).0, 200);
+        }
+        let mut failed = 0;
+        for _ in 0..400 {
+            failed += u32::from(call!(app, test::TestRequest::get().uri("/orders/error")).0 >= 500);
+        }
+        assert!((140..=260).contains(&failed), "default rate 0.5: {failed} of 400 failed");
+        for bad in ["rate=2", "rate=-0.1", "rate=x", "rate=NaN"] {
+            assert_eq!(call!(app, test::TestRequest::get().uri(&format!("/orders/error?{bad}"))).0, 400, "{bad}");
+        }
+        assert_eq!(state.requests.with_label_values(&["error", "200"]).get(), u64::from(20 + 400 - failed));
+    }
+
+    #[actix_web::test]
+    async fn delay_ms_slows_an_answer_within_bounds() {
+        let app = test::init_service(App::new().app_data(app_state(0.0)).configure(routes)).await;
+        let started = std::time::Instant::now();
+        assert_eq!(call!(app, test::TestRequest::get().uri("/orders?delay_ms=150")).0, 200);
+        assert!(started.elapsed() >= Duration::from_millis(150), "{:?}", started.elapsed());
+        for bad in ["delay_ms=10001", "delay_ms=-1", "delay_ms=abc"] {
+            let (status, _, body) = call!(app, test::TestRequest::get().uri(&format!("/users?{bad}")));
+            assert_eq!(status, 400, "{bad}");
+            assert!(body["error"].as_str().unwrap().contains("delay_ms"));
+        }
+    }
+
+    #[actix_web::test]
+    async fn every_counted_route_is_in_the_fixed_set() {
+        let state = app_state(0.0);
+        let app = test::init_service(App::new().app_data(state.clone()).configure(routes)).await;
+        for (method, uri) in [
+            ("POST", "/orders"),
+            ("GET", "/orders"),
+            ("GET", "/orders/1"),
+            ("GET", "/orders/error"),
+            ("POST", "/users"),
+            ("GET", "/users"),
+            ("GET", "/users/1"),
+            ("PATCH", "/users/1"),
+            ("GET", "/users/error"),
+            ("POST", "/login"),
+            ("GET", "/account"),
+            ("GET", "/nowhere"),
+            ("DELETE", "/users/1"),
+        ] {
+            let req = test::TestRequest::default().method(method.parse().unwrap()).uri(uri).set_payload("{}");
+            call!(app, req);
+        }
+        let families = state.registry.gather();
+        let requests = families.iter().find(|f| f.name() == "demo_target_requests_total").unwrap();
+        let mut routes: Vec<&str> = requests
+            .get_metric()
+            .iter()
+            .flat_map(|m| m.get_label().iter().filter(|l| l.name() == "route").map(|l| l.value()))
+            .collect();
+        routes.sort_unstable();
+        routes.dedup();
+        let mut expected = ROUTES.to_vec();
+        expected.sort_unstable();
+        assert_eq!(routes, expected);
     }
 
     #[actix_web::test]

@@ -9,3 +9,4 @@ mod metrics;
 mod peers;
 mod soak;
 mod traffic;
+mod workload;

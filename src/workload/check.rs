@@ -1,0 +1,198 @@
+//! `trafficgen workload check FILE`: reads and checks a workload, prints it
+//! normalised (weights as shares, pools, fallbacks, setup) and one sample of
+//! each request as it would be sent. Sends nothing. Exit 0, or 2 with one
+//! `file:line:column: what is wrong` line per problem.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+
+use super::model::{Body, RequestDef};
+use super::{Draw, Options, RequestId, Role, RunState, Target, Workload, load_file};
+use crate::cli::WorkloadCheckArgs;
+use crate::config::TargetUrl;
+
+/// Exit code for a workload that cannot be used, as for bad settings.
+const BAD_INPUT: u8 = 2;
+/// Longest sample body shown.
+const SAMPLE_BODY_CHARS: usize = 2000;
+
+pub fn run(args: &WorkloadCheckArgs) -> ExitCode {
+    let target = match TargetUrl::parse(&args.target_url) {
+        Ok(t) => t,
+        Err(reason) => {
+            eprintln!("error: invalid TARGET_URL={:?}: {reason}", args.target_url);
+            return ExitCode::from(BAD_INPUT);
+        }
+    };
+    if !(1..=1_000_000).contains(&args.id_buffer_size) {
+        eprintln!("error: invalid ID_BUFFER_SIZE={}: must be from 1 to 1000000", args.id_buffer_size);
+        return ExitCode::from(BAD_INPUT);
+    }
+    let options = Options { target: Target::new(&target), default_pool_size: args.id_buffer_size };
+    match load_file(&args.file, &options) {
+        Ok(workload) => {
+            print!("{}", report(&workload, target.as_str()));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(BAD_INPUT)
+        }
+    }
+}
+
+/// The normalised workload and its samples, as printed.
+pub fn report(workload: &Workload, target_url: &str) -> String {
+    let mut out = String::new();
+    let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let traffic = workload.requests().filter(|id| workload.role(*id) != Role::Setup).count();
+    let _ = writeln!(
+        out,
+        "{}: valid: {}, {}, {}",
+        workload.source(),
+        count(traffic, "request"),
+        count(workload.setup().len(), "setup request"),
+        count(workload.pools().count(), "pool")
+    );
+
+    let defs: Vec<&RequestDef> = workload.model().all_requests().collect();
+    let width = defs.iter().map(|d| d.name.len()).max().unwrap_or(4).max(4);
+    let row = |out: &mut String, id: RequestId, share: &str| {
+        let def = defs[id.index()];
+        let _ = writeln!(out, "  {:width$}  {share:>6}  {:7} {}", def.name, def.method.as_str(), shown_target(def));
+        for note in notes(workload, id) {
+            let _ = writeln!(out, "  {:width$}  {:>6}  {note}", "", "");
+        }
+    };
+    let _ = writeln!(out, "\nRequests (share of the traffic, drawn by weight):");
+    for id in workload.requests() {
+        match workload.role(id) {
+            Role::Weighted(_) => row(&mut out, id, &format!("{:.1}%", workload.share(id).unwrap_or(0.0))),
+            Role::Error => row(&mut out, id, "error"),
+            Role::Setup => {}
+        }
+    }
+    if workload.error_requests().next().is_some() {
+        let _ = writeln!(out, "  (an `error` request is never drawn by weight; scenarios that inject errors send it)");
+    }
+    if !workload.setup().is_empty() {
+        let when = match workload.setup_every() {
+            Some(every) => format!("before the traffic, then every {} s", every.as_secs()),
+            None => "once, before the traffic".to_string(),
+        };
+        let _ = writeln!(out, "\nSetup ({when}, in this order):");
+        for id in workload.setup() {
+            row(&mut out, *id, "setup");
+        }
+    }
+    if workload.pools().next().is_some() {
+        let _ = writeln!(out, "\nPools:");
+        for pool in workload.pools() {
+            let name = workload.pool_name(pool);
+            let fillers: Vec<&str> =
+                defs.iter().filter(|d| d.captures.iter().any(|c| c.pool == name)).map(|d| d.name.as_str()).collect();
+            let readers: Vec<&str> =
+                defs.iter().filter(|d| d.pools_read().any(|p| p == name)).map(|d| d.name.as_str()).collect();
+            let seeded = workload.model().pools.iter().find(|p| p.name == name).map_or(0, |p| p.values.len());
+            let from_file = if seeded == 0 { String::new() } else { format!("; starts with {seeded} from the file") };
+            let _ = writeln!(
+                out,
+                "  {name}: holds the newest {}{from_file}; filled by {}; read by {}",
+                workload.pool_size(pool),
+                list_or(&fillers, "nothing"),
+                list_or(&readers, "nothing")
+            );
+        }
+    }
+    if !workload.warnings().is_empty() {
+        let _ = writeln!(out, "\nWarnings:");
+        for w in workload.warnings() {
+            let _ = writeln!(out, "  {}:{}: {}", workload.source(), w.pos, w.message);
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nSamples, as they would be sent to {target_url} (pool values shown as {{{{ pool(name) }}}}; nothing is sent):"
+    );
+    let mut state = RunState::new(workload);
+    state.show_placeholders();
+    let mut rng = SmallRng::seed_from_u64(1);
+    let mut bytes = Vec::new();
+    for id in workload.requests() {
+        // Pools are shown, never read, so nothing falls back here.
+        let Draw::Send(chosen) = workload.resolve(id, &mut rng, &filled(workload, &state)) else { continue };
+        workload.render(&chosen, &mut rng, &mut state, &mut bytes);
+        let _ = writeln!(out, "\n# {}", workload.name(id));
+        let text = String::from_utf8_lossy(&bytes);
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        for line in head.split("\r\n") {
+            let _ = writeln!(out, "{line}");
+        }
+        if !body.is_empty() {
+            let shown: String = body.chars().take(SAMPLE_BODY_CHARS).collect();
+            let more = body.chars().count() > SAMPLE_BODY_CHARS;
+            let _ =
+                writeln!(out, "\n{shown}{}", if more { format!(" … ({} bytes)", body.len()) } else { String::new() });
+        }
+    }
+    out
+}
+
+/// A copy of `state` with one stand-in value in every pool, so every
+/// request resolves to itself for its sample.
+fn filled(workload: &Workload, state: &RunState) -> RunState {
+    let mut copy = state.clone();
+    for pool in workload.pools() {
+        copy.push(pool, b"_", false);
+    }
+    copy
+}
+
+fn shown_target(def: &RequestDef) -> String {
+    let mut target = def.path.to_string();
+    for (i, (name, value)) in def.query.iter().enumerate() {
+        let _ = write!(target, "{}{name}={value}", if i == 0 { '?' } else { '&' });
+    }
+    target
+}
+
+fn notes(workload: &Workload, id: RequestId) -> Vec<String> {
+    let def = &workload.model().all_requests().nth(id.index());
+    let Some(def) = def else { return Vec::new() };
+    let mut notes = Vec::new();
+    if let Some(body) = &def.body {
+        let kind = match body {
+            Body::Json(_) => "JSON body",
+            Body::Raw(_) => "text body",
+        };
+        notes.push(format!("{kind} ({})", def.effective_content_type().unwrap_or_default()));
+    }
+    let reads: Vec<&str> = def.pools_read().collect();
+    if !reads.is_empty() {
+        let instead = match workload.fallback(id) {
+            Some(f) => format!("{} is sent instead", workload.name(f)),
+            None => "it is not sent".to_string(),
+        };
+        let which = if reads.len() == 1 { "it is" } else { "one of them is" };
+        notes.push(format!("reads {}; while {which} empty, {instead}", reads.join(", ")));
+    }
+    for c in &def.captures {
+        let rules = match (c.url_safe, c.max_len) {
+            (true, n) => format!(", URL-safe, at most {n} bytes"),
+            (false, 256) => String::new(),
+            (false, n) => format!(", at most {n} bytes"),
+        };
+        notes.push(format!("captures {} into {}{rules}", c.source, c.pool));
+    }
+    if def.success != super::model::StatusSet::success() {
+        notes.push(format!("success: {}", def.success));
+    }
+    notes
+}
+
+fn list_or(items: &[&str], none: &str) -> String {
+    if items.is_empty() { none.to_string() } else { items.join(", ") }
+}

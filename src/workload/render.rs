@@ -1,0 +1,554 @@
+//! Drawing and rendering requests: which request (weights, then fallbacks
+//! while a pool it reads is empty), then its bytes. Rendering walks the
+//! compiled segments into a reused buffer: no parsing, and no allocation
+//! once the buffer has grown to the workload's largest request.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rand::{Rng, RngExt};
+
+use super::Workload;
+use super::compile::{Ctx, Fill, PoolId, RequestId, Seg};
+use super::model::{MAX_POOLS, Method};
+use super::pool::{Ring, is_unreserved};
+
+/// What a workload remembers while it runs: its pools and the sequence
+/// counter. Owned by whoever renders (the engine's worker thread).
+#[derive(Debug, Clone)]
+pub struct RunState {
+    pub(crate) pools: Vec<Ring>,
+    seq: u64,
+    clock: Clock,
+    /// `workload check`: pool values are shown as `{{ pool(name) }}`.
+    placeholders: bool,
+}
+
+/// Where `now()` and `unix_time()` read the time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    System,
+    /// A fixed time, for tests and samples.
+    Fixed(SystemTime),
+}
+
+impl RunState {
+    /// Fresh pools (with the file's `values`), the sequence at 0.
+    pub fn new(workload: &Workload) -> RunState {
+        let pools = workload
+            .compiled
+            .pools
+            .iter()
+            .map(|spec| {
+                let mut ring = Ring::new(spec.size);
+                for item in &spec.seed {
+                    ring.push(item.text.as_bytes(), item.number);
+                }
+                ring
+            })
+            .collect();
+        RunState { pools, seq: 0, clock: Clock::System, placeholders: false }
+    }
+
+    /// The state for `next` after a swap from `previous`: pools whose names
+    /// survive keep their newest values (up to the new size), new pools
+    /// start with their `values`, the sequence goes on.
+    pub fn carry_over(&self, previous: &Workload, next: &Workload) -> RunState {
+        let mut state = RunState::new(next);
+        state.seq = self.seq;
+        state.clock = self.clock;
+        for (i, spec) in next.compiled.pools.iter().enumerate() {
+            let Some(old) = previous.compiled.pools.iter().position(|p| p.name == spec.name) else { continue };
+            let Some(old_ring) = self.pools.get(old) else { continue };
+            let ring = &mut state.pools[i];
+            *ring = Ring::new(spec.size);
+            for value in old_ring.iter() {
+                ring.push(value.as_bytes(), value.is_number());
+            }
+        }
+        state
+    }
+
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.clock = clock;
+    }
+
+    pub(crate) fn show_placeholders(&mut self) {
+        self.placeholders = true;
+    }
+
+    pub fn pool(&self, id: PoolId) -> &Ring {
+        &self.pools[id.index()]
+    }
+
+    /// Stores an accepted value.
+    pub(crate) fn push(&mut self, id: PoolId, text: &[u8], number: bool) {
+        self.pools[id.index()].push(text, number);
+    }
+
+    fn now(&self) -> SystemTime {
+        match self.clock {
+            Clock::System => SystemTime::now(),
+            Clock::Fixed(t) => t,
+        }
+    }
+}
+
+/// A request chosen to be sent, with its pool values picked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chosen {
+    request: RequestId,
+    asked: RequestId,
+    /// Index into each pool the request reads (by pool id).
+    picks: [u32; MAX_POOLS],
+}
+
+impl Chosen {
+    /// The request that is sent (after any fallback): label its metrics,
+    /// and capture from its answer, with this one.
+    pub fn request(&self) -> RequestId {
+        self.request
+    }
+
+    /// The request the weights drew.
+    pub fn asked(&self) -> RequestId {
+        self.asked
+    }
+
+    pub fn fell_back(&self) -> bool {
+        self.request != self.asked
+    }
+}
+
+/// What a draw comes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Draw {
+    Send(Chosen),
+    /// A pool the request reads is empty and it has no fallback (or its
+    /// fallbacks are stuck too): nothing is sent.
+    Unmet {
+        asked: RequestId,
+        pool: PoolId,
+    },
+}
+
+/// A request in parts, for a client that builds requests itself (https).
+/// Reused between requests; its buffers only grow.
+#[derive(Debug, Default)]
+pub struct RequestParts {
+    request: Option<RequestId>,
+    target: Vec<u8>,
+    values: Vec<u8>,
+    value_ends: Vec<usize>,
+    body: Vec<u8>,
+    has_body: bool,
+}
+
+impl RequestParts {
+    /// The path with its prefix, and the query: `/api/users/7?x=1`.
+    pub fn target(&self) -> &[u8] {
+        &self.target
+    }
+
+    pub fn body(&self) -> Option<&[u8]> {
+        self.has_body.then_some(&self.body[..])
+    }
+}
+
+impl Workload {
+    /// A request drawn by weight.
+    pub fn pick(&self, rng: &mut impl Rng) -> RequestId {
+        let weights = &self.compiled.weights;
+        weights.pick(rng.random_range(0..weights.total))
+    }
+
+    /// `asked`, or its fallback while a pool it reads is empty; picks the
+    /// pool values. Each read pool takes one roll, empty or not.
+    pub fn resolve(&self, asked: RequestId, rng: &mut impl Rng, state: &RunState) -> Draw {
+        let mut id = asked;
+        // Fallbacks have no cycles (checked at load); the bound is a backstop.
+        for _ in 0..=self.compiled.requests.len() {
+            let request = &self.compiled.requests[id.index()];
+            let mut chosen = Chosen { request: id, asked, picks: [0; MAX_POOLS] };
+            let mut empty = None;
+            for pool in &request.needs {
+                let roll = rng.random_range(0..usize::MAX);
+                match state.pools[pool.index()].pick(roll) {
+                    Some(i) => chosen.picks[pool.index()] = u32::try_from(i).unwrap_or(0),
+                    None => {
+                        empty = Some(*pool);
+                        break;
+                    }
+                }
+            }
+            match (empty, request.fallback) {
+                (None, _) => return Draw::Send(chosen),
+                (Some(_), Some(next)) => id = next,
+                (Some(pool), None) => return Draw::Unmet { asked, pool },
+            }
+        }
+        Draw::Unmet { asked, pool: PoolId(0) }
+    }
+
+    /// The next request of the traffic: [`Workload::pick`], then [`Workload::resolve`].
+    pub fn draw(&self, rng: &mut impl Rng, state: &RunState) -> Draw {
+        let asked = self.pick(rng);
+        self.resolve(asked, rng, state)
+    }
+
+    /// Writes the complete HTTP/1.1 request into `out` (cleared first):
+    /// request line with the target's path prefix, `Host`, `User-Agent`,
+    /// the workload's headers, `Content-Type` and `Content-Length` when
+    /// there is a body, and the body.
+    pub fn render(&self, chosen: &Chosen, rng: &mut impl Rng, state: &mut RunState, out: &mut Vec<u8>) {
+        out.clear();
+        let request = &self.compiled.requests[chosen.request.index()];
+        self.write(&request.head, chosen, rng, state, out);
+        if let (true, Some(body)) = (request.dynamic_body, &request.body) {
+            // The length is known once the body is written: write it after
+            // the head, then move it up by the length line.
+            let start = out.len();
+            self.write(body, chosen, rng, state, out);
+            let len = out.len() - start;
+            let mut line = [0u8; 48];
+            let n = content_length_line(len, &mut line);
+            out.extend_from_slice(&line[..n]);
+            out.copy_within(start..start + len, start + n);
+            out[start..start + n].copy_from_slice(&line[..n]);
+        }
+    }
+
+    /// Writes the request's parts into `parts` (its buffers reused).
+    pub fn render_parts(&self, chosen: &Chosen, rng: &mut impl Rng, state: &mut RunState, parts: &mut RequestParts) {
+        let request = &self.compiled.requests[chosen.request.index()];
+        parts.request = Some(chosen.request);
+        parts.target.clear();
+        self.write(&request.target, chosen, rng, state, &mut parts.target);
+        parts.values.clear();
+        parts.value_ends.clear();
+        for (_, value) in &request.headers {
+            self.write(value, chosen, rng, state, &mut parts.values);
+            parts.value_ends.push(parts.values.len());
+        }
+        parts.body.clear();
+        parts.has_body = request.body.is_some();
+        if let Some(body) = &request.body {
+            self.write(body, chosen, rng, state, &mut parts.body);
+        }
+    }
+
+    /// The headers of rendered parts (`User-Agent` first, then the
+    /// workload's); `Host`, `Content-Type` and `Content-Length` are the
+    /// client's to set.
+    pub fn part_headers<'a>(&'a self, parts: &'a RequestParts) -> impl Iterator<Item = (&'a str, &'a [u8])> {
+        let headers = parts.request.map_or(&[][..], |id| &self.compiled.requests[id.index()].headers[..]);
+        headers.iter().enumerate().map(move |(i, (name, _))| {
+            let start = if i == 0 { 0 } else { parts.value_ends[i - 1] };
+            (name.as_str(), &parts.values[start..parts.value_ends[i]])
+        })
+    }
+
+    pub fn method(&self, id: RequestId) -> Method {
+        self.compiled.requests[id.index()].method
+    }
+
+    /// The body's content type, if the request has a body.
+    pub fn content_type(&self, id: RequestId) -> Option<&str> {
+        self.compiled.requests[id.index()].content_type.as_deref()
+    }
+
+    fn write(&self, segs: &[Seg], chosen: &Chosen, rng: &mut impl Rng, state: &mut RunState, out: &mut Vec<u8>) {
+        for seg in segs {
+            match seg {
+                Seg::Lit(bytes) => out.extend_from_slice(bytes),
+                Seg::Hole(fill, ctx) => self.fill(fill, *ctx, chosen, rng, state, out),
+            }
+        }
+    }
+
+    fn fill(
+        &self,
+        fill: &Fill,
+        ctx: Ctx,
+        chosen: &Chosen,
+        rng: &mut impl Rng,
+        state: &mut RunState,
+        out: &mut Vec<u8>,
+    ) {
+        let mut digits = [0u8; 24];
+        match fill {
+            Fill::Int { min, max } => {
+                // Ranges that fit 32 bits draw as 32-bit numbers: the same
+                // values, from the same random stream, as the engine's
+                // `random_range(1..=10)` on a u8.
+                let n = match (i32::try_from(*min), i32::try_from(*max)) {
+                    (Ok(lo), Ok(hi)) => i64::from(rng.random_range(lo..=hi)),
+                    _ => rng.random_range(*min..=*max),
+                };
+                let len = write_i64(n, &mut digits);
+                encode(ctx, &digits[..len], true, out);
+            }
+            Fill::Choice(items) => out.extend_from_slice(&items[rng.random_range(0..items.len())]),
+            Fill::Str(len) => {
+                const ALNUM: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+                let quoted = ctx == Ctx::JsonValue;
+                if quoted {
+                    out.push(b'"');
+                }
+                for _ in 0..*len {
+                    out.push(ALNUM[rng.random_range(0..ALNUM.len())]);
+                }
+                if quoted {
+                    out.push(b'"');
+                }
+            }
+            Fill::Uuid => {
+                let uuid = uuid_v4(rng.random(), rng.random());
+                encode(ctx, &uuid, false, out);
+            }
+            Fill::Seq => {
+                state.seq = state.seq.wrapping_add(1);
+                let len = write_u64(state.seq, &mut digits);
+                encode(ctx, &digits[..len], true, out);
+            }
+            Fill::Now => {
+                let text = rfc3339_millis(state.now());
+                encode(ctx, &text, false, out);
+            }
+            Fill::UnixTime | Fill::UnixTimeMs => {
+                let since = state.now().duration_since(UNIX_EPOCH).unwrap_or_default();
+                let n = if *fill == Fill::UnixTime { since.as_secs() } else { since.as_millis() as u64 };
+                let len = write_u64(n, &mut digits);
+                encode(ctx, &digits[..len], true, out);
+            }
+            Fill::Pool(id) => {
+                if state.placeholders {
+                    out.extend_from_slice(b"{{ pool(");
+                    out.extend_from_slice(self.compiled.pools[id.index()].name.as_bytes());
+                    out.extend_from_slice(b") }}");
+                    return;
+                }
+                let pick = chosen.picks[id.index()] as usize;
+                // A pool is only read by a request that was resolved against it.
+                if let Some(value) = state.pools[id.index()].get(pick) {
+                    encode(ctx, value.as_bytes(), value.is_number(), out);
+                }
+            }
+        }
+    }
+}
+
+/// Writes `text` as the context wants it.
+pub(crate) fn encode(ctx: Ctx, text: &[u8], number: bool, out: &mut Vec<u8>) {
+    match ctx {
+        Ctx::Path | Ctx::Query => percent_encode(text, out),
+        Ctx::Header | Ctx::Raw => out.extend_from_slice(text),
+        Ctx::JsonString => json_escape(text, out),
+        Ctx::JsonValue if number => out.extend_from_slice(text),
+        Ctx::JsonValue => {
+            out.push(b'"');
+            json_escape(text, out);
+            out.push(b'"');
+        }
+    }
+}
+
+/// Everything but unreserved characters as `%XX`.
+pub(crate) fn percent_encode(text: &[u8], out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in text {
+        if is_unreserved(b) {
+            out.push(b);
+        } else {
+            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+        }
+    }
+}
+
+/// The inside of a JSON string.
+pub(crate) fn json_escape(text: &[u8], out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for &b in text {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0..0x20 | 0x7f => {
+                out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]])
+            }
+            _ => out.push(b),
+        }
+    }
+}
+
+fn content_length_line(len: usize, out: &mut [u8; 48]) -> usize {
+    const PREFIX: &[u8] = b"Content-Length: ";
+    out[..PREFIX.len()].copy_from_slice(PREFIX);
+    let mut digits = [0u8; 24];
+    let n = write_u64(len as u64, &mut digits);
+    out[PREFIX.len()..PREFIX.len() + n].copy_from_slice(&digits[..n]);
+    let end = PREFIX.len() + n;
+    out[end..end + 4].copy_from_slice(b"\r\n\r\n");
+    end + 4
+}
+
+fn write_u64(mut n: u64, out: &mut [u8; 24]) -> usize {
+    let mut tmp = [0u8; 20];
+    let mut i = tmp.len();
+    loop {
+        i -= 1;
+        tmp[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let len = tmp.len() - i;
+    out[..len].copy_from_slice(&tmp[i..]);
+    len
+}
+
+fn write_i64(n: i64, out: &mut [u8; 24]) -> usize {
+    if n >= 0 {
+        return write_u64(n as u64, out);
+    }
+    let mut rest = [0u8; 24];
+    let len = write_u64(n.unsigned_abs(), &mut rest);
+    out[0] = b'-';
+    out[1..=len].copy_from_slice(&rest[..len]);
+    len + 1
+}
+
+/// A random (version 4, RFC 9562) UUID in its usual text form.
+fn uuid_v4(high: u64, low: u64) -> [u8; 36] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&high.to_be_bytes());
+    bytes[8..].copy_from_slice(&low.to_be_bytes());
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let mut text = [b'-'; 36];
+    let mut at = 0;
+    for (i, b) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            at += 1;
+        }
+        text[at] = HEX[usize::from(b >> 4)];
+        text[at + 1] = HEX[usize::from(b & 15)];
+        at += 2;
+    }
+    text
+}
+
+/// `2026-11-26T10:46:00.123Z`. Times before 1970 show as 1970.
+fn rfc3339_millis(t: SystemTime) -> [u8; 24] {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (year, month, day) = civil_from_days((secs / 86_400) as i64);
+    let rem = secs % 86_400;
+    let fields = [
+        (year.clamp(0, 9999) as u64, 4),
+        (u64::from(month), 2),
+        (u64::from(day), 2),
+        (rem / 3600, 2),
+        (rem / 60 % 60, 2),
+        (rem % 60, 2),
+        (u64::from(since.subsec_millis()), 3),
+    ];
+    let mut text = *b"0000-00-00T00:00:00.000Z";
+    let starts = [0, 5, 8, 11, 14, 17, 20];
+    for ((value, width), start) in fields.into_iter().zip(starts) {
+        let mut v = value;
+        for i in (0..width).rev() {
+            text[start + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    }
+    text
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian
+/// calendar: shift to a calendar starting on 1 March of year 0, whose
+/// 400-year eras repeat exactly.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = (day_of_year - (153 * month_from_march + 2) / 5 + 1) as u32;
+    let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 } as u32;
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn encodings_per_context() {
+        let run = |ctx, text: &str, number| {
+            let mut out = Vec::new();
+            encode(ctx, text.as_bytes(), number, &mut out);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(run(Ctx::Path, "a/b c?é", false), "a%2Fb%20c%3F%C3%A9");
+        assert_eq!(run(Ctx::Query, "x&y=z", false), "x%26y%3Dz");
+        assert_eq!(run(Ctx::Header, "Bearer abc", false), "Bearer abc");
+        assert_eq!(run(Ctx::JsonString, "say \"hi\"\\\n", false), "say \\\"hi\\\"\\\\\\n");
+        assert_eq!(run(Ctx::JsonValue, "42", true), "42");
+        assert_eq!(run(Ctx::JsonValue, "4\"2", false), "\"4\\\"2\"");
+        assert_eq!(run(Ctx::JsonString, "\u{1}", false), "\\u0001");
+    }
+
+    #[test]
+    fn numbers_are_written_without_allocating() {
+        let mut buf = [0u8; 24];
+        for n in [0i64, 7, -7, 1234567890, i64::MIN, i64::MAX] {
+            let len = write_i64(n, &mut buf);
+            assert_eq!(std::str::from_utf8(&buf[..len]).unwrap(), n.to_string());
+        }
+        let mut line = [0u8; 48];
+        let n = content_length_line(31, &mut line);
+        assert_eq!(&line[..n], b"Content-Length: 31\r\n\r\n");
+    }
+
+    #[test]
+    fn uuids_are_version_4() {
+        let text = uuid_v4(u64::MAX, 0);
+        let text = std::str::from_utf8(&text).unwrap();
+        assert_eq!(text, "ffffffff-ffff-4fff-8000-000000000000");
+    }
+
+    #[test]
+    fn times_are_rfc3339_utc() {
+        let at = |secs: u64, millis: u64| {
+            let t = UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(millis);
+            String::from_utf8(rfc3339_millis(t).to_vec()).unwrap()
+        };
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(at(951_782_400, 5), "2000-02-29T00:00:00.005Z");
+        assert_eq!(at(1_795_689_960, 123), "2026-11-26T10:46:00.123Z");
+        assert_eq!(at(4_107_542_399, 999), "2100-02-28T23:59:59.999Z");
+        // Every day of four centuries agrees with counting days one by one.
+        let (mut y, mut m, mut d) = (1970i64, 1u32, 1u32);
+        for days in 0..146_097 {
+            assert_eq!(civil_from_days(days), (y, m, d), "day {days}");
+            let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+            let month_len = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][m as usize - 1];
+            d += 1;
+            if d > month_len {
+                d = 1;
+                m += 1;
+                if m > 12 {
+                    m = 1;
+                    y += 1;
+                }
+            }
+        }
+    }
+}
