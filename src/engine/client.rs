@@ -339,14 +339,43 @@ fn render_order(out: &mut [u8; 40], product_id: u8, quantity: u8) -> usize {
     usize::try_from(cursor.position()).unwrap_or(0)
 }
 
-/// The `id` of a create answer, if it has a usable one.
+/// The `id` of a create answer, if it has a usable one: a string of URL-safe
+/// characters, or a number kept as the target wrote it (an id above 2^64
+/// must not turn into `1.8446744073709552e19`). With a repeated `id` key the
+/// last one counts, as in JavaScript's and Python's JSON parsers.
 fn created_id(body: &[u8]) -> Option<OrderId> {
-    #[derive(serde::Deserialize)]
-    struct Created {
-        id: Option<serde_json::Value>,
+    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+    use serde_json::value::RawValue;
+    use std::borrow::Cow;
+
+    struct LastId;
+    impl<'de> Visitor<'de> for LastId {
+        type Value = Option<&'de RawValue>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut id = None;
+            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                if key == "id" {
+                    id = Some(map.next_value::<&'de RawValue>()?);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(id)
+        }
     }
-    let created: Created = serde_json::from_slice(body).ok()?;
-    OrderId::from_json(&created.id?)
+
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let raw = (&mut de).deserialize_map(LastId).ok()??;
+    de.end().ok()?;
+    let text = raw.get();
+    match text.as_bytes().first()? {
+        b'"' => OrderId::parse(&serde_json::from_str::<Cow<'_, str>>(text).ok()?),
+        b'-' | b'0'..=b'9' => OrderId::parse(text),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -361,6 +390,20 @@ mod tests {
         assert_eq!(created_id(b"<html>not json</html>"), None);
         assert_eq!(created_id(br#"{"id":"../../admin"}"#), None);
         assert_eq!(created_id(br#"[1,2]"#), None);
+        assert_eq!(created_id(br#"{"id":null}"#), None);
+        assert_eq!(created_id(br#"{"id":{"nested":1}}"#), None);
+        assert_eq!(created_id(br#"{"id":1} trailing"#), None);
+    }
+
+    #[test]
+    fn created_id_keeps_the_ids_own_text_and_takes_the_last_of_repeated_keys() {
+        let big = br#"{"id":18446744073709551616,"status":"created"}"#;
+        assert_eq!(created_id(big).unwrap().as_str(), "18446744073709551616");
+        assert_eq!(created_id(br#"{"id":-7}"#).unwrap().as_str(), "-7");
+        assert_eq!(created_id(br#"{"id":1,"status":"created","id":2}"#).unwrap().as_str(), "2");
+        assert_eq!(created_id(br#"{"id":"a-1","id":"b-2"}"#).unwrap().as_str(), "b-2");
+        assert_eq!(created_id(br#"{"i\u0064":"esc"}"#).unwrap().as_str(), "esc");
+        assert_eq!(created_id(br#"{"id":"o\u0072d"}"#).unwrap().as_str(), "ord");
     }
 
     #[test]
