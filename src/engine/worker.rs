@@ -224,18 +224,23 @@ impl Worker {
 
     /// Sends one request now, if the in-flight bound allows.
     fn fire(&mut self, now: Instant, lag_secs: f64) {
-        let shared = &self.engine.shared;
-        let Some(permit) = shared.in_flight.try_acquire() else {
-            shared.metrics.add_dropped(1);
+        let Some(permit) = self.engine.shared.in_flight.try_acquire() else {
+            self.engine.shared.metrics.add_dropped(1);
             return;
         };
+        let client = self.client();
+        let shared = &self.engine.shared;
         shared.metrics.observe_lag(lag_secs);
         shared.sent.fetch_add(1, Ordering::Relaxed);
         let timeout = shared.settings.request_timeout;
         let request = self.draw_request();
         let endpoint = request.endpoint();
         let started = now;
-        let send = self.client().send(request);
+        let Some(client) = client else {
+            self.engine.shared.metrics.record_failure(endpoint, ErrorKind::Tls, 0.0);
+            return;
+        };
+        let send = client.send(request);
         let exchange = self.deadlines.guard(started + timeout, send);
         self.in_flight.push(Box::pin(async move {
             let result = exchange.await;
@@ -303,9 +308,21 @@ impl Worker {
         self.in_flight.clear();
     }
 
-    fn client(&mut self) -> Rc<TargetClient> {
-        let target = &self.engine.shared.settings.target;
-        Rc::clone(self.client.get_or_insert_with(|| Rc::new(TargetClient::new(target))))
+    /// The client, built when first needed. Building fails only when the
+    /// https trust settings (checked at start) became unusable since.
+    fn client(&mut self) -> Option<Rc<TargetClient>> {
+        if self.client.is_none() {
+            let shared = &self.engine.shared;
+            let settings = &shared.settings;
+            match TargetClient::new(&settings.target, &settings.client, shared.metrics.retry_counters()) {
+                Ok(client) => self.client = Some(Rc::new(client)),
+                Err(e) => {
+                    self.errors.note(Endpoint::ListOrders, ErrorKind::Tls, &e);
+                    return None;
+                }
+            }
+        }
+        self.client.clone()
     }
 
     /// Picks the next request from the mix; a read with no id to read

@@ -1,0 +1,261 @@
+//! `https://` targets, through awc (the design card's client) over rustls.
+//!
+//! Behind the same face as the plain client and with the same rules: awc's
+//! connection limit is the in-flight bound (its default of 100 would be a
+//! hidden queue), its own timeouts are off (the engine's deadline covers
+//! connect, handshake and answer), redirects are never followed, bodies are
+//! read up to the same cap, names are resolved by the engine's one resolver
+//! and failures get the same kinds, plus `tls` for a failed handshake.
+//!
+//! Trust: Mozilla's roots compiled in (a scratch image has no CA store), or
+//! exactly the CAs of `TLS_CA_FILE`; `TLS_INSECURE` accepts any certificate
+//! (signatures of the handshake are still checked) and is logged loudly.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use actix_tls::connect::{Resolve, Resolver as ActixResolver};
+use futures_util::future::LocalBoxFuture;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+use super::client::{ClientError, ClientSettings, MAX_BODY_BYTES, RequestParts};
+use super::resolve::{ResolveError, Resolver};
+use crate::config::TargetUrl;
+use crate::metrics::ErrorKind;
+
+/// How certificates are checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// PEM file of the CAs to trust instead of the compiled-in roots.
+    pub ca_file: Option<PathBuf>,
+    /// Accept any certificate (self-signed staging). Never the default.
+    pub insecure: bool,
+}
+
+/// A TLS failure, or a setting that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read TLS_CA_FILE {path}: {reason}")]
+    CaFile { path: String, reason: String },
+    #[error("TLS handshake failed: {0}")]
+    Handshake(io::Error),
+    #[error("cannot set up TLS: {0}")]
+    Setup(String),
+}
+
+impl TlsError {
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::Tls
+    }
+}
+
+/// The rustls configuration for these settings, built once at start (so a
+/// bad CA file stops start-up).
+pub fn client_config(settings: &TlsSettings) -> Result<Arc<ClientConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Setup(e.to_string()))?;
+    let mut config = if settings.insecure {
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(AnyCertificate(provider))).with_no_client_auth()
+    } else {
+        builder.with_root_certificates(roots(settings.ca_file.as_ref())?).with_no_client_auth()
+    };
+    // HTTP/1.1 only: the same protocol, framing and bounds as plain targets.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+fn roots(ca_file: Option<&PathBuf>) -> Result<RootCertStore, TlsError> {
+    let Some(path) = ca_file else {
+        return Ok(RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() });
+    };
+    let bad = |reason: String| TlsError::CaFile { path: path.display().to_string(), reason };
+    let mut store = RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(path).map_err(|e| bad(e.to_string()))?;
+    for cert in certs {
+        store.add(cert.map_err(|e| bad(e.to_string()))?).map_err(|e| bad(e.to_string()))?;
+    }
+    if store.is_empty() {
+        return Err(bad("no PEM certificate in it".into()));
+    }
+    Ok(store)
+}
+
+/// `TLS_INSECURE`: any certificate is taken as valid, but the handshake's
+/// signatures are still verified with it.
+#[derive(Debug)]
+struct AnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The engine's resolver, lent to awc's connector.
+struct EngineResolver(Rc<Resolver>);
+
+impl Resolve for EngineResolver {
+    fn lookup<'a>(
+        &'a self,
+        _host: &'a str,
+        _port: u16,
+    ) -> LocalBoxFuture<'a, Result<Vec<SocketAddr>, Box<dyn StdError>>> {
+        Box::pin(async move { self.0.addresses().await.map_err(|e| Box::new(e) as Box<dyn StdError>) })
+    }
+}
+
+pub struct TlsClient {
+    client: awc::Client,
+    /// `https://host[:port]/prefix`, each request's path appended.
+    base: String,
+    user_agent: &'static str,
+}
+
+impl fmt::Debug for TlsClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsClient").field("base", &self.base).finish_non_exhaustive()
+    }
+}
+
+impl TlsClient {
+    pub fn new(
+        target: &TargetUrl,
+        settings: &ClientSettings,
+        config: Arc<ClientConfig>,
+        resolver: Rc<Resolver>,
+    ) -> Self {
+        let tcp = actix_tls::connect::Connector::new(ActixResolver::custom(EngineResolver(resolver))).service();
+        let connector = awc::Connector::new()
+            .connector(tcp)
+            .rustls_0_23(config)
+            .limit(settings.max_connections)
+            // The engine's deadline bounds every request; awc's own timeouts
+            // would only add timers (and a second, different timeout).
+            .timeout(std::time::Duration::from_secs(3600))
+            .handshake_timeout(std::time::Duration::from_secs(3600))
+            .conn_keep_alive(settings.idle_keep.max(std::time::Duration::from_millis(1)))
+            .conn_lifetime(std::time::Duration::from_secs(3600));
+        let client = awc::Client::builder()
+            .connector(connector)
+            .disable_redirects()
+            .disable_timeout()
+            .no_default_headers()
+            .finish();
+        TlsClient {
+            client,
+            base: format!("https://{}{}", target.authority(), target.path_prefix()),
+            user_agent: concat!("trafficgen/", env!("CARGO_PKG_VERSION")),
+        }
+    }
+
+    /// Sends one request; the status and, when asked for and under the cap,
+    /// the body.
+    pub async fn exchange(&self, parts: RequestParts<'_>) -> Result<(u16, Option<Vec<u8>>), ClientError> {
+        let mut url = String::with_capacity(self.base.len() + parts.path.len());
+        url.push_str(&self.base);
+        url.push_str(parts.path);
+        let method = awc::http::Method::from_bytes(parts.method.as_bytes())
+            .map_err(|e| ClientError::Send(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
+        let request = self.client.request(method, url).insert_header(("User-Agent", self.user_agent));
+        let sent = match parts.json {
+            Some(json) => request.insert_header(("Content-Type", "application/json")).send_body(json.to_vec()).await,
+            None => request.send().await,
+        };
+        let mut response = sent.map_err(send_error)?;
+        let status = response.status().as_u16();
+        let body = match response.body().limit(MAX_BODY_BYTES).await {
+            Ok(body) => Some(body.to_vec()),
+            // Over the cap: the status counts, the rest is not read (and
+            // awc closes the connection), as on the plain path.
+            Err(awc::error::PayloadError::Overflow) => None,
+            Err(e) => return Err(ClientError::Receive(io::Error::other(e.to_string()))),
+        };
+        Ok((status, body.filter(|_| parts.wants_body)))
+    }
+}
+
+/// awc's error as ours, with the same kinds as the plain path.
+fn send_error(error: awc::error::SendRequestError) -> ClientError {
+    use awc::error::{ConnectError, SendRequestError};
+    match error {
+        SendRequestError::Connect(ConnectError::Resolver(e)) => match e.downcast::<ResolveError>() {
+            Ok(e) => ClientError::Resolve(*e),
+            Err(e) => ClientError::Connect(io::Error::other(e.to_string())),
+        },
+        SendRequestError::Connect(ConnectError::Io(e)) if is_tls(&e) => ClientError::Tls(TlsError::Handshake(e)),
+        SendRequestError::Connect(ConnectError::Io(e)) => ClientError::Connect(e),
+        SendRequestError::Connect(ConnectError::Timeout) => {
+            ClientError::Connect(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))
+        }
+        SendRequestError::Connect(e) => ClientError::Connect(io::Error::other(e.to_string())),
+        SendRequestError::Send(e) => ClientError::Send(e),
+        SendRequestError::Timeout => ClientError::Receive(io::Error::new(io::ErrorKind::TimedOut, "timed out")),
+        other => ClientError::Receive(io::Error::other(other.to_string())),
+    }
+}
+
+/// Whether an I/O error of the connect step came from rustls (the
+/// handshake), not from TCP.
+fn is_tls(error: &io::Error) -> bool {
+    error.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) || error.kind() == io::ErrorKind::InvalidData
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trust_comes_from_the_compiled_in_roots_or_exactly_the_ca_file() {
+        assert!(client_config(&TlsSettings::default()).is_ok());
+        assert!(client_config(&TlsSettings { ca_file: None, insecure: true }).is_ok());
+        let missing = TlsSettings { ca_file: Some("/nonexistent/ca.pem".into()), insecure: false };
+        assert!(matches!(client_config(&missing), Err(TlsError::CaFile { .. })));
+        let dir = std::env::temp_dir().join(format!("trafficgen-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let not_pem = dir.join("ca.pem");
+        std::fs::write(&not_pem, "not a certificate\n").unwrap();
+        let err = client_config(&TlsSettings { ca_file: Some(not_pem), insecure: false }).unwrap_err();
+        assert!(err.to_string().contains("no PEM certificate"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
