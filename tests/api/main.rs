@@ -3,6 +3,7 @@
 mod cli;
 mod control;
 mod demo_target;
+mod dns;
 mod faults;
 mod helpers;
 mod keep_alive;
@@ -10,4 +11,5 @@ mod metrics;
 mod peers;
 mod scripted;
 mod soak;
+mod target_bounds;
 mod traffic;
