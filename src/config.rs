@@ -216,7 +216,7 @@ fn client_settings(
         client_config(&tls_settings).map_err(|e| ConfigError::new("TLS_CA_FILE", "…", e))?;
         None
     };
-    Ok(ClientSettings { idle_keep, max_connections: max_in_flight, tls })
+    Ok(ClientSettings { idle_keep, max_connections: max_in_flight, tls, tls_insecure: args.tls_insecure })
 }
 
 fn seconds(setting: &'static str, value: f64, min: f64, max: f64) -> Result<Duration, ConfigError> {

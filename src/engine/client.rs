@@ -58,11 +58,13 @@ pub struct ClientSettings {
     /// How https targets are trusted, checked once at start; `None` for
     /// plain targets (an https target then gets the compiled-in roots).
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// `TLS_INSECURE` is on (said loudly whenever traffic starts).
+    pub tls_insecure: bool,
 }
 
 impl Default for ClientSettings {
     fn default() -> Self {
-        ClientSettings { idle_keep: DEFAULT_IDLE_KEEP, max_connections: 512, tls: None }
+        ClientSettings { idle_keep: DEFAULT_IDLE_KEEP, max_connections: 512, tls: None, tls_insecure: false }
     }
 }
 
@@ -256,6 +258,10 @@ impl TargetClient {
     pub fn new(target: &TargetUrl, settings: &ClientSettings, retries: RetryCounters) -> Result<Self, TlsError> {
         let resolver = Rc::new(Resolver::new(target.host(), target.port()));
         let transport = if target.is_https() {
+            if settings.tls_insecure {
+                log::warn!(target = target.as_str();
+                    "TLS_INSECURE is on: the target's certificate is NOT checked; anyone on the path can read and change this traffic");
+            }
             let config = match &settings.tls {
                 Some(config) => Arc::clone(config),
                 None => client_config(&TlsSettings::default())?,

@@ -1,0 +1,113 @@
+//! `https://` targets: nginx with `ssl` on 127.0.0.1 and certificates made
+//! here (a CA of the test's own and a certificate for localhost/127.0.0.1).
+
+use std::time::Duration;
+
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+
+use crate::helpers::*;
+use crate::real_servers::start_nginx;
+use crate::scripted::{have_tools, metrics_of};
+
+/// A CA (PEM) and a server certificate and key it signed for localhost and 127.0.0.1.
+fn certificates() -> (String, String, String) {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    let cert = params.signed_by(&key, &ca).unwrap();
+    (ca.pem(), cert.pem(), key.serialize_pem())
+}
+
+struct Files(std::path::PathBuf);
+
+impl Files {
+    fn new() -> Files {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("trafficgen-tls-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Files(dir)
+    }
+
+    fn write(&self, name: &str, text: &str) -> String {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+}
+
+impl Drop for Files {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn run_until(sidecar: &Proc, key: &str, n: u64) {
+    assert!(eventually(Duration::from_secs(15), || stat(sidecar, key) >= n), "{}", sidecar.output());
+    sidecar.post("/mode/pause", None);
+    assert!(eventually(Duration::from_secs(10), || sidecar.get_json("/status")["in_flight"] == 0));
+}
+
+#[test]
+fn an_https_target_trusted_through_a_ca_file_gets_its_traffic() {
+    if !have_tools(&["nginx"]) {
+        return;
+    }
+    let (ca, cert, key) = certificates();
+    let nginx = start_nginx("75s", Some((&cert, &key)));
+    let files = Files::new();
+    let ca_file = files.write("ca.pem", &ca);
+    // By name (SNI and the certificate's DNS name) and by address (IP SAN).
+    for host in ["localhost", "127.0.0.1"] {
+        let url = format!("https://{host}:{}/", nginx.addr.port());
+        let extra = [("INITIAL_MODE", "burst"), ("TLS_CA_FILE", ca_file.as_str())];
+        let sidecar = Proc::start(&[], &sidecar_env(&url, &extra));
+        run_until(&sidecar, "total", 40);
+        let status = sidecar.get_json("/status");
+        assert_eq!(status["stats"]["failed"], 0, "{host}: {status}\n{}", sidecar.output());
+        assert!(status["order_ids_buffered"].as_u64().unwrap() > 0, "{host}: create answers read: {status}");
+    }
+}
+
+#[test]
+fn an_untrusted_certificate_is_kind_tls_unless_insecure_mode_is_asked_for() {
+    if !have_tools(&["nginx"]) {
+        return;
+    }
+    let (_, cert, key) = certificates();
+    let (other_ca, _, _) = certificates();
+    let nginx = start_nginx("75s", Some((&cert, &key)));
+    let url = format!("https://localhost:{}", nginx.addr.port());
+    let files = Files::new();
+    let other_ca_file = files.write("other-ca.pem", &other_ca);
+
+    // The built-in roots and a wrong CA file both refuse the test's CA.
+    for trust in [None, Some(other_ca_file.as_str())] {
+        let mut extra = vec![("INITIAL_MODE", "burst")];
+        extra.extend(trust.map(|f| ("TLS_CA_FILE", f)));
+        let mut sidecar = Proc::start(&[], &sidecar_env(&url, &extra));
+        run_until(&sidecar, "failed", 20);
+        assert!(sidecar.is_running());
+        let status = sidecar.get_json("/status");
+        assert_eq!(status["stats"]["successful"], 0, "{trust:?}: {status}");
+        let samples = metrics_of(&sidecar);
+        let tls = sum(&samples, "trafficgen_request_errors_total", &[("kind", "tls")]);
+        assert_eq!(tls, status["stats"]["failed"].as_f64().unwrap(), "{trust:?}: every failure is kind=tls");
+        let lines = sidecar.log_lines().iter().filter(|l| l.contains("\"request failed\"")).count();
+        assert!((1..=2).contains(&lines), "{trust:?}: {lines} failure lines");
+        assert!(sidecar.output().contains("certificate"), "{trust:?}: the log says why:\n{}", sidecar.output());
+    }
+
+    // Insecure mode, asked for: traffic flows, and the log says so loudly.
+    let extra = [("INITIAL_MODE", "burst"), ("TLS_INSECURE", "true")];
+    let sidecar = Proc::start(&[], &sidecar_env(&url, &extra));
+    run_until(&sidecar, "successful", 20);
+    assert_eq!(stat(&sidecar, "failed"), 0);
+    let warned = sidecar.wait_for_log(
+        |v| v["level"] == "warn" && v["message"].as_str().is_some_and(|m| m.contains("TLS_INSECURE")),
+        Duration::from_secs(1),
+    );
+    assert!(warned.is_some(), "no warning about TLS_INSECURE:\n{}", sidecar.output());
+}
