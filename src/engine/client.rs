@@ -371,6 +371,8 @@ impl PlainClient {
                 None => self.connect().await?,
             };
             self.render(request, &mut conn.out);
+            // No byte of this answer yet (a failed write must not see the last one's).
+            conn.filled = 0;
             let mut parser = AnswerParser::new(request.wants_body(), MAX_BODY_BYTES);
             let result = match conn.write_all().await {
                 Ok(()) => conn.read_answer(&mut parser).await,
@@ -555,6 +557,36 @@ mod tests {
         assert_eq!(created_id(br#"{"id":"a-1","id":"b-2"}"#).unwrap().as_str(), "b-2");
         assert_eq!(created_id(br#"{"i\u0064":"esc"}"#).unwrap().as_str(), "esc");
         assert_eq!(created_id(br#"{"id":"o\u0072d"}"#).unwrap().as_str(), "ord");
+    }
+
+    #[test]
+    fn only_a_connection_that_died_before_any_answer_byte_is_retried() {
+        let io = |kind: io::ErrorKind| io::Error::new(kind, "test");
+        let cases = [
+            (ClientError::Send(io(io::ErrorKind::BrokenPipe)), 0, Some(RetryReason::BrokenPipe)),
+            (ClientError::Send(io(io::ErrorKind::ConnectionReset)), 0, Some(RetryReason::Reset)),
+            (ClientError::Receive(io(io::ErrorKind::ConnectionReset)), 0, Some(RetryReason::Reset)),
+            (ClientError::Answer(AnswerError::Truncated), 0, Some(RetryReason::Closed)),
+            (ClientError::Answer(AnswerError::Truncated), 5, None),
+            (ClientError::Receive(io(io::ErrorKind::ConnectionReset)), 1, None),
+            (ClientError::Receive(io(io::ErrorKind::TimedOut)), 0, None),
+            (ClientError::Answer(AnswerError::BadHead("x")), 0, None),
+            (ClientError::Connect(io(io::ErrorKind::ConnectionRefused)), 0, None),
+        ];
+        for (error, bytes, expected) in cases {
+            assert_eq!(error.retry_reason(bytes), expected, "{error:?} after {bytes} bytes");
+        }
+    }
+
+    #[test]
+    fn failures_on_reused_connections_have_their_own_kind() {
+        let io = |kind: io::ErrorKind| io::Error::new(kind, "test");
+        let reused = |e: ClientError| ClientError::Reused(Box::new(e));
+        assert_eq!(reused(ClientError::Answer(AnswerError::Truncated)).kind(), ErrorKind::Reused);
+        assert_eq!(ClientError::Answer(AnswerError::Truncated).kind(), ErrorKind::Other);
+        assert_eq!(reused(ClientError::Receive(io(io::ErrorKind::TimedOut))).kind(), ErrorKind::Timeout);
+        assert_eq!(ClientError::Resolve(ResolveError::default()).kind(), ErrorKind::Dns);
+        assert_eq!(ClientError::Connect(io(io::ErrorKind::ConnectionRefused)).kind(), ErrorKind::Connect);
     }
 
     #[test]

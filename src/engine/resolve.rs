@@ -29,6 +29,12 @@ pub const NEGATIVE_TTL: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolveError(Rc<str>);
 
+impl Default for ResolveError {
+    fn default() -> Self {
+        ResolveError("cannot resolve the target".into())
+    }
+}
+
 impl fmt::Display for ResolveError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
