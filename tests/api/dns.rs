@@ -86,7 +86,15 @@ fn a_name_that_does_not_resolve_costs_one_lookup_per_interval_and_fails_fast_as_
         return;
     }
     let dns = FakeDns::start();
-    let dir = std::env::temp_dir().join(format!("trafficgen-dns-{}", std::process::id()));
+    // Plain targets (the engine's client) and https ones (awc, lent the engine's resolver).
+    for scheme in ["http", "https"] {
+        unresolvable(&dns, scheme);
+    }
+}
+
+fn unresolvable(dns: &FakeDns, scheme: &str) {
+    let queries_before = dns.queries();
+    let dir = std::env::temp_dir().join(format!("trafficgen-dns-{}-{scheme}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let resolv = dir.join("resolv.conf");
     std::fs::write(&resolv, format!("nameserver {}\noptions attempts:1 timeout:1\n", dns.ip)).unwrap();
@@ -100,10 +108,8 @@ fn a_name_that_does_not_resolve_costs_one_lookup_per_interval_and_fails_fast_as_
         nsswitch.display(),
         trace.display()
     );
-    let env = sidecar_env(
-        "http://shop.trafficgen-test.invalid:8080",
-        &[("INITIAL_MODE", "overload"), ("WARMUP_SECS", "1"), ("STATS_INTERVAL_SECS", "0")],
-    );
+    let url = format!("{scheme}://shop.trafficgen-test.invalid:8080");
+    let env = sidecar_env(&url, &[("INITIAL_MODE", "overload"), ("WARMUP_SECS", "1"), ("STATS_INTERVAL_SECS", "0")]);
     let mut sidecar = start_wrapped(&["unshare", "-m", "sh", "-c", &script, "sh"], &[], &env);
     // strace is the process we hold; the sidecar is its child.
     let mut pid = 0;
@@ -121,7 +127,7 @@ fn a_name_that_does_not_resolve_costs_one_lookup_per_interval_and_fails_fast_as_
     }
     let status = sidecar.get_json("/status");
     let failed = status["stats"]["failed"].as_u64().unwrap();
-    let queries = dns.queries();
+    let queries = dns.queries() - queries_before;
     let samples = metrics_of(&sidecar);
     let dns_errors = sum(&samples, "trafficgen_request_errors_total", &[("kind", "dns")]);
     // End the sidecar by its PID; strace then ends by itself.
@@ -129,7 +135,7 @@ fn a_name_that_does_not_resolve_costs_one_lookup_per_interval_and_fails_fast_as_
     let _ = sidecar.terminate(Duration::from_secs(5));
     let log = sidecar.output();
     eprintln!(
-        "unresolvable name: {failed} failed ({dns_errors} dns) in ~4 s at 100/s; {queries} DNS queries; threads {baseline_threads} -> at most {most_threads}"
+        "unresolvable name, {scheme}: {failed} failed ({dns_errors} dns) in ~4 s at 100/s; {queries} DNS queries; threads {baseline_threads} -> at most {most_threads}"
     );
 
     assert!(failed >= failed_before + 200, "requests did not fail fast: {failed_before} then {failed}: {status}");
