@@ -111,3 +111,33 @@ fn an_untrusted_certificate_is_kind_tls_unless_insecure_mode_is_asked_for() {
     );
     assert!(warned.is_some(), "no warning about TLS_INSECURE:\n{}", sidecar.output());
 }
+
+#[test]
+fn tls_and_connection_settings_are_documented_and_bad_ones_stop_start_up() {
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut command = std::process::Command::new(BIN);
+        command.args(args).env_clear().envs(env.iter().copied());
+        command.output().expect("run trafficgen")
+    };
+    let help = String::from_utf8_lossy(&run(&["--help"], &[]).stdout).into_owned();
+    for env in ["KEEP_ALIVE_MS", "TLS_CA_FILE", "TLS_INSECURE"] {
+        assert!(help.contains(env), "--help does not name {env}");
+    }
+    let files = Files::new();
+    let not_pem = files.write("not.pem", "hello\n");
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("TARGET_URL", "https://x"), ("TLS_CA_FILE", "/nonexistent/ca.pem")], "TLS_CA_FILE"),
+        (&[("TARGET_URL", "https://x"), ("TLS_CA_FILE", &not_pem)], "TLS_CA_FILE"),
+        (&[("TARGET_URL", "https://x"), ("TLS_CA_FILE", &not_pem), ("TLS_INSECURE", "true")], "TLS_INSECURE"),
+        (&[("TARGET_URL", "https://x"), ("TLS_INSECURE", "maybe")], "TLS_INSECURE"),
+        (&[("KEEP_ALIVE_MS", "3600001")], "KEEP_ALIVE_MS"),
+        (&[("TARGET_URL", "ftp://x")], "TARGET_URL"),
+    ];
+    for (env, setting) in cases {
+        let out = run(&[], env);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{env:?}: {stderr}");
+        assert!(stderr.contains(setting), "{env:?}: {stderr:?} does not name {setting}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{env:?}: one line: {stderr:?}");
+    }
+}
