@@ -89,6 +89,35 @@ impl Request {
     fn wants_body(&self) -> bool {
         matches!(self, Request::CreateOrder { .. })
     }
+
+    /// The request as parts, for a client that builds its own requests;
+    /// `scratch` holds the rendered body and path.
+    fn parts<'a>(&self, scratch: &'a mut PartsScratch) -> RequestParts<'a> {
+        let wants_body = self.wants_body();
+        match self {
+            Request::CreateOrder { product_id, quantity } => {
+                let len = render_order(&mut scratch.json, *product_id, *quantity);
+                RequestParts { method: "POST", path: "/orders", json: Some(&scratch.json[..len]), wants_body }
+            }
+            Request::ListOrders => RequestParts { method: "GET", path: "/orders", json: None, wants_body },
+            Request::GetOrder(id) => {
+                scratch.path = format!("/orders/{}", id.as_str());
+                RequestParts { method: "GET", path: &scratch.path, json: None, wants_body }
+            }
+        }
+    }
+}
+
+/// Room for the rendered parts of one request.
+struct PartsScratch {
+    json: [u8; 40],
+    path: String,
+}
+
+impl Default for PartsScratch {
+    fn default() -> Self {
+        PartsScratch { json: [0; 40], path: String::new() }
+    }
 }
 
 /// A request as parts, for a client that builds its own requests (awc).
@@ -293,26 +322,8 @@ impl TargetClient {
         let result = match &self.transport {
             Transport::Plain(plain) => plain.exchange(&request, &self.retries).await,
             Transport::Tls(tls) => {
-                let mut json = [0u8; 40];
-                let (parts, path_buf);
-                match &request {
-                    Request::CreateOrder { product_id, quantity } => {
-                        let len = render_order(&mut json, *product_id, *quantity);
-                        parts = RequestParts {
-                            method: "POST",
-                            path: "/orders",
-                            json: Some(&json[..len]),
-                            wants_body: true,
-                        };
-                    }
-                    Request::ListOrders => {
-                        parts = RequestParts { method: "GET", path: "/orders", json: None, wants_body: false };
-                    }
-                    Request::GetOrder(id) => {
-                        path_buf = format!("/orders/{}", id.as_str());
-                        parts = RequestParts { method: "GET", path: &path_buf, json: None, wants_body: false };
-                    }
-                }
+                let mut scratch = PartsScratch::default();
+                let parts = request.parts(&mut scratch);
                 tls.exchange(parts).await.map(|(status, body)| answered(status, body.as_deref()))
             }
         };
@@ -587,6 +598,18 @@ mod tests {
         assert_eq!(reused(ClientError::Receive(io(io::ErrorKind::TimedOut))).kind(), ErrorKind::Timeout);
         assert_eq!(ClientError::Resolve(ResolveError::default()).kind(), ErrorKind::Dns);
         assert_eq!(ClientError::Connect(io(io::ErrorKind::ConnectionRefused)).kind(), ErrorKind::Connect);
+    }
+
+    #[test]
+    fn requests_as_parts_for_the_https_client() {
+        let mut scratch = PartsScratch::default();
+        let create = Request::CreateOrder { product_id: 3, quantity: 2 };
+        let parts = create.parts(&mut scratch);
+        assert_eq!((parts.method, parts.path, parts.wants_body), ("POST", "/orders", true));
+        assert_eq!(parts.json, Some(&br#"{"product_id":3,"quantity":2}"#[..]));
+        let read = Request::GetOrder(OrderId::parse("ord-7").unwrap());
+        let parts = read.parts(&mut scratch);
+        assert_eq!((parts.method, parts.path, parts.json, parts.wants_body), ("GET", "/orders/ord-7", None, false));
     }
 
     #[test]
