@@ -176,7 +176,7 @@ impl ClientError {
     /// Whether the request may be resent on a new connection: the
     /// connection failed before any answer byte, so the target cannot have
     /// processed it. Only asked of a reused connection.
-    fn retry_reason(&self, answer_bytes: usize) -> Option<RetryReason> {
+    pub(super) fn retry_reason(&self, answer_bytes: usize) -> Option<RetryReason> {
         if answer_bytes > 0 {
             return None;
         }
@@ -324,7 +324,7 @@ impl TargetClient {
             Transport::Tls(tls) => {
                 let mut scratch = PartsScratch::default();
                 let parts = request.parts(&mut scratch);
-                tls.exchange(parts).await.map(|(status, body)| answered(status, body.as_deref()))
+                tls.exchange(parts, &self.retries).await.map(|(status, body)| answered(status, body.as_deref()))
             }
         };
         match result {

@@ -7,10 +7,21 @@
 //! read up to the same cap, names are resolved by the engine's one resolver
 //! and failures get the same kinds, plus `tls` for a failed handshake.
 //!
+//! The one retry: awc does not say whether a request went out on a pooled
+//! connection, but every new connection asks the engine's resolver for an
+//! address first. A request during which no connection was opened at all
+//! (by it or by any other request) certainly used a pooled one; only such a
+//! request is resent, once, when it failed before its answer began, and on
+//! a connection that is certainly new (a second awc client that never reuses
+//! one). With other requests opening connections meanwhile it is not resent
+//! (a real failure must never be hidden), so the retry is certain at low
+//! rates, where idle connections and the idle-close race live.
+//!
 //! Trust: Mozilla's roots compiled in (a scratch image has no CA store), or
 //! exactly the CAs of `TLS_CA_FILE`; `TLS_INSECURE` accepts any certificate
 //! (signatures of the handshake are still checked) and is logged loudly.
 
+use std::cell::Cell;
 use std::error::Error as StdError;
 use std::fmt;
 use std::io;
@@ -18,6 +29,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_tls::connect::{Resolve, Resolver as ActixResolver};
 use futures_util::future::LocalBoxFuture;
@@ -30,7 +42,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use super::client::{ClientError, ClientSettings, MAX_BODY_BYTES, RequestParts};
 use super::resolve::{ResolveError, Resolver};
 use crate::config::TargetUrl;
-use crate::metrics::ErrorKind;
+use crate::metrics::{ErrorKind, RetryCounters};
 
 /// How certificates are checked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -131,8 +143,36 @@ impl ServerCertVerifier for AnyCertificate {
     }
 }
 
-/// The engine's resolver, lent to awc's connector.
-struct EngineResolver(Rc<Resolver>);
+/// awc with our rules (see the module's note), `idle_keep` as its
+/// keep-alive, lending it the engine's resolver.
+fn awc_client(
+    settings: &ClientSettings,
+    config: Arc<ClientConfig>,
+    resolver: &Rc<Resolver>,
+    count_connections: Option<Rc<Cell<u64>>>,
+    idle_keep: Duration,
+) -> awc::Client {
+    let lent = EngineResolver { resolver: Rc::clone(resolver), connections: count_connections };
+    let tcp = actix_tls::connect::Connector::new(ActixResolver::custom(lent)).service();
+    let connector = awc::Connector::new()
+        .connector(tcp)
+        .rustls_0_23(config)
+        .limit(settings.max_connections)
+        // The engine's deadline bounds every request; awc's own timeouts
+        // would only add timers (and a second, different timeout).
+        .timeout(Duration::from_secs(3600))
+        .handshake_timeout(Duration::from_secs(3600))
+        .conn_keep_alive(idle_keep.max(Duration::from_millis(1)))
+        .conn_lifetime(Duration::from_secs(3600));
+    awc::Client::builder().connector(connector).disable_redirects().disable_timeout().no_default_headers().finish()
+}
+
+/// The engine's resolver, lent to awc's connector; it may count the
+/// connections awc opens (each asks for an address once).
+struct EngineResolver {
+    resolver: Rc<Resolver>,
+    connections: Option<Rc<Cell<u64>>>,
+}
 
 impl Resolve for EngineResolver {
     fn lookup<'a>(
@@ -140,12 +180,19 @@ impl Resolve for EngineResolver {
         _host: &'a str,
         _port: u16,
     ) -> LocalBoxFuture<'a, Result<Vec<SocketAddr>, Box<dyn StdError>>> {
-        Box::pin(async move { self.0.addresses().await.map_err(|e| Box::new(e) as Box<dyn StdError>) })
+        if let Some(connections) = &self.connections {
+            connections.set(connections.get() + 1);
+        }
+        Box::pin(async move { self.resolver.addresses().await.map_err(|e| Box::new(e) as Box<dyn StdError>) })
     }
 }
 
 pub struct TlsClient {
     client: awc::Client,
+    /// For the one resend: a client whose connections are never reused.
+    fresh: awc::Client,
+    /// Connections `client` has opened (see the module's note on the retry).
+    connections: Rc<Cell<u64>>,
     /// `https://host[:port]/prefix`, each request's path appended.
     base: String,
     user_agent: &'static str,
@@ -164,39 +211,62 @@ impl TlsClient {
         config: Arc<ClientConfig>,
         resolver: Rc<Resolver>,
     ) -> Self {
-        let tcp = actix_tls::connect::Connector::new(ActixResolver::custom(EngineResolver(resolver))).service();
-        let connector = awc::Connector::new()
-            .connector(tcp)
-            .rustls_0_23(config)
-            .limit(settings.max_connections)
-            // The engine's deadline bounds every request; awc's own timeouts
-            // would only add timers (and a second, different timeout).
-            .timeout(std::time::Duration::from_secs(3600))
-            .handshake_timeout(std::time::Duration::from_secs(3600))
-            .conn_keep_alive(settings.idle_keep.max(std::time::Duration::from_millis(1)))
-            .conn_lifetime(std::time::Duration::from_secs(3600));
-        let client = awc::Client::builder()
-            .connector(connector)
-            .disable_redirects()
-            .disable_timeout()
-            .no_default_headers()
-            .finish();
+        let connections = Rc::new(Cell::new(0));
+        let counted = Some(Rc::clone(&connections));
+        let client = awc_client(settings, Arc::clone(&config), &resolver, counted, settings.idle_keep);
+        // Its connections are never reused (idle for a moment, they are too
+        // old), so a resent request always goes out on a new one.
+        let fresh = awc_client(settings, config, &resolver, None, Duration::from_millis(1));
         TlsClient {
             client,
+            fresh,
+            connections,
             base: format!("https://{}{}", target.authority(), target.path_prefix()),
             user_agent: concat!("trafficgen/", env!("CARGO_PKG_VERSION")),
         }
     }
 
-    /// Sends one request; the status and, when asked for and under the cap,
-    /// the body.
-    pub async fn exchange(&self, parts: RequestParts<'_>) -> Result<(u16, Option<Vec<u8>>), ClientError> {
+    /// Sends one request, resent once if it certainly went out on a pooled
+    /// connection and that failed before any answer; the status and, when
+    /// asked for and under the cap, the body.
+    pub async fn exchange(
+        &self,
+        parts: RequestParts<'_>,
+        retries: &RetryCounters,
+    ) -> Result<(u16, Option<Vec<u8>>), ClientError> {
+        let mut resent = false;
+        loop {
+            let opened_before = self.connections.get();
+            let client = if resent { &self.fresh } else { &self.client };
+            let error = match self.attempt(client, parts).await {
+                Ok(answer) => return Ok(answer),
+                Err(error) => error,
+            };
+            let pooled = !resent && self.connections.get() == opened_before;
+            if !pooled || matches!(error, ClientError::Tls(_) | ClientError::Resolve(_) | ClientError::Connect(_)) {
+                return Err(error);
+            }
+            match error.retry_reason(0) {
+                Some(reason) => {
+                    retries.count(reason);
+                    resent = true;
+                }
+                None => return Err(ClientError::Reused(Box::new(error))),
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        client: &awc::Client,
+        parts: RequestParts<'_>,
+    ) -> Result<(u16, Option<Vec<u8>>), ClientError> {
         let mut url = String::with_capacity(self.base.len() + parts.path.len());
         url.push_str(&self.base);
         url.push_str(parts.path);
         let method = awc::http::Method::from_bytes(parts.method.as_bytes())
             .map_err(|e| ClientError::Send(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
-        let request = self.client.request(method, url).insert_header(("User-Agent", self.user_agent));
+        let request = client.request(method, url).insert_header(("User-Agent", self.user_agent));
         let sent = match parts.json {
             Some(json) => request.insert_header(("Content-Type", "application/json")).send_body(json.to_vec()).await,
             None => request.send().await,
@@ -224,12 +294,17 @@ fn send_error(error: awc::error::SendRequestError) -> ClientError {
         },
         SendRequestError::Connect(ConnectError::Io(e)) if is_tls(&e) => ClientError::Tls(TlsError::Handshake(e)),
         SendRequestError::Connect(ConnectError::Io(e)) => ClientError::Connect(e),
+        // The answer stream ended before a head: closed without a byte of answer.
+        SendRequestError::Connect(ConnectError::Disconnected) => {
+            ClientError::Receive(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed before the answer"))
+        }
         SendRequestError::Connect(ConnectError::Timeout) => {
             ClientError::Connect(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))
         }
         SendRequestError::Connect(e) => ClientError::Connect(io::Error::other(e.to_string())),
         SendRequestError::Send(e) => ClientError::Send(e),
         SendRequestError::Timeout => ClientError::Receive(io::Error::new(io::ErrorKind::TimedOut, "timed out")),
+        SendRequestError::Response(actix_web::error::ParseError::Io(e)) => ClientError::Receive(e),
         other => ClientError::Receive(io::Error::other(other.to_string())),
     }
 }

@@ -1,9 +1,15 @@
 //! `https://` targets: nginx with `ssl` on 127.0.0.1 and certificates made
 //! here (a CA of the test's own and a certificate for localhost/127.0.0.1).
 
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::helpers::*;
 use crate::real_servers::start_nginx;
@@ -140,4 +146,90 @@ fn tls_and_connection_settings_are_documented_and_bad_ones_stop_start_up() {
         assert!(stderr.contains(setting), "{env:?}: {stderr:?} does not name {setting}");
         assert_eq!(stderr.trim().lines().count(), 1, "{env:?}: one line: {stderr:?}");
     }
+}
+
+/// An https target (rustls) that answers the first request of each
+/// connection and closes it as the second one arrives: the idle-close race.
+struct RacingTlsTarget {
+    addr: SocketAddr,
+    answered: Arc<AtomicUsize>,
+}
+
+impl RacingTlsTarget {
+    fn start(cert: &str, key: &str) -> RacingTlsTarget {
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(cert.as_bytes()).collect::<Result<_, _>>().unwrap();
+        let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        let config = Arc::new(config);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let answered = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&answered);
+        std::thread::spawn(move || {
+            // Bounded like every test server: the test needs a few hundred.
+            for tcp in listener.incoming().take(2000).flatten() {
+                let (config, count) = (Arc::clone(&config), Arc::clone(&count));
+                std::thread::spawn(move || {
+                    let _ = tcp.set_read_timeout(Some(Duration::from_secs(30)));
+                    let Ok(conn) = rustls::ServerConnection::new(config) else { return };
+                    let mut tls = rustls::StreamOwned::new(conn, tcp);
+                    if !read_request(&mut tls) {
+                        return;
+                    }
+                    let answer = "HTTP/1.1 201 Created\r\nContent-Length: 8\r\n\r\n{\"id\":1}";
+                    if tls.write_all(answer.as_bytes()).and_then(|()| tls.flush()).is_ok() {
+                        count.fetch_add(1, Ordering::SeqCst);
+                    }
+                    // The next request arrives; the connection goes, unanswered.
+                    let _ = read_request(&mut tls);
+                });
+            }
+        });
+        RacingTlsTarget { addr, answered }
+    }
+}
+
+/// Reads one request (head and Content-Length body); false at EOF or error.
+fn read_request(conn: &mut impl Read) -> bool {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match conn.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return false,
+        }
+    }
+    let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let len = text
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    conn.read_exact(&mut body).is_ok()
+}
+
+#[test]
+fn an_https_target_closing_kept_alive_connections_as_requests_arrive_costs_no_failures() {
+    let (ca, cert, key) = certificates();
+    let target = RacingTlsTarget::start(&cert, &key);
+    let files = Files::new();
+    let ca_file = files.write("ca.pem", &ca);
+    let url = format!("https://localhost:{}", target.addr.port());
+    let extra = [("INITIAL_MODE", "burst"), ("MIX", "create_order=1"), ("TLS_CA_FILE", ca_file.as_str())];
+    let sidecar = Proc::start(&[], &sidecar_env(&url, &extra));
+    run_until(&sidecar, "total", 40);
+    let status = sidecar.get_json("/status");
+    let total = status["stats"]["total"].as_u64().unwrap();
+    let retries = sum(&metrics_of(&sidecar), "trafficgen_connection_retries_total", &[]);
+    eprintln!("https race: {}; {retries} retries", status["stats"]);
+    assert_eq!(status["stats"]["failed"], 0, "the idle closes counted as failures: {status}\n{}", sidecar.output());
+    assert_eq!(target.answered.load(Ordering::SeqCst) as u64, total, "every request answered once");
+    assert!(retries >= (total / 4) as f64, "{retries} retries for {total} requests");
 }
