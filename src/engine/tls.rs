@@ -27,11 +27,18 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use actix_tls::connect::{Resolve, Resolver as ActixResolver};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use actix_rt::net::{ActixStream, Ready, TcpStream};
+use actix_service::Service;
+use actix_tls::connect::{ConnectInfo, Connection, Resolve, Resolver as ActixResolver};
+use awc::http::Uri;
 use futures_util::future::LocalBoxFuture;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -40,6 +47,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use super::client::{ClientError, ClientSettings, MAX_BODY_BYTES, RequestParts};
+use super::http::{AnswerError, max_answer_bytes};
 use super::resolve::{ResolveError, Resolver};
 use crate::config::TargetUrl;
 use crate::metrics::{ErrorKind, RetryCounters};
@@ -153,7 +161,7 @@ fn awc_client(
     idle_keep: Duration,
 ) -> awc::Client {
     let lent = EngineResolver { resolver: Rc::clone(resolver), connections: count_connections };
-    let tcp = actix_tls::connect::Connector::new(ActixResolver::custom(lent)).service();
+    let tcp = BoundedConnector(actix_tls::connect::Connector::new(ActixResolver::custom(lent)).service());
     let connector = awc::Connector::new()
         .connector(tcp)
         .rustls_0_23(config)
@@ -165,6 +173,82 @@ fn awc_client(
         .conn_keep_alive(idle_keep.max(Duration::from_millis(1)))
         .conn_lifetime(Duration::from_secs(3600));
     awc::Client::builder().connector(connector).disable_redirects().disable_timeout().no_default_headers().finish()
+}
+
+/// Most bytes read on a connection between two writes: one answer's worth
+/// as the plain path bounds it (heads, body cap, chunk framing), plus TLS
+/// records' overhead. awc bounds the head and the body itself, but consumes
+/// chunk extensions and trailers without end; this makes every part of an
+/// answer bounded on https too, in bytes and so in time.
+const MAX_READ_PER_ANSWER: usize = max_answer_bytes(MAX_BODY_BYTES) + 32 * 1024;
+
+/// A TCP stream that fails a read once [`MAX_READ_PER_ANSWER`] bytes came
+/// in since the last write (the request).
+#[derive(Debug)]
+struct BoundedIo {
+    tcp: TcpStream,
+    read_since_write: usize,
+}
+
+impl AsyncRead for BoundedIo {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if self.read_since_write > MAX_READ_PER_ANSWER {
+            let message = format!("answer longer than {MAX_READ_PER_ANSWER} bytes on the wire");
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, message)));
+        }
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.tcp).poll_read(cx, buf);
+        self.read_since_write += buf.filled().len() - before;
+        result
+    }
+}
+
+impl AsyncWrite for BoundedIo {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.tcp).poll_write(cx, data);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            self.read_since_write = 0;
+        }
+        result
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+}
+
+impl ActixStream for BoundedIo {
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<Ready>> {
+        ActixStream::poll_read_ready(&self.tcp, cx)
+    }
+
+    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<Ready>> {
+        ActixStream::poll_write_ready(&self.tcp, cx)
+    }
+}
+
+/// actix-tls's connector (resolve, then connect), handing out [`BoundedIo`].
+#[derive(Clone)]
+struct BoundedConnector(actix_tls::connect::ConnectorService);
+
+impl Service<ConnectInfo<Uri>> for BoundedConnector {
+    type Response = Connection<Uri, BoundedIo>;
+    type Error = actix_tls::connect::ConnectError;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    actix_service::always_ready!();
+
+    fn call(&self, info: ConnectInfo<Uri>) -> Self::Future {
+        let connecting = self.0.call(info);
+        Box::pin(async move {
+            let (tcp, connection) = connecting.await?.replace_io(());
+            Ok(connection.replace_io(BoundedIo { tcp, read_since_write: 0 }).1)
+        })
+    }
 }
 
 /// The engine's resolver, lent to awc's connector; it may count the
@@ -273,6 +357,11 @@ impl TlsClient {
         };
         let mut response = sent.map_err(send_error)?;
         let status = response.status().as_u16();
+        if (100..200).contains(&status) && status != 101 {
+            // awc hands an interim answer back as the answer and cannot read
+            // past it; the plain path skips it. Not the target's status.
+            return Err(ClientError::Answer(AnswerError::BadHead("an interim 1xx answer (awc cannot read past it)")));
+        }
         let body = match response.body().limit(MAX_BODY_BYTES).await {
             Ok(body) => Some(body.to_vec()),
             // Over the cap: the status counts, the rest is not read (and

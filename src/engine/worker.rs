@@ -166,8 +166,11 @@ impl Worker {
                 changed = &mut changed => if changed.is_ok() { Event::PlanChanged } else { Event::Shutdown },
                 // Sending on time comes before reading answers.
                 _ = self.send_timer.fired(), if send_armed => Event::SendDue,
-                Some(done) = self.in_flight.next(), if busy => Event::Completed(done),
+                // So do timeouts: a target streaming without end keeps its
+                // requests busy reading, which would use up the task's I/O
+                // budget before the sweep's timer could fire.
                 _ = &mut self.sweep_timer.sleep, if sweep_armed => Event::Sweep,
+                Some(done) = self.in_flight.next(), if busy => Event::Completed(done),
             };
             match event {
                 Event::Shutdown => return false,

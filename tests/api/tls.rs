@@ -148,15 +148,24 @@ fn tls_and_connection_settings_are_documented_and_bad_ones_stop_start_up() {
     }
 }
 
-/// An https target (rustls) that answers the first request of each
-/// connection and closes it as the second one arrives: the idle-close race.
-struct RacingTlsTarget {
+/// What an https test target does with the first request of a connection.
+#[derive(Clone)]
+enum TlsAnswer {
+    /// Answer it, then close the connection as the next request arrives:
+    /// the idle-close race.
+    ThenCloseOnNext(Vec<u8>),
+    /// Write `head`, then `unit` until the peer goes away (64 MiB at most).
+    Stream { head: Vec<u8>, unit: Vec<u8> },
+}
+
+/// An https target (rustls) on 127.0.0.1.
+struct TlsTarget {
     addr: SocketAddr,
     answered: Arc<AtomicUsize>,
 }
 
-impl RacingTlsTarget {
-    fn start(cert: &str, key: &str) -> RacingTlsTarget {
+impl TlsTarget {
+    fn start(cert: &str, key: &str, answer: TlsAnswer) -> TlsTarget {
         let certs: Vec<CertificateDer<'static>> =
             CertificateDer::pem_slice_iter(cert.as_bytes()).collect::<Result<_, _>>().unwrap();
         let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
@@ -172,9 +181,9 @@ impl RacingTlsTarget {
         let answered = Arc::new(AtomicUsize::new(0));
         let count = Arc::clone(&answered);
         std::thread::spawn(move || {
-            // Bounded like every test server: the test needs a few hundred.
+            // Bounded like every test server: the tests need a few hundred.
             for tcp in listener.incoming().take(2000).flatten() {
-                let (config, count) = (Arc::clone(&config), Arc::clone(&count));
+                let (config, count, answer) = (Arc::clone(&config), Arc::clone(&count), answer.clone());
                 std::thread::spawn(move || {
                     let _ = tcp.set_read_timeout(Some(Duration::from_secs(30)));
                     let Ok(conn) = rustls::ServerConnection::new(config) else { return };
@@ -182,16 +191,26 @@ impl RacingTlsTarget {
                     if !read_request(&mut tls) {
                         return;
                     }
-                    let answer = "HTTP/1.1 201 Created\r\nContent-Length: 8\r\n\r\n{\"id\":1}";
-                    if tls.write_all(answer.as_bytes()).and_then(|()| tls.flush()).is_ok() {
-                        count.fetch_add(1, Ordering::SeqCst);
+                    match answer {
+                        TlsAnswer::ThenCloseOnNext(bytes) => {
+                            if tls.write_all(&bytes).and_then(|()| tls.flush()).is_ok() {
+                                count.fetch_add(1, Ordering::SeqCst);
+                            }
+                            // The next request arrives; the connection goes, unanswered.
+                            let _ = read_request(&mut tls);
+                        }
+                        TlsAnswer::Stream { head, unit } => {
+                            let _ = tls.write_all(&head);
+                            let mut sent = 0;
+                            while sent < 64 * 1024 * 1024 && tls.write_all(&unit).and_then(|()| tls.flush()).is_ok() {
+                                sent += unit.len();
+                            }
+                        }
                     }
-                    // The next request arrives; the connection goes, unanswered.
-                    let _ = read_request(&mut tls);
                 });
             }
         });
-        RacingTlsTarget { addr, answered }
+        TlsTarget { addr, answered }
     }
 }
 
@@ -218,7 +237,8 @@ fn read_request(conn: &mut impl Read) -> bool {
 #[test]
 fn an_https_target_closing_kept_alive_connections_as_requests_arrive_costs_no_failures() {
     let (ca, cert, key) = certificates();
-    let target = RacingTlsTarget::start(&cert, &key);
+    let created = b"HTTP/1.1 201 Created\r\nContent-Length: 8\r\n\r\n{\"id\":1}".to_vec();
+    let target = TlsTarget::start(&cert, &key, TlsAnswer::ThenCloseOnNext(created));
     let files = Files::new();
     let ca_file = files.write("ca.pem", &ca);
     let url = format!("https://localhost:{}", target.addr.port());
@@ -232,4 +252,57 @@ fn an_https_target_closing_kept_alive_connections_as_requests_arrive_costs_no_fa
     assert_eq!(status["stats"]["failed"], 0, "the idle closes counted as failures: {status}\n{}", sidecar.output());
     assert_eq!(target.answered.load(Ordering::SeqCst) as u64, total, "every request answered once");
     assert!(retries >= (total / 4) as f64, "{retries} retries for {total} requests");
+}
+
+#[test]
+fn no_part_of_an_https_answer_grows_memory() {
+    let (ca, cert, key) = certificates();
+    let files = Files::new();
+    let ca_file = files.write("ca.pem", &ca);
+    let cases: Vec<(&str, Vec<u8>, Vec<u8>)> = vec![
+        ("interim 100 Continue heads", Vec::new(), b"HTTP/1.1 100 Continue\r\n\r\n".repeat(40)),
+        ("an endless head", b"HTTP/1.1 200 OK\r\n".to_vec(), format!("X-Pad: {}\r\n", "a".repeat(200)).into_bytes()),
+        (
+            "endless trailers",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n".to_vec(),
+            format!("X-Trailer: {}\r\n", "a".repeat(200)).into_bytes(),
+        ),
+        (
+            "endless chunk extensions",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(),
+            format!("1;ext={}\r\nx\r\n", "e".repeat(1000)).into_bytes(),
+        ),
+    ];
+    for (case, head, unit) in cases {
+        let target = TlsTarget::start(&cert, &key, TlsAnswer::Stream { head, unit });
+        let url = format!("https://localhost:{}", target.addr.port());
+        let extra = [
+            ("INITIAL_MODE", "burst"),
+            ("MIX", "list_orders=1"),
+            ("REQUEST_TIMEOUT_MS", "2000"),
+            ("TLS_CA_FILE", ca_file.as_str()),
+        ];
+        let mut sidecar = Proc::start(&[], &sidecar_env(&url, &extra));
+        assert!(eventually(Duration::from_secs(10), || stat(&sidecar, "total") >= 10), "{case}");
+        let baseline = rss_kib(sidecar.pid());
+        assert!(eventually(Duration::from_secs(15), || stat(&sidecar, "total") >= 70), "{case}");
+        let after = rss_kib(sidecar.pid());
+        assert!(sidecar.is_running(), "{case}");
+        let status = sidecar.get_json("/status");
+        let samples = metrics_of(&sidecar);
+        let kinds: Vec<String> = samples
+            .iter()
+            .filter(|s| s.name == "trafficgen_request_errors_total" && s.value > 0.0)
+            .map(|s| format!("{}={}", s.label("kind"), s.value))
+            .collect();
+        eprintln!("https, {case}: RSS {baseline} -> {after} KiB; {}; {kinds:?}", status["stats"]);
+        assert_eq!(status["stats"]["successful"], 0, "{case}: {status}");
+        // Refused once a bound is passed (a debug build on a busy machine
+        // may not read that far before the timeout: those are timeouts).
+        let other = sum(&samples, "trafficgen_request_errors_total", &[("kind", "other")]);
+        let timeout = sum(&samples, "trafficgen_request_errors_total", &[("kind", "timeout")]);
+        assert!(other >= 10.0, "{case}: {kinds:?}");
+        assert_eq!(other + timeout, status["stats"]["failed"].as_f64().unwrap(), "{case}: {kinds:?}");
+        assert!(after < baseline + 4096, "{case}: RSS grew from {baseline} to {after} KiB");
+    }
 }
