@@ -27,6 +27,7 @@ use super::mix::Endpoint;
 use super::mode::Plan;
 use super::pace_timer::PaceTimer;
 use super::schedule::Pacer;
+use super::tls::TlsError;
 use super::{Engine, InFlightPermit};
 use crate::metrics::{AnswerCounters, ErrorKind};
 
@@ -239,9 +240,13 @@ impl Worker {
         let request = self.draw_request();
         let endpoint = request.endpoint();
         let started = now;
-        let Some(client) = client else {
-            self.engine.shared.metrics.record_failure(endpoint, ErrorKind::Tls, 0.0);
-            return;
+        let client = match client {
+            Ok(client) => client,
+            Err(e) => {
+                self.engine.shared.metrics.record_failure(endpoint, ErrorKind::Tls, 0.0);
+                self.errors.note(endpoint, ErrorKind::Tls, &e);
+                return;
+            }
         };
         let send = client.send(request);
         let exchange = self.deadlines.guard(started + timeout, send);
@@ -311,21 +316,18 @@ impl Worker {
         self.in_flight.clear();
     }
 
-    /// The client, built when first needed. Building fails only when the
-    /// https trust settings (checked at start) became unusable since.
-    fn client(&mut self) -> Option<Rc<TargetClient>> {
-        if self.client.is_none() {
-            let shared = &self.engine.shared;
-            let settings = &shared.settings;
-            match TargetClient::new(&settings.target, &settings.client, shared.metrics.retry_counters()) {
-                Ok(client) => self.client = Some(Rc::new(client)),
-                Err(e) => {
-                    self.errors.note(Endpoint::ListOrders, ErrorKind::Tls, &e);
-                    return None;
-                }
-            }
+    /// The client, built when first needed. Building can fail only for an
+    /// https target given no trust settings (the configuration always gives
+    /// some) whose built-in ones cannot be set up.
+    fn client(&mut self) -> Result<Rc<TargetClient>, TlsError> {
+        if let Some(client) = &self.client {
+            return Ok(Rc::clone(client));
         }
-        self.client.clone()
+        let shared = &self.engine.shared;
+        let settings = &shared.settings;
+        let client = Rc::new(TargetClient::new(&settings.target, &settings.client, shared.metrics.retry_counters())?);
+        self.client = Some(Rc::clone(&client));
+        Ok(client)
     }
 
     /// Picks the next request from the mix; a read with no id to read
