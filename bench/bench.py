@@ -27,7 +27,8 @@ into markdown. Settings (environment):
   CEIL_SECS    window of one ceiling step               (5)
   IDLE_SECS    idle-cost window                         (60)
   DEMO_RATES   trafficgen rates against the demo target (1000 10000)
-  FIGURES      which figures to measure                 (accuracy peers ceiling switch idle demo)
+  FIGURES      which figures to measure                 (accuracy peers ceiling switch idle demo https)
+  HTTPS_RATES  rates of the https-next-to-http figure   (1000)
   PEERS        which peers (those not installed are skipped)  (wrk oha hey locust)
   PEER_PATH    path the peers request on nginx          (/orders/1)
   PEER_CONNS   connections of the closed-loop peers     (50)
@@ -75,7 +76,8 @@ CEIL_STEPS = [float(r) for r in env_list("CEIL_STEPS", "10000 20000 30000 40000 
 CEIL_SECS = env_int("CEIL_SECS", 5)
 IDLE_SECS = env_int("IDLE_SECS", 60)
 DEMO_RATES = [float(r) for r in env_list("DEMO_RATES", "1000 10000")]
-FIGURES = env_list("FIGURES", "accuracy peers ceiling switch idle demo")
+FIGURES = env_list("FIGURES", "accuracy peers ceiling switch idle demo https")
+HTTPS_RATES = [float(r) for r in env_list("HTTPS_RATES", "1000")]
 PEERS = env_list("PEERS", "wrk oha hey locust")
 PEER_PATH = os.environ.get("PEER_PATH", "/orders/1")
 PEER_CONNS = env_int("PEER_CONNS", 50)
@@ -284,7 +286,7 @@ class Nginx:
 
     kind = "nginx"
 
-    def __init__(self, access_log=False, name="nginx"):
+    def __init__(self, access_log=False, name="nginx", tls=False):
         self.prefix = tempfile.mkdtemp(prefix="tg-bench-nginx-")
         TEMP_DIRS.append(self.prefix)
         if PIDFILE:  # run.sh removes these if we die before we can
@@ -294,8 +296,15 @@ class Nginx:
             os.makedirs(os.path.join(self.prefix, d))
         shutil.copy(os.path.join(HERE, "nginx.conf"), os.path.join(self.prefix, "conf", "nginx.conf"))
         self.port = free_port()
+        listen = f"listen 127.0.0.1:{self.port} reuseport;\n"
+        if tls:
+            # Traffic on an ssl port; stub_status stays on the plain one.
+            self.tls_port = free_port()
+            self.ca_file = make_certificates(os.path.join(self.prefix, "conf"))
+            listen += (f"listen 127.0.0.1:{self.tls_port} ssl reuseport;\n"
+                       "ssl_certificate cert.pem;\nssl_certificate_key key.pem;\n")
         with open(os.path.join(self.prefix, "conf", "listen.conf"), "w") as f:
-            f.write(f"listen 127.0.0.1:{self.port} reuseport;\n")
+            f.write(listen)
         self.access_log = os.path.join(self.prefix, "logs", "access.log") if access_log else None
         with open(os.path.join(self.prefix, "conf", "access_log.conf"), "w") as f:
             f.write("access_log logs/access.log stamp;\n" if access_log else "access_log off;\n")
@@ -340,6 +349,22 @@ class Nginx:
                 except ProcessLookupError:
                     pass
         shutil.rmtree(self.prefix, ignore_errors=True)
+
+
+def make_certificates(directory):
+    """A CA and a certificate for 127.0.0.1 it signed (EC P-256) in
+    `directory` (cert.pem, key.pem); returns the CA file."""
+    def run(*args):
+        subprocess.run(["openssl", *args], cwd=directory, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=trafficgen bench CA")
+    run("req", *ec, "-keyout", "key.pem", "-out", "cert.csr", "-subj", "/CN=127.0.0.1")
+    with open(os.path.join(directory, "cert.ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+    run("x509", "-req", "-in", "cert.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "cert.pem", "-days", "2", "-extfile", "cert.ext")
+    return os.path.join(directory, "ca.pem")
 
 
 class DemoTarget:
@@ -538,9 +563,9 @@ def summarize(runs, keys=("rate", "error_pct", "cpu_us_per_req", "cpu_pct", "rss
     return s
 
 
-def tg_run(target, rate, secs, warm=None, name="trafficgen"):
+def tg_run(target, rate, secs, warm=None, name="trafficgen", url=None, extra_env=None):
     warm = WARM_SECS if warm is None else warm
-    tg = Trafficgen(target.url, cap=rate, name=name, bound=warm + secs + 30)
+    tg = Trafficgen(url or target.url, cap=rate, name=name, bound=warm + secs + 30, extra_env=extra_env)
     try:
         tg.post("/mode/custom", {"rps": rate})
         time.sleep(warm)
@@ -566,6 +591,27 @@ def fig_accuracy(nginx):
             runs.append(tg_run(nginx, rate, secs, name=f"tg-accuracy-{rate:g}-{i}"))
         out[f"{rate:g}"] = {"runs": runs, "median": summarize(runs)}
     return out
+
+
+def fig_https():
+    """https through awc next to plain http, same nginx, same rate, runs
+    interleaved: CPU per request, RSS, new connections."""
+    nginx = Nginx(name="nginx-tls", tls=True)
+    try:
+        out = {}
+        for rate in HTTPS_RATES:
+            runs = {"http": [], "https": []}
+            for i in range(REPEATS):
+                for scheme in ("http", "https"):
+                    log(f"https: trafficgen {scheme} {rate:g} req/s, run {i + 1}/{REPEATS} ({SECS} s)")
+                    url = f"https://127.0.0.1:{nginx.tls_port}" if scheme == "https" else nginx.url
+                    env = {"TLS_CA_FILE": nginx.ca_file} if scheme == "https" else None
+                    runs[scheme].append(tg_run(nginx, rate, SECS, name=f"tg-{scheme}-{rate:g}-{i}", url=url,
+                                               extra_env=env))
+            out[f"{rate:g}"] = {k: {"runs": v, "median": summarize(v)} for k, v in runs.items()}
+        return out
+    finally:
+        nginx.stop()
 
 
 # ------------------------------------------------------------------- peers
@@ -930,7 +976,7 @@ def main():
         "settings": {"REPEATS": REPEATS, "SECS": SECS, "LOW_SECS": LOW_SECS, "WARM_SECS": WARM_SECS,
                      "CEIL_SECS": CEIL_SECS, "IDLE_SECS": IDLE_SECS, "GEN_CPU": GEN_CPU, "TARGET_CPU": TARGET_CPU,
                      "PEER_PATH": PEER_PATH, "PEER_CONNS": PEER_CONNS, "FIGURES": FIGURES,
-                     "RATES": RATES, "PEER_RATES": PEER_RATES, "CEIL_STEPS": CEIL_STEPS, "DEMO_RATES": DEMO_RATES,
+                     "RATES": RATES, "PEER_RATES": PEER_RATES, "HTTPS_RATES": HTTPS_RATES, "CEIL_STEPS": CEIL_STEPS, "DEMO_RATES": DEMO_RATES,
                      "TG_BIN": TG_BIN, "OHA_BIN": oha_bin(), "LOCUST_PYTHON": locust_python()},
         "peers": peers, "peers_missing": missing, "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
@@ -967,6 +1013,9 @@ def main():
             save()
         if "demo" in FIGURES:
             results["demo"] = fig_demo()
+            save()
+        if "https" in FIGURES:
+            results["https"] = fig_https()
             save()
     finally:
         results["elapsed_secs"] = round(time.monotonic() - t_start, 1)

@@ -406,6 +406,29 @@ def main():
                  "peak RSS MiB"], rows))
         w("")
 
+    # ---- https
+    https = R.get("https")
+    if https:
+        w("## 7. https (awc over rustls) next to plain http")
+        w("")
+        w("The same nginx (one worker, CPU " + f"{S['TARGET_CPU']}" + ") on a plain and an `ssl` port (EC P-256 "
+          "certificate from a CA made for the run, trusted with `TLS_CA_FILE`); http and https runs interleaved; "
+          "medians.")
+        w("")
+        rows = []
+        for rate_s, fig in https.items():
+            h, t = fig["http"]["median"], fig["https"]["median"]
+            ratio = (t["cpu_us_per_req"] / h["cpu_us_per_req"]) if h.get("cpu_us_per_req") and t.get(
+                "cpu_us_per_req") else None
+            for scheme, m in (("http", h), ("https", t)):
+                rows.append([f"{scheme} at {f_rate(float(rate_s))}", f_rate(m.get("rate")), f_pct(m.get("error_pct")),
+                             f_num(m.get("failed"), 0), f_num(m.get("cpu_us_per_req")),
+                             f_num(ratio, 2) if scheme == "https" else "1", f_mib(m.get("rss_peak_kib")),
+                             f_num(m.get("new_connections"), 0)])
+        w(table(["run", "achieved req/s", "error", "failed", "CPU µs/req", "CPU vs http", "peak RSS MiB",
+                 "new connections"], rows))
+        w("")
+
     # ---- profile
     prof = R.get("profile")
     if prof:

@@ -92,6 +92,7 @@ find_oha() {
 
 if [[ ${SKIP_INSTALL:-0} != 1 ]]; then
     command -v nginx >/dev/null || apt_install nginx-light
+    command -v openssl >/dev/null || apt_install openssl
     command -v wrk >/dev/null || apt_install wrk
     command -v hey >/dev/null || apt_install hey
     command -v taskset >/dev/null || apt_install util-linux

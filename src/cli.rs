@@ -119,6 +119,19 @@ pub struct SidecarArgs {
     /// Also start the built-in demo target on a free loopback port and aim at it (TARGET_URL is ignored)
     #[arg(long)]
     pub demo: bool,
+
+    // Connections to the target (issue 9).
+    /// Milliseconds an idle connection to the target is kept for reuse (0 = a new connection per request); shortened by the target's Keep-Alive: timeout=N
+    #[arg(long, env = "KEEP_ALIVE_MS", default_value_t = 1500)]
+    pub keep_alive_ms: u64,
+
+    /// PEM file of the CAs to trust for an https target, instead of the built-in Mozilla roots
+    #[arg(long, env = "TLS_CA_FILE")]
+    pub tls_ca_file: Option<std::path::PathBuf>,
+
+    /// Accept any certificate from an https target (self-signed staging only; logged as a warning)
+    #[arg(long, env = "TLS_INSECURE", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub tls_insecure: bool,
 }
 
 /// Settings of `trafficgen demo-target`.

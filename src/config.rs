@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use crate::cli::{LogFormat, SidecarArgs};
 use crate::engine::EngineSettings;
+use crate::engine::client::ClientSettings;
 use crate::engine::mix::Mix;
 use crate::engine::mode::{Mode, ModeTable, check_rate};
+use crate::engine::tls::{TlsError, TlsSettings, client_config};
 
 /// A setting that failed validation. Displays as one line naming it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -25,12 +27,13 @@ impl ConfigError {
     }
 }
 
-/// The base URL traffic goes to (`http://host[:port][/prefix]`), with its
-/// parts taken apart once.
+/// The base URL traffic goes to (`http[s]://host[:port][/prefix]`), with
+/// its parts taken apart once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetUrl {
     /// As given, without a trailing slash.
     url: String,
+    https: bool,
     /// Host name or address, IPv6 without brackets.
     host: String,
     port: u16,
@@ -44,16 +47,11 @@ impl TargetUrl {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let trimmed = raw.trim();
         let uri: actix_web::http::Uri = trimmed.parse().map_err(|e| format!("not a URL ({e})"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(
-                    "https targets are not supported by this build; use http:// (e.g. the service inside the stack)"
-                        .into(),
-                );
-            }
-            _ => return Err("must start with http://".into()),
-        }
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => return Err("must start with http:// or https://".into()),
+        };
         let host = uri.host().filter(|h| !h.is_empty()).ok_or("has no host")?;
         if uri.query().is_some() || trimmed.contains('#') {
             return Err("must not have a query or fragment; give the base URL the orders API lives under".into());
@@ -66,6 +64,7 @@ impl TargetUrl {
         // reports none), so read the port off the authority ourselves.
         let after_host = &authority[authority.rfind(']').map_or(0, |i| i + 1)..];
         let port = match after_host.rsplit_once(':') {
+            None if https => 443,
             None => 80,
             Some((_, port)) => port
                 .parse::<u16>()
@@ -75,6 +74,7 @@ impl TargetUrl {
         };
         Ok(TargetUrl {
             url: trimmed.trim_end_matches('/').to_string(),
+            https,
             host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
             port,
             authority: authority.to_string(),
@@ -84,6 +84,10 @@ impl TargetUrl {
 
     pub fn as_str(&self) -> &str {
         &self.url
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.https
     }
 
     pub fn host(&self) -> &str {
@@ -186,6 +190,35 @@ pub struct Config {
 
 const MAX_RPS_LIMIT: f64 = 1_000_000.0;
 
+/// Connection reuse and https trust (issue 9).
+fn client_settings(
+    args: &SidecarArgs,
+    target: &TargetUrl,
+    max_in_flight: usize,
+) -> Result<ClientSettings, ConfigError> {
+    let idle_keep = Duration::from_millis(whole("KEEP_ALIVE_MS", args.keep_alive_ms, 0, 3_600_000)?);
+    if args.tls_insecure && args.tls_ca_file.is_some() {
+        return Err(ConfigError::new(
+            "TLS_INSECURE",
+            "true",
+            "set TLS_CA_FILE (trust these CAs) or TLS_INSECURE (trust any certificate), not both",
+        ));
+    }
+    let tls_settings = TlsSettings { ca_file: args.tls_ca_file.clone(), insecure: args.tls_insecure };
+    let tls = if target.is_https() {
+        let config = client_config(&tls_settings).map_err(|e| match e {
+            TlsError::CaFile { path, reason } => ConfigError::new("TLS_CA_FILE", path, reason),
+            other => ConfigError::new("TARGET_URL", target.as_str(), other),
+        })?;
+        Some(config)
+    } else {
+        // Checked all the same, so a broken file is found before it matters.
+        client_config(&tls_settings).map_err(|e| ConfigError::new("TLS_CA_FILE", "…", e))?;
+        None
+    };
+    Ok(ClientSettings { idle_keep, max_connections: max_in_flight, tls, tls_insecure: args.tls_insecure })
+}
+
 fn seconds(setting: &'static str, value: f64, min: f64, max: f64) -> Result<Duration, ConfigError> {
     if value.is_finite() && (min..=max).contains(&value) {
         Ok(Duration::from_secs_f64(value))
@@ -245,6 +278,7 @@ impl TryFrom<SidecarArgs> for Config {
         }
         let mix: Mix = args.mix.parse().map_err(|e| ConfigError::new("MIX", &args.mix, e))?;
 
+        let max_in_flight = whole("MAX_IN_FLIGHT", args.max_in_flight, 1, 100_000)?;
         let default_warmup = if args.demo { 1.0 } else { 10.0 };
         let warmup = seconds("WARMUP_SECS", args.warmup_secs.unwrap_or(default_warmup), 0.0, 86_400.0)?;
         let default_stats = if args.demo { 5.0 } else { 30.0 };
@@ -252,6 +286,7 @@ impl TryFrom<SidecarArgs> for Config {
         let stats_interval =
             if stats_secs == 0.0 { None } else { Some(seconds("STATS_INTERVAL_SECS", stats_secs, 1.0, 86_400.0)?) };
 
+        let client = client_settings(&args, &target, max_in_flight)?;
         Ok(Config {
             engine: EngineSettings {
                 target,
@@ -266,8 +301,9 @@ impl TryFrom<SidecarArgs> for Config {
                     1,
                     600_000,
                 )?),
-                max_in_flight: whole("MAX_IN_FLIGHT", args.max_in_flight, 1, 100_000)?,
+                max_in_flight,
                 shutdown_grace: seconds("SHUTDOWN_GRACE_SECS", args.shutdown_grace_secs, 0.0, 300.0)?,
+                client,
             },
             listen: SocketAddr::new(args.bind, args.port),
             warmup,
@@ -326,6 +362,13 @@ mod tests {
         assert_eq!(parts("http://x:65535/api/"), ("x".into(), 65535, "x:65535".into(), "/api".into()));
         assert_eq!(parts("http://[::1]:8080"), ("::1".into(), 8080, "[::1]:8080".into(), "".into()));
         assert_eq!(parts("http://[::1]"), ("::1".into(), 80, "[::1]".into(), "".into()));
+        assert_eq!(
+            parts("https://shop.example/api"),
+            ("shop.example".into(), 443, "shop.example".into(), "/api".into())
+        );
+        assert_eq!(parts("https://shop:8443"), ("shop".into(), 8443, "shop:8443".into(), "".into()));
+        assert!(TargetUrl::parse("https://x").unwrap().is_https());
+        assert!(!TargetUrl::parse("http://x").unwrap().is_https());
     }
 
     #[test]
@@ -339,7 +382,9 @@ mod tests {
         let cases: &[(&[&str], &str)] = &[
             (&["--target-url", "nginx"], "TARGET_URL"),
             (&["--target-url", "ftp://x"], "TARGET_URL"),
-            (&["--target-url", "https://x"], "TARGET_URL"),
+            (&["--target-url", "https://x", "--tls-insecure", "--tls-ca-file", "/x"], "TLS_INSECURE"),
+            (&["--target-url", "https://x", "--tls-ca-file", "/nonexistent/ca.pem"], "TLS_CA_FILE"),
+            (&["--keep-alive-ms", "3600001"], "KEEP_ALIVE_MS"),
             (&["--target-url", "http://x/?a=1"], "TARGET_URL"),
             (&["--target-url", "http://user:pw@x"], "TARGET_URL"),
             (&["--target-url", "http://x:99999"], "TARGET_URL"),

@@ -18,16 +18,67 @@ use crate::engine::mode::Mode;
 pub enum ErrorKind {
     Timeout,
     Connect,
+    /// The target's name does not resolve (cached for a short while, so
+    /// requests meanwhile fail at once).
+    Dns,
+    /// The TLS handshake failed: certificate not trusted, wrong name, no
+    /// common protocol.
+    Tls,
+    /// A kept-alive connection broke after the answer had begun (so the
+    /// request was not resent): unlike `other`, which is always a fresh
+    /// connection, this may be the idle-close race rather than the target.
+    Reused,
     Other,
 }
 
 impl ErrorKind {
+    pub const ALL: [ErrorKind; 6] =
+        [ErrorKind::Timeout, ErrorKind::Connect, ErrorKind::Dns, ErrorKind::Tls, ErrorKind::Reused, ErrorKind::Other];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Connect => "connect",
+            ErrorKind::Dns => "dns",
+            ErrorKind::Tls => "tls",
+            ErrorKind::Reused => "reused",
             ErrorKind::Other => "other",
         }
+    }
+}
+
+/// Why a request was sent a second time (the `reason` label): its kept-alive
+/// connection failed before a single byte of answer came back, so the target
+/// cannot have processed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryReason {
+    /// End of stream before the answer.
+    Closed,
+    /// Connection reset before the answer.
+    Reset,
+    /// The request could not be written (broken pipe).
+    BrokenPipe,
+}
+
+impl RetryReason {
+    pub const ALL: [RetryReason; 3] = [RetryReason::Closed, RetryReason::Reset, RetryReason::BrokenPipe];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetryReason::Closed => "closed",
+            RetryReason::Reset => "reset",
+            RetryReason::BrokenPipe => "broken_pipe",
+        }
+    }
+}
+
+/// The retry counter's series, resolved once.
+#[derive(Clone)]
+pub struct RetryCounters([IntCounter; 3]);
+
+impl RetryCounters {
+    pub fn count(&self, reason: RetryReason) {
+        self.0[reason as usize].inc();
     }
 }
 
@@ -48,6 +99,7 @@ pub struct Metrics {
     dropped: IntCounter,
     ids_buffered: IntGauge,
     mode_switches: IntCounter,
+    retries: RetryCounters,
 }
 
 /// Request counts of one endpoint, as `/status` shows them.
@@ -98,7 +150,7 @@ impl Metrics {
         let errors = IntCounterVec::new(
             Opts::new(
                 "trafficgen_request_errors_total",
-                "Requests that got no HTTP answer, by endpoint and kind (timeout, connect, other)",
+                "Requests that got no HTTP answer, by endpoint and kind (timeout, connect, dns, tls, reused, other)",
             ),
             &["endpoint", "kind"],
         )?;
@@ -129,6 +181,14 @@ impl Metrics {
         let ids_buffered = IntGauge::new("trafficgen_order_ids_buffered", "Order ids remembered for get_order")?;
         let mode_switches =
             IntCounter::new("trafficgen_mode_switches_total", "Changes of mode or rate made through the control API")?;
+        let retries_vec = IntCounterVec::new(
+            Opts::new(
+                "trafficgen_connection_retries_total",
+                "Requests sent once more on a new connection because their kept-alive connection closed before any answer byte",
+            ),
+            &["reason"],
+        )?;
+        let retries = RetryCounters(RetryReason::ALL.map(|r| retries_vec.with_label_values(&[r.as_str()])));
         let build_info = IntGaugeVec::new(
             Opts::new("trafficgen_build_info", "Always 1; the version is in the label"),
             &["version"],
@@ -140,7 +200,7 @@ impl Metrics {
         // Make every endpoint's series exist from the start, so rate() and
         // dashboards see zeros rather than gaps.
         for e in Endpoint::ALL {
-            for kind in [ErrorKind::Timeout, ErrorKind::Connect, ErrorKind::Other] {
+            for kind in ErrorKind::ALL {
                 errors.with_label_values(&[e.as_str(), kind.as_str()]);
             }
         }
@@ -156,6 +216,7 @@ impl Metrics {
             Box::new(dropped.clone()),
             Box::new(ids_buffered.clone()),
             Box::new(mode_switches.clone()),
+            Box::new(retries_vec),
             Box::new(build_info),
         ];
         for c in collectors {
@@ -176,7 +237,13 @@ impl Metrics {
             dropped,
             ids_buffered,
             mode_switches,
+            retries,
         })
+    }
+
+    /// The retry counter, for the client.
+    pub fn retry_counters(&self) -> RetryCounters {
+        self.retries.clone()
     }
 
     /// A request that got an HTTP answer with `status`.
@@ -370,6 +437,12 @@ mod tests {
             "trafficgen_mode_switches_total 0",
             "trafficgen_build_info{version=",
             "trafficgen_schedule_lag_seconds_count 1",
+            "trafficgen_request_errors_total{endpoint=\"list_orders\",kind=\"dns\"} 0",
+            "trafficgen_request_errors_total{endpoint=\"get_order\",kind=\"tls\"} 0",
+            "trafficgen_request_errors_total{endpoint=\"get_order\",kind=\"reused\"} 0",
+            "trafficgen_connection_retries_total{reason=\"closed\"} 0",
+            "trafficgen_connection_retries_total{reason=\"reset\"} 0",
+            "trafficgen_connection_retries_total{reason=\"broken_pipe\"} 0",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }

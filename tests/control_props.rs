@@ -31,6 +31,7 @@ fn control_state() -> ControlState {
         request_timeout: Duration::from_secs(1),
         max_in_flight: 8,
         shutdown_grace: Duration::ZERO,
+        client: Default::default(),
     };
     // The engine is never started: no request leaves this test.
     let engine = Engine::new(settings, Arc::new(Metrics::new().unwrap()));

@@ -1,42 +1,72 @@
-//! `TargetClient`: the engine's own HTTP/1.1 client, the only place that
-//! opens connections to the target.
+//! `TargetClient`: the engine's HTTP/1.1 client, the only place that opens
+//! connections to the target.
 //!
-//! Built for one job, sending a small fixed set of requests as cheaply as
-//! possible: each request renders into its connection's buffer (no per-request
-//! URL parsing or header maps), goes out in one `write`, and the answer is read
-//! straight into a reused buffer. Connections are pooled last-in-first-out so
-//! the working set stays as small as the load needs and the rest age out.
-//! Redirects are never followed; nothing is retried.
+//! Plain `http://` goes through our own client, built for one job: sending a
+//! small fixed set of requests as cheaply as possible. Each request renders
+//! into its connection's buffer (no per-request URL parsing or header maps),
+//! goes out in one `write`, and the answer is read straight into a reused,
+//! bounded buffer. Connections are pooled last-in-first-out so the working set
+//! stays as small as the load needs and the rest age out. `https://` goes
+//! through awc (see [`super::tls`]) behind the same face.
+//!
+//! Redirects are never followed. One thing is retried, as browsers do: a
+//! request whose kept-alive connection failed before a single byte of answer
+//! came back (the target closed it while idle, just as we sent), once, on a
+//! new connection. The target cannot have processed it.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
-use super::http::{AnswerError, AnswerParser, Progress, RequestTemplate};
+use super::http::{Answer, AnswerError, AnswerParser, Progress, RequestTemplate, max_answer_bytes};
 use super::mix::Endpoint;
+use super::resolve::{ResolveError, Resolver};
 use super::ring::OrderId;
+use super::tls::{TlsClient, TlsError, TlsSettings, client_config};
 use crate::config::TargetUrl;
-use crate::metrics::ErrorKind;
+use crate::metrics::{ErrorKind, RetryCounters, RetryReason};
 
 /// Largest answer body read; a longer one ends the exchange unread and the
 /// connection is closed, so a target sending huge bodies cannot grow our memory.
-const MAX_BODY_BYTES: usize = 256 * 1024;
-/// Idle connections older than this are closed rather than reused: below the
-/// 5 s keep-alive of common servers, so we rarely meet one they closed.
-const IDLE_KEEP: Duration = Duration::from_secs(4);
-/// How long a name lookup of the target is trusted.
-const DNS_TTL: Duration = Duration::from_secs(5);
-/// Read buffer of a new connection; it grows for big answers (up to the
-/// body cap) and is shrunk back to this afterwards.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Most bytes a connection's read buffer ever holds: the parser refuses an
+/// answer before it needs more (head, body cap, chunk framing).
+const MAX_BUFFER: usize = max_answer_bytes(MAX_BODY_BYTES);
+/// Read buffer of a new connection; it grows for big answers (up to
+/// `MAX_BUFFER`) and is shrunk back to this afterwards.
 const BUFFER_START: usize = 8 * 1024;
+/// Default of `KEEP_ALIVE_MS`: below the 2 s idle timeout of gunicorn,
+/// lighttpd's defaults under load and other common servers.
+pub const DEFAULT_IDLE_KEEP: Duration = Duration::from_millis(1500);
+
+/// How the client talks to the target, beyond its URL.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    /// How long an idle connection is kept for reuse (0: never reused).
+    pub idle_keep: Duration,
+    /// Bound on connections (the in-flight bound); awc needs it told.
+    pub max_connections: usize,
+    /// How https targets are trusted, checked once at start; `None` for
+    /// plain targets (an https target then gets the compiled-in roots).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// `TLS_INSECURE` is on (said loudly whenever traffic starts).
+    pub tls_insecure: bool,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        ClientSettings { idle_keep: DEFAULT_IDLE_KEEP, max_connections: 512, tls: None, tls_insecure: false }
+    }
+}
 
 /// One request of the mix, with its data drawn.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +84,51 @@ impl Request {
             Request::GetOrder(_) => Endpoint::GetOrder,
         }
     }
+
+    /// Whether the answer's body is wanted (to read a created id).
+    fn wants_body(&self) -> bool {
+        matches!(self, Request::CreateOrder { .. })
+    }
+
+    /// The request as parts, for a client that builds its own requests;
+    /// `scratch` holds the rendered body and path.
+    fn parts<'a>(&self, scratch: &'a mut PartsScratch) -> RequestParts<'a> {
+        let wants_body = self.wants_body();
+        match self {
+            Request::CreateOrder { product_id, quantity } => {
+                let len = render_order(&mut scratch.json, *product_id, *quantity);
+                RequestParts { method: "POST", path: "/orders", json: Some(&scratch.json[..len]), wants_body }
+            }
+            Request::ListOrders => RequestParts { method: "GET", path: "/orders", json: None, wants_body },
+            Request::GetOrder(id) => {
+                scratch.path = format!("/orders/{}", id.as_str());
+                RequestParts { method: "GET", path: &scratch.path, json: None, wants_body }
+            }
+        }
+    }
+}
+
+/// Room for the rendered parts of one request.
+struct PartsScratch {
+    json: [u8; 40],
+    path: String,
+}
+
+impl Default for PartsScratch {
+    fn default() -> Self {
+        PartsScratch { json: [0; 40], path: String::new() }
+    }
+}
+
+/// A request as parts, for a client that builds its own requests (awc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestParts<'a> {
+    pub method: &'a str,
+    /// Path after the target's prefix, with any query.
+    pub path: &'a str,
+    /// JSON body, sent with `Content-Type: application/json`.
+    pub json: Option<&'a [u8]>,
+    pub wants_body: bool,
 }
 
 /// What became of a request.
@@ -68,8 +143,8 @@ pub enum Outcome {
 /// Why no answer came; for the log only (never a metric label).
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot resolve the target host: {0}")]
-    Resolve(io::Error),
+    #[error("{0}")]
+    Resolve(ResolveError),
     #[error("cannot connect: {0}")]
     Connect(io::Error),
     #[error("could not send the request: {0}")]
@@ -78,14 +153,46 @@ pub enum ClientError {
     Receive(io::Error),
     #[error("{0}")]
     Answer(AnswerError),
+    #[error("{0}")]
+    Tls(TlsError),
+    /// A kept-alive connection broke after its answer had begun.
+    #[error("{0} (on a reused connection)")]
+    Reused(Box<ClientError>),
 }
 
 impl ClientError {
     fn kind(&self) -> ErrorKind {
         match self {
-            ClientError::Resolve(_) | ClientError::Connect(_) => ErrorKind::Connect,
+            ClientError::Resolve(_) => ErrorKind::Dns,
+            ClientError::Connect(_) => ErrorKind::Connect,
             ClientError::Send(e) | ClientError::Receive(e) if e.kind() == io::ErrorKind::TimedOut => ErrorKind::Timeout,
+            ClientError::Tls(e) => e.kind(),
+            ClientError::Reused(inner) if inner.kind() == ErrorKind::Timeout => ErrorKind::Timeout,
+            ClientError::Reused(_) => ErrorKind::Reused,
             _ => ErrorKind::Other,
+        }
+    }
+
+    /// Whether the request may be resent on a new connection: the
+    /// connection failed before any answer byte, so the target cannot have
+    /// processed it. Only asked of a reused connection.
+    pub(super) fn retry_reason(&self, answer_bytes: usize) -> Option<RetryReason> {
+        if answer_bytes > 0 {
+            return None;
+        }
+        let dropped = |e: &io::Error| match e.kind() {
+            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => Some(RetryReason::Reset),
+            io::ErrorKind::BrokenPipe => Some(RetryReason::BrokenPipe),
+            io::ErrorKind::UnexpectedEof => Some(RetryReason::Closed),
+            _ => None,
+        };
+        match self {
+            ClientError::Send(e) => {
+                dropped(e).map(|r| if r == RetryReason::Closed { RetryReason::BrokenPipe } else { r })
+            }
+            ClientError::Receive(e) => dropped(e),
+            ClientError::Answer(AnswerError::Truncated) => Some(RetryReason::Closed),
+            _ => None,
         }
     }
 }
@@ -101,7 +208,8 @@ struct Connection {
     /// The answer being read: `buf[..filled]`; `buf` is always initialised.
     buf: Vec<u8>,
     filled: usize,
-    idle_since: Instant,
+    /// When it is closed rather than reused.
+    expires: Instant,
 }
 
 impl Connection {
@@ -119,12 +227,17 @@ impl Connection {
         Ok(())
     }
 
-    /// Reads until `parser` has a complete answer.
-    async fn read_answer(&mut self, parser: &mut AnswerParser) -> Result<super::http::Answer, ClientError> {
+    /// Reads until `parser` has a complete answer. The buffer grows as the
+    /// answer needs, never past `MAX_BUFFER`.
+    async fn read_answer(&mut self, parser: &mut AnswerParser) -> Result<Answer, ClientError> {
         self.filled = 0;
         loop {
             if self.buf.len() - self.filled < 1024 {
-                let grown = (self.buf.len() * 2).max(BUFFER_START);
+                if self.buf.len() >= MAX_BUFFER {
+                    // The parser refuses every answer before this; a guard, not a path.
+                    return Err(ClientError::Answer(AnswerError::HeadTooLong));
+                }
+                let grown = (self.buf.len() * 2).clamp(BUFFER_START, MAX_BUFFER);
                 self.buf.resize(grown, 0);
             }
             let mut ready = self.io.readable().await.map_err(ClientError::Receive)?;
@@ -148,80 +261,162 @@ impl Connection {
 }
 
 pub struct TargetClient {
-    template: RequestTemplate,
-    host: String,
-    port: u16,
-    literal: Option<IpAddr>,
-    resolved: RefCell<Option<(Vec<SocketAddr>, Instant)>>,
-    next_address: Cell<usize>,
-    /// Idle connections, most recently used at the back.
-    idle: RefCell<VecDeque<Connection>>,
-    /// A clock the worker sets now and then, so pooling costs no clock read
-    /// per request; ageing connections needs no finer time.
-    clock: Cell<Instant>,
+    transport: Transport,
+    retries: RetryCounters,
+}
+
+enum Transport {
+    Plain(PlainClient),
+    Tls(TlsClient),
 }
 
 impl fmt::Debug for TargetClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TargetClient").field("host", &self.host).field("port", &self.port).finish_non_exhaustive()
+        let transport = match &self.transport {
+            Transport::Plain(p) => format!("http {:?}", p.resolver),
+            Transport::Tls(_) => "https".to_string(),
+        };
+        f.debug_struct("TargetClient").field("transport", &transport).finish_non_exhaustive()
     }
 }
 
 impl TargetClient {
-    pub fn new(target: &TargetUrl) -> Self {
-        let user_agent = concat!("trafficgen/", env!("CARGO_PKG_VERSION"));
-        TargetClient {
-            template: RequestTemplate::new(target.authority(), target.path_prefix(), user_agent),
-            host: target.host().to_string(),
-            port: target.port(),
-            literal: target.host().parse().ok(),
-            resolved: RefCell::new(None),
-            next_address: Cell::new(0),
-            idle: RefCell::new(VecDeque::new()),
-            clock: Cell::new(Instant::now()),
-        }
+    /// A client for `target`. Fails only for https settings that cannot be
+    /// used (a CA file that cannot be read), which the configuration checks
+    /// at start already.
+    pub fn new(target: &TargetUrl, settings: &ClientSettings, retries: RetryCounters) -> Result<Self, TlsError> {
+        let resolver = Rc::new(Resolver::new(target.host(), target.port()));
+        let transport = if target.is_https() {
+            if settings.tls_insecure {
+                log::warn!(target = target.as_str();
+                    "TLS_INSECURE is on: the target's certificate is NOT checked; anyone on the path can read and change this traffic");
+            }
+            let config = match &settings.tls {
+                Some(config) => Arc::clone(config),
+                None => client_config(&TlsSettings::default())?,
+            };
+            Transport::Tls(TlsClient::new(target, settings, config, resolver))
+        } else {
+            let user_agent = concat!("trafficgen/", env!("CARGO_PKG_VERSION"));
+            Transport::Plain(PlainClient {
+                template: RequestTemplate::new(target.authority(), target.path_prefix(), user_agent),
+                resolver,
+                idle_keep: settings.idle_keep,
+                idle: RefCell::new(VecDeque::new()),
+                clock: Cell::new(Instant::now()),
+            })
+        };
+        Ok(TargetClient { transport, retries })
     }
 
-    /// Tells the client the time (see `clock`).
+    /// Tells the client the time (see `PlainClient::clock`).
     pub fn set_clock(&self, now: Instant) {
-        self.clock.set(now);
+        if let Transport::Plain(plain) = &self.transport {
+            plain.clock.set(now);
+        }
     }
 
     /// Sends `request` and reads its answer. Not bounded in time: the
     /// caller puts a deadline on it.
     pub async fn send(self: Rc<Self>, request: Request) -> Outcome {
-        match self.exchange(&request).await {
+        let result = match &self.transport {
+            Transport::Plain(plain) => plain.exchange(&request, &self.retries).await,
+            Transport::Tls(tls) => {
+                let mut scratch = PartsScratch::default();
+                let parts = request.parts(&mut scratch);
+                tls.exchange(parts, &self.retries).await.map(|(status, body)| answered(status, body.as_deref()))
+            }
+        };
+        match result {
             Ok(outcome) => outcome,
             Err(error) => Outcome::Failed { kind: error.kind(), error },
         }
     }
 
-    async fn exchange(&self, request: &Request) -> Result<Outcome, ClientError> {
-        let mut conn = match self.take_idle() {
-            Some(conn) => conn,
-            None => self.connect().await?,
-        };
+    /// Closes idle connections past their keep time; call now and then.
+    pub fn close_stale(&self) {
+        if let Transport::Plain(plain) = &self.transport {
+            let now = plain.clock.get();
+            plain.idle.borrow_mut().retain(|c| c.expires > now);
+        }
+    }
+
+    pub fn idle_connections(&self) -> usize {
+        match &self.transport {
+            Transport::Plain(plain) => plain.idle.borrow().len(),
+            // awc ages its own pool.
+            Transport::Tls(_) => 0,
+        }
+    }
+}
+
+/// The outcome of an answer with `status` and, when asked for, its body.
+fn answered(status: u16, body: Option<&[u8]>) -> Outcome {
+    let created = match body {
+        Some(body) if (200..300).contains(&status) => created_id(body),
+        _ => None,
+    };
+    Outcome::Answered { status, created }
+}
+
+/// The plain-http fast path.
+struct PlainClient {
+    template: RequestTemplate,
+    resolver: Rc<Resolver>,
+    idle_keep: Duration,
+    /// Idle connections, most recently used at the back.
+    idle: RefCell<VecDeque<Connection>>,
+    /// A clock the worker sets now and then (at every send and every sweep),
+    /// so pooling costs no clock read per request. It runs at most a sweep
+    /// interval behind, which only makes connections expire a little early.
+    clock: Cell<Instant>,
+}
+
+impl PlainClient {
+    async fn exchange(&self, request: &Request, retries: &RetryCounters) -> Result<Outcome, ClientError> {
+        let mut reused = self.take_idle();
+        loop {
+            let is_reused = reused.is_some();
+            let mut conn = match reused.take() {
+                Some(conn) => conn,
+                None => self.connect().await?,
+            };
+            self.render(request, &mut conn.out);
+            // No byte of this answer yet (a failed write must not see the last one's).
+            conn.filled = 0;
+            let mut parser = AnswerParser::new(request.wants_body(), MAX_BODY_BYTES);
+            let result = match conn.write_all().await {
+                Ok(()) => conn.read_answer(&mut parser).await,
+                Err(e) => Err(ClientError::Send(e)),
+            };
+            match result {
+                Ok(answer) => {
+                    let outcome = answered(answer.status, answer.body.as_deref());
+                    if answer.reusable {
+                        self.put_idle(conn, answer.keep_alive_secs);
+                    }
+                    return Ok(outcome);
+                }
+                Err(error) if is_reused => match error.retry_reason(conn.filled) {
+                    // Once: the new connection is not reused, so this cannot loop.
+                    Some(reason) => retries.count(reason),
+                    None => return Err(ClientError::Reused(Box::new(error))),
+                },
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    fn render(&self, request: &Request, out: &mut Vec<u8>) {
         match request {
             Request::CreateOrder { product_id, quantity } => {
                 let mut json = [0u8; 40];
                 let len = render_order(&mut json, *product_id, *quantity);
-                self.template.post_orders(&mut conn.out, &json[..len]);
+                self.template.post_orders(out, &json[..len]);
             }
-            Request::ListOrders => self.template.get_orders(&mut conn.out, None),
-            Request::GetOrder(id) => self.template.get_orders(&mut conn.out, Some(id.as_str())),
+            Request::ListOrders => self.template.get_orders(out, None),
+            Request::GetOrder(id) => self.template.get_orders(out, Some(id.as_str())),
         }
-        conn.write_all().await.map_err(ClientError::Send)?;
-        let wants_body = matches!(request, Request::CreateOrder { .. });
-        let mut parser = AnswerParser::new(wants_body, MAX_BODY_BYTES);
-        let answer = conn.read_answer(&mut parser).await?;
-        if answer.reusable {
-            self.put_idle(conn);
-        }
-        let created = match answer.body {
-            Some(body) if (200..300).contains(&answer.status) => created_id(&body),
-            _ => None,
-        };
-        Ok(Outcome::Answered { status: answer.status, created })
     }
 
     /// The most recently used idle connection that is still open.
@@ -229,14 +424,13 @@ impl TargetClient {
         let now = self.clock.get();
         let mut idle = self.idle.borrow_mut();
         while let Some(conn) = idle.pop_back() {
-            if now.saturating_duration_since(conn.idle_since) > IDLE_KEEP {
-                // The rest are older still.
-                idle.clear();
-                return None;
+            if conn.expires <= now {
+                continue;
             }
             // A connection the target closed (or wrote to unasked) reads as
             // ready; an open, quiet one is pending. No system call needed:
-            // the readiness is what the event loop last saw.
+            // the readiness is what the event loop last saw. A close that
+            // crosses our request on the wire is what the one retry is for.
             let mut cx = Context::from_waker(Waker::noop());
             if conn.io.poll_read_ready(&mut cx).is_pending() {
                 return Some(conn);
@@ -245,30 +439,26 @@ impl TargetClient {
         None
     }
 
-    /// Returns a connection after a complete, reusable answer.
-    fn put_idle(&self, mut conn: Connection) {
+    /// Returns a connection after a complete, reusable answer. It is kept for
+    /// `idle_keep`, or less when the target says it closes sooner
+    /// (`Keep-Alive: timeout=N`: we close at 3/4 of N, ahead of the target).
+    fn put_idle(&self, mut conn: Connection, keep_alive_secs: Option<u32>) {
+        let keep = match keep_alive_secs {
+            Some(secs) => self.idle_keep.min(Duration::from_secs(u64::from(secs)) * 3 / 4),
+            None => self.idle_keep,
+        };
+        if keep.is_zero() {
+            return;
+        }
         if conn.buf.len() > BUFFER_START {
             conn.buf = vec![0; BUFFER_START];
         }
-        conn.idle_since = self.clock.get();
+        conn.expires = self.clock.get() + keep;
         self.idle.borrow_mut().push_back(conn);
     }
 
-    /// Closes idle connections past their keep time; call now and then.
-    pub fn close_stale(&self) {
-        let now = self.clock.get();
-        let mut idle = self.idle.borrow_mut();
-        while idle.front().is_some_and(|c| now.saturating_duration_since(c.idle_since) > IDLE_KEEP) {
-            idle.pop_front();
-        }
-    }
-
-    pub fn idle_connections(&self) -> usize {
-        self.idle.borrow().len()
-    }
-
     async fn connect(&self) -> Result<Connection, ClientError> {
-        let address = self.address().await.map_err(ClientError::Resolve)?;
+        let address = self.resolver.address().await.map_err(ClientError::Resolve)?;
         // A plain non-blocking socket registered once with the reactor: going
         // through tokio's `TcpStream` would register it, deregister it for
         // `into_std` and register it again, three epoll changes per connection,
@@ -300,34 +490,8 @@ impl TargetClient {
             out: Vec::with_capacity(256),
             buf: vec![0; BUFFER_START],
             filled: 0,
-            idle_since: self.clock.get(),
+            expires: self.clock.get(),
         })
-    }
-
-    /// The address to connect to: the literal one, or the next of the
-    /// host's addresses (round robin), looked up again after `DNS_TTL`.
-    async fn address(&self) -> io::Result<SocketAddr> {
-        if let Some(ip) = self.literal {
-            return Ok(SocketAddr::new(ip, self.port));
-        }
-        let cached = self.pick(|(addrs, at)| (at.elapsed() < DNS_TTL).then_some(addrs));
-        if let Some(address) = cached {
-            return Ok(address);
-        }
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((self.host.as_str(), self.port)).await?.collect();
-        if addrs.is_empty() {
-            return Err(io::Error::new(io::ErrorKind::NotFound, "no addresses"));
-        }
-        *self.resolved.borrow_mut() = Some((addrs, Instant::now()));
-        self.pick(|(addrs, _)| Some(addrs)).ok_or_else(|| io::Error::other("no addresses"))
-    }
-
-    fn pick(&self, usable: impl Fn(&(Vec<SocketAddr>, Instant)) -> Option<&Vec<SocketAddr>>) -> Option<SocketAddr> {
-        let resolved = self.resolved.borrow();
-        let addrs = resolved.as_ref().and_then(usable)?;
-        let i = self.next_address.get();
-        self.next_address.set(i.wrapping_add(1));
-        addrs.get(i % addrs.len()).copied()
     }
 }
 
@@ -339,14 +503,43 @@ fn render_order(out: &mut [u8; 40], product_id: u8, quantity: u8) -> usize {
     usize::try_from(cursor.position()).unwrap_or(0)
 }
 
-/// The `id` of a create answer, if it has a usable one.
+/// The `id` of a create answer, if it has a usable one: a string of URL-safe
+/// characters, or a number kept as the target wrote it (an id above 2^64
+/// must not turn into `1.8446744073709552e19`). With a repeated `id` key the
+/// last one counts, as in JavaScript's and Python's JSON parsers.
 fn created_id(body: &[u8]) -> Option<OrderId> {
-    #[derive(serde::Deserialize)]
-    struct Created {
-        id: Option<serde_json::Value>,
+    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+    use serde_json::value::RawValue;
+    use std::borrow::Cow;
+
+    struct LastId;
+    impl<'de> Visitor<'de> for LastId {
+        type Value = Option<&'de RawValue>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut id = None;
+            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                if key == "id" {
+                    id = Some(map.next_value::<&'de RawValue>()?);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(id)
+        }
     }
-    let created: Created = serde_json::from_slice(body).ok()?;
-    OrderId::from_json(&created.id?)
+
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let raw = (&mut de).deserialize_map(LastId).ok()??;
+    de.end().ok()?;
+    let text = raw.get();
+    match text.as_bytes().first()? {
+        b'"' => OrderId::parse(&serde_json::from_str::<Cow<'_, str>>(text).ok()?),
+        b'-' | b'0'..=b'9' => OrderId::parse(text),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -361,6 +554,62 @@ mod tests {
         assert_eq!(created_id(b"<html>not json</html>"), None);
         assert_eq!(created_id(br#"{"id":"../../admin"}"#), None);
         assert_eq!(created_id(br#"[1,2]"#), None);
+        assert_eq!(created_id(br#"{"id":null}"#), None);
+        assert_eq!(created_id(br#"{"id":{"nested":1}}"#), None);
+        assert_eq!(created_id(br#"{"id":1} trailing"#), None);
+    }
+
+    #[test]
+    fn created_id_keeps_the_ids_own_text_and_takes_the_last_of_repeated_keys() {
+        let big = br#"{"id":18446744073709551616,"status":"created"}"#;
+        assert_eq!(created_id(big).unwrap().as_str(), "18446744073709551616");
+        assert_eq!(created_id(br#"{"id":-7}"#).unwrap().as_str(), "-7");
+        assert_eq!(created_id(br#"{"id":1,"status":"created","id":2}"#).unwrap().as_str(), "2");
+        assert_eq!(created_id(br#"{"id":"a-1","id":"b-2"}"#).unwrap().as_str(), "b-2");
+        assert_eq!(created_id(br#"{"i\u0064":"esc"}"#).unwrap().as_str(), "esc");
+        assert_eq!(created_id(br#"{"id":"o\u0072d"}"#).unwrap().as_str(), "ord");
+    }
+
+    #[test]
+    fn only_a_connection_that_died_before_any_answer_byte_is_retried() {
+        let io = |kind: io::ErrorKind| io::Error::new(kind, "test");
+        let cases = [
+            (ClientError::Send(io(io::ErrorKind::BrokenPipe)), 0, Some(RetryReason::BrokenPipe)),
+            (ClientError::Send(io(io::ErrorKind::ConnectionReset)), 0, Some(RetryReason::Reset)),
+            (ClientError::Receive(io(io::ErrorKind::ConnectionReset)), 0, Some(RetryReason::Reset)),
+            (ClientError::Answer(AnswerError::Truncated), 0, Some(RetryReason::Closed)),
+            (ClientError::Answer(AnswerError::Truncated), 5, None),
+            (ClientError::Receive(io(io::ErrorKind::ConnectionReset)), 1, None),
+            (ClientError::Receive(io(io::ErrorKind::TimedOut)), 0, None),
+            (ClientError::Answer(AnswerError::BadHead("x")), 0, None),
+            (ClientError::Connect(io(io::ErrorKind::ConnectionRefused)), 0, None),
+        ];
+        for (error, bytes, expected) in cases {
+            assert_eq!(error.retry_reason(bytes), expected, "{error:?} after {bytes} bytes");
+        }
+    }
+
+    #[test]
+    fn failures_on_reused_connections_have_their_own_kind() {
+        let io = |kind: io::ErrorKind| io::Error::new(kind, "test");
+        let reused = |e: ClientError| ClientError::Reused(Box::new(e));
+        assert_eq!(reused(ClientError::Answer(AnswerError::Truncated)).kind(), ErrorKind::Reused);
+        assert_eq!(ClientError::Answer(AnswerError::Truncated).kind(), ErrorKind::Other);
+        assert_eq!(reused(ClientError::Receive(io(io::ErrorKind::TimedOut))).kind(), ErrorKind::Timeout);
+        assert_eq!(ClientError::Resolve(ResolveError::default()).kind(), ErrorKind::Dns);
+        assert_eq!(ClientError::Connect(io(io::ErrorKind::ConnectionRefused)).kind(), ErrorKind::Connect);
+    }
+
+    #[test]
+    fn requests_as_parts_for_the_https_client() {
+        let mut scratch = PartsScratch::default();
+        let create = Request::CreateOrder { product_id: 3, quantity: 2 };
+        let parts = create.parts(&mut scratch);
+        assert_eq!((parts.method, parts.path, parts.wants_body), ("POST", "/orders", true));
+        assert_eq!(parts.json, Some(&br#"{"product_id":3,"quantity":2}"#[..]));
+        let read = Request::GetOrder(OrderId::parse("ord-7").unwrap());
+        let parts = read.parts(&mut scratch);
+        assert_eq!((parts.method, parts.path, parts.json, parts.wants_body), ("GET", "/orders/ord-7", None, false));
     }
 
     #[test]

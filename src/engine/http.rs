@@ -7,12 +7,26 @@
 
 use std::fmt::Write as _;
 
-/// Most header lines an answer may have.
-const MAX_HEADERS: usize = 64;
-/// Largest answer head; a longer one is an error, not a reason to buffer more.
+/// Most header lines an answer may have (curl has no such limit; the
+/// head's total size is what bounds memory).
+const MAX_HEADERS: usize = 512;
+/// Largest answer head, interim (1xx) heads before it included; a longer one
+/// is an error, not a reason to buffer more. The same bytes give the same
+/// verdict however they arrive.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Longest chunk-size or trailer line.
 const MAX_LINE_BYTES: usize = 4096;
+/// Largest total of a chunked body's framing: size lines with their
+/// extensions, the line ends after each chunk, and the trailers. Only chunk
+/// data counts against the body cap, so without this a target could stream
+/// extensions or trailers for ever.
+pub const MAX_FRAMING_BYTES: usize = 64 * 1024;
+
+/// Most bytes one answer can occupy in a read buffer: everything past this
+/// is refused by the parser before it would be needed.
+pub const fn max_answer_bytes(max_body: usize) -> usize {
+    MAX_HEAD_BYTES + max_body + MAX_FRAMING_BYTES
+}
 
 /// The fixed parts of every request to one target, rendered once.
 #[derive(Debug, Clone)]
@@ -77,6 +91,9 @@ pub struct Answer {
     /// The connection may carry another request: keep-alive, fully read,
     /// nothing after the answer.
     pub reusable: bool,
+    /// `Keep-Alive: timeout=N`: the target closes the idle connection after
+    /// N seconds.
+    pub keep_alive_secs: Option<u32>,
 }
 
 /// What the bytes so far amount to.
@@ -96,6 +113,8 @@ pub enum AnswerError {
     HeadTooLong,
     #[error("malformed chunked body ({0})")]
     BadChunk(&'static str),
+    #[error("chunked framing (sizes, extensions, trailers) longer than {MAX_FRAMING_BYTES} bytes")]
+    FramingTooLong,
     #[error("connection closed before the answer was complete")]
     Truncated,
 }
@@ -118,11 +137,18 @@ enum ChunkPhase {
     Trailer,
 }
 
+/// What the final head said about the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Reuse {
+    keep_alive: bool,
+    keep_alive_secs: Option<u32>,
+}
+
 #[derive(Debug, Clone)]
 enum State {
     Head,
-    Body { status: u16, framing: Framing, keep_alive: bool, body_start: usize },
-    Chunked { status: u16, keep_alive: bool, pos: usize, phase: ChunkPhase },
+    Body { status: u16, framing: Framing, reuse: Reuse, body_start: usize },
+    Chunked { status: u16, reuse: Reuse, pos: usize, phase: ChunkPhase },
 }
 
 /// Parses one answer from a buffer that grows as bytes arrive: call
@@ -137,6 +163,8 @@ pub struct AnswerParser {
     /// Decoded chunked body (only when kept).
     chunked_body: Vec<u8>,
     chunked_len: usize,
+    /// Framing bytes of the chunked body so far.
+    framing_len: usize,
 }
 
 impl AnswerParser {
@@ -151,6 +179,7 @@ impl AnswerParser {
             max_body,
             chunked_body: Vec::new(),
             chunked_len: 0,
+            framing_len: 0,
         }
     }
 
@@ -164,11 +193,11 @@ impl AnswerParser {
                     None if eof => return Err(AnswerError::Truncated),
                     None => return Ok(Progress::Incomplete),
                 },
-                State::Body { status, framing, keep_alive, body_start } => {
-                    return self.body(buf, eof, status, framing, keep_alive, body_start);
+                State::Body { status, framing, reuse, body_start } => {
+                    return self.body(buf, eof, status, framing, reuse, body_start);
                 }
-                State::Chunked { status, keep_alive, pos, phase } => {
-                    return self.chunked(buf, eof, status, keep_alive, pos, phase);
+                State::Chunked { status, reuse, pos, phase } => {
+                    return self.chunked(buf, eof, status, reuse, pos, phase);
                 }
             }
         }
@@ -178,41 +207,52 @@ impl AnswerParser {
     /// when the head is not complete yet. Interim (1xx) answers are skipped.
     fn parse_head(&mut self, buf: &[u8]) -> Result<Option<State>, AnswerError> {
         let bytes = &buf[self.head_start..];
-        // Uninitialised header slots: zeroing 64 of them per answer shows in profiles.
+        // Uninitialised header slots: zeroing them per answer shows in profiles.
         let mut headers = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
         let mut response = httparse::Response::new(&mut []);
-        let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
-            &mut response,
-            bytes,
-            &mut headers,
-        ) {
+        // Lenient where RFC 9112 asks a client to be (obsolete line folding,
+        // §5.2) and where curl is (a space before the colon).
+        let parsed = httparse::ParserConfig::default()
+            .allow_obsolete_multiline_headers_in_responses(true)
+            .allow_spaces_after_header_name_in_responses(true)
+            .parse_response_with_uninit_headers(&mut response, bytes, &mut headers);
+        let len = match parsed {
             Ok(httparse::Status::Complete(len)) => len,
-            Ok(httparse::Status::Partial) if bytes.len() > MAX_HEAD_BYTES => return Err(AnswerError::HeadTooLong),
+            // Every byte so far belongs to the head: bound them all, so a head
+            // is refused whether it arrives in one read or many.
+            Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => return Err(AnswerError::HeadTooLong),
             Ok(httparse::Status::Partial) => return Ok(None),
             Err(httparse::Error::TooManyHeaders) => return Err(AnswerError::BadHead("too many header lines")),
             Err(_) => return Err(AnswerError::BadHead("not an HTTP/1.x answer")),
         };
-        let status = response.code.ok_or(AnswerError::BadHead("no status"))?;
         let body_start = self.head_start + len;
+        if body_start > MAX_HEAD_BYTES {
+            return Err(AnswerError::HeadTooLong);
+        }
+        let status = response.code.ok_or(AnswerError::BadHead("no status"))?;
         if (100..200).contains(&status) && status != 101 {
             self.head_start = body_start;
             return Ok(Some(State::Head));
         }
 
         let mut keep_alive = response.version == Some(1);
+        let mut keep_alive_secs = None;
         let mut length: Option<usize> = None;
         let mut chunked = false;
         for header in response.headers.iter() {
             let value = header.value;
             if header.name.eq_ignore_ascii_case("content-length") {
-                let n = std::str::from_utf8(value)
-                    .ok()
-                    .and_then(|v| v.trim().parse::<usize>().ok())
-                    .ok_or(AnswerError::BadHead("bad Content-Length"))?;
-                if length.is_some_and(|l| l != n) {
-                    return Err(AnswerError::BadHead("conflicting Content-Length"));
+                // A list of identical values is one value (RFC 9110 §8.6).
+                for item in value.split(|b| *b == b',') {
+                    let n = std::str::from_utf8(item)
+                        .ok()
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .ok_or(AnswerError::BadHead("bad Content-Length"))?;
+                    if length.is_some_and(|l| l != n) {
+                        return Err(AnswerError::BadHead("conflicting Content-Length"));
+                    }
+                    length = Some(n);
                 }
-                length = Some(n);
             } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
                 // The last coding decides; anything but chunked means "until close".
                 chunked = last_token(value).eq_ignore_ascii_case(b"chunked");
@@ -228,6 +268,8 @@ impl AnswerParser {
                         keep_alive = true;
                     }
                 }
+            } else if header.name.eq_ignore_ascii_case("keep-alive") {
+                keep_alive_secs = keep_alive_timeout(value).or(keep_alive_secs);
             }
         }
         let framing = if status == 204 || status == 304 {
@@ -244,9 +286,10 @@ impl AnswerParser {
             keep_alive = false;
             Framing::UntilClose
         };
+        let reuse = Reuse { keep_alive, keep_alive_secs };
         Ok(Some(match framing {
-            Framing::Chunked => State::Chunked { status, keep_alive, pos: body_start, phase: ChunkPhase::Size },
-            _ => State::Body { status, framing, keep_alive, body_start },
+            Framing::Chunked => State::Chunked { status, reuse, pos: body_start, phase: ChunkPhase::Size },
+            _ => State::Body { status, framing, reuse, body_start },
         }))
     }
 
@@ -256,14 +299,14 @@ impl AnswerParser {
         eof: bool,
         status: u16,
         framing: Framing,
-        keep_alive: bool,
+        reuse: Reuse,
         body_start: usize,
     ) -> Result<Progress, AnswerError> {
         let available = buf.len() - body_start;
         let (end, reusable) = match framing {
-            Framing::Empty => (body_start, keep_alive),
+            Framing::Empty => (body_start, reuse.keep_alive),
             Framing::Length(n) if n > self.max_body => return Ok(self.too_long(status)),
-            Framing::Length(n) if available >= n => (body_start + n, keep_alive),
+            Framing::Length(n) if available >= n => (body_start + n, reuse.keep_alive),
             Framing::Length(_) if eof => return Err(AnswerError::Truncated),
             Framing::Length(_) => return Ok(Progress::Incomplete),
             Framing::UntilClose if available > self.max_body => return Ok(self.too_long(status)),
@@ -276,11 +319,21 @@ impl AnswerParser {
             body: self.keep_body.then(|| buf[body_start..end].to_vec()),
             // Bytes after the answer mean the peer is out of step with us.
             reusable: reusable && end == buf.len(),
+            keep_alive_secs: reuse.keep_alive_secs,
         }))
     }
 
     fn too_long(&self, status: u16) -> Progress {
-        Progress::Complete(Answer { status, body: None, reusable: false })
+        Progress::Complete(Answer { status, body: None, reusable: false, keep_alive_secs: None })
+    }
+
+    /// Counts `n` framing bytes against [`MAX_FRAMING_BYTES`].
+    fn framing(&mut self, n: usize) -> Result<(), AnswerError> {
+        self.framing_len += n;
+        if self.framing_len > MAX_FRAMING_BYTES {
+            return Err(AnswerError::FramingTooLong);
+        }
+        Ok(())
     }
 
     fn chunked(
@@ -288,16 +341,17 @@ impl AnswerParser {
         buf: &[u8],
         eof: bool,
         status: u16,
-        keep_alive: bool,
+        reuse: Reuse,
         mut pos: usize,
         mut phase: ChunkPhase,
     ) -> Result<Progress, AnswerError> {
         loop {
             match phase {
                 ChunkPhase::Size => {
-                    let Some(line) = next_line(buf, pos)? else { break };
-                    let size = chunk_size(&buf[pos..line])?;
-                    pos = line + 2;
+                    let Some((line_end, next)) = next_line(buf, pos)? else { break };
+                    let size = chunk_size(&buf[pos..line_end])?;
+                    self.framing(next - pos)?;
+                    pos = next;
                     phase = if size == 0 { ChunkPhase::Trailer } else { ChunkPhase::Data(size) };
                 }
                 ChunkPhase::Data(left) => {
@@ -316,24 +370,28 @@ impl AnswerParser {
                     phase = if take == left { ChunkPhase::DataEnd } else { ChunkPhase::Data(left - take) };
                 }
                 ChunkPhase::DataEnd => {
-                    if buf.len() < pos + 2 {
-                        break;
-                    }
-                    if &buf[pos..pos + 2] != b"\r\n" {
-                        return Err(AnswerError::BadChunk("no CRLF after chunk data"));
-                    }
-                    pos += 2;
+                    // CRLF, or a bare LF (RFC 9112 §2.2 lets a recipient take it as a line end).
+                    let end = match buf.get(pos..(pos + 2).min(buf.len())) {
+                        Some(b"\r\n") => 2,
+                        Some([b'\n', ..]) => 1,
+                        Some(b"\r") | Some(b"") | None => break,
+                        Some(_) => return Err(AnswerError::BadChunk("no CRLF after chunk data")),
+                    };
+                    self.framing(end)?;
+                    pos += end;
                     phase = ChunkPhase::Size;
                 }
                 ChunkPhase::Trailer => {
-                    let Some(line) = next_line(buf, pos)? else { break };
-                    let empty = line == pos;
-                    pos = line + 2;
+                    let Some((line_end, next)) = next_line(buf, pos)? else { break };
+                    let empty = line_end == pos;
+                    self.framing(next - pos)?;
+                    pos = next;
                     if empty {
                         return Ok(Progress::Complete(Answer {
                             status,
                             body: self.keep_body.then(|| std::mem::take(&mut self.chunked_body)),
-                            reusable: keep_alive && pos == buf.len(),
+                            reusable: reuse.keep_alive && pos == buf.len(),
+                            keep_alive_secs: reuse.keep_alive_secs,
                         }));
                     }
                 }
@@ -342,17 +400,21 @@ impl AnswerParser {
         if eof {
             return Err(AnswerError::Truncated);
         }
-        self.state = State::Chunked { status, keep_alive, pos, phase };
+        self.state = State::Chunked { status, reuse, pos, phase };
         Ok(Progress::Incomplete)
     }
 }
 
-/// Index of the CRLF ending the line at `from`, if it has arrived.
-fn next_line(buf: &[u8], from: usize) -> Result<Option<usize>, AnswerError> {
+/// The line starting at `from`, if it has arrived: where its content ends
+/// and where the next line starts. A line ends in CRLF or a bare LF.
+fn next_line(buf: &[u8], from: usize) -> Result<Option<(usize, usize)>, AnswerError> {
     let rest = &buf[from..];
-    match rest.windows(2).position(|w| w == b"\r\n") {
+    match rest.iter().position(|b| *b == b'\n') {
         Some(i) if i > MAX_LINE_BYTES => Err(AnswerError::BadChunk("line too long")),
-        Some(i) => Ok(Some(from + i)),
+        Some(i) => {
+            let content_end = if i > 0 && rest[i - 1] == b'\r' { i - 1 } else { i };
+            Ok(Some((from + content_end, from + i + 1)))
+        }
         None if rest.len() > MAX_LINE_BYTES => Err(AnswerError::BadChunk("line too long")),
         None => Ok(None),
     }
@@ -366,6 +428,15 @@ fn chunk_size(line: &[u8]) -> Result<usize, AnswerError> {
     }
     let text = std::str::from_utf8(digits).map_err(|_| AnswerError::BadChunk("bad chunk size"))?;
     usize::from_str_radix(text, 16).map_err(|_| AnswerError::BadChunk("bad chunk size"))
+}
+
+/// `timeout=N` from a `Keep-Alive` header value.
+fn keep_alive_timeout(value: &[u8]) -> Option<u32> {
+    value.split(|b| *b == b',').find_map(|param| {
+        let (name, n) = std::str::from_utf8(param).ok()?.split_once('=')?;
+        name.trim().eq_ignore_ascii_case("timeout").then_some(())?;
+        n.trim().trim_matches('"').parse().ok()
+    })
 }
 
 fn last_token(value: &[u8]) -> &[u8] {
@@ -411,7 +482,7 @@ mod tests {
     }
 
     fn complete(status: u16, body: Option<&[u8]>, reusable: bool) -> Result<Progress, AnswerError> {
-        Ok(Progress::Complete(Answer { status, body: body.map(<[u8]>::to_vec), reusable }))
+        Ok(Progress::Complete(Answer { status, body: body.map(<[u8]>::to_vec), reusable, keep_alive_secs: None }))
     }
 
     #[test]
@@ -523,12 +594,137 @@ mod tests {
         for (raw, eof, expected) in cases {
             assert_eq!(run(raw, &[raw.len()], true, 1024, *eof), Err(*expected), "{:?}", String::from_utf8_lossy(raw));
         }
-        let mut long_head = b"HTTP/1.1 200 OK\r\n".to_vec();
-        while long_head.len() <= MAX_HEAD_BYTES {
-            long_head
-                .extend_from_slice(b"X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+        let too_many: String = (0..=MAX_HEADERS).map(|i| format!("X-{i}: v\r\n")).collect();
+        let raw = format!("HTTP/1.1 200 OK\r\n{too_many}\r\n");
+        assert_eq!(
+            run(raw.as_bytes(), &[raw.len()], false, 1024, false),
+            Err(AnswerError::BadHead("too many header lines"))
+        );
+    }
+
+    /// `raw` fed whole, at each of `splits`, and in 1 KiB reads.
+    fn parse_some_ways(raw: &[u8], splits: &[usize]) -> Result<Progress, AnswerError> {
+        let whole = run(raw, &[raw.len()], false, 1024, false);
+        for &split in splits {
+            assert_eq!(run(raw, &[split, raw.len()], false, 1024, false), whole, "split at {split}");
         }
-        let result = run(&long_head, &[long_head.len()], false, 1024, false);
-        assert!(matches!(result, Err(AnswerError::HeadTooLong) | Err(AnswerError::BadHead(_))), "{result:?}");
+        let reads: Vec<usize> = (1..=raw.len().div_ceil(1024)).map(|i| (i * 1024).min(raw.len())).collect();
+        assert_eq!(run(raw, &reads, false, 1024, false), whole, "in 1 KiB reads");
+        whole
+    }
+
+    /// A head of `len` bytes: a status line, a long header and an empty body.
+    fn head_of(len: usize) -> Vec<u8> {
+        let fixed = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Pad: \r\n\r\n".len();
+        let pad = "a".repeat(len - fixed);
+        format!("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Pad: {pad}\r\n\r\n").into_bytes()
+    }
+
+    #[test]
+    fn the_head_limit_holds_however_the_bytes_arrive() {
+        let at_limit = head_of(MAX_HEAD_BYTES);
+        let splits = [1, 100, MAX_HEAD_BYTES - 4, MAX_HEAD_BYTES - 1];
+        assert_eq!(parse_some_ways(&at_limit, &splits), complete(200, None, true));
+        // 70 KB: refused in one read and in many alike (once it was accepted whole).
+        let over = head_of(70_000);
+        let splits = [1, 100, MAX_HEAD_BYTES - 1, MAX_HEAD_BYTES, MAX_HEAD_BYTES + 1, 69_999];
+        assert_eq!(parse_some_ways(&over, &splits), Err(AnswerError::HeadTooLong));
+        let just_over = head_of(MAX_HEAD_BYTES + 1);
+        assert_eq!(parse_some_ways(&just_over, &[MAX_HEAD_BYTES]), Err(AnswerError::HeadTooLong));
+    }
+
+    #[test]
+    fn many_header_lines_are_fine_within_the_head_limit() {
+        let lines: String = (0..300).map(|i| format!("X-Header-{i}: value {i}\r\n")).collect();
+        let raw = format!("HTTP/1.1 200 OK\r\n{lines}Content-Length: 2\r\n\r\nok");
+        assert_eq!(parse_all_ways(raw.as_bytes(), false, 1024, false), complete(200, None, true));
+    }
+
+    #[test]
+    fn obsolete_line_folding_and_a_space_before_the_colon_are_accepted() {
+        let folded = b"HTTP/1.1 200 OK\r\nX-Folded: first\r\n  second\r\n\tthird\r\nContent-Length: 2\r\n\r\nok";
+        assert_eq!(parse_all_ways(folded, true, 1024, false), complete(200, Some(b"ok"), true));
+        let spaced = b"HTTP/1.1 200 OK\r\nContent-Length : 2\r\nConnection : close\r\n\r\nok";
+        assert_eq!(parse_all_ways(spaced, true, 1024, false), complete(200, Some(b"ok"), false));
+    }
+
+    #[test]
+    fn a_list_of_equal_content_lengths_is_one_length() {
+        let same = b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nok";
+        assert_eq!(parse_all_ways(same, true, 1024, false), complete(200, Some(b"ok"), true));
+        let repeated = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2,2\r\n\r\nok";
+        assert_eq!(parse_all_ways(repeated, true, 1024, false), complete(200, Some(b"ok"), true));
+        let different = b"HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\nok";
+        assert_eq!(
+            run(different, &[different.len()], true, 1024, false),
+            Err(AnswerError::BadHead("conflicting Content-Length"))
+        );
+        let empty_item = b"HTTP/1.1 200 OK\r\nContent-Length: 2,\r\n\r\nok";
+        assert_eq!(
+            run(empty_item, &[empty_item.len()], true, 1024, false),
+            Err(AnswerError::BadHead("bad Content-Length"))
+        );
+    }
+
+    #[test]
+    fn chunk_lines_may_end_in_a_bare_lf() {
+        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\n{\"id\n4;x=y\r\n\":7}\n0\nX-T: 1\n\n";
+        assert_eq!(parse_all_ways(raw, true, 1024, false), complete(200, Some(b"{\"id\":7}"), true));
+    }
+
+    #[test]
+    fn keep_alive_timeout_is_read_from_the_answer() {
+        let raw = b"HTTP/1.1 200 OK\r\nKeep-Alive: max=100, timeout=2\r\nContent-Length: 0\r\n\r\n";
+        let Ok(Progress::Complete(answer)) = parse_all_ways(raw, false, 1024, false) else { panic!() };
+        assert_eq!(answer.keep_alive_secs, Some(2));
+        assert_eq!(keep_alive_timeout(b"timeout=5"), Some(5));
+        assert_eq!(keep_alive_timeout(b"Timeout = \"7\""), Some(7));
+        assert_eq!(keep_alive_timeout(b"max=5"), None);
+        assert_eq!(keep_alive_timeout(b"timeout=-1, timeout"), None);
+        assert_eq!(keep_alive_timeout(b"timeout=99999999999"), None);
+    }
+
+    /// Streams `head` then `unit` repeated, in 4 KiB reads, the way a hostile
+    /// target would; returns the parser's verdict and how many bytes it took.
+    fn stream(head: &[u8], unit: &[u8]) -> (Result<Progress, AnswerError>, usize) {
+        let mut parser = AnswerParser::new(true, 256 * 1024);
+        let mut buf = head.to_vec();
+        let mut next_read = 0;
+        while buf.len() < 64 * 1024 * 1024 {
+            buf.extend_from_slice(unit);
+            if buf.len() < next_read {
+                continue;
+            }
+            next_read = buf.len() + 4096;
+            match parser.advance(&buf, false) {
+                Ok(Progress::Incomplete) => {}
+                result => return (result, buf.len()),
+            }
+        }
+        (Ok(Progress::Incomplete), buf.len())
+    }
+
+    #[test]
+    fn no_part_of_an_answer_can_grow_without_bound() {
+        let limit = max_answer_bytes(256 * 1024) + 8 * 1024;
+        let cases: &[(&[u8], &[u8], AnswerError)] = &[
+            (b"", b"HTTP/1.1 100 Continue\r\n\r\n", AnswerError::HeadTooLong),
+            (b"HTTP/1.1 200 OK\r\n", &[b'a'; 1000], AnswerError::HeadTooLong),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n",
+                b"X-Trailer: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n",
+                AnswerError::FramingTooLong,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                b"1;ext=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\nx\r\n",
+                AnswerError::FramingTooLong,
+            ),
+        ];
+        for (head, unit, expected) in cases {
+            let (result, taken) = stream(head, unit);
+            assert_eq!(result, Err(*expected), "{:?}", String::from_utf8_lossy(unit));
+            assert!(taken <= limit, "{taken} bytes read before refusing {:?}", String::from_utf8_lossy(unit));
+        }
     }
 }

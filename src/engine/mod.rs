@@ -13,8 +13,10 @@ pub mod http;
 pub mod mix;
 pub mod mode;
 mod pace_timer;
+mod resolve;
 pub mod ring;
 pub mod schedule;
+pub mod tls;
 mod worker;
 
 use std::sync::Arc;
@@ -43,6 +45,8 @@ pub struct EngineSettings {
     pub request_timeout: Duration,
     pub max_in_flight: usize,
     pub shutdown_grace: Duration,
+    /// Connection reuse and https trust.
+    pub client: client::ClientSettings,
 }
 
 /// A cheap, cloneable handle: change the plan, read the state.
@@ -88,9 +92,13 @@ impl Engine {
     pub fn start(&self, shutdown: CancellationToken) -> std::io::Result<EngineTask> {
         let (done_tx, done_rx) = oneshot::channel();
         let engine = self.clone();
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        // The blocking pool only ever runs the one name lookup in flight;
+        // a small bound keeps a resolver problem from becoming a thread storm.
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().max_blocking_threads(2).build()?;
         std::thread::Builder::new().name("trafficgen-engine".into()).spawn(move || {
-            runtime.block_on(async move {
+            // awc (https targets) spawns local tasks to close connections.
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&runtime, async move {
                 match worker::Worker::new(engine) {
                     Ok(worker) => worker.run(shutdown).await,
                     Err(e) => log::error!(error:% = e; "cannot start the engine"),

@@ -27,6 +27,7 @@ use super::mix::Endpoint;
 use super::mode::Plan;
 use super::pace_timer::PaceTimer;
 use super::schedule::Pacer;
+use super::tls::TlsError;
 use super::{Engine, InFlightPermit};
 use crate::metrics::{AnswerCounters, ErrorKind};
 
@@ -166,8 +167,11 @@ impl Worker {
                 changed = &mut changed => if changed.is_ok() { Event::PlanChanged } else { Event::Shutdown },
                 // Sending on time comes before reading answers.
                 _ = self.send_timer.fired(), if send_armed => Event::SendDue,
-                Some(done) = self.in_flight.next(), if busy => Event::Completed(done),
+                // So do timeouts: a target streaming without end keeps its
+                // requests busy reading, which would use up the task's I/O
+                // budget before the sweep's timer could fire.
                 _ = &mut self.sweep_timer.sleep, if sweep_armed => Event::Sweep,
+                Some(done) = self.in_flight.next(), if busy => Event::Completed(done),
             };
             match event {
                 Event::Shutdown => return false,
@@ -224,18 +228,27 @@ impl Worker {
 
     /// Sends one request now, if the in-flight bound allows.
     fn fire(&mut self, now: Instant, lag_secs: f64) {
-        let shared = &self.engine.shared;
-        let Some(permit) = shared.in_flight.try_acquire() else {
-            shared.metrics.add_dropped(1);
+        let Some(permit) = self.engine.shared.in_flight.try_acquire() else {
+            self.engine.shared.metrics.add_dropped(1);
             return;
         };
+        let client = self.client();
+        let shared = &self.engine.shared;
         shared.metrics.observe_lag(lag_secs);
         shared.sent.fetch_add(1, Ordering::Relaxed);
         let timeout = shared.settings.request_timeout;
         let request = self.draw_request();
         let endpoint = request.endpoint();
         let started = now;
-        let send = self.client().send(request);
+        let client = match client {
+            Ok(client) => client,
+            Err(e) => {
+                self.engine.shared.metrics.record_failure(endpoint, ErrorKind::Tls, 0.0);
+                self.errors.note(endpoint, ErrorKind::Tls, &e);
+                return;
+            }
+        };
+        let send = client.send(request);
         let exchange = self.deadlines.guard(started + timeout, send);
         self.in_flight.push(Box::pin(async move {
             let result = exchange.await;
@@ -303,9 +316,18 @@ impl Worker {
         self.in_flight.clear();
     }
 
-    fn client(&mut self) -> Rc<TargetClient> {
-        let target = &self.engine.shared.settings.target;
-        Rc::clone(self.client.get_or_insert_with(|| Rc::new(TargetClient::new(target))))
+    /// The client, built when first needed. Building can fail only for an
+    /// https target given no trust settings (the configuration always gives
+    /// some) whose built-in ones cannot be set up.
+    fn client(&mut self) -> Result<Rc<TargetClient>, TlsError> {
+        if let Some(client) = &self.client {
+            return Ok(Rc::clone(client));
+        }
+        let shared = &self.engine.shared;
+        let settings = &shared.settings;
+        let client = Rc::new(TargetClient::new(&settings.target, &settings.client, shared.metrics.retry_counters())?);
+        self.client = Some(Rc::clone(&client));
+        Ok(client)
     }
 
     /// Picks the next request from the mix; a read with no id to read

@@ -331,3 +331,53 @@ pub fn open_fds(pid: u32) -> usize {
 pub fn stat(sidecar: &Proc, key: &str) -> u64 {
     sidecar.get_json("/status")["stats"][key].as_u64().unwrap_or_else(|| panic!("no stats.{key}"))
 }
+
+/// Starts `wrapper… trafficgen args…` (a namespace, a tracer) with exactly
+/// `env`, like [`Proc::start`]; the process is the wrapper, which must exec
+/// trafficgen or stay its parent.
+pub fn start_wrapped(wrapper: &[&str], args: &[&str], env: &[(&str, &str)]) -> Proc {
+    let mut command = Command::new(wrapper[0]);
+    command.args(&wrapper[1..]).arg(BIN).args(args).env_clear();
+    command.env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start wrapper");
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    for (i, pipe) in [
+        child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+        child.stderr.take().map(|p| Box::new(p) as _),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let sink = Arc::clone(&lines);
+        let pipe = pipe.expect("pipe");
+        thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(if i == 0 { line } else { format!("stderr: {line}") });
+            }
+        });
+    }
+    let mut proc = Proc { child, lines, addr: SocketAddr::from(([127, 0, 0, 1], 0)) };
+    let listening = |v: &serde_json::Value| v["message"].as_str().is_some_and(|m| m.contains("listening"));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let port = loop {
+        if let Some(line) = proc.wait_for_log(listening, Duration::ZERO) {
+            break line["port"].as_u64();
+        }
+        if !proc.is_running() || Instant::now() >= deadline {
+            thread::sleep(Duration::from_millis(50));
+            panic!("no listening line; output so far:\n{}", proc.output());
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    .expect("port in the listening line");
+    proc.addr.set_port(u16::try_from(port).expect("port"));
+    proc
+}
+
+/// Threads of a process of ours.
+pub fn thread_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).map(|d| d.count()).unwrap_or(0)
+}

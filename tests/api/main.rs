@@ -3,10 +3,16 @@
 mod cli;
 mod control;
 mod demo_target;
+mod dns;
 mod faults;
 mod helpers;
+mod keep_alive;
 mod metrics;
 mod peers;
+mod real_servers;
+mod scripted;
 mod soak;
+mod target_bounds;
+mod tls;
 mod traffic;
 mod workload;

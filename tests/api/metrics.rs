@@ -71,7 +71,10 @@ fn metrics_agree_with_status_and_histograms_are_well_formed() {
             assert!(["create_order", "list_orders", "get_order"].contains(&e.as_str()), "{s:?}");
         }
         if let Some(k) = s.labels.get("kind") {
-            assert!(["timeout", "connect", "other"].contains(&k.as_str()), "{s:?}");
+            assert!(["timeout", "connect", "dns", "tls", "reused", "other"].contains(&k.as_str()), "{s:?}");
+        }
+        if let Some(r) = s.labels.get("reason") {
+            assert!(["closed", "reset", "broken_pipe"].contains(&r.as_str()), "{s:?}");
         }
         if s.name == "trafficgen_requests_total" {
             let code = s.label("code");
