@@ -13,6 +13,8 @@
 //! - [`demo_target`]: the built-in API to aim at (orders, users, login).
 //! - [`workload`]: workload files (requests, templates, captures, pools),
 //!   checked and compiled once; the built-in orders workload.
+//! - [`scenario`]: the named traffic stories as rate stages, shared by
+//!   jobs and exports.
 //! - [`app`]: wires it together; `main.rs` only dispatches.
 
 pub mod app;
@@ -26,4 +28,5 @@ pub mod json;
 pub mod logging;
 pub mod metrics;
 pub mod rate;
+pub mod scenario;
 pub mod workload;
