@@ -96,6 +96,15 @@ def main(root, resolved_full, resolved_sidecar):
     if "Profiles" not in raw_text.split("services:")[-1]:
         err(f"{raw_path}: no comment block describing the profiles at the bottom")
 
+    # `up` creates every top-level volume, whichever profiles are on: one
+    # used only by profiled services would appear in a default `up` too.
+    raw = yaml.safe_load(raw_text)
+    default_services = {n: s for n, s in raw.get("services", {}).items() if not s.get("profiles")}
+    for vol in raw.get("volumes") or {}:
+        used = any(str(v).split(":")[0] == vol for s in default_services.values() for v in s.get("volumes", []))
+        if not used:
+            err(f"{raw_path}: top-level volume {vol!r} is not used by a default-profile service")
+
     full = load(resolved_full)["services"]
     want = {"demo-target": None, "traffic-generator": None,
             "prometheus": {"monitoring", "full"}, "grafana": {"monitoring", "full"}}

@@ -217,7 +217,7 @@ async fn get_order(state: web::Data<DemoState>, id: web::Path<String>) -> HttpRe
 }
 
 async fn health() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "healthy", "service": "demo-target"}))
+    HttpResponse::Ok().json(crate::json::Health::healthy("demo-target"))
 }
 
 async fn metrics(state: web::Data<DemoState>) -> HttpResponse {

@@ -7,5 +7,7 @@ mod faults;
 mod helpers;
 mod metrics;
 mod peers;
+mod promises;
+mod readme;
 mod soak;
 mod traffic;
