@@ -13,6 +13,9 @@ pub enum Behaviour {
     Answer(Vec<u8>),
     /// Answers with a head declaring `len` body bytes, then streams them.
     HugeBody { len: usize },
+    /// Answers with a head without a length, streams `len` bytes and closes:
+    /// the client cannot know the size before it has read it.
+    HugeUnframedBody { len: usize },
     /// Closes each connection with unread data, which makes the kernel send RST.
     Reset,
     /// Accepts, reads whatever comes and never answers; closes when the
@@ -118,7 +121,11 @@ fn serve(mut conn: TcpStream, behaviour: &Behaviour, seen: &Seen, stop: &AtomicB
         seen.requests.fetch_add(1, Ordering::SeqCst);
         let written = match behaviour {
             Behaviour::Answer(bytes) => conn.write_all(bytes),
-            Behaviour::HugeBody { len } => write_huge(&mut conn, *len),
+            Behaviour::HugeBody { len } => write_huge(&mut conn, *len, true),
+            Behaviour::HugeUnframedBody { len } => {
+                let _ = write_huge(&mut conn, *len, false);
+                return;
+            }
             Behaviour::Reset | Behaviour::Hang => return,
         };
         if written.is_err() {
@@ -127,8 +134,12 @@ fn serve(mut conn: TcpStream, behaviour: &Behaviour, seen: &Seen, stop: &AtomicB
     }
 }
 
-fn write_huge(conn: &mut TcpStream, len: usize) -> std::io::Result<()> {
-    let head = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n");
+fn write_huge(conn: &mut TcpStream, len: usize, framed: bool) -> std::io::Result<()> {
+    let head = if framed {
+        format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n")
+    } else {
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n".to_string()
+    };
     conn.write_all(head.as_bytes())?;
     let chunk = vec![b' '; 64 * 1024];
     let mut left = len;
