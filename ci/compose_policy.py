@@ -67,6 +67,8 @@ def service_policy(where, name, svc):
         if not str(text).startswith("127.0.0.1:"):
             err(f"{where}: {name}: port {port} is not published on 127.0.0.1 by default")
     for vol in svc.get("volumes", []):
+        if isinstance(vol, str) and ":" not in vol:
+            continue  # an anonymous volume: only a path in the container
         src = vol.split(":")[0] if isinstance(vol, str) else vol.get("source", "")
         if src.startswith("/") and not os.path.exists(src):
             err(f"{where}: {name}: bind mount source {src} does not exist")
@@ -156,7 +158,8 @@ def main(root, resolved_full, resolved_sidecar):
     for vol in graf.get("volumes", []):
         if isinstance(vol, str):
             parts = vol.split(":")
-            mounts[parts[1]] = parts[0]
+            if len(parts) >= 2:  # an anonymous volume has only its target
+                mounts[parts[1]] = parts[0]
         else:
             mounts[vol.get("target")] = vol.get("source")
     providers = load(os.path.join(root, "deploy/grafana/provisioning/dashboards/trafficgen.yml"))
