@@ -56,7 +56,8 @@ fn a_starved_engine_drops_what_is_over_250_ms_late_and_sends_the_rest_without_a_
     // …and the 250 ms of backlog left is sent, not the whole second missed.
     let backlog = rps * 0.25;
     assert!(first_30_ms as f64 <= backlog + rps * 0.03 + 16.0, "a burst of {first_30_ms} after the stall");
-    assert!(first_300_ms as f64 >= backlog + rps * 0.3 * 0.8, "the backlog was not sent: {first_300_ms} in 300 ms");
+    // (Without the backlog, 300 ms would bring at most 120.)
+    assert!(first_300_ms as f64 >= backlog + rps * 0.3 * 0.6, "the backlog was not sent: {first_300_ms} in 300 ms");
     // Then the schedule goes on at its rate.
     assert!((next_second as f64 - rps).abs() <= rps * 0.1, "{next_second} in the second after the catch-up");
 }
@@ -289,14 +290,20 @@ fn a_request_without_an_answer_ends_after_request_timeout_ms() {
     let (min, median, max) = (held[0], held[held.len() / 2], held[held.len() - 1]);
     eprintln!("{} requests held by the sidecar for {min:?} (min), {median:?} (median), {max:?} (max)", held.len());
     let timeout = Duration::from_millis(300);
-    assert!(min >= timeout - Duration::from_millis(20), "gave up after {min:?}, before the timeout");
+    // The target sees a connection a little after the sidecar starts its
+    // clock (more on a busy machine), so its times run short by that much.
+    assert!(median >= timeout - Duration::from_millis(25), "median {median:?}: given up before the timeout");
+    assert!(min >= timeout - Duration::from_millis(120), "gave up after {min:?}, well before the timeout");
     assert!(median <= timeout + Duration::from_millis(60), "median {median:?} for a 300 ms timeout");
     assert!(max <= timeout + Duration::from_millis(300), "one request was held {max:?}");
     // The sidecar counts and times them the same way.
     let samples = parse_metrics(&sidecar.get("/metrics").body);
     let failed = stat(&sidecar, "failed") as f64;
     assert_eq!(sum(&samples, "trafficgen_request_errors_total", &[("kind", "timeout")]), failed);
+    // By its own clock, from the send: never under the timeout.
     let mean = sum(&samples, "trafficgen_request_duration_seconds_sum", &[])
         / sum(&samples, "trafficgen_request_duration_seconds_count", &[]);
     assert!((0.3..=0.36).contains(&mean), "mean recorded duration {mean:.3} s");
+    let under = sum(&samples, "trafficgen_request_duration_seconds_bucket", &[("le", "0.25")]);
+    assert_eq!(under, 0.0, "requests recorded as timed out in under 250 ms");
 }
