@@ -46,8 +46,9 @@ fn nothing_is_sent_during_warm_up_then_steady_traffic_starts() {
     eprintln!("warm-up: {warmup:.3} s by the log, first request {first:?} after the listening line was read");
     // 2 s, not 1 or 5: by the process's own clock, and as the target saw it.
     assert!((1.95..=2.3).contains(&warmup), "the log says the warm-up took {warmup:.3} s");
+    // (Measured from when the test read the listening line, a little late.)
     assert!(
-        first >= Duration::from_millis(1900) && first <= Duration::from_millis(3500),
+        first >= Duration::from_millis(1700) && first <= Duration::from_millis(3500),
         "first request after {first:?}"
     );
     assert_eq!(started["target"], url);
