@@ -218,15 +218,11 @@ fn sigterm_with_a_stuck_target_exits_0_after_the_grace_period() {
 fn text_log_format_is_plain_lines() {
     let target = start_demo_target(&[]);
     let url = format!("http://{}", target.addr);
-    let mut env = sidecar_env(&url, &[("LOG_FORMAT", "text")]);
-    env.push(("PORT", "0"));
-    let mut child =
-        Command::new(BIN).env_clear().envs(env.iter().copied()).stdout(std::process::Stdio::piped()).spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(800));
-    let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let sidecar = Proc::spawn(&[], &sidecar_env(&url, &[("LOG_FORMAT", "text")]));
+    let listening = sidecar.wait_for_line("control server listening on", Duration::from_secs(15));
+    let text = sidecar.output();
     let first = text.lines().next().unwrap_or_default();
+    assert_eq!(listening.as_deref(), Some(first), "{text}");
     assert!(first.contains(" INFO  control server listening on 127.0.0.1:"), "{text}");
     assert!(!first.starts_with('{'));
 }
