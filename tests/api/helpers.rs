@@ -419,6 +419,17 @@ pub fn pause_and_settle(sidecar: &Proc) {
     assert!(settled, "requests still in flight 10 s after pause: {}", sidecar.get_json("/status"));
 }
 
+/// Seconds between two JSON log lines, by their own `timestamp`s (the
+/// process's clock, not when the test read them).
+pub fn secs_between(earlier: &serde_json::Value, later: &serde_json::Value) -> f64 {
+    let secs = |v: &serde_json::Value| {
+        let ts = v["timestamp"].as_str().unwrap_or_else(|| panic!("no timestamp in {v}"));
+        let time = ts.split('T').nth(1).unwrap_or_else(|| panic!("no time in {ts}")).trim_end_matches('Z');
+        time.split(':').map(|p| p.parse::<f64>().expect("a number")).fold(0.0, |acc, p| acc * 60.0 + p)
+    };
+    (secs(later) - secs(earlier)).rem_euclid(86_400.0)
+}
+
 /// Polls `f` until it returns true or `timeout` passes.
 pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

@@ -127,14 +127,6 @@ fn the_quick_start_runs_as_printed() {
     assert_eq!((burst["mode"].as_str(), burst["failed"].as_str(), burst["dropped"].as_str()), ("burst", "0", "0"));
 }
 
-/// Seconds since midnight of a log line's `timestamp`.
-fn log_secs(line: &serde_json::Value) -> f64 {
-    let ts = line["timestamp"].as_str().expect("timestamp");
-    let time = ts.split('T').nth(1).expect("time part").trim_end_matches('Z');
-    let parts: Vec<f64> = time.split(':').map(|p| p.parse().expect("number")).collect();
-    parts[0] * 3600.0 + parts[1] * 60.0 + parts[2]
-}
-
 fn keys(line: &serde_json::Value) -> BTreeSet<String> {
     line.as_object().expect("a JSON object").keys().cloned().collect()
 }
@@ -184,7 +176,7 @@ fn the_stats_line_comes_every_interval_with_the_counts_of_that_interval() {
             "{line}"
         );
         let interval = line["interval_secs"].as_f64().expect("interval_secs");
-        let between = log_secs(line) - log_secs(prev);
+        let between = secs_between(prev, line);
         assert!(
             (0.9..=1.6).contains(&interval) && (interval - between).abs() <= 0.1,
             "interval {interval} s, lines {between:.3} s apart"

@@ -12,15 +12,6 @@ fn assert_rate(observed: f64, expected: f64, window: Duration, tolerance: f64) {
     assert!((observed - expected).abs() <= slack, "observed {observed:.2} req/s, expected {expected} ± {slack:.2}");
 }
 
-/// Seconds between two log lines, by their own timestamps.
-fn secs_between(a: &serde_json::Value, b: &serde_json::Value) -> f64 {
-    let secs = |v: &serde_json::Value| {
-        let time = v["timestamp"].as_str().and_then(|t| t.split('T').nth(1)).expect("timestamp").trim_end_matches('Z');
-        time.split(':').map(|p| p.parse::<f64>().expect("number")).fold(0.0, |acc, p| acc * 60.0 + p)
-    };
-    (secs(b) - secs(a)).rem_euclid(86_400.0)
-}
-
 #[test]
 fn nothing_is_sent_during_warm_up_then_steady_traffic_starts() {
     let _timing = timing_test();
