@@ -67,6 +67,8 @@ def service_policy(where, name, svc):
         if not str(text).startswith("127.0.0.1:"):
             err(f"{where}: {name}: port {port} is not published on 127.0.0.1 by default")
     for vol in svc.get("volumes", []):
+        if isinstance(vol, str) and ":" not in vol:
+            continue  # an anonymous volume: only a path in the container
         src = vol.split(":")[0] if isinstance(vol, str) else vol.get("source", "")
         if src.startswith("/") and not os.path.exists(src):
             err(f"{where}: {name}: bind mount source {src} does not exist")
@@ -95,6 +97,15 @@ def main(root, resolved_full, resolved_sidecar):
         err(f"{side_path}: image not overridable as ${{TRAFFICGEN_IMAGE:-trafficgen:local}}")
     if "Profiles" not in raw_text.split("services:")[-1]:
         err(f"{raw_path}: no comment block describing the profiles at the bottom")
+
+    # `up` creates every top-level volume, whichever profiles are on: one
+    # used only by profiled services would appear in a default `up` too.
+    raw = yaml.safe_load(raw_text)
+    default_services = {n: s for n, s in raw.get("services", {}).items() if not s.get("profiles")}
+    for vol in raw.get("volumes") or {}:
+        used = any(str(v).split(":")[0] == vol for s in default_services.values() for v in s.get("volumes", []))
+        if not used:
+            err(f"{raw_path}: top-level volume {vol!r} is not used by a default-profile service")
 
     full = load(resolved_full)["services"]
     want = {"demo-target": None, "traffic-generator": None,
@@ -147,7 +158,8 @@ def main(root, resolved_full, resolved_sidecar):
     for vol in graf.get("volumes", []):
         if isinstance(vol, str):
             parts = vol.split(":")
-            mounts[parts[1]] = parts[0]
+            if len(parts) >= 2:  # an anonymous volume has only its target
+                mounts[parts[1]] = parts[0]
         else:
             mounts[vol.get("target")] = vol.get("source")
     providers = load(os.path.join(root, "deploy/grafana/provisioning/dashboards/trafficgen.yml"))

@@ -310,7 +310,9 @@ def main(argv):
             exprs += rule_exprs(path)
         for _, expr in exprs:
             print(json.dumps(substitute(expr)))
-        return 0
+        if not exprs:
+            print(f"metrics_tool: no expressions in {args}", file=sys.stderr)
+        return 0 if exprs else 1
     if cmd == "check-names":
         with open(args[0], encoding="utf-8") as fh:
             exported = json.load(fh)
@@ -325,6 +327,10 @@ def main(argv):
                     errors.append(f"{path}: {where}: metric {name!r} is not exported")
                 for name in sorted(lbl - labels):
                     errors.append(f"{path}: {where}: label {name!r} is on no exported metric")
+        # Expressions that could not be found must not read as "all names exported".
+        for path, exprs in sources:
+            if not exprs:
+                errors.append(f"{path}: no expressions found")
         for e in errors:
             print("  " + e)
         print(f"  {len(used)} metric names used, {len(sources)} files")
@@ -337,7 +343,7 @@ def main(argv):
                 fh.write(f"      - record: dashboard:expr_{i}\n")
                 fh.write(f"        expr: {json.dumps(substitute(expr))}\n")
         print(f"  {len(exprs)} expressions written to {args[1]}")
-        return 0
+        return 0 if exprs else 1
     print(__doc__)
     return 2
 

@@ -141,9 +141,14 @@ async fn sample_sent_rate(state: ControlState) {
 }
 
 /// One line every `every`: what was asked, what was achieved, what failed.
+/// Every count and `achieved_rps` cover the interval since the previous line
+/// (`interval_secs`, measured, so a stalled process shows its real gap);
+/// `/status`'s `achieved_rps` covers the last 10 s instead.
 async fn log_stats(state: ControlState, every: Duration) {
     let engine = &state.engine;
     let mut tick = actix_rt::time::interval_at(actix_rt::time::Instant::now() + every, every);
+    // After a stall, one line, not a burst of lines for the missed ticks.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last = (Instant::now(), engine.sent(), engine.metrics().stats());
     loop {
         tick.tick().await;
@@ -154,7 +159,7 @@ async fn log_stats(state: ControlState, every: Duration) {
         let (s, p) = (now.2, last.2);
         log::info!(
             mode = plan.mode.as_str(), state = plan.state().as_str(), target_rps = plan.current_rps(),
-            achieved_rps = (achieved * 100.0).round() / 100.0,
+            achieved_rps = (achieved * 100.0).round() / 100.0, interval_secs = (secs * 100.0).round() / 100.0,
             sent = now.1 - last.1, successful = s.successful - p.successful, failed = s.failed - p.failed,
             dropped = s.dropped - p.dropped, in_flight = engine.in_flight(), order_ids_buffered = engine.ids_buffered(),
             total = s.total;

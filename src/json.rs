@@ -15,6 +15,21 @@ pub fn serialize_rate<S: serde::Serializer>(rps: &f64, serializer: S) -> Result<
     serde::Serialize::serialize(&rate_value(*rps), serializer)
 }
 
+/// The `/health` answer of the sidecar and the demo target. A struct, not a
+/// JSON map (which sorts its keys), so the keys come out in the order the
+/// contract and the README print: `{"status":"healthy","service":"…"}`.
+#[derive(Debug, serde::Serialize)]
+pub struct Health {
+    pub status: &'static str,
+    pub service: &'static str,
+}
+
+impl Health {
+    pub fn healthy(service: &'static str) -> Self {
+        Health { status: "healthy", service }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -24,5 +39,11 @@ mod tests {
         assert_eq!(rate_value(20.0).to_string(), "20");
         assert_eq!(rate_value(0.5).to_string(), "0.5");
         assert_eq!(rate_value(0.0).to_string(), "0");
+    }
+
+    #[test]
+    fn health_keeps_its_key_order() {
+        let json = serde_json::to_string(&Health::healthy("traffic-generator")).unwrap();
+        assert_eq!(json, r#"{"status":"healthy","service":"traffic-generator"}"#);
     }
 }

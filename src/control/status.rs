@@ -4,6 +4,7 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
 use super::ControlState;
+use crate::json::Health;
 use crate::metrics::Stats;
 
 #[derive(Debug, Serialize)]
@@ -47,7 +48,7 @@ pub async fn status(state: web::Data<ControlState>) -> HttpResponse {
 }
 
 pub async fn health() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "healthy", "service": "traffic-generator"}))
+    HttpResponse::Ok().json(Health::healthy("traffic-generator"))
 }
 
 pub async fn metrics(state: web::Data<ControlState>) -> HttpResponse {

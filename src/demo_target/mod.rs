@@ -329,7 +329,7 @@ async fn error_route(state: web::Data<DemoState>, req: HttpRequest) -> HttpRespo
 }
 
 async fn health() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "healthy", "service": "demo-target"}))
+    HttpResponse::Ok().json(crate::json::Health::healthy("demo-target"))
 }
 
 async fn metrics(state: web::Data<DemoState>) -> HttpResponse {

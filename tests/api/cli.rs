@@ -85,6 +85,8 @@ fn help_lists_every_setting_with_its_env_name() {
     let out = run(&["--help"], &[]);
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
+    // `[env: NAME]` without `=` for a value --help must not show (the token).
+    let has_env = |env: &str| help.contains(&format!("[env: {env}=")) || help.contains(&format!("[env: {env}]"));
     for env in [
         "TARGET_URL",
         "PORT",
@@ -101,9 +103,28 @@ fn help_lists_every_setting_with_its_env_name() {
         "REQUEST_TIMEOUT_MS",
         "MAX_IN_FLIGHT",
         "LOG_FORMAT",
+        "SHUTDOWN_GRACE_SECS",
+        "STATS_INTERVAL_SECS",
+        "CONTROL_TOKEN",
+        "CONTROL_TOKEN_FILE",
     ] {
-        assert!(help.contains(&format!("[env: {env}=")), "--help lacks {env}");
+        assert!(has_env(env), "--help lacks {env}");
     }
+    assert!(!help.contains("[env: CONTROL_TOKEN="), "--help must not show the token's value");
+    // Every setting is a flag and an environment variable; only --demo is a flag alone.
+    let options: Vec<&str> = help.lines().map(str::trim_start).filter(|l| l.starts_with("--")).collect();
+    assert!(options.len() >= 20, "{options:?}");
+    for (i, option) in options.iter().enumerate() {
+        let flag = option.split_whitespace().next().unwrap_or_default();
+        if ["--demo", "--help", "--version"].contains(&flag) {
+            continue;
+        }
+        // Long help puts the description, with [env: …], on the next line.
+        let text = help.split(option).nth(1).unwrap_or_default();
+        let entry = options.get(i + 1).map_or(text, |next| text.split(next).next().unwrap_or_default());
+        assert!(entry.contains("[env: "), "{flag} has no environment variable");
+    }
+    assert!(help.contains("--demo"), "--help lacks --demo");
     for sub in ["demo-target", "healthcheck"] {
         assert!(help.contains(sub), "--help lacks {sub}");
     }
@@ -130,12 +151,14 @@ fn healthcheck_exits_0_for_a_healthy_sidecar_and_1_otherwise() {
 
 #[test]
 fn sigterm_under_heavy_traffic_lets_in_flight_finish_sends_nothing_more_and_exits_0() {
+    let _heavy = heavy_test();
     let target = start_demo_target(&["--latency-ms", "300", "--workers", "2"]);
     let mut sidecar = start_sidecar(&target, &[("INITIAL_MODE", "pause"), ("SHUTDOWN_GRACE_SECS", "3")]);
     sidecar.post("/mode/custom", Some(r#"{"rps": 1000}"#));
-    std::thread::sleep(Duration::from_millis(1500));
-    let in_flight = sidecar.get_json("/status")["in_flight"].as_u64().unwrap();
-    assert!(in_flight >= 100, "not heavy enough: {in_flight} in flight");
+    // 1 000/s with 300 ms answers: about 300 open at once.
+    let in_flight = || sidecar.get_json("/status")["in_flight"].as_u64().unwrap();
+    assert!(eventually(Duration::from_secs(5), || in_flight() >= 100), "not heavy enough: {} in flight", in_flight());
+    let in_flight = in_flight();
     let asked = Instant::now();
     let status = sidecar.terminate(Duration::from_secs(6)).expect("did not exit within the grace period");
     let took = asked.elapsed();
@@ -147,9 +170,34 @@ fn sigterm_under_heavy_traffic_lets_in_flight_finish_sends_nothing_more_and_exit
     assert_eq!(stopped["failed"], 0, "{stopped}");
     assert!(took < Duration::from_secs(3), "took {took:?} with {in_flight} in flight");
     eprintln!("SIGTERM with {in_flight} in flight: exited 0 after {took:?}");
-    // Nothing was started after the signal: the target saw exactly what the sidecar counted.
-    std::thread::sleep(Duration::from_millis(400));
-    assert_eq!(target_count(&target, None), stopped["total"].as_u64().unwrap());
+    // Nothing was started after the signal: the target saw exactly what the
+    // sidecar counted (it counts an answer just before sending it, so poll).
+    let total = stopped["total"].as_u64().unwrap();
+    assert!(eventually(Duration::from_secs(2), || target_count(&target, None) == total));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(target_count(&target, None), total, "requests reached the target after the signal");
+}
+
+#[test]
+fn sigint_stops_like_sigterm() {
+    let target = start_demo_target(&["--latency-ms", "300"]);
+    let mut sidecar = start_sidecar(&target, &[("INITIAL_MODE", "overload"), ("SHUTDOWN_GRACE_SECS", "3")]);
+    assert!(eventually(Duration::from_secs(5), || sidecar.get_json("/status")["in_flight"].as_u64() >= Some(10)));
+    sidecar.signal(libc::SIGINT);
+    let status = sidecar.wait_exit(Duration::from_secs(6)).unwrap_or_else(|| panic!("no exit:\n{}", sidecar.output()));
+    assert!(status.success(), "exit {status:?}:\n{}", sidecar.output());
+    assert!(
+        sidecar.wait_for_log(|v| v["message"] == "received SIGINT", Duration::ZERO).is_some(),
+        "{}",
+        sidecar.output()
+    );
+    let stopped = sidecar
+        .wait_for_log(|v| v["message"] == "stopped", Duration::from_secs(1))
+        .unwrap_or_else(|| panic!("no stopped line:\n{}", sidecar.output()));
+    // The requests in flight (300 ms each) were let finish.
+    assert_eq!(stopped["failed"], 0, "{stopped}");
+    let total = stopped["total"].as_u64().unwrap();
+    assert!(eventually(Duration::from_secs(2), || target_count(&target, None) == total), "{stopped}");
 }
 
 #[test]
@@ -170,15 +218,11 @@ fn sigterm_with_a_stuck_target_exits_0_after_the_grace_period() {
 fn text_log_format_is_plain_lines() {
     let target = start_demo_target(&[]);
     let url = format!("http://{}", target.addr);
-    let mut env = sidecar_env(&url, &[("LOG_FORMAT", "text")]);
-    env.push(("PORT", "0"));
-    let mut child =
-        Command::new(BIN).env_clear().envs(env.iter().copied()).stdout(std::process::Stdio::piped()).spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(800));
-    let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let sidecar = Proc::spawn(&[], &sidecar_env(&url, &[("LOG_FORMAT", "text")]));
+    let listening = sidecar.wait_for_line("control server listening on", Duration::from_secs(15));
+    let text = sidecar.output();
     let first = text.lines().next().unwrap_or_default();
+    assert_eq!(listening.as_deref(), Some(first), "{text}");
     assert!(first.contains(" INFO  control server listening on 127.0.0.1:"), "{text}");
     assert!(!first.starts_with('{'));
 }

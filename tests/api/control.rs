@@ -1,5 +1,7 @@
 //! The control API: every bad input gets a JSON 4xx and changes nothing.
 
+use std::time::Duration;
+
 use crate::helpers::*;
 
 /// (method, path, headers, body, expected status, words the error must contain)
@@ -47,6 +49,11 @@ fn bad_input_gets_a_json_error_and_changes_nothing() {
     for (method, path, headers, body, status, words) in cases {
         let res = request(sidecar.addr, method, path, headers, *body);
         assert_eq!(res.status, *status, "{method} {path} {body:?}: {}", res.body);
+        assert_no_cors_headers(&res, &format!("{method} {path}"));
+        if *status == 405 {
+            let allowed = if path.starts_with("/mode/") { "POST" } else { "GET, HEAD" };
+            assert_eq!(res.headers.get("allow").map(String::as_str), Some(allowed), "{method} {path}: Allow header");
+        }
         assert!(
             res.headers.get("content-type").is_some_and(|c| c.contains("application/json")),
             "{method} {path}: not JSON"
@@ -65,6 +72,33 @@ fn bad_input_gets_a_json_error_and_changes_nothing() {
     }
     let switches = parse_metrics(&sidecar.get("/metrics").body);
     assert_eq!(sum(&switches, "trafficgen_mode_switches_total", &[]), 0.0);
+}
+
+/// "No CORS headers are ever sent" (README): a browser page on another
+/// origin can neither read an answer nor be told it may send more.
+fn assert_no_cors_headers(res: &Response, what: &str) {
+    let cors: Vec<&String> = res.headers.keys().filter(|k| k.starts_with("access-control-")).collect();
+    assert!(cors.is_empty(), "{what}: CORS headers {cors:?}");
+}
+
+#[test]
+fn no_cors_headers_even_for_a_preflight_or_a_good_request() {
+    let target = start_demo_target(&[]);
+    let sidecar = start_sidecar(&target, &[("INITIAL_MODE", "pause")]);
+    let evil = [("Origin", "http://evil.example"), ("Access-Control-Request-Method", "POST")];
+    for (method, path) in
+        [("OPTIONS", "/mode/overload"), ("OPTIONS", "/status"), ("GET", "/status"), ("GET", "/metrics")]
+    {
+        let res = request(sidecar.addr, method, path, &evil, None);
+        assert_no_cors_headers(&res, &format!("{method} {path}"));
+        if method == "OPTIONS" {
+            assert_eq!(res.status, 405, "{method} {path}: {}", res.body);
+        }
+    }
+    let res = sidecar.post("/mode/burst", None);
+    assert_eq!(res.status, 200);
+    assert_no_cors_headers(&res, "POST /mode/burst");
+    assert_no_cors_headers(&sidecar.get("/health"), "GET /health");
 }
 
 #[test]
@@ -104,23 +138,45 @@ fn good_input_switches_and_is_reported() {
 fn status_and_health_have_the_contract_shape() {
     let target = start_demo_target(&[]);
     let sidecar = start_sidecar(&target, &[("WARMUP_SECS", "30")]);
-    assert_eq!(sidecar.get_json("/health"), serde_json::json!({"status": "healthy", "service": "traffic-generator"}));
+    // Byte for byte, as the contract and the README print it.
+    assert_eq!(sidecar.get("/health").body, r#"{"status":"healthy","service":"traffic-generator"}"#);
+    let mut status = sidecar.get_json("/status");
+    let uptime = status["uptime_secs"].take().as_f64().expect("uptime_secs is a number");
+    assert!((0.0..10.0).contains(&uptime), "uptime {uptime}");
+    let zero = serde_json::json!({"total": 0, "successful": 0, "failed": 0});
+    // Every value, not only the keys: the settings as configured, nothing sent yet.
+    assert_eq!(
+        status,
+        serde_json::json!({
+            "mode": "steady", "rps": 2, "state": "warming_up", "uptime_secs": null,
+            "target_url": format!("http://{}", target.addr), "order_ids_buffered": 0,
+            "achieved_rps": 0.0, "in_flight": 0, "max_in_flight": 512, "max_rps": 1000,
+            "mix": "create_order=60,list_orders=25,get_order=15",
+            "stats": {"total": 0, "successful": 0, "failed": 0, "dropped": 0,
+                      "by_endpoint": {"create_order": zero, "list_orders": zero, "get_order": zero}}
+        })
+    );
+    // The same sidecar, running: the values follow what happened.
+    assert_eq!(sidecar.post("/mode/custom", Some(r#"{"rps": 50}"#)).status, 200);
+    assert!(eventually(Duration::from_secs(5), || stat(&sidecar, "total") >= 40));
+    pause_and_settle(&sidecar);
     let status = sidecar.get_json("/status");
-    for key in
-        ["mode", "rps", "state", "uptime_secs", "target_url", "order_ids_buffered", "stats", "max_rps", "max_in_flight"]
-    {
-        assert!(status.get(key).is_some(), "status lacks {key}: {status}");
-    }
-    for key in ["total", "successful", "failed", "dropped"] {
-        assert!(status["stats"][key].is_u64(), "stats lacks {key}");
-    }
-    for endpoint in ["create_order", "list_orders", "get_order"] {
-        for key in ["total", "successful", "failed"] {
-            assert!(status["stats"]["by_endpoint"][endpoint][key].is_u64(), "by_endpoint.{endpoint} lacks {key}");
-        }
-    }
-    assert_eq!(status["target_url"], format!("http://{}", target.addr));
-    assert_eq!(status["state"], "warming_up");
+    let stats = &status["stats"];
+    assert_eq!(
+        (status["mode"].as_str(), status["rps"].as_f64(), status["state"].as_str()),
+        (Some("pause"), Some(0.0), Some("paused"))
+    );
+    assert!(status["uptime_secs"].as_f64() > Some(uptime), "{status}");
+    assert_eq!(stats["total"], target_count(&target, None), "{status}");
+    assert_eq!(
+        (stats["successful"].clone(), stats["failed"].clone(), stats["dropped"].clone()),
+        (stats["total"].clone(), 0.into(), 0.into())
+    );
+    let by = |e: &str| stats["by_endpoint"][e]["total"].as_u64().unwrap();
+    assert_eq!(by("create_order") + by("list_orders") + by("get_order"), stats["total"].as_u64().unwrap());
+    assert_eq!(by("create_order"), target_count(&target, Some("create_order")));
+    let ids = status["order_ids_buffered"].as_u64().unwrap();
+    assert!(ids > 0 && ids <= 50 && ids <= by("create_order"), "{status}");
 }
 
 #[test]

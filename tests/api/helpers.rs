@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,28 @@ impl Proc {
     /// Starts `trafficgen args…` with exactly `env` (nothing inherited but
     /// PATH) and waits for its "listening" log line to learn the port.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Proc {
+        let mut proc = Proc::spawn(args, env);
+        let listening = |v: &serde_json::Value| v["message"].as_str().is_some_and(|m| m.contains("listening"));
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let port = loop {
+            if let Some(line) = proc.wait_for_log(listening, Duration::ZERO) {
+                break line["port"].as_u64();
+            }
+            if !proc.is_running() || Instant::now() >= deadline {
+                thread::sleep(Duration::from_millis(50)); // let the last lines in
+                panic!("no listening line; output so far:\n{}", proc.output());
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        .expect("port in the listening line");
+        proc.addr.set_port(u16::try_from(port).expect("port"));
+        proc
+    }
+
+    /// Starts `trafficgen args…` like [`Proc::start`] but returns at once,
+    /// without learning the port (`addr` has port 0): for runs that exit by
+    /// themselves or log in text.
+    pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> Proc {
         let mut command = Command::new(BIN);
         command.args(args).env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default());
         for (k, v) in env {
@@ -44,22 +66,71 @@ impl Proc {
                 err_sink.lock().unwrap().push(format!("stderr: {line}"));
             }
         });
-        let mut proc = Proc { child, lines, addr: SocketAddr::from(([127, 0, 0, 1], 0)) };
-        let listening = |v: &serde_json::Value| v["message"].as_str().is_some_and(|m| m.contains("listening"));
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let port = loop {
-            if let Some(line) = proc.wait_for_log(listening, Duration::ZERO) {
-                break line["port"].as_u64();
-            }
-            if !proc.is_running() || Instant::now() >= deadline {
-                thread::sleep(Duration::from_millis(50)); // let the last lines in
-                panic!("no listening line; output so far:\n{}", proc.output());
+        Proc { child, lines, addr: SocketAddr::from(([127, 0, 0, 1], 0)) }
+    }
+
+    /// Every JSON log line matching `pred` so far.
+    pub fn logs_matching(&self, pred: impl Fn(&serde_json::Value) -> bool) -> Vec<serde_json::Value> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| pred(v))
+            .collect()
+    }
+
+    /// Waits up to `timeout` until at least `n` JSON log lines match `pred`;
+    /// returns those there are (fewer on timeout).
+    pub fn wait_for_logs(
+        &self,
+        n: usize,
+        pred: impl Fn(&serde_json::Value) -> bool,
+        timeout: Duration,
+    ) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found = self.logs_matching(&pred);
+            if found.len() >= n || Instant::now() >= deadline {
+                return found;
             }
             thread::sleep(Duration::from_millis(20));
         }
-        .expect("port in the listening line");
-        proc.addr.set_port(u16::try_from(port).expect("port"));
-        proc
+    }
+
+    /// The first raw output line (text logs, stderr lines are prefixed
+    /// `stderr: `) containing `needle`, waiting up to `timeout`.
+    pub fn wait_for_line(&self, needle: &str, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found = self.lines.lock().unwrap().iter().find(|l| l.contains(needle)).cloned();
+            if found.is_some() || Instant::now() >= deadline {
+                return found;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGSTOP`) to this process.
+    pub fn signal(&self, signal: i32) {
+        let pid = i32::try_from(self.pid()).expect("pid");
+        // SAFETY: a plain system call on a child of ours that has not been reaped.
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(rc, 0, "kill({pid}, {signal}): {}", std::io::Error::last_os_error());
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The first JSON log line matching `pred`, waiting up to `timeout`.
@@ -292,10 +363,71 @@ pub fn observed_rate(target: &Proc, window: Duration) -> f64 {
     (n1 - n0) as f64 / t1.duration_since(t0).as_secs_f64()
 }
 
-/// A loopback port nothing listens on (bound, then released).
+/// A loopback port nothing listens on, below the ephemeral port range.
+///
+/// Outside that range the OS never hands the port out on its own (neither to
+/// a `bind` to port 0 elsewhere, nor as the source port of a connection), so
+/// it stays closed until a test binds it by number. An ephemeral port that
+/// was bound and released could be reused meanwhile, or be picked as the
+/// source port of a connection to itself: a TCP self-connect, which turns
+/// the expected connect error into something else.
 pub fn closed_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static TRIES: AtomicU32 = AtomicU32::new(0);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next().and_then(|p| p.parse::<u32>().ok()))
+        .unwrap_or(32768)
+        .clamp(2048, 65535);
+    let span = (low - 1024).min(10_000);
+    let seed = std::process::id().wrapping_mul(2_654_435_761)
+        ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    for _ in 0..1000 {
+        let n = TRIES.fetch_add(1, Ordering::Relaxed);
+        let port = low - 1 - (seed.wrapping_add(n.wrapping_mul(7919)) % span);
+        let port = u16::try_from(port).expect("port below 65536");
+        // Without SO_REUSEADDR a bind fails if anything uses the port at all.
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+        if socket.bind(&SocketAddr::from(([127, 0, 0, 1], port)).into()).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port below {low}");
+}
+
+/// Tests that load the machine (1 000 req/s and more, starving a process)
+/// run one at a time, and not while a test that measures a rate or a time
+/// runs: on a busy 2-core machine they would disturb each other.
+static LOAD: RwLock<()> = RwLock::new(());
+
+/// Taken by a test that puts heavy load on the machine.
+pub fn heavy_test() -> RwLockWriteGuard<'static, ()> {
+    LOAD.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Taken by a test whose rates or times would be skewed by a heavy test.
+pub fn timing_test() -> RwLockReadGuard<'static, ()> {
+    LOAD.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Pauses the sidecar and waits until nothing is in flight, so its counters
+/// (and the target's) hold still and can be compared exactly.
+pub fn pause_and_settle(sidecar: &Proc) {
+    let res = sidecar.post("/mode/pause", None);
+    assert_eq!(res.status, 200, "pause: {}", res.body);
+    let settled = eventually(Duration::from_secs(10), || sidecar.get_json("/status")["in_flight"] == 0);
+    assert!(settled, "requests still in flight 10 s after pause: {}", sidecar.get_json("/status"));
+}
+
+/// Seconds between two JSON log lines, by their own `timestamp`s (the
+/// process's clock, not when the test read them).
+pub fn secs_between(earlier: &serde_json::Value, later: &serde_json::Value) -> f64 {
+    let secs = |v: &serde_json::Value| {
+        let ts = v["timestamp"].as_str().unwrap_or_else(|| panic!("no timestamp in {v}"));
+        let time = ts.split('T').nth(1).unwrap_or_else(|| panic!("no time in {ts}")).trim_end_matches('Z');
+        time.split(':').map(|p| p.parse::<f64>().expect("a number")).fold(0.0, |acc, p| acc * 60.0 + p)
+    };
+    (secs(later) - secs(earlier)).rem_euclid(86_400.0)
 }
 
 /// Polls `f` until it returns true or `timeout` passes.
@@ -314,12 +446,22 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 /// Resident memory of a process of ours, in KiB.
 pub fn rss_kib(pid: u32) -> u64 {
+    proc_status_kib(pid, "VmRSS:")
+}
+
+/// The most resident memory a process of ours has had so far, in KiB: a
+/// buffer freed again before a test looks still shows here.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    proc_status_kib(pid, "VmHWM:")
+}
+
+fn proc_status_kib(pid: u32, key: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+        .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
 }
 
 /// Open file descriptors of a process of ours.

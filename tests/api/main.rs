@@ -11,6 +11,8 @@ mod metrics;
 mod peers;
 mod real_servers;
 mod scripted;
+mod promises;
+mod readme;
 mod soak;
 mod target_bounds;
 mod tls;

@@ -1,7 +1,6 @@
 //! `/metrics` parses, is self-consistent, and agrees with `/status`.
 
 use std::collections::HashMap;
-use std::thread::sleep;
 use std::time::Duration;
 
 use crate::helpers::*;
@@ -10,9 +9,8 @@ use crate::helpers::*;
 fn metrics_agree_with_status_and_histograms_are_well_formed() {
     let target = start_demo_target(&["--error-rate", "0.2"]);
     let sidecar = start_sidecar(&target, &[("INITIAL_MODE", "overload")]);
-    sleep(Duration::from_secs(2));
-    sidecar.post("/mode/pause", None);
-    sleep(Duration::from_millis(300));
+    assert!(eventually(Duration::from_secs(5), || stat(&sidecar, "total") > 150));
+    pause_and_settle(&sidecar);
 
     let text = sidecar.get("/metrics").body;
     let samples = parse_metrics(&text);

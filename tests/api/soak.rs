@@ -9,6 +9,7 @@ use crate::helpers::*;
 
 #[test]
 fn soak_at_1000_rps_keeps_memory_and_descriptors_flat_and_counts_consistent() {
+    let _heavy = heavy_test();
     let secs: u64 = std::env::var("TRAFFICGEN_SOAK_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
     let target = start_demo_target(&[]);
     let sidecar = start_sidecar(&target, &[("INITIAL_MODE", "pause")]);
@@ -27,8 +28,7 @@ fn soak_at_1000_rps_keeps_memory_and_descriptors_flat_and_counts_consistent() {
     }
     let (rss1, fds1) = (rss_kib(sidecar.pid()), open_fds(sidecar.pid()));
     let achieved = sidecar.get_json("/status")["achieved_rps"].as_f64().unwrap();
-    sidecar.post("/mode/pause", None);
-    sleep(Duration::from_millis(500));
+    pause_and_settle(&sidecar);
 
     let status = sidecar.get_json("/status");
     let stats = &status["stats"];

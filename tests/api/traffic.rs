@@ -14,21 +14,37 @@ fn assert_rate(observed: f64, expected: f64, window: Duration, tolerance: f64) {
 
 #[test]
 fn nothing_is_sent_during_warm_up_then_steady_traffic_starts() {
-    let target = start_demo_target(&[]);
-    let sidecar = start_sidecar(&target, &[("WARMUP_SECS", "2"), ("STEADY_RPS", "5")]);
+    let _timing = timing_test();
+    // A raw listener notes when the first request comes.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let sidecar = Proc::start(&[], &sidecar_env(&url, &[("WARMUP_SECS", "2"), ("STEADY_RPS", "5")]));
+    let up = Instant::now();
     let status = sidecar.get_json("/status");
-    assert_eq!(status["state"], "warming_up");
-    assert_eq!(status["mode"], "steady");
-    sleep(Duration::from_millis(1200));
-    assert_eq!(target_count(&target, None), 0, "traffic during warm-up");
+    assert_eq!((status["state"].as_str(), status["mode"].as_str()), (Some("warming_up"), Some("steady")));
+    let first = std::thread::spawn(move || {
+        let _conn = listener.accept();
+        Instant::now()
+    });
+    let first = first.join().unwrap().duration_since(up);
 
+    let listening =
+        sidecar.wait_for_log(|v| v["message"].as_str().is_some_and(|m| m.contains("listening")), Duration::ZERO);
     let started = sidecar
         .wait_for_log(|v| v["message"] == "traffic started in steady mode", Duration::from_secs(5))
         .unwrap_or_else(|| panic!("no start line:\n{}", sidecar.output()));
-    assert_eq!(started["target"], format!("http://{}", target.addr));
-    assert_eq!(started["level"], "info");
-    assert_eq!(started["service"], "traffic-generator");
-    assert!(eventually(Duration::from_secs(3), || target_count(&target, None) > 0));
+    let warmup = secs_between(&listening.expect("listening line"), &started);
+    eprintln!("warm-up: {warmup:.3} s by the log, first request {first:?} after the listening line was read");
+    // 2 s, not 1 or 5: by the process's own clock, and as the target saw it.
+    assert!((1.95..=2.3).contains(&warmup), "the log says the warm-up took {warmup:.3} s");
+    // (Measured from when the test read the listening line, a little late.)
+    assert!(
+        first >= Duration::from_millis(1700) && first <= Duration::from_millis(3500),
+        "first request after {first:?}"
+    );
+    assert_eq!(started["target"], url);
+    assert_eq!((started["level"].as_str(), started["service"].as_str()), (Some("info"), Some("traffic-generator")));
+    assert_eq!((started["mode"].as_str(), started["rps"].as_f64()), (Some("steady"), Some(5.0)));
     assert_eq!(sidecar.get_json("/status")["state"], "running");
 }
 
@@ -45,6 +61,7 @@ fn a_mode_switch_during_warm_up_ends_it_at_once() {
 
 #[test]
 fn each_mode_sends_its_rate_to_the_target() {
+    let _timing = timing_test();
     let target = start_demo_target(&[]);
     let sidecar = start_sidecar(&target, &[]);
     let window = Duration::from_secs(4);
@@ -74,9 +91,8 @@ fn the_mix_is_about_60_25_15_and_reads_hit_existing_orders() {
     let target = start_demo_target(&[]);
     let sidecar = start_sidecar(&target, &[("INITIAL_MODE", "pause")]);
     sidecar.post("/mode/custom", Some(r#"{"rps": 200}"#));
-    sleep(Duration::from_secs(3));
-    sidecar.post("/mode/pause", None);
-    sleep(Duration::from_millis(300));
+    assert!(eventually(Duration::from_secs(10), || stat(&sidecar, "total") >= 600));
+    pause_and_settle(&sidecar);
 
     let stats = sidecar.get_json("/status")["stats"].clone();
     let total = stats["total"].as_u64().unwrap() as f64;
@@ -102,6 +118,7 @@ fn the_mix_is_about_60_25_15_and_reads_hit_existing_orders() {
 
 #[test]
 fn pause_sends_nothing_and_a_slow_rate_still_switches_at_once() {
+    let _timing = timing_test();
     let target = start_demo_target(&[]);
     // 0.1/s: the next send is 10 s away when we switch.
     let sidecar = start_sidecar(&target, &[("STEADY_RPS", "0.1")]);
@@ -117,7 +134,7 @@ fn pause_sends_nothing_and_a_slow_rate_still_switches_at_once() {
     eprintln!("mode switch seen at the target after {:?}", asked.elapsed());
 
     assert_eq!(sidecar.post("/mode/pause", None).json(), serde_json::json!({"mode": "pause", "rps": 0}));
-    sleep(Duration::from_millis(300));
+    assert!(eventually(Duration::from_secs(5), || sidecar.get_json("/status")["in_flight"] == 0));
     let paused_at = target_count(&target, None);
     sleep(Duration::from_secs(2));
     assert_eq!(target_count(&target, None), paused_at, "requests reached the target in pause");
