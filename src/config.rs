@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::cli::{LogFormat, SidecarArgs};
 use crate::engine::EngineSettings;
 use crate::engine::mix::Mix;
-use crate::engine::mode::{Mode, ModeTable, check_rate};
+use crate::engine::mode::{MIN_RPS, Mode, ModeTable, check_rate};
 
 /// A setting that failed validation. Displays as one line naming it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -212,11 +212,11 @@ impl TryFrom<SidecarArgs> for Config {
         let target = TargetUrl::parse(&args.target_url)
             .map_err(|reason| ConfigError::new("TARGET_URL", &args.target_url, reason))?;
 
-        if !(args.max_rps.is_finite() && args.max_rps > 0.0 && args.max_rps <= MAX_RPS_LIMIT) {
+        if !(args.max_rps.is_finite() && args.max_rps >= MIN_RPS && args.max_rps <= MAX_RPS_LIMIT) {
             return Err(ConfigError::new(
                 "MAX_RPS",
                 args.max_rps,
-                format_args!("must be a number above 0 and at most {MAX_RPS_LIMIT}"),
+                format_args!("must be a number from 1/86400 (one request a day) to {MAX_RPS_LIMIT}"),
             ));
         }
         let rate = |setting: &'static str, rps: f64| {
@@ -347,6 +347,9 @@ mod tests {
             (&["--max-rps", "0"], "MAX_RPS"),
             (&["--max-rps", "NaN"], "MAX_RPS"),
             (&["--steady-rps", "-1"], "STEADY_RPS"),
+            (&["--steady-rps", "1e-20"], "STEADY_RPS"),
+            (&["--burst-rps", "5e-324"], "BURST_RPS"),
+            (&["--max-rps", "1e-9"], "MAX_RPS"),
             (&["--burst-rps", "2000"], "BURST_RPS"),
             (&["--max-rps", "50"], "OVERLOAD_RPS"),
             (&["--initial-mode", "turbo"], "INITIAL_MODE"),

@@ -26,7 +26,7 @@ use super::deadline::{Deadlines, TimedOut};
 use super::mix::Endpoint;
 use super::mode::Plan;
 use super::pace_timer::PaceTimer;
-use super::schedule::Pacer;
+use super::schedule::{Pacer, send_instant};
 use super::{Engine, InFlightPermit};
 use crate::metrics::{AnswerCounters, ErrorKind};
 
@@ -147,9 +147,11 @@ impl Worker {
         let changed = plans.changed();
         tokio::pin!(changed);
         loop {
-            let armed = match pacer.as_ref().and_then(Pacer::next_send_time) {
-                Some(t) => self.send_timer.arm(anchor + Duration::from_secs_f64(t)),
-                // No deadline (warm-up, pause): nothing to wake for, no CPU.
+            let next = pacer.as_ref().and_then(Pacer::next_send_time).and_then(|t| send_instant(anchor, t));
+            let armed = match next {
+                Some(at) => self.send_timer.arm(at),
+                // No deadline (warm-up, pause, or one beyond the clock):
+                // nothing to wake for, no CPU.
                 None => self.send_timer.disarm(),
             };
             if let Err(e) = armed {
