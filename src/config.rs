@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::cli::{LogFormat, SidecarArgs};
+use crate::control::origin::AllowedOrigins;
+use crate::control::server::ServerLimits;
 use crate::engine::EngineSettings;
 use crate::engine::mix::Mix;
 use crate::engine::mode::{MIN_RPS, Mode, ModeTable, check_rate};
@@ -20,7 +22,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(setting: &'static str, value: impl fmt::Display, reason: impl fmt::Display) -> Self {
+    pub fn new(setting: &'static str, value: impl fmt::Display, reason: impl fmt::Display) -> Self {
         ConfigError { setting, value: value.to_string(), reason: reason.to_string() }
     }
 }
@@ -143,6 +145,24 @@ impl fmt::Debug for ControlToken {
     }
 }
 
+/// A token file is a few dozen bytes; a bigger one is a mistake (a wrong
+/// path, a device) and must not be read into memory whole.
+pub const MAX_TOKEN_FILE_BYTES: u64 = 4096;
+
+fn read_token_file(path: &std::path::Path) -> Result<String, ConfigError> {
+    use std::io::Read;
+    let error = |reason: &dyn fmt::Display| ConfigError::new("CONTROL_TOKEN_FILE", path.display(), reason);
+    let file = std::fs::File::open(path).map_err(|e| error(&format_args!("cannot be read: {e}")))?;
+    let mut raw = Vec::new();
+    file.take(MAX_TOKEN_FILE_BYTES + 1)
+        .read_to_end(&mut raw)
+        .map_err(|e| error(&format_args!("cannot be read: {e}")))?;
+    if raw.len() as u64 > MAX_TOKEN_FILE_BYTES {
+        return Err(error(&format_args!("is larger than {MAX_TOKEN_FILE_BYTES} bytes; it should hold only the token")));
+    }
+    String::from_utf8(raw).map_err(|_| error(&"is not text"))
+}
+
 fn control_token(args: &SidecarArgs) -> Result<Option<ControlToken>, ConfigError> {
     let raw = match (&args.control_token, &args.control_token_file) {
         (Some(_), Some(_)) => {
@@ -157,8 +177,7 @@ fn control_token(args: &SidecarArgs) -> Result<Option<ControlToken>, ConfigError
                 .map(Some)
                 .map_err(|e| ConfigError::new("CONTROL_TOKEN", "<redacted>", e));
         }
-        (None, Some(path)) => std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::new("CONTROL_TOKEN_FILE", path.display(), format_args!("cannot be read: {e}")))?,
+        (None, Some(path)) => read_token_file(path)?,
         (None, None) => return Ok(None),
     };
     let token = raw.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&raw);
@@ -182,6 +201,10 @@ pub struct Config {
     pub demo: bool,
     /// Required on state-changing control requests when set.
     pub control_token: Option<ControlToken>,
+    /// Browser origins, besides loopback ones, that may change state.
+    pub allowed_origins: AllowedOrigins,
+    /// Bounds of the control server.
+    pub control_limits: ServerLimits,
 }
 
 const MAX_RPS_LIMIT: f64 = 1_000_000.0;
@@ -275,6 +298,17 @@ impl TryFrom<SidecarArgs> for Config {
             stats_interval,
             demo: args.demo,
             control_token: control_token(&args)?,
+            allowed_origins: AllowedOrigins::parse(&args.allowed_origins)
+                .map_err(|e| ConfigError::new("ALLOWED_ORIGINS", &args.allowed_origins, e))?,
+            control_limits: ServerLimits {
+                max_connections: whole("CONTROL_MAX_CONNECTIONS", args.control_max_connections, 4, 65_536)?,
+                request_timeout: Duration::from_millis(whole(
+                    "CONTROL_REQUEST_TIMEOUT_MS",
+                    args.control_request_timeout_ms,
+                    100,
+                    300_000,
+                )?),
+            },
         })
     }
 }
@@ -314,6 +348,8 @@ mod tests {
         assert_eq!(c.engine.max_in_flight, 512);
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.stats_interval, Some(Duration::from_secs(30)));
+        assert_eq!(c.allowed_origins, AllowedOrigins::default());
+        assert_eq!(c.control_limits, ServerLimits { max_connections: 256, request_timeout: Duration::from_secs(5) });
     }
 
     #[test]
@@ -364,6 +400,10 @@ mod tests {
             (&["--warmup-secs", "inf"], "WARMUP_SECS"),
             (&["--shutdown-grace-secs", "1000"], "SHUTDOWN_GRACE_SECS"),
             (&["--stats-interval-secs", "0.5"], "STATS_INTERVAL_SECS"),
+            (&["--allowed-origins", "evil.example"], "ALLOWED_ORIGINS"),
+            (&["--allowed-origins", "*"], "ALLOWED_ORIGINS"),
+            (&["--control-max-connections", "0"], "CONTROL_MAX_CONNECTIONS"),
+            (&["--control-request-timeout-ms", "0"], "CONTROL_REQUEST_TIMEOUT_MS"),
         ];
         for (flags, setting) in cases {
             let err = rejected(flags);
@@ -395,6 +435,12 @@ mod tests {
         assert_eq!(rejected(&["--control-token-file", "/nonexistent/token"]).setting, "CONTROL_TOKEN_FILE");
         std::fs::write(&file, "\n").unwrap();
         assert_eq!(rejected(&["--control-token-file", path]).setting, "CONTROL_TOKEN_FILE");
+        std::fs::write(&file, "x".repeat(4096)).unwrap();
+        assert!(config(&["--control-token-file", path]).is_ok(), "4 KiB is allowed");
+        std::fs::write(&file, "x".repeat(4097)).unwrap();
+        let err = rejected(&["--control-token-file", path]);
+        assert!(err.to_string().contains("larger than 4096 bytes"), "{err}");
+        assert_eq!(rejected(&["--control-token-file", "/dev/zero"]).setting, "CONTROL_TOKEN_FILE");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

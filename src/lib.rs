@@ -11,6 +11,8 @@
 //! - [`metrics`]: every Prometheus metric, defined once; `/status` reads
 //!   its counts back from them.
 //! - [`demo_target`]: the built-in orders API to aim at.
+//! - [`descriptors`]: the open-file limit shared out between the engine
+//!   and the control API.
 //! - [`app`]: wires it together; `main.rs` only dispatches.
 
 pub mod app;
@@ -18,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod demo_target;
+pub mod descriptors;
 pub mod engine;
 pub mod healthcheck;
 pub mod json;

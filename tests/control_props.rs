@@ -14,7 +14,9 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use serde_json::Value;
 use trafficgen::config::TargetUrl;
-use trafficgen::control::{ControlState, configure};
+use trafficgen::control::origin::AllowedOrigins;
+use trafficgen::control::server::ServerLimits;
+use trafficgen::control::{ControlState, ServerInfo, configure};
 use trafficgen::engine::mix::Mix;
 use trafficgen::engine::mode::{MIN_RPS, Mode, ModeTable, Plan};
 use trafficgen::engine::schedule::{Pacer, RateSchedule, send_instant};
@@ -44,6 +46,11 @@ fn control_state() -> ControlState {
         started: Instant::now(),
         sent_rate: Arc::new(SentRate::new(Duration::from_secs(10))),
         token: None,
+        origins: Arc::new(AllowedOrigins::default()),
+        server: Arc::new(ServerInfo::new(
+            ServerLimits { max_connections: 16, request_timeout: Duration::from_secs(5) },
+            None,
+        )),
     }
 }
 

@@ -123,10 +123,10 @@ impl Worker {
         })
     }
 
-    pub(super) async fn run(mut self, shutdown: CancellationToken) {
+    pub(super) async fn run(mut self, shutdown: CancellationToken, abandon: CancellationToken) {
         let mut plans = self.engine.plan.subscribe();
         while self.follow(&mut plans, &shutdown).await {}
-        self.drain().await;
+        self.drain(&abandon).await;
     }
 
     /// Sends by the current plan until it changes (returns true: follow the
@@ -280,16 +280,22 @@ impl Worker {
     }
 
     /// After shutdown: lets the requests in flight finish within the grace
-    /// period, recording them; abandons the rest.
-    async fn drain(&mut self) {
+    /// period (or until `abandon`), recording them; abandons the rest and
+    /// notes how many.
+    async fn drain(&mut self, abandon: &CancellationToken) {
         let grace = self.engine.shared.settings.shutdown_grace;
-        let give_up = Instant::now() + grace;
+        // Saturating: the grace period is a user's number too.
+        let give_up = Instant::now().checked_add(grace).unwrap_or_else(|| Instant::now() + Duration::from_secs(300));
         if !self.in_flight.is_empty() {
             log::info!(in_flight = self.in_flight.len(); "waiting for in-flight requests to finish");
         }
+        let abandoned = abandon.cancelled();
+        tokio::pin!(abandoned);
         while !self.in_flight.is_empty() {
             self.sweep_timer.arm((Instant::now() + self.sweep_every).min(give_up));
             tokio::select! {
+                biased;
+                _ = &mut abandoned => break,
                 Some(done) = self.in_flight.next() => self.record(done, Instant::now()),
                 _ = &mut self.sweep_timer.sleep => {
                     self.sweep_timer.disarm();
@@ -302,6 +308,7 @@ impl Worker {
                 }
             }
         }
+        self.engine.shared.abandoned.store(self.in_flight.len() as u64, Ordering::Release);
         self.in_flight.clear();
     }
 
