@@ -118,7 +118,13 @@ pub async fn start(listener: TcpListener, state: ControlState, limits: ServerLim
     let connections = Rc::new(RefCell::new(Registry { slots: Slab::new(), next_id: 0, info }));
     let stop_accepting = CancellationToken::new();
     let (done_tx, done_rx) = oneshot::channel();
-    let serve = AcceptLoop { listener, service: Rc::new(service), limits, connections: Rc::clone(&connections) };
+    let serve = AcceptLoop {
+        listener,
+        service: Rc::new(service),
+        limits,
+        connections: Rc::clone(&connections),
+        accepted_at_last_trim: Cell::new(0),
+    };
     actix_rt::spawn(serve.run(stop_accepting.clone(), done_tx));
     Ok(ControlServer { stop_accepting, accept_loop: Some(done_rx), connections })
 }
@@ -148,7 +154,13 @@ struct AcceptLoop<S> {
     service: Rc<S>,
     limits: ServerLimits,
     connections: Rc<RefCell<Registry>>,
+    /// Connections accepted when free memory was last given back.
+    accepted_at_last_trim: Cell<u64>,
 }
+
+/// After this many connections have come and mostly gone, free memory is
+/// given back to the system.
+const TRIM_AFTER_CONNECTIONS: u64 = 256;
 
 impl<S> AcceptLoop<S>
 where
@@ -215,7 +227,17 @@ where
         // A little past the request timeout, so the HTTP layer's own 408
         // for a slow head or body normally comes first and says why.
         let limit = self.limits.request_timeout + Duration::from_secs(1);
-        self.connections.borrow_mut().close_stale(Instant::now(), limit);
+        let mut connections = self.connections.borrow_mut();
+        connections.close_stale(Instant::now(), limit);
+        // Once a burst has passed (most of its connections closed), give
+        // its memory back; during one, the cap bounds it.
+        let accepted = connections.stats().accepted();
+        if connections.slots.len() <= self.limits.max_connections / 4
+            && accepted - self.accepted_at_last_trim.get() >= TRIM_AFTER_CONNECTIONS
+        {
+            self.accepted_at_last_trim.set(accepted);
+            release_free_memory();
+        }
     }
 }
 

@@ -331,3 +331,74 @@ pub fn open_fds(pid: u32) -> usize {
 pub fn stat(sidecar: &Proc, key: &str) -> u64 {
     sidecar.get_json("/status")["stats"][key].as_u64().unwrap_or_else(|| panic!("no stats.{key}"))
 }
+
+impl Proc {
+    /// As [`Proc::start`], but the binary runs under `wrapper` (for example
+    /// `["prlimit", "--nofile=1024:1024", "--"]`).
+    pub fn start_wrapped(wrapper: &[&str], args: &[&str], env: &[(&str, &str)]) -> Proc {
+        let (program, wrapper_args) = wrapper.split_first().expect("a wrapper program");
+        let mut command = Command::new(program);
+        command.args(wrapper_args).arg(BIN).args(args);
+        command.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start the wrapper");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        for (stream, prefix) in [
+            (Box::new(child.stdout.take().expect("stdout")) as Box<dyn Read + Send>, ""),
+            (Box::new(child.stderr.take().expect("stderr")), "stderr: "),
+        ] {
+            let sink = Arc::clone(&lines);
+            thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    sink.lock().unwrap().push(format!("{prefix}{line}"));
+                }
+            });
+        }
+        let mut proc = Proc { child, lines, addr: SocketAddr::from(([127, 0, 0, 1], 0)) };
+        let listening = |v: &serde_json::Value| v["message"].as_str().is_some_and(|m| m.contains("listening"));
+        let line = proc.wait_for_log(listening, Duration::from_secs(15));
+        let port = line.and_then(|l| l["port"].as_u64()).unwrap_or_else(|| {
+            let _ = proc.child.kill();
+            thread::sleep(Duration::from_millis(50));
+            panic!("no listening line; output so far:\n{}", proc.output())
+        });
+        proc.addr.set_port(u16::try_from(port).expect("port"));
+        proc
+    }
+
+    /// Sends `signal` (e.g. "-HUP") to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill").args([signal, &self.pid().to_string()]).status().expect("kill");
+        assert!(status.success(), "kill {signal}");
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Raises this test process's soft open-file limit to its hard limit (for
+/// tests that hold thousands of sockets); returns the limit now in force.
+pub fn raise_own_open_file_limit() -> u64 {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: plain system calls on a struct we own.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        limit.rlim_cur = limit.rlim_max.min(1 << 20);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+    }
+    limit.rlim_cur
+}
