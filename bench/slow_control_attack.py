@@ -80,22 +80,28 @@ async def attacker(port, trickle, stop, stats):
             return
 
 
-async def health_probe(port, stop, latencies, failures):
+def health_probe(port, source, stop, results):
+    """In its own process, so the attack's event loop does not delay it."""
+    import socket
+
+    latencies, failures = [], []
     while not stop.is_set():
         t0 = time.perf_counter()
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 2)
-            writer.write(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-            await writer.drain()
-            answer = await asyncio.wait_for(reader.read(), 2)
-            writer.close()
+            with socket.create_connection(("127.0.0.1", port), timeout=2, source_address=(source, 0)) as s:
+                s.settimeout(max(0.01, 2 - (time.perf_counter() - t0)))
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                answer = b""
+                while chunk := s.recv(4096):
+                    answer += chunk
             if b" 200 " in answer.split(b"\r\n", 1)[0]:
-                latencies.append(time.perf_counter() - t0)
+                latencies.append((time.monotonic(), time.perf_counter() - t0))
             else:
-                failures.append("status")
-        except (OSError, asyncio.TimeoutError) as e:
+                failures.append("not 200" if answer else "closed without an answer")
+        except OSError as e:
             failures.append(type(e).__name__)
-        await asyncio.sleep(0.05)
+        time.sleep(0.05)
+    results.put((latencies, failures))
 
 
 def pct(values, q):
@@ -114,15 +120,21 @@ async def main():
     ap.add_argument("--trickle", type=float, default=5.0)
     ap.add_argument("--secs", type=float, default=60.0)
     ap.add_argument("--reconnect", action="store_true", help="reopen a connection the sidecar closed")
+    ap.add_argument("--probe-from", default="127.0.0.1",
+                    help="source address of the /health probes (127.0.0.2: a client other than the attacker)")
     args = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
     stats = {"opened": 0, "closed": 0, "connect_errors": 0, "reconnect": args.reconnect}
     rss_before, fds_before = rss_kib(args.pid), open_fds(args.pid)
+    import multiprocessing
+
     stop = asyncio.Event()
-    latencies, failures = [], []
-    probe = asyncio.create_task(health_probe(args.port, stop, latencies, failures))
+    probe_stop, probe_results = multiprocessing.Event(), multiprocessing.Queue()
+    probe = multiprocessing.Process(target=health_probe, args=(args.port, args.probe_from, probe_stop, probe_results))
+    probe.start()
+    attack_start = time.monotonic()
     n0, t0 = target_count(args.target_port), time.monotonic()
     tasks = []
     for i in range(args.connections):
@@ -136,19 +148,28 @@ async def main():
         peak_rss = max(peak_rss, rss_kib(args.pid))
         peak_fds = max(peak_fds, open_fds(args.pid))
     rate = (target_count(args.target_port) - n0) / (time.monotonic() - t0)
-    during = list(latencies)
+    attack_end = time.monotonic()
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
     await asyncio.sleep(3)
-    await probe
+    probe_stop.set()
+    latencies, failures = probe_results.get()
+    probe.join()
+    during = [lat for (at, lat) in latencies if at <= attack_end]
+    held = [lat for (at, lat) in latencies if attack_start + 5 <= at <= attack_end]
     rss_after = rss_kib(args.pid)
     print(f"connections asked {args.connections}, opened {stats['opened']}, closed by either side {stats['closed']}, "
           f"connect errors {stats['connect_errors']}")
     print(f"RSS KiB before {rss_before}, peak during {peak_rss}, 3 s after {rss_after}")
     print(f"descriptors before {fds_before}, peak during {peak_fds}")
-    print(f"/health: {len(during)} answered during the attack, {len(failures)} failed; "
+    print(f"/health from {args.probe_from}: {len(during)} answered during the attack, {len(failures)} failed; "
           f"p50 {pct(during, 0.5) * 1000:.1f} ms, p99 {pct(during, 0.99) * 1000:.1f} ms, "
           f"max {max(during, default=float('nan')) * 1000:.1f} ms")
+    print(f"/health once the flood is established (from 5 s on): p50 {pct(held, 0.5) * 1000:.1f} ms, "
+          f"p99 {pct(held, 0.99) * 1000:.1f} ms, max {max(held, default=float('nan')) * 1000:.1f} ms")
+    if failures:
+        from collections import Counter
+        print(f"/health failures: {dict(Counter(failures))}")
     if args.target_port:
         print(f"engine rate at the target during the attack: {rate:.1f} req/s")
 

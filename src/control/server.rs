@@ -5,16 +5,19 @@
 //! limit, so a few hundred slow clients park every newcomer in the kernel's
 //! backlog: a health probe then waits behind the attackers. Here the accept
 //! loop never stops: it holds at most `max_connections`, and when full it
-//! closes the connection that has gone longest without an answer from us (a
-//! slow-body attacker never gets one; a keep-alive client got one recently),
-//! so a fresh client always gets in and is answered at once. A connection
+//! closes, among the connections of the peer address that holds the most,
+//! the one that has gone longest without an answer from us (a slow-body
+//! attacker never gets one; a keep-alive client got one recently). So a
+//! fresh client always gets in and is answered at once, and a flood from
+//! one address cannot push out a probe or a scraper from another. A connection
 //! that goes `request_timeout` without an answer is closed too: that bounds
 //! a slow head, a slow body and a request that holds its handler, together.
 //! Memory and descriptors are therefore bounded by `max_connections`.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -50,9 +53,13 @@ impl ServerLimits {
     }
 }
 
-/// Pending connections the kernel may queue for us. The accept loop drains
-/// the queue as fast as connections come, so it only has to absorb bursts.
-const LISTEN_BACKLOG: i32 = 1024;
+/// Pending connections the kernel may queue for us (capped by
+/// `net.core.somaxconn`, 4096 by default). The accept loop drains the queue
+/// as fast as connections come, so it only absorbs bursts; but when it is
+/// full the kernel drops the handshake's last packet and that client
+/// (perhaps a health probe) retries only after a second. A queued
+/// connection costs kernel memory, not ours.
+const LISTEN_BACKLOG: i32 = 4096;
 
 /// Live counts of the control connections, for `/status`.
 #[derive(Debug, Default)]
@@ -206,7 +213,7 @@ where
         let now = Instant::now();
         let mut connections = self.connections.borrow_mut();
         let evicted = connections.make_room(self.limits.max_connections);
-        let activity = Rc::new(Activity { last_answer: Cell::new(now), busy: Cell::new(false) });
+        let activity = Rc::new(Activity { peer: peer.ip(), last_answer: Cell::new(now), busy: Cell::new(false) });
         let (close_tx, close_rx) = oneshot::channel::<()>();
         let (key, id) = connections.insert(Rc::clone(&activity), close_tx);
         drop(connections);
@@ -237,6 +244,7 @@ where
         {
             self.accepted_at_last_trim.set(accepted);
             release_free_memory();
+            log::debug!(accepted = accepted; "gave free memory back after a burst of control connections");
         }
     }
 }
@@ -244,6 +252,7 @@ where
 /// What the server knows of a connection's progress, updated by its stream.
 #[derive(Debug)]
 struct Activity {
+    peer: IpAddr,
     /// When we last wrote to it (or accepted it).
     last_answer: Cell<Instant>,
     /// The client has sent bytes we have not answered yet.
@@ -286,12 +295,23 @@ impl Registry {
         }
     }
 
-    /// Below `max` connections, nothing; otherwise closes the one that has
+    /// Below `max` connections, nothing; otherwise closes, among the
+    /// connections of the peer address holding the most, the one that has
     /// gone longest without an answer. Returns whether one was closed.
     fn make_room(&mut self, max: usize) -> bool {
         let mut evicted = false;
         while self.slots.len() >= max.max(1) {
-            let Some(stalest) = self.slots.iter().min_by_key(|(_, s)| s.activity.last_answer.get()).map(|(k, _)| k)
+            let mut per_peer: HashMap<IpAddr, usize> = HashMap::new();
+            for (_, slot) in &self.slots {
+                *per_peer.entry(slot.activity.peer).or_default() += 1;
+            }
+            let Some((&greediest, _)) = per_peer.iter().max_by_key(|(_, n)| **n) else { break };
+            let Some(stalest) = self
+                .slots
+                .iter()
+                .filter(|(_, s)| s.activity.peer == greediest)
+                .min_by_key(|(_, s)| s.activity.last_answer.get())
+                .map(|(k, _)| k)
             else {
                 break;
             };
@@ -469,7 +489,11 @@ mod tests {
     use super::*;
 
     fn activity(at: Instant) -> Rc<Activity> {
-        Rc::new(Activity { last_answer: Cell::new(at), busy: Cell::new(false) })
+        activity_from(at, [127, 0, 0, 1])
+    }
+
+    fn activity_from(at: Instant, peer: [u8; 4]) -> Rc<Activity> {
+        Rc::new(Activity { peer: IpAddr::from(peer), last_answer: Cell::new(at), busy: Cell::new(false) })
     }
 
     fn registry() -> Registry {
@@ -495,6 +519,25 @@ mod tests {
         assert!(rx_c.try_recv().is_err_and(|e| e == oneshot::error::TryRecvError::Empty), "c kept");
         assert_eq!(r.stats().evicted(), 1);
         assert_eq!(r.stats().open(), 2);
+    }
+
+    #[test]
+    fn a_flood_from_one_address_pushes_out_its_own_connections_not_others() {
+        let t0 = Instant::now();
+        let mut r = registry();
+        let (tx_probe, mut rx_probe) = oneshot::channel();
+        // The probe is the stalest of all, but its address holds only one.
+        r.insert(activity_from(t0, [10, 0, 0, 1]), tx_probe);
+        let mut attackers = Vec::new();
+        for i in 1..=2 {
+            let (tx, rx) = oneshot::channel();
+            r.insert(activity_from(t0 + Duration::from_secs(i), [10, 0, 0, 9]), tx);
+            attackers.push(rx);
+        }
+        assert!(r.make_room(3));
+        assert!(rx_probe.try_recv().is_err_and(|e| e == oneshot::error::TryRecvError::Empty), "probe kept");
+        assert!(attackers[0].try_recv().is_err_and(|e| e == oneshot::error::TryRecvError::Closed), "stalest attacker");
+        assert!(attackers[1].try_recv().is_err_and(|e| e == oneshot::error::TryRecvError::Empty));
     }
 
     #[test]
