@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{ApiError, ControlState};
-use crate::engine::mode::Mode;
+use crate::engine::mode::{MIN_RPS, Mode};
 use crate::json::rate_value;
 
 /// Control bodies are a few bytes; anything bigger is refused unread.
@@ -65,7 +65,8 @@ pub async fn list(state: web::Data<ControlState>) -> HttpResponse {
             "overload": rate_of(Mode::Overload),
             "pause": rate_of(Mode::Pause),
         },
-        "custom": {"min_rps": 0, "max_rps": rate_value(modes.max_rps)},
+        // 0 pauses; a positive rate must be at least one a day.
+        "custom": {"min_rps": 0, "min_positive_rps": MIN_RPS, "max_rps": rate_value(modes.max_rps)},
     }))
 }
 

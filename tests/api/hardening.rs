@@ -57,6 +57,8 @@ fn a_tiny_custom_rate_is_refused_and_the_slowest_allowed_one_keeps_the_process_u
         assert!(res.json()["error"].as_str().unwrap().contains("below one request a day"), "{}", res.body);
         assert_eq!(sidecar.get_json("/status")["mode"], "pause", "rps {tiny} changed the mode");
     }
+    let slowest = sidecar.get_json("/modes")["custom"]["min_positive_rps"].as_f64();
+    assert!(slowest.is_some_and(|r| (r * 86_400.0 - 1.0).abs() < 1e-9), "/modes: slowest rate {slowest:?}");
     // One a day: the first request leaves at once, the next is a day away,
     // and the engine must hold that time without overflowing.
     let res = sidecar.post("/mode/custom", Some(r#"{"rps": 0.0000116}"#));
