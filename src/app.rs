@@ -91,9 +91,8 @@ impl Sidecar {
     pub async fn run_until_stopped(self, mut signals: Signals) -> anyhow::Result<()> {
         let Sidecar { config, state, listener, addr, demo } = self;
         let engine = state.engine.clone();
-        let control = control_server::start(listener, state.clone(), config.control_limits)
-            .await
-            .context("could not start the control server")?;
+        let control =
+            control_server::start(listener, state.clone()).await.context("could not start the control server")?;
         let budget = state.server.descriptors;
         log::info!(addr:% = addr, port = addr.port(), target = engine.settings().target.as_str(),
             warmup_secs = config.warmup.as_secs_f64(), initial_mode = config.engine.initial_mode.as_str(),

@@ -109,8 +109,9 @@ pub struct ControlServer {
 
 /// Starts serving on `listener`. Must run inside the actix system whose
 /// thread will serve the connections (everything here is single-threaded).
-pub async fn start(listener: TcpListener, state: ControlState, limits: ServerLimits) -> io::Result<ControlServer> {
+pub async fn start(listener: TcpListener, state: ControlState) -> io::Result<ControlServer> {
     let info = Arc::clone(&state.server);
+    let limits = info.limits;
     let local_addr = listener.local_addr()?;
     let app = App::new().configure(configure(state));
     let factory = app.into_factory().map_err(|e| e.error_response());
