@@ -63,7 +63,7 @@ pub enum RateError {
     NotFinite,
     #[error("rps must not be negative (got {0})")]
     Negative(f64),
-    #[error("rps {0} is below one request a day; use 0 to pause, or a rate of at least 1/86400 (0.0000116)")]
+    #[error("rps {0:?} is below one request a day; use 0 to pause, or a rate of at least 1/86400 (0.0000116)")]
     TooSlow(f64),
     #[error("rps {rps} exceeds MAX_RPS ({max}); allowed: 0 to {max}")]
     OverCap { rps: f64, max: f64 },
