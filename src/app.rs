@@ -1,19 +1,22 @@
 //! The sidecar put together: control server, engine, warm-up, stats line,
 //! shutdown. `Sidecar::build` binds (port 0 works) and returns before any
-//! traffic; `run_until_stopped` runs until the given shutdown future fires.
+//! traffic; `run_until_stopped` runs until a stop signal, then drains.
 
-use std::future::Future;
+use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::dev::{Server, ServerHandle};
+use actix_web::dev::Server;
 use anyhow::Context;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, TargetUrl};
-use crate::control::{self, ControlState};
+use crate::control::server as control_server;
+use crate::control::{ControlState, ServerInfo};
 use crate::demo_target::{DemoTarget, DemoTargetSettings};
+use crate::descriptors::DescriptorBudget;
 use crate::engine::Engine;
 use crate::metrics::Metrics;
 use crate::rate::SentRate;
@@ -21,17 +24,36 @@ use crate::rate::SentRate;
 /// Window of the achieved rate in `/status`.
 const ACHIEVED_RATE_WINDOW: Duration = Duration::from_secs(10);
 
+/// After a second stop signal, how long the engine gets to note what it
+/// abandons before the process goes anyway.
+const ABANDON_BOUND: Duration = Duration::from_millis(300);
+
+/// The control address cannot be listened on: a bad `PORT`/`BIND` (in use,
+/// not an address of this machine, privileged), so exit 2 rather than a crash.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}: {reason} (set PORT/BIND)")]
+pub struct ListenError {
+    pub addr: SocketAddr,
+    pub reason: io::Error,
+}
+
 pub struct Sidecar {
     config: Config,
     state: ControlState,
-    server: Server,
+    listener: TcpListener,
     addr: SocketAddr,
     demo: Option<Server>,
 }
 
 impl Sidecar {
-    pub async fn build(config: Config) -> anyhow::Result<Sidecar> {
+    /// Binds the control port and prepares the engine; sends nothing.
+    /// `descriptors` is how the open-file limit was shared out at start
+    /// (reported in `/status`).
+    pub async fn build(config: Config, descriptors: Option<DescriptorBudget>) -> anyhow::Result<Sidecar> {
         let mut settings = config.engine.clone();
+        let listener =
+            control_server::bind(config.listen).map_err(|reason| ListenError { addr: config.listen, reason })?;
+        let addr = listener.local_addr()?;
         let demo = if config.demo {
             let demo = DemoTarget::start(&DemoTargetSettings::default())?;
             settings.target = TargetUrl::parse(&format!("http://{}", demo.addr)).map_err(anyhow::Error::msg)?;
@@ -43,18 +65,15 @@ impl Sidecar {
 
         let metrics = Arc::new(Metrics::new().context("could not set up metrics")?);
         let engine = Engine::new(settings, metrics);
-        let listener = TcpListener::bind(config.listen)
-            .with_context(|| format!("cannot listen on {} (set PORT/BIND)", config.listen))?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
         let state = ControlState {
             engine,
             started: Instant::now(),
             sent_rate: Arc::new(SentRate::new(ACHIEVED_RATE_WINDOW)),
             token: config.control_token.clone(),
+            origins: Arc::new(config.allowed_origins.clone()),
+            server: Arc::new(ServerInfo::new(config.control_limits, descriptors)),
         };
-        let server = control::serve(listener, state.clone())?;
-        Ok(Sidecar { config, state, server, addr, demo })
+        Ok(Sidecar { config, state, listener, addr, demo })
     }
 
     /// The control server's address (with the real port when 0 was asked).
@@ -66,18 +85,26 @@ impl Sidecar {
         &self.state.engine
     }
 
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let Sidecar { config, state, server, addr, demo } = self;
+    /// Runs until SIGTERM or SIGINT, then stops sending and drains within
+    /// the grace period; a second SIGTERM/SIGINT ends the drain at once.
+    /// SIGHUP reloads (see [`reload`]) and keeps running.
+    pub async fn run_until_stopped(self, mut signals: Signals) -> anyhow::Result<()> {
+        let Sidecar { config, state, listener, addr, demo } = self;
         let engine = state.engine.clone();
+        let control =
+            control_server::start(listener, state.clone()).await.context("could not start the control server")?;
+        let budget = state.server.descriptors;
         log::info!(addr:% = addr, port = addr.port(), target = engine.settings().target.as_str(),
             warmup_secs = config.warmup.as_secs_f64(), initial_mode = config.engine.initial_mode.as_str(),
-            control_token = if config.control_token.is_some() { "required" } else { "none" };
+            control_token = if config.control_token.is_some() { "required" } else { "none" },
+            open_files = budget.map_or(0, |b| b.open_files_limit),
+            control_max_connections = config.control_limits.max_connections;
             "control server listening on {addr}");
 
         let stop_engine = CancellationToken::new();
-        let mut engine_task = engine.start(stop_engine.clone()).context("could not start the engine thread")?;
-        let server_handle = server.handle();
-        actix_rt::spawn(server);
+        let abandon = CancellationToken::new();
+        let mut engine_task =
+            engine.start(stop_engine.clone(), abandon.clone()).context("could not start the engine thread")?;
         let demo_handle = demo.map(|demo| {
             let handle = demo.handle();
             actix_rt::spawn(demo);
@@ -94,41 +121,144 @@ impl Sidecar {
         let stats = config.stats_interval.map(|every| actix_rt::spawn(log_stats(state.clone(), every)));
 
         // A sidecar whose engine died must not stay up looking healthy.
-        let engine_died = tokio::select! {
-            _ = shutdown => false,
-            _ = engine_task.stopped() => true,
+        let engine_died = loop {
+            tokio::select! {
+                event = signals.next() => match event {
+                    SignalEvent::Stop(_) => break false,
+                    SignalEvent::Hangup => reload(&state),
+                },
+                _ = engine_task.stopped() => break true,
+            }
         };
         if engine_died {
             log::error!("the traffic engine stopped unexpectedly; exiting so the sidecar gets restarted");
-            stop_servers(server_handle, demo_handle).await;
+            control.stop(false).await;
+            if let Some(demo) = demo_handle {
+                demo.stop(false).await;
+            }
             anyhow::bail!("the traffic engine stopped unexpectedly");
         }
-        log::info!(grace_secs = config.engine.shutdown_grace.as_secs_f64(); "shutting down: no new requests will be sent");
+        let grace = config.engine.shutdown_grace;
+        log::info!(grace_secs = grace.as_secs_f64();
+            "shutting down: no new requests will be sent (a second SIGTERM/SIGINT exits at once)");
         warmup_task.abort();
         sampler.abort();
         if let Some(stats) = stats {
             stats.abort();
         }
         stop_engine.cancel();
-        // The worker drains within the grace period itself; this bound only
+        // The worker drains within the grace period itself; the bound only
         // guards against a wedged worker thread.
-        let bound = config.engine.shutdown_grace + Duration::from_secs(1);
-        if actix_rt::time::timeout(bound, engine_task.stopped()).await.is_err() {
-            log::warn!("engine did not stop in time");
+        let bound = grace + Duration::from_secs(1);
+        let forced = tokio::select! {
+            stopped = actix_rt::time::timeout(bound, engine_task.stopped()) => {
+                if stopped.is_err() {
+                    log::warn!("engine did not stop in time");
+                }
+                false
+            }
+            name = signals.stop_requested() => {
+                log::warn!(signal = name, in_flight = engine.in_flight();
+                    "received a second {name}: exiting now, abandoning the requests in flight");
+                abandon.cancel();
+                let _ = actix_rt::time::timeout(ABANDON_BOUND, engine_task.stopped()).await;
+                true
+            }
+        };
+        control.stop(!forced).await;
+        if let Some(demo) = demo_handle {
+            demo.stop(!forced).await;
         }
-        stop_servers(server_handle, demo_handle).await;
         let stats = engine.metrics().stats();
-        log::info!(total = stats.total, successful = stats.successful, failed = stats.failed, dropped = stats.dropped;
+        // Sent and never answered: not in `total`, which counts answers and failures.
+        let abandoned = engine.abandoned().unwrap_or(engine.in_flight() as u64);
+        log::info!(total = stats.total, successful = stats.successful, failed = stats.failed, dropped = stats.dropped,
+            abandoned = abandoned, forced = forced;
             "stopped");
         Ok(())
     }
 }
 
-async fn stop_servers(control: ServerHandle, demo: Option<ServerHandle>) {
-    control.stop(true).await;
-    if let Some(demo) = demo {
-        demo.stop(true).await;
+/// What SIGHUP does: re-read what can be changed without a restart. The
+/// workload file (issue 10) will be; until it exists there is nothing to
+/// re-read, and the sidecar says so and keeps running (SIGHUP's default
+/// action would have ended it, exit 129, without a drain).
+pub fn reload(state: &ControlState) {
+    let plan = state.engine.plan();
+    log::info!(signal = "SIGHUP", mode = plan.mode.as_str();
+        "received SIGHUP: nothing to reload (no workload file is configured); still running");
+}
+
+/// The signals the sidecar acts on. Listening starts when this is made, so
+/// make it first thing: from then on none of them takes its default action
+/// (as PID 1 in a container, SIGTERM would even be ignored).
+pub struct Signals {
+    terminate: Signal,
+    interrupt: Signal,
+    hangup: Signal,
+}
+
+impl Signals {
+    /// Must be called inside the runtime that will wait for them.
+    pub fn listen() -> io::Result<Signals> {
+        Ok(Signals {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+            hangup: signal(SignalKind::hangup())?,
+        })
     }
+
+    /// The next signal.
+    pub async fn next(&mut self) -> SignalEvent {
+        let event = tokio::select! {
+            _ = self.terminate.recv() => SignalEvent::Stop("SIGTERM"),
+            _ = self.interrupt.recv() => SignalEvent::Stop("SIGINT"),
+            _ = self.hangup.recv() => SignalEvent::Hangup,
+        };
+        if let SignalEvent::Stop(name) = event {
+            log::info!(signal = name; "received {name}");
+        }
+        event
+    }
+
+    /// The next SIGTERM or SIGINT (a SIGHUP meanwhile is noted and ignored:
+    /// the sidecar is stopping); returns its name.
+    pub async fn stop_requested(&mut self) -> &'static str {
+        loop {
+            match self.next().await {
+                SignalEvent::Stop(name) => return name,
+                SignalEvent::Hangup => log::info!("received SIGHUP while stopping; ignored"),
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalEvent {
+    /// SIGTERM or SIGINT, by name.
+    Stop(&'static str),
+    Hangup,
+}
+
+/// Resolves on the first SIGTERM or SIGINT (used by `trafficgen
+/// demo-target`; the sidecar uses [`Signals`]).
+pub async fn shutdown_signal() {
+    let wait = |kind: SignalKind| async move {
+        match signal(kind) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                log::error!(error:% = e; "cannot listen for a signal");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    let name = tokio::select! {
+        _ = wait(SignalKind::terminate()) => "SIGTERM",
+        _ = wait(SignalKind::interrupt()) => "SIGINT",
+    };
+    log::info!(signal = name; "received {name}");
 }
 
 /// Samples the sent counter once a second for the achieved rate.
@@ -167,26 +297,4 @@ async fn log_stats(state: ControlState, every: Duration) {
         );
         last = now;
     }
-}
-
-/// Resolves on SIGTERM or SIGINT (as PID 1 in a container, SIGTERM is
-/// ignored unless we handle it).
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let wait = |kind: SignalKind| async move {
-        match signal(kind) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                log::error!(error:% = e; "cannot listen for a signal");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    let name = tokio::select! {
-        _ = wait(SignalKind::terminate()) => "SIGTERM",
-        _ = wait(SignalKind::interrupt()) => "SIGINT",
-    };
-    log::info!(signal = name; "received {name}");
 }

@@ -116,6 +116,18 @@ pub struct SidecarArgs {
     #[arg(long, env = "CONTROL_TOKEN_FILE")]
     pub control_token_file: Option<std::path::PathBuf>,
 
+    /// Browser origins allowed to change state besides loopback ones (comma-separated scheme://host[:port])
+    #[arg(long, env = "ALLOWED_ORIGINS")]
+    pub allowed_origins: Option<String>,
+
+    /// Control connections held at once; when full, the one longest without an answer is closed
+    #[arg(long, env = "CONTROL_MAX_CONNECTIONS", default_value_t = 256)]
+    pub control_max_connections: usize,
+
+    /// A control connection that goes this long without an answer (slow head, slow body, idle) is closed, in ms
+    #[arg(long, env = "CONTROL_REQUEST_TIMEOUT_MS", default_value_t = 5000)]
+    pub control_request_timeout_ms: u64,
+
     /// Also start the built-in demo target on a free loopback port and aim at it (TARGET_URL is ignored)
     #[arg(long)]
     pub demo: bool,

@@ -6,10 +6,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::cli::{LogFormat, SidecarArgs};
+use crate::control::origin::AllowedOrigins;
+use crate::control::server::ServerLimits;
 use crate::engine::EngineSettings;
 use crate::engine::client::ClientSettings;
 use crate::engine::mix::Mix;
-use crate::engine::mode::{Mode, ModeTable, check_rate};
+use crate::engine::mode::{MIN_RPS, Mode, ModeTable, check_rate};
 use crate::engine::tls::{TlsError, TlsSettings, client_config};
 
 /// A setting that failed validation. Displays as one line naming it.
@@ -22,7 +24,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(setting: &'static str, value: impl fmt::Display, reason: impl fmt::Display) -> Self {
+    pub fn new(setting: &'static str, value: impl fmt::Display, reason: impl fmt::Display) -> Self {
         ConfigError { setting, value: value.to_string(), reason: reason.to_string() }
     }
 }
@@ -147,6 +149,24 @@ impl fmt::Debug for ControlToken {
     }
 }
 
+/// A token file is a few dozen bytes; a bigger one is a mistake (a wrong
+/// path, a device) and must not be read into memory whole.
+pub const MAX_TOKEN_FILE_BYTES: u64 = 4096;
+
+fn read_token_file(path: &std::path::Path) -> Result<String, ConfigError> {
+    use std::io::Read;
+    let error = |reason: &dyn fmt::Display| ConfigError::new("CONTROL_TOKEN_FILE", path.display(), reason);
+    let file = std::fs::File::open(path).map_err(|e| error(&format_args!("cannot be read: {e}")))?;
+    let mut raw = Vec::new();
+    file.take(MAX_TOKEN_FILE_BYTES + 1)
+        .read_to_end(&mut raw)
+        .map_err(|e| error(&format_args!("cannot be read: {e}")))?;
+    if raw.len() as u64 > MAX_TOKEN_FILE_BYTES {
+        return Err(error(&format_args!("is larger than {MAX_TOKEN_FILE_BYTES} bytes; it should hold only the token")));
+    }
+    String::from_utf8(raw).map_err(|_| error(&"is not text"))
+}
+
 fn control_token(args: &SidecarArgs) -> Result<Option<ControlToken>, ConfigError> {
     let raw = match (&args.control_token, &args.control_token_file) {
         (Some(_), Some(_)) => {
@@ -161,8 +181,7 @@ fn control_token(args: &SidecarArgs) -> Result<Option<ControlToken>, ConfigError
                 .map(Some)
                 .map_err(|e| ConfigError::new("CONTROL_TOKEN", "<redacted>", e));
         }
-        (None, Some(path)) => std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::new("CONTROL_TOKEN_FILE", path.display(), format_args!("cannot be read: {e}")))?,
+        (None, Some(path)) => read_token_file(path)?,
         (None, None) => return Ok(None),
     };
     let token = raw.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&raw);
@@ -186,6 +205,10 @@ pub struct Config {
     pub demo: bool,
     /// Required on state-changing control requests when set.
     pub control_token: Option<ControlToken>,
+    /// Browser origins, besides loopback ones, that may change state.
+    pub allowed_origins: AllowedOrigins,
+    /// Bounds of the control server.
+    pub control_limits: ServerLimits,
 }
 
 const MAX_RPS_LIMIT: f64 = 1_000_000.0;
@@ -245,11 +268,11 @@ impl TryFrom<SidecarArgs> for Config {
         let target = TargetUrl::parse(&args.target_url)
             .map_err(|reason| ConfigError::new("TARGET_URL", &args.target_url, reason))?;
 
-        if !(args.max_rps.is_finite() && args.max_rps > 0.0 && args.max_rps <= MAX_RPS_LIMIT) {
+        if !(args.max_rps.is_finite() && args.max_rps >= MIN_RPS && args.max_rps <= MAX_RPS_LIMIT) {
             return Err(ConfigError::new(
                 "MAX_RPS",
                 args.max_rps,
-                format_args!("must be a number above 0 and at most {MAX_RPS_LIMIT}"),
+                format_args!("must be a number from 1/86400 (one request a day) to {MAX_RPS_LIMIT}"),
             ));
         }
         let rate = |setting: &'static str, rps: f64| {
@@ -311,6 +334,19 @@ impl TryFrom<SidecarArgs> for Config {
             stats_interval,
             demo: args.demo,
             control_token: control_token(&args)?,
+            allowed_origins: match &args.allowed_origins {
+                None => AllowedOrigins::default(),
+                Some(raw) => AllowedOrigins::parse(raw).map_err(|e| ConfigError::new("ALLOWED_ORIGINS", raw, e))?,
+            },
+            control_limits: ServerLimits {
+                max_connections: whole("CONTROL_MAX_CONNECTIONS", args.control_max_connections, 4, 65_536)?,
+                request_timeout: Duration::from_millis(whole(
+                    "CONTROL_REQUEST_TIMEOUT_MS",
+                    args.control_request_timeout_ms,
+                    100,
+                    300_000,
+                )?),
+            },
         })
     }
 }
@@ -350,6 +386,8 @@ mod tests {
         assert_eq!(c.engine.max_in_flight, 512);
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.stats_interval, Some(Duration::from_secs(30)));
+        assert_eq!(c.allowed_origins, AllowedOrigins::default());
+        assert_eq!(c.control_limits, ServerLimits { max_connections: 256, request_timeout: Duration::from_secs(5) });
     }
 
     #[test]
@@ -392,6 +430,9 @@ mod tests {
             (&["--max-rps", "0"], "MAX_RPS"),
             (&["--max-rps", "NaN"], "MAX_RPS"),
             (&["--steady-rps", "-1"], "STEADY_RPS"),
+            (&["--steady-rps", "1e-20"], "STEADY_RPS"),
+            (&["--burst-rps", "5e-324"], "BURST_RPS"),
+            (&["--max-rps", "1e-9"], "MAX_RPS"),
             (&["--burst-rps", "2000"], "BURST_RPS"),
             (&["--max-rps", "50"], "OVERLOAD_RPS"),
             (&["--initial-mode", "turbo"], "INITIAL_MODE"),
@@ -406,6 +447,10 @@ mod tests {
             (&["--warmup-secs", "inf"], "WARMUP_SECS"),
             (&["--shutdown-grace-secs", "1000"], "SHUTDOWN_GRACE_SECS"),
             (&["--stats-interval-secs", "0.5"], "STATS_INTERVAL_SECS"),
+            (&["--allowed-origins", "evil.example"], "ALLOWED_ORIGINS"),
+            (&["--allowed-origins", "*"], "ALLOWED_ORIGINS"),
+            (&["--control-max-connections", "0"], "CONTROL_MAX_CONNECTIONS"),
+            (&["--control-request-timeout-ms", "0"], "CONTROL_REQUEST_TIMEOUT_MS"),
         ];
         for (flags, setting) in cases {
             let err = rejected(flags);
@@ -437,6 +482,12 @@ mod tests {
         assert_eq!(rejected(&["--control-token-file", "/nonexistent/token"]).setting, "CONTROL_TOKEN_FILE");
         std::fs::write(&file, "\n").unwrap();
         assert_eq!(rejected(&["--control-token-file", path]).setting, "CONTROL_TOKEN_FILE");
+        std::fs::write(&file, "x".repeat(4096)).unwrap();
+        assert!(config(&["--control-token-file", path]).is_ok(), "4 KiB is allowed");
+        std::fs::write(&file, "x".repeat(4097)).unwrap();
+        let err = rejected(&["--control-token-file", path]);
+        assert!(err.to_string().contains("larger than 4096 bytes"), "{err}");
+        assert_eq!(rejected(&["--control-token-file", "/dev/zero"]).setting, "CONTROL_TOKEN_FILE");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -15,6 +15,8 @@
 //!   checked and compiled once; the built-in orders workload.
 //! - [`scenario`]: the named traffic stories as rate stages, shared by
 //!   jobs and exports.
+//! - [`descriptors`]: the open-file limit shared out between the engine
+//!   and the control API.
 //! - [`app`]: wires it together; `main.rs` only dispatches.
 
 pub mod app;
@@ -22,6 +24,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod demo_target;
+pub mod descriptors;
 pub mod engine;
 pub mod healthcheck;
 pub mod json;

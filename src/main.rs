@@ -1,12 +1,13 @@
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Parser;
 use clap::error::ErrorKind;
-use trafficgen::app::{Sidecar, shutdown_signal};
+use trafficgen::app::{ListenError, Sidecar, Signals};
 use trafficgen::cli::{Cli, Command, SidecarArgs, WorkloadCommand};
-use trafficgen::config::Config;
+use trafficgen::config::{Config, ConfigError};
 use trafficgen::demo_target::{self, DemoTargetSettings};
-use trafficgen::{healthcheck, logging};
+use trafficgen::{descriptors, healthcheck, logging};
 
 /// Exit code for invalid settings, as clap uses.
 const BAD_SETTINGS: u8 = 2;
@@ -47,11 +48,28 @@ fn sidecar(args: SidecarArgs) -> ExitCode {
         Ok(config) => config,
         Err(e) => return bad_settings(e),
     };
+    let budget = match share_descriptors(&config) {
+        Ok(budget) => budget,
+        Err(e) => return bad_settings(e),
+    };
     logging::init(config.log_format, "traffic-generator");
     finish(actix_rt::System::new().block_on(async move {
-        let sidecar = Sidecar::build(config).await?;
-        sidecar.run_until_stopped(shutdown_signal()).await
+        // First: from here on no signal takes its default action.
+        let signals = Signals::listen().context("cannot listen for signals")?;
+        let sidecar = Sidecar::build(config, Some(budget)).await?;
+        sidecar.run_until_stopped(signals).await
     }))
+}
+
+/// Raises the open-file limit as far as allowed and checks that the engine,
+/// the control server and the process all fit in it.
+fn share_descriptors(config: &Config) -> Result<descriptors::DescriptorBudget, ConfigError> {
+    let max_in_flight = config.engine.max_in_flight;
+    let (limit, raised_from) = descriptors::raise_open_file_limit().map_err(|e| {
+        ConfigError::new("MAX_IN_FLIGHT", max_in_flight, format_args!("cannot read RLIMIT_NOFILE: {e}"))
+    })?;
+    descriptors::share(limit, raised_from, max_in_flight, config.control_limits.max_connections, config.demo)
+        .map_err(|e| ConfigError::new("MAX_IN_FLIGHT", max_in_flight, e))
 }
 
 fn bad_settings(e: impl std::fmt::Display) -> ExitCode {
@@ -62,9 +80,26 @@ fn bad_settings(e: impl std::fmt::Display) -> ExitCode {
 fn finish(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // A port in use or an address not on this machine is a bad setting.
+        Err(e) if is_listen_error(&e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(BAD_SETTINGS)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The sidecar's own `ListenError`, or (for the demo target) an address
+/// error anywhere in the chain.
+fn is_listen_error(e: &anyhow::Error) -> bool {
+    use std::io::ErrorKind::{AddrInUse, AddrNotAvailable, PermissionDenied};
+    e.downcast_ref::<ListenError>().is_some()
+        || e.chain().any(|cause| {
+            cause
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| matches!(io.kind(), AddrInUse | AddrNotAvailable | PermissionDenied))
+        })
 }

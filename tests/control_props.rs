@@ -1,6 +1,7 @@
 //! Property test of the control API in process: random bodies, methods and
 //! paths never produce a 5xx, every refusal is a JSON error, and only a
-//! valid request changes the plan.
+//! valid request changes the plan. And the rate arithmetic behind it: no
+//! f64 at all, accepted or not, makes the pacer or the clock panic.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,11 +10,16 @@ use actix_web::App;
 use actix_web::test as actix_test;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
 use serde_json::Value;
 use trafficgen::config::TargetUrl;
-use trafficgen::control::{ControlState, configure};
+use trafficgen::control::origin::AllowedOrigins;
+use trafficgen::control::server::ServerLimits;
+use trafficgen::control::{ControlState, ServerInfo, configure};
 use trafficgen::engine::mix::Mix;
-use trafficgen::engine::mode::{Mode, ModeTable, Plan};
+use trafficgen::engine::mode::{MIN_RPS, Mode, ModeTable, Plan};
+use trafficgen::engine::schedule::{Pacer, RateSchedule, send_instant};
 use trafficgen::engine::{Engine, EngineSettings};
 use trafficgen::metrics::Metrics;
 use trafficgen::rate::SentRate;
@@ -41,6 +47,11 @@ fn control_state() -> ControlState {
         started: Instant::now(),
         sent_rate: Arc::new(SentRate::new(Duration::from_secs(10))),
         token: None,
+        origins: Arc::new(AllowedOrigins::default()),
+        server: Arc::new(ServerInfo::new(
+            ServerLimits { max_connections: 16, request_timeout: Duration::from_secs(5) },
+            None,
+        )),
     }
 }
 
@@ -52,7 +63,7 @@ fn valid_rate(body: &[u8]) -> Option<f64> {
         return None;
     }
     let rps = object.get("rps")?.as_f64()?;
-    (rps.is_finite() && (0.0..=MAX_RPS).contains(&rps)).then_some(rps)
+    (rps.is_finite() && (rps == 0.0 || (MIN_RPS..=MAX_RPS).contains(&rps))).then_some(rps)
 }
 
 fn json_value() -> impl Strategy<Value = Value> {
@@ -77,6 +88,7 @@ fn custom_body() -> impl Strategy<Value = Vec<u8>> {
         prop::collection::vec(any::<u8>(), 0..64),
         prop::collection::vec(any::<u8>(), 4000..5000),
         any::<f64>().prop_map(|f| format!(r#"{{"rps": {f:?}}}"#).into_bytes()),
+        (-330i32..-3).prop_map(|e| format!(r#"{{"rps": 1e{e}}}"#).into_bytes()),
         (-2000i64..3000).prop_map(|n| format!(r#"{{"rps": {n}}}"#).into_bytes()),
         (0.0f64..2000.0).prop_map(|f| format!(r#"{{"rps":{f}}}"#).into_bytes()),
         json_value().prop_map(|v| v.to_string().into_bytes()),
@@ -158,6 +170,49 @@ fn random_methods_and_paths_get_4xx_json_and_change_nothing() {
             }
             if !switch {
                 prop_assert_eq!(state.engine.plan(), before, "{} {} changed the plan", method, path);
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// Every value an f64 can take (NaN, infinities, subnormals, the extremes)
+/// as a rate, a jitter and a clock reading: the pacer and the conversion to
+/// a send instant return, and never panic. Before, `{"rps": 1e-20}` was
+/// accepted and killed the engine (`Duration::from_secs_f64` overflowed).
+#[test]
+fn rate_arithmetic_never_panics_over_the_whole_f64_range() {
+    let modes = ModeTable { steady: 2.0, burst: 20.0, overload: 100.0, max_rps: f64::MAX };
+    let anchor = Instant::now();
+    let strategy = (any::<f64>(), any::<f64>(), any::<f64>(), any::<f64>(), 1u64..8, any::<u64>(), any::<u64>());
+    let mut runner = TestRunner::new(Config { cases: 20_000, ..Config::default() });
+    runner
+        .run(&strategy, |(rps, jitter, now, cutoff, stride, offset, seed)| {
+            let mut rng = SmallRng::seed_from_u64(seed);
+            let schedule = RateSchedule::constant(rps);
+            let _ = (schedule.rate_at(now), schedule.position_at(now), schedule.time_of(now));
+            for mut pacer in
+                [Pacer::new(schedule, jitter, &mut rng), Pacer::sharded(schedule, jitter, stride, offset, &mut rng)]
+            {
+                let _ = Pacer::turn_limit(pacer.rate_at(now), 0.001);
+                let _ = pacer.skip_before(cutoff, &mut rng);
+                for _ in 0..4 {
+                    let _ = pacer.pop_due(now, &mut rng);
+                }
+                if let Some(t) = pacer.next_send_time() {
+                    let _ = send_instant(anchor, t);
+                }
+            }
+            let _ = send_instant(anchor, now);
+            // What the API accepts goes through the same path the engine takes.
+            if let Ok(plan) = modes.custom_plan(rps) {
+                prop_assert!(rps == 0.0 || rps >= MIN_RPS, "accepted {}", rps);
+                if let Some(schedule) = plan.schedule() {
+                    let mut pacer = Pacer::new(schedule, jitter, &mut rng);
+                    prop_assert_eq!(pacer.pop_due(0.0, &mut rng), Some(0.0), "the first request leaves at once");
+                    let next = pacer.next_send_time().and_then(|t| send_instant(anchor, t));
+                    prop_assert!(next.is_some_and(|at| at >= anchor), "the second is due at a time the clock holds");
+                }
             }
             Ok(())
         })

@@ -24,8 +24,13 @@ pub enum ApiError {
     #[error("this request needs the control token: send Authorization: Bearer <CONTROL_TOKEN>")]
     Unauthorized,
     /// 403: a browser page on another origin tried to change state.
-    #[error("cross-origin requests may not change state (Origin: {0})")]
+    #[error(
+        "cross-origin requests may not change state (Origin: {0}); allowed: loopback origins, this server's own IP address, and ALLOWED_ORIGINS"
+    )]
     ForeignOrigin(String),
+    /// 408: the body did not arrive in time.
+    #[error("the request body did not arrive within {timeout:?} (CONTROL_REQUEST_TIMEOUT_MS)")]
+    BodyTimeout { timeout: std::time::Duration },
 }
 
 impl ResponseError for ApiError {
@@ -38,6 +43,7 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::ForeignOrigin(_) => StatusCode::FORBIDDEN,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
         }
     }
 

@@ -2,21 +2,24 @@
 
 mod error;
 mod mode;
+pub mod origin;
+pub mod server;
 mod status;
 
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix_web::dev::Server;
-use actix_web::{App, HttpRequest, HttpServer, web};
+use actix_web::{HttpRequest, web};
 
 pub use error::ApiError;
 
 use crate::config::ControlToken;
+use crate::descriptors::DescriptorBudget;
 use crate::engine::Engine;
 use crate::metrics::Metrics;
 use crate::rate::SentRate;
+use origin::AllowedOrigins;
+use server::{ConnectionStats, ServerLimits};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -26,6 +29,26 @@ pub struct ControlState {
     pub sent_rate: Arc<SentRate>,
     /// When set, state-changing requests must carry it as a bearer token.
     pub token: Option<ControlToken>,
+    /// Browser origins, besides loopback ones, that may change state.
+    pub origins: Arc<AllowedOrigins>,
+    /// The control server's bounds and live counts, for `/status`.
+    pub server: Arc<ServerInfo>,
+}
+
+/// The control server's bounds and its live connection counts.
+#[derive(Debug)]
+pub struct ServerInfo {
+    pub limits: ServerLimits,
+    pub connections: ConnectionStats,
+    /// How the open-file limit was shared out at start (absent in tests
+    /// that build the API in process).
+    pub descriptors: Option<DescriptorBudget>,
+}
+
+impl ServerInfo {
+    pub fn new(limits: ServerLimits, descriptors: Option<DescriptorBudget>) -> Self {
+        ServerInfo { limits, connections: ConnectionStats::default(), descriptors }
+    }
 }
 
 impl ControlState {
@@ -70,17 +93,4 @@ where
 
 async fn not_allowed(request: HttpRequest, allowed: &'static str) -> Result<actix_web::HttpResponse, ApiError> {
     Err(ApiError::MethodNotAllowed { method: request.method().to_string(), path: request.path().to_string(), allowed })
-}
-
-/// Starts serving the control API on `listener` (one worker: it is a
-/// low-traffic API, and the engine has its own thread).
-pub fn serve(listener: TcpListener, state: ControlState) -> std::io::Result<Server> {
-    let server = HttpServer::new(move || App::new().configure(configure(state.clone())))
-        .workers(1)
-        // We take the signals ourselves: the engine must stop first.
-        .disable_signals()
-        .shutdown_timeout(2)
-        .listen(listener)?
-        .run();
-    Ok(server)
 }

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{ApiError, ControlState};
-use crate::engine::mode::Mode;
+use crate::engine::mode::{MIN_RPS, Mode};
 use crate::json::rate_value;
 
 /// Control bodies are a few bytes; anything bigger is refused unread.
@@ -25,11 +25,16 @@ pub async fn switch(
     payload: web::Payload,
     state: web::Data<ControlState>,
 ) -> Result<HttpResponse, ApiError> {
-    refuse_foreign_origin(&request)?;
+    refuse_foreign_origin(&request, &state)?;
     authorize(&request, &state)?;
     let mode: Mode =
         name.parse().map_err(|e: crate::engine::mode::UnknownMode| ApiError::UnknownMode(e.to_string()))?;
-    let body = read_body(&request, payload).await?;
+    // The HTTP layer bounds the head; this bounds the body (a client sending
+    // a byte every few seconds must not hold a handler and its buffer).
+    let timeout = state.server.limits.request_timeout;
+    let body = actix_rt::time::timeout(timeout, read_body(&request, payload))
+        .await
+        .map_err(|_| ApiError::BodyTimeout { timeout })??;
     let modes = state.engine.modes();
     let plan = match mode {
         Mode::Custom => {
@@ -60,7 +65,8 @@ pub async fn list(state: web::Data<ControlState>) -> HttpResponse {
             "overload": rate_of(Mode::Overload),
             "pause": rate_of(Mode::Pause),
         },
-        "custom": {"min_rps": 0, "max_rps": rate_value(modes.max_rps)},
+        // 0 pauses; a positive rate must be at least one a day.
+        "custom": {"min_rps": 0, "min_positive_rps": MIN_RPS, "max_rps": rate_value(modes.max_rps)},
     }))
 }
 
@@ -79,19 +85,18 @@ fn parse_custom_rate(body: &[u8], max_rps: f64) -> Result<CustomRate, ApiError> 
     CustomRate::deserialize(value).map_err(|e| ApiError::Invalid(format!("{e}; {expected}")))
 }
 
-/// A web page a user has open can fire a body-less POST at 127.0.0.1:8089
-/// (a CORS "simple request"). Browsers always send `Origin` on those, curl
-/// and scripts do not: refuse any that is not our own origin.
-fn refuse_foreign_origin(request: &HttpRequest) -> Result<(), ApiError> {
-    let Some(origin) = request.headers().get(header::ORIGIN) else {
-        return Ok(());
-    };
-    let origin = String::from_utf8_lossy(origin.as_bytes()).into_owned();
-    let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok());
-    match host {
-        Some(host) if origin.eq_ignore_ascii_case(&format!("http://{host}")) => Ok(()),
-        _ => Err(ApiError::ForeignOrigin(origin)),
+/// A web page a user has open can fire a body-less POST at the control
+/// port (a CORS "simple request"); browsers mark it with `Origin`, curl and
+/// scripts do not. Every `Origin` header must be on the allow-list (see
+/// [`super::origin`]).
+fn refuse_foreign_origin(request: &HttpRequest, state: &ControlState) -> Result<(), ApiError> {
+    let host = request.headers().get(header::HOST).map(|h| h.as_bytes());
+    for origin in request.headers().get_all(header::ORIGIN) {
+        if !state.origins.allows(origin.as_bytes(), host) {
+            return Err(ApiError::ForeignOrigin(String::from_utf8_lossy(origin.as_bytes()).into_owned()));
+        }
     }
+    Ok(())
 }
 
 /// With a control token set, the request must carry `Authorization: Bearer <token>`.

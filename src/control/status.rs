@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
-use super::ControlState;
+use super::{ControlState, ServerInfo};
 use crate::json::Health;
 use crate::metrics::Stats;
 
@@ -24,6 +24,39 @@ pub struct Status {
     pub max_rps: f64,
     pub mix: String,
     pub stats: Stats,
+    /// The descriptor and connection bounds in force.
+    pub limits: Limits,
+    pub control_connections: ControlConnections,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Limits {
+    /// The open-file limit (RLIMIT_NOFILE) in force, after start-up raised
+    /// the soft limit to the hard one.
+    pub open_files: Option<u64>,
+    /// The soft limit before it was raised, if it was.
+    pub open_files_raised_from: Option<u64>,
+    /// How the open-file limit is shared out.
+    pub reserved_descriptors: Option<Reserved>,
+    pub control_max_connections: usize,
+    pub control_request_timeout_ms: u128,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Reserved {
+    pub engine: u64,
+    pub control: u64,
+    pub process: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ControlConnections {
+    pub open: usize,
+    pub accepted: u64,
+    /// Closed to make room for a newer connection when the cap was reached.
+    pub evicted: u64,
+    /// Closed for going CONTROL_REQUEST_TIMEOUT_MS without an answer.
+    pub timed_out: u64,
 }
 
 pub async fn status(state: web::Data<ControlState>) -> HttpResponse {
@@ -44,7 +77,25 @@ pub async fn status(state: web::Data<ControlState>) -> HttpResponse {
         max_rps: settings.modes.max_rps,
         mix: settings.mix.to_string(),
         stats: state.metrics().stats(),
+        limits: limits(&state.server),
+        control_connections: ControlConnections {
+            open: state.server.connections.open(),
+            accepted: state.server.connections.accepted(),
+            evicted: state.server.connections.evicted(),
+            timed_out: state.server.connections.timed_out(),
+        },
     })
+}
+
+fn limits(server: &ServerInfo) -> Limits {
+    let budget = server.descriptors;
+    Limits {
+        open_files: budget.map(|b| b.open_files_limit),
+        open_files_raised_from: budget.and_then(|b| b.raised_from),
+        reserved_descriptors: budget.map(|b| Reserved { engine: b.engine, control: b.control, process: b.process }),
+        control_max_connections: server.limits.max_connections,
+        control_request_timeout_ms: server.limits.request_timeout.as_millis(),
+    }
 }
 
 pub async fn health() -> HttpResponse {

@@ -64,7 +64,12 @@ struct Shared {
     in_flight: Arc<InFlight>,
     /// Requests handed to the client so far (for the achieved rate).
     sent: AtomicU64,
+    /// Requests still in flight when the worker stopped (`NOT_STOPPED`
+    /// until then).
+    abandoned: AtomicU64,
 }
+
+const NOT_STOPPED: u64 = u64::MAX;
 
 impl Engine {
     /// An engine in warm-up, heading for the initial mode. Nothing is sent
@@ -81,6 +86,7 @@ impl Engine {
             ids: Mutex::new(OrderIdRing::new(settings.id_buffer_size)),
             in_flight: Arc::new(InFlight::new(settings.max_in_flight)),
             sent: AtomicU64::new(0),
+            abandoned: AtomicU64::new(NOT_STOPPED),
             metrics,
             settings,
         };
@@ -88,8 +94,9 @@ impl Engine {
     }
 
     /// Starts the worker on its own thread. It runs until `shutdown` is
-    /// cancelled, then lets in-flight requests finish within the grace period.
-    pub fn start(&self, shutdown: CancellationToken) -> std::io::Result<EngineTask> {
+    /// cancelled, then lets in-flight requests finish within the grace
+    /// period, or until `abandon` is cancelled.
+    pub fn start(&self, shutdown: CancellationToken, abandon: CancellationToken) -> std::io::Result<EngineTask> {
         let (done_tx, done_rx) = oneshot::channel();
         let engine = self.clone();
         // The blocking pool only ever runs the one name lookup in flight;
@@ -100,7 +107,7 @@ impl Engine {
             let local = tokio::task::LocalSet::new();
             local.block_on(&runtime, async move {
                 match worker::Worker::new(engine) {
-                    Ok(worker) => worker.run(shutdown).await,
+                    Ok(worker) => worker.run(shutdown, abandon).await,
                     Err(e) => log::error!(error:% = e; "cannot start the engine"),
                 }
             });
@@ -172,6 +179,12 @@ impl Engine {
 
     pub fn ids_buffered(&self) -> usize {
         self.shared.ids.lock().len()
+    }
+
+    /// Requests the worker gave up at exit (in flight when the grace period
+    /// ran out or a second stop signal came); `None` while it runs.
+    pub fn abandoned(&self) -> Option<u64> {
+        Some(self.shared.abandoned.load(Ordering::Acquire)).filter(|&n| n != NOT_STOPPED)
     }
 
     /// Requests handed to the client since start.

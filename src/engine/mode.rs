@@ -52,22 +52,32 @@ impl FromStr for Mode {
     }
 }
 
+/// The slowest rate that is not a pause: one request a day. Below it a
+/// "rate" is a typo or an attack (`1e-20` puts the next request 10^12 years
+/// away, beyond what the clock can hold), so it is refused, not rounded.
+pub const MIN_RPS: f64 = 1.0 / 86_400.0;
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RateError {
     #[error("rps must be a finite number")]
     NotFinite,
     #[error("rps must not be negative (got {0})")]
     Negative(f64),
+    #[error("rps {0:?} is below one request a day; use 0 to pause, or a rate of at least 1/86400 (0.0000116)")]
+    TooSlow(f64),
     #[error("rps {rps} exceeds MAX_RPS ({max}); allowed: 0 to {max}")]
     OverCap { rps: f64, max: f64 },
 }
 
-/// Checks a rate against the hard cap: finite and within `0..=max`.
+/// Checks a rate against the hard cap: finite, within `0..=max`, and
+/// either 0 (pause) or at least [`MIN_RPS`].
 pub fn check_rate(rps: f64, max: f64) -> Result<f64, RateError> {
     if !rps.is_finite() {
         Err(RateError::NotFinite)
     } else if rps < 0.0 {
         Err(RateError::Negative(rps))
+    } else if rps > 0.0 && rps < MIN_RPS {
+        Err(RateError::TooSlow(rps))
     } else if rps > max {
         Err(RateError::OverCap { rps, max })
     } else {
@@ -182,6 +192,16 @@ mod tests {
         assert_eq!(TABLE.custom_plan(-1.0), Err(RateError::Negative(-1.0)));
         assert_eq!(TABLE.custom_plan(f64::NAN), Err(RateError::NotFinite));
         assert_eq!(TABLE.custom_plan(f64::INFINITY), Err(RateError::NotFinite));
+    }
+
+    #[test]
+    fn rates_between_zero_and_one_a_day_are_refused() {
+        assert_eq!(TABLE.custom_plan(MIN_RPS).unwrap().rps, MIN_RPS);
+        assert_eq!(TABLE.custom_plan(-0.0).unwrap().state(), EngineState::Paused);
+        for tiny in [1e-20, 1e-19, f64::MIN_POSITIVE, 5e-324, MIN_RPS * 0.999] {
+            assert_eq!(TABLE.custom_plan(tiny), Err(RateError::TooSlow(tiny)));
+        }
+        assert!(RateError::TooSlow(1e-20).to_string().contains("use 0 to pause"));
     }
 
     #[test]

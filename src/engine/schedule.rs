@@ -6,7 +6,22 @@
 //! Send times are absolute (`anchor + f(i)`), never "sleep 1/rps after the
 //! last send": errors do not accumulate, and the long-run rate is exact.
 
+use std::time::{Duration, Instant};
+
 use rand::{Rng, RngExt};
+
+/// The instant `secs` seconds after `anchor`, or `None` when that is beyond
+/// what the clock can represent (or not a time at all). A user's rate
+/// reaches the clock through here: `Duration::from_secs_f64` and
+/// `Instant + Duration` both panic on values too large, so this saturates to
+/// "never" instead.
+pub fn send_instant(anchor: Instant, secs: f64) -> Option<Instant> {
+    if secs.is_nan() {
+        return None;
+    }
+    let offset = Duration::try_from_secs_f64(secs.max(0.0)).ok()?;
+    anchor.checked_add(offset)
+}
 
 /// A request rate over time. A constant today; ramps and stages slot in
 /// here as more variants, each giving its rate, its integral and the inverse.
@@ -17,7 +32,10 @@ pub enum RateSchedule {
 }
 
 impl RateSchedule {
+    /// A constant rate; anything but a finite positive rate is silence
+    /// (there is no meaningful schedule for NaN or infinity).
     pub fn constant(rps: f64) -> Self {
+        let rps = if rps.is_finite() && rps > 0.0 { rps } else { 0.0 };
         RateSchedule::Constant { rps }
     }
 
@@ -35,13 +53,15 @@ impl RateSchedule {
         }
     }
 
-    /// When the schedule reaches `position` requests; `None` if it never does.
+    /// When the schedule reaches `position` requests; `None` if it never
+    /// does (or only beyond any representable time).
     pub fn time_of(&self, position: f64) -> Option<f64> {
         let position = position.max(0.0);
-        match *self {
-            RateSchedule::Constant { rps } if rps > 0.0 => Some(position / rps),
-            RateSchedule::Constant { .. } => None,
-        }
+        let time = match *self {
+            RateSchedule::Constant { rps } if rps > 0.0 => position / rps,
+            RateSchedule::Constant { .. } => return None,
+        };
+        time.is_finite().then_some(time)
     }
 
     /// True when the schedule will never send anything.
@@ -83,7 +103,7 @@ impl Pacer {
     pub fn sharded(schedule: RateSchedule, jitter: f64, stride: u64, offset: u64, rng: &mut impl Rng) -> Self {
         let mut pacer = Pacer {
             schedule,
-            jitter: jitter.clamp(0.0, 1.0),
+            jitter: if jitter.is_nan() { 0.0 } else { jitter.clamp(0.0, 1.0) },
             stride: stride.max(1),
             next_slot: offset,
             next_time: None,
@@ -120,7 +140,7 @@ impl Pacer {
     /// intended send time.
     pub fn pop_due(&mut self, now: f64, rng: &mut impl Rng) -> Option<f64> {
         let due = self.next_time.filter(|&t| t <= now)?;
-        self.next_slot += self.stride;
+        self.next_slot = self.next_slot.saturating_add(self.stride);
         self.next_time = self.slot_time(self.next_slot, rng);
         Some(due)
     }
@@ -135,14 +155,21 @@ impl Pacer {
         }
         // Jump straight to the first slot at or after the cutoff's position;
         // a long stall at a high rate must not cost a loop per missed slot.
+        // (`as` saturates: a position beyond u64 becomes u64::MAX.)
         let position = self.schedule.position_at(cutoff).ceil() as u64;
         let offset = self.next_slot % self.stride;
-        let mut slot = position.saturating_sub(offset).div_ceil(self.stride) * self.stride + offset;
+        let mut slot =
+            position.saturating_sub(offset).div_ceil(self.stride).saturating_mul(self.stride).saturating_add(offset);
         slot = slot.max(self.next_slot);
         let mut time = self.slot_time(slot, rng);
-        // Jitter can put the slot at the position just before the cutoff.
-        while matches!(time, Some(t) if t < cutoff) {
-            slot += self.stride;
+        // Jitter (at most half a slot) can put the slot at the position just
+        // before the cutoff, so one more step always clears it; the bound
+        // only matters where f64 can no longer tell slots apart.
+        for _ in 0..4 {
+            if !matches!(time, Some(t) if t < cutoff) {
+                break;
+            }
+            slot = slot.saturating_add(self.stride);
             time = self.slot_time(slot, rng);
         }
         let skipped = (slot - self.next_slot) / self.stride;
@@ -298,6 +325,45 @@ mod tests {
         all.sort_by(f64::total_cmp);
         let expected: Vec<f64> = (0..=8).map(|i| f64::from(i) / 8.0).collect();
         assert_eq!(all, expected);
+    }
+
+    #[test]
+    fn send_times_beyond_the_clock_are_never_and_no_panic() {
+        let anchor = Instant::now();
+        assert_eq!(send_instant(anchor, 1.5), Some(anchor + Duration::from_millis(1500)));
+        assert_eq!(send_instant(anchor, -3.0), Some(anchor), "a past time is now");
+        for never in [1e20, 1e300, f64::MAX, f64::INFINITY, f64::NAN] {
+            assert_eq!(send_instant(anchor, never), None, "{never}");
+        }
+    }
+
+    #[test]
+    fn a_rate_whose_gap_overflows_sends_once_and_then_never() {
+        let mut r = rng();
+        let mut pacer = Pacer::new(RateSchedule::constant(1e-300), 0.2, &mut r);
+        assert_eq!(pacer.pop_due(0.0, &mut r), Some(0.0));
+        let next = pacer.next_send_time().expect("a time, however far");
+        assert_eq!(send_instant(Instant::now(), next), None, "beyond the clock: never");
+        assert_eq!(pacer.pop_due(1e9, &mut r), None);
+        assert!(pacer.skip_before(f64::MAX, &mut r) > 0);
+    }
+
+    #[test]
+    fn rates_that_are_not_rates_are_silence() {
+        for rps in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -1.0] {
+            assert!(RateSchedule::constant(rps).is_silent(), "{rps}");
+        }
+    }
+
+    #[test]
+    fn skipping_at_an_absurd_rate_or_cutoff_terminates() {
+        let mut r = rng();
+        let mut pacer = Pacer::sharded(RateSchedule::constant(f64::MAX), 1.0, 3, 2, &mut r);
+        pacer.skip_before(f64::MAX, &mut r);
+        pacer.skip_before(1e300, &mut r);
+        let mut pacer = Pacer::new(RateSchedule::constant(1e6), f64::NAN, &mut r);
+        pacer.skip_before(1e30, &mut r);
+        assert!(pacer.pop_due(f64::INFINITY, &mut r).is_some());
     }
 
     #[test]

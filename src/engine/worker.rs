@@ -26,7 +26,7 @@ use super::deadline::{Deadlines, TimedOut};
 use super::mix::Endpoint;
 use super::mode::Plan;
 use super::pace_timer::PaceTimer;
-use super::schedule::Pacer;
+use super::schedule::{Pacer, send_instant};
 use super::tls::TlsError;
 use super::{Engine, InFlightPermit};
 use crate::metrics::{AnswerCounters, ErrorKind};
@@ -124,10 +124,10 @@ impl Worker {
         })
     }
 
-    pub(super) async fn run(mut self, shutdown: CancellationToken) {
+    pub(super) async fn run(mut self, shutdown: CancellationToken, abandon: CancellationToken) {
         let mut plans = self.engine.plan.subscribe();
         while self.follow(&mut plans, &shutdown).await {}
-        self.drain().await;
+        self.drain(&abandon).await;
     }
 
     /// Sends by the current plan until it changes (returns true: follow the
@@ -148,9 +148,11 @@ impl Worker {
         let changed = plans.changed();
         tokio::pin!(changed);
         loop {
-            let armed = match pacer.as_ref().and_then(Pacer::next_send_time) {
-                Some(t) => self.send_timer.arm(anchor + Duration::from_secs_f64(t)),
-                // No deadline (warm-up, pause): nothing to wake for, no CPU.
+            let next = pacer.as_ref().and_then(Pacer::next_send_time).and_then(|t| send_instant(anchor, t));
+            let armed = match next {
+                Some(at) => self.send_timer.arm(at),
+                // No deadline (warm-up, pause, or one beyond the clock):
+                // nothing to wake for, no CPU.
                 None => self.send_timer.disarm(),
             };
             if let Err(e) = armed {
@@ -291,16 +293,22 @@ impl Worker {
     }
 
     /// After shutdown: lets the requests in flight finish within the grace
-    /// period, recording them; abandons the rest.
-    async fn drain(&mut self) {
+    /// period (or until `abandon`), recording them; abandons the rest and
+    /// notes how many.
+    async fn drain(&mut self, abandon: &CancellationToken) {
         let grace = self.engine.shared.settings.shutdown_grace;
-        let give_up = Instant::now() + grace;
+        // Saturating: the grace period is a user's number too.
+        let give_up = Instant::now().checked_add(grace).unwrap_or_else(|| Instant::now() + Duration::from_secs(300));
         if !self.in_flight.is_empty() {
             log::info!(in_flight = self.in_flight.len(); "waiting for in-flight requests to finish");
         }
+        let abandoned = abandon.cancelled();
+        tokio::pin!(abandoned);
         while !self.in_flight.is_empty() {
             self.sweep_timer.arm((Instant::now() + self.sweep_every).min(give_up));
             tokio::select! {
+                biased;
+                _ = &mut abandoned => break,
                 Some(done) = self.in_flight.next() => self.record(done, Instant::now()),
                 _ = &mut self.sweep_timer.sleep => {
                     self.sweep_timer.disarm();
@@ -313,6 +321,7 @@ impl Worker {
                 }
             }
         }
+        self.engine.shared.abandoned.store(self.in_flight.len() as u64, Ordering::Release);
         self.in_flight.clear();
     }
 

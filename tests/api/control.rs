@@ -143,6 +143,15 @@ fn status_and_health_have_the_contract_shape() {
     let mut status = sidecar.get_json("/status");
     let uptime = status["uptime_secs"].take().as_f64().expect("uptime_secs is a number");
     assert!((0.0..10.0).contains(&uptime), "uptime {uptime}");
+    // The control port's own bounds and counters, checked on their own.
+    let limits = status.as_object_mut().and_then(|s| s.remove("limits")).expect("limits");
+    assert_eq!(limits["control_max_connections"], 256, "{limits}");
+    assert_eq!(limits["control_request_timeout_ms"], 5000, "{limits}");
+    assert_eq!(limits["reserved_descriptors"]["engine"], 512, "{limits}");
+    assert!(limits["open_files"].as_u64() >= Some(512 + 258 + 64), "{limits}");
+    let connections = status.as_object_mut().and_then(|s| s.remove("control_connections")).expect("connections");
+    assert!(connections["open"].as_u64() >= Some(1) && connections["accepted"].as_u64() >= Some(2), "{connections}");
+    assert_eq!((connections["evicted"].clone(), connections["timed_out"].clone()), (0.into(), 0.into()));
     let zero = serde_json::json!({"total": 0, "successful": 0, "failed": 0});
     // Every value, not only the keys: the settings as configured, nothing sent yet.
     assert_eq!(

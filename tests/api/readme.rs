@@ -141,7 +141,16 @@ fn shape(v: &serde_json::Value, path: &str, out: &mut BTreeMap<String, &'static 
             out.insert(path.to_string(), "string");
         }
         other => {
-            out.insert(path.to_string(), if other.is_boolean() { "bool" } else { "other" });
+            out.insert(
+                path.to_string(),
+                if other.is_boolean() {
+                    "bool"
+                } else if other.is_null() {
+                    "null"
+                } else {
+                    "other"
+                },
+            );
         }
     }
 }
@@ -185,6 +194,12 @@ fn every_curl_example_in_the_readme_answers_what_it_prints() {
     let (mut want, mut have) = (BTreeMap::new(), BTreeMap::new());
     shape(&printed, "", &mut want);
     shape(&sidecar.get_json("/status"), "", &mut have);
+    // A field that may be null (nothing to report here) matches either way.
+    for (path, kind) in have.iter_mut() {
+        if *kind == "null" && want.contains_key(path) {
+            *kind = want[path];
+        }
+    }
     assert_eq!(want, have, "README's /status vs the real one");
 
     // Each printed log line has the keys of a real one, in the same order.
