@@ -29,4 +29,5 @@ pub mod logging;
 pub mod metrics;
 pub mod rate;
 pub mod scenario;
+pub mod slo;
 pub mod workload;
