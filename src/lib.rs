@@ -15,6 +15,8 @@
 //!   checked and compiled once; the built-in orders workload.
 //! - [`scenario`]: the named traffic stories as rate stages, shared by
 //!   jobs and exports.
+//! - [`export`]: a workload's traffic as a k6, Locust or Artillery script.
+//! - [`slo`]: the SLO syntax and a pure evaluator of a window against it.
 //! - [`app`]: wires it together; `main.rs` only dispatches.
 
 pub mod app;
@@ -23,6 +25,7 @@ pub mod config;
 pub mod control;
 pub mod demo_target;
 pub mod engine;
+pub mod export;
 pub mod healthcheck;
 pub mod json;
 pub mod logging;

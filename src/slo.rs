@@ -321,16 +321,15 @@ fn is_name(name: &str) -> bool {
 
 /// Checks that every scoped objective names one of `names`; the error
 /// names the clause and lists the names there are.
-pub fn check_scopes<'a>(slos: &[Slo], names: impl Iterator<Item = &'a str> + Clone) -> Result<(), SloError> {
+pub fn check_scopes(slos: &[Slo], names: &[&str]) -> Result<(), SloError> {
     for (i, slo) in slos.iter().enumerate() {
         if let Some(scope) = &slo.scope
-            && !names.clone().any(|n| n == scope)
+            && !names.contains(&scope.as_str())
         {
-            let known: Vec<&str> = names.collect();
             return Err(SloError::new(
                 i + 1,
                 &slo.to_string(),
-                format!("no request is named `{scope}` (requests: {})", known.join(", ")),
+                format!("no request is named `{scope}` (requests: {})", names.join(", ")),
             ));
         }
     }
@@ -512,9 +511,9 @@ mod tests {
     fn scopes_are_checked_against_the_request_names() {
         let slos = parse("p95<1s,create_order:p99<2s").unwrap();
         let names = ["create_order", "list_orders"];
-        assert_eq!(check_scopes(&slos, names.iter().copied()), Ok(()));
+        assert_eq!(check_scopes(&slos, &names), Ok(()));
         let slos = parse("p95<1s,create_ordr:p99<2s").unwrap();
-        let e = check_scopes(&slos, names.iter().copied()).unwrap_err().to_string();
+        let e = check_scopes(&slos, &names).unwrap_err().to_string();
         assert!(e.contains("clause 2") && e.contains("create_ordr") && e.contains("create_order, list_orders"), "{e}");
     }
 
