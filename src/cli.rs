@@ -216,9 +216,9 @@ pub struct WorkloadCheckArgs {
 /// Settings of `trafficgen export`.
 #[derive(Debug, Clone, Args)]
 pub struct ExportArgs {
-    /// The tool to write a script for: k6, locust or artillery
+    /// The tool to write a script for: k6, locust or artillery (required)
     #[arg(long)]
-    pub format: String,
+    pub format: Option<String>,
 
     /// The workload file (YAML or JSON); without it, the built-in orders workload (MIX, ID_BUFFER_SIZE)
     #[arg(long, env = "WORKLOAD_FILE")]

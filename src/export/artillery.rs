@@ -11,9 +11,9 @@
 
 use std::fmt::Write as _;
 
+use super::Spec;
 use super::script::{Body, CapSource, Ctx, Gen, JsonExpr, Piece, Script};
 use super::text::{comment, num, yaml_str};
-use super::Spec;
 use crate::slo::{Metric, Percentile};
 use crate::workload::Role;
 use crate::workload::template::Item;
@@ -53,7 +53,12 @@ pub fn write(script: &Script, spec: &Spec, notes: &[String]) -> String {
     let ensure = w.ensure(spec, &flows, sent);
 
     let mut out = String::new();
-    comment(&mut out, "", "# ", &format!("Artillery script made by `trafficgen export --format artillery` from {}.", spec.source));
+    comment(
+        &mut out,
+        "",
+        "# ",
+        &format!("Artillery script made by `trafficgen export --format artillery` from {}.", spec.source),
+    );
     comment(&mut out, "", "# ", &format!("Traffic: {}.", spec.traffic.describe()));
     out.push_str("#\n#   artillery run --target http://127.0.0.1:8080 script.artillery.yml\n#\n");
     comment(
@@ -148,7 +153,7 @@ impl Writer<'_> {
         }
         let name = pool_var(script, pool);
         if !self.vars.iter().any(|(n, _)| *n == name) {
-            let items = seed.iter().map(|i| typed(i)).collect();
+            let items = seed.iter().map(typed).collect();
             self.vars.push((name, items));
         }
         true
@@ -161,7 +166,9 @@ impl Writer<'_> {
         let req = &script.requests[request];
         let mut steps: Vec<usize> = Vec::new();
         for &pool in &req.needs {
-            if self.pool_ready(pool) || steps.iter().any(|s| script.requests[*s].captures.iter().any(|c| c.pool == pool)) {
+            if self.pool_ready(pool)
+                || steps.iter().any(|s| script.requests[*s].captures.iter().any(|c| c.pool == pool))
+            {
                 continue;
             }
             let fills = |i: &usize| script.requests[*i].captures.iter().any(|c| c.pool == pool);
@@ -224,8 +231,7 @@ impl Writer<'_> {
         let _ = writeln!(out, "{inner}name: {}", yaml_str(&req.name));
         let url = self.pieces(&req.target);
         let _ = writeln!(out, "{inner}url: {}", yaml_str(&url));
-        let mut headers: Vec<(String, String)> =
-            req.headers.iter().map(|(n, v)| (n.clone(), self.pieces(v))).collect();
+        let mut headers: Vec<(String, String)> = req.headers.iter().map(|(n, v)| (n.clone(), self.pieces(v))).collect();
         let json_default = matches!(&req.body, Some(Body::Json(_)))
             && req.content_type.as_deref().is_some_and(|ct| ct.eq_ignore_ascii_case("application/json"));
         if let Some(ct) = &req.content_type
@@ -341,16 +347,26 @@ impl Writer<'_> {
                 "{{ $randomNumber(1, 999999999) }}".to_string()
             }
             Gen::Now => {
-                self.note("now() has no Artillery template: 1970-01-01T00:00:00.000Z is sent in its place.".to_string());
+                self.note(
+                    "now() has no Artillery template: 1970-01-01T00:00:00.000Z is sent in its place.".to_string(),
+                );
                 quoted("1970-01-01T00:00:00.000Z".to_string())
             }
             Gen::UnixTime | Gen::UnixTimeMs => {
-                self.note("unix_time() and unix_time_ms() have no Artillery template: 0 is sent in their place.".to_string());
+                self.note(
+                    "unix_time() and unix_time_ms() have no Artillery template: 0 is sent in their place.".to_string(),
+                );
                 "0".to_string()
             }
             Gen::Pool(p) => {
                 let name = self.script.pools[*p].name.clone();
+                let script = self.script;
+                let url_safe = script
+                    .fillers(*p)
+                    .all(|i| script.requests[i].captures.iter().filter(|c| c.pool == *p).all(|c| c.url_safe))
+                    && script.pools[*p].seed.iter().all(|v| percent(&v.text) == v.text);
                 match ctx {
+                    Ctx::Url if url_safe => {}
                     Ctx::Url => self.note(format!(
                         "Artillery puts a value into a path or query as it is: values of {name} are not percent-encoded."
                     )),
@@ -451,7 +467,10 @@ impl Writer<'_> {
                                 .to_string(),
                         );
                     }
-                    format!("(http.requests - http.response_time.2xx.count) / http.requests {op} {}", num(slo.threshold))
+                    format!(
+                        "(http.requests - http.response_time.2xx.count) / http.requests {op} {}",
+                        num(slo.threshold)
+                    )
                 }
                 (Metric::ErrorRate, Some(_)) => {
                     self.note(format!(
@@ -471,7 +490,9 @@ impl Writer<'_> {
                                 .map(|f| f.weight * f.steps.iter().filter(|s| **s == index).count() as u64)
                                 .sum();
                             if of_name == 0 || sent == 0 {
-                                self.note(format!("{slo}: no scenario sends `{name}`, so it has no target rate; left out."));
+                                self.note(format!(
+                                    "{slo}: no scenario sends `{name}`, so it has no target rate; left out."
+                                ));
                                 continue;
                             }
                             of_name as f64 / sent as f64

@@ -9,7 +9,7 @@ use crate::config::TargetUrl;
 use crate::engine::mix::{Endpoint, Mix};
 use crate::scenario::ScenarioKind;
 use crate::slo;
-use crate::workload::{self, OrderWeights, Options, Target, Workload};
+use crate::workload::{self, Options, OrderWeights, Target, Workload};
 
 /// Exit code for bad input, as for bad settings.
 const BAD_INPUT: u8 = 2;
@@ -37,14 +37,25 @@ fn fail(message: String) -> ExitCode {
 
 /// The script, or the one line that says what is wrong.
 pub fn build(args: &ExportArgs) -> Result<String, String> {
-    let format: Format = args.format.parse().map_err(|e: super::UnknownFormat| e.to_string())?;
+    let format: Format = args
+        .format
+        .as_deref()
+        .ok_or("--format is missing: k6, locust or artillery")?
+        .parse()
+        .map_err(|e: super::UnknownFormat| e.to_string())?;
     let target = TargetUrl::parse(&args.target_url)
         .map_err(|reason| format!("invalid --target-url (TARGET_URL) {:?}: {reason}", args.target_url))?;
     if !(1..=1_000_000).contains(&args.id_buffer_size) {
-        return Err(format!("invalid --id-buffer-size (ID_BUFFER_SIZE) {}: must be from 1 to 1000000", args.id_buffer_size));
+        return Err(format!(
+            "invalid --id-buffer-size (ID_BUFFER_SIZE) {}: must be from 1 to 1000000",
+            args.id_buffer_size
+        ));
     }
     if !(1..=100_000).contains(&args.max_in_flight) {
-        return Err(format!("invalid --max-in-flight (MAX_IN_FLIGHT) {}: must be from 1 to 100000", args.max_in_flight));
+        return Err(format!(
+            "invalid --max-in-flight (MAX_IN_FLIGHT) {}: must be from 1 to 100000",
+            args.max_in_flight
+        ));
     }
     let scenario = match &args.scenario {
         None => None,
@@ -56,10 +67,13 @@ pub fn build(args: &ExportArgs) -> Result<String, String> {
         (Some(_), Some(_), Some(_)) => {
             return Err("--rps is the constant rate without a scenario; with --scenario give --max-rps".into());
         }
-        (None, Some(_), _) => return Err("--max-rps is the peak of a --scenario; for a constant rate give --rps".into()),
+        (None, Some(_), _) => {
+            return Err("--max-rps is the peak of a --scenario; for a constant rate give --rps".into());
+        }
         (None, None, rps) => rps.unwrap_or(2.0),
     };
-    let duration = parse_duration(&args.duration).map_err(|e| format!("invalid --duration {:?}: {e}", args.duration))?;
+    let duration =
+        parse_duration(&args.duration).map_err(|e| format!("invalid --duration {:?}: {e}", args.duration))?;
     let ramp_up = parse_duration(&args.ramp_up).map_err(|e| format!("invalid --ramp-up {:?}: {e}", args.ramp_up))?;
     let traffic = Traffic::new(scenario, rps, duration, ramp_up).map_err(|e| format!("invalid traffic: {e}"))?;
     let slos = slo::parse(args.slo.as_deref().unwrap_or_default()).map_err(|e| format!("invalid --slo (SLO): {e}"))?;
@@ -84,7 +98,8 @@ pub fn build(args: &ExportArgs) -> Result<String, String> {
             builtin(mix, args.id_buffer_size, &options)?
         }
     };
-    let spec = Spec { source, target_url: target.as_str().to_string(), traffic, slos, max_in_flight: args.max_in_flight };
+    let spec =
+        Spec { source, target_url: target.as_str().to_string(), traffic, slos, max_in_flight: args.max_in_flight };
     render(format, &workload, &spec).map_err(|e| format!("invalid --slo (SLO): {e}"))
 }
 

@@ -9,8 +9,8 @@ use super::script::{Body, CapSource, Ctx, Gen, JsonExpr, Piece, Req, Script};
 use super::text::{comment, go_duration, js_str, num};
 use super::{Spec, expected_rps};
 use crate::slo::{Metric, Percentile};
-use crate::workload::template::Item;
 use crate::workload::Role;
+use crate::workload::template::Item;
 
 /// jslib's utilities, pinned: k6 loads them when the script starts.
 const JSLIB: &str = "https://jslib.k6.io/k6-utils/1.4.0/index.js";
@@ -426,7 +426,8 @@ fn json(script: &Script, j: &JsonExpr) -> String {
         }
         JsonExpr::Object(entries) if entries.is_empty() => "{}".to_string(),
         JsonExpr::Object(entries) => {
-            let entries: Vec<String> = entries.iter().map(|(k, v)| format!("{}: {}", js_str(k), json(script, v))).collect();
+            let entries: Vec<String> =
+                entries.iter().map(|(k, v)| format!("{}: {}", js_str(k), json(script, v))).collect();
             format!("{{ {} }}", entries.join(", "))
         }
     }
@@ -477,7 +478,12 @@ fn request(out: &mut String, script: &Script, _index: usize, req: &Req) {
         let _ = writeln!(out, "  if ({}) {{", empty.join(" || "));
         match req.fallback {
             Some(f) => {
-                let _ = writeln!(out, "    return {}(); // the fallback, while {} is empty", function_name(&script.requests[f]), names.join(" or "));
+                let _ = writeln!(
+                    out,
+                    "    return {}(); // the fallback, while {} is empty",
+                    function_name(&script.requests[f]),
+                    names.join(" or ")
+                );
             }
             None => {
                 let _ = writeln!(
@@ -602,17 +608,14 @@ fn mix_and_entry(out: &mut String, script: &Script) {
         })
         .collect();
     let _ = writeln!(out, "  return {{ pools: {{ {} }} }};\n}}\n", pools.join(", "));
-    match script.setup_every {
-        Some(every) => {
-            c(
-                out,
-                &format!(
-                    "trafficgen sends the setup requests again every {every} s. A k6 setup() runs once, so each VU sends them again on its own every {every} s (with many VUs, that is more of them than trafficgen's one round)."
-                ),
-            );
-            let _ = writeln!(out, "const SETUP_EVERY_MS = {};", every * 1000);
-        }
-        None => {}
+    if let Some(every) = script.setup_every {
+        c(
+            out,
+            &format!(
+                "trafficgen sends the setup requests again every {every} s. A k6 setup() runs once, so each VU sends them again on its own every {every} s (with many VUs, that is more of them than trafficgen's one round)."
+            ),
+        );
+        let _ = writeln!(out, "const SETUP_EVERY_MS = {};", every * 1000);
     }
     out.push_str("let adopted = false;\n");
     if script.setup_every.is_some() {

@@ -78,8 +78,9 @@ fn shape(out: &mut String, spec: &Spec) {
         "",
         "Locust is a closed model: a user waits for each answer. To send an arrival rate, each user sends at most USER_RPS requests a second (constant_throughput) and the shape runs rate / USER_RPS users, so the rate holds while answers take less than 1 / USER_RPS s; a slower target gets fewer requests than trafficgen would send it (trafficgen keeps the rate, with more requests in flight).",
     );
+    let _ = writeln!(out, "PEAK_RPS = {}", num(peak));
     let _ = writeln!(out, "USERS = {users}");
-    let _ = writeln!(out, "USER_RPS = {}", num(peak / users as f64));
+    out.push_str("USER_RPS = PEAK_RPS / USERS\n");
     out.push_str(
         "
 
@@ -97,7 +98,7 @@ class TrafficShape(LoadTestShape):
         t = self.get_run_time()
         if t >= DURATION:
             return None
-        return (math.ceil(rate_at(t) / USER_RPS - 1e-9), USERS)
+        return (min(USERS, math.ceil(rate_at(t) / USER_RPS - 1e-9)), USERS)
 
 
 ",
@@ -263,7 +264,8 @@ fn json(script: &Script, j: &JsonExpr) -> String {
             format!("[{}]", items.join(", "))
         }
         JsonExpr::Object(entries) => {
-            let entries: Vec<String> = entries.iter().map(|(k, v)| format!("{}: {}", py_str(k), json(script, v))).collect();
+            let entries: Vec<String> =
+                entries.iter().map(|(k, v)| format!("{}: {}", py_str(k), json(script, v))).collect();
             format!("{{{}}}", entries.join(", "))
         }
     }
@@ -276,9 +278,11 @@ fn success_test(ranges: &[(u16, u16)]) -> String {
     }
     let parts: Vec<String> = ranges
         .iter()
-        .map(|(lo, hi)| {
-            if lo == hi { format!("res.status_code == {lo}") } else { format!("{lo} <= res.status_code <= {hi}") }
-        })
+        .map(
+            |(lo, hi)| {
+                if lo == hi { format!("res.status_code == {lo}") } else { format!("{lo} <= res.status_code <= {hi}") }
+            },
+        )
         .collect();
     parts.join(" or ")
 }
@@ -299,7 +303,8 @@ fn user(out: &mut String, script: &Script) {
         out.push_str("    pools = {\n");
         for pool in &script.pools {
             let values: Vec<String> = pool.seed.iter().map(item).collect();
-            let _ = writeln!(out, "        {}: deque([{}], maxlen={}),", py_str(&pool.name), values.join(", "), pool.size);
+            let _ =
+                writeln!(out, "        {}: deque([{}], maxlen={}),", py_str(&pool.name), values.join(", "), pool.size);
         }
         out.push_str("    }\n");
     }
@@ -397,7 +402,11 @@ fn request(out: &mut String, script: &Script, req: &Req) {
     }
     args.push("allow_redirects=False".to_string());
     args.push("catch_response=True".to_string());
-    let _ = writeln!(out, "        with self.client.request(\n            {},\n        ) as res:", args.join(",\n            "));
+    let _ = writeln!(
+        out,
+        "        with self.client.request(\n            {},\n        ) as res:",
+        args.join(",\n            ")
+    );
     let _ = writeln!(out, "            if {}:", success_test(&req.success));
     out.push_str("                res.success()\n");
     for cap in &req.captures {

@@ -32,6 +32,9 @@ use text::{num, secs};
 
 /// Longest export, seconds (a week).
 pub const MAX_DURATION_SECS: f64 = 7.0 * 86_400.0;
+/// Lowest rate, requests per second: one request in 1000 s (k6 counts
+/// whole iterations per time unit, at most 1000 s).
+pub const MIN_RATE: f64 = 0.001;
 /// Highest rate, requests per second (as `MAX_RPS`).
 pub const MAX_RATE: f64 = 1_000_000.0;
 /// Bound on requests in flight when none is given (`MAX_IN_FLIGHT`'s default).
@@ -118,10 +121,14 @@ impl Traffic {
         ramp_up_secs: f64,
     ) -> Result<Traffic, TrafficError> {
         let what = if scenario.is_some() { "max_rps" } else { "rps" };
-        if !(rps.is_finite() && rps > 0.0 && rps <= MAX_RATE) {
-            return Err(TrafficError(format!("{what} must be a number above 0 and at most {}, not {rps}", num(MAX_RATE))));
+        if !(rps.is_finite() && (MIN_RATE..=MAX_RATE).contains(&rps)) {
+            return Err(TrafficError(format!(
+                "{what} must be a number from {} to {} requests/s, not {rps}",
+                num(MIN_RATE),
+                num(MAX_RATE)
+            )));
         }
-        if !(duration_secs.is_finite() && duration_secs >= 0.001 && duration_secs <= MAX_DURATION_SECS) {
+        if !(duration_secs.is_finite() && (0.001..=MAX_DURATION_SECS).contains(&duration_secs)) {
             return Err(TrafficError(format!(
                 "duration must be from 1 ms to {} s (a week), not {duration_secs} s",
                 num(MAX_DURATION_SECS)
@@ -134,7 +141,9 @@ impl Traffic {
             )));
         }
         if scenario == Some(ScenarioKind::Peak) && ramp_up_secs > 0.0 {
-            return Err(TrafficError("the peak scenario has its own ramp (its first quarter): leave out ramp-up".into()));
+            return Err(TrafficError(
+                "the peak scenario has its own ramp (its first quarter): leave out ramp-up".into(),
+            ));
         }
         // Stages in whole milliseconds, so every tool gets the same story.
         let duration_secs = (duration_secs * 1000.0).round() / 1000.0;
@@ -243,7 +252,10 @@ fn expected_rps(script: &Script, spec: &Spec, name: Option<&str>) -> Option<f64>
 }
 
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod traffic_tests {
     use super::*;
 
     #[test]
@@ -261,6 +273,7 @@ mod tests {
         assert_eq!(c.describe(), "a constant rate over 60 s: 2/s for 60 s");
         let bad = [
             (None, 0.0, 60.0, 0.0, "rps must be"),
+            (None, 0.0009, 60.0, 0.0, "from 0.001"),
             (None, f64::NAN, 60.0, 0.0, "rps must be"),
             (Some(ScenarioKind::Stress), 2e6, 60.0, 0.0, "max_rps must be"),
             (None, 1.0, 0.0, 0.0, "duration"),

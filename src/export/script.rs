@@ -63,7 +63,10 @@ pub enum Piece {
 /// A value drawn per request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Gen {
-    Int { min: i64, max: i64 },
+    Int {
+        min: i64,
+        max: i64,
+    },
     Choice(Vec<Item>),
     Str(u32),
     Uuid,
@@ -263,11 +266,7 @@ fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 { a } else { gcd(b, a % b) }
 }
 
-fn request(
-    def: &RequestDef,
-    pool_index: &dyn Fn(&str) -> usize,
-    request_index: &dyn Fn(&str) -> Option<usize>,
-) -> Req {
+fn request(def: &RequestDef, pool_index: &dyn Fn(&str) -> usize, request_index: &dyn Fn(&str) -> Option<usize>) -> Req {
     let drawn = |hole: &Hole| -> Gen {
         match hole {
             Hole::RandomInt { min, max } => Gen::Int { min: *min, max: *max },
@@ -403,7 +402,9 @@ fn raw_json(t: &Template, drawn: &dyn Fn(&Hole) -> Gen) -> Vec<Piece> {
                 }
                 out.push(Piece::Lit(text.clone()));
             }
-            Part::Hole(hole, _) => out.push(Piece::Hole(drawn(hole), if in_string { Ctx::JsonString } else { Ctx::JsonValue })),
+            Part::Hole(hole, _) => {
+                out.push(Piece::Hole(drawn(hole), if in_string { Ctx::JsonString } else { Ctx::JsonValue }))
+            }
         }
     }
     out
