@@ -8,8 +8,8 @@
 //! Pure: same input, same bytes (no clock, no randomness, no maps).
 //!
 //! # Layout
-//! - [`script`]: the workload as tool-independent pieces (shared by all three).
-//! - [`text`]: string literals, comments, numbers and durations per language.
+//! - `script`: the workload as tool-independent pieces (shared by all three).
+//! - `text`: string literals, comments, numbers and durations per language.
 //! - `k6`, `locust`, `artillery`: one writer each.
 //! - [`command`]: `trafficgen export …`.
 
@@ -17,8 +17,8 @@ mod artillery;
 pub mod command;
 mod k6;
 mod locust;
-pub mod script;
-pub mod text;
+mod script;
+mod text;
 
 use std::fmt;
 use std::str::FromStr;
