@@ -65,7 +65,7 @@ pub fn write(script: &Script, spec: &Spec, notes: &[String]) -> String {
         &mut out,
         "",
         "# ",
-        "Each arrival is a new virtual user that runs one scenario, picked by weight: one request, or the request that fills a pool and then the request that reads it. Arrival rates are the traffic's rates times the arrivals per request sent, so requests per second match. At most maxVusers (trafficgen's MAX_IN_FLIGHT) run at once. Redirects are not followed. Artillery times an answer to its first byte; trafficgen to its last.",
+        "Each arrival is a new virtual user that runs one scenario, picked by weight. Artillery's virtual users share nothing, so a pool cannot be shared across them as trafficgen shares it: a request that reads a pool filled by another request's capture has a scenario that sends that request first and captures its value into a variable (as trafficgen sends the fallback while the pool is empty); pools seeded with values are variable lists, pools filled by setup requests come from `before`. Arrival rates are the traffic's rates times the arrivals per request sent, so requests per second match. At most maxVusers (trafficgen's MAX_IN_FLIGHT) run at once. Redirects are not followed. Artillery times an answer to its first byte; trafficgen to its last.",
     );
     for note in notes.iter().chain(&w.notes) {
         out.push_str("#\n");
