@@ -29,6 +29,8 @@ pub enum Command {
     Healthcheck(HealthcheckArgs),
     /// Workload files: check one and see what it would send
     Workload(WorkloadArgs),
+    /// Write the traffic of a workload as a k6, Locust or Artillery script (sends nothing)
+    Export(ExportArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -221,4 +223,60 @@ pub struct WorkloadCheckArgs {
     /// Size of the pools that do not give one
     #[arg(long, env = "ID_BUFFER_SIZE", default_value_t = 50)]
     pub id_buffer_size: usize,
+}
+
+/// Settings of `trafficgen export`.
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// The tool to write a script for: k6, locust or artillery (required)
+    #[arg(long)]
+    pub format: Option<String>,
+
+    /// The workload file (YAML or JSON); without it, the built-in orders workload (MIX, ID_BUFFER_SIZE)
+    #[arg(long, env = "WORKLOAD_FILE")]
+    pub workload: Option<std::path::PathBuf>,
+
+    /// A scenario: normal, peak, error_injection, latency_degradation or stress (needs --max-rps)
+    #[arg(long)]
+    pub scenario: Option<String>,
+
+    /// How long the script runs: 500ms, 60s, 5m, 1h
+    #[arg(long, default_value = "60s")]
+    pub duration: String,
+
+    /// The rate the scenario rises to, requests per second
+    #[arg(long)]
+    pub max_rps: Option<f64>,
+
+    /// A linear rise from 0 at the start (not for peak, which has its own)
+    #[arg(long, default_value = "0s")]
+    pub ramp_up: String,
+
+    /// Without a scenario: the constant rate, requests per second [default: 2]
+    #[arg(long)]
+    pub rps: Option<f64>,
+
+    /// Objectives to gate the run on: "p95<300ms,error_rate<1%,rps>=95%,create_order:p99<1s"
+    #[arg(long, env = "SLO")]
+    pub slo: Option<String>,
+
+    /// The base URL written into the script (each tool can override it when it runs)
+    #[arg(long, env = "TARGET_URL", default_value = "http://nginx")]
+    pub target_url: String,
+
+    /// Weights of the built-in workload (ignored with --workload)
+    #[arg(long, env = "MIX", default_value = "create_order=60,list_orders=25,get_order=15")]
+    pub mix: String,
+
+    /// Size of the pools that do not give one
+    #[arg(long, env = "ID_BUFFER_SIZE", default_value_t = 50)]
+    pub id_buffer_size: usize,
+
+    /// Bound on requests in flight (k6 maxVUs, Artillery maxVusers)
+    #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 512)]
+    pub max_in_flight: usize,
+
+    /// Write the script to this file instead of stdout
+    #[arg(short, long)]
+    pub output: Option<std::path::PathBuf>,
 }

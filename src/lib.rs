@@ -17,6 +17,8 @@
 //!   jobs and exports.
 //! - [`descriptors`]: the open-file limit shared out between the engine
 //!   and the control API.
+//! - [`export`]: a workload's traffic as a k6, Locust or Artillery script.
+//! - [`slo`]: the SLO syntax and a pure evaluator of a window against it.
 //! - [`app`]: wires it together; `main.rs` only dispatches.
 
 pub mod app;
@@ -26,10 +28,12 @@ pub mod control;
 pub mod demo_target;
 pub mod descriptors;
 pub mod engine;
+pub mod export;
 pub mod healthcheck;
 pub mod json;
 pub mod logging;
 pub mod metrics;
 pub mod rate;
 pub mod scenario;
+pub mod slo;
 pub mod workload;

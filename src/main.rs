@@ -40,6 +40,7 @@ fn main() -> ExitCode {
         Some(Command::Workload(args)) => match args.command {
             WorkloadCommand::Check(check) => trafficgen::workload::check::run(&check),
         },
+        Some(Command::Export(args)) => trafficgen::export::command::run(&args),
     }
 }
 

@@ -1,6 +1,8 @@
 //! The control API: switch modes, read status, health and metrics.
 
 mod error;
+mod export;
+mod guard;
 mod mode;
 pub mod origin;
 pub mod server;
@@ -70,6 +72,7 @@ pub fn configure(state: ControlState) -> impl FnOnce(&mut web::ServiceConfig) {
             .service(get_only("/status", status::status))
             .service(get_only("/health", status::health))
             .service(get_only("/metrics", status::metrics))
+            .service(get_only("/export/{format}", export::export))
             .default_service(web::to(|r: HttpRequest| async move {
                 Err::<actix_web::HttpResponse, _>(ApiError::NotFound {
                     method: r.method().to_string(),

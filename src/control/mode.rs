@@ -6,6 +6,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::guard::{authorize, refuse_foreign_origin};
 use super::{ApiError, ControlState};
 use crate::engine::mode::{MIN_RPS, Mode};
 use crate::json::rate_value;
@@ -83,38 +84,6 @@ fn parse_custom_rate(body: &[u8], max_rps: f64) -> Result<CustomRate, ApiError> 
         return Err(ApiError::Invalid(format!("body must be a JSON object; {expected}")));
     }
     CustomRate::deserialize(value).map_err(|e| ApiError::Invalid(format!("{e}; {expected}")))
-}
-
-/// A web page a user has open can fire a body-less POST at the control
-/// port (a CORS "simple request"); browsers mark it with `Origin`, curl and
-/// scripts do not. Every `Origin` header must be on the allow-list (see
-/// [`super::origin`]).
-fn refuse_foreign_origin(request: &HttpRequest, state: &ControlState) -> Result<(), ApiError> {
-    let host = request.headers().get(header::HOST).map(|h| h.as_bytes());
-    for origin in request.headers().get_all(header::ORIGIN) {
-        if !state.origins.allows(origin.as_bytes(), host) {
-            return Err(ApiError::ForeignOrigin(String::from_utf8_lossy(origin.as_bytes()).into_owned()));
-        }
-    }
-    Ok(())
-}
-
-/// With a control token set, the request must carry `Authorization: Bearer <token>`.
-fn authorize(request: &HttpRequest, state: &ControlState) -> Result<(), ApiError> {
-    let Some(token) = &state.token else {
-        return Ok(());
-    };
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .map(|v| v.as_bytes())
-        .and_then(|v| v.split_at_checked(7))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case(b"bearer "))
-        .map(|(_, credentials)| credentials.trim_ascii());
-    match presented {
-        Some(candidate) if token.matches(candidate) => Ok(()),
-        _ => Err(ApiError::Unauthorized),
-    }
 }
 
 async fn read_body(request: &HttpRequest, mut payload: web::Payload) -> Result<Vec<u8>, ApiError> {

@@ -4,6 +4,7 @@ mod cli;
 mod control;
 mod demo_target;
 mod dns;
+mod export;
 mod faults;
 mod hardening;
 mod helpers;

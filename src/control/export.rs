@@ -1,0 +1,116 @@
+//! `GET /export/{k6,locust,artillery}`: the running workload and mode as a
+//! script for that tool, or a scenario with `?scenario=…&max_rps=…`.
+//! Query: `scenario`, `duration_secs` (60), `max_rps`, `ramp_up_secs` (0),
+//! `rps` (instead of the mode's rate), `slo`. `job` answers 422 until
+//! jobs exist.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use super::guard::authorize;
+use super::{ApiError, ControlState};
+use crate::export::{self, Format, Spec, Traffic};
+use crate::scenario::ScenarioKind;
+use crate::slo;
+use crate::workload::{Options, Target, Workload};
+
+/// Default length of an exported run, seconds.
+const DEFAULT_DURATION_SECS: f64 = 60.0;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportQuery {
+    scenario: Option<String>,
+    duration_secs: Option<f64>,
+    max_rps: Option<f64>,
+    ramp_up_secs: Option<f64>,
+    rps: Option<f64>,
+    slo: Option<String>,
+    job: Option<String>,
+}
+
+pub async fn export(
+    request: HttpRequest,
+    format: web::Path<String>,
+    state: web::Data<ControlState>,
+) -> Result<HttpResponse, ApiError> {
+    let Ok(format) = format.parse::<Format>() else {
+        let message =
+            format!("unknown export format '{format}'; formats: /export/k6, /export/locust, /export/artillery");
+        return Ok(HttpResponse::NotFound().json(serde_json::json!({ "error": message })));
+    };
+    // A script holds the workload: its login bodies and seeded pool values too.
+    authorize(&request, &state)?;
+    let query = web::Query::<ExportQuery>::from_query(request.query_string())
+        .map_err(|e| {
+            ApiError::Invalid(format!("{e}; parameters: scenario, duration_secs, max_rps, ramp_up_secs, rps, slo"))
+        })?
+        .into_inner();
+    if query.job.is_some() {
+        return Err(ApiError::Invalid(
+            "jobs are not available in this version: export a scenario with ?scenario=…&max_rps=… instead".into(),
+        ));
+    }
+    let settings = state.engine.settings();
+    let cap = settings.modes.max_rps;
+    let scenario = match &query.scenario {
+        None => None,
+        Some(name) => Some(name.parse::<ScenarioKind>().map_err(|e| ApiError::Invalid(e.to_string()))?),
+    };
+    let rps = match (scenario, query.max_rps, query.rps) {
+        (Some(_), Some(max), None) => max,
+        (Some(_), None, _) => return Err(ApiError::Invalid("a scenario needs max_rps: the rate it rises to".into())),
+        (Some(_), Some(_), Some(_)) => {
+            return Err(ApiError::Invalid("rps is the constant rate without a scenario; with one give max_rps".into()));
+        }
+        (None, Some(_), _) => {
+            return Err(ApiError::Invalid("max_rps is the peak of a scenario; for a constant rate give rps".into()));
+        }
+        (None, None, Some(rps)) => rps,
+        (None, None, None) => {
+            let plan = state.engine.plan();
+            if plan.rps <= 0.0 {
+                return Err(ApiError::Invalid(format!(
+                    "the sidecar's mode '{}' sends nothing: give ?rps=N, or ?scenario=…&max_rps=N",
+                    plan.mode
+                )));
+            }
+            plan.rps
+        }
+    };
+    if rps > cap {
+        return Err(ApiError::Invalid(format!("rate {rps} is above MAX_RPS ({cap})")));
+    }
+    let traffic = Traffic::new(
+        scenario,
+        rps,
+        query.duration_secs.unwrap_or(DEFAULT_DURATION_SECS),
+        query.ramp_up_secs.unwrap_or(0.0),
+    )
+    .map_err(|e| ApiError::Invalid(e.to_string()))?;
+    let slos = slo::parse(query.slo.as_deref().unwrap_or_default()).map_err(|e| ApiError::Invalid(e.to_string()))?;
+    let (workload, source) = running_workload(&state).map_err(ApiError::Invalid)?;
+    let spec = Spec {
+        source,
+        target_url: settings.target.as_str().to_string(),
+        traffic,
+        slos,
+        max_in_flight: settings.max_in_flight,
+    };
+    let script = export::render(format, &workload, &spec).map_err(|e| ApiError::Invalid(e.to_string()))?;
+    Ok(HttpResponse::Ok()
+        .content_type(format.content_type())
+        .insert_header((header::CONTENT_DISPOSITION, format!("inline; filename=\"trafficgen{}\"", format.suffix())))
+        .body(script))
+}
+
+/// The workload the sidecar sends now, and how a script names it. Until
+/// the engine runs workload files, that is the built-in orders workload for
+/// its `MIX` and `ID_BUFFER_SIZE`: the one place to point at the engine's
+/// workload once it has one.
+pub fn running_workload(state: &ControlState) -> Result<(Workload, String), String> {
+    let settings = state.engine.settings();
+    let options = Options { target: Target::new(&settings.target), default_pool_size: settings.id_buffer_size };
+    export::command::builtin(settings.mix, settings.id_buffer_size, &options)
+}

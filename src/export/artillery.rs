@@ -1,0 +1,584 @@
+//! The Artillery script (YAML): `phases` with `arrivalRate`/`rampTo` over
+//! the stages, one weighted scenario per request, templates as Artillery's
+//! `$randomNumber`/`$randomString`/`$uuid` and variable lists, captures
+//! into variables, the setup requests in `before`, and the SLOs as
+//! `ensure` conditions.
+//!
+//! Artillery's virtual users share nothing and each runs one scenario, so
+//! a request that reads a pool filled by another request's capture gets a
+//! scenario that sends that request first and captures from its answer
+//! (as trafficgen does while the pool is empty).
+
+use std::fmt::Write as _;
+
+use super::Spec;
+use super::script::{Body, CapSource, Ctx, Gen, JsonExpr, Piece, Script};
+use super::text::{comment, num, yaml_str};
+use crate::slo::{Metric, Percentile};
+use crate::workload::Role;
+use crate::workload::template::Item;
+
+/// Most values a `random_int` may have to become a variable list (a typed
+/// number, drawn per virtual user) rather than `$randomNumber` (a string).
+const MAX_LIST: i128 = 1000;
+/// Deepest chain of requests filling each other's pools.
+const MAX_CHAIN: usize = 8;
+
+pub fn write(script: &Script, spec: &Spec, notes: &[String]) -> String {
+    let mut w = Writer { script, vars: Vec::new(), notes: Vec::new() };
+    let flows = w.flows();
+    let mut scenarios = String::new();
+    for flow in &flows {
+        let _ = writeln!(scenarios, "  - name: {}\n    weight: {}\n    flow:", yaml_str(&flow.name), flow.weight);
+        for step in &flow.steps {
+            w.step(&mut scenarios, "      ", *step);
+        }
+    }
+    let mut before = String::new();
+    if !script.setup.is_empty() {
+        before.push_str("before:\n  flow:\n");
+        for i in &script.setup {
+            w.step(&mut before, "    ", *i);
+        }
+        if let Some(every) = script.setup_every {
+            w.note(format!(
+                "trafficgen sends the setup requests again every {every} s; Artillery runs `before` once, so what they capture (a login token) is not renewed during the run."
+            ));
+        }
+    }
+    let weight: u64 = flows.iter().map(|f| f.weight).sum();
+    let sent: u64 = flows.iter().map(|f| f.weight * f.steps.len() as u64).sum();
+    // Arrivals per request sent: scenarios that fill a pool first send two.
+    let scale = if sent == 0 { 1.0 } else { weight as f64 / sent as f64 };
+    let ensure = w.ensure(spec, &flows, sent);
+
+    let mut out = String::new();
+    comment(
+        &mut out,
+        "",
+        "# ",
+        &format!("Artillery script made by `trafficgen export --format artillery` from {}.", spec.source),
+    );
+    comment(&mut out, "", "# ", &format!("Traffic: {}.", spec.traffic.describe()));
+    out.push_str("#\n#   artillery run --target http://127.0.0.1:8080 script.artillery.yml\n#\n");
+    comment(
+        &mut out,
+        "",
+        "# ",
+        "Each arrival is a new virtual user that runs one scenario, picked by weight. Artillery's virtual users share nothing, so a pool cannot be shared across them as trafficgen shares it: a request that reads a pool filled by another request's capture has a scenario that sends that request first and captures its value into a variable (as trafficgen sends the fallback while the pool is empty); pools seeded with values are variable lists, pools filled by setup requests come from `before`. Arrival rates are the traffic's rates times the arrivals per request sent, so requests per second match. At most maxVusers (trafficgen's MAX_IN_FLIGHT) run at once. Redirects are not followed. Artillery times an answer to its first byte; trafficgen to its last.",
+    );
+    for note in notes.iter().chain(&w.notes) {
+        out.push_str("#\n");
+        comment(&mut out, "", "# ", &format!("Note: {note}"));
+    }
+    out.push_str("config:\n");
+    let _ = writeln!(out, "  target: {}", yaml_str(&spec.target_url));
+    if scale != 1.0 {
+        let _ = writeln!(out, "  # Arrivals per request sent: {weight}/{sent} = {}.", num((scale * 1e6).round() / 1e6));
+    }
+    out.push_str("  phases:\n");
+    for stage in &spec.traffic.stages {
+        let _ = writeln!(out, "    - duration: {}", duration(stage.secs));
+        let _ = writeln!(out, "      arrivalRate: {}", rate(stage.from_rps * scale));
+        if stage.to_rps != stage.from_rps {
+            let _ = writeln!(out, "      rampTo: {}", rate(stage.to_rps * scale));
+        }
+        let _ = writeln!(out, "      maxVusers: {}", spec.max_in_flight.max(1));
+    }
+    if !w.vars.is_empty() {
+        out.push_str("  # Lists: each virtual user draws one value of each.\n  variables:\n");
+        for (name, items) in &w.vars {
+            let _ = writeln!(out, "    {name}: [{}]", items.join(", "));
+        }
+    }
+    out.push_str(&ensure);
+    out.push_str(&before);
+    out.push_str("scenarios:\n");
+    out.push_str(&scenarios);
+    out
+}
+
+/// Whole seconds as a number, otherwise milliseconds (`1250ms`).
+fn duration(secs: f64) -> String {
+    let ms = (secs * 1000.0).round();
+    if ms % 1000.0 == 0.0 { num(ms / 1000.0) } else { format!("\"{}ms\"", num(ms)) }
+}
+
+fn rate(rps: f64) -> String {
+    num((rps * 1e6).round() / 1e6)
+}
+
+struct Flow {
+    name: String,
+    weight: u64,
+    /// Requests sent in order.
+    steps: Vec<usize>,
+}
+
+struct Writer<'s> {
+    script: &'s Script,
+    /// Variable lists: name and items (YAML scalars).
+    vars: Vec<(String, Vec<String>)>,
+    notes: Vec<String>,
+}
+
+impl Writer<'_> {
+    fn note(&mut self, note: String) {
+        if !self.notes.contains(&note) {
+            self.notes.push(note);
+        }
+    }
+
+    /// A variable list for these items; the same items share one.
+    fn var(&mut self, base: &str, items: Vec<String>) -> String {
+        if let Some((name, _)) = self.vars.iter().find(|(_, existing)| *existing == items) {
+            return name.clone();
+        }
+        let name = format!("{base}_{}", self.vars.len() + 1);
+        self.vars.push((name.clone(), items));
+        name
+    }
+
+    /// Pools a request can read in any virtual user: seeded from the start
+    /// (a variable list) or filled by the setup requests (`before`).
+    fn pool_ready(&mut self, pool: usize) -> bool {
+        let script = self.script;
+        let by_setup = script.setup.iter().any(|s| script.requests[*s].captures.iter().any(|c| c.pool == pool));
+        if by_setup {
+            return true;
+        }
+        let seed = &script.pools[pool].seed;
+        if seed.is_empty() {
+            return false;
+        }
+        let name = pool_var(script, pool);
+        if !self.vars.iter().any(|(n, _)| *n == name) {
+            let items = seed.iter().map(typed).collect();
+            self.vars.push((name, items));
+        }
+        true
+    }
+
+    /// The requests to send, in order, so that `request` finds its pools
+    /// filled in one virtual user; `None` when some pool cannot be.
+    fn chain(&mut self, request: usize, depth: usize) -> Option<Vec<usize>> {
+        let script = self.script;
+        let req = &script.requests[request];
+        let mut steps: Vec<usize> = Vec::new();
+        for &pool in &req.needs {
+            if self.pool_ready(pool)
+                || steps.iter().any(|s| script.requests[*s].captures.iter().any(|c| c.pool == pool))
+            {
+                continue;
+            }
+            let fills = |i: &usize| script.requests[*i].captures.iter().any(|c| c.pool == pool);
+            let producer = req
+                .fallback
+                .filter(fills)
+                .or_else(|| script.fillers(pool).find(|i| *i != request && script.requests[*i].role != Role::Setup));
+            let producer = producer.filter(|_| depth < MAX_CHAIN)?;
+            for step in self.chain(producer, depth + 1)? {
+                if !steps.contains(&step) {
+                    steps.push(step);
+                }
+            }
+        }
+        steps.push(request);
+        Some(steps)
+    }
+
+    fn flows(&mut self) -> Vec<Flow> {
+        let script = self.script;
+        let mut flows = Vec::new();
+        for &(i, weight) in &script.mix {
+            let req = &script.requests[i];
+            let steps = match self.chain(i, 0) {
+                Some(steps) => steps,
+                None => {
+                    let pools: Vec<&str> = req.needs.iter().map(|p| script.pools[*p].name.as_str()).collect();
+                    match req.fallback.and_then(|f| self.chain(f, 0)) {
+                        Some(steps) => {
+                            self.note(format!(
+                                "`{}` reads {} that nothing fills within one virtual user; its fallback `{}` is sent in its place.",
+                                req.name,
+                                pools.join(", "),
+                                script.requests[req.fallback.unwrap_or(i)].name
+                            ));
+                            steps
+                        }
+                        None => {
+                            self.note(format!(
+                                "`{}` reads {} that nothing fills within one virtual user and has no fallback: it is left out, so the other requests' shares grow.",
+                                req.name,
+                                pools.join(", ")
+                            ));
+                            continue;
+                        }
+                    }
+                }
+            };
+            flows.push(Flow { name: req.name.clone(), weight, steps });
+        }
+        flows
+    }
+
+    /// One request as a flow step.
+    fn step(&mut self, out: &mut String, indent: &str, index: usize) {
+        let script = self.script;
+        let req = &script.requests[index];
+        let _ = writeln!(out, "{indent}- {}:", req.method.to_ascii_lowercase());
+        let inner = format!("{indent}    ");
+        let _ = writeln!(out, "{inner}name: {}", yaml_str(&req.name));
+        let url = self.pieces(&req.target);
+        let _ = writeln!(out, "{inner}url: {}", yaml_str(&url));
+        let mut headers: Vec<(String, String)> = req.headers.iter().map(|(n, v)| (n.clone(), self.pieces(v))).collect();
+        let json_default = matches!(&req.body, Some(Body::Json(_)))
+            && req.content_type.as_deref().is_some_and(|ct| ct.eq_ignore_ascii_case("application/json"));
+        if let Some(ct) = &req.content_type
+            && !json_default
+        {
+            headers.push(("Content-Type".to_string(), ct.clone()));
+        }
+        if !headers.is_empty() {
+            let _ = writeln!(out, "{inner}headers:");
+            for (name, value) in &headers {
+                let _ = writeln!(out, "{inner}  {}: {}", yaml_str(name), yaml_str(value));
+            }
+        }
+        match &req.body {
+            None => {}
+            Some(Body::Json(JsonExpr::Object(entries))) if !entries.is_empty() => {
+                let _ = writeln!(out, "{inner}json:");
+                for (key, value) in entries {
+                    let value = self.json(value);
+                    let _ = writeln!(out, "{inner}  {}: {value}", yaml_str(key));
+                }
+            }
+            Some(Body::Json(j)) => {
+                let value = self.json(j);
+                let _ = writeln!(out, "{inner}json: {value}");
+            }
+            Some(Body::Text(p)) => {
+                let body = self.pieces(p);
+                let _ = writeln!(out, "{inner}body: {}", yaml_str(&body));
+            }
+        }
+        if !req.captures.is_empty() {
+            let _ = writeln!(out, "{inner}capture:");
+            for cap in &req.captures {
+                let var = pool_var(script, cap.pool);
+                match &cap.source {
+                    CapSource::Json(tokens) => {
+                        let _ = writeln!(out, "{inner}  - json: {}", yaml_str(&json_path(tokens)));
+                    }
+                    CapSource::Header(name) => {
+                        let _ = writeln!(out, "{inner}  - header: {}", yaml_str(name));
+                    }
+                }
+                let _ = writeln!(out, "{inner}    as: {}", yaml_str(&var));
+                if cap.url_safe || cap.max_len != crate::workload::template::MAX_VALUE_BYTES {
+                    self.note(format!(
+                        "Artillery keeps any captured value: the checks of `{}`'s capture into {} (max_len, url_safe) are not made.",
+                        req.name, script.pools[cap.pool].name
+                    ));
+                }
+            }
+        }
+        let _ = writeln!(out, "{inner}followRedirect: false");
+    }
+
+    fn pieces(&mut self, pieces: &[Piece]) -> String {
+        let mut text = String::new();
+        for piece in pieces {
+            match piece {
+                Piece::Lit(literal) => {
+                    if literal.contains("{{") {
+                        self.note(
+                            "Artillery reads `{{` as the start of a template: literal text holding `{{` is not sent as written."
+                                .to_string(),
+                        );
+                    }
+                    text.push_str(literal);
+                }
+                Piece::Hole(drawn, ctx) => {
+                    let value = self.hole(drawn, *ctx);
+                    text.push_str(&value);
+                }
+            }
+        }
+        text
+    }
+
+    /// A hole as Artillery template text, written for its context.
+    fn hole(&mut self, drawn: &Gen, ctx: Ctx) -> String {
+        let quoted = |s: String| if ctx == Ctx::JsonValue { format!("\"{s}\"") } else { s };
+        match drawn {
+            Gen::Int { min, max } => self.int(*min, *max),
+            Gen::Choice(items) => {
+                let items: Vec<String> = items
+                    .iter()
+                    .map(|item| match ctx {
+                        Ctx::Text => typed(item),
+                        Ctx::Url => yaml_str(&percent(&item.text)),
+                        Ctx::JsonString => {
+                            let json = serde_json::Value::String(item.text.clone()).to_string();
+                            yaml_str(&json[1..json.len() - 1])
+                        }
+                        Ctx::JsonValue => yaml_str(&if item.number {
+                            item.text.clone()
+                        } else {
+                            serde_json::Value::String(item.text.clone()).to_string()
+                        }),
+                    })
+                    .collect();
+                let name = self.var("choice", items);
+                format!("{{{{ {name} }}}}")
+            }
+            Gen::Str(n) => quoted(format!("{{{{ $randomString({n}) }}}}")),
+            Gen::Uuid => {
+                self.note("uuid() is Artillery's $uuid: one per virtual user, not one per request.".to_string());
+                quoted("{{ $uuid }}".to_string())
+            }
+            Gen::Seq => {
+                self.note(
+                    "seq() has no Artillery counter shared by virtual users: a random number from 1 to 999999999 stands in."
+                        .to_string(),
+                );
+                "{{ $randomNumber(1, 999999999) }}".to_string()
+            }
+            Gen::Now => {
+                self.note(
+                    "now() has no Artillery template: 1970-01-01T00:00:00.000Z is sent in its place.".to_string(),
+                );
+                quoted("1970-01-01T00:00:00.000Z".to_string())
+            }
+            Gen::UnixTime | Gen::UnixTimeMs => {
+                self.note(
+                    "unix_time() and unix_time_ms() have no Artillery template: 0 is sent in their place.".to_string(),
+                );
+                "0".to_string()
+            }
+            Gen::Pool(p) => {
+                let name = self.script.pools[*p].name.clone();
+                let script = self.script;
+                let url_safe = script
+                    .fillers(*p)
+                    .all(|i| script.requests[i].captures.iter().filter(|c| c.pool == *p).all(|c| c.url_safe))
+                    && script.pools[*p].seed.iter().all(|v| percent(&v.text) == v.text);
+                match ctx {
+                    Ctx::Url if url_safe => {}
+                    Ctx::Url => self.note(format!(
+                        "Artillery puts a value into a path or query as it is: values of {name} are not percent-encoded."
+                    )),
+                    Ctx::JsonString | Ctx::JsonValue => self.note(format!(
+                        "Artillery puts a value into a text body as it is: values of {name} are not JSON-escaped or quoted."
+                    )),
+                    Ctx::Text => {}
+                }
+                format!("{{{{ {} }}}}", pool_var(self.script, *p))
+            }
+        }
+    }
+
+    /// `random_int`: a variable list of its values when there are few (a
+    /// number, drawn per virtual user), else `$randomNumber` (a string).
+    fn int(&mut self, min: i64, max: i64) -> String {
+        if i128::from(max) - i128::from(min) < MAX_LIST {
+            let items: Vec<String> = (min..=max).map(|n| n.to_string()).collect();
+            let name = self.var("int", items);
+            return format!("{{{{ {name} }}}}");
+        }
+        if min >= 0 {
+            self.note(format!(
+                "random_int({min}, {max}) is Artillery's $randomNumber, which gives text: as a whole JSON value it is sent as a string."
+            ));
+            return format!("{{{{ $randomNumber({min}, {max}) }}}}");
+        }
+        self.note(format!(
+            "random_int({min}, {max}): Artillery's $randomNumber takes no negative numbers and the range is too wide for a list: {min} is sent in its place."
+        ));
+        min.to_string()
+    }
+
+    /// A structured JSON value in YAML flow style.
+    fn json(&mut self, j: &JsonExpr) -> String {
+        match j {
+            JsonExpr::Literal(text) => text.clone(),
+            // A string that is exactly one template gives the variable's own
+            // value (a number stays a number).
+            JsonExpr::Value(drawn) => {
+                let text = self.hole(drawn, Ctx::Text);
+                if matches!(drawn, Gen::UnixTime | Gen::UnixTimeMs) {
+                    return text;
+                }
+                if matches!(drawn, Gen::Seq) {
+                    self.note("seq() as a whole JSON value is sent as a string here.".to_string());
+                }
+                yaml_str(&text)
+            }
+            JsonExpr::Text(p) => {
+                let text = self.pieces(p);
+                yaml_str(&text)
+            }
+            JsonExpr::Array(items) => {
+                let items: Vec<String> = items.iter().map(|i| self.json(i)).collect();
+                format!("[{}]", items.join(", "))
+            }
+            JsonExpr::Object(entries) => {
+                let entries: Vec<String> =
+                    entries.iter().map(|(k, v)| format!("{}: {}", yaml_str(k), self.json(v))).collect();
+                format!("{{{}}}", entries.join(", "))
+            }
+        }
+    }
+
+    fn ensure(&mut self, spec: &Spec, flows: &[Flow], sent: u64) -> String {
+        if spec.slos.is_empty() {
+            return String::new();
+        }
+        let script = self.script;
+        let duration = num(spec.traffic.duration_secs);
+        let mut conditions: Vec<(String, String)> = Vec::new();
+        let mut by_name = false;
+        for slo in &spec.slos {
+            let op = slo.op.as_str();
+            let expression = match (slo.metric, &slo.scope) {
+                (Metric::Latency(p), scope) => {
+                    let stat = match p {
+                        Percentile::P50 => "p50",
+                        Percentile::P90 => "p90",
+                        Percentile::P95 => "p95",
+                        Percentile::P99 => "p99",
+                        Percentile::Max => "max",
+                    };
+                    let metric = match scope {
+                        Some(name) => {
+                            by_name = true;
+                            format!("plugins.metrics-by-endpoint.response_time.{name}.{stat}")
+                        }
+                        None => format!("http.response_time.{stat}"),
+                    };
+                    format!("{metric} {op} {}", num(slo.threshold_ms()))
+                }
+                (Metric::ErrorRate, None) => {
+                    if script.requests.iter().any(|r| r.success != [(200, 299)]) {
+                        self.note(
+                            "Artillery has no success codes per request: error_rate counts every answer that is not 2xx, and requests without an answer, as errors."
+                                .to_string(),
+                        );
+                    }
+                    format!(
+                        "(http.requests - http.response_time.2xx.count) / http.requests {op} {}",
+                        num(slo.threshold)
+                    )
+                }
+                (Metric::ErrorRate, Some(_)) => {
+                    self.note(format!(
+                        "{slo}: Artillery counts answers by code per request name but not failures, so this objective is left out."
+                    ));
+                    continue;
+                }
+                (Metric::Rps, scope) => {
+                    // Requests per second over the run, against the share of
+                    // the mean target rate these scenarios send.
+                    let sent_share = match scope {
+                        None => 1.0,
+                        Some(name) => {
+                            let Some(index) = script.find(name) else { continue };
+                            let of_name: u64 = flows
+                                .iter()
+                                .map(|f| f.weight * f.steps.iter().filter(|s| **s == index).count() as u64)
+                                .sum();
+                            if of_name == 0 || sent == 0 {
+                                self.note(format!(
+                                    "{slo}: no scenario sends `{name}`, so it has no target rate; left out."
+                                ));
+                                continue;
+                            }
+                            of_name as f64 / sent as f64
+                        }
+                    };
+                    let expected = spec.traffic.mean_rps() * sent_share * slo.threshold;
+                    let count = match scope {
+                        None => "http.requests".to_string(),
+                        Some(name) => {
+                            by_name = true;
+                            format!("plugins.metrics-by-endpoint.response_time.{name}.count")
+                        }
+                    };
+                    format!("{count} / {duration} {op} {}", num((expected * 1000.0).round() / 1000.0))
+                }
+            };
+            conditions.push((expression, slo.to_string()));
+        }
+        let mut out = String::from("  plugins:\n    ensure: {}\n");
+        if by_name {
+            out.push_str("    metrics-by-endpoint:\n      useOnlyRequestNames: true\n");
+        }
+        if conditions.is_empty() {
+            return out;
+        }
+        out.push_str(
+            "  # The SLOs: Artillery exits 1 when one is missed. rps is a share of the mean target rate of the whole run.\n",
+        );
+        out.push_str("  ensure:\n    conditions:\n");
+        for (expression, clause) in &conditions {
+            let _ = writeln!(out, "      - expression: {} # {clause}", yaml_str(expression));
+        }
+        out
+    }
+}
+
+fn pool_var(script: &Script, pool: usize) -> String {
+    format!("pool_{}", script.pools[pool].name)
+}
+
+/// A YAML scalar of an item's own type.
+fn typed(item: &Item) -> String {
+    if item.number { item.text.clone() } else { yaml_str(&item.text) }
+}
+
+fn percent(text: &str) -> String {
+    let mut out = Vec::new();
+    crate::workload::render::percent_encode(text.as_bytes(), &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A JSON pointer's tokens as a JSONPath: `$.data[0].id`, `$['a/b']`.
+fn json_path(tokens: &[String]) -> String {
+    let mut path = String::from("$");
+    for token in tokens {
+        let identifier = token.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && token.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if identifier {
+            let _ = write!(path, ".{token}");
+        } else if !token.is_empty() && token.chars().all(|c| c.is_ascii_digit()) {
+            let _ = write!(path, "[{token}]");
+        } else {
+            let escaped = token.replace('\\', "\\\\").replace('\'', "\\'");
+            let _ = write!(path, "['{escaped}']");
+        }
+    }
+    path
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pointers_become_json_paths() {
+        let tokens = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(json_path(&tokens(&["id"])), "$.id");
+        assert_eq!(json_path(&tokens(&["data", "0", "id"])), "$.data[0].id");
+        assert_eq!(json_path(&tokens(&["a/b", "it's"])), "$['a/b']['it\\'s']");
+        assert_eq!(json_path(&[]), "$");
+    }
+
+    #[test]
+    fn durations_are_whole_seconds_or_milliseconds() {
+        assert_eq!(duration(30.0), "30");
+        assert_eq!(duration(1.25), "\"1250ms\"");
+        assert_eq!(rate(2.5), "2.5");
+    }
+}

@@ -1,0 +1,154 @@
+//! `trafficgen export --format k6|locust|artillery …`: writes the script to
+//! stdout or `-o FILE`. Exit 0, or 2 with one line on bad input.
+
+use std::process::ExitCode;
+
+use super::{Format, Spec, Traffic, render};
+use crate::cli::ExportArgs;
+use crate::config::TargetUrl;
+use crate::engine::mix::{Endpoint, Mix};
+use crate::scenario::ScenarioKind;
+use crate::slo;
+use crate::workload::{self, Options, OrderWeights, Target, Workload};
+
+/// Exit code for bad input, as for bad settings.
+const BAD_INPUT: u8 = 2;
+
+pub fn run(args: &ExportArgs) -> ExitCode {
+    match build(args) {
+        Ok(text) => match &args.output {
+            None => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Some(path) => match std::fs::write(path, text) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(format!("cannot write {}: {e}", path.display())),
+            },
+        },
+        Err(message) => fail(message),
+    }
+}
+
+fn fail(message: String) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(BAD_INPUT)
+}
+
+/// The script, or the one line that says what is wrong.
+pub fn build(args: &ExportArgs) -> Result<String, String> {
+    let format: Format = args
+        .format
+        .as_deref()
+        .ok_or("--format is missing: k6, locust or artillery")?
+        .parse()
+        .map_err(|e: super::UnknownFormat| e.to_string())?;
+    let target = TargetUrl::parse(&args.target_url)
+        .map_err(|reason| format!("invalid --target-url (TARGET_URL) {:?}: {reason}", args.target_url))?;
+    if !(1..=1_000_000).contains(&args.id_buffer_size) {
+        return Err(format!(
+            "invalid --id-buffer-size (ID_BUFFER_SIZE) {}: must be from 1 to 1000000",
+            args.id_buffer_size
+        ));
+    }
+    if !(1..=100_000).contains(&args.max_in_flight) {
+        return Err(format!(
+            "invalid --max-in-flight (MAX_IN_FLIGHT) {}: must be from 1 to 100000",
+            args.max_in_flight
+        ));
+    }
+    let scenario = match &args.scenario {
+        None => None,
+        Some(name) => Some(name.parse::<ScenarioKind>().map_err(|e| e.to_string())?),
+    };
+    let rps = match (scenario, args.max_rps, args.rps) {
+        (Some(_), Some(max), None) => max,
+        (Some(_), None, _) => return Err("--scenario needs --max-rps: the rate the scenario rises to".into()),
+        (Some(_), Some(_), Some(_)) => {
+            return Err("--rps is the constant rate without a scenario; with --scenario give --max-rps".into());
+        }
+        (None, Some(_), _) => {
+            return Err("--max-rps is the peak of a --scenario; for a constant rate give --rps".into());
+        }
+        (None, None, rps) => rps.unwrap_or(2.0),
+    };
+    let duration =
+        parse_duration(&args.duration).map_err(|e| format!("invalid --duration {:?}: {e}", args.duration))?;
+    let ramp_up = parse_duration(&args.ramp_up).map_err(|e| format!("invalid --ramp-up {:?}: {e}", args.ramp_up))?;
+    let traffic = Traffic::new(scenario, rps, duration, ramp_up).map_err(|e| format!("invalid traffic: {e}"))?;
+    let slos = slo::parse(args.slo.as_deref().unwrap_or_default()).map_err(|e| format!("invalid --slo (SLO): {e}"))?;
+
+    let options = Options { target: Target::new(&target), default_pool_size: args.id_buffer_size };
+    let (workload, source) = match &args.workload {
+        Some(path) => {
+            let workload = workload::load_file(path, &options).map_err(|e| {
+                let mut lines = e.to_string().lines().map(str::to_string).collect::<Vec<_>>();
+                let more = lines.len().saturating_sub(1);
+                let first = if lines.is_empty() { String::from("cannot be read") } else { lines.swap_remove(0) };
+                if more > 0 {
+                    format!("{first} (and {more} more; `trafficgen workload check` lists them all)")
+                } else {
+                    first
+                }
+            })?;
+            (workload, path.display().to_string())
+        }
+        None => {
+            let mix: Mix = args.mix.parse().map_err(|e| format!("invalid --mix (MIX) {:?}: {e}", args.mix))?;
+            builtin(mix, args.id_buffer_size, &options)?
+        }
+    };
+    let spec =
+        Spec { source, target_url: target.as_str().to_string(), traffic, slos, max_in_flight: args.max_in_flight };
+    render(format, &workload, &spec).map_err(|e| format!("invalid --slo (SLO): {e}"))
+}
+
+/// The built-in orders workload for these `MIX` weights and pool size, and
+/// how the script names it.
+pub fn builtin(mix: Mix, id_buffer_size: usize, options: &Options) -> Result<(Workload, String), String> {
+    let weights = OrderWeights {
+        create_order: mix.weight(Endpoint::CreateOrder),
+        list_orders: mix.weight(Endpoint::ListOrders),
+        get_order: mix.weight(Endpoint::GetOrder),
+    };
+    let workload = workload::orders(weights, options).map_err(|e| e.to_string())?;
+    let shown: Vec<String> = Endpoint::ALL.iter().map(|e| format!("{e}={}", mix.weight(*e))).collect();
+    Ok((workload, format!("the built-in orders workload (MIX={}, ID_BUFFER_SIZE={id_buffer_size})", shown.join(","))))
+}
+
+/// `60s`, `2m`, `1h`, `500ms`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<f64, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite() && !number.starts_with('.') && !number.ends_with('.'))
+        .ok_or("expected a number with a unit: 500ms, 60s, 5m or 1h")?;
+    let scale = match unit.trim() {
+        "ms" => 0.001,
+        "" | "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        other => return Err(format!("unknown unit `{other}`: use ms, s, m or h")),
+    };
+    Ok(value * scale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_the_usual_units() {
+        assert_eq!(parse_duration("60s"), Ok(60.0));
+        assert_eq!(parse_duration("90"), Ok(90.0));
+        assert_eq!(parse_duration("2m"), Ok(120.0));
+        assert_eq!(parse_duration("1.5h"), Ok(5400.0));
+        assert_eq!(parse_duration("250ms"), Ok(0.25));
+        for bad in ["", "s", "-5s", "1e3s", "5 minutes", "1.s", ".5s", "NaN"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! Export: the traffic of a workload as one runnable k6, Locust or
+//! Artillery script — each request with its weight, templates as the
+//! tool's own random functions, captures and pools, fallbacks, setup
+//! requests, the rate as an arrival rate over the scenario's stages, and
+//! the SLOs as the tool's thresholds. What a tool cannot do is said in a
+//! comment in the script, never dropped silently.
+//!
+//! Pure: same input, same bytes (no clock, no randomness, no maps).
+//!
+//! # Layout
+//! - `script`: the workload as tool-independent pieces (shared by all three).
+//! - `text`: string literals, comments, numbers and durations per language.
+//! - `k6`, `locust`, `artillery`: one writer each.
+//! - [`command`]: `trafficgen export …`.
+
+mod artillery;
+pub mod command;
+mod k6;
+mod locust;
+mod script;
+mod text;
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::scenario::{ScenarioKind, Stage};
+use crate::slo::{self, Slo, SloError};
+use crate::workload::Workload;
+
+use script::Script;
+use text::{num, secs};
+
+/// Longest export, seconds (a week).
+pub const MAX_DURATION_SECS: f64 = 7.0 * 86_400.0;
+/// Lowest rate, requests per second: one request in 1000 s (k6 counts
+/// whole iterations per time unit, at most 1000 s).
+pub const MIN_RATE: f64 = 0.001;
+/// Highest rate, requests per second (as `MAX_RPS`).
+pub const MAX_RATE: f64 = 1_000_000.0;
+/// Bound on requests in flight when none is given (`MAX_IN_FLIGHT`'s default).
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 512;
+
+/// The tools a script can be written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    K6,
+    Locust,
+    Artillery,
+}
+
+impl Format {
+    pub const ALL: [Format; 3] = [Format::K6, Format::Locust, Format::Artillery];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::K6 => "k6",
+            Format::Locust => "locust",
+            Format::Artillery => "artillery",
+        }
+    }
+
+    /// What a file of this script is called after its base name.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Format::K6 => ".k6.js",
+            Format::Locust => ".locustfile.py",
+            Format::Artillery => ".artillery.yml",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::K6 => "text/javascript; charset=utf-8",
+            Format::Locust => "text/x-python; charset=utf-8",
+            Format::Artillery => "application/yaml; charset=utf-8",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown export format '{0}'; formats: k6, locust, artillery")]
+pub struct UnknownFormat(pub String);
+
+impl FromStr for Format {
+    type Err = UnknownFormat;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Format::ALL.into_iter().find(|f| f.as_str() == s).ok_or_else(|| UnknownFormat(s.to_string()))
+    }
+}
+
+/// The rate story of an export: a scenario's stages, or a constant rate
+/// (with an optional ramp up).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Traffic {
+    /// `None`: a constant rate (the sidecar's mode).
+    pub scenario: Option<ScenarioKind>,
+    pub duration_secs: f64,
+    /// From [`ScenarioKind::stages`]; their lengths add up to the duration.
+    pub stages: Vec<Stage>,
+}
+
+/// A rate, duration or ramp that cannot make a script.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct TrafficError(pub String);
+
+impl Traffic {
+    /// `rps` is the scenario's peak (`max_rps`), or the constant rate.
+    /// Checked here, for the command line and the API alike.
+    pub fn new(
+        scenario: Option<ScenarioKind>,
+        rps: f64,
+        duration_secs: f64,
+        ramp_up_secs: f64,
+    ) -> Result<Traffic, TrafficError> {
+        let what = if scenario.is_some() { "max_rps" } else { "rps" };
+        if !(rps.is_finite() && (MIN_RATE..=MAX_RATE).contains(&rps)) {
+            return Err(TrafficError(format!(
+                "{what} must be a number from {} to {} requests/s, not {rps}",
+                num(MIN_RATE),
+                num(MAX_RATE)
+            )));
+        }
+        if !(duration_secs.is_finite() && (0.001..=MAX_DURATION_SECS).contains(&duration_secs)) {
+            return Err(TrafficError(format!(
+                "duration must be from 1 ms to {} s (a week), not {duration_secs} s",
+                num(MAX_DURATION_SECS)
+            )));
+        }
+        if !(ramp_up_secs.is_finite() && ramp_up_secs >= 0.0 && ramp_up_secs <= duration_secs) {
+            return Err(TrafficError(format!(
+                "ramp-up must be from 0 to the duration ({} s), not {ramp_up_secs} s",
+                num(duration_secs)
+            )));
+        }
+        if scenario == Some(ScenarioKind::Peak) && ramp_up_secs > 0.0 {
+            return Err(TrafficError(
+                "the peak scenario has its own ramp (its first quarter): leave out ramp-up".into(),
+            ));
+        }
+        // Stages in whole milliseconds, so every tool gets the same story.
+        let duration_secs = (duration_secs * 1000.0).round() / 1000.0;
+        let ramp_up_secs = (ramp_up_secs * 1000.0).round() / 1000.0;
+        let kind = scenario.unwrap_or(ScenarioKind::Normal);
+        let stages = kind
+            .stages(duration_secs, rps, ramp_up_secs)
+            .into_iter()
+            .map(|s| Stage { secs: (s.secs * 1000.0).round() / 1000.0, ..s })
+            .filter(|s| s.secs > 0.0)
+            .collect();
+        Ok(Traffic { scenario, duration_secs, stages })
+    }
+
+    /// The highest rate of any stage.
+    pub fn peak_rps(&self) -> f64 {
+        self.stages.iter().map(|s| s.from_rps.max(s.to_rps)).fold(0.0, f64::max)
+    }
+
+    /// Requests due over the whole run divided by its duration.
+    pub fn mean_rps(&self) -> f64 {
+        let total: f64 = self.stages.iter().map(Stage::requests).sum();
+        if self.duration_secs > 0.0 { total / self.duration_secs } else { 0.0 }
+    }
+
+    /// A constant rate without a ramp.
+    pub fn constant_rps(&self) -> Option<f64> {
+        match self.stages.as_slice() {
+            [only] if only.from_rps == only.to_rps => Some(only.to_rps),
+            _ => None,
+        }
+    }
+
+    /// `scenario peak over 120 s up to 50 requests/s: 0 → 50/s over 30 s, …`.
+    pub fn describe(&self) -> String {
+        let stages: Vec<String> = self
+            .stages
+            .iter()
+            .map(|s| {
+                if s.from_rps == s.to_rps {
+                    format!("{}/s for {}", num(s.to_rps), secs(s.secs))
+                } else {
+                    format!("{} → {}/s over {}", num(s.from_rps), num(s.to_rps), secs(s.secs))
+                }
+            })
+            .collect();
+        let head = match self.scenario {
+            Some(kind) => {
+                format!("scenario {kind} over {} up to {} requests/s", secs(self.duration_secs), num(self.peak_rps()))
+            }
+            None => format!("a constant rate over {}", secs(self.duration_secs)),
+        };
+        format!("{head}: {}", stages.join(", then "))
+    }
+}
+
+/// Everything an export needs besides the workload.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// Where the workload came from, for the script's first line.
+    pub source: String,
+    /// The base URL written into the script (each tool can override it).
+    pub target_url: String,
+    pub traffic: Traffic,
+    pub slos: Vec<Slo>,
+    /// The bound on requests in flight (k6's `maxVUs`).
+    pub max_in_flight: usize,
+}
+
+/// Writes `workload` as a `format` script. Fails only when an SLO names a
+/// request the workload does not have.
+pub fn render(format: Format, workload: &Workload, spec: &Spec) -> Result<String, SloError> {
+    let model = workload.model();
+    let names: Vec<&str> = model.all_requests().map(|r| r.name.as_str()).collect();
+    slo::check_scopes(&spec.slos, &names)?;
+    let sizes: Vec<usize> = workload.pools().map(|id| workload.pool_size(id)).collect();
+    let error_share = spec.traffic.scenario.map_or(0.0, ScenarioKind::error_share);
+    let script = Script::new(model, &sizes, error_share);
+    let mut notes = script.notes.clone();
+    if let Some((shortest, longest)) = spec.traffic.scenario.and_then(ScenarioKind::pauses) {
+        notes.push(format!(
+            "This scenario pauses sending at random for {} to {} at a time; {} keeps its arrival rate steady and has no such pauses, so the rate here is not ragged.",
+            secs(shortest),
+            secs(longest),
+            match format {
+                Format::K6 => "k6",
+                Format::Locust => "this Locust file",
+                Format::Artillery => "Artillery",
+            }
+        ));
+    }
+    Ok(match format {
+        Format::K6 => k6::write(&script, spec, &notes),
+        Format::Locust => locust::write(&script, spec, &notes),
+        Format::Artillery => artillery::write(&script, spec, &notes),
+    })
+}
+
+/// The share of the mean target rate a per-name `rps` objective expects.
+fn expected_rps(script: &Script, spec: &Spec, name: Option<&str>) -> Option<f64> {
+    let mean = spec.traffic.mean_rps();
+    match name {
+        None => Some(mean),
+        Some(name) => script.find(name).map(|i| mean * script.share(i)).filter(|r| *r > 0.0),
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+mod traffic_tests {
+    use super::*;
+
+    #[test]
+    fn traffic_is_checked_once_for_every_caller() {
+        let t = Traffic::new(Some(ScenarioKind::Peak), 50.0, 120.0, 0.0).unwrap();
+        assert_eq!(t.stages.len(), 3);
+        assert_eq!(t.peak_rps(), 50.0);
+        assert_eq!(t.mean_rps(), 37.5);
+        assert_eq!(
+            t.describe(),
+            "scenario peak over 120 s up to 50 requests/s: 0 → 50/s over 30 s, then 50/s for 60 s, then 50 → 0/s over 30 s"
+        );
+        let c = Traffic::new(None, 2.0, 60.0, 0.0).unwrap();
+        assert_eq!(c.constant_rps(), Some(2.0));
+        assert_eq!(c.describe(), "a constant rate over 60 s: 2/s for 60 s");
+        let bad = [
+            (None, 0.0, 60.0, 0.0, "rps must be"),
+            (None, 0.0009, 60.0, 0.0, "from 0.001"),
+            (None, f64::NAN, 60.0, 0.0, "rps must be"),
+            (Some(ScenarioKind::Stress), 2e6, 60.0, 0.0, "max_rps must be"),
+            (None, 1.0, 0.0, 0.0, "duration"),
+            (None, 1.0, f64::INFINITY, 0.0, "duration"),
+            (None, 1.0, 1e9, 0.0, "duration"),
+            (None, 1.0, 10.0, 11.0, "ramp-up"),
+            (None, 1.0, 10.0, -1.0, "ramp-up"),
+            (Some(ScenarioKind::Peak), 1.0, 10.0, 1.0, "own ramp"),
+        ];
+        for (kind, rps, duration, ramp, expected) in bad {
+            let e = Traffic::new(kind, rps, duration, ramp).unwrap_err().to_string();
+            assert!(e.contains(expected), "{e}");
+        }
+    }
+
+    #[test]
+    fn formats_by_name() {
+        for f in Format::ALL {
+            assert_eq!(f.as_str().parse::<Format>(), Ok(f));
+        }
+        assert!("jmeter".parse::<Format>().unwrap_err().to_string().contains("k6, locust, artillery"));
+    }
+}
