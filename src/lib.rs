@@ -15,6 +15,8 @@
 //!   checked and compiled once; the built-in orders workload.
 //! - [`scenario`]: the named traffic stories as rate stages, shared by
 //!   jobs and exports.
+//! - [`latency`]: latency percentiles per request name, recorded by the
+//!   engine without locks and read as snapshots.
 //! - [`app`]: wires it together; `main.rs` only dispatches.
 
 pub mod app;
@@ -25,6 +27,7 @@ pub mod demo_target;
 pub mod engine;
 pub mod healthcheck;
 pub mod json;
+pub mod latency;
 pub mod logging;
 pub mod metrics;
 pub mod rate;
