@@ -39,7 +39,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Buckets per power of two: 2^7 = 128, two significant digits.
 const SUB_BITS: u32 = 7;
@@ -418,7 +418,7 @@ impl Snapshot {
 
 /// p50, p90, p95, p99 and max in milliseconds (`null` when nothing was
 /// recorded), and how many values they are of.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Percentiles {
     pub count: u64,
     pub p50: Option<f64>,
@@ -448,7 +448,7 @@ fn millis(d: Duration) -> f64 {
 }
 
 /// Both latencies' percentiles.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct LatencyPercentiles {
     /// From the scheduled send time (coordinated omission corrected).
     pub from_scheduled: Percentiles,
@@ -458,7 +458,7 @@ pub struct LatencyPercentiles {
 
 /// Percentiles overall and per request name, as `/status`, job events and
 /// summaries show them under `latency_ms`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LatencyReport {
     pub overall: LatencyPercentiles,
     pub by_name: BTreeMap<String, LatencyPercentiles>,

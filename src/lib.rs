@@ -15,6 +15,8 @@
 //!   checked and compiled once; the built-in orders workload.
 //! - [`scenario`]: the named traffic stories as rate stages, shared by
 //!   jobs and exports.
+//! - [`jobs`]: timed scenarios as jobs (spec, presets, the one-at-a-time
+//!   state machine, the history, summaries) and timed modes, as pure code.
 //! - [`latency`]: latency percentiles per request name, recorded by the
 //!   engine without locks and read as snapshots.
 //! - [`app`]: wires it together; `main.rs` only dispatches.
@@ -26,6 +28,7 @@ pub mod control;
 pub mod demo_target;
 pub mod engine;
 pub mod healthcheck;
+pub mod jobs;
 pub mod json;
 pub mod latency;
 pub mod logging;
