@@ -15,6 +15,8 @@
 //!   checked and compiled once; the built-in orders workload.
 //! - [`scenario`]: the named traffic stories as rate stages, shared by
 //!   jobs and exports.
+//! - [`events`]: the live event hub behind the SSE streams (bounded
+//!   buffers per reader; a slow reader loses events, never slows anyone).
 //! - [`jobs`]: timed scenarios as jobs (spec, presets, the one-at-a-time
 //!   state machine, the history, summaries) and timed modes, as pure code.
 //! - [`latency`]: latency percentiles per request name, recorded by the
@@ -27,6 +29,7 @@ pub mod config;
 pub mod control;
 pub mod demo_target;
 pub mod engine;
+pub mod events;
 pub mod healthcheck;
 pub mod jobs;
 pub mod json;
