@@ -21,6 +21,8 @@
 //!   state machine, the history, summaries) and timed modes, as pure code.
 //! - [`latency`]: latency percentiles per request name, recorded by the
 //!   engine without locks and read as snapshots.
+//! - [`state`]: runtime settings (`/config`) checked as at start-up, and
+//!   what `STATE_DIR` keeps across restarts.
 //! - [`app`]: wires it together; `main.rs` only dispatches.
 
 pub mod app;
@@ -38,4 +40,5 @@ pub mod logging;
 pub mod metrics;
 pub mod rate;
 pub mod scenario;
+pub mod state;
 pub mod workload;
