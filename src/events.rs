@@ -59,6 +59,51 @@ pub mod names {
     pub const SHUTDOWN: &str = "shutdown";
 }
 
+/// `mode`: the mode or rate changed (on the sidecar stream).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModeEvent {
+    pub mode: &'static str,
+    pub rps: f64,
+    pub previous_mode: &'static str,
+    pub previous_rps: f64,
+    /// What made it: `api`, `timed_mode_ended`, `job_started`, `job_ended`, `config`.
+    pub cause: &'static str,
+    /// For a timed mode: seconds until the mode before comes back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub returns_in_secs: Option<f64>,
+}
+
+/// `job_started` and `job_ended` (on the sidecar stream).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobEvent {
+    pub job_id: String,
+    pub scenario: &'static str,
+    /// `running`, `completed` or `stopped`.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<&'static str>,
+}
+
+/// `stats`: the sidecar's numbers every second (on the sidecar stream).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatsEvent {
+    pub mode: &'static str,
+    /// `warming_up`, `running` or `paused`.
+    pub state: &'static str,
+    pub target_rps: f64,
+    /// Over the last second.
+    pub achieved_rps: f64,
+    pub in_flight: u64,
+    /// Since start.
+    pub requests: crate::jobs::Totals,
+    /// Over the last second.
+    pub error_ratio: f64,
+    /// Over the last 10 s, overall.
+    pub latency_ms: crate::latency::LatencyPercentiles,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+}
+
 /// Why a stream cannot be opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SubscribeError {
@@ -286,6 +331,41 @@ mod tests {
                 Err(mpsc::error::TryRecvError::Disconnected) => return (frames, true),
             }
         }
+    }
+
+    #[test]
+    fn event_payloads_have_their_documented_shape() {
+        let mode = ModeEvent {
+            mode: "burst",
+            rps: 20.0,
+            previous_mode: "steady",
+            previous_rps: 2.0,
+            cause: "api",
+            returns_in_secs: Some(60.0),
+        };
+        assert_eq!(
+            serde_json::to_value(&mode).unwrap(),
+            json!({"mode":"burst","rps":20.0,"previous_mode":"steady","previous_rps":2.0,"cause":"api","returns_in_secs":60.0})
+        );
+        let job = JobEvent { job_id: "job-1-00ab".into(), scenario: "peak", status: "stopped", stop_reason: None };
+        assert_eq!(
+            serde_json::to_value(&job).unwrap(),
+            json!({"job_id":"job-1-00ab","scenario":"peak","status":"stopped"})
+        );
+        let stats = StatsEvent {
+            mode: "steady",
+            state: "running",
+            target_rps: 2.0,
+            achieved_rps: 2.0,
+            in_flight: 0,
+            requests: crate::jobs::Totals::default(),
+            error_ratio: 0.0,
+            latency_ms: Default::default(),
+            job_id: None,
+        };
+        let v = serde_json::to_value(&stats).unwrap();
+        assert_eq!(v["requests"], json!({"sent":0,"successful":0,"failed":0,"dropped":0}));
+        assert!(v["latency_ms"]["from_scheduled"]["p99"].is_null() && v.get("job_id").is_none());
     }
 
     #[test]
