@@ -364,10 +364,13 @@ impl Snapshot {
         Snapshot { table: self.table, names }
     }
 
-    /// Adds `other` in (slices of the same table).
+    /// Adds `other` in. Slices of another table (the workload changed:
+    /// its names may differ) replace what was there rather than mix in
+    /// under the wrong names.
     pub fn merge(&mut self, other: &Snapshot) {
-        if self.names.is_empty() {
+        if self.names.is_empty() || self.table != other.table {
             self.table = other.table;
+            self.names.clear();
         }
         if self.names.len() < other.names.len() {
             self.names.resize(other.names.len(), None);
@@ -669,6 +672,23 @@ mod tests {
         old.record(0, ms(1.0), Duration::ZERO);
         new.record(0, ms(1.0), Duration::ZERO);
         assert_eq!(new.snapshot().since(&old.snapshot()).overall().count(), 1);
+    }
+
+    #[test]
+    fn a_window_across_a_workload_change_never_mixes_names() {
+        let old = LatencyTable::new(["a", "b"]);
+        let new = LatencyTable::new(["b", "c"]);
+        let t0 = Instant::now();
+        let mut window = LatencyWindow::new(10);
+        window.tick(t0, old.snapshot());
+        old.record(0, ms(1.0), Duration::ZERO);
+        window.tick(t0 + Duration::from_secs(1), old.snapshot());
+        new.record(1, ms(7.0), Duration::ZERO);
+        new.record(1, ms(7.0), Duration::ZERO);
+        window.tick(t0 + Duration::from_secs(2), new.snapshot());
+        let report = window.merged().report(new.names());
+        assert_eq!(report.by_name.keys().collect::<Vec<_>>(), ["c"]);
+        assert_eq!(report.overall.from_sent.count, 2, "the old table's answer is not counted as 'b'");
     }
 
     #[test]
