@@ -279,6 +279,11 @@ mod tests {
             r#"{"message":"sent Authorization: Bearer <redacted> to x","h":"bearer <redacted>"}"#
         );
         assert_eq!(redact_bearer("no credentials here".into()), "no credentials here");
+        // What the ring keeps goes through it.
+        let args = format_args!("upstream said: Authorization: Bearer s3cr3t");
+        let record = log::Record::builder().args(args).level(log::Level::Warn).build();
+        let kept = ring_entry(json_line("T", "svc", &record), "T", "svc", &record);
+        assert!(!kept.contains("s3cr3t") && kept.contains("Bearer <redacted>"), "{kept}");
         assert_eq!(redact_bearer("ends with Bearer ".into()), "ends with Bearer ");
         assert_eq!(redact_bearer("BEARER é\u{1F600}x".into()), "BEARER <redacted>");
     }
