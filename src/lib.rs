@@ -19,6 +19,14 @@
 //!   and the control API.
 //! - [`export`]: a workload's traffic as a k6, Locust or Artillery script.
 //! - [`slo`]: the SLO syntax and a pure evaluator of a window against it.
+//! - [`events`]: the live event hub behind the SSE streams (bounded
+//!   buffers per reader; a slow reader loses events, never slows anyone).
+//! - [`jobs`]: timed scenarios as jobs (spec, presets, the one-at-a-time
+//!   state machine, the history, summaries) and timed modes, as pure code.
+//! - [`latency`]: latency percentiles per request name, recorded by the
+//!   engine without locks and read as snapshots.
+//! - [`state`]: runtime settings (`/config`) checked as at start-up, and
+//!   what `STATE_DIR` keeps across restarts.
 //! - [`app`]: wires it together; `main.rs` only dispatches.
 
 pub mod app;
@@ -28,12 +36,16 @@ pub mod control;
 pub mod demo_target;
 pub mod descriptors;
 pub mod engine;
+pub mod events;
 pub mod export;
 pub mod healthcheck;
+pub mod jobs;
 pub mod json;
+pub mod latency;
 pub mod logging;
 pub mod metrics;
 pub mod rate;
 pub mod scenario;
 pub mod slo;
+pub mod state;
 pub mod workload;

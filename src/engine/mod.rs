@@ -16,6 +16,7 @@ mod pace_timer;
 mod resolve;
 pub mod ring;
 pub mod schedule;
+pub mod stages;
 pub mod tls;
 mod worker;
 

@@ -442,7 +442,7 @@ fn uuid_v4(high: u64, low: u64) -> [u8; 36] {
 }
 
 /// `2026-11-26T10:46:00.123Z`. Times before 1970 show as 1970.
-fn rfc3339_millis(t: SystemTime) -> [u8; 24] {
+pub(crate) fn rfc3339_millis(t: SystemTime) -> [u8; 24] {
     let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
     let (year, month, day) = civil_from_days((secs / 86_400) as i64);

@@ -1,0 +1,463 @@
+//! `POST /jobs`: the request body, presets, and the checks that turn it
+//! into a [`JobSpec`]. Every problem names its field; nothing is guessed.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::JobError;
+use crate::engine::mode::check_rate;
+use crate::scenario::{ScenarioKind, Stage};
+
+/// Shortest and longest job, seconds.
+pub const MIN_DURATION_SECS: f64 = 1.0;
+pub const MAX_DURATION_SECS: f64 = 86_400.0;
+
+/// A named job: a scenario, a rate and a length.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Preset {
+    pub name: &'static str,
+    pub scenario: ScenarioName,
+    pub max_rps: f64,
+    pub duration_secs: f64,
+}
+
+/// A scenario as JSON shows it (`"normal"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScenarioName(pub ScenarioKind);
+
+impl Serialize for ScenarioName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ScenarioName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse().map(ScenarioName).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `GET /presets`, and what `{"preset": …}` starts from.
+pub const PRESETS: [Preset; 3] = [
+    Preset { name: "gentle", scenario: ScenarioName(ScenarioKind::Normal), max_rps: 10.0, duration_secs: 30.0 },
+    Preset { name: "moderate", scenario: ScenarioName(ScenarioKind::Normal), max_rps: 100.0, duration_secs: 60.0 },
+    Preset { name: "stress", scenario: ScenarioName(ScenarioKind::Stress), max_rps: 500.0, duration_secs: 120.0 },
+];
+
+pub fn preset(name: &str) -> Option<&'static Preset> {
+    PRESETS.iter().find(|p| p.name == name)
+}
+
+fn preset_names() -> String {
+    PRESETS.map(|p| p.name).join(", ")
+}
+
+/// What a job body is checked against: the cap and the workload's names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobLimits {
+    pub max_rps: f64,
+    /// Requests drawn by weight: what `endpoints` may name.
+    pub weighted: Vec<String>,
+    /// Requests marked `error: true`: what error injection sends.
+    pub errors: Vec<String>,
+}
+
+impl JobLimits {
+    /// The limits of a workload under `max_rps`.
+    pub fn of(workload: &crate::workload::Workload, max_rps: f64) -> JobLimits {
+        use crate::workload::Role;
+        let names = |want: fn(Role) -> bool| {
+            workload.requests().filter(|id| want(workload.role(*id))).map(|id| workload.name(id).to_string()).collect()
+        };
+        JobLimits { max_rps, weighted: names(|r| matches!(r, Role::Weighted(_))), errors: names(|r| r == Role::Error) }
+    }
+}
+
+/// A checked job: what the engine will play.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobSpec {
+    pub scenario: ScenarioName,
+    /// The preset it started from, if any.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub preset: Option<String>,
+    pub duration_secs: f64,
+    pub max_rps: f64,
+    pub ramp_up_secs: f64,
+    /// The requests to send (by weight among themselves); `None`: all.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub endpoints: Option<Vec<String>>,
+    /// Set when a preset's rate was above `MAX_RPS` and was cut to it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub capped_from_rps: Option<f64>,
+}
+
+const FIELDS: [&str; 6] = ["scenario", "preset", "duration_secs", "max_rps", "ramp_up_secs", "endpoints"];
+const EXAMPLE: &str = r#"{"scenario": "peak", "duration_secs": 120, "max_rps": 50} or {"preset": "gentle"}"#;
+
+impl JobSpec {
+    /// Reads and checks a `POST /jobs` body: a JSON object with a
+    /// `scenario` or a `preset`, fields given overriding the preset's.
+    pub fn parse(body: &[u8], limits: &JobLimits) -> Result<JobSpec, JobError> {
+        if body.trim_ascii().is_empty() {
+            return Err(JobError::BadJson(format!("POST /jobs needs a JSON body, e.g. {EXAMPLE}")));
+        }
+        let value: Value = serde_json::from_slice(body)
+            .map_err(|e| JobError::BadJson(format!("body is not valid JSON ({e}); e.g. {EXAMPLE}")))?;
+        let Value::Object(fields) = value else {
+            return Err(JobError::invalid("body", format!("must be a JSON object, e.g. {EXAMPLE}")));
+        };
+        Self::from_fields(&fields, limits)
+    }
+
+    fn from_fields(fields: &Map<String, Value>, limits: &JobLimits) -> Result<JobSpec, JobError> {
+        let unknown: Vec<&str> = fields.keys().map(String::as_str).filter(|k| !FIELDS.contains(k)).collect();
+        if !unknown.is_empty() {
+            return Err(JobError::invalid(
+                "body",
+                format!("unknown field(s) {}; allowed: {}", quoted(&unknown), FIELDS.join(", ")),
+            ));
+        }
+        let preset = match fields.get("preset") {
+            None => None,
+            Some(v) => {
+                let name = v.as_str().ok_or_else(|| JobError::invalid("preset", "must be a string"))?;
+                Some(preset(name).ok_or_else(|| {
+                    JobError::invalid("preset", format!("unknown preset '{name}'; presets: {}", preset_names()))
+                })?)
+            }
+        };
+        let scenario = match fields.get("scenario") {
+            Some(v) => {
+                let name = v.as_str().ok_or_else(|| JobError::invalid("scenario", "must be a string"))?;
+                name.parse::<ScenarioKind>().map_err(|e| JobError::invalid("scenario", e.to_string()))?
+            }
+            None => match preset {
+                Some(p) => p.scenario.0,
+                None => {
+                    return Err(JobError::invalid(
+                        "scenario",
+                        format!(
+                            "give a scenario ({}) or a preset ({}), e.g. {EXAMPLE}",
+                            ScenarioKind::names(),
+                            preset_names()
+                        ),
+                    ));
+                }
+            },
+        };
+
+        let duration_secs = match number(fields, "duration_secs")? {
+            Some(d) => d,
+            None => preset.map(|p| p.duration_secs).ok_or_else(|| required("duration_secs"))?,
+        };
+        if !(MIN_DURATION_SECS..=MAX_DURATION_SECS).contains(&duration_secs) {
+            return Err(JobError::invalid(
+                "duration_secs",
+                format!("must be from {MIN_DURATION_SECS} to {MAX_DURATION_SECS} seconds (24 h), not {duration_secs}"),
+            ));
+        }
+
+        let mut capped_from_rps = None;
+        let max_rps = match number(fields, "max_rps")? {
+            Some(rps) => check_rate(rps, limits.max_rps).map_err(|e| JobError::invalid("max_rps", e.to_string()))?,
+            None => {
+                let rps = preset.map(|p| p.max_rps).ok_or_else(|| required("max_rps"))?;
+                // Presets are ours, MAX_RPS is the operator's: the cap wins, and the answer says so.
+                if rps > limits.max_rps {
+                    capped_from_rps = Some(rps);
+                }
+                rps.min(limits.max_rps)
+            }
+        };
+        if max_rps <= 0.0 {
+            return Err(JobError::invalid(
+                "max_rps",
+                "must be above 0: a job at 0 req/s sends nothing (POST /mode/pause pauses)",
+            ));
+        }
+
+        let ramp_up_secs = number(fields, "ramp_up_secs")?.unwrap_or(0.0);
+        if !(0.0..=duration_secs).contains(&ramp_up_secs) {
+            return Err(JobError::invalid(
+                "ramp_up_secs",
+                format!("must be from 0 to duration_secs ({duration_secs}), not {ramp_up_secs}"),
+            ));
+        }
+
+        let endpoints = match fields.get("endpoints") {
+            None => None,
+            Some(v) => Some(endpoints(v, limits)?),
+        };
+        if scenario.error_share() > 0.0 && limits.errors.is_empty() {
+            return Err(JobError::invalid(
+                "scenario",
+                format!(
+                    "{scenario} sends the workload's error requests, and it has none; mark a request `error: true` in the workload"
+                ),
+            ));
+        }
+
+        Ok(JobSpec {
+            scenario: ScenarioName(scenario),
+            preset: preset.map(|p| p.name.to_string()),
+            duration_secs,
+            max_rps,
+            ramp_up_secs,
+            endpoints,
+            capped_from_rps,
+        })
+    }
+
+    /// The rate stages the engine plays (they end with the job).
+    pub fn stages(&self) -> Vec<Stage> {
+        self.scenario.0.stages(self.duration_secs, self.max_rps, self.ramp_up_secs)
+    }
+}
+
+fn required(field: &'static str) -> JobError {
+    JobError::invalid(field, format!("is required without a preset (presets: {})", preset_names()))
+}
+
+/// A finite number, if the field is there.
+fn number(fields: &Map<String, Value>, field: &'static str) -> Result<Option<f64>, JobError> {
+    match fields.get(field) {
+        None => Ok(None),
+        Some(v) => match v.as_f64() {
+            Some(x) if x.is_finite() => Ok(Some(x)),
+            _ => Err(JobError::invalid(field, format!("must be a number, not {}", short(v)))),
+        },
+    }
+}
+
+/// `endpoints`: a non-empty list of distinct names of weighted requests.
+fn endpoints(value: &Value, limits: &JobLimits) -> Result<Vec<String>, JobError> {
+    let items = value.as_array().ok_or_else(|| {
+        JobError::invalid(
+            "endpoints",
+            format!("must be a list of request names, e.g. [\"{}\"]", first(&limits.weighted)),
+        )
+    })?;
+    if items.is_empty() {
+        return Err(JobError::invalid("endpoints", "must name at least one request (leave it out for all)"));
+    }
+    if items.len() > crate::workload::MAX_REQUESTS {
+        return Err(JobError::invalid(
+            "endpoints",
+            format!("names {} requests; a workload has at most {}", items.len(), crate::workload::MAX_REQUESTS),
+        ));
+    }
+    let mut names: Vec<String> = Vec::with_capacity(items.len());
+    let (mut unknown, mut errors) = (Vec::new(), Vec::new());
+    for item in items {
+        let name = item.as_str().ok_or_else(|| {
+            JobError::invalid("endpoints", format!("must hold request names (strings), not {}", short(item)))
+        })?;
+        if names.iter().any(|n| n == name) {
+            return Err(JobError::invalid("endpoints", format!("names '{}' twice", clip(name))));
+        }
+        if limits.errors.iter().any(|n| n == name) {
+            errors.push(name);
+        } else if !limits.weighted.iter().any(|n| n == name) {
+            unknown.push(name);
+        }
+        names.push(name.to_string());
+    }
+    if !unknown.is_empty() {
+        return Err(JobError::invalid(
+            "endpoints",
+            format!(
+                "unknown request name(s) {}; the workload's requests: {}",
+                quoted(&unknown),
+                limits.weighted.join(", ")
+            ),
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(JobError::invalid(
+            "endpoints",
+            format!("{} marked `error: true`: the error_injection scenario sends those by itself", quoted(&errors)),
+        ));
+    }
+    Ok(names)
+}
+
+fn first(names: &[String]) -> &str {
+    names.first().map_or("create_order", String::as_str)
+}
+
+/// Names as `'a', 'b'`, each cut short: they come from the request body.
+fn quoted(names: &[&str]) -> String {
+    names.iter().take(10).map(|n| format!("'{}'", clip(n))).collect::<Vec<_>>().join(", ")
+        + if names.len() > 10 { ", …" } else { "" }
+}
+
+/// At most 64 characters of something a client sent, for an error message.
+fn clip(text: &str) -> String {
+    match text.char_indices().nth(64) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
+fn short(value: &Value) -> String {
+    clip(&value.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> JobLimits {
+        JobLimits {
+            max_rps: 1000.0,
+            weighted: vec!["create_order".into(), "list_orders".into(), "get_order".into()],
+            errors: vec!["order_error".into()],
+        }
+    }
+
+    fn parse(body: &str) -> Result<JobSpec, JobError> {
+        JobSpec::parse(body.as_bytes(), &limits())
+    }
+
+    /// The field an error names and its message.
+    fn refused(body: &str) -> (String, String) {
+        match parse(body) {
+            Err(JobError::Invalid { field, message }) => (field, message),
+            other => panic!("{body}: expected a 422, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_full_body_is_taken_as_given() {
+        let spec = parse(
+            r#"{"scenario":"peak","duration_secs":120,"max_rps":50,"ramp_up_secs":10,"endpoints":["create_order","list_orders"]}"#,
+        )
+        .unwrap();
+        assert_eq!(spec.scenario.0, ScenarioKind::Peak);
+        assert_eq!((spec.duration_secs, spec.max_rps, spec.ramp_up_secs), (120.0, 50.0, 10.0));
+        assert_eq!(spec.endpoints, Some(vec!["create_order".to_string(), "list_orders".to_string()]));
+        assert_eq!(spec.preset, None);
+        assert_eq!(spec.stages().len(), 3);
+    }
+
+    #[test]
+    fn presets_fill_in_and_explicit_fields_override_them() {
+        for (name, scenario, rps, secs) in
+            [("gentle", "normal", 10.0, 30.0), ("moderate", "normal", 100.0, 60.0), ("stress", "stress", 500.0, 120.0)]
+        {
+            let spec = parse(&format!(r#"{{"preset":"{name}"}}"#)).unwrap();
+            assert_eq!(
+                (spec.scenario.0.as_str(), spec.max_rps, spec.duration_secs, spec.preset.as_deref()),
+                (scenario, rps, secs, Some(name))
+            );
+        }
+        let spec = parse(r#"{"preset":"gentle","max_rps":25,"scenario":"peak"}"#).unwrap();
+        assert_eq!((spec.scenario.0, spec.max_rps, spec.duration_secs), (ScenarioKind::Peak, 25.0, 30.0));
+    }
+
+    #[test]
+    fn a_presets_rate_is_cut_to_max_rps_and_says_so_but_an_explicit_one_is_refused() {
+        let low = JobLimits { max_rps: 100.0, ..limits() };
+        let spec = JobSpec::parse(br#"{"preset":"stress"}"#, &low).unwrap();
+        assert_eq!((spec.max_rps, spec.capped_from_rps), (100.0, Some(500.0)));
+        match JobSpec::parse(br#"{"scenario":"normal","duration_secs":5,"max_rps":101}"#, &low) {
+            Err(JobError::Invalid { field, message }) => {
+                assert_eq!(field, "max_rps");
+                assert!(message.contains("MAX_RPS"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let cases: &[(&str, &str, &str)] = &[
+            (r#"[1]"#, "body", "JSON object"),
+            (r#"{"scenario":"normal","duration_secs":5,"max_rps":5,"rps":5}"#, "body", "'rps'"),
+            (r#"{"duration_secs":5,"max_rps":5}"#, "scenario", "or a preset"),
+            (r#"{"scenario":"tsunami","duration_secs":5,"max_rps":5}"#, "scenario", "normal, peak"),
+            (r#"{"scenario":7,"duration_secs":5,"max_rps":5}"#, "scenario", "string"),
+            (r#"{"preset":"turbo"}"#, "preset", "gentle, moderate, stress"),
+            (r#"{"preset":null}"#, "preset", "string"),
+            (r#"{"scenario":"normal","max_rps":5}"#, "duration_secs", "required"),
+            (r#"{"scenario":"normal","duration_secs":5}"#, "max_rps", "required"),
+            (r#"{"scenario":"normal","duration_secs":0.5,"max_rps":5}"#, "duration_secs", "from 1 to 86400"),
+            (r#"{"scenario":"normal","duration_secs":86401,"max_rps":5}"#, "duration_secs", "24 h"),
+            (r#"{"scenario":"normal","duration_secs":"60","max_rps":5}"#, "duration_secs", "number"),
+            (r#"{"scenario":"normal","duration_secs":5,"max_rps":-1}"#, "max_rps", "negative"),
+            (r#"{"scenario":"normal","duration_secs":5,"max_rps":0}"#, "max_rps", "above 0"),
+            (r#"{"scenario":"normal","duration_secs":5,"max_rps":1e400}"#, "body", ""),
+            (
+                r#"{"scenario":"normal","duration_secs":5,"max_rps":5,"ramp_up_secs":6}"#,
+                "ramp_up_secs",
+                "duration_secs (5)",
+            ),
+            (r#"{"scenario":"normal","duration_secs":5,"max_rps":5,"ramp_up_secs":-1}"#, "ramp_up_secs", "from 0"),
+            (r#"{"preset":"gentle","endpoints":[]}"#, "endpoints", "at least one"),
+            (r#"{"preset":"gentle","endpoints":"create_order"}"#, "endpoints", "list"),
+            (r#"{"preset":"gentle","endpoints":[1]}"#, "endpoints", "strings"),
+            (r#"{"preset":"gentle","endpoints":["buy","create_order","sell"]}"#, "endpoints", "'buy', 'sell'"),
+            (r#"{"preset":"gentle","endpoints":["order_error"]}"#, "endpoints", "error_injection"),
+            (r#"{"preset":"gentle","endpoints":["get_order","get_order"]}"#, "endpoints", "twice"),
+        ];
+        for (body, field, fragment) in cases {
+            match parse(body) {
+                Err(JobError::Invalid { field: f, message }) => {
+                    assert_eq!(&f, field, "{body}: {message}");
+                    assert!(message.contains(fragment), "{body}: {message}");
+                }
+                // 1e400 does not fit a JSON number we accept: a parse error.
+                Err(JobError::BadJson(_)) if body.contains("1e400") => {}
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn an_empty_body_or_not_json_is_a_bad_request() {
+        for body in ["", "  ", "{", "scenario=peak"] {
+            assert!(matches!(parse(body), Err(JobError::BadJson(_))), "{body:?}");
+        }
+    }
+
+    #[test]
+    fn error_injection_needs_an_error_request() {
+        let spec = parse(r#"{"scenario":"error_injection","duration_secs":10,"max_rps":5}"#).unwrap();
+        assert_eq!(spec.scenario.0.error_share(), 0.3);
+        let none = JobLimits { errors: vec![], ..limits() };
+        let err = JobSpec::parse(br#"{"scenario":"error_injection","duration_secs":10,"max_rps":5}"#, &none);
+        assert!(matches!(err, Err(JobError::Invalid { field, .. }) if field == "scenario"));
+    }
+
+    #[test]
+    fn names_from_a_client_are_cut_short_in_messages() {
+        let long = "x".repeat(10_000);
+        let (_, message) = refused(&format!(r#"{{"preset":"gentle","endpoints":["{long}"]}}"#));
+        assert!(message.len() < 400, "{} bytes", message.len());
+        let many: Vec<String> = (0..60).map(|i| format!("\"n{i}\"")).collect();
+        let (_, message) = refused(&format!(r#"{{"preset":"gentle","endpoints":[{}]}}"#, many.join(",")));
+        assert!(message.contains("…") && message.len() < 400, "{message}");
+    }
+
+    #[test]
+    fn the_builtin_workload_gives_its_names() {
+        let options = crate::workload::Options {
+            target: crate::workload::Target::new(&crate::config::TargetUrl::parse("http://x").unwrap()),
+            default_pool_size: 50,
+        };
+        let workload = crate::workload::orders(crate::workload::OrderWeights::default(), &options).unwrap();
+        let limits = JobLimits::of(&workload, 100.0);
+        assert_eq!(limits.weighted, ["create_order", "list_orders", "get_order"]);
+        assert_eq!(limits.errors, ["order_error"]);
+        assert_eq!(limits.max_rps, 100.0);
+    }
+
+    #[test]
+    fn a_spec_round_trips_through_json() {
+        let spec = parse(r#"{"preset":"moderate","endpoints":["get_order"]}"#).unwrap();
+        let json = serde_json::to_string(&spec).unwrap();
+        assert_eq!(serde_json::from_str::<JobSpec>(&json).unwrap(), spec);
+        assert!(json.contains(r#""scenario":"normal""#), "{json}");
+    }
+}
