@@ -19,10 +19,13 @@
 //!   and the control API.
 //! - [`export`]: a workload's traffic as a k6, Locust or Artillery script.
 //! - [`slo`]: the SLO syntax and a pure evaluator of a window against it.
+//! - [`cluster`]: replicas (`PEERS`) that split the rate and switch
+//!   together: membership, shares, the versioned replicated state.
 //! - [`app`]: wires it together; `main.rs` only dispatches.
 
 pub mod app;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod demo_target;
