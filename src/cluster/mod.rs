@@ -26,11 +26,14 @@ pub mod peers;
 pub mod split;
 pub mod version;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use parking_lot::Mutex;
 use serde::Serialize;
 
@@ -50,9 +53,9 @@ const POLL_EVERY: Duration = Duration::from_secs(2);
 const POLL_SOON: Duration = Duration::from_millis(500);
 /// How long a peer has to answer; it is never waited on longer.
 const PEER_TIMEOUT: Duration = Duration::from_secs(1);
-/// How long a poll waits for the name lookup before using the addresses it
-/// had; the lookup goes on, and no second one starts meanwhile.
-const LOOKUP_WAIT: Duration = Duration::from_secs(1);
+/// Requests to peers at once (polls, fan-out, catch-up together): their
+/// sockets come out of the process's small share of descriptors.
+const MAX_PEER_REQUESTS: usize = 16;
 /// Largest `GET /cluster/member` answer read.
 const MAX_MEMBER_BYTES: usize = 16 * 1024;
 /// Largest document read or accepted. (A replicated workload text will
@@ -61,12 +64,24 @@ pub const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
 /// Polls without finding our own address before saying so.
 const SELF_SEARCH_POLLS: u32 = 10;
 /// Least time between polls, however often peers ask for one.
-const MIN_POLL_GAP: Duration = Duration::from_millis(250);
+const MIN_POLL_GAP: Duration = Duration::from_millis(100);
 /// The header a replica's poll carries: its instance id, and `; stopping`
 /// when it is leaving. A replica polled by one it does not count yet (or by
 /// one that is leaving) polls at once, so a join or a leave is seen by all
 /// within moments, not at their next poll.
 pub const ASKER_HEADER: &str = "trafficgen-replica";
+
+type Asking = FuturesUnordered<Pin<Box<dyn Future<Output = (SocketAddr, Result<MemberInfo, String>)>>>>;
+type CatchUp = Pin<Box<dyn Future<Output = (SocketAddr, Result<(), String>)>>>;
+
+/// What the poll loop acts on.
+enum PollEvent {
+    Round,
+    Wake,
+    Resolved(Result<Vec<SocketAddr>, String>),
+    Answer(SocketAddr, Result<MemberInfo, String>),
+    CaughtUp(SocketAddr, Result<(), String>),
+}
 
 /// Where a change to the document came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +125,8 @@ struct Inner {
     stopping: std::sync::atomic::AtomicBool,
     /// Wakes the poll loop early (see [`ASKER_HEADER`]).
     wake: tokio::sync::Notify,
+    /// Bounds the requests to peers in flight.
+    requests: tokio::sync::Semaphore,
 }
 
 struct Replicated {
@@ -149,6 +166,7 @@ impl Cluster {
             links: Mutex::new(HashMap::new()),
             stopping: std::sync::atomic::AtomicBool::new(false),
             wake: tokio::sync::Notify::new(),
+            requests: tokio::sync::Semaphore::new(MAX_PEER_REQUESTS),
             engine,
         };
         let cluster = Cluster { inner: Arc::new(inner) };
@@ -333,12 +351,20 @@ impl Cluster {
         actix_rt::spawn(async move {
             loop {
                 let body = serde_json::to_vec(&cluster.document()).unwrap_or_default();
-                let result = cluster.inner.client.put(address, "/cluster/state", &body, MAX_MEMBER_BYTES).await;
+                let result = match cluster.inner.requests.acquire().await {
+                    Ok(_permit) => cluster.inner.client.put(address, "/cluster/state", &body, MAX_MEMBER_BYTES).await,
+                    Err(_) => break,
+                };
                 let result = result.map(|_| ()).map_err(|e| e.to_string());
-                if let Err(error) = &result {
-                    log::warn!(peer:% = address, error = error.as_str(); "cluster: could not send the change to {address}");
+                let failing = result.as_ref().err().cloned();
+                let was_failing = cluster.inner.membership.lock().fanned_out(address, result);
+                match (failing, was_failing) {
+                    (Some(error), false) => {
+                        log::warn!(peer:% = address, error = error.as_str(); "cluster: could not send the change to {address}");
+                    }
+                    (None, true) => log::info!(peer:% = address; "cluster: changes reach {address} again"),
+                    _ => {}
                 }
-                cluster.inner.membership.lock().fanned_out(address, result);
                 let mut links = cluster.inner.links.lock();
                 let link = links.entry(address).or_default();
                 if std::mem::take(&mut link.again) {
@@ -350,113 +376,199 @@ impl Cluster {
         });
     }
 
+    /// Polls the peers for ever. Every answer is taken in as it comes (a
+    /// peer that does not answer delays nobody else's), a round starts
+    /// every few seconds or when a peer asks for one, and an address still
+    /// being asked is not asked again.
     async fn poll_loop(self) {
-        let mut lookup = None;
-        let mut polls_without_self = 0u32;
+        let mut lookup: Option<actix_rt::task::JoinHandle<Result<Vec<SocketAddr>, String>>> = None;
+        let mut asking: Asking = FuturesUnordered::new();
+        let mut in_flight: HashSet<SocketAddr> = HashSet::new();
+        let mut catching_up: Option<CatchUp> = None;
         let mut catch_up_error: Option<String> = None;
+        let mut rounds_without_self = 0u32;
+        let mut last_round: Option<actix_rt::time::Instant> = None;
+        let mut next_round = actix_rt::time::Instant::now();
         loop {
-            let soon = self.poll(&mut lookup, &mut catch_up_error).await;
-            if self.inner.membership.lock().own_address().is_none() {
-                polls_without_self = polls_without_self.saturating_add(1);
-                if polls_without_self == SELF_SEARCH_POLLS {
-                    log::warn!(peers:% = self.inner.setting, instance:% = self.inner.me;
-                        "cluster: none of the addresses of PEERS answers as this replica; \
-                         its share overlaps the others' unless PEERS lists it (check the name and port)");
+            let event = tokio::select! {
+                biased;
+                Some((address, answer)) = asking.next(), if !asking.is_empty() => PollEvent::Answer(address, answer),
+                (address, result) = async {
+                    match catching_up.as_mut() {
+                        Some(catch_up) => catch_up.await,
+                        None => std::future::pending().await,
+                    }
+                } => PollEvent::CaughtUp(address, result),
+                resolved = async {
+                    match lookup.as_mut() {
+                        Some(handle) => handle.await.unwrap_or_else(|e| Err(format!("lookup failed: {e}"))),
+                        None => std::future::pending().await,
+                    }
+                } => PollEvent::Resolved(resolved),
+                _ = actix_rt::time::sleep_until(next_round) => PollEvent::Round,
+                _ = self.inner.wake.notified() => PollEvent::Wake,
+            };
+            let now = actix_rt::time::Instant::now();
+            let mut resplit = false;
+            match event {
+                PollEvent::Round => {
+                    last_round = Some(now);
+                    match &self.inner.setting {
+                        PeersSetting::Static(list) => {
+                            self.note_lookup(Ok(list.clone()));
+                        }
+                        PeersSetting::Dns { .. } if lookup.is_none() => {
+                            let setting = self.inner.setting.clone();
+                            lookup = Some(actix_rt::task::spawn_blocking(move || setting.resolve()));
+                        }
+                        // One lookup at a time: a slow resolver is not asked twice.
+                        PeersSetting::Dns { .. } => {}
+                    }
+                    let addresses: Vec<SocketAddr> = self.inner.membership.lock().addresses().collect();
+                    self.ask_each(addresses, &mut asking, &mut in_flight);
+                    if self.inner.membership.lock().own_address().is_none() {
+                        rounds_without_self = rounds_without_self.saturating_add(1);
+                        if rounds_without_self == SELF_SEARCH_POLLS {
+                            log::warn!(peers:% = self.inner.setting, instance:% = self.inner.me;
+                                "cluster: none of the addresses of PEERS answers as this replica; \
+                                 its share overlaps the others' unless PEERS lists it (check the name and port)");
+                        }
+                    } else {
+                        rounds_without_self = 0;
+                    }
+                    next_round = now + POLL_EVERY;
                 }
-            } else {
-                polls_without_self = 0;
+                PollEvent::Wake => {
+                    let earliest = last_round.map_or(now, |t| (t + MIN_POLL_GAP).max(now));
+                    next_round = next_round.min(earliest);
+                }
+                PollEvent::Resolved(result) => {
+                    lookup = None;
+                    let known: HashSet<SocketAddr> = self.inner.membership.lock().addresses().collect();
+                    if let Some(addresses) = self.note_lookup(result) {
+                        let new: Vec<SocketAddr> = addresses.into_iter().filter(|a| !known.contains(a)).collect();
+                        self.ask_each(new, &mut asking, &mut in_flight);
+                    }
+                    resplit = self.resplit();
+                }
+                PollEvent::Answer(address, answer) => {
+                    in_flight.remove(&address);
+                    self.take_answer(address, answer);
+                    resplit = self.resplit();
+                }
+                PollEvent::CaughtUp(address, result) => {
+                    catching_up = None;
+                    match result {
+                        Ok(()) => catch_up_error = None,
+                        Err(error) => {
+                            if catch_up_error.as_deref() != Some(error.as_str()) {
+                                log::warn!(peer:% = address, error = error.as_str(); "cluster: cannot catch up from {address}");
+                            }
+                            catch_up_error = Some(error);
+                        }
+                    }
+                }
             }
-            actix_rt::time::sleep(MIN_POLL_GAP).await;
-            let rest = if soon { POLL_SOON } else { POLL_EVERY }.saturating_sub(MIN_POLL_GAP);
-            tokio::select! {
-                _ = actix_rt::time::sleep(rest) => {}
-                _ = self.inner.wake.notified() => {}
+            // Behind a peer: fetch its state, one fetch at a time.
+            let mine = self.versions();
+            if catching_up.is_none()
+                && let Some(address) = self.inner.membership.lock().ahead_of(&mine)
+            {
+                let cluster = self.clone();
+                catching_up = Some(Box::pin(async move { (address, cluster.catch_up(address).await) }));
+            }
+            // Joining replicas that already send (and caught up with them):
+            // the target is up and this replica's share is missing, so its
+            // warm-up has no reason left.
+            if catching_up.is_none()
+                && self.inner.membership.lock().a_peer_is_sending()
+                && self.inner.engine.end_warmup().is_some()
+            {
+                log::info!("cluster: warm-up ended early: the other replicas are already sending");
+            }
+            // Unsettled (warming up, a member missed, the split just
+            // changed): the next round comes soon after the last one.
+            if resplit || self.unsettled() {
+                let soon = last_round.map_or(now, |t| t + POLL_SOON).max(now);
+                next_round = next_round.min(soon);
             }
         }
     }
 
-    /// One poll: resolve, ask every address, re-split, catch up. Returns
-    /// true when the next poll should come soon.
-    async fn poll(
-        &self,
-        lookup: &mut Option<actix_rt::task::JoinHandle<Result<Vec<SocketAddr>, String>>>,
-        catch_up_error: &mut Option<String>,
-    ) -> bool {
-        if let Some(result) = self.look_up(lookup).await {
-            let addresses = match &result {
-                Ok(addresses) => addresses.len(),
-                Err(_) => self.inner.lookup.lock().addresses,
-            };
-            let error = result.as_ref().err().cloned();
-            let previous = {
-                let mut status = self.inner.lookup.lock();
-                status.at = Some(Instant::now());
-                status.addresses = addresses;
-                std::mem::replace(&mut status.error, error.clone())
-            };
-            match (result, previous) {
-                (Ok(addresses), previous) => {
-                    if previous.is_some() {
-                        log::info!(peers:% = self.inner.setting; "cluster: PEERS resolves again");
-                    }
-                    self.inner.membership.lock().set_addresses(&addresses);
-                    self.inner.links.lock().retain(|a, link| link.sending || addresses.contains(a));
-                }
-                (Err(error), None) => {
-                    log::warn!(peers:% = self.inner.setting, error = error.as_str();
-                        "cluster: cannot resolve PEERS; keeping the addresses known so far");
-                }
-                (Err(_), Some(_)) => {}
+    /// Asks each of `addresses` not being asked already.
+    fn ask_each(&self, addresses: Vec<SocketAddr>, asking: &mut Asking, in_flight: &mut HashSet<SocketAddr>) {
+        for address in addresses {
+            if in_flight.insert(address) {
+                let cluster = self.clone();
+                asking.push(Box::pin(async move { (address, cluster.ask(address).await) }));
             }
         }
+    }
 
-        let addresses: Vec<SocketAddr> = self.inner.membership.lock().addresses().collect();
-        let answers = futures_util::future::join_all(addresses.iter().map(|a| self.ask(*a))).await;
-        let now = Instant::now();
-        {
-            let mut membership = self.inner.membership.lock();
-            let mut replicated = self.inner.replicated.lock();
-            for (address, answer) in addresses.into_iter().zip(answers) {
-                match answer.and_then(|info| {
-                    info.versions.check(now_ms()).map_err(|e| e.to_string())?;
-                    Ok(info)
-                }) {
-                    Ok(info) => {
-                        for version in info.versions.each() {
-                            replicated.clock.observe(version);
-                        }
-                        let was_unreachable = membership.peers().any(|(a, p)| *a == address && p.misses > 0);
-                        if was_unreachable && info.instance != self.inner.me {
-                            log::info!(peer:% = address, instance:% = info.instance; "cluster: {address} answers again");
-                        }
-                        membership.answered(address, info, now);
-                    }
-                    Err(error) => {
-                        if membership.missed(address, error.clone()) {
-                            log::warn!(peer:% = address, error = error.as_str(); "cluster: {address} does not answer");
-                        }
-                    }
+    /// Takes a lookup's outcome in; the addresses, if it found some.
+    fn note_lookup(&self, result: Result<Vec<SocketAddr>, String>) -> Option<Vec<SocketAddr>> {
+        let addresses = match &result {
+            Ok(addresses) => addresses.len(),
+            Err(_) => self.inner.lookup.lock().addresses,
+        };
+        let previous = {
+            let mut status = self.inner.lookup.lock();
+            status.at = Some(Instant::now());
+            status.addresses = addresses;
+            std::mem::replace(&mut status.error, result.as_ref().err().cloned())
+        };
+        match (result, previous) {
+            (Ok(addresses), previous) => {
+                if previous.is_some() {
+                    log::info!(peers:% = self.inner.setting; "cluster: PEERS resolves again");
                 }
+                self.inner.membership.lock().set_addresses(&addresses);
+                self.inner.links.lock().retain(|a, link| link.sending || addresses.contains(a));
+                Some(addresses)
             }
+            (Err(error), None) => {
+                log::warn!(peers:% = self.inner.setting, error = error.as_str();
+                    "cluster: cannot resolve PEERS; keeping the addresses known so far");
+                None
+            }
+            (Err(_), Some(_)) => None,
         }
+    }
 
-        let ahead = self.inner.membership.lock().ahead_of(&self.versions());
-        if let Some(address) = ahead {
-            match self.catch_up(address).await {
-                Ok(()) => *catch_up_error = None,
-                Err(error) => {
-                    if catch_up_error.as_deref() != Some(error.as_str()) {
-                        log::warn!(peer:% = address, error = error.as_str(); "cluster: cannot catch up from {address}");
-                    }
-                    *catch_up_error = Some(error);
+    /// Takes an answer (or its absence) from `address` in.
+    fn take_answer(&self, address: SocketAddr, answer: Result<MemberInfo, String>) {
+        let answer = answer.and_then(|info| {
+            info.versions.check(now_ms()).map_err(|e| e.to_string())?;
+            Ok(info)
+        });
+        let mut membership = self.inner.membership.lock();
+        match answer {
+            Ok(info) => {
+                let mut replicated = self.inner.replicated.lock();
+                for version in info.versions.each() {
+                    replicated.clock.observe(version);
+                }
+                drop(replicated);
+                let was_unreachable = membership.peers().any(|(a, p)| *a == address && p.misses > 0);
+                if was_unreachable && info.instance != self.inner.me {
+                    log::info!(peer:% = address, instance:% = info.instance; "cluster: {address} answers again");
+                }
+                membership.answered(address, info, Instant::now());
+            }
+            Err(error) => {
+                if membership.missed(address, error.clone()) {
+                    log::warn!(peer:% = address, error = error.as_str(); "cluster: {address} does not answer");
                 }
             }
         }
+    }
 
-        let (share, members, sending_peer, missing) = {
+    /// Gives the engine this replica's share as the membership now says;
+    /// true when it changed.
+    fn resplit(&self) -> bool {
+        let (share, members) = {
             let membership = self.inner.membership.lock();
-            let missing = membership.peers().any(|(_, p)| p.is_member() && p.misses > 0);
-            (membership.share(), membership.members().len(), membership.a_peer_is_sending(), missing)
+            (membership.share(), membership.members().len())
         };
         let engine = &self.inner.engine;
         let resplit = engine.set_share(share);
@@ -466,38 +578,17 @@ impl Cluster {
                 share_rps = share.of(plan.rps);
                 "cluster: {} replicas; this one sends share {} of {}", share.count, share.index + 1, share.count);
         }
-        // Joining replicas that already send: the target is up and this
-        // replica's share is missing, so its warm-up has no reason left.
-        if sending_peer && engine.end_warmup().is_some() {
-            log::info!("cluster: warm-up ended early: the other replicas are already sending");
-        }
-        resplit || missing || engine.plan().warming_up
+        resplit
     }
 
-    /// The addresses of `PEERS`, if a lookup has finished; a lookup still
-    /// running is kept for the next poll rather than started again.
-    async fn look_up(
-        &self,
-        pending: &mut Option<actix_rt::task::JoinHandle<Result<Vec<SocketAddr>, String>>>,
-    ) -> Option<Result<Vec<SocketAddr>, String>> {
-        if let PeersSetting::Static(list) = &self.inner.setting {
-            return Some(Ok(list.clone()));
-        }
-        let mut handle = pending.take().unwrap_or_else(|| {
-            let setting = self.inner.setting.clone();
-            actix_rt::task::spawn_blocking(move || setting.resolve())
-        });
-        match actix_rt::time::timeout(LOOKUP_WAIT, &mut handle).await {
-            Ok(Ok(result)) => Some(result),
-            Ok(Err(e)) => Some(Err(format!("lookup failed: {e}"))),
-            Err(_) => {
-                *pending = Some(handle);
-                None
-            }
-        }
+    /// The next round should come soon: warming up, or a member missed.
+    fn unsettled(&self) -> bool {
+        self.inner.engine.plan().warming_up
+            || self.inner.membership.lock().peers().any(|(_, p)| p.is_member() && p.misses > 0)
     }
 
     async fn ask(&self, address: SocketAddr) -> Result<MemberInfo, String> {
+        let _permit = self.inner.requests.acquire().await.map_err(|e| e.to_string())?;
         let asker = [(ASKER_HEADER, self.asker())];
         let body = self
             .inner
@@ -509,8 +600,10 @@ impl Cluster {
     }
 
     async fn catch_up(&self, address: SocketAddr) -> Result<(), String> {
-        let body =
-            self.inner.client.get(address, "/cluster/state", MAX_DOCUMENT_BYTES).await.map_err(|e| e.to_string())?;
+        let permit = self.inner.requests.acquire().await.map_err(|e| e.to_string())?;
+        let body = self.inner.client.get(address, "/cluster/state", MAX_DOCUMENT_BYTES).await;
+        drop(permit);
+        let body = body.map_err(|e| e.to_string())?;
         let document: Document =
             serde_json::from_slice(&body).map_err(|e| format!("not a replicated document: {e}"))?;
         let changed = self.merge(document, Source::CatchUp).map_err(|e| e.to_string())?;
@@ -536,7 +629,7 @@ impl Cluster {
                 reachable: peer.reachable(),
                 state: peer.last.as_ref().map(|i| i.state.clone()),
                 mode: peer.last.as_ref().map(|i| i.mode.clone()),
-                rps: peer.last.as_ref().map(|i| i.rps),
+                rps: peer.last.as_ref().map(|i| crate::json::rate_value(i.rps)),
                 share: peer.last.as_ref().map(|i| i.share),
                 versions: peer.last.as_ref().map(|i| i.versions),
                 last_seen_secs_ago: peer.last_seen.map(|t| round_tenth(now.duration_since(t).as_secs_f64())),
@@ -612,7 +705,7 @@ pub struct ReplicaView {
     pub reachable: bool,
     pub state: Option<String>,
     pub mode: Option<String>,
-    pub rps: Option<f64>,
+    pub rps: Option<serde_json::Value>,
     /// The share it reported.
     pub share: Option<ShareJson>,
     pub versions: Option<Versions>,

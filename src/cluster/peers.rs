@@ -6,7 +6,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 /// Most addresses taken from `PEERS`, so one lookup cannot make a replica
 /// poll (and fan out to) without end. Beyond it the lowest addresses are
 /// kept, the same ones on every replica.
-pub const MAX_PEERS: usize = 128;
+pub const MAX_PEERS: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeersSetting {

@@ -142,10 +142,12 @@ impl Membership {
         peer.misses == 1 && peer.last.is_some()
     }
 
-    /// Notes how the last fan-out to `address` went.
-    pub fn fanned_out(&mut self, address: SocketAddr, result: Result<(), String>) {
-        if let Some(peer) = self.peers.get_mut(&address) {
-            peer.fanout_error = result.err();
+    /// Notes how the last fan-out to `address` went; returns whether the
+    /// one before had failed.
+    pub fn fanned_out(&mut self, address: SocketAddr, result: Result<(), String>) -> bool {
+        match self.peers.get_mut(&address) {
+            Some(peer) => std::mem::replace(&mut peer.fanout_error, result.err()).is_some(),
+            None => false,
         }
     }
 

@@ -303,6 +303,48 @@ fn peer_changes_are_versioned_checked_and_guarded() {
 }
 
 #[test]
+fn a_peer_that_never_answers_is_reported_and_never_waited_on() {
+    let target = start_demo_target(&[]);
+    let url = format!("http://{}", target.addr);
+    // Accepts connections and never says a word.
+    let silent = FakeTarget::start(Behaviour::Hang);
+    let ip = fresh_ips(1).remove(0);
+    let port = closed_port();
+    let peers = format!("static:{ip}:{port},{}", silent.addr);
+    let port_text = port.to_string();
+    let env = [("BIND", ip.as_str()), ("PORT", &port_text), ("PEERS", &peers), ("INITIAL_MODE", "pause")];
+    let mut me = Proc::start(&[], &sidecar_env(&url, &env));
+    me.addr = format!("{ip}:{port}").parse().unwrap();
+    let silent_addr = silent.addr.to_string();
+    let reported = eventually(Duration::from_secs(10), || {
+        let view = me.get_json("/status")["cluster"].clone();
+        view["replicas"].as_array().unwrap().iter().any(|r| {
+            r["address"] == silent_addr.as_str()
+                && r["reachable"] == false
+                && r["error"].as_str().is_some_and(|e| e.contains("no answer"))
+        }) && view["unreachable"] == json!([silent_addr])
+    });
+    assert!(reported, "{:#}", me.get_json("/status")["cluster"]);
+
+    // A switch answers at once and applies here; the silent peer is told
+    // in the background, and reported when it does not answer.
+    let asked = Instant::now();
+    let res = me.post("/mode/burst", None);
+    let took = asked.elapsed();
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert!(took < Duration::from_millis(500), "the POST waited for the peer: {took:?}");
+    assert_eq!(me.get_json("/status")["mode"], "burst");
+    let view = me.get_json("/status")["cluster"].clone();
+    assert_eq!(view["share"]["count"], 1, "a peer that never answered has no share: {view:#}");
+    let told = eventually(Duration::from_secs(5), || {
+        me.get_json("/status")["cluster"]["replicas"].as_array().unwrap().iter().any(|r| {
+            r["address"] == silent_addr.as_str() && r["fanout_error"].as_str().is_some_and(|e| e.contains("no answer"))
+        })
+    });
+    assert!(told, "{:#}", me.get_json("/status")["cluster"]);
+}
+
+#[test]
 fn a_sidecar_alone_has_no_cluster_and_bad_peers_stop_start_up() {
     let target = start_demo_target(&[]);
     let alone = start_sidecar(&target, &[]);
