@@ -55,7 +55,7 @@ TARGET_LABELS = {"job", "instance", "__name__"}
 LABEL_VALUES = {
     "endpoint": re.compile(r"^(create_order|list_orders|get_order)$"),
     "route": re.compile(r"^(create_order|list_orders|get_order)$"),
-    "kind": re.compile(r"^(timeout|connect|other)$"),
+    "kind": re.compile(r"^(timeout|connect|dns|tls|reused|other)$"),
     "mode": re.compile(r"^(steady|burst|overload|pause|custom)$"),
     "code": re.compile(r"^([1-5][0-9][0-9]|error)$"),
 }
