@@ -71,7 +71,9 @@ const MIN_POLL_GAP: Duration = Duration::from_millis(100);
 /// within moments, not at their next poll.
 pub const ASKER_HEADER: &str = "trafficgen-replica";
 
-type Asking = FuturesUnordered<Pin<Box<dyn Future<Output = (SocketAddr, Result<MemberInfo, String>)>>>>;
+/// Asks in flight, each with its number: an answer to an ask that a newer
+/// one to the same address has replaced is dropped.
+type Asking = FuturesUnordered<Pin<Box<dyn Future<Output = (SocketAddr, u64, Result<MemberInfo, String>)>>>>;
 type CatchUp = Pin<Box<dyn Future<Output = (SocketAddr, Result<(), String>)>>>;
 
 /// What the poll loop acts on.
@@ -79,7 +81,7 @@ enum PollEvent {
     Round,
     Wake,
     Resolved(Result<Vec<SocketAddr>, String>),
-    Answer(SocketAddr, Result<MemberInfo, String>),
+    Answer(SocketAddr, u64, Result<MemberInfo, String>),
     CaughtUp(SocketAddr, Result<(), String>),
 }
 
@@ -127,6 +129,9 @@ struct Inner {
     wake: tokio::sync::Notify,
     /// Bounds the requests to peers in flight.
     requests: tokio::sync::Semaphore,
+    /// Addresses of replicas that asked us and that we do not count yet:
+    /// asked at once, even if an older ask to them still waits.
+    probes: Mutex<Vec<std::net::IpAddr>>,
 }
 
 struct Replicated {
@@ -167,6 +172,7 @@ impl Cluster {
             stopping: std::sync::atomic::AtomicBool::new(false),
             wake: tokio::sync::Notify::new(),
             requests: tokio::sync::Semaphore::new(MAX_PEER_REQUESTS),
+            probes: Mutex::new(Vec::new()),
             engine,
         };
         let cluster = Cluster { inner: Arc::new(inner) };
@@ -198,10 +204,12 @@ impl Cluster {
         }
     }
 
-    /// A peer polled us saying who it is ([`ASKER_HEADER`]): poll now if it
-    /// is one we do not count yet; if it is leaving (`authorized`: it
-    /// carried the control token, when one is set), stop counting it at once.
-    pub fn asked_by(&self, asker: &str, authorized: bool) {
+    /// A peer polled us saying who it is ([`ASKER_HEADER`]), from `from`:
+    /// if it is one we do not count yet, ask it (at the addresses of
+    /// `PEERS` with its IP, as replicas reach each other without NAT) and
+    /// poll the rest now; if it is leaving (`authorized`: it carried the
+    /// control token, when one is set), stop counting it at once.
+    pub fn asked_by(&self, asker: &str, authorized: bool, from: Option<std::net::IpAddr>) {
         let (id, stopping) = match asker.split_once(';') {
             Some((id, flag)) => (id.trim(), flag.trim() == MemberInfo::STOPPING),
             None => (asker.trim(), false),
@@ -218,6 +226,13 @@ impl Cluster {
             !membership.members().contains(&id)
         };
         drop(membership);
+        if let Some(ip) = from.filter(|_| wake) {
+            let mut probes = self.inner.probes.lock();
+            // Bounded: a flood of strangers costs one poll, not a queue.
+            if probes.len() < peers::MAX_PEERS && !probes.contains(&ip) {
+                probes.push(ip);
+            }
+        }
         if wake {
             self.inner.wake.notify_one();
         }
@@ -383,7 +398,8 @@ impl Cluster {
     async fn poll_loop(self) {
         let mut lookup: Option<actix_rt::task::JoinHandle<Result<Vec<SocketAddr>, String>>> = None;
         let mut asking: Asking = FuturesUnordered::new();
-        let mut in_flight: HashSet<SocketAddr> = HashSet::new();
+        let mut in_flight: HashMap<SocketAddr, u64> = HashMap::new();
+        let mut asks = 0u64;
         let mut catching_up: Option<CatchUp> = None;
         let mut catch_up_error: Option<String> = None;
         let mut rounds_without_self = 0u32;
@@ -392,7 +408,9 @@ impl Cluster {
         loop {
             let event = tokio::select! {
                 biased;
-                Some((address, answer)) = asking.next(), if !asking.is_empty() => PollEvent::Answer(address, answer),
+                Some((address, number, answer)) = asking.next(), if !asking.is_empty() => {
+                    PollEvent::Answer(address, number, answer)
+                }
                 (address, result) = async {
                     match catching_up.as_mut() {
                         Some(catch_up) => catch_up.await,
@@ -425,7 +443,7 @@ impl Cluster {
                         PeersSetting::Dns { .. } => {}
                     }
                     let addresses: Vec<SocketAddr> = self.inner.membership.lock().addresses().collect();
-                    self.ask_each(addresses, &mut asking, &mut in_flight);
+                    self.ask_each(addresses, false, &mut asking, &mut in_flight, &mut asks);
                     if self.inner.membership.lock().own_address().is_none() {
                         rounds_without_self = rounds_without_self.saturating_add(1);
                         if rounds_without_self == SELF_SEARCH_POLLS {
@@ -441,20 +459,26 @@ impl Cluster {
                 PollEvent::Wake => {
                     let earliest = last_round.map_or(now, |t| (t + MIN_POLL_GAP).max(now));
                     next_round = next_round.min(earliest);
+                    let probes = std::mem::take(&mut *self.inner.probes.lock());
+                    let addresses: Vec<SocketAddr> =
+                        self.inner.membership.lock().addresses().filter(|a| probes.contains(&a.ip())).collect();
+                    self.ask_each(addresses, true, &mut asking, &mut in_flight, &mut asks);
                 }
                 PollEvent::Resolved(result) => {
                     lookup = None;
                     let known: HashSet<SocketAddr> = self.inner.membership.lock().addresses().collect();
                     if let Some(addresses) = self.note_lookup(result) {
                         let new: Vec<SocketAddr> = addresses.into_iter().filter(|a| !known.contains(a)).collect();
-                        self.ask_each(new, &mut asking, &mut in_flight);
+                        self.ask_each(new, false, &mut asking, &mut in_flight, &mut asks);
                     }
                     resplit = self.resplit();
                 }
-                PollEvent::Answer(address, answer) => {
-                    in_flight.remove(&address);
-                    self.take_answer(address, answer);
-                    resplit = self.resplit();
+                PollEvent::Answer(address, number, answer) => {
+                    if in_flight.get(&address) == Some(&number) {
+                        in_flight.remove(&address);
+                        self.take_answer(address, answer);
+                        resplit = self.resplit();
+                    }
                 }
                 PollEvent::CaughtUp(address, result) => {
                     catching_up = None;
@@ -495,13 +519,25 @@ impl Cluster {
         }
     }
 
-    /// Asks each of `addresses` not being asked already.
-    fn ask_each(&self, addresses: Vec<SocketAddr>, asking: &mut Asking, in_flight: &mut HashSet<SocketAddr>) {
+    /// Asks each of `addresses` not being asked already, or all of them
+    /// anew (`again`: the answer to an older ask no longer counts).
+    fn ask_each(
+        &self,
+        addresses: Vec<SocketAddr>,
+        again: bool,
+        asking: &mut Asking,
+        in_flight: &mut HashMap<SocketAddr, u64>,
+        asks: &mut u64,
+    ) {
         for address in addresses {
-            if in_flight.insert(address) {
-                let cluster = self.clone();
-                asking.push(Box::pin(async move { (address, cluster.ask(address).await) }));
+            if in_flight.contains_key(&address) && !again {
+                continue;
             }
+            *asks += 1;
+            let number = *asks;
+            in_flight.insert(address, number);
+            let cluster = self.clone();
+            asking.push(Box::pin(async move { (address, number, cluster.ask(address).await) }));
         }
     }
 

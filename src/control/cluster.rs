@@ -31,7 +31,8 @@ pub async fn member(request: HttpRequest, state: web::Data<ControlState>) -> Res
     let cluster = cluster(&state)?;
     if let Some(asker) = request.headers().get(ASKER_HEADER).and_then(|v| v.to_str().ok()) {
         // Anyone may read this; only a peer with the token may say it leaves.
-        cluster.asked_by(asker, authorize(&request, &state).is_ok());
+        let from = request.peer_addr().map(|a| a.ip());
+        cluster.asked_by(asker, authorize(&request, &state).is_ok(), from);
     }
     Ok(HttpResponse::Ok().json(cluster.member()))
 }
