@@ -251,18 +251,34 @@ impl Cluster {
     /// the plan in force changes nothing, except during the warm-up, which
     /// it ends on every replica. Returns whether anything changed.
     pub fn propose_plan(&self, plan: Plan) -> bool {
+        let warming_up = self.inner.engine.plan().warming_up;
+        self.propose(|document, version, now_ms| {
+            let current = document.plan.value;
+            if current.mode == plan.mode && current.rps == plan.rps && !warming_up {
+                return None;
+            }
+            let mut change = document.clone();
+            change.plan = Section { version, value: PlanSpec { mode: plan.mode, rps: plan.rps, start_ms: now_ms } };
+            Some(change)
+        })
+    }
+
+    /// A change asked of this replica: `edit` gets the document, the
+    /// version a change made now has and the time (its start, for anything
+    /// scheduled), and returns the document with the changed section set to
+    /// that version, or `None` when nothing is to change. The change is
+    /// merged (and so applied) here, then sent to every peer. Every
+    /// replicated feature goes through here: a job started or stopped, a
+    /// workload or a runtime setting changed is one more `propose_…` like
+    /// [`Cluster::propose_plan`] (see [`document`] for the section it sets).
+    pub fn propose(&self, edit: impl FnOnce(&Document, Version, u64) -> Option<Document>) -> bool {
         let now = now_ms();
         let changed = {
             let mut replicated = self.inner.replicated.lock();
-            let current = replicated.document.plan.value;
-            let warming_up = self.inner.engine.plan().warming_up;
-            if current.mode == plan.mode && current.rps == plan.rps && !warming_up {
-                return false;
-            }
-            let version = replicated.clock.next(now, self.inner.me);
-            let section = Section { version, value: PlanSpec { mode: plan.mode, rps: plan.rps, start_ms: now } };
-            let mut change = replicated.document.clone();
-            change.plan = section;
+            let mut clock = replicated.clock;
+            let version = clock.next(now, self.inner.me);
+            let Some(change) = edit(&replicated.document, version, now) else { return false };
+            replicated.clock = clock;
             self.merge_locked(&mut replicated, change, Source::Local)
         };
         if changed.any() {
