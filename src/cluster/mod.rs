@@ -414,7 +414,7 @@ impl Cluster {
     async fn poll_loop(self) {
         let mut lookup: Option<actix_rt::task::JoinHandle<Result<Vec<SocketAddr>, String>>> = None;
         let mut asking: Asking = FuturesUnordered::new();
-        let mut in_flight: HashMap<SocketAddr, u64> = HashMap::new();
+        let mut in_flight: HashMap<SocketAddr, (u64, Instant)> = HashMap::new();
         let mut asks = 0u64;
         let mut catching_up: Option<CatchUp> = None;
         let mut catch_up_error: Option<String> = None;
@@ -490,7 +490,7 @@ impl Cluster {
                     resplit = self.resplit();
                 }
                 PollEvent::Answer(address, number, answer) => {
-                    if in_flight.get(&address) == Some(&number) {
+                    if in_flight.get(&address).is_some_and(|(n, _)| *n == number) {
                         in_flight.remove(&address);
                         self.take_answer(address, answer);
                         resplit = self.resplit();
@@ -535,23 +535,27 @@ impl Cluster {
         }
     }
 
-    /// Asks each of `addresses` not being asked already, or all of them
-    /// anew (`again`: the answer to an older ask no longer counts).
+    /// Asks each of `addresses` not being asked already, or (`again`) anew
+    /// if the ask in flight is older than [`MIN_POLL_GAP`]: the answer to
+    /// the older one no longer counts. Asks waiting are bounded, however
+    /// often peers poke.
     fn ask_each(
         &self,
         addresses: Vec<SocketAddr>,
         again: bool,
         asking: &mut Asking,
-        in_flight: &mut HashMap<SocketAddr, u64>,
+        in_flight: &mut HashMap<SocketAddr, (u64, Instant)>,
         asks: &mut u64,
     ) {
+        let now = Instant::now();
         for address in addresses {
-            if in_flight.contains_key(&address) && !again {
+            let busy = in_flight.get(&address).map(|(_, since)| now.duration_since(*since));
+            if busy.is_some_and(|age| !again || age < MIN_POLL_GAP) || asking.len() >= 2 * peers::MAX_PEERS {
                 continue;
             }
             *asks += 1;
             let number = *asks;
-            in_flight.insert(address, number);
+            in_flight.insert(address, (number, now));
             let cluster = self.clone();
             asking.push(Box::pin(async move { (address, number, cluster.ask(address).await) }));
         }
