@@ -146,9 +146,16 @@ def main(root, resolved_full, resolved_sidecar):
     prom = load(os.path.join(root, "deploy/prometheus/prometheus.yml"))
     targets = {t for job in prom.get("scrape_configs", [])
                for sc in job.get("static_configs", []) for t in sc.get("targets", [])}
+    # DNS service discovery: every replica of a scaled service.
+    targets |= {f"{name}:{sd.get('port')}" for job in prom.get("scrape_configs", [])
+                for sd in job.get("dns_sd_configs", []) if sd.get("type") == "A" for name in sd.get("names", [])}
     for t in ("traffic-generator:8089", "demo-target:8080"):
         if t not in targets:
             err(f"deploy/prometheus/prometheus.yml: does not scrape {t}")
+    gen_env = full.get("traffic-generator", {}).get("environment") or {}
+    if gen_env.get("PEERS") != "dns:traffic-generator:8089":
+        err(f"{raw_path}: traffic-generator must set PEERS=dns:traffic-generator:8089 (replicas with --scale), "
+            f"has {gen_env.get('PEERS')!r}")
     jobs = {job["job_name"] for job in prom.get("scrape_configs", [])}
     if "trafficgen" not in jobs:
         err("deploy/prometheus/prometheus.yml: no job 'trafficgen' (the alert rules select it)")

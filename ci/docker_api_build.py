@@ -15,6 +15,12 @@ Usage:
       `docker builder prune` needs buildx too); records still used by an
       image stay until the image is removed.
   docker_api_build.py --count-since 2006-01-02T15:04:05Z
+  docker_api_build.py --record-ids
+      prints the ids of the build-cache records there are now, one a line
+      (take them before and after a build: the new ones are the build's).
+  docker_api_build.py --prune-ids ID [ID ...]
+      removes exactly those records (those still in use by an image stay
+      until it is removed); prints the ids that are still there.
 
 The context directory is sent as it is (no .dockerignore handling): callers
 pass a small, prepared directory. Exit status 0 when the image was built and
@@ -120,8 +126,36 @@ def prune_since(since):
     return 0
 
 
+def all_records():
+    version = api_version(30)
+    conn = connection(60)
+    conn.request("GET", f"/v{version}/system/df")
+    return json.loads(conn.getresponse().read()).get("BuildCache") or []
+
+
+def prune_ids(ids):
+    version = api_version(30)
+    wanted = set(ids)
+    for _ in range(10):  # a record frees its parents only once it is gone
+        present = [r for r in all_records() if r["ID"] in wanted]
+        removable = [r["ID"] for r in present if not r.get("InUse")]
+        if not removable:
+            break
+        for rid in removable:
+            q = urllib.parse.urlencode({"filters": json.dumps({"id": {rid: True}})})
+            conn = connection(60)
+            conn.request("POST", f"/v{version}/build/prune?{q}")
+            conn.getresponse().read()
+    for r in all_records():
+        if r["ID"] in wanted:
+            print(r["ID"])
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--record-ids", action="store_true")
+    ap.add_argument("--prune-ids", nargs="*")
     ap.add_argument("--prune-since")
     ap.add_argument("--count-since", help="print how many build-cache records were created since then")
     ap.add_argument("--context")
@@ -131,6 +165,12 @@ def main():
     ap.add_argument("--build-arg", action="append", default=[])
     ap.add_argument("--timeout", type=float, default=300)
     args = ap.parse_args()
+    if args.record_ids:
+        for r in all_records():
+            print(r["ID"])
+        return 0
+    if args.prune_ids is not None:
+        return prune_ids(args.prune_ids)
     if args.prune_since:
         return prune_since(args.prune_since)
     if args.count_since:

@@ -12,6 +12,7 @@ use anyhow::Context;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::Cluster;
 use crate::config::{Config, TargetUrl};
 use crate::control::server as control_server;
 use crate::control::{ControlState, ServerInfo};
@@ -65,6 +66,7 @@ impl Sidecar {
 
         let metrics = Arc::new(Metrics::new().context("could not set up metrics")?);
         let engine = Engine::new(settings, metrics);
+        let cluster = config.peers.clone().map(|p| Cluster::new(p, engine.clone(), config.control_token.as_ref()));
         let state = ControlState {
             engine,
             started: Instant::now(),
@@ -72,6 +74,7 @@ impl Sidecar {
             token: config.control_token.clone(),
             origins: Arc::new(config.allowed_origins.clone()),
             server: Arc::new(ServerInfo::new(config.control_limits, descriptors)),
+            cluster,
         };
         Ok(Sidecar { config, state, listener, addr, demo })
     }
@@ -118,6 +121,7 @@ impl Sidecar {
             warmup_engine.end_warmup();
         });
         let sampler = actix_rt::spawn(sample_sent_rate(state.clone()));
+        let peers = state.cluster.as_ref().map(Cluster::start);
         let stats = config.stats_interval.map(|every| actix_rt::spawn(log_stats(state.clone(), every)));
 
         // A sidecar whose engine died must not stay up looking healthy.
@@ -147,6 +151,12 @@ impl Sidecar {
             stats.abort();
         }
         stop_engine.cancel();
+        // Peers take this replica's share over at once; it waits (a second
+        // at most) until they were told, while the engine drains.
+        if let (Some(cluster), Some(peers)) = (&state.cluster, peers) {
+            peers.abort();
+            cluster.leave().await;
+        }
         // The worker drains within the grace period itself; the bound only
         // guards against a wedged worker thread.
         let bound = grace + Duration::from_secs(1);
@@ -288,7 +298,7 @@ async fn log_stats(state: ControlState, every: Duration) {
         let plan = engine.plan();
         let (s, p) = (now.2, last.2);
         log::info!(
-            mode = plan.mode.as_str(), state = plan.state().as_str(), target_rps = plan.current_rps(),
+            mode = plan.mode.as_str(), state = plan.state().as_str(), target_rps = plan.sending_rps(),
             achieved_rps = (achieved * 100.0).round() / 100.0, interval_secs = (secs * 100.0).round() / 100.0,
             sent = now.1 - last.1, successful = s.successful - p.successful, failed = s.failed - p.failed,
             dropped = s.dropped - p.dropped, in_flight = engine.in_flight(), order_ids_buffered = engine.ids_buffered(),

@@ -130,6 +130,10 @@ pub struct SidecarArgs {
     #[arg(long, env = "CONTROL_REQUEST_TIMEOUT_MS", default_value_t = 5000)]
     pub control_request_timeout_ms: u64,
 
+    /// Replicas that split the rate and switch together: dns:NAME:PORT (every address NAME resolves to, e.g. a Compose service or a headless Service) or static:ADDR:PORT,…; empty = none
+    #[arg(long, env = "PEERS")]
+    pub peers: Option<String>,
+
     /// Also start the built-in demo target on a free loopback port and aim at it (TARGET_URL is ignored)
     #[arg(long)]
     pub demo: bool,

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::cli::{LogFormat, SidecarArgs};
+use crate::cluster::peers::PeersSetting;
 use crate::control::origin::AllowedOrigins;
 use crate::control::server::ServerLimits;
 use crate::engine::EngineSettings;
@@ -131,6 +132,12 @@ impl ControlToken {
         Ok(ControlToken(raw.to_string()))
     }
 
+    /// The `Authorization` header value that carries it, for requests to
+    /// peers. Never log it.
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", self.0)
+    }
+
     /// Compares in time independent of where the first difference is, so
     /// response timing does not reveal the token byte by byte.
     pub fn matches(&self, candidate: &[u8]) -> bool {
@@ -209,6 +216,8 @@ pub struct Config {
     pub allowed_origins: AllowedOrigins,
     /// Bounds of the control server.
     pub control_limits: ServerLimits,
+    /// The other replicas; `None`: this sidecar runs alone.
+    pub peers: Option<PeersSetting>,
 }
 
 const MAX_RPS_LIMIT: f64 = 1_000_000.0;
@@ -338,6 +347,10 @@ impl TryFrom<SidecarArgs> for Config {
                 None => AllowedOrigins::default(),
                 Some(raw) => AllowedOrigins::parse(raw).map_err(|e| ConfigError::new("ALLOWED_ORIGINS", raw, e))?,
             },
+            peers: match &args.peers {
+                None => None,
+                Some(raw) => PeersSetting::parse(raw).map_err(|e| ConfigError::new("PEERS", raw, e))?,
+            },
             control_limits: ServerLimits {
                 max_connections: whole("CONTROL_MAX_CONNECTIONS", args.control_max_connections, 4, 65_536)?,
                 request_timeout: Duration::from_millis(whole(
@@ -370,7 +383,7 @@ mod tests {
     #[test]
     fn defaults_match_the_contract() {
         // The environment of the test process must not leak in.
-        for var in ["TARGET_URL", "PORT", "MAX_RPS", "MIX", "WARMUP_SECS", "INITIAL_MODE"] {
+        for var in ["TARGET_URL", "PORT", "MAX_RPS", "MIX", "WARMUP_SECS", "INITIAL_MODE", "PEERS"] {
             assert!(std::env::var_os(var).is_none(), "{var} is set in the test environment");
         }
         let c = config(&[]).unwrap();
@@ -388,6 +401,14 @@ mod tests {
         assert_eq!(c.stats_interval, Some(Duration::from_secs(30)));
         assert_eq!(c.allowed_origins, AllowedOrigins::default());
         assert_eq!(c.control_limits, ServerLimits { max_connections: 256, request_timeout: Duration::from_secs(5) });
+        assert_eq!(c.peers, None, "alone unless PEERS is set");
+    }
+
+    #[test]
+    fn peers_are_read_once_and_an_empty_value_means_none() {
+        let c = config(&["--peers", "dns:traffic-generator:8089"]).unwrap();
+        assert_eq!(c.peers, Some(PeersSetting::Dns { name: "traffic-generator".into(), port: 8089 }));
+        assert_eq!(config(&["--peers", ""]).unwrap().peers, None);
     }
 
     #[test]
@@ -451,6 +472,9 @@ mod tests {
             (&["--allowed-origins", "*"], "ALLOWED_ORIGINS"),
             (&["--control-max-connections", "0"], "CONTROL_MAX_CONNECTIONS"),
             (&["--control-request-timeout-ms", "0"], "CONTROL_REQUEST_TIMEOUT_MS"),
+            (&["--peers", "traffic-generator:8089"], "PEERS"),
+            (&["--peers", "dns:traffic-generator"], "PEERS"),
+            (&["--peers", "static:10.0.0.1"], "PEERS"),
         ];
         for (flags, setting) in cases {
             let err = rejected(flags);

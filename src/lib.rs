@@ -27,10 +27,13 @@
 //!   engine without locks and read as snapshots.
 //! - [`state`]: runtime settings (`/config`) checked as at start-up, and
 //!   what `STATE_DIR` keeps across restarts.
+//! - [`cluster`]: replicas (`PEERS`) that split the rate and switch
+//!   together: membership, shares, the versioned replicated state.
 //! - [`app`]: wires it together; `main.rs` only dispatches.
 
 pub mod app;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod demo_target;

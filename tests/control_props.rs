@@ -52,6 +52,7 @@ fn control_state() -> ControlState {
             ServerLimits { max_connections: 16, request_timeout: Duration::from_secs(5) },
             None,
         )),
+        cluster: None,
     }
 }
 
@@ -114,7 +115,7 @@ fn random_custom_bodies_never_break_the_api_and_only_valid_ones_switch() {
             match valid_rate(&body) {
                 Some(rps) => {
                     prop_assert_eq!(status, 200, "{:?}", answer);
-                    prop_assert_eq!(state.engine.plan(), Plan { mode: Mode::Custom, rps, warming_up: false });
+                    prop_assert_eq!(state.engine.plan(), Plan::new(Mode::Custom, rps));
                 }
                 None => {
                     prop_assert!(

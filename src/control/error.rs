@@ -28,6 +28,11 @@ pub enum ApiError {
         "cross-origin requests may not change state (Origin: {0}); allowed: loopback origins, this server's own IP address, and ALLOWED_ORIGINS"
     )]
     ForeignOrigin(String),
+    /// 404: a cluster route on a sidecar that runs alone.
+    #[error(
+        "this sidecar runs alone: set PEERS (dns:NAME:PORT or static:ADDR:PORT,…) to run it as one of several replicas"
+    )]
+    NoCluster,
     /// 408: the body did not arrive in time.
     #[error("the request body did not arrive within {timeout:?} (CONTROL_REQUEST_TIMEOUT_MS)")]
     BodyTimeout { timeout: std::time::Duration },
@@ -36,7 +41,7 @@ pub enum ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::UnknownMode(_) | ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::UnknownMode(_) | ApiError::NotFound { .. } | ApiError::NoCluster => StatusCode::NOT_FOUND,
             ApiError::BadJson(_) => StatusCode::BAD_REQUEST,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,

@@ -1,5 +1,6 @@
 //! The control API: switch modes, read status, health and metrics.
 
+mod cluster;
 mod error;
 mod export;
 mod guard;
@@ -15,6 +16,7 @@ use actix_web::{HttpRequest, web};
 
 pub use error::ApiError;
 
+use crate::cluster::Cluster;
 use crate::config::ControlToken;
 use crate::descriptors::DescriptorBudget;
 use crate::engine::Engine;
@@ -35,6 +37,8 @@ pub struct ControlState {
     pub origins: Arc<AllowedOrigins>,
     /// The control server's bounds and live counts, for `/status`.
     pub server: Arc<ServerInfo>,
+    /// This sidecar's part among replicas (`PEERS`); `None`: alone.
+    pub cluster: Option<Cluster>,
 }
 
 /// The control server's bounds and its live connection counts.
@@ -73,6 +77,15 @@ pub fn configure(state: ControlState) -> impl FnOnce(&mut web::ServiceConfig) {
             .service(get_only("/health", status::health))
             .service(get_only("/metrics", status::metrics))
             .service(get_only("/export/{format}", export::export))
+            .service(get_only("/cluster", cluster::view))
+            .service(get_only("/cluster/member", cluster::member))
+            .service(
+                web::resource("/cluster/state")
+                    .route(web::get().to(cluster::document))
+                    .route(web::head().to(cluster::document))
+                    .route(web::put().to(cluster::merge))
+                    .default_service(web::to(|r: HttpRequest| not_allowed(r, "GET, HEAD, PUT"))),
+            )
             .default_service(web::to(|r: HttpRequest| async move {
                 Err::<actix_web::HttpResponse, _>(ApiError::NotFound {
                     method: r.method().to_string(),

@@ -30,12 +30,7 @@ pub async fn switch(
     authorize(&request, &state)?;
     let mode: Mode =
         name.parse().map_err(|e: crate::engine::mode::UnknownMode| ApiError::UnknownMode(e.to_string()))?;
-    // The HTTP layer bounds the head; this bounds the body (a client sending
-    // a byte every few seconds must not hold a handler and its buffer).
-    let timeout = state.server.limits.request_timeout;
-    let body = actix_rt::time::timeout(timeout, read_body(&request, payload))
-        .await
-        .map_err(|_| ApiError::BodyTimeout { timeout })??;
+    let body = read_body(&request, payload, &state, MAX_BODY_BYTES).await?;
     let modes = state.engine.modes();
     let plan = match mode {
         Mode::Custom => {
@@ -51,7 +46,11 @@ pub async fn switch(
             modes.plan(fixed).ok_or_else(|| ApiError::Invalid(format!("mode '{fixed}' needs a rate")))?
         }
     };
-    state.engine.switch_to(plan);
+    match &state.cluster {
+        // Replicas: applied here with a new version, then sent to every peer.
+        Some(cluster) => cluster.propose_plan(plan),
+        None => state.engine.switch_to(plan),
+    };
     Ok(HttpResponse::Ok().json(json!({"mode": plan.mode.as_str(), "rps": rate_value(plan.rps)})))
 }
 
@@ -86,20 +85,35 @@ fn parse_custom_rate(body: &[u8], max_rps: f64) -> Result<CustomRate, ApiError> 
     CustomRate::deserialize(value).map_err(|e| ApiError::Invalid(format!("{e}; {expected}")))
 }
 
-async fn read_body(request: &HttpRequest, mut payload: web::Payload) -> Result<Vec<u8>, ApiError> {
-    let too_large = ApiError::TooLarge { limit: MAX_BODY_BYTES };
+/// The body, at most `limit` bytes, within the request timeout: the HTTP
+/// layer bounds the head; this bounds the body (a client sending a byte
+/// every few seconds must not hold a handler and its buffer).
+pub(super) async fn read_body(
+    request: &HttpRequest,
+    payload: web::Payload,
+    state: &ControlState,
+    limit: usize,
+) -> Result<Vec<u8>, ApiError> {
+    let timeout = state.server.limits.request_timeout;
+    actix_rt::time::timeout(timeout, read_bounded(request, payload, limit))
+        .await
+        .map_err(|_| ApiError::BodyTimeout { timeout })?
+}
+
+async fn read_bounded(request: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let too_large = ApiError::TooLarge { limit };
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+    if declared.is_some_and(|n| n > limit) {
         return Err(too_large);
     }
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| ApiError::BadJson(format!("could not read the body: {e}")))?;
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
+        if body.len() + chunk.len() > limit {
             return Err(too_large);
         }
         body.extend_from_slice(&chunk);

@@ -4,6 +4,7 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
 use super::{ControlState, ServerInfo};
+use crate::cluster::ClusterView;
 use crate::json::Health;
 use crate::metrics::Stats;
 
@@ -27,6 +28,10 @@ pub struct Status {
     /// The descriptor and connection bounds in force.
     pub limits: Limits,
     pub control_connections: ControlConnections,
+    /// Replicas (`PEERS`): who they are, each one's share and version,
+    /// which do not answer. Absent when the sidecar runs alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterView>,
 }
 
 #[derive(Debug, Serialize)]
@@ -84,6 +89,7 @@ pub async fn status(state: web::Data<ControlState>) -> HttpResponse {
             evicted: state.server.connections.evicted(),
             timed_out: state.server.connections.timed_out(),
         },
+        cluster: state.cluster.as_ref().map(|c| c.view()),
     })
 }
 

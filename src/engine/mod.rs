@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::TargetUrl;
 use crate::metrics::Metrics;
 use mix::Mix;
-use mode::{Mode, ModeTable, Plan};
+use mode::{Mode, ModeTable, Plan, Share};
 use ring::OrderIdRing;
 
 /// What the engine needs from the configuration.
@@ -76,13 +76,9 @@ impl Engine {
     /// An engine in warm-up, heading for the initial mode. Nothing is sent
     /// until [`Engine::start`] and the end of the warm-up.
     pub fn new(settings: EngineSettings, metrics: Arc<Metrics>) -> Engine {
-        let mut plan = settings.modes.plan(settings.initial_mode).unwrap_or(Plan {
-            mode: Mode::Pause,
-            rps: 0.0,
-            warming_up: false,
-        });
+        let mut plan = settings.modes.plan(settings.initial_mode).unwrap_or(Plan::new(Mode::Pause, 0.0));
         plan.warming_up = true;
-        metrics.show_mode(plan.mode, plan.current_rps());
+        metrics.show_mode(plan.mode, plan.sending_rps());
         let shared = Shared {
             ids: Mutex::new(OrderIdRing::new(settings.id_buffer_size)),
             in_flight: Arc::new(InFlight::new(settings.max_in_flight)),
@@ -131,10 +127,25 @@ impl Engine {
     }
 
     /// Switches to `next` (ending the warm-up if it is still on). Returns
-    /// false, changing nothing, when it is already the plan.
+    /// false, changing nothing, when it is already the plan. The share
+    /// stays as it is (it is the cluster's, see [`Engine::set_share`]).
     pub fn switch_to(&self, next: Plan) -> bool {
+        self.replace(next, true)
+    }
+
+    /// Like [`Engine::switch_to`], but leaves the warm-up as it is: a
+    /// replica catching up with its peers' plan is not a user's switch.
+    pub fn adopt(&self, next: Plan) -> bool {
+        self.replace(next, false)
+    }
+
+    fn replace(&self, mut next: Plan, ends_warmup: bool) -> bool {
         let mut previous = None;
         let changed = self.plan.send_if_modified(|plan| {
+            next.share = plan.share;
+            if !ends_warmup {
+                next.warming_up = plan.warming_up;
+            }
             if *plan == next {
                 return false;
             }
@@ -142,16 +153,34 @@ impl Engine {
             *plan = next;
             true
         });
-        if let Some(previous) = previous {
+        let Some(previous) = previous else { return false };
+        self.shared.metrics.show_mode(next.mode, next.sending_rps());
+        // A new anchor alone (replicas agreeing on one) re-anchors silently.
+        let switched = previous.mode != next.mode || previous.rps != next.rps || previous.warming_up != next.warming_up;
+        if switched {
             self.shared.metrics.count_mode_switch();
-            self.shared.metrics.show_mode(next.mode, next.current_rps());
-            if previous.warming_up {
+            if previous.warming_up && !next.warming_up {
                 log::info!(mode = next.mode.as_str(), rps = next.rps, target = self.shared.settings.target.as_str(), warmup_cut_short = true;
                     "traffic started in {} mode", next.mode);
             } else {
                 log::info!(from = previous.mode.as_str(), from_rps = previous.rps, mode = next.mode.as_str(), rps = next.rps;
                     "mode changed to {}", next.mode);
             }
+        }
+        changed
+    }
+
+    /// Sends `share` of the plan's schedule from now on (replicas split
+    /// one schedule); returns false when it already does.
+    pub fn set_share(&self, share: Share) -> bool {
+        let changed = self.plan.send_if_modified(|plan| {
+            let changed = plan.share != share;
+            plan.share = share;
+            changed
+        });
+        if changed {
+            let plan = self.plan();
+            self.shared.metrics.show_mode(plan.mode, plan.sending_rps());
         }
         changed
     }
@@ -168,7 +197,7 @@ impl Engine {
             true
         });
         let plan = started?;
-        self.shared.metrics.show_mode(plan.mode, plan.current_rps());
+        self.shared.metrics.show_mode(plan.mode, plan.sending_rps());
         log::info!(mode = plan.mode.as_str(), rps = plan.rps, target = self.shared.settings.target.as_str();
             "traffic started in {} mode", plan.mode);
         Some(plan)

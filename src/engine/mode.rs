@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::SystemTime;
 
 use super::schedule::RateSchedule;
 
@@ -108,13 +109,36 @@ impl ModeTable {
 
     /// The plan for a built-in mode.
     pub fn plan(&self, mode: Mode) -> Option<Plan> {
-        self.rate_of(mode).map(|rps| Plan { mode, rps, warming_up: false })
+        self.rate_of(mode).map(|rps| Plan::new(mode, rps))
     }
 
     /// The plan for a custom rate, checked against the cap.
     pub fn custom_plan(&self, rps: f64) -> Result<Plan, RateError> {
         let rps = check_rate(rps, self.max_rps)?;
-        Ok(Plan { mode: Mode::Custom, rps, warming_up: false })
+        Ok(Plan::new(Mode::Custom, rps))
+    }
+}
+
+/// The part of a schedule this process sends when several replicas share
+/// one (see `crate::cluster`): every `count`-th slot, starting at `index`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Share {
+    pub index: u64,
+    pub count: u64,
+}
+
+impl Share {
+    /// The whole schedule: a process on its own.
+    pub const WHOLE: Share = Share { index: 0, count: 1 };
+
+    /// `None` unless `index < count`.
+    pub fn new(index: u64, count: u64) -> Option<Share> {
+        (index < count).then_some(Share { index, count })
+    }
+
+    /// This share of a rate.
+    pub fn of(&self, rps: f64) -> f64 {
+        rps / self.count.max(1) as f64
     }
 }
 
@@ -123,10 +147,18 @@ impl ModeTable {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Plan {
     pub mode: Mode,
+    /// The whole rate; with replicas, of all of them together (see `share`).
     pub rps: f64,
     /// Before the warm-up ends the engine sends nothing; `mode` is what
     /// comes after it.
     pub warming_up: bool,
+    /// The instant the schedule starts from, agreed between replicas so
+    /// that their shares interleave; `None`: the moment the engine takes
+    /// the plan up (a process on its own).
+    pub anchor: Option<SystemTime>,
+    /// The part of the schedule this process sends; set by the cluster,
+    /// kept across switches.
+    pub share: Share,
 }
 
 /// What the engine is doing, as `/status` reports it.
@@ -148,6 +180,11 @@ impl EngineState {
 }
 
 impl Plan {
+    /// A plan of a process on its own, out of warm-up.
+    pub fn new(mode: Mode, rps: f64) -> Plan {
+        Plan { mode, rps, warming_up: false, anchor: None, share: Share::WHOLE }
+    }
+
     /// The schedule to send by, `None` while nothing is to be sent.
     pub fn schedule(&self) -> Option<RateSchedule> {
         let schedule = RateSchedule::constant(self.rps);
@@ -164,9 +201,15 @@ impl Plan {
         }
     }
 
-    /// The rate being sent right now (0 during warm-up).
+    /// The rate being sent right now (0 during warm-up), by every replica
+    /// together.
     pub fn current_rps(&self) -> f64 {
         if self.warming_up { 0.0 } else { self.rps }
+    }
+
+    /// The rate this process sends right now: its share of `current_rps`.
+    pub fn sending_rps(&self) -> f64 {
+        self.share.of(self.current_rps())
     }
 }
 
@@ -211,6 +254,19 @@ mod tests {
         }
         let err = "turbo".parse::<Mode>().unwrap_err().to_string();
         assert!(err.contains("turbo") && err.contains(&Mode::names()), "{err}");
+    }
+
+    #[test]
+    fn a_share_is_its_part_of_the_rate_and_needs_an_index_below_its_count() {
+        assert_eq!(Share::new(2, 3), Some(Share { index: 2, count: 3 }));
+        assert_eq!(Share::new(3, 3), None);
+        assert_eq!(Share::new(0, 0), None);
+        let mut plan = TABLE.plan(Mode::Overload).unwrap();
+        assert_eq!(plan.sending_rps(), 100.0);
+        plan.share = Share::new(1, 4).unwrap();
+        assert_eq!((plan.current_rps(), plan.sending_rps()), (100.0, 25.0));
+        plan.warming_up = true;
+        assert_eq!(plan.sending_rps(), 0.0);
     }
 
     #[test]

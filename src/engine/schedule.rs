@@ -70,6 +70,64 @@ impl RateSchedule {
             RateSchedule::Constant { rps } => rps <= 0.0,
         }
     }
+
+    /// A time `t` seconds after the anchor, moved back by whole periods of
+    /// `stride` slots where the schedule repeats (a constant rate does), so
+    /// that slot arithmetic stays exact however old the anchor is (the Unix
+    /// epoch, for replicas that agreed on nothing else): slot `g` becomes
+    /// `g - k·stride`, which a pacer owning every `stride`-th slot owns
+    /// just the same. A schedule that does not repeat keeps `t`.
+    pub fn fold(&self, t: f64, stride: u64) -> f64 {
+        match *self {
+            RateSchedule::Constant { rps } => {
+                let period = stride.max(1) as f64 / rps;
+                if !(period.is_finite() && period > 0.0 && t.is_finite() && t > period) {
+                    return t;
+                }
+                (t - (t / period).floor() * period).max(0.0)
+            }
+        }
+    }
+}
+
+/// How late a plan may be taken up and still have its missed slots sent
+/// (as a late engine sends them, see `MAX_LATENESS` in the worker): a
+/// replica hears of a switch a message's delay after it began.
+pub const CATCH_UP_SECS: f64 = 0.25;
+
+/// How far ahead an agreed anchor may lie: a peer's clock a little ahead
+/// delays this replica's share at most this much.
+pub const MAX_WAIT_SECS: f64 = 1.0;
+
+/// Where a pacer takes up a schedule when it starts following a plan.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pickup {
+    /// Schedule time (seconds after the anchor, perhaps folded) at the
+    /// moment following starts.
+    pub elapsed: f64,
+    /// Slots due before this schedule time are never sent (nor counted as
+    /// dropped): they fell due before this process could know of them, or
+    /// another replica sent them.
+    pub skip_before: Option<f64>,
+}
+
+/// Where to take up `schedule`, shared in `stride` parts, when its anchor
+/// was `since_anchor` seconds ago (`None`: the plan starts now).
+///
+/// A plan that began within [`CATCH_UP_SECS`] is caught up from its start;
+/// an older one (a replica joining, a new share of a running plan, the
+/// epoch anchor) is taken up at the present slot, so no slot another
+/// replica already sent is sent again.
+pub fn pickup(schedule: &RateSchedule, since_anchor: Option<f64>, stride: u64) -> Pickup {
+    match since_anchor {
+        Some(since) if since.is_nan() => Pickup { elapsed: 0.0, skip_before: None },
+        None => Pickup { elapsed: 0.0, skip_before: None },
+        Some(since) if since <= CATCH_UP_SECS => Pickup { elapsed: since.max(-MAX_WAIT_SECS), skip_before: None },
+        Some(since) => {
+            let elapsed = schedule.fold(since, stride);
+            Pickup { elapsed, skip_before: Some(elapsed) }
+        }
+    }
 }
 
 /// Walks the slots of a schedule: slot `g` (global index) is due when the
@@ -365,6 +423,87 @@ mod tests {
         pacer.skip_before(1e30, &mut r);
         assert!(pacer.pop_due(f64::INFINITY, &mut r).is_some());
     }
+
+    /// The send times of shares `0..count` of `rps`, each taken up at
+    /// `since` seconds after a common anchor, over the next `secs`, in
+    /// seconds from the moment they were taken up.
+    fn shares_taken_up(rps: f64, count: u64, since: f64, secs: f64) -> Vec<f64> {
+        let mut r = rng();
+        let schedule = RateSchedule::constant(rps);
+        let mut all = Vec::new();
+        for index in 0..count {
+            let pickup = pickup(&schedule, Some(since), count);
+            let mut pacer = Pacer::sharded(schedule, 0.0, count, index, &mut r);
+            if let Some(before) = pickup.skip_before {
+                pacer.skip_before(before, &mut r);
+            }
+            while let Some(t) = pacer.pop_due(pickup.elapsed + secs, &mut r) {
+                all.push(t - pickup.elapsed);
+            }
+        }
+        all.sort_by(f64::total_cmp);
+        all
+    }
+
+    /// Every send from now on, once, evenly: `n` (or `n + 1` when the
+    /// window's two ends both fall on a slot) with gaps of `1/rps`.
+    fn assert_whole_schedule(times: &[f64], rps: f64, n: usize) {
+        assert!(times.len() == n || times.len() == n + 1, "{} sends, want {n}", times.len());
+        assert!(times[0] >= -1e-9, "a past slot was sent: {}", times[0]);
+        for pair in times.windows(2) {
+            assert!((pair[1] - pair[0] - 1.0 / rps).abs() < 1e-3 / rps, "uneven gap {pair:?}");
+        }
+    }
+
+    #[test]
+    fn shares_taken_up_late_interleave_into_the_whole_schedule_from_now_on() {
+        // Three replicas at 300/s, anchored 1 000.01 s ago: together they
+        // send every slot from now on, each once, none of the past.
+        assert_whole_schedule(&shares_taken_up(300.0, 3, 1000.01, 1.0), 300.0, 300);
+        assert_whole_schedule(&shares_taken_up(30.0, 2, 7.3, 2.0), 30.0, 60);
+    }
+
+    #[test]
+    fn an_anchor_at_the_epoch_folds_to_a_recent_time_on_the_same_grid() {
+        let since = 1.8e9 + 0.123_456; // about 2027, in seconds since 1970
+        let schedule = RateSchedule::constant(300.0);
+        let folded = schedule.fold(since, 3);
+        assert!((0.0..0.01 + 1e-9).contains(&folded), "folded to {folded}");
+        // Slot times are whole multiples of 1/300 s after the epoch, before
+        // and after folding (to well under a microsecond).
+        let phase = |t: f64| (t * 300.0 - (t * 300.0).round()).abs() / 300.0;
+        assert!((phase(since) - phase(folded)).abs() < 1e-6);
+        assert_whole_schedule(&shares_taken_up(300.0, 3, since, 1.0), 300.0, 300);
+        // At 1 000 000/s too: folding keeps the slot arithmetic exact.
+        assert_whole_schedule(&shares_taken_up(1e6, 3, since, 0.001), 1e6, 1000);
+    }
+
+    #[test]
+    fn a_plan_that_just_began_is_caught_up_and_a_new_one_starts_at_once() {
+        let schedule = RateSchedule::constant(100.0);
+        assert_eq!(pickup(&schedule, None, 3), Pickup { elapsed: 0.0, skip_before: None });
+        // Heard of 20 ms late: the slots of those 20 ms are still sent.
+        assert_eq!(pickup(&schedule, Some(0.02), 3), Pickup { elapsed: 0.02, skip_before: None });
+        // An anchor ahead (a peer's clock) waits, at most a second.
+        assert_eq!(pickup(&schedule, Some(-0.3), 3).elapsed, -0.3);
+        assert_eq!(pickup(&schedule, Some(-3600.0), 3).elapsed, -MAX_WAIT_SECS);
+        assert_eq!(pickup(&schedule, Some(f64::NAN), 3), Pickup { elapsed: 0.0, skip_before: None });
+        // Older: from the present slot on.
+        let late = pickup(&schedule, Some(5.0), 3);
+        assert_eq!(late.skip_before, Some(late.elapsed));
+    }
+
+    #[test]
+    fn folding_leaves_what_it_cannot_fold() {
+        let schedule = RateSchedule::constant(0.0);
+        assert_eq!(schedule.fold(1e9, 3), 1e9);
+        let slow = RateSchedule::constant(MIN_DAILY);
+        assert_eq!(slow.fold(10.0, 3), 10.0, "within the first period");
+        assert!(RateSchedule::constant(1e-300).fold(f64::MAX, 7).is_finite());
+        assert_eq!(RateSchedule::constant(5.0).fold(f64::INFINITY, 2), f64::INFINITY);
+    }
+
+    const MIN_DAILY: f64 = 1.0 / 86_400.0;
 
     #[test]
     fn sharded_skip_keeps_the_pacer_on_its_own_slots() {

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::FutureExt;
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -24,9 +24,9 @@ use tokio_util::sync::CancellationToken;
 use super::client::{Outcome, Request, TargetClient};
 use super::deadline::{Deadlines, TimedOut};
 use super::mix::Endpoint;
-use super::mode::Plan;
+use super::mode::{Plan, Share};
 use super::pace_timer::PaceTimer;
-use super::schedule::{Pacer, send_instant};
+use super::schedule::{Pacer, pickup, send_instant};
 use super::tls::TlsError;
 use super::{Engine, InFlightPermit};
 use crate::metrics::{AnswerCounters, ErrorKind};
@@ -134,10 +134,25 @@ impl Worker {
     /// new one) or shutdown (returns false).
     async fn follow(&mut self, plans: &mut watch::Receiver<Plan>, shutdown: &CancellationToken) -> bool {
         let plan = *plans.borrow_and_update();
-        // Send times are fixed against this anchor, never against answers.
+        // Send times are fixed against the plan's anchor, never against answers.
+        let since_anchor = plan.anchor.map(|anchor| signed_secs_since(anchor, SystemTime::now()));
         let anchor = Instant::now();
         let jitter = self.engine.shared.settings.jitter;
-        let mut pacer = plan.schedule().map(|s| Pacer::new(s, jitter, &mut self.rng));
+        let mut origin = 0.0;
+        let mut pacer = plan.schedule().map(|s| {
+            // Replicas share one schedule: this process owns every
+            // `count`-th slot from `index` (a process alone: all of them).
+            let Share { index, count } = plan.share;
+            let start = pickup(&s, since_anchor, count);
+            origin = start.elapsed;
+            let mut pacer = Pacer::sharded(s, jitter, count, index, &mut self.rng);
+            if let Some(before) = start.skip_before {
+                // Not dropped: never this process's to send.
+                pacer.skip_before(before, &mut self.rng);
+            }
+            pacer
+        });
+        let clock = ScheduleClock { anchor, origin };
         if pacer.is_none() {
             // In-flight requests hold their own handle and finish first.
             self.client = None;
@@ -148,7 +163,7 @@ impl Worker {
         let changed = plans.changed();
         tokio::pin!(changed);
         loop {
-            let next = pacer.as_ref().and_then(Pacer::next_send_time).and_then(|t| send_instant(anchor, t));
+            let next = pacer.as_ref().and_then(Pacer::next_send_time).and_then(|t| clock.instant(t));
             let armed = match next {
                 Some(at) => self.send_timer.arm(at),
                 // No deadline (warm-up, pause, or one beyond the clock):
@@ -182,7 +197,7 @@ impl Worker {
                 Event::Sweep => self.sweep(),
                 Event::SendDue => {
                     if let Some(pacer) = pacer.as_mut() {
-                        self.send_due(pacer, anchor);
+                        self.send_due(pacer, &clock);
                     }
                 }
             }
@@ -208,12 +223,12 @@ impl Worker {
         }
     }
 
-    fn send_due(&mut self, pacer: &mut Pacer, anchor: Instant) {
+    fn send_due(&mut self, pacer: &mut Pacer, clock: &ScheduleClock) {
         let now = Instant::now();
         if let Some(client) = &self.client {
             client.set_clock(now);
         }
-        let elapsed = now.duration_since(anchor).as_secs_f64();
+        let elapsed = clock.elapsed(now);
         let skipped = pacer.skip_before(elapsed - MAX_LATENESS, &mut self.rng);
         if skipped > 0 {
             self.engine.shared.metrics.add_dropped(skipped);
@@ -359,6 +374,32 @@ impl Worker {
                 quantity: self.rng.random_range(1..=5),
             },
         }
+    }
+}
+
+/// Schedule time against the monotonic clock: schedule time `origin` is
+/// the instant `anchor` (when following began).
+struct ScheduleClock {
+    anchor: Instant,
+    origin: f64,
+}
+
+impl ScheduleClock {
+    fn elapsed(&self, now: Instant) -> f64 {
+        self.origin + now.saturating_duration_since(self.anchor).as_secs_f64()
+    }
+
+    /// The instant schedule time `t` falls on (at once if it has passed).
+    fn instant(&self, t: f64) -> Option<Instant> {
+        send_instant(self.anchor, t - self.origin)
+    }
+}
+
+/// Seconds from `anchor` to `now`, negative when the anchor is ahead.
+fn signed_secs_since(anchor: SystemTime, now: SystemTime) -> f64 {
+    match now.duration_since(anchor) {
+        Ok(past) => past.as_secs_f64(),
+        Err(ahead) => -ahead.duration().as_secs_f64(),
     }
 }
 

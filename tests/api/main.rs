@@ -1,6 +1,7 @@
 //! Black-box tests: the real binary, real peers on 127.0.0.1, HTTP only.
 
 mod cli;
+mod cluster;
 mod control;
 mod demo_target;
 mod dns;

@@ -92,7 +92,11 @@ fn curl_examples(markdown: &str) -> Vec<Example> {
             if !line.trim_start().starts_with("curl ") {
                 continue;
             }
-            let (words, comment) = shell_words(line.trim());
+            let (mut words, comment) = shell_words(line.trim());
+            // `> file` is the shell's, not curl's: the answer is still checked, never written.
+            if let Some(redirect) = words.iter().position(|w| w == ">") {
+                words.truncate(redirect);
+            }
             let next_comment = lines.get(i + 1).and_then(|l| l.trim().strip_prefix('#')).map(|c| c.trim().to_string());
             let answer = comment.or(next_comment).filter(|c| c.starts_with('{'));
             examples.push(Example { line: line.trim().to_string(), words, answer });

@@ -1,0 +1,477 @@
+//! Replicas (`PEERS`): they split the rate, switch together, take over a
+//! killed one's share and catch a restarted one up.
+//!
+//! Each replica is the real binary bound to an address of its own in
+//! 127.0.0.0/8 (all on one port, as replicas behind a name are), listed in
+//! `PEERS=static:…`; the name form (`dns:`) is tested in a private mount
+//! namespace whose /etc/hosts lists the replicas, under strace, so no
+//! lookup leaves the machine.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+use crate::peers::{Behaviour, FakeTarget, answer};
+use crate::scripted::have_tools;
+
+const TOKEN: &str = "cluster-test-token";
+
+/// `n` loopback addresses no other test of this run uses.
+fn fresh_ips(n: u32) -> Vec<String> {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let block = NEXT.fetch_add(1, Ordering::Relaxed);
+    let pid = std::process::id();
+    (0..n).map(|i| format!("127.{}.{}.{}", 80 + block % 100, pid % 250 + 1, i + 1)).collect()
+}
+
+struct Replicas {
+    ips: Vec<String>,
+    port: u16,
+    peers: String,
+    target_url: String,
+    extra: Vec<(String, String)>,
+    procs: Vec<Option<Proc>>,
+}
+
+impl Replicas {
+    /// `n` replicas aimed at `target_url`, with `extra` settings.
+    fn start(n: u32, target_url: &str, extra: &[(&str, &str)]) -> Replicas {
+        let ips = fresh_ips(n);
+        let port = closed_port();
+        let peers = format!("static:{}", ips.iter().map(|ip| format!("{ip}:{port}")).collect::<Vec<_>>().join(","));
+        let mut replicas = Replicas {
+            ips,
+            port,
+            peers,
+            target_url: target_url.to_string(),
+            extra: extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            procs: Vec::new(),
+        };
+        for i in 0..n as usize {
+            let proc = replicas.spawn(i, &[]);
+            replicas.procs.push(Some(proc));
+        }
+        replicas
+    }
+
+    fn spawn(&self, i: usize, more: &[(&str, &str)]) -> Proc {
+        let port = self.port.to_string();
+        let mut env: Vec<(&str, &str)> =
+            vec![("BIND", &self.ips[i]), ("PORT", &port), ("PEERS", &self.peers), ("STATS_INTERVAL_SECS", "0")];
+        env.extend(self.extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        env.extend_from_slice(more);
+        let mut proc = Proc::start(&[], &sidecar_env(&self.target_url, &env));
+        proc.addr = format!("{}:{}", self.ips[i], self.port).parse().unwrap();
+        proc
+    }
+
+    fn get(&self, i: usize) -> &Proc {
+        self.procs[i].as_ref().expect("replica is running")
+    }
+
+    fn running(&self) -> impl Iterator<Item = &Proc> {
+        self.procs.iter().flatten()
+    }
+
+    fn cluster(&self, i: usize) -> Value {
+        self.get(i).get_json("/status")["cluster"].clone()
+    }
+
+    /// Waits until every running replica counts `count` members and their
+    /// shares are 0..count; panics with the views after `timeout`.
+    fn wait_for_split(&self, count: u64, timeout: Duration) {
+        let settled = eventually(timeout, || {
+            let views: Vec<Value> = self.running().map(|p| p.get_json("/status")["cluster"].clone()).collect();
+            let mut indexes: Vec<u64> = views.iter().filter_map(|v| v["share"]["index"].as_u64()).collect();
+            indexes.sort_unstable();
+            views.iter().all(|v| v["share"]["count"] == count) && indexes == (0..count).collect::<Vec<_>>()
+        });
+        assert!(settled, "no {count}-way split within {timeout:?}: {:#}", self.views());
+    }
+
+    fn views(&self) -> Value {
+        Value::Array(self.running().map(|p| p.get_json("/status")["cluster"].clone()).collect())
+    }
+}
+
+fn post_with_token(proc: &Proc, path: &str, body: Option<&str>) -> Response {
+    request(proc.addr, "POST", path, &[("Authorization", &format!("Bearer {TOKEN}"))], body)
+}
+
+/// Requests per second the demo target answers over `window`.
+fn target_rate(target: &Proc, window: Duration) -> f64 {
+    observed_rate(target, window)
+}
+
+#[test]
+fn replicas_split_the_rate_interleave_and_switch_together() {
+    let _timing = timing_test();
+    let target = FakeTarget::start(Behaviour::Answer(answer("201 Created", &[], r#"{"id":1}"#)));
+    // JITTER 0: each replica's requests fall exactly on its own slots, so
+    // the arrivals show whether the three interleave or go in step.
+    let replicas = Replicas::start(
+        3,
+        &target.url(),
+        &[("INITIAL_MODE", "pause"), ("JITTER", "0"), ("CONTROL_TOKEN", TOKEN), ("MIX", "list_orders=1")],
+    );
+    replicas.wait_for_split(3, Duration::from_secs(15));
+
+    // One POST, with the token, to the second replica: all three switch.
+    let posted = Instant::now();
+    let res = post_with_token(replicas.get(1), "/mode/custom", Some(r#"{"rps": 30}"#));
+    assert_eq!(res.status, 200, "{}", res.body);
+    let mut version = Value::Null;
+    let switched = eventually(Duration::from_secs(5), || {
+        let statuses: Vec<Value> = replicas.running().map(|p| p.get_json("/status")).collect();
+        version = statuses[1]["cluster"]["versions"].clone();
+        statuses.iter().all(|s| s["mode"] == "custom" && s["rps"] == 30 && s["cluster"]["versions"] == version)
+    });
+    let took = posted.elapsed();
+    assert!(switched, "not all replicas switched: {:#}", replicas.views());
+    eprintln!("one POST switched all three replicas within {took:?} (polled)");
+    assert!(took < Duration::from_secs(1), "switching all three took {took:?}");
+    // Pushed to them (a fan-out), not fetched at their next poll.
+    for i in [0, 2] {
+        let applied = replicas.get(i).wait_for_log(
+            |l| l["message"].as_str().is_some_and(|m| m.contains("plan version")) && l["rps"] == 30.0,
+            Duration::from_secs(2),
+        );
+        let applied = applied.unwrap_or_else(|| panic!("replica {i} logged no change:\n{}", replicas.get(i).output()));
+        assert_eq!(applied["source"], "peer", "replica {i}: {applied}");
+    }
+
+    // Each sends a third, and says so in its gauge (per replica: sum() is the whole).
+    for p in replicas.running() {
+        let samples = parse_metrics(&p.get("/metrics").body);
+        assert_eq!(sum(&samples, "trafficgen_target_rps", &[]), 10.0, "{}", p.addr);
+    }
+
+    // Together: the whole rate, as one stream, not three bursts in step.
+    thread::sleep(Duration::from_millis(1500));
+    let from = target.arrivals().len();
+    thread::sleep(Duration::from_secs(4));
+    let arrivals: Vec<Instant> = target.arrivals()[from..].to_vec();
+    let rate = arrivals.len() as f64 / 4.0;
+    let mut gaps: Vec<f64> = arrivals.windows(2).map(|w| w[1].saturating_duration_since(w[0]).as_secs_f64()).collect();
+    gaps.sort_by(f64::total_cmp);
+    let median = gaps.get(gaps.len() / 2).copied().unwrap_or(0.0);
+    let bunched = gaps.iter().filter(|&&g| g < 0.005).count();
+    eprintln!(
+        "at the target: {rate:.1}/s; median gap {:.1} ms; {bunched} of {} gaps under 5 ms",
+        median * 1e3,
+        gaps.len()
+    );
+    assert!((rate - 30.0).abs() <= 3.0, "{rate}/s at the target, want 30");
+    // In step, two gaps of three would be about 0 and the median 0.
+    assert!(median > 0.5 / 30.0, "median gap {median} s: the replicas send in step, not interleaved");
+    assert!(bunched * 5 < gaps.len(), "{bunched} of {} gaps under 5 ms", gaps.len());
+    let even = gaps.iter().filter(|&&g| (g - 1.0 / 30.0).abs() < 0.012).count();
+    assert!(even * 10 >= gaps.len() * 7, "only {even} of {} gaps near 1/30 s", gaps.len());
+}
+
+#[test]
+fn a_killed_replica_is_taken_over_and_a_restarted_one_catches_up() {
+    let _timing = timing_test();
+    let target = start_demo_target(&[]);
+    let url = format!("http://{}", target.addr);
+    let mut replicas = Replicas::start(3, &url, &[("STEADY_RPS", "30")]);
+    replicas.wait_for_split(3, Duration::from_secs(15));
+    thread::sleep(Duration::from_secs(1));
+    let three = target_rate(&target, Duration::from_secs(4));
+
+    // SIGKILL: no goodbye. The other two take its share over.
+    let killed_addr = replicas.get(2).addr.to_string();
+    let mut gone = replicas.procs[2].take().unwrap();
+    gone.signal(libc::SIGKILL);
+    gone.wait_exit(Duration::from_secs(5)).expect("killed replica exits");
+    let killed = Instant::now();
+    replicas.wait_for_split(2, Duration::from_secs(10));
+    let resplit = killed.elapsed();
+    let view = replicas.cluster(0);
+    assert!(view["unreachable"].as_array().unwrap().iter().any(|a| a == killed_addr.as_str()), "{view:#}");
+    thread::sleep(Duration::from_secs(1));
+    let two = target_rate(&target, Duration::from_secs(4));
+
+    // A change while it is down: it must catch up when it comes back.
+    let res = replicas.get(0).post("/mode/custom", Some(r#"{"rps": 45}"#));
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert!(eventually(Duration::from_secs(5), || replicas.get(1).get_json("/status")["rps"] == 45));
+    let version = replicas.cluster(0)["versions"].clone();
+
+    // Back, with a long warm-up it will not need: the others are sending.
+    let restarted = Instant::now();
+    replicas.procs[2] = Some(replicas.spawn(2, &[("WARMUP_SECS", "60")]));
+    replicas.wait_for_split(3, Duration::from_secs(10));
+    let rejoined = restarted.elapsed();
+    let status = replicas.get(2).get_json("/status");
+    assert_eq!(status["cluster"]["versions"], version, "caught up: {status:#}");
+    assert_eq!((status["mode"].as_str(), status["rps"].as_f64()), (Some("custom"), Some(45.0)));
+    assert_eq!(status["state"], "running", "warm-up ended on joining replicas that send");
+    thread::sleep(Duration::from_secs(1));
+    let back = target_rate(&target, Duration::from_secs(4));
+    eprintln!(
+        "at the target: 3 replicas {three:.1}/s; killed one, re-split in {resplit:?}: {two:.1}/s; \
+         45/s set meanwhile; restarted, 3-way again in {rejoined:?}: {back:.1}/s"
+    );
+    assert!((three - 30.0).abs() <= 3.0, "3 replicas: {three}/s, want 30");
+    assert!((two - 30.0).abs() <= 3.0, "2 replicas after the kill: {two}/s, want 30");
+    assert!((back - 45.0).abs() <= 4.5, "3 replicas again: {back}/s, want 45");
+
+    // SIGTERM: it says goodbye, and the others take over at once.
+    let mut leaving = replicas.procs[2].take().unwrap();
+    let stopped = Instant::now();
+    leaving.terminate(Duration::from_secs(10)).expect("stops on SIGTERM");
+    replicas.wait_for_split(2, Duration::from_secs(3));
+    eprintln!("SIGTERM: the other two split the rate {:?} after the signal", stopped.elapsed());
+}
+
+#[test]
+fn peer_changes_are_versioned_checked_and_guarded() {
+    let target = start_demo_target(&[]);
+    let url = format!("http://{}", target.addr);
+    let replicas = Replicas::start(1, &url, &[("CONTROL_TOKEN", TOKEN), ("INITIAL_MODE", "pause")]);
+    let me = replicas.get(0);
+    let auth = format!("Bearer {TOKEN}");
+    let put = |body: &str, headers: &[(&str, &str)]| request(me.addr, "PUT", "/cluster/state", headers, Some(body));
+    let with_token = [("Authorization", auth.as_str())];
+    let mode = || me.get_json("/status")["mode"].as_str().unwrap().to_string();
+
+    // Anyone may ask who it is; the document needs the token.
+    let member = me.get_json("/cluster/member");
+    assert_eq!(member["state"], "paused");
+    assert!(member["instance"].as_str().is_some_and(|i| i.len() == 16), "{member}");
+    assert_eq!(me.get("/cluster/state").status, 401);
+    let doc = request(me.addr, "GET", "/cluster/state", &with_token, None);
+    assert_eq!(doc.status, 200, "{}", doc.body);
+    assert_eq!(doc.json()["plan"]["version"]["clock"], 0, "the initial version: {}", doc.body);
+
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let document = |clock: u64, mode: &str, rps: f64| {
+        json!({"plan": {"version": {"clock": clock, "replica": "00000000000000ab"},
+                        "value": {"mode": mode, "rps": rps, "start_ms": now_ms}}})
+        .to_string()
+    };
+    let newer = document(now_ms, "burst", 20.0);
+
+    // Refused, changing nothing: no token, a foreign web page, bad bodies.
+    assert_eq!(put(&newer, &[]).status, 401);
+    let foreign = put(&newer, &[("Authorization", &auth), ("Origin", "http://evil.example")]);
+    assert_eq!(foreign.status, 403, "{}", foreign.body);
+    let bad: &[(String, u16, &str)] = &[
+        ("{not json".into(), 400, "not valid JSON"),
+        (r#"{"plan": 5}"#.into(), 422, "expected a replicated document"),
+        (document(now_ms, "turbo", 20.0), 422, "turbo"),
+        (document(now_ms, "custom", -1.0), 422, "negative"),
+        (document(now_ms, "custom", 1e-20), 422, "one request a day"),
+        (document(now_ms, "pause", 5.0), 422, "pause has rps 0"),
+        (document(now_ms + 600_000, "burst", 20.0), 422, "ahead"),
+        (document(now_ms, "burst", 20.0).replace(r#""start_ms""#, r#""ramp":1,"start_ms""#), 422, "ramp"),
+        (format!(r#"{{"pad":"{}"}}"#, "x".repeat(70_000)), 413, "larger than"),
+    ];
+    for (body, status, needle) in bad {
+        let res = put(body, &with_token);
+        assert_eq!(res.status, *status, "{}: {}", &body[..body.len().min(120)], res.body);
+        let error = res.json()["error"].as_str().unwrap_or_default().to_string();
+        assert!(error.contains(needle), "{needle:?} not in {error:?}");
+    }
+    assert_eq!(mode(), "pause", "a refused document changed the plan");
+
+    // A newer version applies (once); an older one, or the same again, does not.
+    let res = put(&newer, &with_token);
+    assert_eq!((res.status, res.json()["applied"].clone()), (200, json!(["plan"])), "{}", res.body);
+    assert_eq!((mode(), me.get_json("/status")["rps"].clone()), ("burst".to_string(), json!(20)));
+    assert_eq!(put(&newer, &with_token).json()["applied"], json!([]), "repeated");
+    assert_eq!(put(&document(now_ms - 1000, "overload", 100.0), &with_token).json()["applied"], json!([]), "late");
+    assert_eq!(mode(), "burst");
+
+    // A version from a clock 30 s ahead (allowed) is taken; a change made
+    // here afterwards still wins over it, clocks or not.
+    let ahead = document(now_ms + 30_000, "custom", 7.0);
+    assert_eq!(put(&ahead, &with_token).json()["applied"], json!(["plan"]));
+    let res = post_with_token(me, "/mode/overload", None);
+    assert_eq!(res.status, 200, "{}", res.body);
+    let versions = me.get_json("/cluster/member")["versions"]["plan"].clone();
+    assert!(versions["clock"].as_u64().unwrap() > now_ms + 30_000, "{versions}");
+    assert_eq!(versions["replica"], me.get_json("/cluster/member")["instance"]);
+    assert_eq!(mode(), "overload");
+
+    let res = request(me.addr, "POST", "/cluster/state", &with_token, Some("{}"));
+    assert_eq!((res.status, res.headers.get("allow").map(String::as_str)), (405, Some("GET, HEAD, PUT")));
+}
+
+#[test]
+fn a_peer_that_never_answers_is_reported_and_never_waited_on() {
+    let target = start_demo_target(&[]);
+    let url = format!("http://{}", target.addr);
+    // Accepts connections and never says a word.
+    let silent = FakeTarget::start(Behaviour::Hang);
+    let ip = fresh_ips(1).remove(0);
+    let port = closed_port();
+    let peers = format!("static:{ip}:{port},{}", silent.addr);
+    let port_text = port.to_string();
+    let env = [("BIND", ip.as_str()), ("PORT", &port_text), ("PEERS", &peers), ("INITIAL_MODE", "pause")];
+    let mut me = Proc::start(&[], &sidecar_env(&url, &env));
+    me.addr = format!("{ip}:{port}").parse().unwrap();
+    let silent_addr = silent.addr.to_string();
+    let reported = eventually(Duration::from_secs(10), || {
+        let view = me.get_json("/status")["cluster"].clone();
+        view["replicas"].as_array().unwrap().iter().any(|r| {
+            r["address"] == silent_addr.as_str()
+                && r["reachable"] == false
+                && r["error"].as_str().is_some_and(|e| e.contains("no answer"))
+        }) && view["unreachable"] == json!([silent_addr])
+    });
+    assert!(reported, "{:#}", me.get_json("/status")["cluster"]);
+
+    // A switch answers at once and applies here; the silent peer is told
+    // in the background, and reported when it does not answer.
+    let asked = Instant::now();
+    let res = me.post("/mode/burst", None);
+    let took = asked.elapsed();
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert!(took < Duration::from_millis(500), "the POST waited for the peer: {took:?}");
+    assert_eq!(me.get_json("/status")["mode"], "burst");
+    let view = me.get_json("/status")["cluster"].clone();
+    assert_eq!(view["share"]["count"], 1, "a peer that never answered has no share: {view:#}");
+    let told = eventually(Duration::from_secs(5), || {
+        me.get_json("/status")["cluster"]["replicas"].as_array().unwrap().iter().any(|r| {
+            r["address"] == silent_addr.as_str() && r["fanout_error"].as_str().is_some_and(|e| e.contains("no answer"))
+        })
+    });
+    assert!(told, "{:#}", me.get_json("/status")["cluster"]);
+}
+
+#[test]
+fn a_sidecar_alone_has_no_cluster_and_bad_peers_stop_start_up() {
+    let target = start_demo_target(&[]);
+    let alone = start_sidecar(&target, &[]);
+    for path in ["/cluster", "/cluster/member", "/cluster/state"] {
+        let res = alone.get(path);
+        assert_eq!(res.status, 404, "{path}");
+        assert!(res.json()["error"].as_str().unwrap().contains("PEERS"), "{}", res.body);
+    }
+    assert!(alone.get_json("/status").get("cluster").is_none(), "no cluster view when alone");
+
+    for bad in ["traffic-generator:8089", "dns:traffic-generator", "static:10.0.0.1", "dns:a b:1"] {
+        let mut proc = Proc::spawn(&[], &[("PEERS", bad), ("PORT", "0"), ("BIND", "127.0.0.1")]);
+        let status = proc.wait_exit(Duration::from_secs(10)).expect("exits");
+        assert_eq!(status.code(), Some(2), "PEERS={bad}: {}", proc.output());
+        let output = proc.output();
+        assert_eq!(output.lines().count(), 1, "one line: {output}");
+        assert!(output.contains("PEERS"), "{output}");
+    }
+}
+
+#[test]
+fn peers_by_name_are_looked_up_again_and_never_off_the_machine() {
+    if !have_tools(&["unshare", "strace", "mount"]) {
+        return;
+    }
+    let _timing = timing_test();
+    let target = start_demo_target(&[]);
+    let url = format!("http://{}", target.addr);
+    let ips = fresh_ips(3);
+    let port = closed_port();
+    let dir = std::env::temp_dir().join(format!("trafficgen-cluster-dns-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let hosts = dir.join("hosts");
+    let name = "replicas.trafficgen-test.invalid";
+    let write_hosts = |ips: &[String]| {
+        // In place: the bind mounts see the same file.
+        let lines: String = ips.iter().map(|ip| format!("{ip} {name}\n")).collect();
+        std::fs::write(&hosts, format!("127.0.0.1 localhost\n{lines}")).unwrap();
+    };
+    write_hosts(&ips);
+    let nsswitch = dir.join("nsswitch.conf");
+    std::fs::write(&nsswitch, "hosts: files\n").unwrap();
+    // No name server at all: a lookup that tried one would fail, not leave.
+    let resolv = dir.join("resolv.conf");
+    std::fs::write(&resolv, "nameserver 127.0.0.1\noptions attempts:1 timeout:1\n").unwrap();
+    let peers = format!("dns:{name}:{port}");
+    let port_text = port.to_string();
+    let mut replicas: Vec<Proc> = Vec::new();
+    // strace is the process we hold; the sidecars are its children, ended
+    // by their PIDs however the test ends.
+    let mut sidecars = Reaper(Vec::new());
+    for (i, ip) in ips.iter().enumerate() {
+        let trace = dir.join(format!("trace-{i}"));
+        let script = format!(
+            "mount --bind {} /etc/hosts && mount --bind {} /etc/nsswitch.conf && mount --bind {} /etc/resolv.conf && \
+             exec strace -f -qq -e trace=connect,sendto,sendmsg,sendmmsg -o {} \"$@\"",
+            hosts.display(),
+            nsswitch.display(),
+            resolv.display(),
+            trace.display()
+        );
+        let env = sidecar_env(
+            &url,
+            &[("BIND", ip), ("PORT", &port_text), ("PEERS", &peers), ("STATS_INTERVAL_SECS", "0"), ("STEADY_RPS", "9")],
+        );
+        let mut proc = start_wrapped(&["unshare", "-m", "sh", "-c", &script, "sh"], &[], &env);
+        proc.addr = format!("{ip}:{port}").parse().unwrap();
+        let mut pid = 0;
+        assert!(eventually(Duration::from_secs(5), || {
+            pid = children(proc.pid()).first().copied().unwrap_or(0);
+            pid != 0
+        }));
+        sidecars.0.push(pid);
+        replicas.push(proc);
+    }
+    let split_of = |p: &Proc| p.get_json("/status")["cluster"]["share"]["count"].clone();
+    let all_three = eventually(Duration::from_secs(20), || replicas.iter().all(|p| split_of(p) == 3));
+    let views: Vec<Value> = replicas.iter().map(|p| p.get_json("/status")["cluster"].clone()).collect();
+    assert!(all_three, "{views:#?}");
+    assert_eq!(views[0]["peers"], peers.as_str());
+    assert_eq!(views[0]["address"], format!("{}:{port}", ips[0]), "found itself among the name's addresses");
+
+    // The third leaves the name (it keeps running): the name is looked up
+    // again and the first two split the rate between them.
+    write_hosts(&ips[..2]);
+    let two = eventually(Duration::from_secs(10), || replicas[..2].iter().all(|p| split_of(p) == 2));
+    assert!(two, "{:#?}", replicas.iter().map(|p| p.get_json("/status")["cluster"].clone()).collect::<Vec<_>>());
+
+    // Every connection and datagram of every replica went to loopback.
+    for (proc, pid) in replicas.iter_mut().zip(&sidecars.0) {
+        let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        let _ = proc.wait_exit(Duration::from_secs(10));
+    }
+    for i in 0..3 {
+        let trace = std::fs::read_to_string(dir.join(format!("trace-{i}"))).expect("strace output");
+        let contacted: Vec<&str> =
+            trace.lines().filter(|l| l.contains("sin_addr") || l.contains("sin6_addr")).collect();
+        assert!(contacted.iter().any(|l| l.contains(&ips[(i + 1) % 3])), "replica {i} never asked a peer:\n{trace}");
+        let elsewhere: Vec<&&str> = contacted
+            .iter()
+            .filter(|l| !(l.contains("inet_addr(\"127.") || l.contains("\"::1\"") || l.contains("::ffff:127.")))
+            .collect();
+        assert!(elsewhere.is_empty(), "replica {i} contacted more than loopback: {elsewhere:#?}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Kills processes of ours by PID when dropped (sidecars under strace,
+/// which the `Proc` we hold does not end).
+struct Reaper(Vec<u32>);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            // SAFETY: a plain system call on a process this test started (gone already is fine).
+            unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+        }
+    }
+}
+
+/// Process ids of `pid`'s children.
+fn children(pid: u32) -> Vec<u32> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).map(|d| d.flatten().collect::<Vec<_>>());
+    tasks
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| c.split_whitespace().filter_map(|p| p.parse().ok()).collect::<Vec<u32>>())
+        .collect()
+}

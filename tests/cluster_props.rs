@@ -1,0 +1,314 @@
+//! Property test of the replication rule: whatever happens to the messages
+//! between replicas (reordered, repeated, lost) and however their clocks
+//! disagree, once every replica has caught up from the others they all
+//! hold the latest change, and on the way no replica ever goes back to an
+//! older version or holds a value with another change's version.
+
+use std::collections::HashMap;
+
+use proptest::prelude::*;
+use trafficgen::cluster::document::{Document, PlanSpec, Section};
+use trafficgen::cluster::version::{Clock, InstanceId, Version};
+use trafficgen::engine::mode::Mode;
+
+#[derive(Debug, Clone)]
+enum Event {
+    /// Replica `at` makes a change (as `POST /mode/…` does) and sends its
+    /// document to every other replica.
+    Change { at: usize, mode: usize, rps: u16 },
+    /// The network delivers the message at this index (modulo the queue),
+    /// and keeps a copy of it to deliver again when `repeat`.
+    Deliver { pick: usize, repeat: bool },
+    /// The network loses a message.
+    Lose { pick: usize },
+    /// Wall time passes.
+    Tick { ms: u16 },
+}
+
+fn event() -> impl Strategy<Value = Event> {
+    prop_oneof![
+        3 => (0usize..5, 0usize..5, 0u16..1000).prop_map(|(at, mode, rps)| Event::Change { at, mode, rps }),
+        5 => (any::<usize>(), any::<bool>()).prop_map(|(pick, repeat)| Event::Deliver { pick, repeat }),
+        1 => any::<usize>().prop_map(|pick| Event::Lose { pick }),
+        2 => (0u16..3000).prop_map(|ms| Event::Tick { ms }),
+    ]
+}
+
+struct Replica {
+    id: InstanceId,
+    /// How far this replica's clock is off, in ms (positive: ahead).
+    skew: i64,
+    clock: Clock,
+    document: Document,
+}
+
+const MODES: [Mode; 5] = [Mode::Steady, Mode::Burst, Mode::Overload, Mode::Pause, Mode::Custom];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_interleaving_converges_to_the_latest_change(
+        count in 2usize..=5,
+        skews in proptest::collection::vec(-30_000i64..30_000, 5),
+        ids in proptest::collection::vec(any::<u64>(), 5),
+        order in Just((1u64..=5).collect::<Vec<_>>()).prop_shuffle(),
+        events in proptest::collection::vec(event(), 0..80),
+    ) {
+        let mut replicas: Vec<Replica> = (0..count)
+            .map(|i| Replica {
+                // Distinct, as random 64-bit ids are: the top byte is a
+                // shuffled index, the rest random.
+                id: InstanceId((order[i] << 56) | (ids[i] >> 8)),
+                skew: skews[i],
+                clock: Clock::default(),
+                document: Document::initial(Mode::Steady, 2.0),
+            })
+            .collect();
+        // Every change ever made, by version: what a version must carry.
+        let mut made: HashMap<Version, PlanSpec> = HashMap::new();
+        made.insert(Version::INITIAL, replicas[0].document.plan.value);
+        // In flight: (to, document).
+        let mut network: Vec<(usize, Document)> = Vec::new();
+        let mut wall: i64 = 1_800_000_000_000;
+
+        for event in events {
+            match event {
+                Event::Change { at, mode, rps } => {
+                    let at = at % count;
+                    let r = &mut replicas[at];
+                    let now = (wall + r.skew) as u64;
+                    let seen = r.document.versions().latest();
+                    let version = r.clock.next(now, r.id);
+                    // A change made after hearing of another one is newer than it.
+                    prop_assert!(version > seen, "{version} not after {seen}");
+                    let mode = MODES[mode];
+                    let rps = if mode == Mode::Pause { 0.0 } else { f64::from(rps) + 1.0 };
+                    let value = PlanSpec { mode, rps, start_ms: now };
+                    prop_assert!(made.insert(version, value).is_none(), "version {version} made twice");
+                    let mut change = r.document.clone();
+                    change.plan = Section { version, value };
+                    prop_assert!(r.document.merge(change).plan, "a local change must apply");
+                    for to in (0..count).filter(|&to| to != at) {
+                        network.push((to, r.document.clone()));
+                    }
+                }
+                Event::Deliver { pick, repeat } if !network.is_empty() => {
+                    let i = pick % network.len();
+                    let (to, message) = if repeat { network[i].clone() } else { network.swap_remove(i) };
+                    let r = &mut replicas[to];
+                    let before = r.document.versions().latest();
+                    for version in message.versions().each() {
+                        r.clock.observe(version);
+                    }
+                    r.document.merge(message);
+                    let after = r.document.versions().latest();
+                    prop_assert!(after >= before, "replica {to} went back from {before} to {after}");
+                }
+                Event::Lose { pick } if !network.is_empty() => {
+                    let i = pick % network.len();
+                    network.swap_remove(i);
+                }
+                Event::Tick { ms } => wall += i64::from(ms),
+                _ => {}
+            }
+            // No replica ever holds a value under another change's version.
+            for r in &replicas {
+                let plan = &r.document.plan;
+                prop_assert_eq!(made.get(&plan.version), Some(&plan.value));
+            }
+        }
+
+        // Catch-up, as the poll does: each replica fetches the document of
+        // every peer that is ahead and merges it.
+        for at in 0..count {
+            for from in 0..count {
+                let theirs = replicas[from].document.clone();
+                if replicas[at].document.versions().behind(&theirs.versions()) {
+                    replicas[at].document.merge(theirs);
+                }
+            }
+        }
+        let latest = *made.keys().max().unwrap();
+        for r in &replicas {
+            prop_assert_eq!(r.document.plan.version, latest);
+            prop_assert_eq!(&r.document.plan.value, &made[&latest]);
+        }
+    }
+}
+
+mod peer_endpoint {
+    //! `PUT /cluster/state` as a hostile peer would use it, in process (no
+    //! request leaves the test): random bodies and asker headers never get
+    //! a 5xx, every refusal is a JSON error, and only a valid document with
+    //! a newer version changes the plan.
+
+    use std::sync::Arc;
+    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+    use actix_web::App;
+    use actix_web::test as actix_test;
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    use serde_json::{Value, json};
+    use trafficgen::cluster::Cluster;
+    use trafficgen::cluster::peers::PeersSetting;
+    use trafficgen::config::TargetUrl;
+    use trafficgen::control::origin::AllowedOrigins;
+    use trafficgen::control::server::ServerLimits;
+    use trafficgen::control::{ControlState, ServerInfo, configure};
+    use trafficgen::engine::mix::Mix;
+    use trafficgen::engine::mode::{Mode, ModeTable};
+    use trafficgen::engine::{Engine, EngineSettings};
+    use trafficgen::metrics::Metrics;
+    use trafficgen::rate::SentRate;
+
+    fn state() -> ControlState {
+        let settings = EngineSettings {
+            target: TargetUrl::parse("http://127.0.0.1:9").unwrap(),
+            initial_mode: Mode::Steady,
+            modes: ModeTable { steady: 2.0, burst: 20.0, overload: 100.0, max_rps: 1000.0 },
+            jitter: 0.2,
+            mix: Mix::default(),
+            id_buffer_size: 50,
+            request_timeout: Duration::from_secs(1),
+            max_in_flight: 8,
+            shutdown_grace: Duration::ZERO,
+            client: Default::default(),
+        };
+        // Never started: no request leaves this test, and the cluster never
+        // polls (a peer's change is merged, never sent on).
+        let engine = Engine::new(settings, Arc::new(Metrics::new().unwrap()));
+        let peers = PeersSetting::Static(vec!["127.0.0.1:9".parse().unwrap()]);
+        let cluster = Cluster::new(peers, engine.clone(), None);
+        ControlState {
+            engine,
+            started: Instant::now(),
+            sent_rate: Arc::new(SentRate::new(Duration::from_secs(10))),
+            token: None,
+            origins: Arc::new(AllowedOrigins::default()),
+            server: Arc::new(ServerInfo::new(
+                ServerLimits { max_connections: 16, request_timeout: Duration::from_secs(5) },
+                None,
+            )),
+            cluster: Some(cluster),
+        }
+    }
+
+    fn now_ms() -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+    }
+
+    /// A body to send, and for a valid document its version.
+    type Case = (Vec<u8>, Option<(u64, String)>);
+
+    /// Documents near the valid ones (each part valid or not), and noise.
+    fn body() -> impl Strategy<Value = Case> {
+        let mode = prop_oneof![
+            Just("steady"),
+            Just("burst"),
+            Just("overload"),
+            Just("pause"),
+            Just("custom"),
+            Just("turbo"),
+            Just("")
+        ];
+        let rps = prop_oneof![
+            Just(0.0),
+            0.0f64..2000.0,
+            any::<f64>().prop_filter("JSON numbers", |f| f.is_finite()),
+            Just(1e-20),
+            Just(-1.0)
+        ];
+        // Offsets from now, in ms, away from the 60 s bound (the server's
+        // now is a little later than ours).
+        let clock = prop_oneof![Just(-1_000_000_000i64), -100_000i64..50_000, 70_000i64..10_000_000];
+        let start = prop_oneof![Just(i64::MIN / 2), -10_000_000i64..0, 70_000i64..i64::MAX / 4];
+        let replica = prop_oneof![Just("00000000000000ab".to_string()), "[0-9a-fA-Fxg]{0,18}"];
+        let document =
+            (mode, rps, clock, start, replica, any::<bool>()).prop_map(|(mode, rps, clock, start, replica, extra)| {
+                let now = now_ms() as i64;
+                let (clock, start_ms) = ((now + clock).max(0) as u64, now.saturating_add(start).max(0) as u64);
+                let mut value = json!({"mode": mode, "rps": rps, "start_ms": start_ms});
+                if extra {
+                    value["ramp"] = json!(1);
+                }
+                let doc = json!({"plan": {"version": {"clock": clock, "replica": replica}, "value": value}});
+                let rate_ok = rps == 0.0 || rps >= 1.0 / 86_400.0;
+                let valid = ["steady", "burst", "overload", "pause", "custom"].contains(&mode)
+                    && rate_ok
+                    && (mode != "pause" || rps == 0.0)
+                    && clock <= now as u64 + 60_000
+                    && start_ms <= now as u64 + 60_000
+                    && replica.len() == 16
+                    && replica.bytes().all(|b| b.is_ascii_hexdigit())
+                    && !extra;
+                (doc.to_string().into_bytes(), valid.then(|| (clock, replica.to_ascii_lowercase())))
+            });
+        prop_oneof![
+            4 => document,
+            1 => prop::collection::vec(any::<u8>(), 0..200).prop_map(|b| (b, None)),
+            1 => "[{}\\[\\]\":,a-z0-9 ]{0,60}".prop_map(|s| (s.into_bytes(), None)),
+        ]
+    }
+
+    #[test]
+    fn random_documents_never_break_the_peer_api_and_only_newer_valid_ones_apply() {
+        let system = actix_rt::System::new();
+        let state = state();
+        let cluster = state.cluster.clone().unwrap();
+        let app = system.block_on(actix_test::init_service(App::new().configure(configure(state.clone()))));
+        let mut runner = TestRunner::new(Config { cases: 600, ..Config::default() });
+        runner
+            .run(&(body(), "[0-9a-f; stoping]{0,30}"), |((body, valid), asker)| {
+                let before = (state.engine.plan(), cluster.versions());
+                let request = actix_test::TestRequest::put()
+                    .uri("/cluster/state")
+                    .insert_header(("trafficgen-replica", asker.clone()))
+                    .set_payload(body.clone())
+                    .to_request();
+                let (status, answer) = system.block_on(async {
+                    let res = actix_test::call_service(&app, request).await;
+                    (res.status().as_u16(), actix_test::read_body(res).await)
+                });
+                let answer: Value = serde_json::from_slice(&answer).expect("every answer is JSON");
+                let member = actix_test::TestRequest::get()
+                    .uri("/cluster/member")
+                    .insert_header(("trafficgen-replica", asker))
+                    .to_request();
+                let member_status = system.block_on(async { actix_test::call_service(&app, member).await.status() });
+                prop_assert_eq!(member_status.as_u16(), 200);
+                let shown = String::from_utf8_lossy(&body).into_owned();
+                match valid {
+                    Some((clock, replica)) => {
+                        prop_assert_eq!(status, 200, "{} -> {}", shown, answer);
+                        let held = before.1.plan;
+                        let newer = (clock, replica.clone()) > (held.clock, held.replica.to_string());
+                        prop_assert_eq!(answer["applied"] == json!(["plan"]), newer, "{} -> {}", shown, answer);
+                        if newer {
+                            prop_assert_eq!(cluster.versions().plan.clock, clock);
+                            let plan = state.engine.plan();
+                            prop_assert!(plan.rps.is_finite() && (0.0..=1000.0).contains(&plan.rps), "{:?}", plan);
+                        } else {
+                            prop_assert_eq!(
+                                (state.engine.plan(), cluster.versions()),
+                                before,
+                                "an older document changed the plan"
+                            );
+                        }
+                    }
+                    None => {
+                        prop_assert!([400, 413, 422].contains(&status), "status {} for {}", status, shown);
+                        prop_assert!(answer["error"].as_str().is_some_and(|e| !e.is_empty()), "{}", answer);
+                        prop_assert_eq!(
+                            (state.engine.plan(), cluster.versions()),
+                            before,
+                            "a refusal changed something"
+                        );
+                    }
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+}
