@@ -9,6 +9,7 @@
 
 pub mod client;
 mod deadline;
+pub mod focus;
 pub mod http;
 pub mod mix;
 pub mod mode;
@@ -54,6 +55,8 @@ pub struct EngineSettings {
 #[derive(Clone)]
 pub struct Engine {
     plan: Arc<watch::Sender<Plan>>,
+    /// The draw a running job narrows the workload to (see [`focus`]).
+    focus: Arc<watch::Sender<Option<Arc<focus::Focus>>>>,
     shared: Arc<Shared>,
 }
 
@@ -87,7 +90,11 @@ impl Engine {
             metrics,
             settings,
         };
-        Engine { plan: Arc::new(watch::channel(plan).0), shared: Arc::new(shared) }
+        Engine {
+            plan: Arc::new(watch::channel(plan).0),
+            focus: Arc::new(watch::channel(None).0),
+            shared: Arc::new(shared),
+        }
     }
 
     /// Starts the worker on its own thread. It runs until `shutdown` is
@@ -112,6 +119,22 @@ impl Engine {
             let _ = done_tx.send(());
         })?;
         Ok(EngineTask { done: done_rx })
+    }
+
+    /// Narrows the draw to a job's requests (`None`: the whole workload).
+    pub fn set_focus(&self, focus: Option<focus::Focus>) {
+        let focus = focus.filter(|f| !f.is_whole()).map(Arc::new);
+        self.focus.send_replace(focus);
+    }
+
+    /// The focus now in force.
+    pub fn focus(&self) -> Option<Arc<focus::Focus>> {
+        self.focus.borrow().clone()
+    }
+
+    /// For the worker: follows focus changes without locks on the hot path.
+    pub fn watch_focus(&self) -> watch::Receiver<Option<Arc<focus::Focus>>> {
+        self.focus.subscribe()
     }
 
     pub fn settings(&self) -> &EngineSettings {
