@@ -50,5 +50,6 @@ pub mod metrics;
 pub mod rate;
 pub mod scenario;
 pub mod slo;
+pub mod slo_watch;
 pub mod state;
 pub mod workload;
