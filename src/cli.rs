@@ -150,6 +150,23 @@ pub struct SidecarArgs {
     /// Accept any certificate from an https target (self-signed staging only; logged as a warning)
     #[arg(long, env = "TLS_INSECURE", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub tls_insecure: bool,
+
+    // Observability (issue 12).
+    /// Add a fresh W3C traceparent and X-Synthetic-Traffic: trafficgen to every request
+    #[arg(long, env = "TRACE_HEADERS", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub trace_headers: bool,
+
+    /// The sampled flag of the traceparent header (true: 01, false: 00)
+    #[arg(long, env = "TRACE_SAMPLED", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub trace_sampled: bool,
+
+    /// Service level objectives judged continuously, e.g. "p95<300ms,error_rate<1%,rps>=95%,create_order:p99<1s"
+    #[arg(long, env = "SLO")]
+    pub slo: Option<String>,
+
+    /// The sliding window SLOs are judged over: seconds, or a number with s, m or h (10s to 24h)
+    #[arg(long, env = "SLO_WINDOW", default_value = "1m")]
+    pub slo_window: String,
 }
 
 /// Settings of `trafficgen demo-target`.

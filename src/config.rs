@@ -14,6 +14,8 @@ use crate::engine::client::ClientSettings;
 use crate::engine::mix::Mix;
 use crate::engine::mode::{MIN_RPS, Mode, ModeTable, check_rate};
 use crate::engine::tls::{TlsError, TlsSettings, client_config};
+use crate::slo::Slo;
+use crate::workload::TraceHeaders;
 
 /// A setting that failed validation. Displays as one line naming it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -218,6 +220,12 @@ pub struct Config {
     pub control_limits: ServerLimits,
     /// The other replicas; `None`: this sidecar runs alone.
     pub peers: Option<PeersSetting>,
+    /// `traceparent` and the synthetic-traffic marker on every request.
+    pub trace: TraceHeaders,
+    /// Objectives judged continuously (empty: none).
+    pub slos: Vec<Slo>,
+    /// The window they are judged over.
+    pub slo_window: Duration,
 }
 
 const MAX_RPS_LIMIT: f64 = 1_000_000.0;
@@ -351,6 +359,13 @@ impl TryFrom<SidecarArgs> for Config {
                 None => None,
                 Some(raw) => PeersSetting::parse(raw).map_err(|e| ConfigError::new("PEERS", raw, e))?,
             },
+            trace: match (args.trace_headers, args.trace_sampled) {
+                (false, _) => TraceHeaders::Off,
+                (true, sampled) => TraceHeaders::On { sampled },
+            },
+            slos: crate::slo::parse(args.slo.as_deref().unwrap_or_default())
+                .map_err(|e| ConfigError::new("SLO", args.slo.as_deref().unwrap_or_default(), e))?,
+            slo_window: window_duration("SLO_WINDOW", &args.slo_window, 10, 86_400)?,
             control_limits: ServerLimits {
                 max_connections: whole("CONTROL_MAX_CONNECTIONS", args.control_max_connections, 4, 65_536)?,
                 request_timeout: Duration::from_millis(whole(
@@ -362,6 +377,35 @@ impl TryFrom<SidecarArgs> for Config {
             },
         })
     }
+}
+
+/// A duration written as seconds (`90`) or with a unit (`30s`, `1m`, `2h`),
+/// from `min` to `max` seconds.
+pub fn window_duration(setting: &'static str, raw: &str, min: u64, max: u64) -> Result<Duration, ConfigError> {
+    let text = raw.trim();
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => text.split_at(i),
+        None => (text, ""),
+    };
+    let per = match unit.trim() {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => {
+            return Err(ConfigError::new(
+                setting,
+                raw,
+                "must be whole seconds, or a whole number with s, m or h (e.g. 30s, 1m)",
+            ));
+        }
+    };
+    let secs = digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(per))
+        .filter(|s| (min..=max).contains(s))
+        .ok_or_else(|| ConfigError::new(setting, raw, format!("must be from {min} s to {max} s (e.g. 30s, 1m)")))?;
+    Ok(Duration::from_secs(secs))
 }
 
 #[cfg(test)]
@@ -405,6 +449,28 @@ mod tests {
     }
 
     #[test]
+    fn trace_headers_and_slos_are_read_once() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.trace, TraceHeaders::On { sampled: true }, "on by default");
+        assert!(c.slos.is_empty());
+        assert_eq!(c.slo_window, Duration::from_secs(60));
+        assert_eq!(config(&["--trace-headers", "false"]).unwrap().trace, TraceHeaders::Off);
+        assert_eq!(config(&["--trace-sampled", "false"]).unwrap().trace, TraceHeaders::On { sampled: false });
+        let c = config(&["--slo", "p95<300ms, create_order:error_rate<1%", "--slo-window", "90"]).unwrap();
+        assert_eq!(
+            c.slos.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["p95<300ms", "create_order:error_rate<1%"]
+        );
+        assert_eq!(c.slo_window, Duration::from_secs(90));
+        for (raw, secs) in [("30s", 30), ("2m", 120), ("1h", 3600), (" 10 ", 10), ("24h", 86_400)] {
+            assert_eq!(window_duration("X", raw, 10, 86_400).unwrap(), Duration::from_secs(secs), "{raw}");
+        }
+        for raw in ["", "m", "1.5m", "-1", "9s", "25h", "1 d"] {
+            assert!(window_duration("X", raw, 10, 86_400).is_err(), "{raw}");
+        }
+    }
+
+    #[test]
     fn peers_are_read_once_and_an_empty_value_means_none() {
         let c = config(&["--peers", "dns:traffic-generator:8089"]).unwrap();
         assert_eq!(c.peers, Some(PeersSetting::Dns { name: "traffic-generator".into(), port: 8089 }));
@@ -444,6 +510,11 @@ mod tests {
             (&["--target-url", "https://x", "--tls-insecure", "--tls-ca-file", "/x"], "TLS_INSECURE"),
             (&["--target-url", "https://x", "--tls-ca-file", "/nonexistent/ca.pem"], "TLS_CA_FILE"),
             (&["--keep-alive-ms", "3600001"], "KEEP_ALIVE_MS"),
+            (&["--slo", "p95<300"], "SLO"),
+            (&["--slo", "p95<300ms,p42<1s"], "SLO"),
+            (&["--slo-window", "5s"], "SLO_WINDOW"),
+            (&["--slo-window", "2d"], "SLO_WINDOW"),
+            (&["--slo-window", "99999999999999999999"], "SLO_WINDOW"),
             (&["--target-url", "http://x/?a=1"], "TARGET_URL"),
             (&["--target-url", "http://user:pw@x"], "TARGET_URL"),
             (&["--target-url", "http://x:99999"], "TARGET_URL"),
