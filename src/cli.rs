@@ -164,7 +164,7 @@ pub struct SidecarArgs {
     #[arg(long, env = "SLO")]
     pub slo: Option<String>,
 
-    /// The sliding window SLOs are judged over: seconds, or a number with s, m or h (10s to 24h)
+    /// The sliding window SLOs are judged over: seconds, or a number with s, m or h (10s to 24h, e.g. 30s, 1.5m)
     #[arg(long, env = "SLO_WINDOW", default_value = "1m")]
     pub slo_window: String,
 }

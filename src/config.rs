@@ -379,33 +379,14 @@ impl TryFrom<SidecarArgs> for Config {
     }
 }
 
-/// A duration written as seconds (`90`) or with a unit (`30s`, `1m`, `2h`),
-/// from `min` to `max` seconds.
+/// A duration as `trafficgen export --duration` takes it (`90`, `30s`, `1m`,
+/// `1.5h`), from `min` to `max` seconds.
 pub fn window_duration(setting: &'static str, raw: &str, min: u64, max: u64) -> Result<Duration, ConfigError> {
-    let text = raw.trim();
-    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
-        Some((i, _)) => text.split_at(i),
-        None => (text, ""),
-    };
-    let per = match unit.trim() {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        _ => {
-            return Err(ConfigError::new(
-                setting,
-                raw,
-                "must be whole seconds, or a whole number with s, m or h (e.g. 30s, 1m)",
-            ));
-        }
-    };
-    let secs = digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(per))
-        .filter(|s| (min..=max).contains(s))
-        .ok_or_else(|| ConfigError::new(setting, raw, format!("must be from {min} s to {max} s (e.g. 30s, 1m)")))?;
-    Ok(Duration::from_secs(secs))
+    let secs = crate::export::command::parse_duration(raw).map_err(|e| ConfigError::new(setting, raw, e))?;
+    if !(min as f64..=max as f64).contains(&secs) {
+        return Err(ConfigError::new(setting, raw, format!("must be from {min} s to {max} s (e.g. 30s, 1m)")));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 #[cfg(test)]
@@ -465,7 +446,8 @@ mod tests {
         for (raw, secs) in [("30s", 30), ("2m", 120), ("1h", 3600), (" 10 ", 10), ("24h", 86_400)] {
             assert_eq!(window_duration("X", raw, 10, 86_400).unwrap(), Duration::from_secs(secs), "{raw}");
         }
-        for raw in ["", "m", "1.5m", "-1", "9s", "25h", "1 d"] {
+        assert_eq!(window_duration("X", "1.5m", 10, 86_400).unwrap(), Duration::from_secs(90));
+        for raw in ["", "m", "-1", "9s", "25h", "1 d", "NaN"] {
             assert!(window_duration("X", raw, 10, 86_400).is_err(), "{raw}");
         }
     }
