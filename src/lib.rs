@@ -48,6 +48,7 @@ pub mod latency;
 pub mod logging;
 pub mod metrics;
 pub mod rate;
+pub mod run;
 pub mod scenario;
 pub mod slo;
 pub mod slo_watch;
