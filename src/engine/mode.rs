@@ -5,6 +5,8 @@ use std::str::FromStr;
 use std::time::SystemTime;
 
 use super::schedule::RateSchedule;
+use super::stages::{Ragged, Stages};
+use crate::scenario::{ACTIVE_BETWEEN_PAUSES, ScenarioKind};
 
 /// A named traffic level the control API can switch to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -159,6 +161,23 @@ pub struct Plan {
     /// The part of the schedule this process sends; set by the cluster,
     /// kept across switches.
     pub share: Share,
+    /// How the rate goes over time, from the anchor.
+    pub shape: Shape,
+}
+
+/// The rate over time of a plan, `rps` being its headline rate. Small and
+/// `Copy` like the plan: the worker builds the schedule from it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Shape {
+    /// `rps` for ever: a mode.
+    Constant,
+    /// A straight line from `from_rps` to `rps` over `secs`, then `rps`
+    /// held: `POST /mode/custom {"rps", "ramp_secs"}`.
+    Ramp { from_rps: f64, secs: f64 },
+    /// A job's story at up to `rps`; nothing is sent after it ends.
+    /// `seed` draws latency degradation's pauses (the jobs board uses the
+    /// same one to know the target rate at each moment).
+    Story { scenario: ScenarioKind, duration_secs: f64, ramp_up_secs: f64, seed: u64 },
 }
 
 /// What the engine is doing, as `/status` reports it.
@@ -182,13 +201,32 @@ impl EngineState {
 impl Plan {
     /// A plan of a process on its own, out of warm-up.
     pub fn new(mode: Mode, rps: f64) -> Plan {
-        Plan { mode, rps, warming_up: false, anchor: None, share: Share::WHOLE }
+        Plan { mode, rps, warming_up: false, anchor: None, share: Share::WHOLE, shape: Shape::Constant }
+    }
+
+    /// This plan with another shape (from `anchor`, the moment it starts,
+    /// so a replica or a re-read of the plan takes the story up where it is).
+    pub fn shaped(self, shape: Shape, anchor: SystemTime) -> Plan {
+        Plan { shape, anchor: Some(anchor), ..self }
     }
 
     /// The schedule to send by, `None` while nothing is to be sent.
     pub fn schedule(&self) -> Option<RateSchedule> {
-        let schedule = RateSchedule::constant(self.rps);
-        (!self.warming_up && !schedule.is_silent()).then_some(schedule)
+        if self.warming_up {
+            return None;
+        }
+        let schedule = match self.shape {
+            Shape::Constant => RateSchedule::constant(self.rps),
+            Shape::Ramp { from_rps, secs } => {
+                RateSchedule::staged(Stages::ramp_then_hold(secs, from_rps, self.rps), None)
+            }
+            Shape::Story { scenario, duration_secs, ramp_up_secs, seed } => {
+                let stages = Stages::new(&scenario.stages(duration_secs, self.rps, ramp_up_secs), 0.0);
+                let ragged = scenario.pauses().map(|pauses| Ragged::new(pauses, ACTIVE_BETWEEN_PAUSES, seed));
+                RateSchedule::staged(stages, ragged)
+            }
+        };
+        (!schedule.is_silent()).then_some(schedule)
     }
 
     pub fn state(&self) -> EngineState {

@@ -204,7 +204,7 @@ fn bounded(x: f64, max: f64) -> f64 {
 /// asks about "now" on the wall and about the next slot on the schedule)
 /// while holding one cycle, not a list of them: a 24-hour job needs no
 /// memory for its tens of thousands of pauses.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Ragged {
     pause_secs: (f64, f64),
     active_secs: (f64, f64),
