@@ -43,6 +43,7 @@ fn control_state() -> ControlState {
     let engine = Engine::new(settings, Arc::new(Metrics::new().unwrap()));
     engine.end_warmup();
     ControlState {
+        live: trafficgen::control::live::Live::detached(engine.clone(), None),
         engine,
         started: Instant::now(),
         sent_rate: Arc::new(SentRate::new(Duration::from_secs(10))),

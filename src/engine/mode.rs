@@ -245,6 +245,16 @@ impl Plan {
         if self.warming_up { 0.0 } else { self.rps }
     }
 
+    /// The rate the schedule asks for at `now`, by every replica together
+    /// (a ramp's rate part-way; 0 during warm-up): where a new ramp starts.
+    pub fn rate_at(&self, now: SystemTime) -> f64 {
+        if self.shape == Shape::Constant {
+            return self.current_rps();
+        }
+        let since = self.anchor.and_then(|a| now.duration_since(a).ok()).map_or(0.0, |d| d.as_secs_f64());
+        self.schedule().map_or(0.0, |s| s.rate_at(since))
+    }
+
     /// The rate this process sends right now: its share of `current_rps`.
     pub fn sending_rps(&self) -> f64 {
         self.share.of(self.current_rps())
