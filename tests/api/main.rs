@@ -9,6 +9,7 @@ mod export;
 mod faults;
 mod hardening;
 mod helpers;
+mod jobs;
 mod keep_alive;
 mod metrics;
 mod peers;
