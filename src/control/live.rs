@@ -323,7 +323,13 @@ impl Live {
         let inner = self.inner.lock();
         let names = self.engine.latency().names();
         let window = &inner.window;
-        RecentLatency { window_secs: round3(window.covers().as_secs_f64()), report: window.merged().report(names) }
+        let mut report = window.merged().report(names);
+        // Every name, answered or not: the shape of `/status` does not
+        // change with what happened to be sent in the last 10 s.
+        for name in names {
+            report.by_name.entry(name.clone()).or_default();
+        }
+        RecentLatency { window_secs: round3(window.covers().as_secs_f64()), report }
     }
 
     pub fn config(&self) -> Option<RuntimeConfig> {
