@@ -12,6 +12,7 @@ mod helpers;
 mod jobs;
 mod keep_alive;
 mod metrics;
+mod openapi;
 mod peers;
 mod promises;
 mod readme;
