@@ -134,6 +134,11 @@ fn presets_one_job_at_a_time_stop_and_a_mode_switch_that_wins() {
     let status = sidecar.get_json("/status");
     assert_eq!((status["mode"].as_str(), status["rps"].as_f64()), (Some("burst"), Some(5.0)), "{status}");
 
+    // Its story as a k6 script: 8 req/s for 30 s.
+    let script = sidecar.get(&format!("/export/k6?job={id}"));
+    assert_eq!(script.status, 200, "{}", script.body);
+    assert!(script.body.contains("30s") && script.body.contains("normal"), "{}", script.body);
+
     // A mode switch stops the job and wins: nothing comes back.
     let job = start_job(&sidecar, r#"{"scenario": "normal", "duration_secs": 60, "max_rps": 5}"#);
     let switched = sidecar.post("/mode/overload", None);
