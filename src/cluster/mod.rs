@@ -263,6 +263,13 @@ impl Cluster {
         })
     }
 
+    /// Puts the document's plan back in force on this replica alone: a
+    /// job's plan, which the document does not carry, has ended here.
+    pub fn reapply_plan(&self) {
+        let replicated = self.inner.replicated.lock();
+        self.apply_plan(&replicated.document.plan, Source::Local);
+    }
+
     /// A change asked of this replica: `edit` gets the document, the
     /// version a change made now has and the time (its start, for anything
     /// scheduled), and returns the document with the changed section set to

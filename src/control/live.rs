@@ -189,9 +189,17 @@ impl Live {
     fn apply(&self, plan: Plan, cause: &'static str, returns_in_secs: Option<f64>) {
         let before = self.engine.plan();
         match &self.cluster {
-            Some(cluster) if plan.shape == Shape::Constant => cluster.propose_plan(plan),
-            _ => self.engine.switch_to(plan),
-        };
+            Some(cluster) if plan.shape == Shape::Constant => {
+                // The document may say this already while a job's plan runs
+                // here: then it is put back in force here.
+                if !cluster.propose_plan(plan) {
+                    cluster.reapply_plan();
+                }
+            }
+            _ => {
+                self.engine.switch_to(plan);
+            }
+        }
         self.hub.publish(
             &Topic::Sidecar,
             names::MODE,

@@ -345,6 +345,41 @@ fn a_peer_that_never_answers_is_reported_and_never_waited_on() {
 }
 
 #[test]
+fn a_job_runs_on_the_replica_that_started_it_and_ends_into_the_shared_mode() {
+    let target = start_demo_target(&[]);
+    let replicas = Replicas::start(2, &format!("http://{}", target.addr), &[("INITIAL_MODE", "pause")]);
+    replicas.wait_for_split(2, Duration::from_secs(15));
+    let job = replicas.get(0).post("/jobs", Some(r#"{"scenario": "normal", "duration_secs": 2, "max_rps": 10}"#));
+    assert_eq!(job.status, 201, "{}", job.body);
+    let id = job.json()["job_id"].as_str().unwrap().to_string();
+    // Only this replica plays it (the other stays paused) …
+    assert_eq!(replicas.get(1).get_json("/status")["mode"], "pause");
+    let ended = eventually(Duration::from_secs(6), || {
+        replicas.get(0).get_json(&format!("/jobs/{id}"))["status"] == "completed"
+    });
+    assert!(ended, "{}", replicas.get(0).get_json(&format!("/jobs/{id}")));
+    // Its share of the job: jobs are not replicated yet, and a staged plan
+    // splits by share as a mode does (every other slot of 20).
+    let sent = target_count(&target, None);
+    assert!((9..=11).contains(&sent), "{sent} requests: half of a 2 s job at 10 req/s");
+    // … and ends into the mode the replicas share, which still switches both.
+    assert_eq!(replicas.get(0).get_json("/status")["mode"], "pause");
+    let job = replicas.get(0).post("/jobs", Some(r#"{"scenario": "normal", "duration_secs": 60, "max_rps": 10}"#));
+    assert_eq!(job.status, 201, "{}", job.body);
+    let res = replicas.get(1).post("/mode/burst", None);
+    assert_eq!(res.status, 200);
+    let res = replicas.get(0).post("/mode/burst", None);
+    assert_eq!(res.json()["stopped_job"]["status"], "stopped", "{}", res.body);
+    for i in 0..2 {
+        let status = replicas.get(i).get_json("/status");
+        assert_eq!((status["mode"].as_str(), status["job"].is_null()), (Some("burst"), true), "replica {i}: {status}");
+    }
+    // Both send their share of burst's 20 req/s again.
+    let before = target_count(&target, None);
+    assert!(eventually(Duration::from_secs(3), || target_count(&target, None) >= before + 20));
+}
+
+#[test]
 fn a_sidecar_alone_has_no_cluster_and_bad_peers_stop_start_up() {
     let target = start_demo_target(&[]);
     let alone = start_sidecar(&target, &[]);
