@@ -327,4 +327,33 @@ mod tests {
         assert_eq!(plan.current_rps(), 0.0);
         assert_eq!(TABLE.plan(Mode::Pause).unwrap().schedule(), None);
     }
+
+    #[test]
+    fn a_shaped_plan_plays_its_shape_from_its_anchor_and_keeps_its_share() {
+        let start = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        let at = |secs: f64| start + std::time::Duration::from_secs_f64(secs);
+        let ramp = Plan::new(Mode::Custom, 100.0).shaped(Shape::Ramp { from_rps: 20.0, secs: 10.0 }, start);
+        assert_eq!((ramp.rate_at(start), ramp.rate_at(at(5.0)), ramp.rate_at(at(60.0))), (20.0, 60.0, 100.0));
+        let story = Shape::Story { scenario: ScenarioKind::Peak, duration_secs: 40.0, ramp_up_secs: 0.0, seed: 1 };
+        let mut job = Plan::new(Mode::Custom, 50.0).shaped(story, start);
+        let schedule = job.schedule().expect("a story sends");
+        assert_eq!(schedule.position_at(40.0), 1500.0);
+        assert_eq!(schedule.rate_at(5.0), 25.0);
+        assert_eq!(schedule.rate_at(41.0), 0.0, "nothing after the story");
+        // Replicas split a story as they split a mode.
+        job.share = Share::new(1, 2).unwrap();
+        assert_eq!(job.sending_rps(), 25.0);
+        // Latency degradation pauses: some moment of its first 5 s sends nothing.
+        let ragged = Shape::Story {
+            scenario: ScenarioKind::LatencyDegradation,
+            duration_secs: 20.0,
+            ramp_up_secs: 0.0,
+            seed: 3,
+        };
+        let schedule = Plan::new(Mode::Custom, 10.0).shaped(ragged, start).schedule().unwrap();
+        assert!((0..500).any(|i| schedule.rate_at(f64::from(i) / 100.0) == 0.0));
+        assert!(schedule.position_at(5.0) < 50.0);
+        // A constant plan is what it always was.
+        assert_eq!(TABLE.plan(Mode::Burst).unwrap().schedule(), Some(RateSchedule::constant(20.0)));
+    }
 }
