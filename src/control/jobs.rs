@@ -2,7 +2,7 @@
 //! `GET /presets`, and the event streams `GET /jobs/{id}/events` and
 //! `GET /events`.
 
-use actix_web::http::header;
+use actix_web::http::{Method, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
@@ -64,7 +64,15 @@ pub async fn presets() -> HttpResponse {
 
 /// A job's progress every 500 ms, then its summary; the stream then ends.
 /// For a job that has ended: its summary alone.
-pub async fn job_events(id: web::Path<String>, state: web::Data<ControlState>) -> Result<HttpResponse, ApiError> {
+pub async fn job_events(
+    request: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<ControlState>,
+) -> Result<HttpResponse, ApiError> {
+    if request.method() == Method::HEAD {
+        state.live.job(&id).ok_or_else(|| no_job(&id))?;
+        return Ok(event_stream_response().finish());
+    }
     match state.live.job_stream(&id).ok_or_else(|| no_job(&id))? {
         Ok(subscription) => Ok(stream(subscription?)),
         Err(record) => {
@@ -77,7 +85,12 @@ pub async fn job_events(id: web::Path<String>, state: web::Data<ControlState>) -
 
 /// The sidecar's life: mode changes, jobs starting and ending, stats
 /// every second. Ends when the sidecar stops.
-pub async fn events(state: web::Data<ControlState>) -> Result<HttpResponse, ApiError> {
+pub async fn events(request: HttpRequest, state: web::Data<ControlState>) -> Result<HttpResponse, ApiError> {
+    // A HEAD answer has no body: a subscription would never be read, and
+    // never be freed, as nothing is ever written to notice the client left.
+    if request.method() == Method::HEAD {
+        return Ok(event_stream_response().finish());
+    }
     Ok(stream(state.live.hub().subscribe(Topic::Sidecar)?))
 }
 

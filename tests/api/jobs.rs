@@ -484,3 +484,25 @@ fn focus_error_injection_sends_a_third_to_the_error_request() {
     // Half of the error requests fail (rate=0.5): about 15 % overall.
     assert!((0.08..=0.25).contains(&ratio), "error ratio {ratio}: {record}");
 }
+
+#[test]
+fn at_most_64_streams_are_open_and_a_reader_that_left_or_a_head_holds_none() {
+    let target = start_demo_target(&[]);
+    let sidecar = paused_sidecar(&target, &[]);
+    for _ in 0..70 {
+        assert_eq!(request(sidecar.addr, "HEAD", "/events", &[], None).status, 200);
+    }
+    let open: Vec<EventStream> = (0..64)
+        .map(|i| {
+            let (status, stream) = EventStream::open(&sidecar, "/events");
+            assert_eq!(status, 200, "stream {i}");
+            stream
+        })
+        .collect();
+    let (status, _) = EventStream::open(&sidecar, "/events");
+    assert_eq!(status, 503, "the 65th stream");
+    drop(open);
+    // A stream whose reader left is freed at its next event (stats, every second).
+    let reopened = eventually(Duration::from_secs(5), || EventStream::open(&sidecar, "/events").0 == 200);
+    assert!(reopened, "the streams of readers that left were never freed");
+}
