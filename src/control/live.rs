@@ -7,19 +7,22 @@
 //! engine only ever sees plans and a focus; the board stays pure.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::sync::{Notify, watch};
 
-use crate::cluster::Cluster;
+use crate::cluster::document::{JobSection, SharedJob};
+use crate::cluster::{Cluster, Source};
 use crate::engine::Engine;
 use crate::engine::focus::Focus;
 use crate::engine::mode::{Mode, Plan, Shape};
 use crate::events::{EventHub, JobEvent, ModeEvent, StatsEvent, Topic, names};
 use crate::jobs::board::Due;
-use crate::jobs::{Board, Clock, JobError, JobRecord, JobSpec, Measures, NameTotals, Progress, Resume, Totals};
+use crate::jobs::{
+    Board, Clock, JobError, JobRecord, JobSpec, Measures, NameTotals, Progress, Resume, StopReason, Totals,
+};
 use crate::latency::{LatencyReport, LatencyWindow};
 use crate::state::{ConfigChangeError, PersistedState, RuntimeConfig, RuntimeSettings, STATE_VERSION, StateStore};
 
@@ -236,8 +239,7 @@ impl Live {
         self.apply(plan, "api", returns_in_secs);
         if let Some(record) = &switched.stopped {
             self.job_ended(&mut inner, record);
-        }
-        if switched.stopped.is_some() {
+            self.share_stop(StopReason::ModeSwitch);
             self.persist(&inner);
         }
         drop(inner);
@@ -248,21 +250,102 @@ impl Live {
     /// `POST /jobs`: starts `spec` unless a job runs (409).
     pub fn start_job(&self, spec: JobSpec) -> Result<JobRecord, JobError> {
         let mut inner = self.inner.lock();
-        let clock = Clock::now();
+        // Whole milliseconds: the anchor replicas agree on, to the slot.
+        let start_ms = epoch_ms(SystemTime::now());
+        let clock = Clock { at: Instant::now(), wall: UNIX_EPOCH + Duration::from_millis(start_ms) };
         let seed: u64 = rand::random();
         let current = self.current();
         let record = inner.board.start(spec.clone(), clock, current, self.measures(), seed)?;
-        let scenario = spec.scenario.0;
-        let shape = Shape::Story { scenario, duration_secs: spec.duration_secs, ramp_up_secs: spec.ramp_up_secs, seed };
-        self.engine.set_focus(Some(Focus { requests: spec.endpoints.clone(), error_share: scenario.error_share() }));
-        self.apply(Plan::new(Mode::Custom, spec.max_rps).shaped(shape, clock.wall), "job_started", None);
-        self.hub.publish(&Topic::Sidecar, names::JOB_STARTED, &job_event(&record), false);
-        log::info!(job_id = record.job_id.as_str(), scenario = scenario.as_str(), max_rps = spec.max_rps,
-            duration_secs = spec.duration_secs; "job started");
+        self.play(&record, clock, seed);
+        if let Some(cluster) = &self.cluster {
+            let job_id = record.job_id.clone();
+            cluster
+                .propose_job(JobSection { running: Some(SharedJob { job_id, spec, seed, start_ms }), stopped: None });
+        }
         self.persist(&inner);
         drop(inner);
         self.wake.notify_one();
         Ok(record)
+    }
+
+    /// Puts a job the board just started in force: its focus, its plan
+    /// (anchored where it started, so replicas interleave), the event.
+    fn play(&self, record: &JobRecord, clock: Clock, seed: u64) {
+        let spec = &record.spec;
+        let scenario = spec.scenario.0;
+        let shape = Shape::Story { scenario, duration_secs: spec.duration_secs, ramp_up_secs: spec.ramp_up_secs, seed };
+        let max_rps = spec.max_rps.min(self.engine.modes().max_rps);
+        self.engine.set_focus(Some(Focus { requests: spec.endpoints.clone(), error_share: scenario.error_share() }));
+        self.apply(Plan::new(Mode::Custom, max_rps).shaped(shape, clock.wall), "job_started", None);
+        self.hub.publish(&Topic::Sidecar, names::JOB_STARTED, &job_event(record), false);
+        log::info!(job_id = record.job_id.as_str(), scenario = scenario.as_str(), max_rps = max_rps,
+            duration_secs = spec.duration_secs; "job started");
+    }
+
+    /// A job section a peer changed: play its job here too, or end ours
+    /// as it was ended there.
+    fn play_shared(&self, section: JobSection, source: Source) {
+        let mut inner = self.inner.lock();
+        let measures = self.measures();
+        let clock = Clock::now();
+        match section.running {
+            Some(job) => {
+                let known = inner.board.get(&job.job_id).is_some();
+                let end_ms = job.start_ms.saturating_add((job.spec.duration_secs * 1000.0) as u64);
+                // Ours already, or over: nothing to play.
+                if known || epoch_ms(clock.wall) >= end_ms {
+                    return;
+                }
+                // The newer job wins over one of ours.
+                if let Some(record) = inner.board.switch_mode(clock, &measures).stopped {
+                    self.job_ended(&mut inner, &record);
+                }
+                let since = Duration::from_millis(epoch_ms(clock.wall).saturating_sub(job.start_ms));
+                let started = Clock {
+                    at: clock.at.checked_sub(since).unwrap_or(clock.at),
+                    wall: UNIX_EPOCH + Duration::from_millis(job.start_ms),
+                };
+                let current = self.current();
+                match inner.board.start_shared(job.job_id, job.spec, started, current, measures, job.seed) {
+                    Ok(record) => {
+                        log::info!(job_id = record.job_id.as_str(), source = source.as_str();
+                            "cluster: playing the job a peer started");
+                        self.play(&record, started, job.seed);
+                    }
+                    Err(e) => log::warn!(error:% = e; "cluster: cannot play a peer's job"),
+                }
+            }
+            None => {
+                let Some(id) = inner.board.running_id().map(str::to_string) else { return };
+                match section.stopped {
+                    // The plan section carries the new mode.
+                    Some(StopReason::ModeSwitch) => {
+                        if let Some(record) = inner.board.switch_mode(clock, &measures).stopped {
+                            self.job_ended(&mut inner, &record);
+                        }
+                    }
+                    _ => {
+                        if let Ok(crate::jobs::StopOutcome::Stopped(finished)) = inner.board.stop(&id, clock, &measures)
+                        {
+                            self.job_ended(&mut inner, &finished.record);
+                            if let Some(resume) = finished.resume {
+                                self.resume(resume, "job_ended");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.persist(&inner);
+        drop(inner);
+        self.wake.notify_one();
+    }
+
+    /// Tells the peers a job ended early here (a run to its end needs no word).
+    fn share_stop(&self, reason: StopReason) {
+        if let Some(cluster) = &self.cluster {
+            cluster.propose_job(JobSection { running: None, stopped: Some(reason) });
+        }
     }
 
     /// `POST /jobs/{id}/stop`: idempotent; the mode before comes back.
@@ -276,6 +359,7 @@ impl Live {
                 if let Some(resume) = finished.resume {
                     self.resume(resume, "job_ended");
                 }
+                self.share_stop(StopReason::Requested);
                 self.persist(&inner);
                 Ok(finished.record)
             }
@@ -402,13 +486,27 @@ impl Live {
     pub async fn drive(self: Arc<Self>) {
         let mut next_progress = Instant::now() + PROGRESS_EVERY;
         let mut next_stats = Instant::now();
+        let mut shared_jobs = self.cluster.as_ref().map(Cluster::watch_jobs);
         loop {
             let due = self.inner.lock().board.next_due();
             let wake_at = [Some(next_progress), Some(next_stats), due].into_iter().flatten().min();
             let wake_at = wake_at.unwrap_or(next_stats);
+            let peer_job = async {
+                let Some(jobs) = shared_jobs.as_mut() else { return std::future::pending().await };
+                match jobs.changed().await {
+                    Ok(()) => jobs.borrow_and_update().clone(),
+                    Err(_) => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = tokio::time::sleep_until(wake_at.into()) => {}
                 _ = self.wake.notified() => continue,
+                change = peer_job => {
+                    if let Some((section, source)) = change {
+                        self.play_shared(section, source);
+                    }
+                    continue;
+                }
             }
             let now = Instant::now();
             self.end_what_is_due();
@@ -521,6 +619,10 @@ fn status_name(record: &JobRecord) -> &'static str {
 
 fn stats_interval(config: &RuntimeConfig) -> Option<Duration> {
     (config.stats_interval_secs > 0.0).then(|| Duration::try_from_secs_f64(config.stats_interval_secs).ok()).flatten()
+}
+
+fn epoch_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn round3(x: f64) -> f64 {

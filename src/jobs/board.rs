@@ -205,10 +205,41 @@ impl Board {
         if let Some(running) = &self.running {
             return Err(JobError::Conflict { running: running.record.job_id.clone() });
         }
-        // A timed mode gives way to the job, which returns to where it would have.
-        let resume = self.timed.take().map_or(current, |t| t.resume);
         let job_id = format!("job-{}-{:04x}", self.next_seq, self.tag);
         self.next_seq += 1;
+        Ok(self.start_as(job_id, spec, clock, current, measures, seed))
+    }
+
+    /// Starts a job another replica started, under its id, `clock` being
+    /// when it started there (perhaps a moment ago). The caller ends a job
+    /// of its own first.
+    pub fn start_shared(
+        &mut self,
+        job_id: String,
+        spec: JobSpec,
+        clock: Clock,
+        current: Resume,
+        measures: Measures,
+        seed: u64,
+    ) -> Result<JobRecord, JobError> {
+        if let Some(running) = &self.running {
+            return Err(JobError::Conflict { running: running.record.job_id.clone() });
+        }
+        self.history.retain(|r| r.job_id != job_id);
+        Ok(self.start_as(job_id, spec, clock, current, measures, seed))
+    }
+
+    fn start_as(
+        &mut self,
+        job_id: String,
+        spec: JobSpec,
+        clock: Clock,
+        current: Resume,
+        measures: Measures,
+        seed: u64,
+    ) -> JobRecord {
+        // A timed mode gives way to the job, which returns to where it would have.
+        let resume = self.timed.take().map_or(current, |t| t.resume);
         let stages = Stages::new(&spec.stages(), 0.0);
         let ragged = spec.scenario.0.pauses().map(|pauses| Ragged::new(pauses, ACTIVE_BETWEEN_PAUSES, seed));
         let record = JobRecord {
@@ -230,7 +261,7 @@ impl Board {
             start: measures,
         });
         self.trim();
-        Ok(record)
+        record
     }
 
     /// What has reached its end by `at`, if anything (a job first).

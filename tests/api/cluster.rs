@@ -345,34 +345,54 @@ fn a_peer_that_never_answers_is_reported_and_never_waited_on() {
 }
 
 #[test]
-fn a_job_runs_on_the_replica_that_started_it_and_ends_into_the_shared_mode() {
+fn a_job_started_on_one_replica_runs_on_all_and_ends_on_all() {
     let target = start_demo_target(&[]);
     let replicas = Replicas::start(2, &format!("http://{}", target.addr), &[("INITIAL_MODE", "pause")]);
     replicas.wait_for_split(2, Duration::from_secs(15));
     let job = replicas.get(0).post("/jobs", Some(r#"{"scenario": "normal", "duration_secs": 2, "max_rps": 10}"#));
     assert_eq!(job.status, 201, "{}", job.body);
     let id = job.json()["job_id"].as_str().unwrap().to_string();
-    // Only this replica plays it (the other stays paused) …
-    assert_eq!(replicas.get(1).get_json("/status")["mode"], "pause");
-    let ended = eventually(Duration::from_secs(6), || {
-        replicas.get(0).get_json(&format!("/jobs/{id}"))["status"] == "completed"
-    });
-    assert!(ended, "{}", replicas.get(0).get_json(&format!("/jobs/{id}")));
-    // Its share of the job: jobs are not replicated yet, and a staged plan
-    // splits by share as a mode does (every other slot of 20).
-    let sent = target_count(&target, None);
-    assert!((9..=11).contains(&sent), "{sent} requests: half of a 2 s job at 10 req/s");
-    // … and ends into the mode the replicas share, which still switches both.
-    assert_eq!(replicas.get(0).get_json("/status")["mode"], "pause");
-    let job = replicas.get(0).post("/jobs", Some(r#"{"scenario": "normal", "duration_secs": 60, "max_rps": 10}"#));
-    assert_eq!(job.status, 201, "{}", job.body);
-    let res = replicas.get(1).post("/mode/burst", None);
-    assert_eq!(res.status, 200);
-    let res = replicas.get(0).post("/mode/burst", None);
-    assert_eq!(res.json()["stopped_job"]["status"], "stopped", "{}", res.body);
+    let path = format!("/jobs/{id}");
+    // The other replica plays it too, under the same id, …
+    let shared = eventually(Duration::from_secs(2), || replicas.get(1).get(&path).status == 200);
+    assert!(shared, "the job did not reach replica 1: {}", replicas.get(1).get_json("/jobs"));
+    // … each its share, so the target sees the job's whole rate, …
     for i in 0..2 {
-        let status = replicas.get(i).get_json("/status");
-        assert_eq!((status["mode"].as_str(), status["job"].is_null()), (Some("burst"), true), "replica {i}: {status}");
+        let ended = eventually(Duration::from_secs(6), || replicas.get(i).get_json(&path)["status"] == "completed");
+        assert!(ended, "replica {i}: {}", replicas.get(i).get_json(&path));
+    }
+    let sent = target_count(&target, None);
+    assert!((19..=21).contains(&sent), "{sent} requests of a 2 s job at 10 req/s");
+    // … and both end into the mode they shared before it.
+    for i in 0..2 {
+        assert_eq!(replicas.get(i).get_json("/status")["mode"], "pause", "replica {i}");
+    }
+
+    // Stopped on the other replica: stopped on both, the mode before back.
+    let job = replicas.get(0).post("/jobs", Some(r#"{"scenario": "normal", "duration_secs": 60, "max_rps": 10}"#));
+    let id = job.json()["job_id"].as_str().unwrap().to_string();
+    let path = format!("/jobs/{id}");
+    assert!(eventually(Duration::from_secs(2), || replicas.get(1).get_json("/status")["job"]["job_id"] == id.as_str()));
+    assert_eq!(replicas.get(1).post(&format!("{path}/stop"), None).status, 200);
+    for i in 0..2 {
+        let stopped = eventually(Duration::from_secs(2), || replicas.get(i).get_json(&path)["status"] == "stopped");
+        assert!(stopped, "replica {i}: {}", replicas.get(i).get_json(&path));
+        assert_eq!(replicas.get(i).get_json("/status")["mode"], "pause", "replica {i}");
+    }
+
+    // A mode switch on either replica stops the job on both and wins.
+    let job = replicas.get(0).post("/jobs", Some(r#"{"scenario": "normal", "duration_secs": 60, "max_rps": 10}"#));
+    let id = job.json()["job_id"].as_str().unwrap().to_string();
+    assert!(eventually(Duration::from_secs(2), || replicas.get(1).get_json("/status")["job"]["job_id"] == id.as_str()));
+    let res = replicas.get(1).post("/mode/burst", None);
+    assert_eq!(res.json()["stopped_job"]["job_id"], id.as_str(), "{}", res.body);
+    for i in 0..2 {
+        let switched = eventually(Duration::from_secs(2), || {
+            let status = replicas.get(i).get_json("/status");
+            status["mode"] == "burst" && status["job"].is_null()
+        });
+        assert!(switched, "replica {i}: {}", replicas.get(i).get_json("/status"));
+        assert_eq!(replicas.get(i).get_json(&format!("/jobs/{id}"))["stop_reason"], "mode_switch", "replica {i}");
     }
     // Both send their share of burst's 20 req/s again.
     let before = target_count(&target, None);
