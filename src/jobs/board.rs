@@ -680,4 +680,22 @@ mod tests {
         assert_eq!(record.stop_reason, Some(StopReason::Shutdown));
         assert!(board.shut_down(t0, &measures(10)).is_none());
     }
+
+    #[test]
+    fn a_shared_job_keeps_its_id_and_its_start_and_is_one_at_a_time_too() {
+        let now = Clock::now();
+        let started = Clock { at: now.at - Duration::from_secs(20), wall: now.wall - Duration::from_secs(20) };
+        let mut board = Board::new(0x01);
+        let job = spec(r#"{"scenario":"normal","duration_secs":60,"max_rps":10}"#);
+        let record = board.start_shared("job-7-beef".into(), job.clone(), started, STEADY, measures(0), 3).unwrap();
+        assert_eq!((record.job_id.as_str(), board.running_id()), ("job-7-beef", Some("job-7-beef")));
+        // It ends 60 s after it started elsewhere, 40 s from now.
+        assert_eq!(board.next_due(), Some(started.at + Duration::from_secs(60)));
+        let second = board.start_shared("job-8-beef".into(), job, now, STEADY, measures(0), 3);
+        assert_eq!(second, Err(JobError::Conflict { running: "job-7-beef".into() }));
+        // Ids of this board go on from its own sequence.
+        assert!(board.stop("job-7-beef", now, &measures(5)).is_ok());
+        let own = board.start(spec(r#"{"preset":"gentle"}"#), now, STEADY, measures(5), 1).unwrap();
+        assert_eq!(own.job_id, "job-1-0001");
+    }
 }
