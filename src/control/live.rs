@@ -257,6 +257,8 @@ impl Live {
         let current = self.current();
         let record = inner.board.start(spec.clone(), clock, current, self.measures(), seed)?;
         self.play(&record, clock, seed);
+        // `/status` shows the job at once, not at the first progress tick.
+        inner.progress = inner.board.progress(clock, self.measures());
         if let Some(cluster) = &self.cluster {
             let job_id = record.job_id.clone();
             cluster
@@ -311,6 +313,7 @@ impl Live {
                         log::info!(job_id = record.job_id.as_str(), source = source.as_str();
                             "cluster: playing the job a peer started");
                         self.play(&record, started, job.seed);
+                        inner.progress = inner.board.progress(Clock::now(), self.measures());
                     }
                     Err(e) => log::warn!(error:% = e; "cluster: cannot play a peer's job"),
                 }

@@ -121,7 +121,7 @@ fn presets_one_job_at_a_time_stop_and_a_mode_switch_that_wins() {
     let second = sidecar.post("/jobs", Some(r#"{"preset": "stress"}"#));
     assert_eq!(second.status, 409, "{}", second.body);
     assert_eq!(second.json()["running_job_id"], id.as_str());
-    assert!(eventually(Duration::from_secs(3), || sidecar.get_json("/status")["job"]["job_id"] == id.as_str()));
+    assert_eq!(sidecar.get_json("/status")["job"]["job_id"], id.as_str(), "the running job at once");
 
     let stopped = sidecar.post(&format!("/jobs/{id}/stop"), None);
     assert_eq!(stopped.status, 200, "{}", stopped.body);
