@@ -147,6 +147,10 @@ pub struct SidecarArgs {
     #[arg(long, env = "TLS_CA_FILE")]
     pub tls_ca_file: Option<std::path::PathBuf>,
 
+    /// Directory keeping runtime config changes and the job history across restarts (default: none, memory only)
+    #[arg(long, env = "STATE_DIR")]
+    pub state_dir: Option<std::path::PathBuf>,
+
     /// Accept any certificate from an https target (self-signed staging only; logged as a warning)
     #[arg(long, env = "TLS_INSECURE", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub tls_insecure: bool,

@@ -226,6 +226,11 @@ pub struct Config {
     pub slos: Vec<Slo>,
     /// The window they are judged over.
     pub slo_window: Duration,
+    /// Where config changes and the job history are kept; `None`: memory only.
+    pub state: Option<crate::state::StateStore>,
+    /// The settings as given, without secrets or files: what `PUT /config`
+    /// checks a change against (see [`crate::state::RuntimeSettings`]).
+    pub runtime_args: SidecarArgs,
 }
 
 const MAX_RPS_LIMIT: f64 = 1_000_000.0;
@@ -327,7 +332,20 @@ impl TryFrom<SidecarArgs> for Config {
             if stats_secs == 0.0 { None } else { Some(seconds("STATS_INTERVAL_SECS", stats_secs, 1.0, 86_400.0)?) };
 
         let client = client_settings(&args, &target, max_in_flight)?;
+        let state = match &args.state_dir {
+            None => None,
+            Some(dir) => {
+                Some(crate::state::StateStore::open(dir).map_err(|e| ConfigError::new("STATE_DIR", dir.display(), e))?)
+            }
+        };
+        let mut runtime_args = args.clone();
+        runtime_args.control_token = None;
+        runtime_args.control_token_file = None;
+        runtime_args.tls_ca_file = None;
+        runtime_args.state_dir = None;
         Ok(Config {
+            state,
+            runtime_args,
             engine: EngineSettings {
                 target,
                 initial_mode,

@@ -182,6 +182,7 @@ mod peer_endpoint {
         let peers = PeersSetting::Static(vec!["127.0.0.1:9".parse().unwrap()]);
         let cluster = Cluster::new(peers, engine.clone(), None);
         ControlState {
+            live: trafficgen::control::live::Live::detached(engine.clone(), Some(cluster.clone())),
             engine,
             started: Instant::now(),
             sent_rate: Arc::new(SentRate::new(Duration::from_secs(10))),

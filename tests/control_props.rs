@@ -43,6 +43,7 @@ fn control_state() -> ControlState {
     let engine = Engine::new(settings, Arc::new(Metrics::new().unwrap()));
     engine.end_warmup();
     ControlState {
+        live: trafficgen::control::live::Live::detached(engine.clone(), None),
         engine,
         started: Instant::now(),
         sent_rate: Arc::new(SentRate::new(Duration::from_secs(10))),
@@ -192,9 +193,10 @@ fn rate_arithmetic_never_panics_over_the_whole_f64_range() {
             let mut rng = SmallRng::seed_from_u64(seed);
             let schedule = RateSchedule::constant(rps);
             let _ = (schedule.rate_at(now), schedule.position_at(now), schedule.time_of(now));
-            for mut pacer in
-                [Pacer::new(schedule, jitter, &mut rng), Pacer::sharded(schedule, jitter, stride, offset, &mut rng)]
-            {
+            for mut pacer in [
+                Pacer::new(schedule.clone(), jitter, &mut rng),
+                Pacer::sharded(schedule, jitter, stride, offset, &mut rng),
+            ] {
                 let _ = Pacer::turn_limit(pacer.rate_at(now), 0.001);
                 let _ = pacer.skip_before(cutoff, &mut rng);
                 for _ in 0..4 {

@@ -1,8 +1,8 @@
 //! `GET /export/{k6,locust,artillery}`: the running workload and mode as a
 //! script for that tool, or a scenario with `?scenario=…&max_rps=…`.
 //! Query: `scenario`, `duration_secs` (60), `max_rps`, `ramp_up_secs` (0),
-//! `rps` (instead of the mode's rate), `slo`. `job` answers 422 until
-//! jobs exist.
+//! `rps` (instead of the mode's rate), `slo`; or `job=ID`: that job's
+//! scenario, rate and length.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -47,10 +47,28 @@ pub async fn export(
             ApiError::Invalid(format!("{e}; parameters: scenario, duration_secs, max_rps, ramp_up_secs, rps, slo"))
         })?
         .into_inner();
-    if query.job.is_some() {
-        return Err(ApiError::Invalid(
-            "jobs are not available in this version: export a scenario with ?scenario=…&max_rps=… instead".into(),
-        ));
+    let mut query = query;
+    if let Some(id) = query.job.take() {
+        // A job's own story: its scenario, rate and length.
+        if query.scenario.is_some()
+            || query.max_rps.is_some()
+            || query.rps.is_some()
+            || query.duration_secs.is_some()
+            || query.ramp_up_secs.is_some()
+        {
+            return Err(ApiError::Invalid(
+                "job gives the scenario, max_rps, duration_secs and ramp_up_secs; give none of them with it".into(),
+            ));
+        }
+        let record = state.live.job(&id).ok_or_else(|| {
+            let id: String = id.chars().take(64).collect();
+            ApiError::Invalid(format!("no job '{id}'; GET /jobs lists the last 50"))
+        })?;
+        let spec = record.spec;
+        query.scenario = Some(spec.scenario.0.as_str().to_string());
+        query.max_rps = Some(spec.max_rps);
+        query.duration_secs = Some(spec.duration_secs);
+        query.ramp_up_secs = Some(spec.ramp_up_secs);
     }
     let settings = state.engine.settings();
     let cap = settings.modes.max_rps;

@@ -30,9 +30,10 @@ use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::TargetUrl;
+use crate::latency::LatencyTable;
 use crate::metrics::Metrics;
 use mix::Mix;
-use mode::{Mode, ModeTable, Plan, Share};
+use mode::{Mode, ModeTable, Plan, Shape, Share};
 use ring::OrderIdRing;
 
 /// What the engine needs from the configuration.
@@ -71,6 +72,23 @@ struct Shared {
     /// Requests still in flight when the worker stopped (`NOT_STOPPED`
     /// until then).
     abandoned: AtomicU64,
+    /// Latencies of the answers, by request name (the mix's endpoints).
+    latency: Arc<LatencyTable>,
+    /// The settings `PUT /config` changes while the engine runs.
+    modes: Mutex<ModeTable>,
+    jitter_bits: AtomicU64,
+    timeout_micros: AtomicU64,
+}
+
+/// What `PUT /config` may change in a running engine.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tuning {
+    pub steady_rps: f64,
+    pub burst_rps: f64,
+    pub overload_rps: f64,
+    pub jitter: f64,
+    pub request_timeout: Duration,
+    pub max_in_flight: usize,
 }
 
 const NOT_STOPPED: u64 = u64::MAX;
@@ -87,6 +105,10 @@ impl Engine {
             in_flight: Arc::new(InFlight::new(settings.max_in_flight)),
             sent: AtomicU64::new(0),
             abandoned: AtomicU64::new(NOT_STOPPED),
+            latency: Arc::new(LatencyTable::new(mix::Endpoint::ALL.map(mix::Endpoint::as_str))),
+            modes: Mutex::new(settings.modes),
+            jitter_bits: AtomicU64::new(settings.jitter.to_bits()),
+            timeout_micros: AtomicU64::new(micros(settings.request_timeout)),
             metrics,
             settings,
         };
@@ -141,8 +163,50 @@ impl Engine {
         &self.shared.settings
     }
 
-    pub fn modes(&self) -> &ModeTable {
-        &self.shared.settings.modes
+    /// The modes' rates now (`PUT /config` changes them) and the cap.
+    pub fn modes(&self) -> ModeTable {
+        *self.shared.modes.lock()
+    }
+
+    /// ± fraction of randomness on each gap, now.
+    pub fn jitter(&self) -> f64 {
+        f64::from_bits(self.shared.jitter_bits.load(Ordering::Relaxed))
+    }
+
+    /// The per-request timeout, now.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_micros(self.shared.timeout_micros.load(Ordering::Relaxed))
+    }
+
+    /// The bound on requests in flight, now.
+    pub fn max_in_flight(&self) -> usize {
+        self.shared.in_flight.max()
+    }
+
+    /// Applies runtime settings (checked by the caller, as at start-up).
+    /// The timeout and the in-flight bound hold for requests sent from now
+    /// on; the jitter from the next plan the worker takes up, which this
+    /// makes happen at once. A built-in mode whose rate changed is switched
+    /// to its new rate.
+    pub fn retune(&self, tuning: Tuning) {
+        let modes = {
+            let mut modes = self.shared.modes.lock();
+            modes.steady = tuning.steady_rps;
+            modes.burst = tuning.burst_rps;
+            modes.overload = tuning.overload_rps;
+            *modes
+        };
+        self.shared.jitter_bits.store(tuning.jitter.to_bits(), Ordering::Relaxed);
+        self.shared.timeout_micros.store(micros(tuning.request_timeout), Ordering::Relaxed);
+        self.shared.in_flight.set_max(tuning.max_in_flight);
+        let plan = self.plan();
+        match modes.rate_of(plan.mode) {
+            Some(rps) if plan.shape == Shape::Constant && plan.rps != rps => {
+                self.switch_to(Plan { rps, ..plan });
+            }
+            // Re-read by the worker: the new jitter takes effect.
+            _ => self.plan.send_modify(|_| {}),
+        }
     }
 
     pub fn plan(&self) -> Plan {
@@ -249,10 +313,19 @@ impl Engine {
         &self.shared.metrics
     }
 
+    /// Latencies recorded so far, per request name; snapshot and subtract.
+    pub fn latency(&self) -> &Arc<LatencyTable> {
+        &self.shared.latency
+    }
+
     /// Copies the engine's live gauges into the metrics before a scrape.
     pub fn refresh_gauges(&self) {
         self.shared.metrics.set_gauges(self.in_flight(), self.ids_buffered());
     }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// The running worker; await [`EngineTask::stopped`] after cancelling.
@@ -273,17 +346,28 @@ impl EngineTask {
 /// when none is left the request is dropped, never queued.
 pub struct InFlight {
     current: AtomicUsize,
-    max: usize,
+    /// Changed at runtime by `PUT /config` (never above its start value).
+    max: AtomicUsize,
 }
 
 impl InFlight {
     pub fn new(max: usize) -> Self {
-        InFlight { current: AtomicUsize::new(0), max }
+        InFlight { current: AtomicUsize::new(0), max: AtomicUsize::new(max) }
+    }
+
+    pub fn max(&self) -> usize {
+        self.max.load(Ordering::Relaxed)
+    }
+
+    /// A lower bound lets the requests in flight finish; only new ones wait for room.
+    pub fn set_max(&self, max: usize) {
+        self.max.store(max, Ordering::Relaxed);
     }
 
     pub fn try_acquire(self: &Arc<Self>) -> Option<InFlightPermit> {
+        let max = self.max();
         self.current
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.max).then_some(n + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
             .ok()
             .map(|_| InFlightPermit(Arc::clone(self)))
     }

@@ -50,6 +50,8 @@ type InFlightFuture = Pin<Box<dyn Future<Output = Completed>>>;
 struct Completed {
     endpoint: Endpoint,
     started: Instant,
+    /// How late it left against its scheduled time.
+    lag: Duration,
     result: Result<Outcome, TimedOut>,
     /// Released (after recording) when this is dropped.
     _permit: InFlightPermit,
@@ -137,7 +139,7 @@ impl Worker {
         // Send times are fixed against the plan's anchor, never against answers.
         let since_anchor = plan.anchor.map(|anchor| signed_secs_since(anchor, SystemTime::now()));
         let anchor = Instant::now();
-        let jitter = self.engine.shared.settings.jitter;
+        let jitter = self.engine.jitter();
         let mut origin = 0.0;
         let mut pacer = plan.schedule().map(|s| {
             // Replicas share one schedule: this process owns every
@@ -253,10 +255,11 @@ impl Worker {
         let shared = &self.engine.shared;
         shared.metrics.observe_lag(lag_secs);
         shared.sent.fetch_add(1, Ordering::Relaxed);
-        let timeout = shared.settings.request_timeout;
+        let timeout = self.engine.request_timeout();
         let request = self.draw_request();
         let endpoint = request.endpoint();
         let started = now;
+        let lag = Duration::try_from_secs_f64(lag_secs.max(0.0)).unwrap_or(Duration::ZERO);
         let client = match client {
             Ok(client) => client,
             Err(e) => {
@@ -269,7 +272,7 @@ impl Worker {
         let exchange = self.deadlines.guard(started + timeout, send);
         self.in_flight.push(Box::pin(async move {
             let result = exchange.await;
-            Completed { endpoint, started, result, _permit: permit }
+            Completed { endpoint, started, lag, result, _permit: permit }
         }));
     }
 
@@ -285,8 +288,14 @@ impl Worker {
 
     fn record(&mut self, done: Completed, now: Instant) {
         let metrics = &self.engine.shared.metrics;
-        let secs = now.saturating_duration_since(done.started).as_secs_f64();
+        let from_sent = now.saturating_duration_since(done.started);
+        let secs = from_sent.as_secs_f64();
         let endpoint = done.endpoint;
+        // Every answer, and every wait that ended in a timeout: both are
+        // what a user would have waited (a refused connection is not).
+        if matches!(done.result, Ok(Outcome::Answered { .. }) | Err(TimedOut)) {
+            self.engine.shared.latency.record(endpoint.index(), from_sent, done.lag);
+        }
         match done.result {
             Ok(Outcome::Answered { status, created }) => {
                 self.answers.count(endpoint, status);
@@ -301,7 +310,7 @@ impl Worker {
             }
             Err(TimedOut) => {
                 metrics.record_failure(endpoint, ErrorKind::Timeout, secs);
-                let timeout = self.engine.shared.settings.request_timeout;
+                let timeout = self.engine.request_timeout();
                 self.errors.note(endpoint, ErrorKind::Timeout, &format_args!("no answer within {timeout:?}"));
             }
         }
