@@ -296,7 +296,7 @@ async fn log_stats(state: ControlState, every: Duration) {
         let secs = now.0.duration_since(last.0).as_secs_f64().max(1e-9);
         let achieved = (now.1 - last.1) as f64 / secs;
         let plan = engine.plan();
-        let (s, p) = (now.2, last.2);
+        let (s, p) = (&now.2, &last.2);
         log::info!(
             mode = plan.mode.as_str(), state = plan.state().as_str(), target_rps = plan.sending_rps(),
             achieved_rps = (achieved * 100.0).round() / 100.0, interval_secs = (secs * 100.0).round() / 100.0,

@@ -11,9 +11,10 @@ use crate::control::origin::AllowedOrigins;
 use crate::control::server::ServerLimits;
 use crate::engine::EngineSettings;
 use crate::engine::client::ClientSettings;
-use crate::engine::mix::Mix;
+use crate::engine::mix::{Endpoint, Mix};
 use crate::engine::mode::{MIN_RPS, Mode, ModeTable, check_rate};
 use crate::engine::tls::{TlsError, TlsSettings, client_config};
+use crate::workload::{self, OrderWeights, Workload};
 
 /// A setting that failed validation. Displays as one line naming it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -251,6 +252,26 @@ fn client_settings(
     Ok(ClientSettings { idle_keep, max_connections: max_in_flight, tls, tls_insecure: args.tls_insecure })
 }
 
+/// The built-in orders workload with `MIX`'s weights.
+pub fn builtin_workload(mix: Mix, options: &workload::Options) -> Result<Workload, workload::LoadError> {
+    let weights = OrderWeights {
+        create_order: mix.weight(Endpoint::CreateOrder),
+        list_orders: mix.weight(Endpoint::ListOrders),
+        get_order: mix.weight(Endpoint::GetOrder),
+    };
+    workload::orders(weights, options)
+}
+
+/// `WORKLOAD_FILE`, read and checked: every problem on a line of its own,
+/// as `file:line:column: what is wrong`.
+fn load_workload(path: &std::path::Path, options: &workload::Options) -> Result<Workload, ConfigError> {
+    workload::load_file(path, options).map_err(|e| {
+        let count = e.problems.len();
+        let noun = if count == 1 { "problem" } else { "problems" };
+        ConfigError::new("WORKLOAD_FILE", path.display(), format_args!("{count} {noun}:\n{e}"))
+    })
+}
+
 fn seconds(setting: &'static str, value: f64, min: f64, max: f64) -> Result<Duration, ConfigError> {
     if value.is_finite() && (min..=max).contains(&value) {
         Ok(Duration::from_secs_f64(value))
@@ -309,6 +330,12 @@ impl TryFrom<SidecarArgs> for Config {
             return Err(ConfigError::new("JITTER", args.jitter, "must be a fraction from 0 to 1"));
         }
         let mix: Mix = args.mix.parse().map_err(|e| ConfigError::new("MIX", &args.mix, e))?;
+        let id_buffer_size = whole("ID_BUFFER_SIZE", args.id_buffer_size, 1, 1_000_000)?;
+        let options = workload::Options { target: workload::Target::new(&target), default_pool_size: id_buffer_size };
+        let workload = match &args.workload_file {
+            Some(path) => load_workload(path, &options)?,
+            None => builtin_workload(mix, &options).map_err(|e| ConfigError::new("MIX", &args.mix, e))?,
+        };
 
         let max_in_flight = whole("MAX_IN_FLIGHT", args.max_in_flight, 1, 100_000)?;
         let default_warmup = if args.demo { 1.0 } else { 10.0 };
@@ -325,8 +352,9 @@ impl TryFrom<SidecarArgs> for Config {
                 initial_mode,
                 modes,
                 jitter: args.jitter,
-                mix,
-                id_buffer_size: whole("ID_BUFFER_SIZE", args.id_buffer_size, 1, 1_000_000)?,
+                workload: std::sync::Arc::new(workload),
+                workload_file: args.workload_file.clone(),
+                id_buffer_size,
                 request_timeout: Duration::from_millis(whole(
                     "REQUEST_TIMEOUT_MS",
                     args.request_timeout_ms,
@@ -393,7 +421,8 @@ mod tests {
         assert_eq!(c.engine.initial_mode, Mode::Steady);
         assert_eq!(c.engine.modes, ModeTable { steady: 2.0, burst: 20.0, overload: 100.0, max_rps: 1000.0 });
         assert_eq!(c.engine.jitter, 0.2);
-        assert_eq!(c.engine.mix, Mix::default());
+        assert_eq!(c.engine.workload.mix(), Mix::default().to_string());
+        assert_eq!(c.engine.workload.source(), workload::BUILTIN_SOURCE);
         assert_eq!(c.engine.id_buffer_size, 50);
         assert_eq!(c.engine.request_timeout, Duration::from_millis(5000));
         assert_eq!(c.engine.max_in_flight, 512);
