@@ -189,14 +189,11 @@ impl Sidecar {
     }
 }
 
-/// What SIGHUP does: re-read what can be changed without a restart. The
-/// workload file (issue 10) will be; until it exists there is nothing to
-/// re-read, and the sidecar says so and keeps running (SIGHUP's default
-/// action would have ended it, exit 129, without a drain).
+/// What SIGHUP does: re-read what can be changed without a restart, the
+/// workload file, and keep running (SIGHUP's default action would have
+/// ended it, exit 129, without a drain). A bad file is logged and ignored.
 pub fn reload(state: &ControlState) {
-    let plan = state.engine.plan();
-    log::info!(signal = "SIGHUP", mode = plan.mode.as_str();
-        "received SIGHUP: nothing to reload (no workload file is configured); still running");
+    crate::control::reload_workload_file(&state.engine);
 }
 
 /// The signals the sidecar acts on. Listening starts when this is made, so

@@ -8,6 +8,7 @@ mod mode;
 pub mod origin;
 pub mod server;
 mod status;
+mod workload;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,6 +16,7 @@ use std::time::Instant;
 use actix_web::{HttpRequest, web};
 
 pub use error::ApiError;
+pub use workload::reload_file as reload_workload_file;
 
 use crate::cluster::Cluster;
 use crate::config::ControlToken;
@@ -77,6 +79,13 @@ pub fn configure(state: ControlState) -> impl FnOnce(&mut web::ServiceConfig) {
             .service(get_only("/health", status::health))
             .service(get_only("/metrics", status::metrics))
             .service(get_only("/export/{format}", export::export))
+            .service(
+                web::resource("/workload")
+                    .route(web::get().to(workload::show))
+                    .route(web::head().to(workload::show))
+                    .route(web::put().to(workload::replace))
+                    .default_service(web::to(|r: HttpRequest| not_allowed(r, "GET, HEAD, PUT"))),
+            )
             .service(get_only("/cluster", cluster::view))
             .service(get_only("/cluster/member", cluster::member))
             .service(
