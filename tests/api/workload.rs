@@ -645,7 +645,7 @@ fn put_workload_refuses_bad_bodies_and_changes_nothing() {
         ("requests:\n  - {name: a, weight: 1, method: GET, path: /, headers: {X-A: \"v\\r\\nX-B: 1\"}}\n", "2:"),
         (
             "requests:\n  - {name: a, weight: 1, method: GET, path: /, fallback: b}\n  - {name: b, weight: 1, method: GET, path: /, fallback: a}\n",
-            ":",
+            "2:",
         ),
         ("{\"requests\": [{\"name\": \"a\", \"weight\": -1, \"method\": \"GET\", \"path\": \"/\"}]}", "1:"),
     ];
