@@ -332,7 +332,9 @@ impl TryFrom<SidecarArgs> for Config {
         let mix: Mix = args.mix.parse().map_err(|e| ConfigError::new("MIX", &args.mix, e))?;
         let id_buffer_size = whole("ID_BUFFER_SIZE", args.id_buffer_size, 1, 1_000_000)?;
         let options = workload::Options { target: workload::Target::new(&target), default_pool_size: id_buffer_size };
-        let workload = match &args.workload_file {
+        // An empty WORKLOAD_FILE (a Compose default) means none.
+        let workload_file = args.workload_file.as_deref().filter(|p| !p.is_empty()).map(std::path::PathBuf::from);
+        let workload = match &workload_file {
             Some(path) => load_workload(path, &options)?,
             None => builtin_workload(mix, &options).map_err(|e| ConfigError::new("MIX", &args.mix, e))?,
         };
@@ -353,7 +355,7 @@ impl TryFrom<SidecarArgs> for Config {
                 modes,
                 jitter: args.jitter,
                 workload: std::sync::Arc::new(workload),
-                workload_file: args.workload_file.clone(),
+                workload_file,
                 id_buffer_size,
                 request_timeout: Duration::from_millis(whole(
                     "REQUEST_TIMEOUT_MS",

@@ -791,3 +791,27 @@ fn a_focus_narrows_the_engines_draw_to_its_requests_and_error_share() {
     assert_eq!(lists + errors, total, "only the focused request and the error request");
     assert!((errors / total - 0.5).abs() < 0.1, "{errors} errors of {total}");
 }
+
+/// The workload shipped for Compose (`compose/workloads`) and Kubernetes
+/// (`workload-configmap.yaml`) is the example the tests above run.
+#[test]
+fn packaged_workloads_are_the_tested_example() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let example = std::fs::read_to_string(example("users-crud.yaml")).unwrap();
+    let compose = std::fs::read_to_string(root.join("compose/workloads/users-crud.yaml")).unwrap();
+    assert_eq!(compose, example, "compose/workloads/users-crud.yaml differs from the example");
+    let configmap = std::fs::read_to_string(root.join("deploy/kubernetes/workload-configmap.yaml")).unwrap();
+    let block: String = configmap
+        .split("  users-crud.yaml: |\n")
+        .nth(1)
+        .expect("the users-crud.yaml key")
+        .lines()
+        .take_while(|l| l.is_empty() || l.starts_with("    "))
+        .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+        .collect();
+    assert_eq!(block, example, "the ConfigMap's users-crud.yaml differs from the example");
+    let deployment = std::fs::read_to_string(root.join("deploy/kubernetes/deployment.yaml")).unwrap();
+    assert!(deployment.contains("mountPath: /etc/trafficgen/workloads"), "the ConfigMap is not mounted");
+    let kustomization = std::fs::read_to_string(root.join("deploy/kubernetes/kustomization.yaml")).unwrap();
+    assert!(kustomization.contains("- workload-configmap.yaml"), "the kustomization does not list it");
+}
