@@ -158,6 +158,8 @@ pub(super) struct Worker {
     setup: Setup,
     /// Traffic has been sent since start.
     started_traffic: bool,
+    /// Shutting down: in-flight requests finish, nothing new is sent.
+    stopping: bool,
     spare_buffers: Vec<Vec<u8>>,
 }
 
@@ -190,6 +192,7 @@ impl Worker {
             focused: None,
             setup: Setup::default(),
             started_traffic: false,
+            stopping: false,
             spare_buffers: Vec::new(),
         })
     }
@@ -232,7 +235,7 @@ impl Worker {
             // In-flight requests hold their own handle and finish first.
             self.client = None;
         }
-        if holding {
+        if holding && self.setup.next.is_none() {
             self.start_setup(Instant::now());
             if self.setup.next.is_none() {
                 // Nothing could be sent: the traffic goes on without it.
@@ -424,6 +427,11 @@ impl Worker {
     /// Sends the setup request at `setup.next`, or the first after it that
     /// can be sent; after the last, the setup is done until `every_secs`.
     fn send_setup(&mut self, now: Instant) {
+        if self.stopping {
+            // Draining: nothing new goes out.
+            self.setup.next = None;
+            return;
+        }
         while let Some(i) = self.setup.next {
             let Some(&asked) = self.workload.setup().get(i) else {
                 self.finish_setup(now);
@@ -461,7 +469,10 @@ impl Worker {
     /// Whether the traffic must wait for setup requests: there are some and
     /// they have not run yet for this workload, before any traffic was sent.
     fn hold_for_setup(&mut self) -> bool {
-        let hold = !self.started_traffic && !self.setup.ran && !self.workload.setup().is_empty();
+        // A retry already scheduled (the in-flight bound was full) is sent
+        // along with the traffic instead.
+        let hold =
+            !self.started_traffic && !self.setup.ran && self.setup.due.is_none() && !self.workload.setup().is_empty();
         self.setup.holding = hold;
         hold
     }
@@ -591,6 +602,7 @@ impl Worker {
     /// period (or until `abandon`), recording them; abandons the rest and
     /// notes how many.
     async fn drain(&mut self, abandon: &CancellationToken) {
+        self.stopping = true;
         let grace = self.engine.shared.settings.shutdown_grace;
         // Saturating: the grace period is a user's number too.
         let give_up = Instant::now().checked_add(grace).unwrap_or_else(|| Instant::now() + Duration::from_secs(300));
