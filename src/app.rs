@@ -197,14 +197,11 @@ impl Sidecar {
     }
 }
 
-/// What SIGHUP does: re-read what can be changed without a restart. The
-/// workload file (issue 10) will be; until it exists there is nothing to
-/// re-read, and the sidecar says so and keeps running (SIGHUP's default
-/// action would have ended it, exit 129, without a drain).
+/// What SIGHUP does: re-read what can be changed without a restart, the
+/// workload file, and keep running (SIGHUP's default action would have
+/// ended it, exit 129, without a drain). A bad file is logged and ignored.
 pub fn reload(state: &ControlState) {
-    let plan = state.engine.plan();
-    log::info!(signal = "SIGHUP", mode = plan.mode.as_str();
-        "received SIGHUP: nothing to reload (no workload file is configured); still running");
+    crate::control::reload_workload_file(&state.engine);
 }
 
 /// The signals the sidecar acts on. Listening starts when this is made, so
@@ -322,7 +319,7 @@ async fn log_stats(state: ControlState) {
         let secs = now.0.duration_since(last.0).as_secs_f64().max(1e-9);
         let achieved = (now.1 - last.1) as f64 / secs;
         let plan = engine.plan();
-        let (s, p) = (now.2, last.2);
+        let (s, p) = (&now.2, &last.2);
         log::info!(
             mode = plan.mode.as_str(), state = plan.state().as_str(), target_rps = plan.sending_rps(),
             achieved_rps = (achieved * 100.0).round() / 100.0, interval_secs = (secs * 100.0).round() / 100.0,

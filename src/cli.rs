@@ -90,6 +90,10 @@ pub struct SidecarArgs {
     #[arg(long, env = "ID_BUFFER_SIZE", default_value_t = 50)]
     pub id_buffer_size: usize,
 
+    /// Workload file (YAML or JSON) to send instead of the built-in orders traffic; empty = none
+    #[arg(long = "workload", env = "WORKLOAD_FILE")]
+    pub workload_file: Option<String>,
+
     /// Per-request timeout in milliseconds
     #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 5000)]
     pub request_timeout_ms: u64,

@@ -11,11 +11,12 @@ use crate::control::origin::AllowedOrigins;
 use crate::control::server::ServerLimits;
 use crate::engine::EngineSettings;
 use crate::engine::client::ClientSettings;
-use crate::engine::mix::Mix;
+use crate::engine::mix::{Endpoint, Mix};
 use crate::engine::mode::{MIN_RPS, Mode, ModeTable, check_rate};
 use crate::engine::tls::{TlsError, TlsSettings, client_config};
 use crate::slo::Slo;
 use crate::workload::TraceHeaders;
+use crate::workload::{self, OrderWeights, Workload};
 
 /// A setting that failed validation. Displays as one line naming it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -220,8 +221,6 @@ pub struct Config {
     pub control_limits: ServerLimits,
     /// The other replicas; `None`: this sidecar runs alone.
     pub peers: Option<PeersSetting>,
-    /// `traceparent` and the synthetic-traffic marker on every request.
-    pub trace: TraceHeaders,
     /// Objectives judged continuously (empty: none).
     pub slos: Vec<Slo>,
     /// The window they are judged over.
@@ -262,6 +261,26 @@ fn client_settings(
         None
     };
     Ok(ClientSettings { idle_keep, max_connections: max_in_flight, tls, tls_insecure: args.tls_insecure })
+}
+
+/// The built-in orders workload with `MIX`'s weights.
+pub fn builtin_workload(mix: Mix, options: &workload::Options) -> Result<Workload, workload::LoadError> {
+    let weights = OrderWeights {
+        create_order: mix.weight(Endpoint::CreateOrder),
+        list_orders: mix.weight(Endpoint::ListOrders),
+        get_order: mix.weight(Endpoint::GetOrder),
+    };
+    workload::orders(weights, options)
+}
+
+/// `WORKLOAD_FILE`, read and checked: every problem on a line of its own,
+/// as `file:line:column: what is wrong`.
+fn load_workload(path: &std::path::Path, options: &workload::Options) -> Result<Workload, ConfigError> {
+    workload::load_file(path, options).map_err(|e| {
+        let count = e.problems.len();
+        let noun = if count == 1 { "problem" } else { "problems" };
+        ConfigError::new("WORKLOAD_FILE", path.display(), format_args!("{count} {noun}:\n{e}"))
+    })
 }
 
 fn seconds(setting: &'static str, value: f64, min: f64, max: f64) -> Result<Duration, ConfigError> {
@@ -322,6 +341,21 @@ impl TryFrom<SidecarArgs> for Config {
             return Err(ConfigError::new("JITTER", args.jitter, "must be a fraction from 0 to 1"));
         }
         let mix: Mix = args.mix.parse().map_err(|e| ConfigError::new("MIX", &args.mix, e))?;
+        let id_buffer_size = whole("ID_BUFFER_SIZE", args.id_buffer_size, 1, 1_000_000)?;
+        let trace = match (args.trace_headers, args.trace_sampled) {
+            (false, _) => TraceHeaders::Off,
+            (true, sampled) => TraceHeaders::On { sampled },
+        };
+        let options = workload::Options {
+            target: workload::Target::new(&target).with_trace(trace),
+            default_pool_size: id_buffer_size,
+        };
+        // An empty WORKLOAD_FILE (a Compose default) means none.
+        let workload_file = args.workload_file.as_deref().filter(|p| !p.is_empty()).map(std::path::PathBuf::from);
+        let workload = match &workload_file {
+            Some(path) => load_workload(path, &options)?,
+            None => builtin_workload(mix, &options).map_err(|e| ConfigError::new("MIX", &args.mix, e))?,
+        };
 
         let max_in_flight = whole("MAX_IN_FLIGHT", args.max_in_flight, 1, 100_000)?;
         let default_warmup = if args.demo { 1.0 } else { 10.0 };
@@ -351,8 +385,9 @@ impl TryFrom<SidecarArgs> for Config {
                 initial_mode,
                 modes,
                 jitter: args.jitter,
-                mix,
-                id_buffer_size: whole("ID_BUFFER_SIZE", args.id_buffer_size, 1, 1_000_000)?,
+                workload: std::sync::Arc::new(workload),
+                workload_file,
+                id_buffer_size,
                 request_timeout: Duration::from_millis(whole(
                     "REQUEST_TIMEOUT_MS",
                     args.request_timeout_ms,
@@ -362,6 +397,7 @@ impl TryFrom<SidecarArgs> for Config {
                 max_in_flight,
                 shutdown_grace: seconds("SHUTDOWN_GRACE_SECS", args.shutdown_grace_secs, 0.0, 300.0)?,
                 client,
+                trace,
             },
             listen: SocketAddr::new(args.bind, args.port),
             warmup,
@@ -376,10 +412,6 @@ impl TryFrom<SidecarArgs> for Config {
             peers: match &args.peers {
                 None => None,
                 Some(raw) => PeersSetting::parse(raw).map_err(|e| ConfigError::new("PEERS", raw, e))?,
-            },
-            trace: match (args.trace_headers, args.trace_sampled) {
-                (false, _) => TraceHeaders::Off,
-                (true, sampled) => TraceHeaders::On { sampled },
             },
             slos: crate::slo::parse(args.slo.as_deref().unwrap_or_default())
                 .map_err(|e| ConfigError::new("SLO", args.slo.as_deref().unwrap_or_default(), e))?,
@@ -436,7 +468,8 @@ mod tests {
         assert_eq!(c.engine.initial_mode, Mode::Steady);
         assert_eq!(c.engine.modes, ModeTable { steady: 2.0, burst: 20.0, overload: 100.0, max_rps: 1000.0 });
         assert_eq!(c.engine.jitter, 0.2);
-        assert_eq!(c.engine.mix, Mix::default());
+        assert_eq!(c.engine.workload.mix(), Mix::default().to_string());
+        assert_eq!(c.engine.workload.source(), workload::BUILTIN_SOURCE);
         assert_eq!(c.engine.id_buffer_size, 50);
         assert_eq!(c.engine.request_timeout, Duration::from_millis(5000));
         assert_eq!(c.engine.max_in_flight, 512);
@@ -450,11 +483,11 @@ mod tests {
     #[test]
     fn trace_headers_and_slos_are_read_once() {
         let c = config(&[]).unwrap();
-        assert_eq!(c.trace, TraceHeaders::On { sampled: true }, "on by default");
+        assert_eq!(c.engine.trace, TraceHeaders::On { sampled: true }, "on by default");
         assert!(c.slos.is_empty());
         assert_eq!(c.slo_window, Duration::from_secs(60));
-        assert_eq!(config(&["--trace-headers", "false"]).unwrap().trace, TraceHeaders::Off);
-        assert_eq!(config(&["--trace-sampled", "false"]).unwrap().trace, TraceHeaders::On { sampled: false });
+        assert_eq!(config(&["--trace-headers", "false"]).unwrap().engine.trace, TraceHeaders::Off);
+        assert_eq!(config(&["--trace-sampled", "false"]).unwrap().engine.trace, TraceHeaders::On { sampled: false });
         let c = config(&["--slo", "p95<300ms, create_order:error_rate<1%", "--slo-window", "90"]).unwrap();
         assert_eq!(
             c.slos.iter().map(ToString::to_string).collect::<Vec<_>>(),

@@ -13,7 +13,7 @@ use proptest::test_runner::{Config, TestRunner};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use serde_json::Value;
-use trafficgen::config::TargetUrl;
+use trafficgen::config::{TargetUrl, builtin_workload};
 use trafficgen::control::origin::AllowedOrigins;
 use trafficgen::control::server::ServerLimits;
 use trafficgen::control::{ControlState, ServerInfo, configure};
@@ -23,21 +23,27 @@ use trafficgen::engine::schedule::{Pacer, RateSchedule, send_instant};
 use trafficgen::engine::{Engine, EngineSettings};
 use trafficgen::metrics::Metrics;
 use trafficgen::rate::SentRate;
+use trafficgen::workload::{Options, Target};
 
 const MAX_RPS: f64 = 1000.0;
 
 fn control_state() -> ControlState {
+    let target = TargetUrl::parse("http://127.0.0.1:9").unwrap();
+    let options = Options { target: Target::new(&target), default_pool_size: 50 };
+    let workload = builtin_workload(Mix::default(), &options).unwrap();
     let settings = EngineSettings {
-        target: TargetUrl::parse("http://127.0.0.1:9").unwrap(),
+        target,
         initial_mode: Mode::Burst,
         modes: ModeTable { steady: 2.0, burst: 20.0, overload: 100.0, max_rps: MAX_RPS },
         jitter: 0.2,
-        mix: Mix::default(),
+        workload: Arc::new(workload),
+        workload_file: None,
         id_buffer_size: 50,
         request_timeout: Duration::from_secs(1),
         max_in_flight: 8,
         shutdown_grace: Duration::ZERO,
         client: Default::default(),
+        trace: Default::default(),
     };
     // The engine is never started: no request leaves this test.
     let engine = Engine::new(settings, Arc::new(Metrics::new().unwrap()));

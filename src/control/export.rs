@@ -13,7 +13,7 @@ use super::{ApiError, ControlState};
 use crate::export::{self, Format, Spec, Traffic};
 use crate::scenario::ScenarioKind;
 use crate::slo;
-use crate::workload::{Options, Target, Workload};
+use crate::workload::{BUILTIN_SOURCE, Workload};
 
 /// Default length of an exported run, seconds.
 const DEFAULT_DURATION_SECS: f64 = 60.0;
@@ -123,12 +123,15 @@ pub async fn export(
         .body(script))
 }
 
-/// The workload the sidecar sends now, and how a script names it. Until
-/// the engine runs workload files, that is the built-in orders workload for
-/// its `MIX` and `ID_BUFFER_SIZE`: the one place to point at the engine's
-/// workload once it has one.
+/// The workload the sidecar sends now (after any `PUT /workload` or
+/// SIGHUP), and how a script names it.
 pub fn running_workload(state: &ControlState) -> Result<(Workload, String), String> {
-    let settings = state.engine.settings();
-    let options = Options { target: Target::new(&settings.target), default_pool_size: settings.id_buffer_size };
-    export::command::builtin(settings.mix, settings.id_buffer_size, &options)
+    let workload = state.engine.workload();
+    let source = if workload.source() == BUILTIN_SOURCE {
+        let size = state.engine.settings().id_buffer_size;
+        format!("the built-in orders workload (MIX={}, ID_BUFFER_SIZE={size})", workload.mix())
+    } else {
+        format!("the workload {}", workload.source())
+    };
+    Ok(((*workload).clone(), source))
 }

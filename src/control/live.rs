@@ -161,9 +161,9 @@ impl Live {
         let stats = engine.metrics().stats();
         let table = engine.latency();
         let by = &stats.by_endpoint;
-        let by_name = [("create_order", by.create_order), ("list_orders", by.list_orders), ("get_order", by.get_order)]
-            .into_iter()
-            .map(|(name, e)| (name.to_string(), NameTotals { successful: e.successful, failed: e.failed }))
+        let by_name = by
+            .iter()
+            .map(|(name, e)| (name.clone(), NameTotals { successful: e.successful, failed: e.failed }))
             .collect();
         Measures {
             totals: Totals {
@@ -416,7 +416,8 @@ impl Live {
     /// `/status`'s latency of the last 10 s.
     pub fn recent_latency(&self) -> RecentLatency {
         let inner = self.inner.lock();
-        let names = self.engine.latency().names();
+        let table = self.engine.latency();
+        let names = table.names();
         let window = &inner.window;
         let mut report = window.merged().report(names);
         // Every name, answered or not: the shape of `/status` does not

@@ -12,6 +12,7 @@ mod openapi;
 pub mod origin;
 pub mod server;
 mod status;
+mod workload;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,6 +20,7 @@ use std::time::Instant;
 use actix_web::{HttpRequest, web};
 
 pub use error::ApiError;
+pub use workload::reload_file as reload_workload_file;
 
 use crate::cluster::Cluster;
 use crate::config::ControlToken;
@@ -105,6 +107,13 @@ pub fn configure(state: ControlState) -> impl FnOnce(&mut web::ServiceConfig) {
             .service(post_only("/config/reset", config::reset))
             .service(get_only("/logs", config::logs))
             .service(get_only("/openapi.json", openapi::document))
+            .service(
+                web::resource("/workload")
+                    .route(web::get().to(workload::show))
+                    .route(web::head().to(workload::show))
+                    .route(web::put().to(workload::replace))
+                    .default_service(web::to(|r: HttpRequest| not_allowed(r, "GET, HEAD, PUT"))),
+            )
             .service(get_only("/cluster", cluster::view))
             .service(get_only("/cluster/member", cluster::member))
             .service(

@@ -88,7 +88,7 @@ pub async fn status(state: web::Data<ControlState>) -> HttpResponse {
         in_flight: engine.in_flight(),
         max_in_flight: engine.max_in_flight(),
         max_rps: settings.modes.max_rps,
-        mix: settings.mix.to_string(),
+        mix: engine.workload().mix(),
         stats: state.metrics().stats(),
         limits: limits(&state.server),
         control_connections: ControlConnections {

@@ -21,6 +21,7 @@ pub mod stages;
 pub mod tls;
 mod worker;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -32,9 +33,8 @@ use tokio_util::sync::CancellationToken;
 use crate::config::TargetUrl;
 use crate::latency::LatencyTable;
 use crate::metrics::Metrics;
-use mix::Mix;
+use crate::workload::{MAX_POOLS, ORDER_IDS, Role, Workload};
 use mode::{Mode, ModeTable, Plan, Shape, Share};
-use ring::OrderIdRing;
 
 /// What the engine needs from the configuration.
 #[derive(Debug, Clone)]
@@ -43,13 +43,21 @@ pub struct EngineSettings {
     pub initial_mode: Mode,
     pub modes: ModeTable,
     pub jitter: f64,
-    pub mix: Mix,
+    /// The workload it starts with: the built-in orders one (for `MIX`),
+    /// or `WORKLOAD_FILE`'s.
+    pub workload: Arc<Workload>,
+    /// `WORKLOAD_FILE`, re-read on SIGHUP.
+    pub workload_file: Option<PathBuf>,
+    /// Size of a pool that does not give one (`ID_BUFFER_SIZE`).
     pub id_buffer_size: usize,
     pub request_timeout: Duration,
     pub max_in_flight: usize,
     pub shutdown_grace: Duration,
     /// Connection reuse and https trust.
     pub client: client::ClientSettings,
+    /// `traceparent` and the synthetic-traffic marker on every request
+    /// (what a swapped-in workload is compiled with too).
+    pub trace: crate::workload::TraceHeaders,
 }
 
 /// A cheap, cloneable handle: change the plan, read the state.
@@ -58,6 +66,9 @@ pub struct Engine {
     plan: Arc<watch::Sender<Plan>>,
     /// The draw a running job narrows the workload to (see [`focus`]).
     focus: Arc<watch::Sender<Option<Arc<focus::Focus>>>>,
+    /// The running workload; the worker swaps to a new one between two
+    /// requests, with the schedule untouched.
+    workload: Arc<watch::Sender<Arc<Workload>>>,
     shared: Arc<Shared>,
 }
 
@@ -65,15 +76,18 @@ pub struct Engine {
 struct Shared {
     settings: EngineSettings,
     metrics: Arc<Metrics>,
-    ids: Mutex<OrderIdRing>,
+    /// Values held in each pool of the running workload (by pool id), as
+    /// the worker last saw them.
+    pool_counts: [AtomicUsize; MAX_POOLS],
     in_flight: Arc<InFlight>,
     /// Requests handed to the client so far (for the achieved rate).
     sent: AtomicU64,
     /// Requests still in flight when the worker stopped (`NOT_STOPPED`
     /// until then).
     abandoned: AtomicU64,
-    /// Latencies of the answers, by request name (the mix's endpoints).
-    latency: Arc<LatencyTable>,
+    /// Latencies of the answers, by request (the running workload's, in
+    /// its order); the worker puts a new one in when the workload changes.
+    latency: Mutex<Arc<LatencyTable>>,
     /// The settings `PUT /config` changes while the engine runs.
     modes: Mutex<ModeTable>,
     jitter_bits: AtomicU64,
@@ -100,12 +114,14 @@ impl Engine {
         let mut plan = settings.modes.plan(settings.initial_mode).unwrap_or(Plan::new(Mode::Pause, 0.0));
         plan.warming_up = true;
         metrics.show_mode(plan.mode, plan.sending_rps());
+        let workload = Arc::clone(&settings.workload);
+        register_series(&metrics, &workload);
         let shared = Shared {
-            ids: Mutex::new(OrderIdRing::new(settings.id_buffer_size)),
+            pool_counts: std::array::from_fn(|_| AtomicUsize::new(0)),
             in_flight: Arc::new(InFlight::new(settings.max_in_flight)),
             sent: AtomicU64::new(0),
             abandoned: AtomicU64::new(NOT_STOPPED),
-            latency: Arc::new(LatencyTable::new(mix::Endpoint::ALL.map(mix::Endpoint::as_str))),
+            latency: Mutex::new(Arc::new(latency_table_of(&workload))),
             modes: Mutex::new(settings.modes),
             jitter_bits: AtomicU64::new(settings.jitter.to_bits()),
             timeout_micros: AtomicU64::new(micros(settings.request_timeout)),
@@ -115,8 +131,42 @@ impl Engine {
         Engine {
             plan: Arc::new(watch::channel(plan).0),
             focus: Arc::new(watch::channel(None).0),
+            workload: Arc::new(watch::channel(workload).0),
             shared: Arc::new(shared),
         }
+    }
+
+    /// The workload running now.
+    pub fn workload(&self) -> Arc<Workload> {
+        Arc::clone(&self.workload.borrow())
+    }
+
+    /// Runs `next` from the next request on: pools whose names survive
+    /// keep their values; the plan (mode, rate, schedule) is untouched.
+    pub fn replace_workload(&self, next: Workload) {
+        let next = Arc::new(next);
+        register_series(&self.shared.metrics, &next);
+        let requests = next.requests().filter(|id| next.role(*id) != Role::Setup).count();
+        log::info!(source = next.source(), requests = requests, pools = next.pools().count(), mix = next.mix().as_str();
+            "workload replaced");
+        self.workload.send_replace(next);
+    }
+
+    /// For the worker: follows workload swaps without locks on the hot path.
+    fn watch_workload(&self) -> watch::Receiver<Arc<Workload>> {
+        self.workload.subscribe()
+    }
+
+    /// Values held now in each pool of the running workload, by name.
+    pub fn pool_counts(&self) -> Vec<(String, usize)> {
+        let workload = self.workload();
+        workload
+            .pools()
+            .map(|id| {
+                let count = self.shared.pool_counts.get(id.index()).map_or(0, |c| c.load(Ordering::Relaxed));
+                (workload.pool_name(id).to_string(), count)
+            })
+            .collect()
     }
 
     /// Starts the worker on its own thread. It runs until `shutdown` is
@@ -294,8 +344,10 @@ impl Engine {
         self.shared.in_flight.current()
     }
 
+    /// Order ids held: the `order_ids` pool of the built-in workload (or
+    /// of a file that names a pool so); 0 without one.
     pub fn ids_buffered(&self) -> usize {
-        self.shared.ids.lock().len()
+        self.pool_counts().into_iter().find(|(name, _)| name == ORDER_IDS).map_or(0, |(_, count)| count)
     }
 
     /// Requests the worker gave up at exit (in flight when the grace period
@@ -314,13 +366,32 @@ impl Engine {
     }
 
     /// Latencies recorded so far, per request name; snapshot and subtract.
-    pub fn latency(&self) -> &Arc<LatencyTable> {
-        &self.shared.latency
+    pub fn latency(&self) -> Arc<LatencyTable> {
+        Arc::clone(&self.shared.latency.lock())
     }
 
     /// Copies the engine's live gauges into the metrics before a scrape.
     pub fn refresh_gauges(&self) {
-        self.shared.metrics.set_gauges(self.in_flight(), self.ids_buffered());
+        let pools = self.pool_counts();
+        let ids = pools.iter().find(|(name, _)| name == ORDER_IDS).map_or(0, |(_, count)| *count);
+        self.shared.metrics.set_gauges(self.in_flight(), ids);
+        self.shared.metrics.show_pools(pools.iter().map(|(name, count)| (name.as_str(), *count)));
+    }
+}
+
+/// A latency table with a row per request of `workload`, by request index.
+fn latency_table_of(workload: &Workload) -> LatencyTable {
+    LatencyTable::new(workload.requests().map(|id| workload.name(id)))
+}
+
+/// Creates the series of the requests a workload sends by weight or in
+/// setup, so `/metrics` and `/status` show them at zero before they are
+/// sent; error requests get theirs when first sent.
+fn register_series(metrics: &Metrics, workload: &Workload) {
+    for id in workload.requests() {
+        if workload.role(id) != Role::Error {
+            metrics.request_series(workload.name(id));
+        }
     }
 }
 

@@ -31,6 +31,7 @@ mod builtin;
 pub mod capture;
 pub mod check;
 mod compile;
+pub mod focus;
 pub mod model;
 pub mod pool;
 pub mod render;
@@ -45,7 +46,7 @@ use std::time::Duration;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
-pub use builtin::{OrderWeights, orders, orders_model};
+pub use builtin::{BUILTIN_SOURCE, ORDER_IDS, OrderWeights, orders, orders_model};
 pub use capture::CaptureReport;
 use compile::{Compiled, MediaKind};
 pub use compile::{MAX_REQUEST_BYTES, PoolId, RequestId};

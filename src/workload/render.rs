@@ -144,6 +144,11 @@ pub struct RequestParts {
 }
 
 impl RequestParts {
+    /// The request these parts were rendered for.
+    pub fn request(&self) -> Option<RequestId> {
+        self.request
+    }
+
     /// The path with its prefix, and the query: `/api/users/7?x=1`.
     pub fn target(&self) -> &[u8] {
         &self.target

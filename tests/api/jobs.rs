@@ -456,7 +456,6 @@ fn jobs_and_config_need_the_token_and_refuse_foreign_origins() {
 /// Needs the workload engine (branch workload-engine), which makes the
 /// draw honour the job's focus; this branch only sets it.
 #[test]
-#[ignore = "the focus is honoured once the workload engine is merged"]
 fn focus_endpoints_narrow_the_requests_to_those_named() {
     let target = start_demo_target(&[]);
     let sidecar = paused_sidecar(&target, &[]);
@@ -471,7 +470,6 @@ fn focus_endpoints_narrow_the_requests_to_those_named() {
 /// Needs the workload engine (branch workload-engine): error injection
 /// sends 30 % of the requests to the workload's error request.
 #[test]
-#[ignore = "the focus is honoured once the workload engine is merged"]
 fn focus_error_injection_sends_a_third_to_the_error_request() {
     let target = start_demo_target(&[]);
     let sidecar = paused_sidecar(&target, &[]);
