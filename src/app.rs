@@ -198,6 +198,101 @@ impl Sidecar {
     }
 }
 
+/// How `trafficgen run` plays its one job (see [`Sidecar::play`]).
+pub struct PlayOptions {
+    /// Serve the control API meanwhile (`--port`), to watch it.
+    pub serve_control: bool,
+    /// Stop early once an SLO has been missed for a whole window.
+    pub abort_on_fail: bool,
+}
+
+/// What [`Sidecar::play`] ended with.
+pub struct Played {
+    /// The job as it ended, with its summary.
+    pub record: crate::jobs::JobRecord,
+    /// The objective that was missed for a whole window, if the run was cut short for it.
+    pub aborted_for: Option<String>,
+    /// Stopped by SIGINT/SIGTERM.
+    pub interrupted: bool,
+    pub slo: Option<crate::control::live::SloStatus>,
+    pub errors_by_kind: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
+}
+
+impl Sidecar {
+    /// `trafficgen run`: starts the engine (no warm-up), plays `spec` as a
+    /// job, calls `tick` every second while it runs, and stops the engine
+    /// when it ends (or when an SLO has failed for a whole window with
+    /// `abort_on_fail`, or on SIGINT/SIGTERM). The same job machinery as
+    /// `POST /jobs`, so a run and a job send the same traffic.
+    pub async fn play(
+        self,
+        spec: crate::jobs::JobSpec,
+        options: PlayOptions,
+        mut tick: impl FnMut(Option<crate::jobs::Progress>),
+    ) -> anyhow::Result<Played> {
+        let Sidecar { config, state, listener, addr, demo: _ } = self;
+        let engine = state.engine.clone();
+        let control = if options.serve_control {
+            let control =
+                control_server::start(listener, state.clone()).await.context("could not start the control server")?;
+            eprintln!("control API on http://{addr} (/status, /events)");
+            Some(control)
+        } else {
+            drop(listener);
+            None
+        };
+        let stop_engine = CancellationToken::new();
+        let abandon = CancellationToken::new();
+        let mut engine_task =
+            engine.start(stop_engine.clone(), abandon.clone()).context("could not start the engine thread")?;
+        engine.end_warmup();
+        let driver = actix_rt::spawn(Arc::clone(&state.live).drive());
+        let job_id = state.live.start_job(spec).map_err(|e| anyhow::anyhow!("cannot start: {e}"))?.job_id;
+        let mut signals = Signals::listen().context("cannot listen for signals")?;
+        let mut every = actix_rt::time::interval(Duration::from_secs(1));
+        every.tick().await;
+        let mut aborted_for = None;
+        let mut interrupted = false;
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                event = signals.next() => {
+                    if let SignalEvent::Stop(_) = event {
+                        interrupted = true;
+                        let _ = state.live.stop_job(&job_id);
+                        break;
+                    }
+                }
+                _ = engine_task.stopped() => anyhow::bail!("the traffic engine stopped unexpectedly"),
+            }
+            let running = state.live.job(&job_id).is_some_and(|r| r.status == crate::jobs::JobStatus::Running);
+            if !running {
+                break;
+            }
+            tick(state.live.progress());
+            if options.abort_on_fail
+                && let Some(slo) = state.live.slo_missed_for_a_window()
+            {
+                aborted_for = Some(slo);
+                let _ = state.live.stop_job(&job_id);
+                break;
+            }
+        }
+        let record = state.live.job(&job_id).context("the job's record is gone")?;
+        let slo = state.live.judge_slos_now();
+        let errors_by_kind = engine.metrics().errors_by_kind();
+        driver.abort();
+        state.live.shut_down();
+        stop_engine.cancel();
+        let bound = config.engine.shutdown_grace + Duration::from_secs(1);
+        let _ = actix_rt::time::timeout(bound, engine_task.stopped()).await;
+        if let Some(control) = control {
+            control.stop(true).await;
+        }
+        Ok(Played { record, aborted_for, interrupted, slo, errors_by_kind })
+    }
+}
+
 /// What SIGHUP does: re-read what can be changed without a restart, the
 /// workload file, and keep running (SIGHUP's default action would have
 /// ended it, exit 129, without a drain). A bad file is logged and ignored.

@@ -31,6 +31,76 @@ pub enum Command {
     Workload(WorkloadArgs),
     /// Write the traffic of a workload as a k6, Locust or Artillery script (sends nothing)
     Export(ExportArgs),
+    /// Send a scenario at TARGET_URL once, judge the SLOs, print a summary; exit 0 (SLOs hold), 1 (one missed), 2 (bad input)
+    Run(RunArgs),
+}
+
+/// Settings of `trafficgen run` (the one-shot CI mode).
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Base URL of the system under load (http[s]://host[:port][/prefix])
+    #[arg(env = "TARGET_URL")]
+    pub target_url: String,
+
+    /// The workload file (YAML or JSON); without it, the built-in orders workload (MIX)
+    #[arg(long, env = "WORKLOAD_FILE")]
+    pub workload: Option<String>,
+
+    /// The scenario: normal, peak, error_injection, latency_degradation or stress
+    #[arg(long, default_value = "normal")]
+    pub scenario: String,
+
+    /// How long it runs: 90, 30s, 5m, 1h (1 s to 24 h)
+    #[arg(long, default_value = "60s")]
+    pub duration: String,
+
+    /// The rate the scenario rises to, requests per second
+    #[arg(long, default_value_t = 10.0)]
+    pub max_rps: f64,
+
+    /// A linear rise from 0 at the start (not for peak, which has its own)
+    #[arg(long, default_value = "0s")]
+    pub ramp_up: String,
+
+    /// Only these requests of the workload, comma-separated names (default: all)
+    #[arg(long)]
+    pub endpoints: Option<String>,
+
+    /// Objectives the run is judged on: "p95<300ms,error_rate<1%,rps>=95%,create_order:p99<1s"
+    #[arg(long, env = "SLO")]
+    pub slo: Option<String>,
+
+    /// The sliding window SLOs are judged over (10 s to 24 h) [default: 1m, or the whole run if shorter]
+    #[arg(long, env = "SLO_WINDOW")]
+    pub slo_window: Option<String>,
+
+    /// Stop as soon as an SLO has been missed for a whole window
+    #[arg(long)]
+    pub abort_on_fail: bool,
+
+    /// Write the summary as JSON to this file
+    #[arg(long)]
+    pub summary_json: Option<std::path::PathBuf>,
+
+    /// Serve the control API on 127.0.0.1:PORT while it runs, to watch it (/status, /events)
+    #[arg(long)]
+    pub port: Option<u16>,
+
+    /// Weights of the built-in workload (ignored with --workload)
+    #[arg(long, env = "MIX", default_value = "create_order=60,list_orders=25,get_order=15")]
+    pub mix: String,
+
+    /// Per-request timeout, connect to last body byte, in ms
+    #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 5000)]
+    pub request_timeout_ms: u64,
+
+    /// Bound on concurrent requests
+    #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 512)]
+    pub max_in_flight: usize,
+
+    /// Progress lines: auto (a bar on a terminal, plain lines otherwise), bar, plain or none
+    #[arg(long, default_value = "auto")]
+    pub progress: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -41,6 +41,7 @@ fn main() -> ExitCode {
             WorkloadCommand::Check(check) => trafficgen::workload::check::run(&check),
         },
         Some(Command::Export(args)) => trafficgen::export::command::run(&args),
+        Some(Command::Run(args)) => trafficgen::run::run(&args),
     }
 }
 

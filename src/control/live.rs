@@ -189,6 +189,19 @@ impl Live {
         Some(SloStatus { window_secs: watch.window().as_secs_f64(), ok: watch.all_hold(), objectives: watch.states() })
     }
 
+    /// The objectives judged once more right now (the end of a run).
+    pub fn judge_slos_now(&self) -> Option<SloStatus> {
+        {
+            let mut inner = self.inner.lock();
+            if let Some(mut slo) = inner.slo.take() {
+                let measures = self.measures();
+                self.judge(&mut slo, Instant::now(), &measures);
+                inner.slo = Some(slo);
+            }
+        }
+        self.slo_status()
+    }
+
     /// An objective missed without a break for a whole window (for
     /// `trafficgen run --abort-on-fail`).
     pub fn slo_missed_for_a_window(&self) -> Option<String> {

@@ -1,5 +1,223 @@
 //! `trafficgen run`: the one-shot CI mode. Sends a scenario at a target for a
-//! set time, judges the SLOs, prints a summary table and exits 0 (every SLO
+//! set time through the same engine and job machinery as the sidecar, judges
+//! the SLOs over their window, prints a summary table and exits 0 (every SLO
 //! holds), 1 (one does not) or 2 (bad input).
 
 pub mod report;
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+use serde_json::json;
+
+use crate::app::{PlayOptions, Sidecar};
+use crate::cli::{Cli, RunArgs};
+use crate::config::{Config, window_duration};
+use crate::export::command::parse_duration;
+use crate::jobs::{JobLimits, JobSpec, Progress};
+use crate::scenario::ScenarioKind;
+use report::RunReport;
+
+/// Exit code for bad input, as for bad settings.
+const BAD_INPUT: u8 = 2;
+
+/// How progress is shown while it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProgressStyle {
+    Bar,
+    Plain,
+    None,
+}
+
+/// What the arguments say, checked.
+struct RunPlan {
+    config: Config,
+    spec: JobSpec,
+    scenario: ScenarioKind,
+    progress: ProgressStyle,
+}
+
+pub fn run(args: &RunArgs) -> ExitCode {
+    let plan = match plan(args) {
+        Ok(plan) => plan,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(BAD_INPUT);
+        }
+    };
+    let RunPlan { config, spec, scenario, progress } = plan;
+    let target_url = config.engine.target.as_str().to_string();
+    let slo_window_secs = config.slo_window.as_secs_f64();
+    let (duration_secs, max_rps) = (spec.duration_secs, spec.max_rps);
+    let options = PlayOptions { serve_control: args.port.is_some(), abort_on_fail: args.abort_on_fail };
+    let played = actix_rt::System::new().block_on(async move {
+        let sidecar = Sidecar::build(config, None).await?;
+        let mut shown = false;
+        let played = sidecar
+            .play(spec, options, |p| {
+                if let Some(p) = p {
+                    show_progress(progress, &p);
+                    shown = true;
+                }
+            })
+            .await;
+        if shown && progress == ProgressStyle::Bar {
+            eprintln!();
+        }
+        played
+    });
+    let played = match played {
+        Ok(played) => played,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(BAD_INPUT);
+        }
+    };
+    let slo = played.slo.map(|s| s.objectives).unwrap_or_default();
+    let slo_missed = slo.iter().any(|s| s.outcome == "missed");
+    let aborted = played.aborted_for.is_some();
+    let report = RunReport {
+        target_url,
+        scenario: scenario.as_str(),
+        duration_secs,
+        max_rps,
+        aborted,
+        passed: !slo_missed && !aborted && !played.interrupted,
+        summary: played.record.summary.unwrap_or_default(),
+        errors_by_kind: played.errors_by_kind,
+        slo,
+        slo_window_secs,
+    };
+    print!("{}", report.table());
+    if played.interrupted {
+        println!("(interrupted: the numbers cover the run up to the signal)");
+    }
+    let _ = std::io::stdout().flush();
+    if let Some(path) = &args.summary_json {
+        let written = serde_json::to_vec_pretty(&report)
+            .map_err(|e| e.to_string())
+            .and_then(|json| std::fs::write(path, json).map_err(|e| e.to_string()));
+        if let Err(e) = written {
+            eprintln!("error: cannot write --summary-json {}: {e}", path.display());
+            return ExitCode::from(BAD_INPUT);
+        }
+    }
+    ExitCode::from(report.exit_code())
+}
+
+/// Checks the arguments and builds the sidecar's configuration (the engine
+/// sends nothing outside the job: every mode rate 0) and the job.
+fn plan(args: &RunArgs) -> Result<RunPlan, String> {
+    let scenario: ScenarioKind = args.scenario.parse().map_err(|e: crate::scenario::UnknownScenario| e.to_string())?;
+    let duration =
+        parse_duration(&args.duration).map_err(|e| format!("invalid --duration {:?}: {e}", args.duration))?;
+    let ramp_up = parse_duration(&args.ramp_up).map_err(|e| format!("invalid --ramp-up {:?}: {e}", args.ramp_up))?;
+    if !(args.max_rps.is_finite() && args.max_rps > 0.0) {
+        return Err(format!("invalid --max-rps {}: must be a rate above 0", args.max_rps));
+    }
+    let progress = match args.progress.as_str() {
+        "auto" if std::io::stderr().is_terminal() => ProgressStyle::Bar,
+        "auto" | "plain" => ProgressStyle::Plain,
+        "bar" => ProgressStyle::Bar,
+        "none" => ProgressStyle::None,
+        other => return Err(format!("invalid --progress {other:?}: must be auto, bar, plain or none")),
+    };
+    // The window: SLO_WINDOW, or 1 m; the whole run when that is shorter.
+    let window = match &args.slo_window {
+        Some(raw) => raw.clone(),
+        None => format!("{}", duration.clamp(10.0, 60.0).ceil() as u64),
+    };
+    window_duration("SLO_WINDOW", &window, 10, 86_400).map_err(|e| format!("invalid --slo-window: {e}"))?;
+
+    let max_rps = format!("{}", args.max_rps);
+    let mut argv: Vec<String> = [
+        "trafficgen",
+        "--target-url",
+        args.target_url.as_str(),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        &args.port.unwrap_or(0).to_string(),
+        "--warmup-secs",
+        "0",
+        "--initial-mode",
+        "pause",
+        "--steady-rps",
+        "0",
+        "--burst-rps",
+        "0",
+        "--overload-rps",
+        "0",
+        "--max-rps",
+        &max_rps,
+        "--stats-interval-secs",
+        "0",
+        "--mix",
+        args.mix.as_str(),
+        "--request-timeout-ms",
+        &args.request_timeout_ms.to_string(),
+        "--max-in-flight",
+        &args.max_in_flight.to_string(),
+        "--slo-window",
+        &window,
+        "--peers",
+        "",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    if let Some(workload) = &args.workload {
+        argv.extend(["--workload".to_string(), workload.clone()]);
+    }
+    if let Some(slo) = &args.slo {
+        argv.extend(["--slo".to_string(), slo.clone()]);
+    }
+    let cli = Cli::try_parse_from(&argv).map_err(|e| {
+        let rendered = e.render().to_string();
+        rendered.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ").to_string()
+    })?;
+    let config = Config::try_from(cli.sidecar).map_err(|e| e.to_string())?;
+
+    let endpoints: Option<Vec<&str>> = args.endpoints.as_deref().map(|e| e.split(',').map(str::trim).collect());
+    let mut body = json!({
+        "scenario": scenario.as_str(),
+        "duration_secs": duration,
+        "max_rps": args.max_rps,
+        "ramp_up_secs": ramp_up,
+    });
+    if let Some(endpoints) = endpoints {
+        body["endpoints"] = json!(endpoints);
+    }
+    let limits = JobLimits::of(&config.engine.workload, config.engine.modes.max_rps);
+    let body = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
+    let spec = JobSpec::parse(&body, &limits).map_err(|e| e.to_string())?;
+    Ok(RunPlan { config, spec, scenario, progress })
+}
+
+/// One progress line (plain) or a redrawn bar (terminal), on stderr so
+/// stdout keeps only the summary.
+fn show_progress(style: ProgressStyle, p: &Progress) {
+    let done = if p.duration_secs > 0.0 { (p.elapsed_secs / p.duration_secs).clamp(0.0, 1.0) } else { 1.0 };
+    let numbers = format!(
+        "{:>5.0}/{:.0} s  {:>8.1}/s of {:.1}/s  sent {}  failed {}  dropped {}  p95 {}",
+        p.elapsed_secs,
+        p.duration_secs,
+        p.achieved_rps,
+        p.target_rps,
+        p.requests.sent,
+        p.requests.failed,
+        p.requests.dropped,
+        p.latency_ms.from_sent.p95.map_or("-".to_string(), |v| format!("{v:.1}ms")),
+    );
+    match style {
+        ProgressStyle::None => {}
+        ProgressStyle::Plain => eprintln!("{numbers}"),
+        ProgressStyle::Bar => {
+            const WIDTH: usize = 24;
+            let filled = (done * WIDTH as f64).round() as usize;
+            let bar: String = "#".repeat(filled) + &"-".repeat(WIDTH - filled.min(WIDTH));
+            eprint!("\r[{bar}] {numbers}   ");
+        }
+    }
+}

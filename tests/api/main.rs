@@ -17,6 +17,7 @@ mod peers;
 mod promises;
 mod readme;
 mod real_servers;
+mod run;
 mod scripted;
 mod soak;
 mod target_bounds;

@@ -1,0 +1,153 @@
+//! `trafficgen run`, the one-shot CI mode: exit 0 when every SLO holds, 1
+//! when one is missed, 2 on bad input; a summary table on stdout and a JSON
+//! summary that parses; the demo target sees what the summary says.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use crate::helpers::{BIN, start_demo_target, target_count, timing_test};
+
+fn run(args: &[&str]) -> (Output, Duration) {
+    let started = Instant::now();
+    let output = Command::new(BIN)
+        .arg("run")
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .output()
+        .expect("run trafficgen run");
+    (output, started.elapsed())
+}
+
+fn summary_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("trafficgen-run-{}-{name}.json", std::process::id()))
+}
+
+#[test]
+fn an_easy_slo_passes_with_exit_0_and_the_summary_matches_the_target() {
+    let _timing = timing_test();
+    let target = start_demo_target(&[]);
+    let url = format!("http://{}", target.addr);
+    let json = summary_path("easy");
+    let (out, took) = run(&[
+        "--scenario",
+        "stress",
+        "--duration",
+        "4s",
+        "--max-rps",
+        "30",
+        "--slo",
+        "p95<2s,error_rate<5%,create_order:p99<3s",
+        "--summary-json",
+        json.to_str().unwrap(),
+        "--progress",
+        "plain",
+        &url,
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(took < Duration::from_secs(15), "a 4 s run took {took:?}");
+    for needle in ["request", "create_order", "list_orders", "p95<2s", "✓ met", "PASSED"] {
+        assert!(stdout.contains(needle), "no {needle:?} in:\n{stdout}");
+    }
+    assert!(stderr.lines().filter(|l| l.contains("/4 s")).count() >= 2, "progress lines on stderr:\n{stderr}");
+
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).expect("summary written")).unwrap();
+    let _ = std::fs::remove_file(&json);
+    assert_eq!(summary["passed"], true);
+    assert_eq!(summary["scenario"], "stress");
+    let sent = summary["summary"]["requests"]["sent"].as_u64().unwrap();
+    assert!((110..=130).contains(&sent), "stress at 30/s for 4 s sends ~120, sent {sent}");
+    let answered = summary["summary"]["requests"]["successful"].as_u64().unwrap()
+        + summary["summary"]["requests"]["failed"].as_u64().unwrap();
+    // Everything the run counted reached the target (nothing else aims at it).
+    assert_eq!(target_count(&target, None), answered, "{summary}");
+    let by_name = summary["summary"]["by_name"].as_object().unwrap();
+    assert!(by_name.contains_key("create_order") && by_name.contains_key("list_orders"), "{summary}");
+    let objectives = summary["slo"].as_array().unwrap();
+    assert_eq!(objectives.len(), 3);
+    assert!(objectives.iter().all(|o| o["outcome"] == "met"), "{summary}");
+    assert!(summary["summary"]["latency_ms"]["from_scheduled"]["p99"].as_f64().is_some());
+}
+
+#[test]
+fn an_impossible_slo_fails_with_exit_1_and_abort_on_fail_stops_early() {
+    let _timing = timing_test();
+    let target = start_demo_target(&[]);
+    let url = format!("http://{}", target.addr);
+    let json = summary_path("impossible");
+    let (out, _) = run(&[
+        "--duration",
+        "3s",
+        "--max-rps",
+        "20",
+        "--slo",
+        "p50<0.001ms",
+        "--summary-json",
+        json.to_str().unwrap(),
+        "--progress",
+        "none",
+        &url,
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("✗ missed") && stdout.contains("FAILED"), "{stdout}");
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json);
+    assert_eq!(summary["passed"], false);
+    assert_eq!(summary["slo"][0]["outcome"], "missed");
+    assert!(summary["slo"][0]["value"].as_f64().unwrap() > 0.001);
+
+    // Missed from the first second, with a 10 s window: stopped after ~10 s, not 60.
+    let (out, took) = run(&[
+        "--duration",
+        "60s",
+        "--max-rps",
+        "10",
+        "--slo",
+        "p50<0.001ms",
+        "--slo-window",
+        "10s",
+        "--abort-on-fail",
+        "--progress",
+        "none",
+        &url,
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("ABORTED"), "{stdout}");
+    assert!(took < Duration::from_secs(30), "abort-on-fail took {took:?}");
+}
+
+#[test]
+fn bad_input_exits_2_with_one_line_and_sends_nothing() {
+    let target = start_demo_target(&[]);
+    let url = format!("http://{}", target.addr);
+    let cases: &[(&[&str], &str)] = &[
+        (&["--scenario", "nope"], "unknown scenario"),
+        (&["--duration", "10 minutes"], "--duration"),
+        (&["--max-rps", "0"], "--max-rps"),
+        (&["--max-rps", "NaN"], "--max-rps"),
+        (&["--slo", "p95<300"], "SLO"),
+        (&["--slo", "nosuch:p95<1s"], "SLO"),
+        (&["--slo-window", "1s"], "SLO_WINDOW"),
+        (&["--endpoints", "create_order,nosuch"], "nosuch"),
+        (&["--workload", "/nonexistent/w.yaml"], "/nonexistent/w.yaml"),
+        (&["--progress", "loud"], "--progress"),
+        (&["--duration", "0s"], "duration"),
+    ];
+    for (args, needle) in cases {
+        let mut all: Vec<&str> = args.to_vec();
+        all.push(&url);
+        let (out, _) = run(&all);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {needle:?} not in {stderr:?}");
+        assert!(out.stdout.is_empty(), "{args:?}: printed {:?}", String::from_utf8_lossy(&out.stdout));
+    }
+    let (out, _) = run(&["--duration", "2s", "not a url"]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(target_count(&target, None), 0, "bad input sent nothing");
+}
