@@ -815,3 +815,48 @@ fn packaged_workloads_are_the_tested_example() {
     let kustomization = std::fs::read_to_string(root.join("deploy/kubernetes/kustomization.yaml")).unwrap();
     assert!(kustomization.contains("- workload-configmap.yaml"), "the kustomization does not list it");
 }
+
+/// Captures from a header (the plain client hands the answer's headers
+/// back), and a JSON capture from an answer that is not JSON: counted, the
+/// run goes on.
+const HEADER_AND_TEXT: &str = r#"
+pools:
+  locations: {size: 5}
+  ids: {size: 5}
+requests:
+  - name: create_user
+    weight: 1
+    method: POST
+    path: /users
+    body: {name: "n{{ seq() }}"}
+    capture: [{pool: locations, header: location}]
+  - name: echo_location
+    weight: 1
+    method: GET
+    path: /users
+    headers: {X-Seen: "{{ pool(locations) }}"}
+    fallback: create_user
+  - name: scrape
+    weight: 1
+    method: GET
+    path: /metrics
+    capture: [{pool: ids, json: /id}]
+"#;
+
+#[test]
+fn header_captures_fill_pools_and_non_json_answers_are_counted_not_fatal() {
+    let target = start_demo_target(&[]);
+    let file = TempFile::new("header.yaml", HEADER_AND_TEXT.as_bytes());
+    let sidecar = sidecar_with_workload(&target, file.path(), &[("INITIAL_MODE", "pause")]);
+    run_until(&sidecar, &target, 100, 150);
+    let samples = parse_metrics(&sidecar.get("/metrics").body);
+    assert_eq!(sum(&samples, "trafficgen_pool_values", &[("pool", "locations")]), 5.0, "Location captured");
+    assert_eq!(sum(&samples, "trafficgen_pool_values", &[("pool", "ids")]), 0.0);
+    let not_json =
+        sum(&samples, "trafficgen_capture_failures_total", &[("endpoint", "scrape"), ("reason", "not_json")]);
+    let scrapes = sum(&samples, "trafficgen_requests_total", &[("endpoint", "scrape"), ("code", "200")]);
+    assert!(scrapes > 20.0 && not_json == scrapes, "{not_json} of {scrapes} scrapes counted as not JSON");
+    let echoes = sum(&samples, "trafficgen_requests_total", &[("endpoint", "echo_location"), ("code", "200")]);
+    assert!(echoes > 20.0, "requests using the captured header value were sent: {echoes}");
+    assert_eq!(sidecar.get_json("/status")["stats"]["failed"], 0);
+}
