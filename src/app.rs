@@ -179,7 +179,7 @@ impl Sidecar {
         if let Some(demo) = demo_handle {
             demo.stop(!forced).await;
         }
-        let stats = engine.metrics().stats();
+        let stats = engine.stats();
         // Sent and never answered: not in `total`, which counts answers and failures.
         let abandoned = engine.abandoned().unwrap_or(engine.in_flight() as u64);
         log::info!(total = stats.total, successful = stats.successful, failed = stats.failed, dropped = stats.dropped,
@@ -286,10 +286,10 @@ async fn log_stats(state: ControlState, every: Duration) {
     let mut tick = actix_rt::time::interval_at(actix_rt::time::Instant::now() + every, every);
     // After a stall, one line, not a burst of lines for the missed ticks.
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last = (Instant::now(), engine.sent(), engine.metrics().stats());
+    let mut last = (Instant::now(), engine.sent(), engine.stats());
     loop {
         tick.tick().await;
-        let now = (Instant::now(), engine.sent(), engine.metrics().stats());
+        let now = (Instant::now(), engine.sent(), engine.stats());
         let secs = now.0.duration_since(last.0).as_secs_f64().max(1e-9);
         let achieved = (now.1 - last.1) as f64 / secs;
         let plan = engine.plan();
