@@ -499,7 +499,8 @@ fn put_workload(sidecar: &Proc, body: &str, headers: &[(&str, &str)]) -> Respons
 
 #[test]
 fn the_engine_runs_users_crud_and_reads_and_patches_users_it_created() {
-    let _timing = timing_test();
+    // 200 requests a second: alone, so neither it nor a rate test beside it is starved.
+    let _heavy = heavy_test();
     let target = start_demo_target(&[]);
     let sidecar = sidecar_with_workload(&target, &example_path("users-crud.yaml"), &[("INITIAL_MODE", "pause")]);
     run_until(&sidecar, &target, 200, 600);
@@ -594,7 +595,8 @@ requests:
 
 #[test]
 fn with_an_empty_pool_reads_fall_back_and_requests_without_a_fallback_are_not_sent() {
-    let _timing = timing_test();
+    // 200 requests a second: alone, so neither it nor a rate test beside it is starved.
+    let _heavy = heavy_test();
     let target = start_demo_target(&[]);
     let file = TempFile::new("no-capture.yaml", NO_CAPTURE.as_bytes());
     let sidecar = sidecar_with_workload(&target, file.path(), &[("INITIAL_MODE", "pause")]);
@@ -679,7 +681,8 @@ fn target_rate(target: &Proc, window: Duration) -> f64 {
 
 #[test]
 fn put_workload_swaps_without_a_gap_and_pools_that_survive_keep_their_values() {
-    let _timing = timing_test();
+    // 200 requests a second: alone, so neither it nor a rate test beside it is starved.
+    let _heavy = heavy_test();
     let target = start_demo_target(&[]);
     let sidecar = sidecar_with_workload(&target, &example_path("users-crud.yaml"), &[("INITIAL_MODE", "pause")]);
     assert_eq!(sidecar.post("/mode/custom", Some(r#"{"rps": 200}"#)).status, 200);
@@ -760,7 +763,8 @@ fn a_focus_narrows_the_engines_draw_to_its_requests_and_error_share() {
     use trafficgen::engine::mode::{Mode, ModeTable};
     use trafficgen::engine::{Engine, EngineSettings};
 
-    let _timing = timing_test();
+    // 200 requests a second: alone, so neither it nor a rate test beside it is starved.
+    let _heavy = heavy_test();
     let demo = start_demo_target(&[]);
     let target = TargetUrl::parse(&format!("http://{}", demo.addr)).unwrap();
     let options = Options { target: Target::new(&target), default_pool_size: 50 };
