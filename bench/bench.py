@@ -27,7 +27,8 @@ into markdown. Settings (environment):
   CEIL_SECS    window of one ceiling step               (5)
   IDLE_SECS    idle-cost window                         (60)
   DEMO_RATES   trafficgen rates against the demo target (1000 10000)
-  FIGURES      which figures to measure                 (accuracy peers ceiling switch idle demo https)
+  FIGURES      which figures to measure                 (accuracy peers ceiling switch idle demo users https)
+  USERS_WORKLOAD  workload file of the `users` figure   (examples/workloads/users-crud.yaml)
   HTTPS_RATES  rates of the https-next-to-http figure   (1000)
   PEERS        which peers (those not installed are skipped)  (wrk oha hey locust)
   PEER_PATH    path the peers request on nginx          (/orders/1)
@@ -76,7 +77,11 @@ CEIL_STEPS = [float(r) for r in env_list("CEIL_STEPS", "10000 20000 30000 40000 
 CEIL_SECS = env_int("CEIL_SECS", 5)
 IDLE_SECS = env_int("IDLE_SECS", 60)
 DEMO_RATES = [float(r) for r in env_list("DEMO_RATES", "1000 10000")]
-FIGURES = env_list("FIGURES", "accuracy peers ceiling switch idle demo https")
+FIGURES = env_list("FIGURES", "accuracy peers ceiling switch idle demo users https")
+USERS_WORKLOAD = os.path.abspath(
+    os.environ.get("USERS_WORKLOAD", os.path.join(HERE, "..", "examples", "workloads", "users-crud.yaml")))
+# Figures measured against nginx (the others bring their own target).
+NGINX_FIGURES = ("accuracy", "peers", "ceiling", "profile", "idle")
 HTTPS_RATES = [float(r) for r in env_list("HTTPS_RATES", "1000")]
 PEERS = env_list("PEERS", "wrk oha hey locust")
 PEER_PATH = os.environ.get("PEER_PATH", "/orders/1")
@@ -879,6 +884,25 @@ def fig_demo():
     return out
 
 
+def fig_users():
+    """trafficgen running a workload file (users-crud.yaml: PATCH with a
+    rendered JSON body, ids captured from creates and read back) against
+    the demo target, at DEMO_RATES."""
+    demo = DemoTarget()
+    out = {"workload": os.path.relpath(USERS_WORKLOAD, os.path.join(HERE, "..")), "rates": {}}
+    try:
+        for rate in DEMO_RATES:
+            runs = []
+            for i in range(REPEATS):
+                log(f"demo target: trafficgen {rate:g} req/s of {out['workload']}, run {i + 1}/{REPEATS}")
+                runs.append(tg_run(demo, rate, SECS, name=f"tg-users-{rate:g}-{i}",
+                                   extra_env={"WORKLOAD_FILE": USERS_WORKLOAD}))
+            out["rates"][f"{rate:g}"] = {"runs": runs, "median": summarize(runs)}
+    finally:
+        demo.stop()
+    return out
+
+
 # ----------------------------------------------------------------- profile
 
 
@@ -990,7 +1014,7 @@ def main():
 
     t_start = time.monotonic()
     try:
-        nginx = Nginx()
+        nginx = Nginx() if any(f in FIGURES for f in NGINX_FIGURES) else None
         if "accuracy" in FIGURES:
             results["accuracy"] = fig_accuracy(nginx)
             save()
@@ -1007,12 +1031,16 @@ def main():
         if "idle" in FIGURES:
             results["idle"] = fig_idle(nginx)
             save()
-        nginx.stop()
+        if nginx:
+            nginx.stop()
         if "switch" in FIGURES:
             results["switch"] = fig_switch()
             save()
         if "demo" in FIGURES:
             results["demo"] = fig_demo()
+            save()
+        if "users" in FIGURES:
+            results["users"] = fig_users()
             save()
         if "https" in FIGURES:
             results["https"] = fig_https()

@@ -406,6 +406,25 @@ def main():
                  "peak RSS MiB"], rows))
         w("")
 
+    # ---- a workload file against the demo target
+    users = R.get("users")
+    if users:
+        w(f"## 6b. A workload file: `{users.get('workload')}` against the demo target (1 worker, CPU "
+          f"{S['TARGET_CPU']})")
+        w("")
+        w("20 % `POST /users` (ids captured), 20 % `GET /users?limit=N`, 40 % `GET /users/{id}`, "
+          "20 % `PATCH /users/{id}` with a rendered JSON body; ids read from the pool.")
+        w("")
+        rows = []
+        for rate_s, fig in users.get("rates", {}).items():
+            m = fig["median"]
+            rows.append([f"trafficgen at {f_rate(float(rate_s))}", f_rate(m.get("rate")), f_pct(m.get("error_pct")),
+                         f_lag(m.get("lag_p99_s")), f_num(m.get("dropped"), 0), f_num(m.get("failed"), 0),
+                         f_num(m.get("cpu_us_per_req")), f_mib(m.get("rss_peak_kib"))])
+        w(table(["generator", "achieved req/s", "error", "lag p99", "dropped", "failed", "CPU µs/req",
+                 "peak RSS MiB"], rows))
+        w("")
+
     # ---- https
     https = R.get("https")
     if https:

@@ -188,7 +188,7 @@ impl Sidecar {
         if let Some(demo) = demo_handle {
             demo.stop(!forced).await;
         }
-        let stats = engine.metrics().stats();
+        let stats = engine.stats();
         // Sent and never answered: not in `total`, which counts answers and failures.
         let abandoned = engine.abandoned().unwrap_or(engine.in_flight() as u64);
         log::info!(total = stats.total, successful = stats.successful, failed = stats.failed, dropped = stats.dropped,
@@ -390,7 +390,7 @@ async fn log_stats(state: ControlState) {
     let engine = &state.engine;
     let mut interval = state.live.stats_interval();
     let mut every = *interval.borrow_and_update();
-    let mut last = (Instant::now(), engine.sent(), engine.metrics().stats());
+    let mut last = (Instant::now(), engine.sent(), engine.stats());
     loop {
         let Some(period) = every else {
             // Off: wait for a change.
@@ -411,7 +411,7 @@ async fn log_stats(state: ControlState) {
                 continue;
             }
         }
-        let now = (Instant::now(), engine.sent(), engine.metrics().stats());
+        let now = (Instant::now(), engine.sent(), engine.stats());
         let secs = now.0.duration_since(last.0).as_secs_f64().max(1e-9);
         let achieved = (now.1 - last.1) as f64 / secs;
         let plan = engine.plan();

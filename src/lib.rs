@@ -3,16 +3,18 @@
 //! # Layout
 //! - [`cli`] and [`config`]: settings from flags and environment, validated
 //!   once into [`config::Config`].
-//! - [`engine`]: the pure pacer ([`engine::schedule`]), request mix
-//!   ([`engine::mix`]), order-id ring ([`engine::ring`]) and modes
-//!   ([`engine::mode`]); the worker loop and the HTTP client around them.
+//! - [`engine`]: the pure pacer ([`engine::schedule`]) and modes
+//!   ([`engine::mode`]); the worker loop that draws, renders and captures
+//!   the running [`workload::Workload`], and the HTTP client. `MIX`'s
+//!   parser ([`engine::mix`]) builds the built-in workload's weights.
 //! - [`control`]: the HTTP control API; it changes the engine's plan and
 //!   reads its state, nothing else.
 //! - [`metrics`]: every Prometheus metric, defined once; `/status` reads
 //!   its counts back from them.
 //! - [`demo_target`]: the built-in API to aim at (orders, users, login).
 //! - [`workload`]: workload files (requests, templates, captures, pools),
-//!   checked and compiled once; the built-in orders workload.
+//!   checked and compiled once; the built-in orders workload; the draw
+//!   of a job's focus ([`workload::focus`]).
 //! - [`scenario`]: the named traffic stories as rate stages, shared by
 //!   jobs and exports.
 //! - [`descriptors`]: the open-file limit shared out between the engine

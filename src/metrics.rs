@@ -375,6 +375,12 @@ impl Metrics {
     /// Request counts read back from the counters. Every request with a
     /// series shows, at zero until it is sent.
     pub fn stats(&self) -> Stats {
+        self.stats_by(|_, status| (200..300).contains(&status))
+    }
+
+    /// [`Metrics::stats`], with `success(endpoint, status)` saying which
+    /// answers count as successful (a workload's `success` codes).
+    pub fn stats_by(&self, success: impl Fn(&str, u16) -> bool) -> Stats {
         let mut stats = Stats { dropped: self.dropped.get(), ..Stats::default() };
         let label = |metric: &prometheus::proto::Metric, name: &str| {
             metric.get_label().iter().find(|l| l.name() == name).map(|l| l.value().to_string())
@@ -391,7 +397,8 @@ impl Metrics {
             for metric in family.get_metric() {
                 let Some(endpoint) = label(metric, "endpoint") else { continue };
                 let count = metric.get_counter().get_value() as u64;
-                let ok = label(metric, "code").is_some_and(|c| c.starts_with('2'));
+                let code = label(metric, "code").and_then(|c| c.parse::<u16>().ok());
+                let ok = code.is_some_and(|code| success(&endpoint, code));
                 let entry = stats.by_endpoint.entry(endpoint).or_default();
                 entry.total += count;
                 if ok {
@@ -537,6 +544,18 @@ mod tests {
         assert_eq!(s.by_endpoint["list_orders"], EndpointStats { total: 2, successful: 1, failed: 1 });
         assert_eq!(s.by_endpoint["get_order"], EndpointStats { total: 1, successful: 0, failed: 1 });
         assert_eq!(s.by_endpoint[unused.label()], EndpointStats::default(), "known, not yet sent");
+    }
+
+    #[test]
+    fn success_may_be_decided_per_request() {
+        let m = Metrics::new().unwrap();
+        m.request_series("create").answer(201, 0.01);
+        m.request_series("probe").answer(404, 0.01);
+        m.request_series("probe").failure(ErrorKind::Timeout, 1.0);
+        let s = m.stats_by(|name, code| name == "probe" && code == 404);
+        assert_eq!(s.by_endpoint["create"], EndpointStats { total: 1, successful: 0, failed: 1 });
+        assert_eq!(s.by_endpoint["probe"], EndpointStats { total: 2, successful: 1, failed: 1 });
+        assert_eq!((s.total, s.successful, s.failed), (3, 1, 2));
     }
 
     #[test]

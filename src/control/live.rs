@@ -250,7 +250,7 @@ impl Live {
     /// The counters and latencies of this moment.
     pub fn measures(&self) -> Measures {
         let engine = &self.engine;
-        let stats = engine.metrics().stats();
+        let stats = engine.stats();
         let table = engine.latency();
         let by = &stats.by_endpoint;
         let by_name = by

@@ -92,7 +92,7 @@ pub async fn status(state: web::Data<ControlState>) -> HttpResponse {
         max_in_flight: engine.max_in_flight(),
         max_rps: settings.modes.max_rps,
         mix: engine.workload().mix(),
-        stats: state.metrics().stats(),
+        stats: engine.stats(),
         limits: limits(&state.server),
         control_connections: ControlConnections {
             open: state.server.connections.open(),

@@ -550,6 +550,28 @@ mod tests {
     }
 
     #[test]
+    fn headers_are_handed_back_only_when_asked_for() {
+        let raw = b"HTTP/1.1 100 Continue\r\nX-Interim: 1\r\n\r\nHTTP/1.1 201 Created\r\nLocation: /users/7\r\nContent-Length: 2\r\n\r\nok";
+        let mut parser = AnswerParser::new(false, 1024).keeping_headers(true);
+        let Ok(Progress::Complete(answer)) = parser.advance(raw, false) else { panic!("incomplete") };
+        let names: Vec<&str> = answer.headers.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["Location", "Content-Length"], "the final head's headers only");
+        assert_eq!(answer.headers[0].1, b"/users/7");
+        let Ok(Progress::Complete(answer)) = AnswerParser::new(false, 1024).advance(raw, false) else { panic!() };
+        assert!(answer.headers.is_empty());
+    }
+
+    #[test]
+    fn an_answer_to_head_has_no_body_whatever_its_length_says() {
+        let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n";
+        let mut parser = AnswerParser::new(true, 4096).answering_head(true);
+        let Ok(Progress::Complete(answer)) = parser.advance(raw, false) else {
+            panic!("a HEAD answer ends with its head")
+        };
+        assert_eq!((answer.status, answer.body.as_deref(), answer.reusable), (200, Some(&b""[..]), true));
+    }
+
+    #[test]
     fn content_length_answers_complete_exactly_at_their_length() {
         let raw = b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 9\r\n\r\n{\"id\":42}";
         assert_eq!(parse_all_ways(raw, true, 1024, false), complete(201, Some(b"{\"id\":42}"), true));

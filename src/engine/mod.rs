@@ -370,6 +370,17 @@ impl Engine {
         Arc::clone(&self.shared.latency.lock())
     }
 
+    /// Request counts, an answer counted successful by its request's
+    /// `success` codes in the running workload (any 2xx for names it no
+    /// longer has).
+    pub fn stats(&self) -> crate::metrics::Stats {
+        let workload = self.workload();
+        self.shared.metrics.stats_by(|name, status| match workload.find(name) {
+            Some(id) => workload.is_success(id, status),
+            None => (200..300).contains(&status),
+        })
+    }
+
     /// Copies the engine's live gauges into the metrics before a scrape.
     pub fn refresh_gauges(&self) {
         let pools = self.pool_counts();

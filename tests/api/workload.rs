@@ -499,7 +499,8 @@ fn put_workload(sidecar: &Proc, body: &str, headers: &[(&str, &str)]) -> Respons
 
 #[test]
 fn the_engine_runs_users_crud_and_reads_and_patches_users_it_created() {
-    let _timing = timing_test();
+    // 200 requests a second: alone, so neither it nor a rate test beside it is starved.
+    let _heavy = heavy_test();
     let target = start_demo_target(&[]);
     let sidecar = sidecar_with_workload(&target, &example_path("users-crud.yaml"), &[("INITIAL_MODE", "pause")]);
     run_until(&sidecar, &target, 200, 600);
@@ -594,7 +595,8 @@ requests:
 
 #[test]
 fn with_an_empty_pool_reads_fall_back_and_requests_without_a_fallback_are_not_sent() {
-    let _timing = timing_test();
+    // 200 requests a second: alone, so neither it nor a rate test beside it is starved.
+    let _heavy = heavy_test();
     let target = start_demo_target(&[]);
     let file = TempFile::new("no-capture.yaml", NO_CAPTURE.as_bytes());
     let sidecar = sidecar_with_workload(&target, file.path(), &[("INITIAL_MODE", "pause")]);
@@ -609,8 +611,10 @@ fn with_an_empty_pool_reads_fall_back_and_requests_without_a_fallback_are_not_se
     assert!((share - 0.2).abs() < 0.08, "{unmet} updates unmet against {creates} creates");
     let status = sidecar.get_json("/status");
     assert_eq!(status["stats"]["by_endpoint"]["update_user"]["total"], 0, "{status}");
-    // 201 is not a success to this file: counted under the sidecar's own rule (2xx) all the same.
-    assert!(status["stats"]["by_endpoint"]["create_user"]["total"].as_u64() >= Some(300), "{status}");
+    // 201 is not a success to this file (`success: [299]`): /status counts by the file's rule.
+    let creates = &status["stats"]["by_endpoint"]["create_user"];
+    assert!(creates["total"].as_u64() >= Some(300), "{status}");
+    assert_eq!((creates["successful"].as_u64(), &creates["failed"]), (Some(0), &creates["total"]), "{status}");
 }
 
 #[test]
@@ -677,7 +681,8 @@ fn target_rate(target: &Proc, window: Duration) -> f64 {
 
 #[test]
 fn put_workload_swaps_without_a_gap_and_pools_that_survive_keep_their_values() {
-    let _timing = timing_test();
+    // 200 requests a second: alone, so neither it nor a rate test beside it is starved.
+    let _heavy = heavy_test();
     let target = start_demo_target(&[]);
     let sidecar = sidecar_with_workload(&target, &example_path("users-crud.yaml"), &[("INITIAL_MODE", "pause")]);
     assert_eq!(sidecar.post("/mode/custom", Some(r#"{"rps": 200}"#)).status, 200);
@@ -758,7 +763,8 @@ fn a_focus_narrows_the_engines_draw_to_its_requests_and_error_share() {
     use trafficgen::engine::mode::{Mode, ModeTable};
     use trafficgen::engine::{Engine, EngineSettings};
 
-    let _timing = timing_test();
+    // 200 requests a second: alone, so neither it nor a rate test beside it is starved.
+    let _heavy = heavy_test();
     let demo = start_demo_target(&[]);
     let target = TargetUrl::parse(&format!("http://{}", demo.addr)).unwrap();
     let options = Options { target: Target::new(&target), default_pool_size: 50 };
@@ -815,4 +821,49 @@ fn packaged_workloads_are_the_tested_example() {
     assert!(deployment.contains("mountPath: /etc/trafficgen/workloads"), "the ConfigMap is not mounted");
     let kustomization = std::fs::read_to_string(root.join("deploy/kubernetes/kustomization.yaml")).unwrap();
     assert!(kustomization.contains("- workload-configmap.yaml"), "the kustomization does not list it");
+}
+
+/// Captures from a header (the plain client hands the answer's headers
+/// back), and a JSON capture from an answer that is not JSON: counted, the
+/// run goes on.
+const HEADER_AND_TEXT: &str = r#"
+pools:
+  locations: {size: 5}
+  ids: {size: 5}
+requests:
+  - name: create_user
+    weight: 1
+    method: POST
+    path: /users
+    body: {name: "n{{ seq() }}"}
+    capture: [{pool: locations, header: location}]
+  - name: echo_location
+    weight: 1
+    method: GET
+    path: /users
+    headers: {X-Seen: "{{ pool(locations) }}"}
+    fallback: create_user
+  - name: scrape
+    weight: 1
+    method: GET
+    path: /metrics
+    capture: [{pool: ids, json: /id}]
+"#;
+
+#[test]
+fn header_captures_fill_pools_and_non_json_answers_are_counted_not_fatal() {
+    let target = start_demo_target(&[]);
+    let file = TempFile::new("header.yaml", HEADER_AND_TEXT.as_bytes());
+    let sidecar = sidecar_with_workload(&target, file.path(), &[("INITIAL_MODE", "pause")]);
+    run_until(&sidecar, &target, 100, 150);
+    let samples = parse_metrics(&sidecar.get("/metrics").body);
+    assert_eq!(sum(&samples, "trafficgen_pool_values", &[("pool", "locations")]), 5.0, "Location captured");
+    assert_eq!(sum(&samples, "trafficgen_pool_values", &[("pool", "ids")]), 0.0);
+    let not_json =
+        sum(&samples, "trafficgen_capture_failures_total", &[("endpoint", "scrape"), ("reason", "not_json")]);
+    let scrapes = sum(&samples, "trafficgen_requests_total", &[("endpoint", "scrape"), ("code", "200")]);
+    assert!(scrapes > 20.0 && not_json == scrapes, "{not_json} of {scrapes} scrapes counted as not JSON");
+    let echoes = sum(&samples, "trafficgen_requests_total", &[("endpoint", "echo_location"), ("code", "200")]);
+    assert!(echoes > 20.0, "requests using the captured header value were sent: {echoes}");
+    assert_eq!(sidecar.get_json("/status")["stats"]["failed"], 0);
 }
