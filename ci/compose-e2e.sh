@@ -207,6 +207,17 @@ else
   abort "traffic to the demo target (name resolution in the scratch image?)"
 fi
 
+# The one-shot CI mode runs from the image too: on the compose network,
+# against the demo target by name, 3 s, exit 0 with its summary.
+net="$(docker inspect -f '{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}' "$demo_cid" | awk '{print $1}')"
+if timeout 60 docker run --rm --network "$net" "$image" run --duration 3s --max-rps 10 \
+    --slo "error_rate<50%" --progress plain http://demo-target:8080 >"$work/run.txt" 2>&1 \
+    && grep -q '^PASSED' "$work/run.txt"; then
+  pass "docker run IMAGE run --duration 3s … http://demo-target:8080: exit 0, $(grep -m1 '^sent ' "$work/run.txt" | cut -d' ' -f1-2)"
+else
+  fail "docker run IMAGE run … against the demo target"; sed 's/^/      /' "$work/run.txt" | tail -n 20
+fi
+
 health_ok=1
 for cid in "$demo_cid" "$gen_cid"; do
   status=""
