@@ -6,6 +6,7 @@ mod export;
 mod guard;
 mod mode;
 pub mod origin;
+mod panel;
 pub mod server;
 mod status;
 
@@ -79,6 +80,7 @@ pub fn configure(state: ControlState) -> impl FnOnce(&mut web::ServiceConfig) {
             .service(get_only("/export/{format}", export::export))
             .service(get_only("/cluster", cluster::view))
             .service(get_only("/cluster/member", cluster::member))
+            .configure(panel::routes)
             .service(
                 web::resource("/cluster/state")
                     .route(web::get().to(cluster::document))
