@@ -11,6 +11,7 @@ mod hardening;
 mod helpers;
 mod keep_alive;
 mod metrics;
+mod panel;
 mod peers;
 mod promises;
 mod readme;
