@@ -168,7 +168,7 @@
         sw.setAttribute("aria-hidden", "true");
         const text = document.createElement("span");
         text.dataset.key = key;
-        el.append(sw, `${label}: `, text);
+        el.append(sw, `${label}: `, text, " ");
       }
     }
     for (const span of el.querySelectorAll("span[data-key]")) {
