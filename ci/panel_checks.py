@@ -316,7 +316,8 @@ def jobs_checks(driver, port):
         ended = wait_until(lambda: http(port, "GET", f"/jobs/{job['job_id']}")[1].get("status") != "running", 10)
         check(ended, "Stop stops the job")
     check(wait_until(lambda: el(driver, "job-summary").is_displayed(), 10), "the job's summary is shown")
-    check("Sent" in text_of(driver, "s-list"), "the summary lists the counts")
+    summary = text_of(driver, "s-list").lower()
+    check("sent" in summary and "latency from scheduled send" in summary, "the summary lists counts and latencies")
     check(
         wait_until(lambda: len(driver.find_elements(By.CSS_SELECTOR, "#jobs-body tr")) >= 1, 15),
         "the last jobs list has the job",

@@ -611,6 +611,7 @@
       message("job-msg", r.error, "warn");
       const running = obj(r.data).job_id || obj(r.data).running;
       if (typeof running === "string") adoptJob({ job_id: running, status: "running" });
+      else loadJobs();
     } else if (!r.ok) {
       message("job-msg", r.error, "error");
     } else {
