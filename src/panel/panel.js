@@ -45,10 +45,13 @@
     el.classList.toggle("warn", kind === "warn");
   }
   // Arrays the API may return bare or wrapped ({"jobs": [...]}).
-  function listOf(data, key) {
+  function listOf(data, ...keys) {
     if (Array.isArray(data)) return data;
-    const inner = obj(data)[key];
-    return Array.isArray(inner) ? inner : [];
+    for (const key of keys) {
+      const inner = obj(data)[key];
+      if (Array.isArray(inner)) return inner;
+    }
+    return [];
   }
 
   // --- HTTP ------------------------------------------------------------------
@@ -178,11 +181,13 @@
     }
   }
 
-  function niceCeiling(v) {
-    if (!(v > 0)) return 1;
-    const p = Math.pow(10, Math.floor(Math.log10(v)));
-    for (const m of [1, 2, 2.5, 5, 10]) if (v <= m * p) return m * p;
-    return 10 * p;
+  // The top of a 4-line grid whose labels are round numbers.
+  function gridTop(max) {
+    if (!(max > 0)) return 1;
+    const step = (max * 1.02) / 4;
+    const p = Math.pow(10, Math.floor(Math.log10(step)));
+    for (const m of [1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (step <= m * p) return 4 * m * p;
+    return 40 * p;
   }
 
   function drawChart(chart, now) {
@@ -211,7 +216,7 @@
         if (v === v) { max = Math.max(max, v * scale); latest[key] = v; }
       }
     }
-    const top = niceCeiling(max);
+    const top = gridTop(max);
     const left = 44, right = 8, upper = 8, lower = 18;
     const pw = w - left - right, ph = h - upper - lower;
     ctx.font = "11px system-ui, sans-serif";
@@ -281,11 +286,14 @@
     drawSoon();
   }
 
-  // Percentiles from the scheduled send time, wherever the answer keeps them.
+  // Percentiles from the scheduled send time, wherever the answer keeps
+  // them: {from_scheduled}, {overall: {from_scheduled}}, or one level down
+  // under a window's name.
   function percentiles(latency) {
     const l = obj(latency);
-    const overall = obj(l.overall && typeof l.overall === "object" ? l.overall : l);
-    const p = obj(overall.from_scheduled || overall);
+    const candidates = [l.overall, l].concat(Object.values(l));
+    const holder = candidates.map(obj).find((c) => c.from_scheduled && typeof c.from_scheduled === "object");
+    const p = holder ? obj(holder.from_scheduled) : l;
     return { p50: p.p50, p95: p.p95, p99: p.p99 };
   }
 
@@ -630,8 +638,17 @@
     const r = await change("POST", `/jobs/${encodeURIComponent(id)}/stop`);
     busy($("job-stop"), false, "Stopping…");
     jobBusy = false;
-    if (!r.ok) message("job-msg", r.error, "error");
-    else if (currentJob && currentJob.job_id === id) finishJob(obj(r.data));
+    if (!r.ok) {
+      message("job-msg", r.error, "error");
+    } else if (currentJob && currentJob.job_id === id) {
+      // The answer may be the record without its summary yet: ask for it.
+      let record = obj(r.data);
+      if (!record.summary) {
+        const again = await api("GET", `/jobs/${encodeURIComponent(id)}`);
+        if (again.ok && obj(again.data).job_id) record = again.data;
+      }
+      if (currentJob && currentJob.job_id === id) finishJob(Object.assign({}, currentJob, record, { job_id: id }));
+    }
     updateJobButtons();
   }
 
@@ -831,8 +848,7 @@
     }
     if (!r.ok) { setText("logs-msg", `GET /logs: ${r.error}`); return; }
     setText("logs-msg", "");
-    const lines = listOf(r.data, "lines");
-    const entries = (lines.length ? lines : listOf(r.data, "logs")).slice(-100).map(logLine);
+    const entries = listOf(r.data, "lines", "logs", "entries", "records").slice(-100).map(logLine);
     const pre = $("logs");
     const text = entries.join("\n");
     if (pre.textContent !== text) {
