@@ -303,6 +303,7 @@
   let lastStatusTotals = null;
   let sidecarStreamLive = false;
   let jobStreamLive = false;
+  let eventsAbsent = false;
 
   function renderHeader() {
     const s = obj(status);
@@ -353,12 +354,17 @@
     renderHeader();
     if (!sidecarStreamLive && !jobStreamLive) {
       pointFromStatus(status);
-      setText("chart-source", "Points from GET /status every second (no event stream on this sidecar).");
+      setText("chart-source", eventsAbsent
+        ? "Points from GET /status every second (no event stream on this sidecar)."
+        : "Points from GET /status every second until the event stream is open.");
     }
     if (!namesLoaded) loadNames();
   }
 
   function statusLoop() {
+    // Every fetch leaves a resource-timing entry (up to 250 kept): a page
+    // open for hours must not hold them.
+    if (performance.clearResourceTimings) performance.clearResourceTimings();
     pollStatus().finally(() => setTimeout(statusLoop, sidecarStreamLive || jobStreamLive ? 2000 : 1000));
   }
 
@@ -417,7 +423,7 @@
       });
       sidecarStreamLive = false;
       if (code === 404) {
-        setText("chart-source", "Points from GET /status every second (no event stream on this sidecar).");
+        eventsAbsent = true;
         return;
       }
       if (code === 200) backoff = 1000;
