@@ -415,18 +415,28 @@
     return 200;
   }
 
+  // A browser holds at most 6 connections to a host: while a job runs,
+  // its stream alone is open, so a few tabs cannot starve each other.
+  let sidecarAbort = null;
   async function sidecarEvents() {
     for (let backoff = 1000; ;) {
+      if (currentJob) {
+        await new Promise((r) => setTimeout(r, 1000));
+        continue;
+      }
+      sidecarAbort = new AbortController();
       const code = await readEvents("/events", (name, data) => {
         sidecarStreamLive = true;
         onSidecarEvent(name, obj(data));
-      });
+      }, sidecarAbort.signal);
+      sidecarAbort = null;
       sidecarStreamLive = false;
       if (code === 404) {
         eventsAbsent = true;
         return;
       }
       if (code === 200) backoff = 1000;
+      if (currentJob) continue;
       await new Promise((r) => setTimeout(r, backoff));
       backoff = Math.min(backoff * 2, 15000);
     }
@@ -662,6 +672,7 @@
     if (typeof record.job_id !== "string" || !NAME_RE.test(record.job_id)) return;
     if (currentJob && currentJob.job_id === record.job_id) return;
     currentJob = record;
+    if (sidecarAbort) sidecarAbort.abort();
     $("job-live").hidden = false;
     $("job-summary").hidden = true;
     setText("job-title", `${record.scenario || "job"} (${record.job_id})`);
