@@ -548,7 +548,9 @@
   function namesFrom(data) {
     const d = obj(data);
     const raw = listOf(d.requests, "requests").concat(listOf(d.names, "names"));
-    return raw.map((r) => (typeof r === "string" ? r : obj(r).name)).filter((n) => typeof n === "string");
+    // Jobs choose among the weighted requests only (not setup or error ones).
+    const weighted = raw.filter((r) => typeof r === "string" || obj(r).role === undefined || obj(r).role === "weighted");
+    return weighted.map((r) => (typeof r === "string" ? r : obj(r).name)).filter((n) => typeof n === "string");
   }
   async function loadNames() {
     if (namesLoaded || !status) return;
@@ -633,7 +635,7 @@
       message("job-msg", "");
     } else if (r.status === 409) {
       message("job-msg", r.error, "warn");
-      const running = obj(r.data).job_id || obj(r.data).running;
+      const running = obj(r.data).running_job_id || obj(r.data).job_id;
       if (typeof running === "string") adoptJob({ job_id: running, status: "running" });
       else loadJobs();
     } else if (!r.ok) {
