@@ -496,7 +496,8 @@
     }
     const d = obj(r.data);
     let text = `Now ${d.mode || mode}${isNum(d.rps) ? ` at ${fmt(d.rps)} req/s` : ""}`;
-    if (body && isNum(body.ramp_secs)) text += `, ramping over ${fmt(body.ramp_secs)} s`;
+    const ramp = obj(d.ramp);
+    if (isNum(ramp.secs) && ramp.secs > 0) text += `, ramping from ${fmt(ramp.from_rps)} req/s over ${fmt(ramp.secs)} s`;
     if (typeof d.stopped_job === "string" || typeof obj(d.stopped_job).job_id === "string") text += "; the running job was stopped";
     message("mode-msg", `${text}.`);
     if (status) { status.mode = d.mode || mode; if (isNum(d.rps)) status.rps = d.rps; renderHeader(); }
