@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cluster::Cluster;
 use crate::config::{Config, TargetUrl};
+use crate::control::live::Live;
 use crate::control::server as control_server;
 use crate::control::{ControlState, ServerInfo};
 use crate::demo_target::{DemoTarget, DemoTargetSettings};
@@ -21,6 +22,7 @@ use crate::descriptors::DescriptorBudget;
 use crate::engine::Engine;
 use crate::metrics::Metrics;
 use crate::rate::SentRate;
+use crate::state::RuntimeSettings;
 
 /// Window of the achieved rate in `/status`.
 const ACHIEVED_RATE_WINDOW: Duration = Duration::from_secs(10);
@@ -67,7 +69,10 @@ impl Sidecar {
         let metrics = Arc::new(Metrics::new().context("could not set up metrics")?);
         let engine = Engine::new(settings, metrics);
         let cluster = config.peers.clone().map(|p| Cluster::new(p, engine.clone(), config.control_token.as_ref()));
+        let runtime = RuntimeSettings::new(&config.runtime_args, &config);
+        let live = Live::new(engine.clone(), cluster.clone(), Some(runtime), config.state.clone());
         let state = ControlState {
+            live,
             engine,
             started: Instant::now(),
             sent_rate: Arc::new(SentRate::new(ACHIEVED_RATE_WINDOW)),
@@ -122,7 +127,8 @@ impl Sidecar {
         });
         let sampler = actix_rt::spawn(sample_sent_rate(state.clone()));
         let peers = state.cluster.as_ref().map(Cluster::start);
-        let stats = config.stats_interval.map(|every| actix_rt::spawn(log_stats(state.clone(), every)));
+        let stats = actix_rt::spawn(log_stats(state.clone()));
+        let driver = actix_rt::spawn(Arc::clone(&state.live).drive());
 
         // A sidecar whose engine died must not stay up looking healthy.
         let engine_died = loop {
@@ -147,9 +153,11 @@ impl Sidecar {
             "shutting down: no new requests will be sent (a second SIGTERM/SIGINT exits at once)");
         warmup_task.abort();
         sampler.abort();
-        if let Some(stats) = stats {
-            stats.abort();
-        }
+        stats.abort();
+        driver.abort();
+        // Before the control server stops: event streams end with a
+        // `shutdown` event instead of holding its graceful stop up.
+        state.live.shut_down();
         stop_engine.cancel();
         // Peers take this replica's share over at once; it waits (a second
         // at most) until they were told, while the engine drains.
@@ -189,14 +197,11 @@ impl Sidecar {
     }
 }
 
-/// What SIGHUP does: re-read what can be changed without a restart. The
-/// workload file (issue 10) will be; until it exists there is nothing to
-/// re-read, and the sidecar says so and keeps running (SIGHUP's default
-/// action would have ended it, exit 129, without a drain).
+/// What SIGHUP does: re-read what can be changed without a restart, the
+/// workload file, and keep running (SIGHUP's default action would have
+/// ended it, exit 129, without a drain). A bad file is logged and ignored.
 pub fn reload(state: &ControlState) {
-    let plan = state.engine.plan();
-    log::info!(signal = "SIGHUP", mode = plan.mode.as_str();
-        "received SIGHUP: nothing to reload (no workload file is configured); still running");
+    crate::control::reload_workload_file(&state.engine);
 }
 
 /// The signals the sidecar acts on. Listening starts when this is made, so
@@ -284,19 +289,37 @@ async fn sample_sent_rate(state: ControlState) {
 /// Every count and `achieved_rps` cover the interval since the previous line
 /// (`interval_secs`, measured, so a stalled process shows its real gap);
 /// `/status`'s `achieved_rps` covers the last 10 s instead.
-async fn log_stats(state: ControlState, every: Duration) {
+/// `PUT /config` may change the interval (or turn the line off and on).
+async fn log_stats(state: ControlState) {
     let engine = &state.engine;
-    let mut tick = actix_rt::time::interval_at(actix_rt::time::Instant::now() + every, every);
-    // After a stall, one line, not a burst of lines for the missed ticks.
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut interval = state.live.stats_interval();
+    let mut every = *interval.borrow_and_update();
     let mut last = (Instant::now(), engine.sent(), engine.metrics().stats());
     loop {
-        tick.tick().await;
+        let Some(period) = every else {
+            // Off: wait for a change.
+            if interval.changed().await.is_err() {
+                return;
+            }
+            every = *interval.borrow_and_update();
+            continue;
+        };
+        let next = last.0 + period;
+        tokio::select! {
+            _ = actix_rt::time::sleep_until(next.into()) => {}
+            changed = interval.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                every = *interval.borrow_and_update();
+                continue;
+            }
+        }
         let now = (Instant::now(), engine.sent(), engine.metrics().stats());
         let secs = now.0.duration_since(last.0).as_secs_f64().max(1e-9);
         let achieved = (now.1 - last.1) as f64 / secs;
         let plan = engine.plan();
-        let (s, p) = (now.2, last.2);
+        let (s, p) = (&now.2, &last.2);
         log::info!(
             mode = plan.mode.as_str(), state = plan.state().as_str(), target_rps = plan.sending_rps(),
             achieved_rps = (achieved * 100.0).round() / 100.0, interval_secs = (secs * 100.0).round() / 100.0,

@@ -90,6 +90,10 @@ pub struct SidecarArgs {
     #[arg(long, env = "ID_BUFFER_SIZE", default_value_t = 50)]
     pub id_buffer_size: usize,
 
+    /// Workload file (YAML or JSON) to send instead of the built-in orders traffic; empty = none
+    #[arg(long = "workload", env = "WORKLOAD_FILE")]
+    pub workload_file: Option<String>,
+
     /// Per-request timeout in milliseconds
     #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 5000)]
     pub request_timeout_ms: u64,
@@ -147,9 +151,30 @@ pub struct SidecarArgs {
     #[arg(long, env = "TLS_CA_FILE")]
     pub tls_ca_file: Option<std::path::PathBuf>,
 
+    /// Directory keeping runtime config changes and the job history across restarts (default: none, memory only)
+    #[arg(long, env = "STATE_DIR")]
+    pub state_dir: Option<std::path::PathBuf>,
+
     /// Accept any certificate from an https target (self-signed staging only; logged as a warning)
     #[arg(long, env = "TLS_INSECURE", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub tls_insecure: bool,
+
+    // Observability (issue 12).
+    /// Add a fresh W3C traceparent and X-Synthetic-Traffic: trafficgen to every request
+    #[arg(long, env = "TRACE_HEADERS", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub trace_headers: bool,
+
+    /// The sampled flag of the traceparent header (true: 01, false: 00)
+    #[arg(long, env = "TRACE_SAMPLED", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub trace_sampled: bool,
+
+    /// Service level objectives judged continuously, e.g. "p95<300ms,error_rate<1%,rps>=95%,create_order:p99<1s"
+    #[arg(long, env = "SLO")]
+    pub slo: Option<String>,
+
+    /// The sliding window SLOs are judged over: seconds, or a number with s, m or h (10s to 24h, e.g. 30s, 1.5m)
+    #[arg(long, env = "SLO_WINDOW", default_value = "1m")]
+    pub slo_window: String,
 }
 
 /// Settings of `trafficgen demo-target`.

@@ -11,9 +11,12 @@ use crate::control::origin::AllowedOrigins;
 use crate::control::server::ServerLimits;
 use crate::engine::EngineSettings;
 use crate::engine::client::ClientSettings;
-use crate::engine::mix::Mix;
+use crate::engine::mix::{Endpoint, Mix};
 use crate::engine::mode::{MIN_RPS, Mode, ModeTable, check_rate};
 use crate::engine::tls::{TlsError, TlsSettings, client_config};
+use crate::slo::Slo;
+use crate::workload::TraceHeaders;
+use crate::workload::{self, OrderWeights, Workload};
 
 /// A setting that failed validation. Displays as one line naming it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -218,6 +221,15 @@ pub struct Config {
     pub control_limits: ServerLimits,
     /// The other replicas; `None`: this sidecar runs alone.
     pub peers: Option<PeersSetting>,
+    /// Objectives judged continuously (empty: none).
+    pub slos: Vec<Slo>,
+    /// The window they are judged over.
+    pub slo_window: Duration,
+    /// Where config changes and the job history are kept; `None`: memory only.
+    pub state: Option<crate::state::StateStore>,
+    /// The settings as given, without secrets or files: what `PUT /config`
+    /// checks a change against (see [`crate::state::RuntimeSettings`]).
+    pub runtime_args: SidecarArgs,
 }
 
 const MAX_RPS_LIMIT: f64 = 1_000_000.0;
@@ -249,6 +261,26 @@ fn client_settings(
         None
     };
     Ok(ClientSettings { idle_keep, max_connections: max_in_flight, tls, tls_insecure: args.tls_insecure })
+}
+
+/// The built-in orders workload with `MIX`'s weights.
+pub fn builtin_workload(mix: Mix, options: &workload::Options) -> Result<Workload, workload::LoadError> {
+    let weights = OrderWeights {
+        create_order: mix.weight(Endpoint::CreateOrder),
+        list_orders: mix.weight(Endpoint::ListOrders),
+        get_order: mix.weight(Endpoint::GetOrder),
+    };
+    workload::orders(weights, options)
+}
+
+/// `WORKLOAD_FILE`, read and checked: every problem on a line of its own,
+/// as `file:line:column: what is wrong`.
+fn load_workload(path: &std::path::Path, options: &workload::Options) -> Result<Workload, ConfigError> {
+    workload::load_file(path, options).map_err(|e| {
+        let count = e.problems.len();
+        let noun = if count == 1 { "problem" } else { "problems" };
+        ConfigError::new("WORKLOAD_FILE", path.display(), format_args!("{count} {noun}:\n{e}"))
+    })
 }
 
 fn seconds(setting: &'static str, value: f64, min: f64, max: f64) -> Result<Duration, ConfigError> {
@@ -309,6 +341,21 @@ impl TryFrom<SidecarArgs> for Config {
             return Err(ConfigError::new("JITTER", args.jitter, "must be a fraction from 0 to 1"));
         }
         let mix: Mix = args.mix.parse().map_err(|e| ConfigError::new("MIX", &args.mix, e))?;
+        let id_buffer_size = whole("ID_BUFFER_SIZE", args.id_buffer_size, 1, 1_000_000)?;
+        let trace = match (args.trace_headers, args.trace_sampled) {
+            (false, _) => TraceHeaders::Off,
+            (true, sampled) => TraceHeaders::On { sampled },
+        };
+        let options = workload::Options {
+            target: workload::Target::new(&target).with_trace(trace),
+            default_pool_size: id_buffer_size,
+        };
+        // An empty WORKLOAD_FILE (a Compose default) means none.
+        let workload_file = args.workload_file.as_deref().filter(|p| !p.is_empty()).map(std::path::PathBuf::from);
+        let workload = match &workload_file {
+            Some(path) => load_workload(path, &options)?,
+            None => builtin_workload(mix, &options).map_err(|e| ConfigError::new("MIX", &args.mix, e))?,
+        };
 
         let max_in_flight = whole("MAX_IN_FLIGHT", args.max_in_flight, 1, 100_000)?;
         let default_warmup = if args.demo { 1.0 } else { 10.0 };
@@ -319,14 +366,28 @@ impl TryFrom<SidecarArgs> for Config {
             if stats_secs == 0.0 { None } else { Some(seconds("STATS_INTERVAL_SECS", stats_secs, 1.0, 86_400.0)?) };
 
         let client = client_settings(&args, &target, max_in_flight)?;
+        let state = match &args.state_dir {
+            None => None,
+            Some(dir) => {
+                Some(crate::state::StateStore::open(dir).map_err(|e| ConfigError::new("STATE_DIR", dir.display(), e))?)
+            }
+        };
+        let mut runtime_args = args.clone();
+        runtime_args.control_token = None;
+        runtime_args.control_token_file = None;
+        runtime_args.tls_ca_file = None;
+        runtime_args.state_dir = None;
         Ok(Config {
+            state,
+            runtime_args,
             engine: EngineSettings {
                 target,
                 initial_mode,
                 modes,
                 jitter: args.jitter,
-                mix,
-                id_buffer_size: whole("ID_BUFFER_SIZE", args.id_buffer_size, 1, 1_000_000)?,
+                workload: std::sync::Arc::new(workload),
+                workload_file,
+                id_buffer_size,
                 request_timeout: Duration::from_millis(whole(
                     "REQUEST_TIMEOUT_MS",
                     args.request_timeout_ms,
@@ -336,6 +397,7 @@ impl TryFrom<SidecarArgs> for Config {
                 max_in_flight,
                 shutdown_grace: seconds("SHUTDOWN_GRACE_SECS", args.shutdown_grace_secs, 0.0, 300.0)?,
                 client,
+                trace,
             },
             listen: SocketAddr::new(args.bind, args.port),
             warmup,
@@ -351,6 +413,9 @@ impl TryFrom<SidecarArgs> for Config {
                 None => None,
                 Some(raw) => PeersSetting::parse(raw).map_err(|e| ConfigError::new("PEERS", raw, e))?,
             },
+            slos: crate::slo::parse(args.slo.as_deref().unwrap_or_default())
+                .map_err(|e| ConfigError::new("SLO", args.slo.as_deref().unwrap_or_default(), e))?,
+            slo_window: window_duration("SLO_WINDOW", &args.slo_window, 10, 86_400)?,
             control_limits: ServerLimits {
                 max_connections: whole("CONTROL_MAX_CONNECTIONS", args.control_max_connections, 4, 65_536)?,
                 request_timeout: Duration::from_millis(whole(
@@ -362,6 +427,16 @@ impl TryFrom<SidecarArgs> for Config {
             },
         })
     }
+}
+
+/// A duration as `trafficgen export --duration` takes it (`90`, `30s`, `1m`,
+/// `1.5h`), from `min` to `max` seconds.
+pub fn window_duration(setting: &'static str, raw: &str, min: u64, max: u64) -> Result<Duration, ConfigError> {
+    let secs = crate::export::command::parse_duration(raw).map_err(|e| ConfigError::new(setting, raw, e))?;
+    if !(min as f64..=max as f64).contains(&secs) {
+        return Err(ConfigError::new(setting, raw, format!("must be from {min} s to {max} s (e.g. 30s, 1m)")));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 #[cfg(test)]
@@ -393,7 +468,8 @@ mod tests {
         assert_eq!(c.engine.initial_mode, Mode::Steady);
         assert_eq!(c.engine.modes, ModeTable { steady: 2.0, burst: 20.0, overload: 100.0, max_rps: 1000.0 });
         assert_eq!(c.engine.jitter, 0.2);
-        assert_eq!(c.engine.mix, Mix::default());
+        assert_eq!(c.engine.workload.mix(), Mix::default().to_string());
+        assert_eq!(c.engine.workload.source(), workload::BUILTIN_SOURCE);
         assert_eq!(c.engine.id_buffer_size, 50);
         assert_eq!(c.engine.request_timeout, Duration::from_millis(5000));
         assert_eq!(c.engine.max_in_flight, 512);
@@ -402,6 +478,29 @@ mod tests {
         assert_eq!(c.allowed_origins, AllowedOrigins::default());
         assert_eq!(c.control_limits, ServerLimits { max_connections: 256, request_timeout: Duration::from_secs(5) });
         assert_eq!(c.peers, None, "alone unless PEERS is set");
+    }
+
+    #[test]
+    fn trace_headers_and_slos_are_read_once() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.engine.trace, TraceHeaders::On { sampled: true }, "on by default");
+        assert!(c.slos.is_empty());
+        assert_eq!(c.slo_window, Duration::from_secs(60));
+        assert_eq!(config(&["--trace-headers", "false"]).unwrap().engine.trace, TraceHeaders::Off);
+        assert_eq!(config(&["--trace-sampled", "false"]).unwrap().engine.trace, TraceHeaders::On { sampled: false });
+        let c = config(&["--slo", "p95<300ms, create_order:error_rate<1%", "--slo-window", "90"]).unwrap();
+        assert_eq!(
+            c.slos.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["p95<300ms", "create_order:error_rate<1%"]
+        );
+        assert_eq!(c.slo_window, Duration::from_secs(90));
+        for (raw, secs) in [("30s", 30), ("2m", 120), ("1h", 3600), (" 10 ", 10), ("24h", 86_400)] {
+            assert_eq!(window_duration("X", raw, 10, 86_400).unwrap(), Duration::from_secs(secs), "{raw}");
+        }
+        assert_eq!(window_duration("X", "1.5m", 10, 86_400).unwrap(), Duration::from_secs(90));
+        for raw in ["", "m", "-1", "9s", "25h", "1 d", "NaN"] {
+            assert!(window_duration("X", raw, 10, 86_400).is_err(), "{raw}");
+        }
     }
 
     #[test]
@@ -444,6 +543,11 @@ mod tests {
             (&["--target-url", "https://x", "--tls-insecure", "--tls-ca-file", "/x"], "TLS_INSECURE"),
             (&["--target-url", "https://x", "--tls-ca-file", "/nonexistent/ca.pem"], "TLS_CA_FILE"),
             (&["--keep-alive-ms", "3600001"], "KEEP_ALIVE_MS"),
+            (&["--slo", "p95<300"], "SLO"),
+            (&["--slo", "p95<300ms,p42<1s"], "SLO"),
+            (&["--slo-window", "5s"], "SLO_WINDOW"),
+            (&["--slo-window", "2d"], "SLO_WINDOW"),
+            (&["--slo-window", "99999999999999999999"], "SLO_WINDOW"),
             (&["--target-url", "http://x/?a=1"], "TARGET_URL"),
             (&["--target-url", "http://user:pw@x"], "TARGET_URL"),
             (&["--target-url", "http://x:99999"], "TARGET_URL"),

@@ -8,10 +8,20 @@ use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
+use std::collections::{BTreeMap, HashSet};
+
+use parking_lot::Mutex;
 use serde::Serialize;
 
-use crate::engine::mix::Endpoint;
 use crate::engine::mode::Mode;
+
+/// Most distinct request names ever used as the `endpoint` label (over all
+/// workloads a process runs: each has at most 64 requests, and swaps add
+/// names); later names share the label [`OTHER_ENDPOINT`], so the series
+/// stay bounded however often the workload is replaced.
+pub const MAX_ENDPOINT_LABELS: usize = 256;
+/// The label of requests whose names came after the bound.
+pub const OTHER_ENDPOINT: &str = "_other";
 
 /// Why a request got no HTTP answer (the `kind` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,7 +101,12 @@ pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     errors: IntCounterVec,
-    durations: [Histogram; 3],
+    durations: prometheus::HistogramVec,
+    /// Names used as `endpoint` so far (bounded, see [`MAX_ENDPOINT_LABELS`]).
+    endpoints: Mutex<HashSet<String>>,
+    pool_values: IntGaugeVec,
+    unmet: IntCounterVec,
+    capture_failures: IntCounterVec,
     schedule_lag: Histogram,
     target_rps: Gauge,
     mode: IntGaugeVec,
@@ -110,25 +125,11 @@ pub struct EndpointStats {
     pub failed: u64,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct ByEndpoint {
-    pub create_order: EndpointStats,
-    pub list_orders: EndpointStats,
-    pub get_order: EndpointStats,
-}
-
-impl ByEndpoint {
-    fn get_mut(&mut self, endpoint: Endpoint) -> &mut EndpointStats {
-        match endpoint {
-            Endpoint::CreateOrder => &mut self.create_order,
-            Endpoint::ListOrders => &mut self.list_orders,
-            Endpoint::GetOrder => &mut self.get_order,
-        }
-    }
-}
+/// Counts per request name (the `endpoint` label).
+pub type ByEndpoint = BTreeMap<String, EndpointStats>;
 
 /// The `stats` object of `/status`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Stats {
     pub total: u64,
     pub successful: u64,
@@ -162,7 +163,6 @@ impl Metrics {
             .buckets(DURATION_BUCKETS.to_vec()),
             &["endpoint"],
         )?;
-        let durations = Endpoint::ALL.map(|e| duration_vec.with_label_values(&[e.as_str()]));
         let schedule_lag = Histogram::with_opts(
             HistogramOpts::new(
                 "trafficgen_schedule_lag_seconds",
@@ -179,6 +179,24 @@ impl Metrics {
             "Requests due by the schedule but not sent (in-flight bound full, or the engine fell far behind)",
         )?;
         let ids_buffered = IntGauge::new("trafficgen_order_ids_buffered", "Order ids remembered for get_order")?;
+        let unmet = IntCounterVec::new(
+            Opts::new(
+                "trafficgen_unmet_requests_total",
+                "Requests drawn but not sent: a pool they read was empty and they have no fallback",
+            ),
+            &["endpoint"],
+        )?;
+        let capture_failures = IntCounterVec::new(
+            Opts::new(
+                "trafficgen_capture_failures_total",
+                "Captures that stored nothing, by request and reason (no_body, not_json, missing, refused)",
+            ),
+            &["endpoint", "reason"],
+        )?;
+        let pool_values = IntGaugeVec::new(
+            Opts::new("trafficgen_pool_values", "Values held in each pool of the running workload"),
+            &["pool"],
+        )?;
         let mode_switches =
             IntCounter::new("trafficgen_mode_switches_total", "Changes of mode or rate made through the control API")?;
         let retries_vec = IntCounterVec::new(
@@ -197,24 +215,20 @@ impl Metrics {
         for m in Mode::ALL {
             mode.with_label_values(&[m.as_str()]).set(0);
         }
-        // Make every endpoint's series exist from the start, so rate() and
-        // dashboards see zeros rather than gaps.
-        for e in Endpoint::ALL {
-            for kind in ErrorKind::ALL {
-                errors.with_label_values(&[e.as_str(), kind.as_str()]);
-            }
-        }
 
         let collectors: Vec<Box<dyn Collector>> = vec![
             Box::new(requests.clone()),
             Box::new(errors.clone()),
-            Box::new(duration_vec),
+            Box::new(duration_vec.clone()),
             Box::new(schedule_lag.clone()),
             Box::new(target_rps.clone()),
             Box::new(mode.clone()),
             Box::new(in_flight.clone()),
             Box::new(dropped.clone()),
             Box::new(ids_buffered.clone()),
+            Box::new(pool_values.clone()),
+            Box::new(unmet.clone()),
+            Box::new(capture_failures.clone()),
             Box::new(mode_switches.clone()),
             Box::new(retries_vec),
             Box::new(build_info),
@@ -229,7 +243,11 @@ impl Metrics {
             registry,
             requests,
             errors,
-            durations,
+            durations: duration_vec,
+            endpoints: Mutex::new(HashSet::new()),
+            pool_values,
+            unmet,
+            capture_failures,
             schedule_lag,
             target_rps,
             mode,
@@ -246,28 +264,41 @@ impl Metrics {
         self.retries.clone()
     }
 
-    /// A request that got an HTTP answer with `status`.
-    pub fn record_answer(&self, endpoint: Endpoint, status: u16, seconds: f64) {
-        let mut code = itoa_buf();
-        self.requests.with_label_values(&[endpoint.as_str(), status_str(status, &mut code)]).inc();
-        self.durations[endpoint.index()].observe(seconds);
+    /// The series of the request `name`, created (at zero, so rate() and
+    /// dashboards see zeros rather than gaps) if it is new. Resolve once
+    /// per request of a workload: the hot path then bumps counters without
+    /// hashing label strings or taking a lock.
+    pub fn request_series(&self, name: &str) -> RequestSeries {
+        let label = {
+            let mut known = self.endpoints.lock();
+            if known.contains(name) {
+                name
+            } else if known.len() < MAX_ENDPOINT_LABELS {
+                known.insert(name.to_string());
+                name
+            } else {
+                OTHER_ENDPOINT
+            }
+        };
+        RequestSeries {
+            label: label.to_string(),
+            requests: self.requests.clone(),
+            duration: self.durations.with_label_values(&[label]),
+            failures: self.requests.with_label_values(&[label, "error"]),
+            errors: ErrorKind::ALL.map(|kind| self.errors.with_label_values(&[label, kind.as_str()])),
+            codes: Vec::new(),
+            unmet: self.unmet.clone(),
+            capture_failures: self.capture_failures.clone(),
+        }
     }
 
-    /// A per-worker cache of the `requests_total` series, so the hot path
-    /// bumps a counter without hashing label strings or taking a lock.
-    pub fn answer_counters(&self) -> AnswerCounters {
-        AnswerCounters { requests: self.requests.clone(), cache: Default::default() }
-    }
-
-    pub fn observe_duration(&self, endpoint: Endpoint, seconds: f64) {
-        self.durations[endpoint.index()].observe(seconds);
-    }
-
-    /// A request that got no answer.
-    pub fn record_failure(&self, endpoint: Endpoint, kind: ErrorKind, seconds: f64) {
-        self.requests.with_label_values(&[endpoint.as_str(), "error"]).inc();
-        self.errors.with_label_values(&[endpoint.as_str(), kind.as_str()]).inc();
-        self.durations[endpoint.index()].observe(seconds);
+    /// Shows the pools of the running workload: `(name, values held)`.
+    /// Pools of an earlier workload are removed.
+    pub fn show_pools<'a>(&self, pools: impl Iterator<Item = (&'a str, usize)>) {
+        self.pool_values.reset();
+        for (name, count) in pools {
+            self.pool_values.with_label_values(&[name]).set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
     }
 
     pub fn observe_lag(&self, seconds: f64) {
@@ -296,19 +327,27 @@ impl Metrics {
         self.ids_buffered.set(i64::try_from(ids_buffered).unwrap_or(i64::MAX));
     }
 
-    /// Request counts read back from the counters.
+    /// Request counts read back from the counters. Every request with a
+    /// series shows, at zero until it is sent.
     pub fn stats(&self) -> Stats {
         let mut stats = Stats { dropped: self.dropped.get(), ..Stats::default() };
+        let label = |metric: &prometheus::proto::Metric, name: &str| {
+            metric.get_label().iter().find(|l| l.name() == name).map(|l| l.value().to_string())
+        };
+        // The error series exist from the moment a request's series does.
+        for family in self.errors.collect() {
+            for metric in family.get_metric() {
+                if let Some(endpoint) = label(metric, "endpoint") {
+                    stats.by_endpoint.entry(endpoint).or_default();
+                }
+            }
+        }
         for family in self.requests.collect() {
             for metric in family.get_metric() {
-                let label =
-                    |name: &str| metric.get_label().iter().find(|l| l.name() == name).map(|l| l.value().to_string());
-                let Some(endpoint) = label("endpoint").and_then(|e| e.parse::<Endpoint>().ok()) else {
-                    continue;
-                };
+                let Some(endpoint) = label(metric, "endpoint") else { continue };
                 let count = metric.get_counter().get_value() as u64;
-                let ok = label("code").is_some_and(|c| c.starts_with('2'));
-                let entry = stats.by_endpoint.get_mut(endpoint);
+                let ok = label(metric, "code").is_some_and(|c| c.starts_with('2'));
+                let entry = stats.by_endpoint.entry(endpoint).or_default();
                 entry.total += count;
                 if ok {
                     entry.successful += count;
@@ -317,7 +356,7 @@ impl Metrics {
                 }
             }
         }
-        for e in [stats.by_endpoint.create_order, stats.by_endpoint.list_orders, stats.by_endpoint.get_order] {
+        for e in stats.by_endpoint.values() {
             stats.total += e.total;
             stats.successful += e.successful;
             stats.failed += e.failed;
@@ -337,28 +376,60 @@ impl Metrics {
     }
 }
 
-/// See [`Metrics::answer_counters`].
-pub struct AnswerCounters {
+/// The series of one request name (see [`Metrics::request_series`]).
+pub struct RequestSeries {
+    label: String,
     requests: IntCounterVec,
-    /// Per endpoint, the counter of each status code seen so far.
-    cache: [Vec<Option<IntCounter>>; 3],
+    duration: Histogram,
+    /// `requests_total{code="error"}`.
+    failures: IntCounter,
+    errors: [IntCounter; 6],
+    /// The counter of each status code seen so far, by code.
+    codes: Vec<Option<IntCounter>>,
+    /// Rare events: their series are made when first counted.
+    unmet: IntCounterVec,
+    capture_failures: IntCounterVec,
 }
 
-impl AnswerCounters {
-    /// Counts one answer with `status`.
-    pub fn count(&mut self, endpoint: Endpoint, status: u16) {
-        let codes = &mut self.cache[endpoint.index()];
+impl RequestSeries {
+    /// The `endpoint` label (the request's name, or [`OTHER_ENDPOINT`]).
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// A request that got an HTTP answer with `status`.
+    pub fn answer(&mut self, status: u16, seconds: f64) {
         let i = usize::from(status.min(999));
-        if codes.len() <= i {
-            codes.resize(i + 1, None);
+        if self.codes.len() <= i {
+            self.codes.resize(i + 1, None);
         }
-        let requests = &self.requests;
-        codes[i]
+        let (requests, label) = (&self.requests, &self.label);
+        self.codes[i]
             .get_or_insert_with(|| {
                 let mut code = itoa_buf();
-                requests.with_label_values(&[endpoint.as_str(), status_str(status, &mut code)])
+                requests.with_label_values(&[label.as_str(), status_str(status, &mut code)])
             })
             .inc();
+        self.duration.observe(seconds);
+    }
+
+    /// A request that got no answer.
+    pub fn failure(&self, kind: ErrorKind, seconds: f64) {
+        self.failures.inc();
+        self.errors[kind as usize].inc();
+        self.duration.observe(seconds);
+    }
+
+    /// This request was drawn and not sent: a pool it reads was empty.
+    pub fn unmet(&self) {
+        self.unmet.with_label_values(&[self.label.as_str()]).inc();
+    }
+
+    /// Captures of one answer that stored nothing, by reason.
+    pub fn capture_failures(&self, reason: &str, n: u32) {
+        if n > 0 {
+            self.capture_failures.with_label_values(&[self.label.as_str(), reason]).inc_by(u64::from(n));
+        }
     }
 }
 
@@ -388,39 +459,72 @@ mod tests {
     }
 
     #[test]
-    fn cached_answer_counters_bump_the_same_series() {
+    fn series_of_one_name_bump_the_same_counters() {
         let m = Metrics::new().unwrap();
-        let mut counters = m.answer_counters();
+        let mut a = m.request_series("get_order");
+        let mut b = m.request_series("get_order");
         for _ in 0..3 {
-            counters.count(Endpoint::GetOrder, 404);
+            a.answer(404, 0.01);
         }
-        m.record_answer(Endpoint::GetOrder, 404, 0.01);
-        counters.count(Endpoint::ListOrders, 200);
+        b.answer(404, 0.01);
+        m.request_series("list_orders").answer(200, 0.01);
         let s = m.stats();
-        assert_eq!(s.by_endpoint.get_order, EndpointStats { total: 4, successful: 0, failed: 4 });
-        assert_eq!(s.by_endpoint.list_orders.successful, 1);
+        assert_eq!(s.by_endpoint["get_order"], EndpointStats { total: 4, successful: 0, failed: 4 });
+        assert_eq!(s.by_endpoint["list_orders"].successful, 1);
     }
 
     #[test]
     fn stats_are_read_back_from_the_counters() {
         let m = Metrics::new().unwrap();
-        m.record_answer(Endpoint::CreateOrder, 201, 0.01);
-        m.record_answer(Endpoint::CreateOrder, 500, 0.01);
-        m.record_answer(Endpoint::GetOrder, 404, 0.01);
-        m.record_answer(Endpoint::ListOrders, 200, 0.01);
-        m.record_failure(Endpoint::ListOrders, ErrorKind::Connect, 0.001);
+        let mut create = m.request_series("create_order");
+        let mut get = m.request_series("get_order");
+        let mut list = m.request_series("list_orders");
+        let unused = m.request_series("update_user");
+        create.answer(201, 0.01);
+        create.answer(500, 0.01);
+        get.answer(404, 0.01);
+        list.answer(200, 0.01);
+        list.failure(ErrorKind::Connect, 0.001);
         m.add_dropped(3);
         let s = m.stats();
         assert_eq!((s.total, s.successful, s.failed, s.dropped), (5, 2, 3, 3));
-        assert_eq!(s.by_endpoint.create_order, EndpointStats { total: 2, successful: 1, failed: 1 });
-        assert_eq!(s.by_endpoint.list_orders, EndpointStats { total: 2, successful: 1, failed: 1 });
-        assert_eq!(s.by_endpoint.get_order, EndpointStats { total: 1, successful: 0, failed: 1 });
+        assert_eq!(s.by_endpoint["create_order"], EndpointStats { total: 2, successful: 1, failed: 1 });
+        assert_eq!(s.by_endpoint["list_orders"], EndpointStats { total: 2, successful: 1, failed: 1 });
+        assert_eq!(s.by_endpoint["get_order"], EndpointStats { total: 1, successful: 0, failed: 1 });
+        assert_eq!(s.by_endpoint[unused.label()], EndpointStats::default(), "known, not yet sent");
+    }
+
+    #[test]
+    fn endpoint_labels_are_bounded_over_any_number_of_names() {
+        let m = Metrics::new().unwrap();
+        for i in 0..MAX_ENDPOINT_LABELS {
+            assert_eq!(m.request_series(&format!("r{i}")).label(), format!("r{i}"));
+        }
+        let mut late = m.request_series("one_too_many");
+        assert_eq!(late.label(), OTHER_ENDPOINT);
+        late.answer(200, 0.01);
+        assert_eq!(m.request_series("r0").label(), "r0", "a known name keeps its label");
+        let s = m.stats();
+        assert_eq!(s.by_endpoint.len(), MAX_ENDPOINT_LABELS + 1);
+        assert_eq!(s.by_endpoint[OTHER_ENDPOINT].total, 1);
+    }
+
+    #[test]
+    fn pools_of_the_running_workload_are_gauged_by_name() {
+        let m = Metrics::new().unwrap();
+        m.show_pools([("user_ids", 7), ("token", 1)].into_iter());
+        m.show_pools([("user_ids", 9)].into_iter());
+        let text = m.render();
+        assert!(text.contains("trafficgen_pool_values{pool=\"user_ids\"} 9"), "{text}");
+        assert!(!text.contains("pool=\"token\""), "a pool of the old workload is gone: {text}");
     }
 
     #[test]
     fn render_names_every_contract_metric() {
         let m = Metrics::new().unwrap();
-        m.record_answer(Endpoint::CreateOrder, 201, 0.01);
+        m.request_series("create_order").answer(201, 0.01);
+        m.request_series("get_order");
+        m.request_series("list_orders");
         m.observe_lag(0.0005);
         m.show_mode(Mode::Burst, 20.0);
         let text = m.render();

@@ -119,6 +119,7 @@ impl RuntimeSettings {
         args.control_token_file = None;
         args.control_token = None;
         args.tls_ca_file = None;
+        args.state_dir = None;
         let startup = RuntimeConfig::of(config);
         RuntimeSettings { args, startup, current: startup }
     }

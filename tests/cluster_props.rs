@@ -153,7 +153,7 @@ mod peer_endpoint {
     use serde_json::{Value, json};
     use trafficgen::cluster::Cluster;
     use trafficgen::cluster::peers::PeersSetting;
-    use trafficgen::config::TargetUrl;
+    use trafficgen::config::{TargetUrl, builtin_workload};
     use trafficgen::control::origin::AllowedOrigins;
     use trafficgen::control::server::ServerLimits;
     use trafficgen::control::{ControlState, ServerInfo, configure};
@@ -162,19 +162,25 @@ mod peer_endpoint {
     use trafficgen::engine::{Engine, EngineSettings};
     use trafficgen::metrics::Metrics;
     use trafficgen::rate::SentRate;
+    use trafficgen::workload::{Options, Target};
 
     fn state() -> ControlState {
+        let target = TargetUrl::parse("http://127.0.0.1:9").unwrap();
+        let options = Options { target: Target::new(&target), default_pool_size: 50 };
+        let workload = builtin_workload(Mix::default(), &options).unwrap();
         let settings = EngineSettings {
-            target: TargetUrl::parse("http://127.0.0.1:9").unwrap(),
+            target,
             initial_mode: Mode::Steady,
             modes: ModeTable { steady: 2.0, burst: 20.0, overload: 100.0, max_rps: 1000.0 },
             jitter: 0.2,
-            mix: Mix::default(),
+            workload: Arc::new(workload),
+            workload_file: None,
             id_buffer_size: 50,
             request_timeout: Duration::from_secs(1),
             max_in_flight: 8,
             shutdown_grace: Duration::ZERO,
             client: Default::default(),
+            trace: Default::default(),
         };
         // Never started: no request leaves this test, and the cluster never
         // polls (a peer's change is merged, never sent on).
@@ -182,6 +188,7 @@ mod peer_endpoint {
         let peers = PeersSetting::Static(vec!["127.0.0.1:9".parse().unwrap()]);
         let cluster = Cluster::new(peers, engine.clone(), None);
         ControlState {
+            live: trafficgen::control::live::Live::detached(engine.clone(), Some(cluster.clone())),
             engine,
             started: Instant::now(),
             sent_rate: Arc::new(SentRate::new(Duration::from_secs(10))),

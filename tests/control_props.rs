@@ -13,7 +13,7 @@ use proptest::test_runner::{Config, TestRunner};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use serde_json::Value;
-use trafficgen::config::TargetUrl;
+use trafficgen::config::{TargetUrl, builtin_workload};
 use trafficgen::control::origin::AllowedOrigins;
 use trafficgen::control::server::ServerLimits;
 use trafficgen::control::{ControlState, ServerInfo, configure};
@@ -23,26 +23,33 @@ use trafficgen::engine::schedule::{Pacer, RateSchedule, send_instant};
 use trafficgen::engine::{Engine, EngineSettings};
 use trafficgen::metrics::Metrics;
 use trafficgen::rate::SentRate;
+use trafficgen::workload::{Options, Target};
 
 const MAX_RPS: f64 = 1000.0;
 
 fn control_state() -> ControlState {
+    let target = TargetUrl::parse("http://127.0.0.1:9").unwrap();
+    let options = Options { target: Target::new(&target), default_pool_size: 50 };
+    let workload = builtin_workload(Mix::default(), &options).unwrap();
     let settings = EngineSettings {
-        target: TargetUrl::parse("http://127.0.0.1:9").unwrap(),
+        target,
         initial_mode: Mode::Burst,
         modes: ModeTable { steady: 2.0, burst: 20.0, overload: 100.0, max_rps: MAX_RPS },
         jitter: 0.2,
-        mix: Mix::default(),
+        workload: Arc::new(workload),
+        workload_file: None,
         id_buffer_size: 50,
         request_timeout: Duration::from_secs(1),
         max_in_flight: 8,
         shutdown_grace: Duration::ZERO,
         client: Default::default(),
+        trace: Default::default(),
     };
     // The engine is never started: no request leaves this test.
     let engine = Engine::new(settings, Arc::new(Metrics::new().unwrap()));
     engine.end_warmup();
     ControlState {
+        live: trafficgen::control::live::Live::detached(engine.clone(), None),
         engine,
         started: Instant::now(),
         sent_rate: Arc::new(SentRate::new(Duration::from_secs(10))),
@@ -194,9 +201,10 @@ fn rate_arithmetic_never_panics_over_the_whole_f64_range() {
             let mut rng = SmallRng::seed_from_u64(seed);
             let schedule = RateSchedule::constant(rps);
             let _ = (schedule.rate_at(now), schedule.position_at(now), schedule.time_of(now));
-            for mut pacer in
-                [Pacer::new(schedule, jitter, &mut rng), Pacer::sharded(schedule, jitter, stride, offset, &mut rng)]
-            {
+            for mut pacer in [
+                Pacer::new(schedule.clone(), jitter, &mut rng),
+                Pacer::sharded(schedule, jitter, stride, offset, &mut rng),
+            ] {
                 let _ = Pacer::turn_limit(pacer.rate_at(now), 0.001);
                 let _ = pacer.skip_before(cutoff, &mut rng);
                 for _ in 0..4 {

@@ -7,11 +7,16 @@ use proptest::prelude::*;
 use trafficgen::export::{self, Format, Spec, Traffic};
 use trafficgen::scenario::ScenarioKind;
 use trafficgen::slo;
-use trafficgen::workload::{self, Options, Target, USER_AGENT};
+use trafficgen::workload::{self, Options, Target, TraceHeaders, USER_AGENT};
 
 fn options() -> Options {
     Options {
-        target: Target { authority: "t:1".into(), path_prefix: String::new(), user_agent: USER_AGENT.into() },
+        target: Target {
+            authority: "t:1".into(),
+            path_prefix: String::new(),
+            user_agent: USER_AGENT.into(),
+            trace: TraceHeaders::Off,
+        },
         default_pool_size: 4,
     }
 }

@@ -6,7 +6,7 @@
 use proptest::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use trafficgen::workload::{self, Draw, Options, RunState, Target, USER_AGENT};
+use trafficgen::workload::{self, Draw, Options, RunState, Target, TraceHeaders, USER_AGENT};
 
 const EXAMPLES: [&str; 3] = [
     include_str!("../examples/workloads/orders.yaml"),
@@ -16,7 +16,12 @@ const EXAMPLES: [&str; 3] = [
 
 fn options() -> Options {
     Options {
-        target: Target { authority: "t:1".into(), path_prefix: "/p".into(), user_agent: USER_AGENT.into() },
+        target: Target {
+            authority: "t:1".into(),
+            path_prefix: "/p".into(),
+            user_agent: USER_AGENT.into(),
+            trace: TraceHeaders::Off,
+        },
         default_pool_size: 4,
     }
 }

@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use super::version::{MAX_AHEAD_MS, Version, VersionAhead};
 use crate::engine::mode::{Mode, RateError, check_rate};
+use crate::jobs::spec::{MAX_DURATION_SECS, MIN_DURATION_SECS};
+use crate::jobs::{JobSpec, StopReason};
 
 /// One replicated value and the version that set it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,6 +48,35 @@ impl<T> Section<T> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Document {
     pub plan: Section<PlanSpec>,
+    /// The job every replica plays (each its share of it); absent until a
+    /// job was first started, so older replicas see the same document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<Section<JobSection>>,
+}
+
+/// The job in force among the replicas, or how the last one was ended early.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSection {
+    /// `None`: no job runs (one that ran its whole time ends on every
+    /// replica by itself and needs no change here).
+    pub running: Option<SharedJob>,
+    /// Why the last job ended early: `requested` (the mode before it comes
+    /// back) or `mode_switch` (the plan section has the new mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<StopReason>,
+}
+
+/// A job as the replicas share it: the same id, story, pauses and start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedJob {
+    pub job_id: String,
+    pub spec: JobSpec,
+    /// Draws latency degradation's pauses, the same on every replica.
+    pub seed: u64,
+    /// Milliseconds since the Unix epoch: the anchor of every replica's share.
+    pub start_ms: u64,
 }
 
 /// The mode and rate of every replica together, and the instant the
@@ -68,26 +99,32 @@ pub struct PlanSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Versions {
     pub plan: Version,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<Version>,
 }
 
 impl Versions {
     /// True when `theirs` has a newer version of any section.
     pub fn behind(&self, theirs: &Versions) -> bool {
-        theirs.plan > self.plan
+        theirs.plan > self.plan || theirs.job > self.job
     }
 
     /// The newest version of any section.
     pub fn latest(&self) -> Version {
-        self.plan
+        self.each().max().unwrap_or(self.plan)
     }
 
     pub fn each(&self) -> impl Iterator<Item = Version> {
-        [self.plan].into_iter()
+        [Some(self.plan), self.job].into_iter().flatten()
     }
 
     /// Refuses versions too far ahead of `now_ms`.
     pub fn check(&self, now_ms: u64) -> Result<(), DocumentError> {
-        self.plan.check_not_ahead(now_ms).map_err(|e| DocumentError::Ahead { section: "plan", error: e })
+        self.plan.check_not_ahead(now_ms).map_err(|e| DocumentError::Ahead { section: "plan", error: e })?;
+        match self.job {
+            Some(job) => job.check_not_ahead(now_ms).map_err(|e| DocumentError::Ahead { section: "job", error: e }),
+            None => Ok(()),
+        }
     }
 }
 
@@ -95,16 +132,21 @@ impl Versions {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Changed {
     pub plan: bool,
+    pub job: bool,
 }
 
 impl Changed {
     pub fn any(&self) -> bool {
-        self.plan
+        self.plan || self.job
     }
 
     /// The names of the changed sections.
     pub fn names(&self) -> Vec<&'static str> {
-        [("plan", self.plan)].into_iter().filter(|(_, changed)| *changed).map(|(name, _)| name).collect()
+        [("plan", self.plan), ("job", self.job)]
+            .into_iter()
+            .filter(|(_, changed)| *changed)
+            .map(|(name, _)| name)
+            .collect()
     }
 }
 
@@ -120,21 +162,31 @@ pub enum DocumentError {
         "plan: start_ms is {ahead_ms} ms ahead of this replica's clock (at most {MAX_AHEAD_MS} ms allowed: are the clocks in sync?)"
     )]
     StartAhead { ahead_ms: u64 },
+    #[error("job: {0}")]
+    Job(String),
 }
 
 impl Document {
     /// A replica's document before any change: its settings' initial mode.
     pub fn initial(mode: Mode, rps: f64) -> Document {
-        Document { plan: Section { version: Version::INITIAL, value: PlanSpec { mode, rps, start_ms: 0 } } }
+        Document { plan: Section { version: Version::INITIAL, value: PlanSpec { mode, rps, start_ms: 0 } }, job: None }
     }
 
     pub fn versions(&self) -> Versions {
-        Versions { plan: self.plan.version }
+        Versions { plan: self.plan.version, job: self.job.as_ref().map(|j| j.version) }
     }
 
     /// Takes every section of `incoming` that is newer than ours.
     pub fn merge(&mut self, incoming: Document) -> Changed {
-        Changed { plan: self.plan.take_newer(incoming.plan) }
+        let job = match (&mut self.job, incoming.job) {
+            (_, None) => false,
+            (None, Some(theirs)) => {
+                self.job = Some(theirs);
+                true
+            }
+            (Some(mine), Some(theirs)) => mine.take_newer(theirs),
+        };
+        Changed { plan: self.plan.take_newer(incoming.plan), job }
     }
 
     /// Checks a document from a peer as a request from a user would be:
@@ -151,6 +203,40 @@ impl Document {
         }
         if plan.start_ms > now_ms.saturating_add(MAX_AHEAD_MS) {
             return Err(DocumentError::StartAhead { ahead_ms: plan.start_ms - now_ms });
+        }
+        if let Some(job) = self.job.as_ref().and_then(|j| j.value.running.as_ref()) {
+            job.check(now_ms)?;
+        }
+        Ok(())
+    }
+}
+
+impl SharedJob {
+    /// A peer's job, checked as `POST /jobs` checks one (the cap and the
+    /// request names are applied where it is played).
+    fn check(&self, now_ms: u64) -> Result<(), DocumentError> {
+        let spec = &self.spec;
+        let fail = |message: String| Err(DocumentError::Job(message));
+        if self.job_id.is_empty() || self.job_id.len() > 64 {
+            return fail(format!("job_id must have 1 to 64 characters, not {}", self.job_id.len()));
+        }
+        if !(MIN_DURATION_SECS..=MAX_DURATION_SECS).contains(&spec.duration_secs) {
+            return fail(format!(
+                "duration_secs {} is not from {MIN_DURATION_SECS} to {MAX_DURATION_SECS}",
+                spec.duration_secs
+            ));
+        }
+        if !(spec.max_rps.is_finite() && spec.max_rps > 0.0) {
+            return fail(format!("max_rps {} is not a positive rate", spec.max_rps));
+        }
+        if !(0.0..=spec.duration_secs).contains(&spec.ramp_up_secs) {
+            return fail(format!("ramp_up_secs {} is not from 0 to duration_secs", spec.ramp_up_secs));
+        }
+        if spec.endpoints.as_ref().is_some_and(|e| e.is_empty() || e.len() > crate::workload::MAX_REQUESTS) {
+            return fail(format!("endpoints must name 1 to {} requests", crate::workload::MAX_REQUESTS));
+        }
+        if self.start_ms > now_ms.saturating_add(MAX_AHEAD_MS) {
+            return Err(DocumentError::StartAhead { ahead_ms: self.start_ms - now_ms });
         }
         Ok(())
     }
@@ -185,6 +271,7 @@ mod tests {
                 version: Version { clock, replica: InstanceId(replica) },
                 value: PlanSpec { mode, rps, start_ms: clock },
             },
+            job: None,
         }
     }
 
@@ -245,5 +332,43 @@ mod tests {
         start_ahead.plan.value.start_ms = u64::MAX;
         assert!(matches!(start_ahead.check(NOW), Err(DocumentError::StartAhead { .. })));
         assert!(start_ahead.check(NOW).unwrap_err().to_string().starts_with("plan: "));
+    }
+
+    fn job(clock: u64, running: Option<SharedJob>) -> Document {
+        let mut doc = plan(1, 1, Mode::Steady, 2.0);
+        doc.job = Some(Section {
+            version: Version { clock, replica: InstanceId(1) },
+            value: JobSection { running, stopped: None },
+        });
+        doc
+    }
+
+    fn shared(duration_secs: f64) -> SharedJob {
+        let limits = crate::jobs::JobLimits { max_rps: 1000.0, weighted: vec!["a".into()], errors: vec![] };
+        let body = format!(r#"{{"scenario": "peak", "duration_secs": {duration_secs}, "max_rps": 50}}"#);
+        let spec = crate::jobs::JobSpec::parse(body.as_bytes(), &limits).unwrap();
+        SharedJob { job_id: "job-1-abcd".into(), spec, seed: 7, start_ms: NOW }
+    }
+
+    #[test]
+    fn a_job_section_is_a_section_like_the_plan_and_absent_until_used() {
+        let mut doc = Document::initial(Mode::Steady, 2.0);
+        assert_eq!(doc.versions().job, None);
+        assert!(!serde_json::to_string(&doc).unwrap().contains("job"), "older replicas see the same document");
+        let started = job(20, Some(shared(60.0)));
+        assert_eq!(doc.merge(started.clone()).names(), vec!["plan", "job"]);
+        assert!(!doc.merge(job(19, None)).any(), "an older end changes nothing");
+        assert!(doc.versions().behind(&job(21, None).versions()));
+        assert!(doc.merge(job(21, None)).job);
+        assert_eq!(doc.job.as_ref().unwrap().value.running, None);
+        let json = serde_json::to_string(&started).unwrap();
+        assert_eq!(serde_json::from_str::<Document>(&json).unwrap(), started);
+        assert_eq!(started.check(NOW), Ok(()));
+        let mut bad = shared(60.0);
+        bad.spec.duration_secs = 1e9;
+        assert!(matches!(job(20, Some(bad)).check(NOW), Err(DocumentError::Job(_))));
+        let mut ahead = shared(60.0);
+        ahead.start_ms = NOW + MAX_AHEAD_MS + 1;
+        assert!(matches!(job(20, Some(ahead)).check(NOW), Err(DocumentError::StartAhead { .. })));
     }
 }

@@ -41,7 +41,7 @@ use crate::config::ControlToken;
 use crate::engine::Engine;
 use crate::engine::mode::Plan;
 use client::PeerClient;
-use document::{Changed, Document, DocumentError, PlanSpec, Section, Versions};
+use document::{Changed, Document, DocumentError, JobSection, PlanSpec, Section, Versions};
 use peers::PeersSetting;
 use split::{MemberInfo, Membership, ShareJson};
 use version::{Clock, InstanceId, Version, now_ms};
@@ -98,7 +98,7 @@ pub enum Source {
 }
 
 impl Source {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Source::Local => "local",
             Source::Peer => "peer",
@@ -132,6 +132,9 @@ struct Inner {
     /// Addresses of replicas that asked us and that we do not count yet:
     /// asked at once, even if an older ask to them still waits.
     probes: Mutex<Vec<std::net::IpAddr>>,
+    /// The job section as peers changed it, for the jobs layer to play
+    /// (it sits above the cluster: it watches, the cluster never calls it).
+    jobs: tokio::sync::watch::Sender<Option<(JobSection, Source)>>,
 }
 
 struct Replicated {
@@ -173,6 +176,7 @@ impl Cluster {
             wake: tokio::sync::Notify::new(),
             requests: tokio::sync::Semaphore::new(MAX_PEER_REQUESTS),
             probes: Mutex::new(Vec::new()),
+            jobs: tokio::sync::watch::channel(None).0,
             engine,
         };
         let cluster = Cluster { inner: Arc::new(inner) };
@@ -263,6 +267,29 @@ impl Cluster {
         })
     }
 
+    /// A job started, stopped or switched away from on this replica: a new
+    /// version of the job section, sent to every peer, which play it too.
+    pub fn propose_job(&self, section: JobSection) -> bool {
+        self.propose(|document, version, _| {
+            let mut change = document.clone();
+            change.job = Some(Section { version, value: section });
+            Some(change)
+        })
+    }
+
+    /// The job section each time a peer changes it (not when this replica
+    /// does: it has played its own change already), with where it came from.
+    pub fn watch_jobs(&self) -> tokio::sync::watch::Receiver<Option<(JobSection, Source)>> {
+        self.inner.jobs.subscribe()
+    }
+
+    /// Puts the document's plan back in force on this replica alone: a
+    /// job's plan, which the document does not carry, has ended here.
+    pub fn reapply_plan(&self) {
+        let replicated = self.inner.replicated.lock();
+        self.apply_plan(&replicated.document.plan, Source::Local);
+    }
+
     /// A change asked of this replica: `edit` gets the document, the
     /// version a change made now has and the time (its start, for anything
     /// scheduled), and returns the document with the changed section set to
@@ -305,6 +332,12 @@ impl Cluster {
         let changed = replicated.document.merge(incoming);
         if changed.plan {
             self.apply_plan(&replicated.document.plan, source);
+        }
+        if changed.job
+            && source != Source::Local
+            && let Some(job) = &replicated.document.job
+        {
+            self.inner.jobs.send_replace(Some((job.value.clone(), source)));
         }
         // Extension point: each further section is applied here the same
         // way (`if changed.job { start or stop it }`, a workload swap, a

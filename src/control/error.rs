@@ -33,15 +33,51 @@ pub enum ApiError {
         "this sidecar runs alone: set PEERS (dns:NAME:PORT or static:ADDR:PORT,…) to run it as one of several replicas"
     )]
     NoCluster,
+    /// 404: a named thing (a job) that does not exist.
+    #[error("{0}")]
+    Missing(String),
+    /// 409: a job is running already; its id is in the answer.
+    #[error("{message}")]
+    Conflict { message: String, running_job_id: String },
+    /// 503: a bound is reached or the sidecar is stopping (event streams).
+    #[error("{0}")]
+    Unavailable(String),
     /// 408: the body did not arrive in time.
     #[error("the request body did not arrive within {timeout:?} (CONTROL_REQUEST_TIMEOUT_MS)")]
     BodyTimeout { timeout: std::time::Duration },
 }
 
+impl From<crate::jobs::JobError> for ApiError {
+    fn from(e: crate::jobs::JobError) -> Self {
+        use crate::jobs::JobError;
+        match e {
+            JobError::BadJson(message) => ApiError::BadJson(message),
+            JobError::Invalid { .. } => ApiError::Invalid(e.to_string()),
+            JobError::Conflict { ref running } => {
+                ApiError::Conflict { running_job_id: running.clone(), message: e.to_string() }
+            }
+            JobError::NotFound(_) => ApiError::Missing(e.to_string()),
+        }
+    }
+}
+
+impl From<crate::state::ConfigChangeError> for ApiError {
+    fn from(e: crate::state::ConfigChangeError) -> Self {
+        match e {
+            crate::state::ConfigChangeError::BadJson(message) => ApiError::BadJson(message),
+            crate::state::ConfigChangeError::Invalid { .. } => ApiError::Invalid(e.to_string()),
+        }
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::UnknownMode(_) | ApiError::NotFound { .. } | ApiError::NoCluster => StatusCode::NOT_FOUND,
+            ApiError::UnknownMode(_) | ApiError::NotFound { .. } | ApiError::NoCluster | ApiError::Missing(_) => {
+                StatusCode::NOT_FOUND
+            }
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::BadJson(_) => StatusCode::BAD_REQUEST,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -60,6 +96,10 @@ impl ResponseError for ApiError {
             }
             ApiError::Unauthorized => {
                 response.insert_header(("WWW-Authenticate", r#"Bearer realm="trafficgen""#));
+            }
+            ApiError::Conflict { running_job_id, .. } => {
+                return response
+                    .json(serde_json::json!({ "error": self.to_string(), "running_job_id": running_job_id }));
             }
             _ => {}
         }

@@ -1,8 +1,8 @@
 //! `GET /export/{k6,locust,artillery}`: the running workload and mode as a
 //! script for that tool, or a scenario with `?scenario=…&max_rps=…`.
 //! Query: `scenario`, `duration_secs` (60), `max_rps`, `ramp_up_secs` (0),
-//! `rps` (instead of the mode's rate), `slo`. `job` answers 422 until
-//! jobs exist.
+//! `rps` (instead of the mode's rate), `slo`; or `job=ID`: that job's
+//! scenario, rate and length.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -13,7 +13,7 @@ use super::{ApiError, ControlState};
 use crate::export::{self, Format, Spec, Traffic};
 use crate::scenario::ScenarioKind;
 use crate::slo;
-use crate::workload::{Options, Target, Workload};
+use crate::workload::{BUILTIN_SOURCE, Workload};
 
 /// Default length of an exported run, seconds.
 const DEFAULT_DURATION_SECS: f64 = 60.0;
@@ -47,10 +47,28 @@ pub async fn export(
             ApiError::Invalid(format!("{e}; parameters: scenario, duration_secs, max_rps, ramp_up_secs, rps, slo"))
         })?
         .into_inner();
-    if query.job.is_some() {
-        return Err(ApiError::Invalid(
-            "jobs are not available in this version: export a scenario with ?scenario=…&max_rps=… instead".into(),
-        ));
+    let mut query = query;
+    if let Some(id) = query.job.take() {
+        // A job's own story: its scenario, rate and length.
+        if query.scenario.is_some()
+            || query.max_rps.is_some()
+            || query.rps.is_some()
+            || query.duration_secs.is_some()
+            || query.ramp_up_secs.is_some()
+        {
+            return Err(ApiError::Invalid(
+                "job gives the scenario, max_rps, duration_secs and ramp_up_secs; give none of them with it".into(),
+            ));
+        }
+        let record = state.live.job(&id).ok_or_else(|| {
+            let id: String = id.chars().take(64).collect();
+            ApiError::Invalid(format!("no job '{id}'; GET /jobs lists the last 50"))
+        })?;
+        let spec = record.spec;
+        query.scenario = Some(spec.scenario.0.as_str().to_string());
+        query.max_rps = Some(spec.max_rps);
+        query.duration_secs = Some(spec.duration_secs);
+        query.ramp_up_secs = Some(spec.ramp_up_secs);
     }
     let settings = state.engine.settings();
     let cap = settings.modes.max_rps;
@@ -105,12 +123,15 @@ pub async fn export(
         .body(script))
 }
 
-/// The workload the sidecar sends now, and how a script names it. Until
-/// the engine runs workload files, that is the built-in orders workload for
-/// its `MIX` and `ID_BUFFER_SIZE`: the one place to point at the engine's
-/// workload once it has one.
+/// The workload the sidecar sends now (after any `PUT /workload` or
+/// SIGHUP), and how a script names it.
 pub fn running_workload(state: &ControlState) -> Result<(Workload, String), String> {
-    let settings = state.engine.settings();
-    let options = Options { target: Target::new(&settings.target), default_pool_size: settings.id_buffer_size };
-    export::command::builtin(settings.mix, settings.id_buffer_size, &options)
+    let workload = state.engine.workload();
+    let source = if workload.source() == BUILTIN_SOURCE {
+        let size = state.engine.settings().id_buffer_size;
+        format!("the built-in orders workload (MIX={}, ID_BUFFER_SIZE={size})", workload.mix())
+    } else {
+        format!("the workload {}", workload.source())
+    };
+    Ok(((*workload).clone(), source))
 }

@@ -1,14 +1,19 @@
 //! The control API: switch modes, read status, health and metrics.
 
 mod cluster;
+mod config;
 mod error;
 mod export;
 mod guard;
+mod jobs;
+pub mod live;
 mod mode;
+mod openapi;
 pub mod origin;
 mod panel;
 pub mod server;
 mod status;
+mod workload;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,6 +21,7 @@ use std::time::Instant;
 use actix_web::{HttpRequest, web};
 
 pub use error::ApiError;
+pub use workload::reload_file as reload_workload_file;
 
 use crate::cluster::Cluster;
 use crate::config::ControlToken;
@@ -40,6 +46,8 @@ pub struct ControlState {
     pub server: Arc<ServerInfo>,
     /// This sidecar's part among replicas (`PEERS`); `None`: alone.
     pub cluster: Option<Cluster>,
+    /// Jobs, timed modes, runtime settings, events (see [`live`]).
+    pub live: Arc<live::Live>,
 }
 
 /// The control server's bounds and its live connection counts.
@@ -78,6 +86,35 @@ pub fn configure(state: ControlState) -> impl FnOnce(&mut web::ServiceConfig) {
             .service(get_only("/health", status::health))
             .service(get_only("/metrics", status::metrics))
             .service(get_only("/export/{format}", export::export))
+            .service(
+                web::resource("/jobs")
+                    .route(web::post().to(jobs::start))
+                    .route(web::get().to(jobs::list))
+                    .route(web::head().to(jobs::list))
+                    .default_service(web::to(|r: HttpRequest| not_allowed(r, "GET, HEAD, POST"))),
+            )
+            .service(get_only("/jobs/{id}", jobs::get))
+            .service(post_only("/jobs/{id}/stop", jobs::stop))
+            .service(get_only("/jobs/{id}/events", jobs::job_events))
+            .service(get_only("/events", jobs::events))
+            .service(get_only("/presets", jobs::presets))
+            .service(
+                web::resource("/config")
+                    .route(web::get().to(config::get))
+                    .route(web::head().to(config::get))
+                    .route(web::put().to(config::put))
+                    .default_service(web::to(|r: HttpRequest| not_allowed(r, "GET, HEAD, PUT"))),
+            )
+            .service(post_only("/config/reset", config::reset))
+            .service(get_only("/logs", config::logs))
+            .service(get_only("/openapi.json", openapi::document))
+            .service(
+                web::resource("/workload")
+                    .route(web::get().to(workload::show))
+                    .route(web::head().to(workload::show))
+                    .route(web::put().to(workload::replace))
+                    .default_service(web::to(|r: HttpRequest| not_allowed(r, "GET, HEAD, PUT"))),
+            )
             .service(get_only("/cluster", cluster::view))
             .service(get_only("/cluster/member", cluster::member))
             .configure(panel::routes)
@@ -107,6 +144,15 @@ where
         .route(web::get().to(handler.clone()))
         .route(web::head().to(handler))
         .default_service(web::to(|r: HttpRequest| not_allowed(r, "GET, HEAD")))
+}
+
+fn post_only<F, Args>(path: &'static str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args> + Clone,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path).route(web::post().to(handler)).default_service(web::to(|r: HttpRequest| not_allowed(r, "POST")))
 }
 
 async fn not_allowed(request: HttpRequest, allowed: &'static str) -> Result<actix_web::HttpResponse, ApiError> {

@@ -1,5 +1,7 @@
 //! `POST /mode/{name}` and `GET /modes`.
 
+use std::time::{Duration, SystemTime};
+
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
@@ -8,7 +10,8 @@ use serde_json::json;
 
 use super::guard::{authorize, refuse_foreign_origin};
 use super::{ApiError, ControlState};
-use crate::engine::mode::{MIN_RPS, Mode};
+use crate::engine::mode::{MIN_RPS, Mode, Shape};
+use crate::jobs::timed::{self, MAX_TIMED_SECS};
 use crate::json::rate_value;
 
 /// Control bodies are a few bytes; anything bigger is refused unread.
@@ -18,6 +21,9 @@ const MAX_BODY_BYTES: usize = 4 * 1024;
 #[serde(deny_unknown_fields)]
 struct CustomRate {
     rps: f64,
+    /// Seconds of a straight line from the current rate to `rps`.
+    #[serde(default)]
+    ramp_secs: Option<f64>,
 }
 
 pub async fn switch(
@@ -30,12 +36,22 @@ pub async fn switch(
     authorize(&request, &state)?;
     let mode: Mode =
         name.parse().map_err(|e: crate::engine::mode::UnknownMode| ApiError::UnknownMode(e.to_string()))?;
+    // `?duration_secs=N`: a timed mode, after which the mode before comes back.
+    let duration = duration_from_query(request.query_string())?;
     let body = read_body(&request, payload, &state, MAX_BODY_BYTES).await?;
     let modes = state.engine.modes();
     let plan = match mode {
         Mode::Custom => {
             let rate = parse_custom_rate(&body, modes.max_rps)?;
-            modes.custom_plan(rate.rps).map_err(|e| ApiError::Invalid(e.to_string()))?
+            let plan = modes.custom_plan(rate.rps).map_err(|e| ApiError::Invalid(e.to_string()))?;
+            match check_ramp(rate.ramp_secs)? {
+                Some(secs) => {
+                    let now = SystemTime::now();
+                    let from_rps = state.engine.plan().rate_at(now);
+                    plan.shaped(Shape::Ramp { from_rps, secs }, now)
+                }
+                None => plan,
+            }
         }
         fixed => {
             if !body.trim_ascii().is_empty() {
@@ -46,12 +62,34 @@ pub async fn switch(
             modes.plan(fixed).ok_or_else(|| ApiError::Invalid(format!("mode '{fixed}' needs a rate")))?
         }
     };
-    match &state.cluster {
-        // Replicas: applied here with a new version, then sent to every peer.
-        Some(cluster) => cluster.propose_plan(plan),
-        None => state.engine.switch_to(plan),
-    };
-    Ok(HttpResponse::Ok().json(json!({"mode": plan.mode.as_str(), "rps": rate_value(plan.rps)})))
+    let outcome = state.live.switch_mode(plan, duration);
+    let mut answer = json!({"mode": plan.mode.as_str(), "rps": rate_value(plan.rps)});
+    if let Shape::Ramp { from_rps, secs } = plan.shape {
+        answer["ramp"] = json!({"from_rps": from_rps, "secs": secs});
+    }
+    if let Some(secs) = outcome.returns_in_secs {
+        answer["returns_in_secs"] = json!(secs);
+    }
+    if let Some(job) = outcome.stopped_job {
+        // A switch wins over a running job: say which one it stopped.
+        answer["stopped_job"] = json!({"job_id": job.job_id, "status": job.status});
+    }
+    Ok(HttpResponse::Ok().json(answer))
+}
+
+/// A ramp's length: from 0 to a day; 0 or none is no ramp.
+fn check_ramp(ramp_secs: Option<f64>) -> Result<Option<f64>, ApiError> {
+    match ramp_secs {
+        None => Ok(None),
+        Some(secs) if (0.0..=MAX_TIMED_SECS).contains(&secs) => Ok((secs > 0.0).then_some(secs)),
+        Some(secs) => {
+            Err(ApiError::Invalid(format!("ramp_secs must be from 0 to {MAX_TIMED_SECS} seconds (24 h), not {secs}")))
+        }
+    }
+}
+
+fn duration_from_query(query: &str) -> Result<Option<Duration>, ApiError> {
+    timed::duration_from_query(query).map_err(ApiError::from)
 }
 
 pub async fn list(state: web::Data<ControlState>) -> HttpResponse {
@@ -71,8 +109,10 @@ pub async fn list(state: web::Data<ControlState>) -> HttpResponse {
 }
 
 fn parse_custom_rate(body: &[u8], max_rps: f64) -> Result<CustomRate, ApiError> {
-    let expected =
-        format!("expected a JSON body like {{\"rps\": 250}} with rps a number from 0 to {}", rate_value(max_rps));
+    let expected = format!(
+        "expected a JSON body like {{\"rps\": 250}} (optionally with \"ramp_secs\": 30) with rps a number from 0 to {}",
+        rate_value(max_rps)
+    );
     if body.trim_ascii().is_empty() {
         return Err(ApiError::BadJson(format!("POST /mode/custom needs a body; {expected}")));
     }

@@ -3,8 +3,10 @@
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
+use super::live::RecentLatency;
 use super::{ControlState, ServerInfo};
 use crate::cluster::ClusterView;
+use crate::jobs::Progress;
 use crate::json::Health;
 use crate::metrics::Stats;
 
@@ -32,6 +34,12 @@ pub struct Status {
     /// which do not answer. Absent when the sidecar runs alone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterView>,
+    /// Latency percentiles of the last 10 s, in milliseconds: from the
+    /// scheduled send time (`from_scheduled`) and from the actual one
+    /// (`from_sent`), overall and per request name.
+    pub latency: RecentLatency,
+    /// The running job and its progress; `null` when none runs.
+    pub job: Option<Progress>,
 }
 
 #[derive(Debug, Serialize)]
@@ -78,9 +86,9 @@ pub async fn status(state: web::Data<ControlState>) -> HttpResponse {
         order_ids_buffered: engine.ids_buffered(),
         achieved_rps: state.sent_rate.rate(),
         in_flight: engine.in_flight(),
-        max_in_flight: settings.max_in_flight,
+        max_in_flight: engine.max_in_flight(),
         max_rps: settings.modes.max_rps,
-        mix: settings.mix.to_string(),
+        mix: engine.workload().mix(),
         stats: state.metrics().stats(),
         limits: limits(&state.server),
         control_connections: ControlConnections {
@@ -90,6 +98,8 @@ pub async fn status(state: web::Data<ControlState>) -> HttpResponse {
             timed_out: state.server.connections.timed_out(),
         },
         cluster: state.cluster.as_ref().map(|c| c.view()),
+        latency: state.live.recent_latency(),
+        job: state.live.progress(),
     })
 }
 

@@ -27,13 +27,12 @@ use std::time::{Duration, Instant};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
-use super::http::{Answer, AnswerError, AnswerParser, Progress, RequestTemplate, max_answer_bytes};
-use super::mix::Endpoint;
+use super::http::{Answer, AnswerError, AnswerParser, Progress, max_answer_bytes};
 use super::resolve::{ResolveError, Resolver};
-use super::ring::OrderId;
 use super::tls::{TlsClient, TlsError, TlsSettings, client_config};
 use crate::config::TargetUrl;
 use crate::metrics::{ErrorKind, RetryCounters, RetryReason};
+use crate::workload::{RequestParts as WorkloadParts, Workload};
 
 /// Largest answer body read; a longer one ends the exchange unread and the
 /// connection is closed, so a target sending huge bodies cannot grow our memory.
@@ -68,74 +67,47 @@ impl Default for ClientSettings {
     }
 }
 
-/// One request of the mix, with its data drawn.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Request {
-    CreateOrder { product_id: u8, quantity: u8 },
-    ListOrders,
-    GetOrder(OrderId),
+/// One request of the workload, rendered, and what its answer must hand
+/// back. Its buffers come back with the outcome, to be reused.
+#[derive(Debug)]
+pub struct Request {
+    pub rendered: Rendered,
+    /// Hand the answer's body back (a JSON capture reads it).
+    pub keep_body: bool,
+    /// Hand the answer's headers back (a header capture reads one).
+    pub keep_headers: bool,
+    /// A HEAD request: its answer has no body.
+    pub head: bool,
 }
 
-impl Request {
-    pub fn endpoint(&self) -> Endpoint {
-        match self {
-            Request::CreateOrder { .. } => Endpoint::CreateOrder,
-            Request::ListOrders => Endpoint::ListOrders,
-            Request::GetOrder(_) => Endpoint::GetOrder,
-        }
-    }
-
-    /// Whether the answer's body is wanted (to read a created id).
-    fn wants_body(&self) -> bool {
-        matches!(self, Request::CreateOrder { .. })
-    }
-
-    /// The request as parts, for a client that builds its own requests;
-    /// `scratch` holds the rendered body and path.
-    fn parts<'a>(&self, scratch: &'a mut PartsScratch) -> RequestParts<'a> {
-        let wants_body = self.wants_body();
-        match self {
-            Request::CreateOrder { product_id, quantity } => {
-                let len = render_order(&mut scratch.json, *product_id, *quantity);
-                RequestParts { method: "POST", path: "/orders", json: Some(&scratch.json[..len]), wants_body }
-            }
-            Request::ListOrders => RequestParts { method: "GET", path: "/orders", json: None, wants_body },
-            Request::GetOrder(id) => {
-                scratch.path = format!("/orders/{}", id.as_str());
-                RequestParts { method: "GET", path: &scratch.path, json: None, wants_body }
-            }
-        }
-    }
-}
-
-/// Room for the rendered parts of one request.
-struct PartsScratch {
-    json: [u8; 40],
-    path: String,
-}
-
-impl Default for PartsScratch {
-    fn default() -> Self {
-        PartsScratch { json: [0; 40], path: String::new() }
-    }
+/// A rendered request, in the form its transport wants.
+#[derive(Debug)]
+pub enum Rendered {
+    /// The complete HTTP/1.1 request (plain targets).
+    Wire(Vec<u8>),
+    /// Its parts, for a client that builds requests itself (https).
+    Parts { workload: Arc<Workload>, parts: Box<WorkloadParts> },
 }
 
 /// A request as parts, for a client that builds its own requests (awc).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct RequestParts<'a> {
     pub method: &'a str,
-    /// Path after the target's prefix, with any query.
-    pub path: &'a str,
-    /// JSON body, sent with `Content-Type: application/json`.
-    pub json: Option<&'a [u8]>,
-    pub wants_body: bool,
+    /// Path (with the target's prefix) and any query.
+    pub target: &'a [u8],
+    /// `User-Agent` and the workload's headers.
+    pub workload: &'a Workload,
+    pub parts: &'a WorkloadParts,
+    pub keep_body: bool,
+    pub keep_headers: bool,
 }
 
 /// What became of a request.
 #[derive(Debug)]
 pub enum Outcome {
-    /// The target answered. `created` is the id of a successful create.
-    Answered { status: u16, created: Option<OrderId> },
+    /// The target answered. `body` and `headers` when they were asked for
+    /// (the body only under [`MAX_BODY_BYTES`]).
+    Answered { status: u16, body: Option<Vec<u8>>, headers: Vec<(String, Vec<u8>)> },
     /// No answer.
     Failed { kind: ErrorKind, error: ClientError },
 }
@@ -203,8 +175,6 @@ impl ClientError {
 /// request costs one `write` and (usually) one `read`.
 struct Connection {
     io: AsyncFd<TcpStream>,
-    /// The request being sent.
-    out: Vec<u8>,
     /// The answer being read: `buf[..filled]`; `buf` is always initialised.
     buf: Vec<u8>,
     filled: usize,
@@ -213,8 +183,8 @@ struct Connection {
 }
 
 impl Connection {
-    async fn write_all(&self) -> io::Result<()> {
-        let mut rest = &self.out[..];
+    async fn write_all(&self, request: &[u8]) -> io::Result<()> {
+        let mut rest = request;
         while !rest.is_empty() {
             let mut ready = self.io.writable().await?;
             match ready.try_io(|io| io.get_ref().write(rest)) {
@@ -297,9 +267,7 @@ impl TargetClient {
             };
             Transport::Tls(TlsClient::new(target, settings, config, resolver))
         } else {
-            let user_agent = concat!("trafficgen/", env!("CARGO_PKG_VERSION"));
             Transport::Plain(PlainClient {
-                template: RequestTemplate::new(target.authority(), target.path_prefix(), user_agent),
                 resolver,
                 idle_keep: settings.idle_keep,
                 idle: RefCell::new(VecDeque::new()),
@@ -316,21 +284,45 @@ impl TargetClient {
         }
     }
 
-    /// Sends `request` and reads its answer. Not bounded in time: the
-    /// caller puts a deadline on it.
-    pub async fn send(self: Rc<Self>, request: Request) -> Outcome {
-        let result = match &self.transport {
-            Transport::Plain(plain) => plain.exchange(&request, &self.retries).await,
-            Transport::Tls(tls) => {
-                let mut scratch = PartsScratch::default();
-                let parts = request.parts(&mut scratch);
-                tls.exchange(parts, &self.retries).await.map(|(status, body)| answered(status, body.as_deref()))
+    /// Sends `request` and reads its answer; hands the request back (its
+    /// buffers are reused). Not bounded in time: the caller puts a
+    /// deadline on it.
+    pub async fn send(self: Rc<Self>, request: Request) -> (Outcome, Request) {
+        let result = match (&self.transport, &request.rendered) {
+            (Transport::Plain(plain), Rendered::Wire(bytes)) => {
+                let parser = AnswerParser::new(request.keep_body, MAX_BODY_BYTES)
+                    .keeping_headers(request.keep_headers)
+                    .answering_head(request.head);
+                plain.exchange(bytes, parser, &self.retries).await
             }
+            (Transport::Tls(tls), Rendered::Parts { workload, parts }) => {
+                let id = parts.request();
+                let parts = RequestParts {
+                    method: id.map_or("GET", |id| workload.method(id).as_str()),
+                    target: parts.target(),
+                    workload,
+                    parts,
+                    keep_body: request.keep_body,
+                    keep_headers: request.keep_headers,
+                };
+                tls.exchange(parts, &self.retries).await
+            }
+            // The worker renders for the transport it built; a guard, not a path.
+            _ => Err(ClientError::Send(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "request rendered for another transport",
+            ))),
         };
-        match result {
+        let outcome = match result {
             Ok(outcome) => outcome,
             Err(error) => Outcome::Failed { kind: error.kind(), error },
-        }
+        };
+        (outcome, request)
+    }
+
+    /// Whether requests go out as parts (https) rather than whole.
+    pub fn wants_parts(&self) -> bool {
+        matches!(self.transport, Transport::Tls(_))
     }
 
     /// Closes idle connections past their keep time; call now and then.
@@ -350,18 +342,8 @@ impl TargetClient {
     }
 }
 
-/// The outcome of an answer with `status` and, when asked for, its body.
-fn answered(status: u16, body: Option<&[u8]>) -> Outcome {
-    let created = match body {
-        Some(body) if (200..300).contains(&status) => created_id(body),
-        _ => None,
-    };
-    Outcome::Answered { status, created }
-}
-
 /// The plain-http fast path.
 struct PlainClient {
-    template: RequestTemplate,
     resolver: Rc<Resolver>,
     idle_keep: Duration,
     /// Idle connections, most recently used at the back.
@@ -373,7 +355,12 @@ struct PlainClient {
 }
 
 impl PlainClient {
-    async fn exchange(&self, request: &Request, retries: &RetryCounters) -> Result<Outcome, ClientError> {
+    async fn exchange(
+        &self,
+        request: &[u8],
+        fresh_parser: AnswerParser,
+        retries: &RetryCounters,
+    ) -> Result<Outcome, ClientError> {
         let mut reused = self.take_idle();
         loop {
             let is_reused = reused.is_some();
@@ -381,21 +368,19 @@ impl PlainClient {
                 Some(conn) => conn,
                 None => self.connect().await?,
             };
-            self.render(request, &mut conn.out);
             // No byte of this answer yet (a failed write must not see the last one's).
             conn.filled = 0;
-            let mut parser = AnswerParser::new(request.wants_body(), MAX_BODY_BYTES);
-            let result = match conn.write_all().await {
+            let mut parser = fresh_parser.clone();
+            let result = match conn.write_all(request).await {
                 Ok(()) => conn.read_answer(&mut parser).await,
                 Err(e) => Err(ClientError::Send(e)),
             };
             match result {
                 Ok(answer) => {
-                    let outcome = answered(answer.status, answer.body.as_deref());
                     if answer.reusable {
                         self.put_idle(conn, answer.keep_alive_secs);
                     }
-                    return Ok(outcome);
+                    return Ok(Outcome::Answered { status: answer.status, body: answer.body, headers: answer.headers });
                 }
                 Err(error) if is_reused => match error.retry_reason(conn.filled) {
                     // Once: the new connection is not reused, so this cannot loop.
@@ -404,18 +389,6 @@ impl PlainClient {
                 },
                 Err(error) => return Err(error),
             }
-        }
-    }
-
-    fn render(&self, request: &Request, out: &mut Vec<u8>) {
-        match request {
-            Request::CreateOrder { product_id, quantity } => {
-                let mut json = [0u8; 40];
-                let len = render_order(&mut json, *product_id, *quantity);
-                self.template.post_orders(out, &json[..len]);
-            }
-            Request::ListOrders => self.template.get_orders(out, None),
-            Request::GetOrder(id) => self.template.get_orders(out, Some(id.as_str())),
         }
     }
 
@@ -485,90 +458,13 @@ impl PlainClient {
         }
         // Writable it stays: the request write that follows needs no new wake-up.
         ready.retain_ready();
-        Ok(Connection {
-            io,
-            out: Vec::with_capacity(256),
-            buf: vec![0; BUFFER_START],
-            filled: 0,
-            expires: self.clock.get(),
-        })
-    }
-}
-
-/// `{"product_id":N,"quantity":N}` into `out`; returns its length.
-fn render_order(out: &mut [u8; 40], product_id: u8, quantity: u8) -> usize {
-    use std::io::Write;
-    let mut cursor = io::Cursor::new(&mut out[..]);
-    let _ = write!(cursor, r#"{{"product_id":{product_id},"quantity":{quantity}}}"#);
-    usize::try_from(cursor.position()).unwrap_or(0)
-}
-
-/// The `id` of a create answer, if it has a usable one: a string of URL-safe
-/// characters, or a number kept as the target wrote it (an id above 2^64
-/// must not turn into `1.8446744073709552e19`). With a repeated `id` key the
-/// last one counts, as in JavaScript's and Python's JSON parsers.
-fn created_id(body: &[u8]) -> Option<OrderId> {
-    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
-    use serde_json::value::RawValue;
-    use std::borrow::Cow;
-
-    struct LastId;
-    impl<'de> Visitor<'de> for LastId {
-        type Value = Option<&'de RawValue>;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a JSON object")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut id = None;
-            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                if key == "id" {
-                    id = Some(map.next_value::<&'de RawValue>()?);
-                } else {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-            Ok(id)
-        }
-    }
-
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let raw = (&mut de).deserialize_map(LastId).ok()??;
-    de.end().ok()?;
-    let text = raw.get();
-    match text.as_bytes().first()? {
-        b'"' => OrderId::parse(&serde_json::from_str::<Cow<'_, str>>(text).ok()?),
-        b'-' | b'0'..=b'9' => OrderId::parse(text),
-        _ => None,
+        Ok(Connection { io, buf: vec![0; BUFFER_START], filled: 0, expires: self.clock.get() })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn created_id_reads_the_id_of_a_create_answer() {
-        assert_eq!(created_id(br#"{"id":42,"status":"created"}"#).unwrap().as_str(), "42");
-        assert_eq!(created_id(br#"{"status":"created","id":"ord-7"}"#).unwrap().as_str(), "ord-7");
-        assert_eq!(created_id(br#"{"status":"created"}"#), None);
-        assert_eq!(created_id(b"<html>not json</html>"), None);
-        assert_eq!(created_id(br#"{"id":"../../admin"}"#), None);
-        assert_eq!(created_id(br#"[1,2]"#), None);
-        assert_eq!(created_id(br#"{"id":null}"#), None);
-        assert_eq!(created_id(br#"{"id":{"nested":1}}"#), None);
-        assert_eq!(created_id(br#"{"id":1} trailing"#), None);
-    }
-
-    #[test]
-    fn created_id_keeps_the_ids_own_text_and_takes_the_last_of_repeated_keys() {
-        let big = br#"{"id":18446744073709551616,"status":"created"}"#;
-        assert_eq!(created_id(big).unwrap().as_str(), "18446744073709551616");
-        assert_eq!(created_id(br#"{"id":-7}"#).unwrap().as_str(), "-7");
-        assert_eq!(created_id(br#"{"id":1,"status":"created","id":2}"#).unwrap().as_str(), "2");
-        assert_eq!(created_id(br#"{"id":"a-1","id":"b-2"}"#).unwrap().as_str(), "b-2");
-        assert_eq!(created_id(br#"{"i\u0064":"esc"}"#).unwrap().as_str(), "esc");
-        assert_eq!(created_id(br#"{"id":"o\u0072d"}"#).unwrap().as_str(), "ord");
-    }
 
     #[test]
     fn only_a_connection_that_died_before_any_answer_byte_is_retried() {
@@ -598,24 +494,5 @@ mod tests {
         assert_eq!(reused(ClientError::Receive(io(io::ErrorKind::TimedOut))).kind(), ErrorKind::Timeout);
         assert_eq!(ClientError::Resolve(ResolveError::default()).kind(), ErrorKind::Dns);
         assert_eq!(ClientError::Connect(io(io::ErrorKind::ConnectionRefused)).kind(), ErrorKind::Connect);
-    }
-
-    #[test]
-    fn requests_as_parts_for_the_https_client() {
-        let mut scratch = PartsScratch::default();
-        let create = Request::CreateOrder { product_id: 3, quantity: 2 };
-        let parts = create.parts(&mut scratch);
-        assert_eq!((parts.method, parts.path, parts.wants_body), ("POST", "/orders", true));
-        assert_eq!(parts.json, Some(&br#"{"product_id":3,"quantity":2}"#[..]));
-        let read = Request::GetOrder(OrderId::parse("ord-7").unwrap());
-        let parts = read.parts(&mut scratch);
-        assert_eq!((parts.method, parts.path, parts.json, parts.wants_body), ("GET", "/orders/ord-7", None, false));
-    }
-
-    #[test]
-    fn order_bodies_render_without_allocating() {
-        let mut buf = [0u8; 40];
-        let n = render_order(&mut buf, 10, 5);
-        assert_eq!(&buf[..n], br#"{"product_id":10,"quantity":5}"#);
     }
 }

@@ -94,6 +94,8 @@ pub struct Answer {
     /// `Keep-Alive: timeout=N`: the target closes the idle connection after
     /// N seconds.
     pub keep_alive_secs: Option<u32>,
+    /// The final head's header lines, when asked for (a capture reads one).
+    pub headers: Vec<(String, Vec<u8>)>,
 }
 
 /// What the bytes so far amount to.
@@ -165,6 +167,12 @@ pub struct AnswerParser {
     chunked_len: usize,
     /// Framing bytes of the chunked body so far.
     framing_len: usize,
+    keep_headers: bool,
+    /// The request was a HEAD: the answer has no body, whatever its
+    /// `Content-Length` says (RFC 9110 §9.3.2).
+    head_request: bool,
+    /// The final head's headers, when kept.
+    headers: Vec<(String, Vec<u8>)>,
 }
 
 impl AnswerParser {
@@ -180,12 +188,38 @@ impl AnswerParser {
             chunked_body: Vec::new(),
             chunked_len: 0,
             framing_len: 0,
+            keep_headers: false,
+            head_request: false,
+            headers: Vec::new(),
         }
+    }
+
+    /// The answer is to a HEAD request.
+    pub fn answering_head(mut self, head: bool) -> Self {
+        self.head_request = head;
+        self
+    }
+
+    /// Also hands back the answer's header lines (bounded with the head).
+    pub fn keeping_headers(mut self, keep: bool) -> Self {
+        self.keep_headers = keep;
+        self
     }
 
     /// `buf` holds every byte read for this answer so far; `eof` says the
     /// connection has closed.
     pub fn advance(&mut self, buf: &[u8], eof: bool) -> Result<Progress, AnswerError> {
+        let progress = self.advance_inner(buf, eof)?;
+        Ok(match progress {
+            Progress::Complete(mut answer) if self.keep_headers => {
+                answer.headers = std::mem::take(&mut self.headers);
+                Progress::Complete(answer)
+            }
+            other => other,
+        })
+    }
+
+    fn advance_inner(&mut self, buf: &[u8], eof: bool) -> Result<Progress, AnswerError> {
         loop {
             match self.state.clone() {
                 State::Head => match self.parse_head(buf)? {
@@ -235,6 +269,9 @@ impl AnswerParser {
             return Ok(Some(State::Head));
         }
 
+        if self.keep_headers {
+            self.headers = response.headers.iter().map(|h| (h.name.to_string(), h.value.to_vec())).collect();
+        }
         let mut keep_alive = response.version == Some(1);
         let mut keep_alive_secs = None;
         let mut length: Option<usize> = None;
@@ -272,7 +309,7 @@ impl AnswerParser {
                 keep_alive_secs = keep_alive_timeout(value).or(keep_alive_secs);
             }
         }
-        let framing = if status == 204 || status == 304 {
+        let framing = if status == 204 || status == 304 || self.head_request {
             Framing::Empty
         } else if status == 101 {
             // A protocol switch we never asked for: the connection is gone to us.
@@ -320,11 +357,12 @@ impl AnswerParser {
             // Bytes after the answer mean the peer is out of step with us.
             reusable: reusable && end == buf.len(),
             keep_alive_secs: reuse.keep_alive_secs,
+            headers: Vec::new(),
         }))
     }
 
     fn too_long(&self, status: u16) -> Progress {
-        Progress::Complete(Answer { status, body: None, reusable: false, keep_alive_secs: None })
+        Progress::Complete(Answer { status, body: None, reusable: false, keep_alive_secs: None, headers: Vec::new() })
     }
 
     /// Counts `n` framing bytes against [`MAX_FRAMING_BYTES`].
@@ -392,6 +430,7 @@ impl AnswerParser {
                             body: self.keep_body.then(|| std::mem::take(&mut self.chunked_body)),
                             reusable: reuse.keep_alive && pos == buf.len(),
                             keep_alive_secs: reuse.keep_alive_secs,
+                            headers: Vec::new(),
                         }));
                     }
                 }
@@ -482,7 +521,13 @@ mod tests {
     }
 
     fn complete(status: u16, body: Option<&[u8]>, reusable: bool) -> Result<Progress, AnswerError> {
-        Ok(Progress::Complete(Answer { status, body: body.map(<[u8]>::to_vec), reusable, keep_alive_secs: None }))
+        Ok(Progress::Complete(Answer {
+            status,
+            body: body.map(<[u8]>::to_vec),
+            reusable,
+            keep_alive_secs: None,
+            headers: Vec::new(),
+        }))
     }
 
     #[test]

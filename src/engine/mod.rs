@@ -21,6 +21,7 @@ pub mod stages;
 pub mod tls;
 mod worker;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -30,10 +31,10 @@ use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::TargetUrl;
+use crate::latency::LatencyTable;
 use crate::metrics::Metrics;
-use mix::Mix;
-use mode::{Mode, ModeTable, Plan, Share};
-use ring::OrderIdRing;
+use crate::workload::{MAX_POOLS, ORDER_IDS, Role, Workload};
+use mode::{Mode, ModeTable, Plan, Shape, Share};
 
 /// What the engine needs from the configuration.
 #[derive(Debug, Clone)]
@@ -42,13 +43,21 @@ pub struct EngineSettings {
     pub initial_mode: Mode,
     pub modes: ModeTable,
     pub jitter: f64,
-    pub mix: Mix,
+    /// The workload it starts with: the built-in orders one (for `MIX`),
+    /// or `WORKLOAD_FILE`'s.
+    pub workload: Arc<Workload>,
+    /// `WORKLOAD_FILE`, re-read on SIGHUP.
+    pub workload_file: Option<PathBuf>,
+    /// Size of a pool that does not give one (`ID_BUFFER_SIZE`).
     pub id_buffer_size: usize,
     pub request_timeout: Duration,
     pub max_in_flight: usize,
     pub shutdown_grace: Duration,
     /// Connection reuse and https trust.
     pub client: client::ClientSettings,
+    /// `traceparent` and the synthetic-traffic marker on every request
+    /// (what a swapped-in workload is compiled with too).
+    pub trace: crate::workload::TraceHeaders,
 }
 
 /// A cheap, cloneable handle: change the plan, read the state.
@@ -57,6 +66,9 @@ pub struct Engine {
     plan: Arc<watch::Sender<Plan>>,
     /// The draw a running job narrows the workload to (see [`focus`]).
     focus: Arc<watch::Sender<Option<Arc<focus::Focus>>>>,
+    /// The running workload; the worker swaps to a new one between two
+    /// requests, with the schedule untouched.
+    workload: Arc<watch::Sender<Arc<Workload>>>,
     shared: Arc<Shared>,
 }
 
@@ -64,13 +76,33 @@ pub struct Engine {
 struct Shared {
     settings: EngineSettings,
     metrics: Arc<Metrics>,
-    ids: Mutex<OrderIdRing>,
+    /// Values held in each pool of the running workload (by pool id), as
+    /// the worker last saw them.
+    pool_counts: [AtomicUsize; MAX_POOLS],
     in_flight: Arc<InFlight>,
     /// Requests handed to the client so far (for the achieved rate).
     sent: AtomicU64,
     /// Requests still in flight when the worker stopped (`NOT_STOPPED`
     /// until then).
     abandoned: AtomicU64,
+    /// Latencies of the answers, by request (the running workload's, in
+    /// its order); the worker puts a new one in when the workload changes.
+    latency: Mutex<Arc<LatencyTable>>,
+    /// The settings `PUT /config` changes while the engine runs.
+    modes: Mutex<ModeTable>,
+    jitter_bits: AtomicU64,
+    timeout_micros: AtomicU64,
+}
+
+/// What `PUT /config` may change in a running engine.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tuning {
+    pub steady_rps: f64,
+    pub burst_rps: f64,
+    pub overload_rps: f64,
+    pub jitter: f64,
+    pub request_timeout: Duration,
+    pub max_in_flight: usize,
 }
 
 const NOT_STOPPED: u64 = u64::MAX;
@@ -82,19 +114,59 @@ impl Engine {
         let mut plan = settings.modes.plan(settings.initial_mode).unwrap_or(Plan::new(Mode::Pause, 0.0));
         plan.warming_up = true;
         metrics.show_mode(plan.mode, plan.sending_rps());
+        let workload = Arc::clone(&settings.workload);
+        register_series(&metrics, &workload);
         let shared = Shared {
-            ids: Mutex::new(OrderIdRing::new(settings.id_buffer_size)),
+            pool_counts: std::array::from_fn(|_| AtomicUsize::new(0)),
             in_flight: Arc::new(InFlight::new(settings.max_in_flight)),
             sent: AtomicU64::new(0),
             abandoned: AtomicU64::new(NOT_STOPPED),
+            latency: Mutex::new(Arc::new(latency_table_of(&workload))),
+            modes: Mutex::new(settings.modes),
+            jitter_bits: AtomicU64::new(settings.jitter.to_bits()),
+            timeout_micros: AtomicU64::new(micros(settings.request_timeout)),
             metrics,
             settings,
         };
         Engine {
             plan: Arc::new(watch::channel(plan).0),
             focus: Arc::new(watch::channel(None).0),
+            workload: Arc::new(watch::channel(workload).0),
             shared: Arc::new(shared),
         }
+    }
+
+    /// The workload running now.
+    pub fn workload(&self) -> Arc<Workload> {
+        Arc::clone(&self.workload.borrow())
+    }
+
+    /// Runs `next` from the next request on: pools whose names survive
+    /// keep their values; the plan (mode, rate, schedule) is untouched.
+    pub fn replace_workload(&self, next: Workload) {
+        let next = Arc::new(next);
+        register_series(&self.shared.metrics, &next);
+        let requests = next.requests().filter(|id| next.role(*id) != Role::Setup).count();
+        log::info!(source = next.source(), requests = requests, pools = next.pools().count(), mix = next.mix().as_str();
+            "workload replaced");
+        self.workload.send_replace(next);
+    }
+
+    /// For the worker: follows workload swaps without locks on the hot path.
+    fn watch_workload(&self) -> watch::Receiver<Arc<Workload>> {
+        self.workload.subscribe()
+    }
+
+    /// Values held now in each pool of the running workload, by name.
+    pub fn pool_counts(&self) -> Vec<(String, usize)> {
+        let workload = self.workload();
+        workload
+            .pools()
+            .map(|id| {
+                let count = self.shared.pool_counts.get(id.index()).map_or(0, |c| c.load(Ordering::Relaxed));
+                (workload.pool_name(id).to_string(), count)
+            })
+            .collect()
     }
 
     /// Starts the worker on its own thread. It runs until `shutdown` is
@@ -141,8 +213,50 @@ impl Engine {
         &self.shared.settings
     }
 
-    pub fn modes(&self) -> &ModeTable {
-        &self.shared.settings.modes
+    /// The modes' rates now (`PUT /config` changes them) and the cap.
+    pub fn modes(&self) -> ModeTable {
+        *self.shared.modes.lock()
+    }
+
+    /// ± fraction of randomness on each gap, now.
+    pub fn jitter(&self) -> f64 {
+        f64::from_bits(self.shared.jitter_bits.load(Ordering::Relaxed))
+    }
+
+    /// The per-request timeout, now.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_micros(self.shared.timeout_micros.load(Ordering::Relaxed))
+    }
+
+    /// The bound on requests in flight, now.
+    pub fn max_in_flight(&self) -> usize {
+        self.shared.in_flight.max()
+    }
+
+    /// Applies runtime settings (checked by the caller, as at start-up).
+    /// The timeout and the in-flight bound hold for requests sent from now
+    /// on; the jitter from the next plan the worker takes up, which this
+    /// makes happen at once. A built-in mode whose rate changed is switched
+    /// to its new rate.
+    pub fn retune(&self, tuning: Tuning) {
+        let modes = {
+            let mut modes = self.shared.modes.lock();
+            modes.steady = tuning.steady_rps;
+            modes.burst = tuning.burst_rps;
+            modes.overload = tuning.overload_rps;
+            *modes
+        };
+        self.shared.jitter_bits.store(tuning.jitter.to_bits(), Ordering::Relaxed);
+        self.shared.timeout_micros.store(micros(tuning.request_timeout), Ordering::Relaxed);
+        self.shared.in_flight.set_max(tuning.max_in_flight);
+        let plan = self.plan();
+        match modes.rate_of(plan.mode) {
+            Some(rps) if plan.shape == Shape::Constant && plan.rps != rps => {
+                self.switch_to(Plan { rps, ..plan });
+            }
+            // Re-read by the worker: the new jitter takes effect.
+            _ => self.plan.send_modify(|_| {}),
+        }
     }
 
     pub fn plan(&self) -> Plan {
@@ -230,8 +344,10 @@ impl Engine {
         self.shared.in_flight.current()
     }
 
+    /// Order ids held: the `order_ids` pool of the built-in workload (or
+    /// of a file that names a pool so); 0 without one.
     pub fn ids_buffered(&self) -> usize {
-        self.shared.ids.lock().len()
+        self.pool_counts().into_iter().find(|(name, _)| name == ORDER_IDS).map_or(0, |(_, count)| count)
     }
 
     /// Requests the worker gave up at exit (in flight when the grace period
@@ -249,10 +365,38 @@ impl Engine {
         &self.shared.metrics
     }
 
+    /// Latencies recorded so far, per request name; snapshot and subtract.
+    pub fn latency(&self) -> Arc<LatencyTable> {
+        Arc::clone(&self.shared.latency.lock())
+    }
+
     /// Copies the engine's live gauges into the metrics before a scrape.
     pub fn refresh_gauges(&self) {
-        self.shared.metrics.set_gauges(self.in_flight(), self.ids_buffered());
+        let pools = self.pool_counts();
+        let ids = pools.iter().find(|(name, _)| name == ORDER_IDS).map_or(0, |(_, count)| *count);
+        self.shared.metrics.set_gauges(self.in_flight(), ids);
+        self.shared.metrics.show_pools(pools.iter().map(|(name, count)| (name.as_str(), *count)));
     }
+}
+
+/// A latency table with a row per request of `workload`, by request index.
+fn latency_table_of(workload: &Workload) -> LatencyTable {
+    LatencyTable::new(workload.requests().map(|id| workload.name(id)))
+}
+
+/// Creates the series of the requests a workload sends by weight or in
+/// setup, so `/metrics` and `/status` show them at zero before they are
+/// sent; error requests get theirs when first sent.
+fn register_series(metrics: &Metrics, workload: &Workload) {
+    for id in workload.requests() {
+        if workload.role(id) != Role::Error {
+            metrics.request_series(workload.name(id));
+        }
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// The running worker; await [`EngineTask::stopped`] after cancelling.
@@ -273,17 +417,28 @@ impl EngineTask {
 /// when none is left the request is dropped, never queued.
 pub struct InFlight {
     current: AtomicUsize,
-    max: usize,
+    /// Changed at runtime by `PUT /config` (never above its start value).
+    max: AtomicUsize,
 }
 
 impl InFlight {
     pub fn new(max: usize) -> Self {
-        InFlight { current: AtomicUsize::new(0), max }
+        InFlight { current: AtomicUsize::new(0), max: AtomicUsize::new(max) }
+    }
+
+    pub fn max(&self) -> usize {
+        self.max.load(Ordering::Relaxed)
+    }
+
+    /// A lower bound lets the requests in flight finish; only new ones wait for room.
+    pub fn set_max(&self, max: usize) {
+        self.max.store(max, Ordering::Relaxed);
     }
 
     pub fn try_acquire(self: &Arc<Self>) -> Option<InFlightPermit> {
+        let max = self.max();
         self.current
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.max).then_some(n + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
             .ok()
             .map(|_| InFlightPermit(Arc::clone(self)))
     }

@@ -5,6 +5,8 @@ use std::str::FromStr;
 use std::time::SystemTime;
 
 use super::schedule::RateSchedule;
+use super::stages::{Ragged, Stages};
+use crate::scenario::{ACTIVE_BETWEEN_PAUSES, ScenarioKind};
 
 /// A named traffic level the control API can switch to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -159,6 +161,23 @@ pub struct Plan {
     /// The part of the schedule this process sends; set by the cluster,
     /// kept across switches.
     pub share: Share,
+    /// How the rate goes over time, from the anchor.
+    pub shape: Shape,
+}
+
+/// The rate over time of a plan, `rps` being its headline rate. Small and
+/// `Copy` like the plan: the worker builds the schedule from it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Shape {
+    /// `rps` for ever: a mode.
+    Constant,
+    /// A straight line from `from_rps` to `rps` over `secs`, then `rps`
+    /// held: `POST /mode/custom {"rps", "ramp_secs"}`.
+    Ramp { from_rps: f64, secs: f64 },
+    /// A job's story at up to `rps`; nothing is sent after it ends.
+    /// `seed` draws latency degradation's pauses (the jobs board uses the
+    /// same one to know the target rate at each moment).
+    Story { scenario: ScenarioKind, duration_secs: f64, ramp_up_secs: f64, seed: u64 },
 }
 
 /// What the engine is doing, as `/status` reports it.
@@ -182,13 +201,32 @@ impl EngineState {
 impl Plan {
     /// A plan of a process on its own, out of warm-up.
     pub fn new(mode: Mode, rps: f64) -> Plan {
-        Plan { mode, rps, warming_up: false, anchor: None, share: Share::WHOLE }
+        Plan { mode, rps, warming_up: false, anchor: None, share: Share::WHOLE, shape: Shape::Constant }
+    }
+
+    /// This plan with another shape (from `anchor`, the moment it starts,
+    /// so a replica or a re-read of the plan takes the story up where it is).
+    pub fn shaped(self, shape: Shape, anchor: SystemTime) -> Plan {
+        Plan { shape, anchor: Some(anchor), ..self }
     }
 
     /// The schedule to send by, `None` while nothing is to be sent.
     pub fn schedule(&self) -> Option<RateSchedule> {
-        let schedule = RateSchedule::constant(self.rps);
-        (!self.warming_up && !schedule.is_silent()).then_some(schedule)
+        if self.warming_up {
+            return None;
+        }
+        let schedule = match self.shape {
+            Shape::Constant => RateSchedule::constant(self.rps),
+            Shape::Ramp { from_rps, secs } => {
+                RateSchedule::staged(Stages::ramp_then_hold(secs, from_rps, self.rps), None)
+            }
+            Shape::Story { scenario, duration_secs, ramp_up_secs, seed } => {
+                let stages = Stages::new(&scenario.stages(duration_secs, self.rps, ramp_up_secs), 0.0);
+                let ragged = scenario.pauses().map(|pauses| Ragged::new(pauses, ACTIVE_BETWEEN_PAUSES, seed));
+                RateSchedule::staged(stages, ragged)
+            }
+        };
+        (!schedule.is_silent()).then_some(schedule)
     }
 
     pub fn state(&self) -> EngineState {
@@ -205,6 +243,16 @@ impl Plan {
     /// together.
     pub fn current_rps(&self) -> f64 {
         if self.warming_up { 0.0 } else { self.rps }
+    }
+
+    /// The rate the schedule asks for at `now`, by every replica together
+    /// (a ramp's rate part-way; 0 during warm-up): where a new ramp starts.
+    pub fn rate_at(&self, now: SystemTime) -> f64 {
+        if self.shape == Shape::Constant {
+            return self.current_rps();
+        }
+        let since = self.anchor.and_then(|a| now.duration_since(a).ok()).map_or(0.0, |d| d.as_secs_f64());
+        self.schedule().map_or(0.0, |s| s.rate_at(since))
     }
 
     /// The rate this process sends right now: its share of `current_rps`.
@@ -278,5 +326,34 @@ mod tests {
         assert_eq!(plan.state(), EngineState::WarmingUp);
         assert_eq!(plan.current_rps(), 0.0);
         assert_eq!(TABLE.plan(Mode::Pause).unwrap().schedule(), None);
+    }
+
+    #[test]
+    fn a_shaped_plan_plays_its_shape_from_its_anchor_and_keeps_its_share() {
+        let start = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        let at = |secs: f64| start + std::time::Duration::from_secs_f64(secs);
+        let ramp = Plan::new(Mode::Custom, 100.0).shaped(Shape::Ramp { from_rps: 20.0, secs: 10.0 }, start);
+        assert_eq!((ramp.rate_at(start), ramp.rate_at(at(5.0)), ramp.rate_at(at(60.0))), (20.0, 60.0, 100.0));
+        let story = Shape::Story { scenario: ScenarioKind::Peak, duration_secs: 40.0, ramp_up_secs: 0.0, seed: 1 };
+        let mut job = Plan::new(Mode::Custom, 50.0).shaped(story, start);
+        let schedule = job.schedule().expect("a story sends");
+        assert_eq!(schedule.position_at(40.0), 1500.0);
+        assert_eq!(schedule.rate_at(5.0), 25.0);
+        assert_eq!(schedule.rate_at(41.0), 0.0, "nothing after the story");
+        // Replicas split a story as they split a mode.
+        job.share = Share::new(1, 2).unwrap();
+        assert_eq!(job.sending_rps(), 25.0);
+        // Latency degradation pauses: some moment of its first 5 s sends nothing.
+        let ragged = Shape::Story {
+            scenario: ScenarioKind::LatencyDegradation,
+            duration_secs: 20.0,
+            ramp_up_secs: 0.0,
+            seed: 3,
+        };
+        let schedule = Plan::new(Mode::Custom, 10.0).shaped(ragged, start).schedule().unwrap();
+        assert!((0..500).any(|i| schedule.rate_at(f64::from(i) / 100.0) == 0.0));
+        assert!(schedule.position_at(5.0) < 50.0);
+        // A constant plan is what it always was.
+        assert_eq!(TABLE.plan(Mode::Burst).unwrap().schedule(), Some(RateSchedule::constant(20.0)));
     }
 }

@@ -6,9 +6,12 @@
 //! Send times are absolute (`anchor + f(i)`), never "sleep 1/rps after the
 //! last send": errors do not accumulate, and the long-run rate is exact.
 
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, RngExt};
+
+use super::stages::{Ragged, Stages};
 
 /// The instant `secs` seconds after `anchor`, or `None` when that is beyond
 /// what the clock can represent (or not a time at all). A user's rate
@@ -23,12 +26,26 @@ pub fn send_instant(anchor: Instant, secs: f64) -> Option<Instant> {
     anchor.checked_add(offset)
 }
 
-/// A request rate over time. A constant today; ramps and stages slot in
-/// here as more variants, each giving its rate, its integral and the inverse.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// A request rate over time: a constant, or stages (ramps and holds, see
+/// [`Stages`]) perhaps made ragged by pauses (see [`Ragged`]). Each gives
+/// its rate, its integral and the inverse; the pacer needs nothing else.
+#[derive(Debug, Clone, PartialEq)]
 pub enum RateSchedule {
     /// The same rate for ever.
     Constant { rps: f64 },
+    /// Linear stages, then their last rate held.
+    Staged(Box<Staged>),
+}
+
+/// Stages on a clock that may pause: schedule time stands still during a
+/// pause, so the count due by wall time `w` is the stages' position at
+/// the schedule time of `w`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Staged {
+    stages: Stages,
+    /// A cursor into the pauses; `Cell` because answering moves it (it is
+    /// a cache: every answer is a pure function of the seed).
+    ragged: Option<Cell<Ragged>>,
 }
 
 impl RateSchedule {
@@ -39,17 +56,31 @@ impl RateSchedule {
         RateSchedule::Constant { rps }
     }
 
-    /// Requests per second at `t` seconds after the anchor.
-    pub fn rate_at(&self, _t: f64) -> f64 {
-        match *self {
-            RateSchedule::Constant { rps } => rps,
+    /// `stages` played from the anchor, paused by `ragged` if given.
+    pub fn staged(stages: Stages, ragged: Option<Ragged>) -> Self {
+        RateSchedule::Staged(Box::new(Staged { stages, ragged: ragged.map(Cell::new) }))
+    }
+
+    /// Requests per second at `t` seconds after the anchor (0 in a pause).
+    pub fn rate_at(&self, t: f64) -> f64 {
+        match self {
+            RateSchedule::Constant { rps } => *rps,
+            RateSchedule::Staged(staged) => match staged.schedule_time(t) {
+                Some((_, true)) | None => 0.0,
+                Some((s, false)) => staged.stages.rate_at(s),
+            },
         }
     }
 
     /// How many requests are due by `t`: the integral of the rate from 0.
     pub fn position_at(&self, t: f64) -> f64 {
-        match *self {
+        match self {
             RateSchedule::Constant { rps } => rps * t.max(0.0),
+            RateSchedule::Staged(staged) => match staged.schedule_time(t) {
+                Some((s, _)) => staged.stages.position_at(s),
+                // Beyond the pauses' horizon: as if it had never paused.
+                None => staged.stages.position_at(t),
+            },
         }
     }
 
@@ -57,17 +88,30 @@ impl RateSchedule {
     /// does (or only beyond any representable time).
     pub fn time_of(&self, position: f64) -> Option<f64> {
         let position = position.max(0.0);
-        let time = match *self {
-            RateSchedule::Constant { rps } if rps > 0.0 => position / rps,
+        let time = match self {
+            RateSchedule::Constant { rps } if *rps > 0.0 => position / rps,
             RateSchedule::Constant { .. } => return None,
+            RateSchedule::Staged(staged) => {
+                let s = staged.stages.time_of(position)?;
+                match &staged.ragged {
+                    Some(cell) => {
+                        let mut ragged = cell.get();
+                        let wall = ragged.wall_time(s);
+                        cell.set(ragged);
+                        wall?
+                    }
+                    None => s,
+                }
+            }
         };
         time.is_finite().then_some(time)
     }
 
     /// True when the schedule will never send anything.
     pub fn is_silent(&self) -> bool {
-        match *self {
-            RateSchedule::Constant { rps } => rps <= 0.0,
+        match self {
+            RateSchedule::Constant { rps } => *rps <= 0.0,
+            RateSchedule::Staged(staged) => staged.stages.is_silent(),
         }
     }
 
@@ -78,7 +122,7 @@ impl RateSchedule {
     /// `g - k·stride`, which a pacer owning every `stride`-th slot owns
     /// just the same. A schedule that does not repeat keeps `t`.
     pub fn fold(&self, t: f64, stride: u64) -> f64 {
-        match *self {
+        match self {
             RateSchedule::Constant { rps } => {
                 let period = stride.max(1) as f64 / rps;
                 if !(period.is_finite() && period > 0.0 && t.is_finite() && t > period) {
@@ -86,7 +130,23 @@ impl RateSchedule {
                 }
                 (t - (t / period).floor() * period).max(0.0)
             }
+            RateSchedule::Staged(_) => t,
         }
+    }
+}
+
+impl Staged {
+    /// Schedule time at wall time `w`, and whether a pause is on then;
+    /// `None` beyond the pauses' horizon.
+    fn schedule_time(&self, w: f64) -> Option<(f64, bool)> {
+        let Some(cell) = &self.ragged else { return Some((w, false)) };
+        let mut ragged = cell.get();
+        let answer = ragged.schedule_time(w).map(|s| {
+            let paused = ragged.wall_time(s).is_some_and(|start| start < w - 1e-9);
+            (s, paused)
+        });
+        cell.set(ragged);
+        answer
     }
 }
 
@@ -376,7 +436,7 @@ mod tests {
         let schedule = RateSchedule::constant(8.0);
         let mut all: Vec<f64> = (0..4)
             .flat_map(|k| {
-                let mut p = Pacer::sharded(schedule, 0.0, 4, k, &mut r);
+                let mut p = Pacer::sharded(schedule.clone(), 0.0, 4, k, &mut r);
                 send_times(&mut p, 1.0, &mut r)
             })
             .collect();
@@ -433,7 +493,7 @@ mod tests {
         let mut all = Vec::new();
         for index in 0..count {
             let pickup = pickup(&schedule, Some(since), count);
-            let mut pacer = Pacer::sharded(schedule, 0.0, count, index, &mut r);
+            let mut pacer = Pacer::sharded(schedule.clone(), 0.0, count, index, &mut r);
             if let Some(before) = pickup.skip_before {
                 pacer.skip_before(before, &mut r);
             }
@@ -513,5 +573,38 @@ mod tests {
         // Own slots below position 100: 2, 5, …, 98 → 33 of them.
         assert_eq!(skipped, 33);
         assert_eq!(pacer.next_send_time(), Some(1.01));
+    }
+
+    #[test]
+    fn a_peak_sends_the_integral_of_its_rate_half_of_max_in_its_first_quarter() {
+        use crate::scenario::ScenarioKind;
+        let mut r = rng();
+        let stages = Stages::new(&ScenarioKind::Peak.stages(40.0, 50.0, 0.0), 0.0);
+        let mut pacer = Pacer::new(RateSchedule::staged(stages, None), 0.2, &mut r);
+        let times = send_times(&mut pacer, 100.0, &mut r);
+        // 3/4 of 50 req/s over 40 s, and nothing after the end.
+        assert!((times.len() as f64 - 1500.0).abs() <= 1.0, "{}", times.len());
+        assert!(times.iter().all(|t| *t <= 40.0));
+        let first_quarter = times.iter().filter(|t| **t < 10.0).count() as f64;
+        assert!((first_quarter - 250.0).abs() <= 1.0, "{first_quarter}");
+        assert_eq!(pacer.next_send_time(), None);
+    }
+
+    #[test]
+    fn ragged_pauses_leave_gaps_and_lose_no_request() {
+        let mut r = rng();
+        let stages = Stages::new(&[crate::scenario::Stage::ramp(20.0, 100.0, 100.0)], 0.0);
+        let ragged = Ragged::new((0.1, 0.5), (0.5, 2.0), 7);
+        let schedule = RateSchedule::staged(stages, Some(ragged));
+        let mut pacer = Pacer::new(schedule.clone(), 0.0, &mut r);
+        let times = send_times(&mut pacer, 1000.0, &mut r);
+        assert!((times.len() as f64 - 2000.0).abs() <= 1.0, "{}", times.len());
+        let pauses = times.windows(2).filter(|w| w[1] - w[0] >= 0.099).count();
+        // About one pause per 1.25 s of activity over 20 s of it.
+        assert!((6..=40).contains(&pauses), "{pauses} pauses");
+        let last = times.last().copied().unwrap_or_default();
+        assert!(last > 20.5, "the pauses push the end back: {last}");
+        // No rate is scheduled during a pause; the count follows the integral.
+        assert!((schedule.position_at(last) - times.len() as f64).abs() <= 1.0);
     }
 }

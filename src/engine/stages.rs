@@ -204,7 +204,7 @@ fn bounded(x: f64, max: f64) -> f64 {
 /// asks about "now" on the wall and about the next slot on the schedule)
 /// while holding one cycle, not a list of them: a 24-hour job needs no
 /// memory for its tens of thousands of pauses.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Ragged {
     pause_secs: (f64, f64),
     active_secs: (f64, f64),
@@ -525,7 +525,7 @@ mod tests {
     fn a_ragged_constant_sends_the_integral_over_the_time_not_paused() {
         let stages = Stages::new(&ScenarioKind::LatencyDegradation.stages(60.0, 200.0, 5.0), 0.0);
         let mut wall = Ragged::new(PAUSES, ACTIVE_BETWEEN_PAUSES, 3);
-        let mut schedule = wall.clone();
+        let mut schedule = wall;
         // The engine's two questions, each on its own cursor: when is the
         // next slot on the wall, and where is the schedule now.
         let mut sent = 0u64;

@@ -46,7 +46,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-use super::client::{ClientError, ClientSettings, MAX_BODY_BYTES, RequestParts};
+use super::client::{ClientError, ClientSettings, MAX_BODY_BYTES, Outcome, RequestParts};
 use super::http::{AnswerError, max_answer_bytes};
 use super::resolve::{ResolveError, Resolver};
 use crate::config::TargetUrl;
@@ -277,9 +277,8 @@ pub struct TlsClient {
     fresh: awc::Client,
     /// Connections `client` has opened (see the module's note on the retry).
     connections: Rc<Cell<u64>>,
-    /// `https://host[:port]/prefix`, each request's path appended.
+    /// `https://host[:port]`, each request's target (prefix, path, query) appended.
     base: String,
-    user_agent: &'static str,
 }
 
 impl fmt::Debug for TlsClient {
@@ -301,23 +300,13 @@ impl TlsClient {
         // Its connections are never reused (idle for a moment, they are too
         // old), so a resent request always goes out on a new one.
         let fresh = awc_client(settings, config, &resolver, None, Duration::from_millis(1));
-        TlsClient {
-            client,
-            fresh,
-            connections,
-            base: format!("https://{}{}", target.authority(), target.path_prefix()),
-            user_agent: concat!("trafficgen/", env!("CARGO_PKG_VERSION")),
-        }
+        TlsClient { client, fresh, connections, base: format!("https://{}", target.authority()) }
     }
 
     /// Sends one request, resent once if it certainly went out on a pooled
     /// connection and that failed before any answer; the status and, when
     /// asked for and under the cap, the body.
-    pub async fn exchange(
-        &self,
-        parts: RequestParts<'_>,
-        retries: &RetryCounters,
-    ) -> Result<(u16, Option<Vec<u8>>), ClientError> {
+    pub async fn exchange(&self, parts: RequestParts<'_>, retries: &RetryCounters) -> Result<Outcome, ClientError> {
         let mut resent = false;
         loop {
             let opened_before = self.connections.get();
@@ -340,20 +329,29 @@ impl TlsClient {
         }
     }
 
-    async fn attempt(
-        &self,
-        client: &awc::Client,
-        parts: RequestParts<'_>,
-    ) -> Result<(u16, Option<Vec<u8>>), ClientError> {
-        let mut url = String::with_capacity(self.base.len() + parts.path.len());
+    async fn attempt(&self, client: &awc::Client, parts: RequestParts<'_>) -> Result<Outcome, ClientError> {
+        let invalid =
+            |e: &dyn fmt::Display| ClientError::Send(io::Error::new(io::ErrorKind::InvalidInput, e.to_string()));
+        // The workload's path and query are percent-encoded ASCII already.
+        let target = std::str::from_utf8(parts.target).map_err(|e| invalid(&e))?;
+        let mut url = String::with_capacity(self.base.len() + target.len());
         url.push_str(&self.base);
-        url.push_str(parts.path);
-        let method = awc::http::Method::from_bytes(parts.method.as_bytes())
-            .map_err(|e| ClientError::Send(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
-        let request = client.request(method, url).insert_header(("User-Agent", self.user_agent));
-        let sent = match parts.json {
-            Some(json) => request.insert_header(("Content-Type", "application/json")).send_body(json.to_vec()).await,
-            None => request.send().await,
+        url.push_str(target);
+        let method = awc::http::Method::from_bytes(parts.method.as_bytes()).map_err(|e| invalid(&e))?;
+        let mut request = client.request(method, url);
+        // `User-Agent` first, then the workload's own headers.
+        for (name, value) in parts.workload.part_headers(parts.parts) {
+            let value = awc::http::header::HeaderValue::from_bytes(value).map_err(|e| invalid(&e))?;
+            request = request.insert_header((name, value));
+        }
+        let sent = match (parts.parts.body(), parts.parts.request().and_then(|id| parts.workload.content_type(id))) {
+            (Some(body), content_type) => {
+                if let Some(content_type) = content_type {
+                    request = request.insert_header(("Content-Type", content_type));
+                }
+                request.send_body(body.to_vec()).await
+            }
+            (None, _) => request.send().await,
         };
         let mut response = sent.map_err(send_error)?;
         let status = response.status().as_u16();
@@ -362,6 +360,15 @@ impl TlsClient {
             // past it; the plain path skips it. Not the target's status.
             return Err(ClientError::Answer(AnswerError::BadHead("an interim 1xx answer (awc cannot read past it)")));
         }
+        let headers = if parts.keep_headers {
+            response
+                .headers()
+                .iter()
+                .map(|(name, value)| (name.as_str().to_string(), value.as_bytes().to_vec()))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let body = match response.body().limit(MAX_BODY_BYTES).await {
             Ok(body) => Some(body.to_vec()),
             // Over the cap: the status counts, the rest is not read (and
@@ -369,7 +376,7 @@ impl TlsClient {
             Err(awc::error::PayloadError::Overflow) => None,
             Err(e) => return Err(ClientError::Receive(io::Error::other(e.to_string()))),
         };
-        Ok((status, body.filter(|_| parts.wants_body)))
+        Ok(Outcome::Answered { status, body: body.filter(|_| parts.keep_body), headers })
     }
 }
 

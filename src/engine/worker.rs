@@ -2,34 +2,45 @@
 //! that is due, records answers as they complete, and re-anchors whenever the
 //! plan changes.
 //!
+//! What is sent is the running workload's: each request is drawn (by
+//! weight, or by a job's focus), rendered into a reused buffer, and its
+//! answer's captures fill the workload's pools. Setup requests go first,
+//! one after the other, before the traffic starts and again every
+//! `setup.every_secs`. A swapped workload takes over between two requests.
+//!
 //! Everything happens on one thread in one task: requests in flight are
 //! futures polled by this loop (not spawned tasks), their timeouts come from
 //! one periodic sweep (not a timer each), and the two timers the loop needs
 //! are created once and only moved.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::FutureExt;
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use rand::{RngExt, SeedableRng};
 use tokio::sync::watch;
 use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 
-use super::client::{Outcome, Request, TargetClient};
+use super::client::{Outcome, Rendered, Request, TargetClient};
 use super::deadline::{Deadlines, TimedOut};
-use super::mix::Endpoint;
+use super::focus::Focus;
 use super::mode::{Plan, Share};
 use super::pace_timer::PaceTimer;
 use super::schedule::{Pacer, pickup, send_instant};
 use super::tls::TlsError;
 use super::{Engine, InFlightPermit};
-use crate::metrics::{AnswerCounters, ErrorKind};
+use crate::latency::LatencyTable;
+use crate::metrics::{ErrorKind, RequestSeries};
+use crate::workload::focus::FocusedDraw;
+use crate::workload::{Chosen, Draw, Method, RequestId, Role, RunState, Workload};
 
 /// The engine wakes exactly when the next request is due and sends every
 /// request due within this window with it (up to the window early): at most
@@ -44,15 +55,49 @@ const MAX_LATENESS: f64 = 0.25;
 /// At most one failure line per this interval; the rest are counted.
 const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(5);
 
+/// Request buffers kept for reuse (each as large as the largest request
+/// rendered into it); more are dropped when answers come back.
+const MAX_SPARE_BUFFERS: usize = 4096;
+
+/// A spare buffer larger than this is dropped rather than kept.
+const MAX_SPARE_BUFFER_BYTES: usize = 64 * 1024;
+
+/// A setup request that could not be sent (in-flight bound full) is tried
+/// again after this.
+const SETUP_RETRY: Duration = Duration::from_secs(1);
+
 /// A request in flight, resolving to its completion record.
 type InFlightFuture = Pin<Box<dyn Future<Output = Completed>>>;
 
+/// The series of one request, shared by its requests in flight.
+type Series = Rc<RefCell<RequestSeries>>;
+
 struct Completed {
-    endpoint: Endpoint,
+    request: RequestId,
+    /// The workload it was drawn from (see `Worker::generation`).
+    generation: u64,
+    /// A setup request (its answer moves the setup on).
+    setup: bool,
+    series: Series,
     started: Instant,
-    result: Result<Outcome, TimedOut>,
+    /// How late it left against its scheduled time.
+    lag: Duration,
+    result: Result<(Outcome, Request), TimedOut>,
     /// Released (after recording) when this is dropped.
     _permit: InFlightPermit,
+}
+
+/// Where the setup requests are.
+#[derive(Debug, Default)]
+struct Setup {
+    /// Index into `Workload::setup` of the request in flight.
+    next: Option<usize>,
+    /// When they are sent again.
+    due: Option<Instant>,
+    /// They have been sent (for this workload) at least once.
+    ran: bool,
+    /// Traffic waits until they are done (only before the first traffic).
+    holding: bool,
 }
 
 /// A timer made once and re-armed, so the loop never builds one per turn.
@@ -92,6 +137,8 @@ enum Event {
 
 pub(super) struct Worker {
     engine: Engine,
+    /// Where answers' latencies go: a row per request of `workload`.
+    latency: Arc<LatencyTable>,
     /// Built when traffic starts, dropped while nothing is scheduled, so a
     /// paused sidecar holds no connections to the target.
     client: Option<Rc<TargetClient>>,
@@ -100,17 +147,47 @@ pub(super) struct Worker {
     sweep_every: Duration,
     send_timer: PaceTimer,
     sweep_timer: Timer,
-    answers: AnswerCounters,
     errors: ErrorLog,
     rng: SmallRng,
+    workloads: watch::Receiver<Arc<Workload>>,
+    workload: Arc<Workload>,
+    /// Counts workload swaps: answers to an older workload's requests are
+    /// recorded but not captured (its request and pool ids differ).
+    generation: u64,
+    state: RunState,
+    /// By request id of the running workload; error requests' are made
+    /// when first sent (until a job sends them, they have no series).
+    series: Vec<Option<Series>>,
+    focuses: watch::Receiver<Option<Arc<Focus>>>,
+    focused: Option<FocusedDraw>,
+    setup: Setup,
+    /// Traffic has been sent since start.
+    started_traffic: bool,
+    /// Shutting down: in-flight requests finish, nothing new is sent.
+    stopping: bool,
+    spare_buffers: Vec<Vec<u8>>,
+}
+
+/// A fresh latency table for `workload`, put where readers find it.
+fn install_latency_table(engine: &Engine, workload: &Workload) -> Arc<LatencyTable> {
+    let table = Arc::new(super::latency_table_of(workload));
+    *engine.shared.latency.lock() = Arc::clone(&table);
+    table
 }
 
 impl Worker {
     /// Must be called on the worker's own thread, inside its runtime.
     pub(super) fn new(engine: Engine) -> std::io::Result<Self> {
-        let answers = engine.shared.metrics.answer_counters();
         let sweep_every = Deadlines::sweep_interval(engine.shared.settings.request_timeout);
+        let mut workloads = engine.watch_workload();
+        let workload = Arc::clone(&workloads.borrow_and_update());
+        let mut focuses = engine.watch_focus();
+        focuses.mark_changed();
+        let state = RunState::new(&workload);
+        let series = series_of(&engine, &workload);
+        let latency = install_latency_table(&engine, &workload);
         Ok(Worker {
+            latency,
             engine,
             client: None,
             in_flight: FuturesUnordered::new(),
@@ -118,9 +195,19 @@ impl Worker {
             sweep_every,
             send_timer: PaceTimer::new()?,
             sweep_timer: Timer::new(),
-            answers,
             errors: ErrorLog::default(),
             rng: SmallRng::seed_from_u64(rand::random()),
+            workloads,
+            workload,
+            generation: 0,
+            state,
+            series,
+            focuses,
+            focused: None,
+            setup: Setup::default(),
+            started_traffic: false,
+            stopping: false,
+            spare_buffers: Vec::new(),
         })
     }
 
@@ -134,12 +221,17 @@ impl Worker {
     /// new one) or shutdown (returns false).
     async fn follow(&mut self, plans: &mut watch::Receiver<Plan>, shutdown: &CancellationToken) -> bool {
         let plan = *plans.borrow_and_update();
+        self.follow_workload();
+        self.publish_pools();
+        // Before the first traffic (and before a new workload's, while
+        // paused), its setup requests are answered first.
+        let holding = plan.schedule().is_some() && self.hold_for_setup();
         // Send times are fixed against the plan's anchor, never against answers.
         let since_anchor = plan.anchor.map(|anchor| signed_secs_since(anchor, SystemTime::now()));
         let anchor = Instant::now();
-        let jitter = self.engine.shared.settings.jitter;
+        let jitter = self.engine.jitter();
         let mut origin = 0.0;
-        let mut pacer = plan.schedule().map(|s| {
+        let mut pacer = plan.schedule().filter(|_| !holding).map(|s| {
             // Replicas share one schedule: this process owns every
             // `count`-th slot from `index` (a process alone: all of them).
             let Share { index, count } = plan.share;
@@ -153,9 +245,17 @@ impl Worker {
             pacer
         });
         let clock = ScheduleClock { anchor, origin };
-        if pacer.is_none() {
+        if pacer.is_none() && !holding {
             // In-flight requests hold their own handle and finish first.
             self.client = None;
+        }
+        if holding && self.setup.next.is_none() {
+            self.start_setup(Instant::now());
+            if self.setup.next.is_none() {
+                // Nothing could be sent: the traffic goes on without it.
+                self.setup.holding = false;
+                return true;
+            }
         }
         // Made once per plan: building them every turn takes a lock each.
         let cancelled = shutdown.cancelled();
@@ -193,7 +293,13 @@ impl Worker {
             match event {
                 Event::Shutdown => return false,
                 Event::PlanChanged => return true,
-                Event::Completed(done) => self.record_ready(done),
+                Event::Completed(done) => {
+                    self.record_ready(done);
+                    if holding && !self.setup.holding {
+                        // Setup done: the traffic starts on the plan as it is now.
+                        return true;
+                    }
+                }
                 Event::Sweep => self.sweep(),
                 Event::SendDue => {
                     if let Some(pacer) = pacer.as_mut() {
@@ -228,6 +334,12 @@ impl Worker {
         if let Some(client) = &self.client {
             client.set_clock(now);
         }
+        self.follow_workload();
+        self.follow_focus();
+        if self.setup.next.is_none() && self.setup.due.is_some_and(|due| now >= due) {
+            self.start_setup(now);
+        }
+        self.started_traffic = true;
         let elapsed = clock.elapsed(now);
         let skipped = pacer.skip_before(elapsed - MAX_LATENESS, &mut self.rng);
         if skipped > 0 {
@@ -243,34 +355,184 @@ impl Worker {
         }
     }
 
-    /// Sends one request now, if the in-flight bound allows.
+    /// Sends one request of the traffic now, if the in-flight bound allows.
     fn fire(&mut self, now: Instant, lag_secs: f64) {
+        let draw = match &self.focused {
+            Some(focus) => focus.draw(&self.workload, &mut self.rng, &self.state),
+            None => self.workload.draw(&mut self.rng, &self.state),
+        };
+        let chosen = match draw {
+            Draw::Send(chosen) => chosen,
+            Draw::Unmet { asked, .. } => {
+                self.series(asked).borrow().unmet();
+                return;
+            }
+        };
         let Some(permit) = self.engine.shared.in_flight.try_acquire() else {
             self.engine.shared.metrics.add_dropped(1);
             return;
         };
-        let client = self.client();
         let shared = &self.engine.shared;
         shared.metrics.observe_lag(lag_secs);
         shared.sent.fetch_add(1, Ordering::Relaxed);
-        let timeout = shared.settings.request_timeout;
-        let request = self.draw_request();
-        let endpoint = request.endpoint();
-        let started = now;
-        let client = match client {
+        let lag = Duration::try_from_secs_f64(lag_secs.max(0.0)).unwrap_or(Duration::ZERO);
+        self.send(&chosen, now, lag, permit, false);
+    }
+
+    /// Renders `chosen` and puts it in flight; false if it could not be
+    /// sent (no client: counted as a failure). `lag`: how late it leaves
+    /// against its scheduled time.
+    fn send(&mut self, chosen: &Chosen, started: Instant, lag: Duration, permit: InFlightPermit, setup: bool) -> bool {
+        let id = chosen.request();
+        let series = self.series(id);
+        let client = match self.client() {
             Ok(client) => client,
             Err(e) => {
-                self.engine.shared.metrics.record_failure(endpoint, ErrorKind::Tls, 0.0);
-                self.errors.note(endpoint, ErrorKind::Tls, &e);
-                return;
+                let series = series.borrow();
+                series.failure(ErrorKind::Tls, 0.0);
+                self.errors.note(series.label(), ErrorKind::Tls, &e);
+                return false;
             }
         };
-        let send = client.send(request);
-        let exchange = self.deadlines.guard(started + timeout, send);
+        let workload = &self.workload;
+        let rendered = if client.wants_parts() {
+            let mut parts = Box::default();
+            workload.render_parts(chosen, &mut self.rng, &mut self.state, &mut parts);
+            Rendered::Parts { workload: Arc::clone(workload), parts }
+        } else {
+            let mut buffer = self.spare_buffers.pop().unwrap_or_default();
+            workload.render(chosen, &mut self.rng, &mut self.state, &mut buffer);
+            Rendered::Wire(buffer)
+        };
+        let request = Request {
+            rendered,
+            keep_body: workload.wants_body(id),
+            keep_headers: workload.wanted_headers(id).next().is_some(),
+            head: workload.method(id) == Method::Head,
+        };
+        let timeout = self.engine.request_timeout();
+        let exchange = self.deadlines.guard(started + timeout, client.send(request));
+        let generation = self.generation;
         self.in_flight.push(Box::pin(async move {
             let result = exchange.await;
-            Completed { endpoint, started, result, _permit: permit }
+            Completed { request: id, generation, setup, series, started, lag, result, _permit: permit }
         }));
+        true
+    }
+
+    /// The series of request `id` of the running workload.
+    fn series(&mut self, id: RequestId) -> Series {
+        let slot = &mut self.series[id.index()];
+        let series = slot.get_or_insert_with(|| {
+            Rc::new(RefCell::new(self.engine.shared.metrics.request_series(self.workload.name(id))))
+        });
+        Rc::clone(series)
+    }
+
+    /// Starts the setup requests from the first (if there are any).
+    fn start_setup(&mut self, now: Instant) {
+        self.setup.due = None;
+        if self.workload.setup().is_empty() {
+            self.setup.holding = false;
+            return;
+        }
+        self.setup.next = Some(0);
+        self.send_setup(now);
+    }
+
+    /// Sends the setup request at `setup.next`, or the first after it that
+    /// can be sent; after the last, the setup is done until `every_secs`.
+    fn send_setup(&mut self, now: Instant) {
+        if self.stopping {
+            // Draining: nothing new goes out.
+            self.setup.next = None;
+            return;
+        }
+        while let Some(i) = self.setup.next {
+            let Some(&asked) = self.workload.setup().get(i) else {
+                self.finish_setup(now);
+                return;
+            };
+            let chosen = match self.workload.resolve(asked, &mut self.rng, &self.state) {
+                Draw::Send(chosen) => chosen,
+                Draw::Unmet { .. } => {
+                    self.series(asked).borrow().unmet();
+                    self.setup.next = Some(i + 1);
+                    continue;
+                }
+            };
+            let Some(permit) = self.engine.shared.in_flight.try_acquire() else {
+                log::warn!(request = self.workload.name(asked); "in-flight bound full: setup requests are tried again in 1 s");
+                self.setup.next = None;
+                self.setup.holding = false;
+                self.setup.due = Some(now + SETUP_RETRY);
+                return;
+            };
+            if self.send(&chosen, now, Duration::ZERO, permit, true) {
+                return;
+            }
+            self.setup.next = Some(i + 1);
+        }
+    }
+
+    fn finish_setup(&mut self, now: Instant) {
+        self.setup.next = None;
+        self.setup.ran = true;
+        self.setup.holding = false;
+        self.setup.due = self.workload.setup_every().and_then(|every| now.checked_add(every));
+    }
+
+    /// Whether the traffic must wait for setup requests: there are some and
+    /// they have not run yet for this workload, before any traffic was sent.
+    fn hold_for_setup(&mut self) -> bool {
+        // A retry already scheduled (the in-flight bound was full) is sent
+        // along with the traffic instead.
+        let hold =
+            !self.started_traffic && !self.setup.ran && self.setup.due.is_none() && !self.workload.setup().is_empty();
+        self.setup.holding = hold;
+        hold
+    }
+
+    /// Takes over a swapped-in workload: pools carried over by name, the
+    /// sequence goes on, its setup requests are sent at once (traffic goes
+    /// on meanwhile, on the values the pools kept).
+    fn follow_workload(&mut self) {
+        if !self.workloads.has_changed().unwrap_or(false) {
+            return;
+        }
+        let next = Arc::clone(&self.workloads.borrow_and_update());
+        if Arc::ptr_eq(&next, &self.workload) {
+            return;
+        }
+        self.state = self.state.carry_over(&self.workload, &next);
+        self.series = series_of(&self.engine, &next);
+        self.latency = install_latency_table(&self.engine, &next);
+        self.workload = next;
+        self.generation += 1;
+        self.focuses.mark_changed();
+        self.follow_focus();
+        self.setup = Setup::default();
+        self.publish_pools();
+        if self.started_traffic {
+            self.start_setup(Instant::now());
+        }
+    }
+
+    /// Builds the draw of a new focus (or of the workload after a swap).
+    fn follow_focus(&mut self) {
+        if !self.focuses.has_changed().unwrap_or(false) {
+            return;
+        }
+        let focus = self.focuses.borrow_and_update().clone();
+        self.focused = focus.map(|f| FocusedDraw::new(&self.workload, f.requests.as_deref(), f.error_share));
+    }
+
+    /// Copies the pools' sizes where `/status` and `/metrics` read them.
+    fn publish_pools(&self) {
+        for (i, count) in self.engine.shared.pool_counts.iter().enumerate() {
+            let held = self.state.pools.get(i).map_or(0, crate::workload::pool::Ring::len);
+            count.store(held, Ordering::Relaxed);
+        }
     }
 
     /// Records `first` and every other request that has completed by now,
@@ -284,26 +546,79 @@ impl Worker {
     }
 
     fn record(&mut self, done: Completed, now: Instant) {
-        let metrics = &self.engine.shared.metrics;
-        let secs = now.saturating_duration_since(done.started).as_secs_f64();
-        let endpoint = done.endpoint;
+        let from_sent = now.saturating_duration_since(done.started);
+        let secs = from_sent.as_secs_f64();
+        let current = done.generation == self.generation;
+        // Every answer, and every wait that ended in a timeout: both are
+        // what a user would have waited (a refused connection is not). A
+        // request of a workload swapped out since has no row in the table.
+        if current && matches!(done.result, Ok((Outcome::Answered { .. }, _)) | Err(TimedOut)) {
+            self.latency.record(done.request.index(), from_sent, done.lag);
+        }
+        let mut series = done.series.borrow_mut();
         match done.result {
-            Ok(Outcome::Answered { status, created }) => {
-                self.answers.count(endpoint, status);
-                metrics.observe_duration(endpoint, secs);
-                if let Some(id) = created {
-                    self.engine.shared.ids.lock().push(id);
+            Ok((Outcome::Answered { status, body, headers }, request)) => {
+                series.answer(status, secs);
+                self.recycle(request);
+                if current {
+                    self.capture(done.request, status, &headers, body.as_deref(), &series);
+                }
+                if done.setup && !self.workload.is_success(done.request, status) && current {
+                    log::warn!(request = series.label(), status = status;
+                        "setup request answered {status}; requests that need what it captures wait or fall back");
                 }
             }
-            Ok(Outcome::Failed { kind, error }) => {
-                metrics.record_failure(endpoint, kind, secs);
-                self.errors.note(endpoint, kind, &error);
+            Ok((Outcome::Failed { kind, error }, request)) => {
+                series.failure(kind, secs);
+                self.recycle(request);
+                self.errors.note(series.label(), kind, &error);
             }
             Err(TimedOut) => {
-                metrics.record_failure(endpoint, ErrorKind::Timeout, secs);
-                let timeout = self.engine.shared.settings.request_timeout;
-                self.errors.note(endpoint, ErrorKind::Timeout, &format_args!("no answer within {timeout:?}"));
+                series.failure(ErrorKind::Timeout, secs);
+                let timeout = self.engine.request_timeout();
+                self.errors.note(series.label(), ErrorKind::Timeout, &format_args!("no answer within {timeout:?}"));
             }
+        }
+        drop(series);
+        if done.setup
+            && current
+            && let Some(i) = self.setup.next
+        {
+            self.setup.next = Some(i + 1);
+            self.send_setup(now);
+        }
+    }
+
+    /// The answer's captures into the pools; what stored nothing is counted.
+    fn capture(
+        &mut self,
+        id: RequestId,
+        status: u16,
+        headers: &[(String, Vec<u8>)],
+        body: Option<&[u8]>,
+        series: &RequestSeries,
+    ) {
+        // Empty (no allocation) unless a header capture asked for them.
+        let headers: Vec<(&str, &[u8])> = headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect();
+        let report = self.workload.capture(id, status, &headers, body, &mut self.state);
+        if report.stored > 0 {
+            self.publish_pools();
+        }
+        if report.failed() > 0 {
+            series.capture_failures("no_body", report.no_body);
+            series.capture_failures("not_json", report.not_json);
+            series.capture_failures("missing", report.missing);
+            series.capture_failures("refused", report.refused);
+        }
+    }
+
+    /// Keeps a plain request's buffer for the next one.
+    fn recycle(&mut self, request: Request) {
+        if let Rendered::Wire(buffer) = request.rendered
+            && self.spare_buffers.len() < MAX_SPARE_BUFFERS
+            && buffer.capacity() <= MAX_SPARE_BUFFER_BYTES
+        {
+            self.spare_buffers.push(buffer);
         }
     }
 
@@ -311,6 +626,7 @@ impl Worker {
     /// period (or until `abandon`), recording them; abandons the rest and
     /// notes how many.
     async fn drain(&mut self, abandon: &CancellationToken) {
+        self.stopping = true;
         let grace = self.engine.shared.settings.shutdown_grace;
         // Saturating: the grace period is a user's number too.
         let give_up = Instant::now().checked_add(grace).unwrap_or_else(|| Instant::now() + Duration::from_secs(300));
@@ -353,28 +669,18 @@ impl Worker {
         self.client = Some(Rc::clone(&client));
         Ok(client)
     }
+}
 
-    /// Picks the next request from the mix; a read with no id to read
-    /// becomes a create, which will provide ids.
-    fn draw_request(&mut self) -> Request {
-        let mix = self.engine.shared.settings.mix;
-        let endpoint = mix.pick(self.rng.random_range(0..mix.total()));
-        let id = match endpoint {
-            Endpoint::GetOrder => {
-                let roll = self.rng.random_range(0..usize::MAX);
-                self.engine.shared.ids.lock().pick(roll).cloned()
-            }
-            _ => None,
-        };
-        match (endpoint, id) {
-            (Endpoint::ListOrders, _) => Request::ListOrders,
-            (Endpoint::GetOrder, Some(id)) => Request::GetOrder(id),
-            _ => Request::CreateOrder {
-                product_id: self.rng.random_range(1..=10),
-                quantity: self.rng.random_range(1..=5),
-            },
-        }
-    }
+/// The series of the requests of `workload` sent by weight or in setup,
+/// by request id (see [`super::register_series`]).
+fn series_of(engine: &Engine, workload: &Workload) -> Vec<Option<Series>> {
+    let metrics = &engine.shared.metrics;
+    workload
+        .requests()
+        .map(|id| {
+            (workload.role(id) != Role::Error).then(|| Rc::new(RefCell::new(metrics.request_series(workload.name(id)))))
+        })
+        .collect()
 }
 
 /// Schedule time against the monotonic clock: schedule time `origin` is
@@ -411,13 +717,13 @@ struct ErrorLog {
 }
 
 impl ErrorLog {
-    fn note(&mut self, endpoint: Endpoint, kind: ErrorKind, error: &dyn std::fmt::Display) {
+    fn note(&mut self, endpoint: &str, kind: ErrorKind, error: &dyn std::fmt::Display) {
         let now = Instant::now();
         if self.last.is_some_and(|t| now.duration_since(t) < ERROR_LOG_INTERVAL) {
             self.suppressed += 1;
             return;
         }
-        log::warn!(endpoint = endpoint.as_str(), kind = kind.as_str(), error:% = error, suppressed = self.suppressed;
+        log::warn!(endpoint = endpoint, kind = kind.as_str(), error:% = error, suppressed = self.suppressed;
             "request failed");
         self.last = Some(now);
         self.suppressed = 0;

@@ -6,7 +6,12 @@ use crate::workload::{Options, Target, load_str};
 
 fn workload(text: &str) -> Workload {
     let options = Options {
-        target: Target { authority: "x".into(), path_prefix: String::new(), user_agent: "t".into() },
+        target: Target {
+            authority: "x".into(),
+            path_prefix: String::new(),
+            user_agent: "t".into(),
+            trace: crate::workload::TraceHeaders::Off,
+        },
         default_pool_size: 50,
     };
     load_str("test.yaml", text, &options).unwrap_or_else(|e| panic!("{e}"))

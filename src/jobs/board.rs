@@ -205,10 +205,41 @@ impl Board {
         if let Some(running) = &self.running {
             return Err(JobError::Conflict { running: running.record.job_id.clone() });
         }
-        // A timed mode gives way to the job, which returns to where it would have.
-        let resume = self.timed.take().map_or(current, |t| t.resume);
         let job_id = format!("job-{}-{:04x}", self.next_seq, self.tag);
         self.next_seq += 1;
+        Ok(self.start_as(job_id, spec, clock, current, measures, seed))
+    }
+
+    /// Starts a job another replica started, under its id, `clock` being
+    /// when it started there (perhaps a moment ago). The caller ends a job
+    /// of its own first.
+    pub fn start_shared(
+        &mut self,
+        job_id: String,
+        spec: JobSpec,
+        clock: Clock,
+        current: Resume,
+        measures: Measures,
+        seed: u64,
+    ) -> Result<JobRecord, JobError> {
+        if let Some(running) = &self.running {
+            return Err(JobError::Conflict { running: running.record.job_id.clone() });
+        }
+        self.history.retain(|r| r.job_id != job_id);
+        Ok(self.start_as(job_id, spec, clock, current, measures, seed))
+    }
+
+    fn start_as(
+        &mut self,
+        job_id: String,
+        spec: JobSpec,
+        clock: Clock,
+        current: Resume,
+        measures: Measures,
+        seed: u64,
+    ) -> JobRecord {
+        // A timed mode gives way to the job, which returns to where it would have.
+        let resume = self.timed.take().map_or(current, |t| t.resume);
         let stages = Stages::new(&spec.stages(), 0.0);
         let ragged = spec.scenario.0.pauses().map(|pauses| Ragged::new(pauses, ACTIVE_BETWEEN_PAUSES, seed));
         let record = JobRecord {
@@ -230,7 +261,7 @@ impl Board {
             start: measures,
         });
         self.trim();
-        Ok(record)
+        record
     }
 
     /// What has reached its end by `at`, if anything (a job first).
@@ -648,5 +679,23 @@ mod tests {
         let record = board.shut_down(t0.after(Duration::from_secs(1)), &measures(10)).unwrap();
         assert_eq!(record.stop_reason, Some(StopReason::Shutdown));
         assert!(board.shut_down(t0, &measures(10)).is_none());
+    }
+
+    #[test]
+    fn a_shared_job_keeps_its_id_and_its_start_and_is_one_at_a_time_too() {
+        let now = Clock::now();
+        let started = Clock { at: now.at - Duration::from_secs(20), wall: now.wall - Duration::from_secs(20) };
+        let mut board = Board::new(0x01);
+        let job = spec(r#"{"scenario":"normal","duration_secs":60,"max_rps":10}"#);
+        let record = board.start_shared("job-7-beef".into(), job.clone(), started, STEADY, measures(0), 3).unwrap();
+        assert_eq!((record.job_id.as_str(), board.running_id()), ("job-7-beef", Some("job-7-beef")));
+        // It ends 60 s after it started elsewhere, 40 s from now.
+        assert_eq!(board.next_due(), Some(started.at + Duration::from_secs(60)));
+        let second = board.start_shared("job-8-beef".into(), job, now, STEADY, measures(0), 3);
+        assert_eq!(second, Err(JobError::Conflict { running: "job-7-beef".into() }));
+        // Ids of this board go on from its own sequence.
+        assert!(board.stop("job-7-beef", now, &measures(5)).is_ok());
+        let own = board.start(spec(r#"{"preset":"gentle"}"#), now, STEADY, measures(5), 1).unwrap();
+        assert_eq!(own.job_id, "job-1-0001");
     }
 }

@@ -29,6 +29,9 @@ pub const GET_ORDER: &str = "get_order";
 pub const ORDER_ERROR: &str = "order_error";
 pub const ORDER_IDS: &str = "order_ids";
 
+/// What the built-in workload gives as its source.
+pub const BUILTIN_SOURCE: &str = "built-in orders workload";
+
 /// The orders workload as a model, as a file would give it.
 pub fn orders_model(weights: OrderWeights) -> Model {
     let request = |name: &str, role, method, path: Template| RequestDef {
@@ -86,5 +89,5 @@ pub fn orders_model(weights: OrderWeights) -> Model {
 /// The built-in workload, compiled; its pool holds `ID_BUFFER_SIZE` ids
 /// (`options.default_pool_size`). Fails only when every weight is 0.
 pub fn orders(weights: OrderWeights, options: &Options) -> Result<Workload, LoadError> {
-    from_model("built-in orders workload", orders_model(weights), options)
+    from_model(BUILTIN_SOURCE, orders_model(weights), options)
 }

@@ -8,6 +8,7 @@ use std::fmt;
 use std::io::Write as _;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 
 use super::Workload;
 use super::compile::{Capture, RequestId};
@@ -92,6 +93,7 @@ impl Workload {
                         Some(Found::Missing) => report.missing += 1,
                         Some(Found::Other) => refuse(Refusal::NotAValue, &mut report),
                         Some(Found::Text(text)) => store(capture, text.as_bytes(), false, state, &mut report),
+                        Some(Found::NumberText(text)) => store(capture, text.as_bytes(), true, state, &mut report),
                         Some(Found::Number(number)) => {
                             let mut text = [0u8; 40];
                             let mut cursor = std::io::Cursor::new(&mut text[..]);
@@ -132,6 +134,8 @@ enum Found<'de> {
     Missing,
     Text(Cow<'de, str>),
     Number(serde_json::Number),
+    /// A number as the answer wrote it.
+    NumberText(&'de str),
     /// Null, a boolean, an object or a list.
     Other,
 }
@@ -203,7 +207,9 @@ impl<'de> Visitor<'de> for AtPointer<'_> {
         // The last of duplicate keys counts, as when the body is read whole.
         let mut found = Found::Missing;
         while let Some(matches) = map.next_key_seed(KeyIs(token))? {
-            if matches {
+            if matches && rest.is_empty() {
+                found = leaf(map.next_value::<&'de RawValue>()?);
+            } else if matches {
                 found = map.next_value_seed(AtPointer(rest))?;
             } else {
                 map.next_value::<IgnoredAny>()?;
@@ -218,6 +224,10 @@ impl<'de> Visitor<'de> for AtPointer<'_> {
         let mut i = 0usize;
         loop {
             match index {
+                Some((wanted, [])) if i == wanted => match seq.next_element::<&'de RawValue>()? {
+                    Some(raw) => found = leaf(raw),
+                    None => break,
+                },
                 Some((wanted, rest)) if i == wanted => match seq.next_element_seed(AtPointer(rest))? {
                     Some(value) => found = value,
                     None => break,
@@ -231,6 +241,22 @@ impl<'de> Visitor<'de> for AtPointer<'_> {
             i += 1;
         }
         Ok(found)
+    }
+}
+
+/// The value a pointer ends on, read from its own text: a number keeps the
+/// digits the answer wrote (an id above 2^64 must not turn into
+/// `1.8446744073709552e19`).
+fn leaf<'de>(raw: &'de RawValue) -> Found<'de> {
+    let text = raw.get();
+    match text.as_bytes().first() {
+        // Borrowed unless it has escapes.
+        Some(b'"') => match serde_json::from_str::<&'de str>(text) {
+            Ok(s) => Found::Text(Cow::Borrowed(s)),
+            Err(_) => serde_json::from_str::<String>(text).map_or(Found::Other, |s| Found::Text(Cow::Owned(s))),
+        },
+        Some(b'-' | b'0'..=b'9') => Found::NumberText(text),
+        _ => Found::Other,
     }
 }
 
@@ -282,8 +308,29 @@ mod tests {
             Some(serde_json::Value::Number(n)) => Found::Number(n.clone()),
             Some(_) => Found::Other,
         });
-        let text = |f: &Option<Found<'_>>| format!("{f:?}").replace("Borrowed", "Owned");
+        // A number found as the answer wrote it is the same number.
+        let text = |f: &Option<Found<'_>>| match f {
+            Some(Found::NumberText(t)) => match serde_json::from_str::<serde_json::Number>(t) {
+                Ok(n) => format!("{:?}", Some(Found::Number(n))),
+                Err(_) => format!("{f:?}"),
+            },
+            _ => format!("{f:?}").replace("Borrowed", "Owned"),
+        };
         assert_eq!(text(&streamed), text(&expected), "{body} at {pointer:?}");
+    }
+
+    #[test]
+    fn numbers_keep_the_digits_the_answer_wrote() {
+        let big = br#"{"id":1,"status":"created","id":18446744073709551616}"#;
+        assert_eq!(find(big, &pointer_tokens("/id")), Some(Found::NumberText("18446744073709551616")));
+        assert_eq!(
+            find(br#"[7, 12345678901234567890123]"#, &pointer_tokens("/1")),
+            Some(Found::NumberText("12345678901234567890123"))
+        );
+        assert_eq!(
+            find(br#"{"a":{"id":"o\u0072d"}}"#, &pointer_tokens("/a/id")),
+            Some(Found::Text(Cow::Borrowed("ord")))
+        );
     }
 
     #[test]

@@ -68,6 +68,9 @@ pub(crate) enum Fill {
     UnixTime,
     UnixTimeMs,
     Pool(PoolId),
+    /// `traceparent`'s ids: 32 hex digits of trace id, `-`, 16 of span id
+    /// (random, never all zero).
+    TraceIds,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -299,6 +302,18 @@ fn request(
     let mut headers = Vec::new();
     if !def.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("user-agent")) {
         headers.push(("User-Agent".to_string(), vec![Seg::Lit(target.user_agent.as_bytes().into())]));
+    }
+    if let super::TraceHeaders::On { sampled } = target.trace {
+        if !def.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("traceparent")) {
+            let flags: &[u8] = if sampled { b"-01" } else { b"-00" };
+            let value =
+                vec![Seg::Lit((*b"00-").into()), Seg::Hole(Fill::TraceIds, Ctx::Header), Seg::Lit(flags.into())];
+            headers.push(("traceparent".to_string(), value));
+        }
+        let (name, value) = super::SYNTHETIC_HEADER;
+        if !def.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            headers.push((name.to_string(), vec![Seg::Lit(value.as_bytes().into())]));
+        }
     }
     for (name, value) in &def.headers {
         let mut segs = Segs::default();
@@ -551,6 +566,7 @@ fn seg_max(segs: &[Seg]) -> usize {
                     Fill::Choice(items) => return items.iter().map(|i| i.len()).max().unwrap_or(0),
                     Fill::Str(n) => *n as usize,
                     Fill::Uuid => 36,
+                    Fill::TraceIds => 49,
                     Fill::Now => 24,
                     Fill::Pool(_) => super::template::MAX_VALUE_BYTES,
                 };

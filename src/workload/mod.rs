@@ -31,6 +31,7 @@ mod builtin;
 pub mod capture;
 pub mod check;
 mod compile;
+pub mod focus;
 pub mod model;
 pub mod pool;
 pub mod render;
@@ -45,7 +46,7 @@ use std::time::Duration;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
-pub use builtin::{OrderWeights, orders, orders_model};
+pub use builtin::{BUILTIN_SOURCE, ORDER_IDS, OrderWeights, orders, orders_model};
 pub use capture::CaptureReport;
 use compile::{Compiled, MediaKind};
 pub use compile::{MAX_REQUEST_BYTES, PoolId, RequestId};
@@ -68,6 +69,8 @@ pub struct Target {
     /// Put before every path, without a trailing slash (often empty).
     pub path_prefix: String,
     pub user_agent: String,
+    /// W3C trace context and the synthetic-traffic marker on every request.
+    pub trace: TraceHeaders,
 }
 
 impl Target {
@@ -76,7 +79,33 @@ impl Target {
             authority: url.authority().to_string(),
             path_prefix: url.path_prefix().to_string(),
             user_agent: USER_AGENT.to_string(),
+            trace: TraceHeaders::default(),
         }
+    }
+
+    pub fn with_trace(mut self, trace: TraceHeaders) -> Target {
+        self.trace = trace;
+        self
+    }
+}
+
+/// The marker header every generated request carries with trace headers
+/// on, so services and tracing backends can tell synthetic traffic apart.
+pub const SYNTHETIC_HEADER: (&str, &str) = ("X-Synthetic-Traffic", "trafficgen");
+
+/// Whether requests carry `traceparent` (random trace and span ids per
+/// request) and `X-Synthetic-Traffic: trafficgen` (`TRACE_HEADERS`), and
+/// the sampled flag of `traceparent` (`TRACE_SAMPLED`). A workload that
+/// sets its own `traceparent` keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceHeaders {
+    Off,
+    On { sampled: bool },
+}
+
+impl Default for TraceHeaders {
+    fn default() -> Self {
+        TraceHeaders::On { sampled: true }
     }
 }
 

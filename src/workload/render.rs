@@ -144,6 +144,11 @@ pub struct RequestParts {
 }
 
 impl RequestParts {
+    /// The request these parts were rendered for.
+    pub fn request(&self) -> Option<RequestId> {
+        self.request
+    }
+
     /// The path with its prefix, and the query: `/api/users/7?x=1`.
     pub fn target(&self) -> &[u8] {
         &self.target
@@ -305,6 +310,10 @@ impl Workload {
                 let uuid = uuid_v4(rng.random(), rng.random());
                 encode(ctx, &uuid, false, out);
             }
+            Fill::TraceIds => {
+                let ids = trace_ids(rng.random(), rng.random(), rng.random());
+                out.extend_from_slice(&ids);
+            }
             Fill::Seq => {
                 state.seq = state.seq.wrapping_add(1);
                 let len = write_u64(state.seq, &mut digits);
@@ -420,6 +429,24 @@ fn write_i64(n: i64, out: &mut [u8; 24]) -> usize {
     len + 1
 }
 
+/// A W3C trace context's `trace-id-span-id` (lower-case hex). An all-zero
+/// id is invalid there, so the lowest bit of each is set when it would be.
+fn trace_ids(trace_high: u64, trace_low: u64, span: u64) -> [u8; 49] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let trace_low = if trace_high == 0 && trace_low == 0 { 1 } else { trace_low };
+    let span = span.max(1);
+    let mut text = [b'-'; 49];
+    for (i, b) in trace_high.to_be_bytes().iter().chain(&trace_low.to_be_bytes()).enumerate() {
+        text[2 * i] = HEX[usize::from(b >> 4)];
+        text[2 * i + 1] = HEX[usize::from(b & 15)];
+    }
+    for (i, b) in span.to_be_bytes().iter().enumerate() {
+        text[33 + 2 * i] = HEX[usize::from(b >> 4)];
+        text[33 + 2 * i + 1] = HEX[usize::from(b & 15)];
+    }
+    text
+}
+
 /// A random (version 4, RFC 9562) UUID in its usual text form.
 fn uuid_v4(high: u64, low: u64) -> [u8; 36] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -515,6 +542,12 @@ mod tests {
         let mut line = [0u8; 48];
         let n = content_length_line(31, &mut line);
         assert_eq!(&line[..n], b"Content-Length: 31\r\n\r\n");
+    }
+
+    #[test]
+    fn trace_ids_are_never_all_zero() {
+        assert_eq!(&trace_ids(0, 0, 0)[..], b"00000000000000000000000000000001-0000000000000001");
+        assert_eq!(&trace_ids(u64::MAX, 0x0123, 0xabc)[..], b"ffffffffffffffff0000000000000123-0000000000000abc");
     }
 
     #[test]

@@ -51,7 +51,12 @@ fn allocations() -> u64 {
 
 fn options() -> Options {
     Options {
-        target: Target { authority: "shop:8080".into(), path_prefix: "/api".into(), user_agent: USER_AGENT.into() },
+        target: Target {
+            authority: "shop:8080".into(),
+            path_prefix: "/api".into(),
+            user_agent: USER_AGENT.into(),
+            trace: TraceHeaders::Off,
+        },
         default_pool_size: 50,
     }
 }
@@ -153,7 +158,12 @@ fn create_answer(n: u64) -> (u16, Vec<u8>) {
 /// pool empty and become a create.
 fn assert_same_as_engine(weights: OrderWeights, authority: &str, prefix: &str, requests: usize, fallbacks: bool) {
     let options = Options {
-        target: Target { authority: authority.into(), path_prefix: prefix.into(), user_agent: USER_AGENT.into() },
+        target: Target {
+            authority: authority.into(),
+            path_prefix: prefix.into(),
+            user_agent: USER_AGENT.into(),
+            trace: TraceHeaders::Off,
+        },
         default_pool_size: 7,
     };
     let workload = orders(weights, &options).unwrap();
@@ -718,4 +728,48 @@ fn render_cost() {
         builtin_capture / engine_capture,
         users_capture / engine_capture
     );
+}
+
+#[test]
+fn trace_headers_carry_a_fresh_w3c_traceparent_and_the_synthetic_marker() {
+    let text = "requests:\n  - {name: a, weight: 1, method: GET, path: /a}\n  - {name: b, weight: 1, method: GET, path: /b, headers: {traceparent: '00-{{ uuid() }}-01'}}\n";
+    let mut opts = options();
+    opts.target.trace = TraceHeaders::On { sampled: true };
+    let workload = load_str("t.yaml", text, &opts).unwrap();
+    let mut state = RunState::new(&workload);
+    let mut rng = SmallRng::seed_from_u64(1);
+    let id = workload.find("a").unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..50 {
+        let Draw::Send(chosen) = workload.resolve(id, &mut rng, &state) else { panic!("a cannot be sent") };
+        let mut out = Vec::new();
+        workload.render(&chosen, &mut rng, &mut state, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("\r\nX-Synthetic-Traffic: trafficgen\r\n"), "{text}");
+        let line = text.lines().find(|l| l.starts_with("traceparent: ")).expect("traceparent");
+        let value = &line["traceparent: ".len()..];
+        let parts: Vec<&str> = value.split('-').collect();
+        assert_eq!(parts.len(), 4, "{value}");
+        assert_eq!((parts[0], parts[3]), ("00", "01"));
+        assert_eq!((parts[1].len(), parts[2].len()), (32, 16), "{value}");
+        assert!(parts[1..3].iter().all(|p| p.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))));
+        assert!(parts[1].bytes().any(|b| b != b'0') && parts[2].bytes().any(|b| b != b'0'));
+        assert!(seen.insert(parts[1].to_string()), "a trace id repeated: {value}");
+    }
+    // A workload's own traceparent wins; the marker is still added.
+    let b = render_one(&workload, "b", &mut state);
+    assert_eq!(b.matches("traceparent:").count(), 1, "{b}");
+    assert!(b.contains("\r\ntraceparent: 00-") && b.contains("\r\nX-Synthetic-Traffic: trafficgen\r\n"), "{b}");
+    let own = b.lines().find(|l| l.starts_with("traceparent: ")).unwrap_or_default();
+    assert_eq!(own.len(), "traceparent: 00-".len() + 36 + 3, "the workload's uuid template, not ours: {own}");
+    // Unsampled, and off.
+    opts.target.trace = TraceHeaders::On { sampled: false };
+    let unsampled = load_str("t.yaml", text, &opts).unwrap();
+    let a = render_one(&unsampled, "a", &mut RunState::new(&unsampled));
+    assert!(a.lines().any(|l| l.starts_with("traceparent: 00-") && l.ends_with("-00")), "{a}");
+    opts.target.trace = TraceHeaders::Off;
+    let off = load_str("t.yaml", text, &opts).unwrap();
+    let a = render_one(&off, "a", &mut RunState::new(&off));
+    assert!(!a.contains("traceparent") && !a.contains("X-Synthetic-Traffic"), "{a}");
+    assert!(workload.max_request_bytes() >= a.len() + 49 + 40);
 }

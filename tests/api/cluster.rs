@@ -345,6 +345,61 @@ fn a_peer_that_never_answers_is_reported_and_never_waited_on() {
 }
 
 #[test]
+fn a_job_started_on_one_replica_runs_on_all_and_ends_on_all() {
+    let target = start_demo_target(&[]);
+    let replicas = Replicas::start(2, &format!("http://{}", target.addr), &[("INITIAL_MODE", "pause")]);
+    replicas.wait_for_split(2, Duration::from_secs(15));
+    let job = replicas.get(0).post("/jobs", Some(r#"{"scenario": "normal", "duration_secs": 2, "max_rps": 10}"#));
+    assert_eq!(job.status, 201, "{}", job.body);
+    let id = job.json()["job_id"].as_str().unwrap().to_string();
+    let path = format!("/jobs/{id}");
+    // The other replica plays it too, under the same id, …
+    let shared = eventually(Duration::from_secs(2), || replicas.get(1).get(&path).status == 200);
+    assert!(shared, "the job did not reach replica 1: {}", replicas.get(1).get_json("/jobs"));
+    // … each its share, so the target sees the job's whole rate, …
+    for i in 0..2 {
+        let ended = eventually(Duration::from_secs(6), || replicas.get(i).get_json(&path)["status"] == "completed");
+        assert!(ended, "replica {i}: {}", replicas.get(i).get_json(&path));
+    }
+    let sent = target_count(&target, None);
+    assert!((19..=21).contains(&sent), "{sent} requests of a 2 s job at 10 req/s");
+    // … and both end into the mode they shared before it.
+    for i in 0..2 {
+        assert_eq!(replicas.get(i).get_json("/status")["mode"], "pause", "replica {i}");
+    }
+
+    // Stopped on the other replica: stopped on both, the mode before back.
+    let job = replicas.get(0).post("/jobs", Some(r#"{"scenario": "normal", "duration_secs": 60, "max_rps": 10}"#));
+    let id = job.json()["job_id"].as_str().unwrap().to_string();
+    let path = format!("/jobs/{id}");
+    assert!(eventually(Duration::from_secs(2), || replicas.get(1).get_json("/status")["job"]["job_id"] == id.as_str()));
+    assert_eq!(replicas.get(1).post(&format!("{path}/stop"), None).status, 200);
+    for i in 0..2 {
+        let stopped = eventually(Duration::from_secs(2), || replicas.get(i).get_json(&path)["status"] == "stopped");
+        assert!(stopped, "replica {i}: {}", replicas.get(i).get_json(&path));
+        assert_eq!(replicas.get(i).get_json("/status")["mode"], "pause", "replica {i}");
+    }
+
+    // A mode switch on either replica stops the job on both and wins.
+    let job = replicas.get(0).post("/jobs", Some(r#"{"scenario": "normal", "duration_secs": 60, "max_rps": 10}"#));
+    let id = job.json()["job_id"].as_str().unwrap().to_string();
+    assert!(eventually(Duration::from_secs(2), || replicas.get(1).get_json("/status")["job"]["job_id"] == id.as_str()));
+    let res = replicas.get(1).post("/mode/burst", None);
+    assert_eq!(res.json()["stopped_job"]["job_id"], id.as_str(), "{}", res.body);
+    for i in 0..2 {
+        let switched = eventually(Duration::from_secs(2), || {
+            let status = replicas.get(i).get_json("/status");
+            status["mode"] == "burst" && status["job"].is_null()
+        });
+        assert!(switched, "replica {i}: {}", replicas.get(i).get_json("/status"));
+        assert_eq!(replicas.get(i).get_json(&format!("/jobs/{id}"))["stop_reason"], "mode_switch", "replica {i}");
+    }
+    // Both send their share of burst's 20 req/s again.
+    let before = target_count(&target, None);
+    assert!(eventually(Duration::from_secs(3), || target_count(&target, None) >= before + 20));
+}
+
+#[test]
 fn a_sidecar_alone_has_no_cluster_and_bad_peers_stop_start_up() {
     let target = start_demo_target(&[]);
     let alone = start_sidecar(&target, &[]);

@@ -152,6 +152,13 @@ fn status_and_health_have_the_contract_shape() {
     let connections = status.as_object_mut().and_then(|s| s.remove("control_connections")).expect("connections");
     assert!(connections["open"].as_u64() >= Some(1) && connections["accepted"].as_u64() >= Some(2), "{connections}");
     assert_eq!((connections["evicted"].clone(), connections["timed_out"].clone()), (0.into(), 0.into()));
+    // Latency of the last 10 s: nothing answered yet, every name present.
+    let latency = status.as_object_mut().and_then(|s| s.remove("latency")).expect("latency");
+    assert_eq!(latency["overall"]["from_scheduled"]["count"], 0, "{latency}");
+    assert_eq!(latency["overall"]["from_sent"]["p99"], serde_json::Value::Null, "{latency}");
+    for name in ["create_order", "list_orders", "get_order"] {
+        assert_eq!(latency["by_name"][name]["from_sent"]["count"], 0, "{latency}");
+    }
     let zero = serde_json::json!({"total": 0, "successful": 0, "failed": 0});
     // Every value, not only the keys: the settings as configured, nothing sent yet.
     assert_eq!(
@@ -162,7 +169,8 @@ fn status_and_health_have_the_contract_shape() {
             "achieved_rps": 0.0, "in_flight": 0, "max_in_flight": 512, "max_rps": 1000,
             "mix": "create_order=60,list_orders=25,get_order=15",
             "stats": {"total": 0, "successful": 0, "failed": 0, "dropped": 0,
-                      "by_endpoint": {"create_order": zero, "list_orders": zero, "get_order": zero}}
+                      "by_endpoint": {"create_order": zero, "list_orders": zero, "get_order": zero}},
+            "job": null
         })
     );
     // The same sidecar, running: the values follow what happened.

@@ -248,7 +248,8 @@ fn the_api_refuses_bad_exports_with_json_errors() {
         ("/export/k6?ramp_up_secs=-1", 422, "ramp-up"),
         ("/export/k6?slo=p95%3C3", 422, "SLO clause 1 \\\"p95<3\\\": give the latency a unit"),
         ("/export/k6?slo=nope:p95%3C3ms", 422, "no request is named `nope`"),
-        ("/export/k6?job=1", 422, "jobs are not available"),
+        ("/export/k6?job=1", 422, "no job '1'"),
+        ("/export/k6?job=1&max_rps=5", 422, "give none of them"),
         ("/export/k6?turbo=1", 422, "unknown field `turbo`"),
     ];
     for (path, status, expected) in cases {

@@ -106,7 +106,13 @@ fn curl_examples(markdown: &str) -> Vec<Example> {
 }
 
 /// Runs a README curl line with real curl, aimed at our processes.
-fn run_curl(example: &Example, sidecar: &Proc, token: Option<(&Proc, &str)>, demo: &Proc) -> (bool, String) {
+fn run_curl(
+    example: &Example,
+    sidecar: &Proc,
+    token: Option<(&Proc, &str)>,
+    demo: &Proc,
+    job_id: &str,
+) -> (bool, String) {
     let (control, token_value) = match token {
         Some((proc, value)) if example.line.contains("$CONTROL_TOKEN") => (proc, value),
         _ => (sidecar, ""),
@@ -117,6 +123,7 @@ fn run_curl(example: &Example, sidecar: &Proc, token: Option<(&Proc, &str)>, dem
             w.replace("localhost:8089", &control.addr.to_string())
                 .replace("localhost:8080", &demo.addr.to_string())
                 .replace("$CONTROL_TOKEN", token_value)
+                .replace("$JOB_ID", job_id)
         })
         .collect();
     assert!(args.iter().all(|a| !a.contains("localhost")), "{}: aims at a port this test does not run", example.line);
@@ -179,9 +186,16 @@ fn every_curl_example_in_the_readme_answers_what_it_prints() {
     let sidecar = start_sidecar(&demo, &[("STATS_INTERVAL_SECS", "1")]);
     let token = "readme-example-token";
     let guarded = start_sidecar(&demo, &[("CONTROL_TOKEN", token), ("INITIAL_MODE", "pause")]);
+    // `$JOB_ID` is the job the latest example started.
+    let mut job_id = String::new();
     for example in &examples {
-        let (ok, body) = run_curl(example, &sidecar, Some((&guarded, token)), &demo);
+        let (ok, body) = run_curl(example, &sidecar, Some((&guarded, token)), &demo, &job_id);
         assert!(ok, "{}: failed: {body}", example.line);
+        if let Some(id) =
+            serde_json::from_str::<serde_json::Value>(&body).ok().and_then(|v| v["job_id"].as_str().map(String::from))
+        {
+            job_id = id;
+        }
         if let Some(answer) = &example.answer {
             assert_eq!(&body, answer, "{}", example.line);
         }

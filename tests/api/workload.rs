@@ -468,3 +468,351 @@ fn demo_target_serves_users_login_and_errors_over_http() {
     assert_eq!(sum(&samples, "demo_target_users_stored", &[]), 2.0);
     assert_eq!(sum(&samples, "demo_target_tokens_stored", &[]), 1.0);
 }
+
+// The engine itself running workloads: the sidecar with WORKLOAD_FILE, PUT
+// /workload and SIGHUP, checked by the demo target's own counts.
+
+/// A sidecar running the workload file `file` against `target`.
+fn sidecar_with_workload(target: &Proc, file: &str, extra: &[(&str, &str)]) -> Proc {
+    let mut env = vec![("WORKLOAD_FILE", file)];
+    env.extend_from_slice(extra);
+    start_sidecar(target, &env)
+}
+
+fn example_path(name: &str) -> String {
+    example(name).to_str().expect("UTF-8 path").to_string()
+}
+
+/// Runs the sidecar at `rps` until the target has answered `at_least`
+/// requests (at most 15 s), then pauses it and waits for the answers.
+fn run_until(sidecar: &Proc, target: &Proc, rps: u32, at_least: u64) {
+    let body = format!(r#"{{"rps": {rps}}}"#);
+    assert_eq!(sidecar.post("/mode/custom", Some(&body)).status, 200);
+    let enough = eventually(Duration::from_secs(15), || target_count(target, None) >= at_least);
+    pause_and_settle(sidecar);
+    assert!(enough, "the target saw {} requests, wanted {at_least}", target_count(target, None));
+}
+
+fn put_workload(sidecar: &Proc, body: &str, headers: &[(&str, &str)]) -> Response {
+    request(sidecar.addr, "PUT", "/workload", headers, Some(body))
+}
+
+#[test]
+fn the_engine_runs_users_crud_and_reads_and_patches_users_it_created() {
+    let _timing = timing_test();
+    let target = start_demo_target(&[]);
+    let sidecar = sidecar_with_workload(&target, &example_path("users-crud.yaml"), &[("INITIAL_MODE", "pause")]);
+    run_until(&sidecar, &target, 200, 600);
+    let reads = target_says(&target, "get_user", "200");
+    let updates = target_says(&target, "update_user", "200");
+    assert!(reads > 100 && updates > 50, "GET {reads} and PATCH {updates} by id answered 200");
+    assert_eq!(target_says(&target, "get_user", "404"), 0, "every read hit a user that exists");
+    assert_eq!(target_says(&target, "update_user", "404"), 0, "every update hit a user that exists");
+    assert_eq!(target_says(&target, "update_user", "422"), 0, "every PATCH body was valid");
+    // The sidecar labels by request name, and agrees with the target.
+    let status = sidecar.get_json("/status");
+    let by = &status["stats"]["by_endpoint"];
+    let total = status["stats"]["total"].as_u64().unwrap();
+    assert_eq!(total, target_count(&target, None), "{status}");
+    for (name, share) in [("create_user", 0.2), ("list_users", 0.2), ("get_user", 0.4), ("update_user", 0.2)] {
+        let sent = by[name]["total"].as_u64().unwrap() as f64;
+        assert_eq!(by[name]["failed"], 0, "{name}: {status}");
+        // Reads and updates fall back to creates only until the first user
+        // exists: a few requests out of hundreds.
+        assert!((sent / total as f64 - share).abs() < 0.08, "{name}: {sent} of {total}, weight {share}");
+    }
+    assert_eq!(status["mix"], "create_user=20,list_users=20,get_user=40,update_user=20");
+    assert!(by.get("create_order").is_none(), "no orders series: {by}");
+    let samples = parse_metrics(&sidecar.get("/metrics").body);
+    let pooled = sum(&samples, "trafficgen_pool_values", &[("pool", "user_ids")]);
+    assert!(pooled > 0.0 && pooled <= 200.0, "user_ids holds {pooled}");
+    assert_eq!(sum(&samples, "trafficgen_order_ids_buffered", &[]), 0.0, "kept, at 0 without orders");
+    let view = sidecar.get_json("/workload");
+    assert_eq!(view["source"], example_path("users-crud.yaml"));
+    let pool = &view["pools"][0];
+    assert_eq!((pool["name"].as_str(), pool["size"].as_u64()), (Some("user_ids"), Some(200)), "{view}");
+    assert!(pool["values"].as_u64() > Some(0), "{view}");
+    let shares: Vec<(String, f64)> = view["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| Some((r["name"].as_str()?.to_string(), r["share_percent"].as_f64()?)))
+        .collect();
+    assert_eq!(shares.len(), 4, "{view}");
+    assert!(shares.contains(&("get_user".to_string(), 40.0)), "{view}");
+}
+
+#[test]
+fn the_engine_logs_in_first_and_sends_the_token_it_got() {
+    let _timing = timing_test();
+    let target = start_demo_target(&[]);
+    let sidecar = sidecar_with_workload(&target, &example_path("login-then-api.yaml"), &[("INITIAL_MODE", "pause")]);
+    assert_eq!(target_count(&target, None), 0, "nothing before traffic starts, not even the login");
+    run_until(&sidecar, &target, 100, 300);
+    assert_eq!(target_says(&target, "login", "200"), 1, "one login, before the traffic");
+    let accounts = target_says(&target, "account", "200");
+    assert!(accounts > 150, "{accounts} accounts read with the token");
+    assert_eq!(target_says(&target, "account", "401"), 0, "never refused: the token was there from the first");
+    let samples = parse_metrics(&sidecar.get("/metrics").body);
+    assert_eq!(sum(&samples, "trafficgen_unmet_requests_total", &[]), 0.0, "the traffic waited for the token");
+    assert_eq!(sum(&samples, "trafficgen_pool_values", &[("pool", "token")]), 1.0);
+    // The token (32 hex digits from the demo target) shows nowhere.
+    let looks_like_token = |text: &str| {
+        text.as_bytes().windows(32).any(|w| w.iter().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
+    };
+    for path in ["/status", "/workload", "/metrics"] {
+        let body = sidecar.get(path).body;
+        assert!(!looks_like_token(&body), "{path} shows a token: {body}");
+    }
+    assert!(!looks_like_token(&sidecar.output()), "the log shows a token");
+}
+
+/// users-crud with its create told to expect a code the demo target never
+/// sends: nothing is captured, so the pool stays empty.
+const NO_CAPTURE: &str = r#"
+pools:
+  user_ids: {size: 10}
+requests:
+  - name: create_user
+    weight: 1
+    method: POST
+    path: /users
+    body: {name: "n{{ seq() }}", email: "u{{ seq() }}@example.com", age: 30}
+    success: [299]
+    capture: [{pool: user_ids, json: /id}]
+  - name: get_user
+    weight: 3
+    method: GET
+    path: "/users/{{ pool(user_ids) }}"
+    fallback: create_user
+  - name: update_user
+    weight: 1
+    method: PATCH
+    path: "/users/{{ pool(user_ids) }}"
+    body: {age: 31}
+"#;
+
+#[test]
+fn with_an_empty_pool_reads_fall_back_and_requests_without_a_fallback_are_not_sent() {
+    let _timing = timing_test();
+    let target = start_demo_target(&[]);
+    let file = TempFile::new("no-capture.yaml", NO_CAPTURE.as_bytes());
+    let sidecar = sidecar_with_workload(&target, file.path(), &[("INITIAL_MODE", "pause")]);
+    run_until(&sidecar, &target, 200, 300);
+    let creates = target_says(&target, "create_user", "201");
+    assert_eq!(u64::from(creates), target_count(&target, None), "every request sent was a create");
+    assert_eq!(target_says(&target, "get_user", "404") + target_says(&target, "get_user", "200"), 0);
+    let samples = parse_metrics(&sidecar.get("/metrics").body);
+    let unmet = sum(&samples, "trafficgen_unmet_requests_total", &[("endpoint", "update_user")]);
+    // update_user is a fifth of the draws; it has no fallback.
+    let share = unmet / (unmet + f64::from(creates));
+    assert!((share - 0.2).abs() < 0.08, "{unmet} updates unmet against {creates} creates");
+    let status = sidecar.get_json("/status");
+    assert_eq!(status["stats"]["by_endpoint"]["update_user"]["total"], 0, "{status}");
+    // 201 is not a success to this file: counted under the sidecar's own rule (2xx) all the same.
+    assert!(status["stats"]["by_endpoint"]["create_user"]["total"].as_u64() >= Some(300), "{status}");
+}
+
+#[test]
+fn a_bad_workload_file_at_start_exits_2_naming_every_problem() {
+    let target = start_demo_target(&[]);
+    let bad = "requests:\n  - name: a\n    weight: 0\n    method: FETCH\n    path: nope\n";
+    let file = TempFile::new("bad.yaml", bad.as_bytes());
+    let url = format!("http://{}", target.addr);
+    let mut sidecar = Proc::spawn(&[], &sidecar_env(&url, &[("WORKLOAD_FILE", file.path())]));
+    let status = sidecar.wait_exit(Duration::from_secs(10)).expect("exits");
+    assert_eq!(status.code(), Some(2), "{}", sidecar.output());
+    let output = sidecar.output();
+    let located: Vec<&str> = output.lines().filter(|l| l.contains(&format!("{}:", file.path()))).collect();
+    assert!(located.len() >= 3, "every problem with its place: {output}");
+    for needle in [":3:", ":4:", ":5:"] {
+        assert!(located.iter().any(|l| l.contains(needle)), "no problem at line {needle}: {output}");
+    }
+    assert_eq!(target_count(&target, None), 0);
+}
+
+#[test]
+fn put_workload_refuses_bad_bodies_and_changes_nothing() {
+    let target = start_demo_target(&[]);
+    let sidecar = start_sidecar(&target, &[("INITIAL_MODE", "pause"), ("CONTROL_TOKEN", "s3cret-token-123")]);
+    let auth = [("Authorization", "Bearer s3cret-token-123")];
+    let before = sidecar.get_json("/workload");
+    assert_eq!(before["source"], "built-in orders workload");
+    let cases: [(&str, &str); 6] = [
+        ("requests: [", "1:"),
+        ("requests:\n  - {name: a, weight: 1, method: GET, path: /, colour: red}\n", "2:"),
+        ("requests:\n  - {name: a, weight: 1, method: GET, path: '/{{ pool(nope) }}'}\n", "2:"),
+        ("requests:\n  - {name: a, weight: 1, method: GET, path: /, headers: {X-A: \"v\\r\\nX-B: 1\"}}\n", "2:"),
+        (
+            "requests:\n  - {name: a, weight: 1, method: GET, path: /, fallback: b}\n  - {name: b, weight: 1, method: GET, path: /, fallback: a}\n",
+            "2:",
+        ),
+        ("{\"requests\": [{\"name\": \"a\", \"weight\": -1, \"method\": \"GET\", \"path\": \"/\"}]}", "1:"),
+    ];
+    for (body, place) in cases {
+        let res = put_workload(&sidecar, body, &auth);
+        assert_eq!(res.status, 422, "{body}: {}", res.body);
+        let json = res.json();
+        let problems = json["problems"].as_array().expect("problems");
+        assert!(!problems.is_empty() && problems.iter().all(|p| p["line"].as_u64() >= Some(1)), "{json}");
+        assert!(json["error"].as_str().is_some_and(|e| e.contains(&format!("body:{place}"))), "{body}: {json}");
+    }
+    let huge = format!("# {}\n", "x".repeat(1024 * 1024));
+    let res = put_workload(&sidecar, &huge, &auth);
+    assert_eq!(res.status, 422, "{}", res.body);
+    assert!(res.body.contains("larger than"), "{}", res.body);
+    // Without the token, or from a foreign page: refused before reading.
+    let good = "requests:\n  - {name: a, weight: 1, method: GET, path: /orders}\n";
+    assert_eq!(put_workload(&sidecar, good, &[]).status, 401);
+    let foreign = [auth[0], ("Origin", "https://evil.example")];
+    assert_eq!(put_workload(&sidecar, good, &foreign).status, 403);
+    assert_eq!(sidecar.get_json("/workload"), before, "nothing changed");
+    assert_eq!(target_count(&target, None), 0);
+}
+
+/// Requests answered by the target per second over `window`.
+fn target_rate(target: &Proc, window: Duration) -> f64 {
+    observed_rate(target, window)
+}
+
+#[test]
+fn put_workload_swaps_without_a_gap_and_pools_that_survive_keep_their_values() {
+    let _timing = timing_test();
+    let target = start_demo_target(&[]);
+    let sidecar = sidecar_with_workload(&target, &example_path("users-crud.yaml"), &[("INITIAL_MODE", "pause")]);
+    assert_eq!(sidecar.post("/mode/custom", Some(r#"{"rps": 200}"#)).status, 200);
+    assert!(
+        eventually(Duration::from_secs(5), || sidecar.get_json("/workload")["pools"][0]["values"].as_u64() >= Some(20))
+    );
+    // Only reads and updates now: with user_ids kept, no read can fall
+    // back (there is no create to fall back to) and none is unmet.
+    let reads_only = r#"
+pools:
+  user_ids: {size: 200}
+requests:
+  - {name: read_user, weight: 3, method: GET, path: "/users/{{ pool(user_ids) }}"}
+  - {name: touch_user, weight: 1, method: PATCH, path: "/users/{{ pool(user_ids) }}", body: {age: 40}}
+"#;
+    let before = target_count(&target, None);
+    let t0 = Instant::now();
+    let res = put_workload(&sidecar, reads_only, &[]);
+    assert_eq!(res.status, 200, "{}", res.body);
+    let view = res.json();
+    assert_eq!(view["source"], "body");
+    assert_eq!(view["mix"], "read_user=3,touch_user=1");
+    // The rate holds across the swap: the schedule never noticed.
+    std::thread::sleep(Duration::from_secs(3));
+    let rate = (target_count(&target, None) - before) as f64 / t0.elapsed().as_secs_f64();
+    let status = sidecar.get_json("/status");
+    assert_eq!((status["mode"].as_str(), status["rps"].as_f64()), (Some("custom"), Some(200.0)), "{status}");
+    assert!((rate - 200.0).abs() < 200.0 * 0.1, "{rate:.1}/s across the swap at 200/s");
+    let steady = target_rate(&target, Duration::from_secs(1));
+    assert!((steady - 200.0).abs() < 200.0 * 0.15, "{steady:.1}/s after the swap");
+    pause_and_settle(&sidecar);
+    let by = &sidecar.get_json("/status")["stats"]["by_endpoint"];
+    assert!(by["read_user"]["total"].as_u64() > Some(300), "{by}");
+    assert_eq!(by["read_user"]["failed"], 0, "reads of kept ids all found their user: {by}");
+    assert_eq!(by["touch_user"]["failed"], 0, "{by}");
+    let samples = parse_metrics(&sidecar.get("/metrics").body);
+    assert_eq!(sum(&samples, "trafficgen_unmet_requests_total", &[]), 0.0, "the pool came along");
+    // The export follows the running workload.
+    let script = sidecar.get("/export/k6?rps=10");
+    assert_eq!(script.status, 200, "{}", script.body);
+    assert!(script.body.contains("read_user") && !script.body.contains("create_user"), "{}", script.body);
+}
+
+#[test]
+fn sighup_reads_the_workload_file_again_and_ignores_a_bad_one() {
+    let target = start_demo_target(&[]);
+    let orders = "requests:\n  - {name: list, weight: 1, method: GET, path: /orders}\n";
+    let file = TempFile::new("live.yaml", orders.as_bytes());
+    let sidecar = sidecar_with_workload(&target, file.path(), &[("INITIAL_MODE", "pause")]);
+    assert_eq!(sidecar.get_json("/workload")["mix"], "list=1");
+    let users = "requests:\n  - {name: users, weight: 2, method: GET, path: /users}\n  - {name: list, weight: 1, method: GET, path: /orders}\n";
+    std::fs::write(&file.0, users).unwrap();
+    sidecar.signal(libc::SIGHUP);
+    let read_again = |v: &serde_json::Value| v["message"].as_str().is_some_and(|m| m.contains("read again"));
+    assert!(sidecar.wait_for_log(read_again, Duration::from_secs(5)).is_some(), "{}", sidecar.output());
+    assert_eq!(sidecar.get_json("/workload")["mix"], "users=2,list=1");
+    run_until(&sidecar, &target, 100, 60);
+    assert!(target_says(&target, "list_users", "200") > 20, "the new workload runs");
+    std::fs::write(&file.0, "requests:\n  - {name: x, weight: 1, method: GET, path: nope}\n").unwrap();
+    sidecar.signal(libc::SIGHUP);
+    let refused = |v: &serde_json::Value| v["message"].as_str().is_some_and(|m| m.contains("cannot be used"));
+    let line = sidecar.wait_for_log(refused, Duration::from_secs(5)).expect("a refusal logged");
+    assert!(line["error"].as_str().is_some_and(|e| e.contains(":2:")), "{line}");
+    let mut sidecar = sidecar;
+    assert!(sidecar.is_running());
+    assert_eq!(sidecar.get_json("/workload")["mix"], "users=2,list=1", "the old workload goes on");
+}
+
+/// The jobs layer narrows the draw through `Engine::set_focus`: driven
+/// here through the library, against the real demo target.
+#[test]
+fn a_focus_narrows_the_engines_draw_to_its_requests_and_error_share() {
+    use std::sync::Arc;
+    use tokio_util::sync::CancellationToken;
+    use trafficgen::config::{TargetUrl, builtin_workload};
+    use trafficgen::engine::focus::Focus;
+    use trafficgen::engine::mix::Mix;
+    use trafficgen::engine::mode::{Mode, ModeTable};
+    use trafficgen::engine::{Engine, EngineSettings};
+
+    let _timing = timing_test();
+    let demo = start_demo_target(&[]);
+    let target = TargetUrl::parse(&format!("http://{}", demo.addr)).unwrap();
+    let options = Options { target: Target::new(&target), default_pool_size: 50 };
+    let settings = EngineSettings {
+        workload: Arc::new(builtin_workload(Mix::default(), &options).unwrap()),
+        target,
+        initial_mode: Mode::Pause,
+        modes: ModeTable { steady: 200.0, burst: 400.0, overload: 800.0, max_rps: 1000.0 },
+        jitter: 0.2,
+        workload_file: None,
+        id_buffer_size: 50,
+        request_timeout: Duration::from_secs(2),
+        max_in_flight: 64,
+        shutdown_grace: Duration::from_secs(1),
+        client: Default::default(),
+        trace: Default::default(),
+    };
+    let engine = Engine::new(settings, Arc::new(trafficgen::metrics::Metrics::new().unwrap()));
+    engine.set_focus(Some(Focus { requests: Some(vec!["list_orders".into()]), error_share: 0.5 }));
+    let (shutdown, abandon) = (CancellationToken::new(), CancellationToken::new());
+    let _task = engine.start(shutdown.clone(), abandon).unwrap();
+    engine.switch_to(engine.modes().plan(Mode::Steady).unwrap());
+    let enough = eventually(Duration::from_secs(10), || target_count(&demo, None) >= 400);
+    engine.switch_to(engine.modes().plan(Mode::Pause).unwrap());
+    shutdown.cancel();
+    assert!(enough, "{} requests", target_count(&demo, None));
+    std::thread::sleep(Duration::from_millis(300));
+    let total = target_count(&demo, None) as f64;
+    let lists = target_count(&demo, Some("list_orders")) as f64;
+    let errors = target_count(&demo, Some("error")) as f64;
+    assert_eq!(lists + errors, total, "only the focused request and the error request");
+    assert!((errors / total - 0.5).abs() < 0.1, "{errors} errors of {total}");
+}
+
+/// The workload shipped for Compose (`compose/workloads`) and Kubernetes
+/// (`workload-configmap.yaml`) is the example the tests above run.
+#[test]
+fn packaged_workloads_are_the_tested_example() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let example = std::fs::read_to_string(example("users-crud.yaml")).unwrap();
+    let compose = std::fs::read_to_string(root.join("compose/workloads/users-crud.yaml")).unwrap();
+    assert_eq!(compose, example, "compose/workloads/users-crud.yaml differs from the example");
+    let configmap = std::fs::read_to_string(root.join("deploy/kubernetes/workload-configmap.yaml")).unwrap();
+    let block: String = configmap
+        .split("  users-crud.yaml: |\n")
+        .nth(1)
+        .expect("the users-crud.yaml key")
+        .lines()
+        .take_while(|l| l.is_empty() || l.starts_with("    "))
+        .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+        .collect();
+    assert_eq!(block, example, "the ConfigMap's users-crud.yaml differs from the example");
+    let deployment = std::fs::read_to_string(root.join("deploy/kubernetes/deployment.yaml")).unwrap();
+    assert!(deployment.contains("mountPath: /etc/trafficgen/workloads"), "the ConfigMap is not mounted");
+    let kustomization = std::fs::read_to_string(root.join("deploy/kubernetes/kustomization.yaml")).unwrap();
+    assert!(kustomization.contains("- workload-configmap.yaml"), "the kustomization does not list it");
+}

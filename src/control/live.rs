@@ -1,0 +1,634 @@
+//! The control side's moving parts: the jobs board (one job at a time,
+//! timed modes, the history), the runtime settings, the event hub and the
+//! latency window, and the driver task that ticks them.
+//!
+//! Every change of mode, job or settings goes through here, under one lock,
+//! so the board, the engine's plan and the events never disagree. The
+//! engine only ever sees plans and a focus; the board stays pure.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use serde::Serialize;
+use tokio::sync::{Notify, watch};
+
+use crate::cluster::document::{JobSection, SharedJob};
+use crate::cluster::{Cluster, Source};
+use crate::engine::Engine;
+use crate::engine::focus::Focus;
+use crate::engine::mode::{Mode, Plan, Shape};
+use crate::events::{EventHub, JobEvent, ModeEvent, StatsEvent, Topic, names};
+use crate::jobs::board::Due;
+use crate::jobs::{
+    Board, Clock, JobError, JobRecord, JobSpec, Measures, NameTotals, Progress, Resume, StopReason, Totals,
+};
+use crate::latency::{LatencyReport, LatencyWindow};
+use crate::state::{ConfigChangeError, PersistedState, RuntimeConfig, RuntimeSettings, STATE_VERSION, StateStore};
+
+/// A running job's numbers are published this often.
+pub const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+/// The sidecar's stats event, and a slice of the latency window.
+const STATS_EVERY: Duration = Duration::from_secs(1);
+/// Slices of [`STATS_EVERY`] in `/status`'s latency window: the last 10 s.
+const WINDOW_SLICES: usize = 10;
+
+/// What a mode switch did besides switching.
+#[derive(Debug, Default)]
+pub struct SwitchOutcome {
+    /// The job it stopped.
+    pub stopped_job: Option<JobRecord>,
+    /// A timed mode: seconds until the mode before comes back.
+    pub returns_in_secs: Option<f64>,
+}
+
+/// `/status`'s `latency`: the last 10 s, in milliseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecentLatency {
+    /// How much time the percentiles cover (up to 10 s).
+    pub window_secs: f64,
+    #[serde(flatten)]
+    pub report: LatencyReport,
+}
+
+struct Inner {
+    board: Board,
+    /// `None` only where the API is built without a configuration (in-process tests).
+    settings: Option<RuntimeSettings>,
+    window: LatencyWindow,
+    /// The running job's latest numbers, for `/status`.
+    progress: Option<Progress>,
+    /// For the stats event: the moment and the counters of the previous one.
+    last_stats: Option<(Instant, Totals)>,
+}
+
+/// Shared by the handlers and the driver task.
+pub struct Live {
+    engine: Engine,
+    cluster: Option<Cluster>,
+    inner: Mutex<Inner>,
+    hub: EventHub,
+    store: Option<StateStore>,
+    /// Wakes the driver when something new is due (a job or a timed mode began).
+    wake: Notify,
+    /// The stats line's interval (`PUT /config` changes it).
+    stats_every: watch::Sender<Option<Duration>>,
+}
+
+impl Live {
+    /// With the start-up settings and, if `STATE_DIR` is set, what it kept:
+    /// config changes are applied to the engine and the history loaded.
+    pub fn new(
+        engine: Engine,
+        cluster: Option<Cluster>,
+        settings: Option<RuntimeSettings>,
+        store: Option<StateStore>,
+    ) -> Arc<Live> {
+        let stats_every = settings.as_ref().map(|s| s.current()).and_then(|c| stats_interval(&c));
+        let live = Arc::new(Live {
+            inner: Mutex::new(Inner {
+                board: Board::new(rand::random()),
+                settings,
+                window: LatencyWindow::new(WINDOW_SLICES),
+                progress: None,
+                last_stats: None,
+            }),
+            engine,
+            cluster,
+            hub: EventHub::new(),
+            store,
+            wake: Notify::new(),
+            stats_every: watch::channel(stats_every).0,
+        });
+        live.load();
+        live
+    }
+
+    /// Without settings or a state directory (in-process tests).
+    pub fn detached(engine: Engine, cluster: Option<Cluster>) -> Arc<Live> {
+        Live::new(engine, cluster, None, None)
+    }
+
+    pub fn hub(&self) -> &EventHub {
+        &self.hub
+    }
+
+    /// Follows the stats line's interval.
+    pub fn stats_interval(&self) -> watch::Receiver<Option<Duration>> {
+        self.stats_every.subscribe()
+    }
+
+    fn load(&self) {
+        let Some(store) = &self.store else { return };
+        let loaded = store.load();
+        if let Some(problem) = &loaded.problem {
+            log::warn!(path:% = store.path().display(); "state file not used: {problem}");
+        }
+        let mut inner = self.inner.lock();
+        let jobs = loaded.state.jobs.len();
+        inner.board.load_history(loaded.state.jobs);
+        if let Some(settings) = inner.settings.as_mut()
+            && !loaded.state.config.is_empty()
+        {
+            match settings.apply_overrides(&loaded.state.config) {
+                Ok(config) => {
+                    self.retune(&config);
+                    log::info!(path:% = store.path().display(), jobs = jobs; "runtime settings and job history loaded from STATE_DIR");
+                }
+                Err(e) => {
+                    log::warn!(error:% = e; "runtime settings kept in STATE_DIR no longer fit the start-up settings; not applied")
+                }
+            }
+        }
+    }
+
+    /// Writes config changes and the history to `STATE_DIR`, if set.
+    fn persist(&self, inner: &Inner) {
+        let Some(store) = &self.store else { return };
+        let state = PersistedState {
+            version: STATE_VERSION,
+            config: inner.settings.as_ref().map(RuntimeSettings::overrides).unwrap_or_default(),
+            jobs: inner.board.records(),
+        };
+        if let Err(e) = store.save(&state) {
+            log::error!(error:% = e; "could not save the state to STATE_DIR");
+        }
+    }
+
+    /// The counters and latencies of this moment.
+    pub fn measures(&self) -> Measures {
+        let engine = &self.engine;
+        let stats = engine.metrics().stats();
+        let table = engine.latency();
+        let by = &stats.by_endpoint;
+        let by_name = by
+            .iter()
+            .map(|(name, e)| (name.clone(), NameTotals { successful: e.successful, failed: e.failed }))
+            .collect();
+        Measures {
+            totals: Totals {
+                sent: engine.sent(),
+                successful: stats.successful,
+                failed: stats.failed,
+                dropped: stats.dropped,
+            },
+            by_name,
+            in_flight: engine.in_flight() as u64,
+            latency: table.snapshot(),
+            latency_names: table.names().to_vec(),
+        }
+    }
+
+    /// The plan now, as the board's "mode to come back to".
+    fn current(&self) -> Resume {
+        let plan = self.engine.plan();
+        let rps = if plan.shape == Shape::Constant { plan.rps } else { plan.rate_at(SystemTime::now()) };
+        Resume { mode: plan.mode, rps }
+    }
+
+    /// Puts `plan` in force: through the cluster for a plain mode, so every
+    /// replica switches; a shaped plan (a ramp, a job) on this replica only,
+    /// as the cluster's document carries modes and rates, not shapes.
+    fn apply(&self, plan: Plan, cause: &'static str, returns_in_secs: Option<f64>) {
+        let before = self.engine.plan();
+        match &self.cluster {
+            Some(cluster) if plan.shape == Shape::Constant => {
+                // The document may say this already while a job's plan runs
+                // here: then it is put back in force here.
+                if !cluster.propose_plan(plan) {
+                    cluster.reapply_plan();
+                }
+            }
+            _ => {
+                self.engine.switch_to(plan);
+            }
+        }
+        self.hub.publish(
+            &Topic::Sidecar,
+            names::MODE,
+            &ModeEvent {
+                mode: plan.mode.as_str(),
+                rps: plan.rps,
+                previous_mode: before.mode.as_str(),
+                previous_rps: before.rps,
+                cause,
+                returns_in_secs,
+            },
+            false,
+        );
+    }
+
+    fn resume(&self, resume: Resume, cause: &'static str) {
+        self.apply(Plan::new(resume.mode, resume.rps), cause, None);
+    }
+
+    /// A mode switch from the API: stops a running job (nothing resumes);
+    /// with `duration`, the mode before comes back after it.
+    pub fn switch_mode(&self, plan: Plan, duration: Option<Duration>) -> SwitchOutcome {
+        let mut inner = self.inner.lock();
+        let clock = Clock::now();
+        let measures = self.measures();
+        let switched = match duration {
+            Some(d) => {
+                let current = self.current();
+                inner.board.start_timed(clock, d, current, &measures)
+            }
+            None => inner.board.switch_mode(clock, &measures),
+        };
+        let returns_in_secs = duration.map(|d| d.as_secs_f64());
+        self.apply(plan, "api", returns_in_secs);
+        if let Some(record) = &switched.stopped {
+            self.job_ended(&mut inner, record);
+            self.share_stop(StopReason::ModeSwitch);
+            self.persist(&inner);
+        }
+        drop(inner);
+        self.wake.notify_one();
+        SwitchOutcome { stopped_job: switched.stopped, returns_in_secs }
+    }
+
+    /// `POST /jobs`: starts `spec` unless a job runs (409).
+    pub fn start_job(&self, spec: JobSpec) -> Result<JobRecord, JobError> {
+        let mut inner = self.inner.lock();
+        // Whole milliseconds: the anchor replicas agree on, to the slot.
+        let start_ms = epoch_ms(SystemTime::now());
+        let clock = Clock { at: Instant::now(), wall: UNIX_EPOCH + Duration::from_millis(start_ms) };
+        let seed: u64 = rand::random();
+        let current = self.current();
+        let record = inner.board.start(spec.clone(), clock, current, self.measures(), seed)?;
+        self.play(&record, clock, seed);
+        // `/status` shows the job at once, not at the first progress tick.
+        inner.progress = inner.board.progress(clock, self.measures());
+        if let Some(cluster) = &self.cluster {
+            let job_id = record.job_id.clone();
+            cluster
+                .propose_job(JobSection { running: Some(SharedJob { job_id, spec, seed, start_ms }), stopped: None });
+        }
+        self.persist(&inner);
+        drop(inner);
+        self.wake.notify_one();
+        Ok(record)
+    }
+
+    /// Puts a job the board just started in force: its focus, its plan
+    /// (anchored where it started, so replicas interleave), the event.
+    fn play(&self, record: &JobRecord, clock: Clock, seed: u64) {
+        let spec = &record.spec;
+        let scenario = spec.scenario.0;
+        let shape = Shape::Story { scenario, duration_secs: spec.duration_secs, ramp_up_secs: spec.ramp_up_secs, seed };
+        let max_rps = spec.max_rps.min(self.engine.modes().max_rps);
+        self.engine.set_focus(Some(Focus { requests: spec.endpoints.clone(), error_share: scenario.error_share() }));
+        self.apply(Plan::new(Mode::Custom, max_rps).shaped(shape, clock.wall), "job_started", None);
+        self.hub.publish(&Topic::Sidecar, names::JOB_STARTED, &job_event(record), false);
+        log::info!(job_id = record.job_id.as_str(), scenario = scenario.as_str(), max_rps = max_rps,
+            duration_secs = spec.duration_secs; "job started");
+    }
+
+    /// A job section a peer changed: play its job here too, or end ours
+    /// as it was ended there.
+    fn play_shared(&self, section: JobSection, source: Source) {
+        let mut inner = self.inner.lock();
+        let measures = self.measures();
+        let clock = Clock::now();
+        match section.running {
+            Some(job) => {
+                let known = inner.board.get(&job.job_id).is_some();
+                let end_ms = job.start_ms.saturating_add((job.spec.duration_secs * 1000.0) as u64);
+                // Ours already, or over: nothing to play.
+                if known || epoch_ms(clock.wall) >= end_ms {
+                    return;
+                }
+                // The newer job wins over one of ours.
+                if let Some(record) = inner.board.switch_mode(clock, &measures).stopped {
+                    self.job_ended(&mut inner, &record);
+                }
+                let since = Duration::from_millis(epoch_ms(clock.wall).saturating_sub(job.start_ms));
+                let started = Clock {
+                    at: clock.at.checked_sub(since).unwrap_or(clock.at),
+                    wall: UNIX_EPOCH + Duration::from_millis(job.start_ms),
+                };
+                let current = self.current();
+                match inner.board.start_shared(job.job_id, job.spec, started, current, measures, job.seed) {
+                    Ok(record) => {
+                        log::info!(job_id = record.job_id.as_str(), source = source.as_str();
+                            "cluster: playing the job a peer started");
+                        self.play(&record, started, job.seed);
+                        inner.progress = inner.board.progress(Clock::now(), self.measures());
+                    }
+                    Err(e) => log::warn!(error:% = e; "cluster: cannot play a peer's job"),
+                }
+            }
+            None => {
+                let Some(id) = inner.board.running_id().map(str::to_string) else { return };
+                match section.stopped {
+                    // The plan section carries the new mode.
+                    Some(StopReason::ModeSwitch) => {
+                        if let Some(record) = inner.board.switch_mode(clock, &measures).stopped {
+                            self.job_ended(&mut inner, &record);
+                        }
+                    }
+                    _ => {
+                        if let Ok(crate::jobs::StopOutcome::Stopped(finished)) = inner.board.stop(&id, clock, &measures)
+                        {
+                            self.job_ended(&mut inner, &finished.record);
+                            if let Some(resume) = finished.resume {
+                                self.resume(resume, "job_ended");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.persist(&inner);
+        drop(inner);
+        self.wake.notify_one();
+    }
+
+    /// Tells the peers a job ended early here (a run to its end needs no word).
+    fn share_stop(&self, reason: StopReason) {
+        if let Some(cluster) = &self.cluster {
+            cluster.propose_job(JobSection { running: None, stopped: Some(reason) });
+        }
+    }
+
+    /// `POST /jobs/{id}/stop`: idempotent; the mode before comes back.
+    pub fn stop_job(&self, id: &str) -> Result<JobRecord, JobError> {
+        let mut inner = self.inner.lock();
+        let measures = self.measures();
+        match inner.board.stop(id, Clock::now(), &measures)? {
+            crate::jobs::StopOutcome::AlreadyEnded(record) => Ok(record),
+            crate::jobs::StopOutcome::Stopped(finished) => {
+                self.job_ended(&mut inner, &finished.record);
+                if let Some(resume) = finished.resume {
+                    self.resume(resume, "job_ended");
+                }
+                self.share_stop(StopReason::Requested);
+                self.persist(&inner);
+                Ok(finished.record)
+            }
+        }
+    }
+
+    /// After a job ended, however: the whole workload again, the summary as
+    /// the job stream's last event.
+    fn job_ended(&self, inner: &mut Inner, record: &JobRecord) {
+        self.engine.set_focus(None);
+        inner.progress = None;
+        let topic = Topic::Job(record.job_id.clone());
+        // The record carries the summary: what `GET /jobs/{id}` shows.
+        self.hub.publish(&topic, names::SUMMARY, record, true);
+        self.hub.publish(&Topic::Sidecar, names::JOB_ENDED, &job_event(record), false);
+        log::info!(job_id = record.job_id.as_str(), status = status_name(record),
+            sent = record.summary.as_ref().map_or(0, |s| s.requests.sent); "job ended");
+    }
+
+    pub fn job(&self, id: &str) -> Option<JobRecord> {
+        self.inner.lock().board.get(id).cloned()
+    }
+
+    pub fn jobs(&self) -> Vec<JobRecord> {
+        self.inner.lock().board.records()
+    }
+
+    /// The running job's latest numbers.
+    pub fn progress(&self) -> Option<Progress> {
+        self.inner.lock().progress.clone()
+    }
+
+    /// Opens a job's event stream: its progress, then its summary. For a
+    /// job that has ended, `Err` with its record (the caller sends the
+    /// summary alone); `None`: no such job.
+    pub fn job_stream(
+        &self,
+        id: &str,
+    ) -> Option<Result<Result<crate::events::Subscription, crate::events::SubscribeError>, JobRecord>> {
+        // Under the lock: the job cannot end between the check and the
+        // subscription, so the stream always gets its summary.
+        let inner = self.inner.lock();
+        let record = inner.board.get(id)?;
+        if inner.board.running_id() == Some(id) {
+            Some(Ok(self.hub.subscribe(Topic::Job(id.to_string()))))
+        } else {
+            Some(Err(record.clone()))
+        }
+    }
+
+    /// `/status`'s latency of the last 10 s.
+    pub fn recent_latency(&self) -> RecentLatency {
+        let inner = self.inner.lock();
+        let table = self.engine.latency();
+        let names = table.names();
+        let window = &inner.window;
+        let mut report = window.merged().report(names);
+        // Every name, answered or not: the shape of `/status` does not
+        // change with what happened to be sent in the last 10 s.
+        for name in names {
+            report.by_name.entry(name.clone()).or_default();
+        }
+        RecentLatency { window_secs: round3(window.covers().as_secs_f64()), report }
+    }
+
+    pub fn config(&self) -> Option<RuntimeConfig> {
+        self.inner.lock().settings.as_ref().map(RuntimeSettings::current)
+    }
+
+    /// `PUT /config` (`body`) or `POST /config/reset` (`None`).
+    pub fn change_config(&self, body: Option<&[u8]>) -> Option<Result<RuntimeConfig, ConfigChangeError>> {
+        let mut inner = self.inner.lock();
+        let settings = inner.settings.as_mut()?;
+        let before = self.engine.plan();
+        let changed = match body {
+            Some(body) => settings.change(body),
+            None => Ok(settings.reset()),
+        };
+        if let Ok(config) = &changed {
+            self.retune(config);
+            let after = self.engine.plan();
+            if after.rps != before.rps {
+                self.hub.publish(
+                    &Topic::Sidecar,
+                    names::MODE,
+                    &ModeEvent {
+                        mode: after.mode.as_str(),
+                        rps: after.rps,
+                        previous_mode: before.mode.as_str(),
+                        previous_rps: before.rps,
+                        cause: "config",
+                        returns_in_secs: None,
+                    },
+                    false,
+                );
+            }
+            self.persist(&inner);
+            log::info!(steady_rps = config.steady_rps, burst_rps = config.burst_rps, overload_rps = config.overload_rps,
+                jitter = config.jitter, request_timeout_ms = config.request_timeout_ms, max_in_flight = config.max_in_flight,
+                stats_interval_secs = config.stats_interval_secs; "runtime settings changed");
+        }
+        Some(changed)
+    }
+
+    fn retune(&self, config: &RuntimeConfig) {
+        self.engine.retune(crate::engine::Tuning {
+            steady_rps: config.steady_rps,
+            burst_rps: config.burst_rps,
+            overload_rps: config.overload_rps,
+            jitter: config.jitter,
+            request_timeout: Duration::from_millis(config.request_timeout_ms),
+            max_in_flight: config.max_in_flight,
+        });
+        self.stats_every.send_if_modified(|every| {
+            let next = stats_interval(config);
+            let changed = *every != next;
+            *every = next;
+            changed
+        });
+    }
+
+    /// The driver: ends jobs and timed modes when due, publishes a running
+    /// job's progress every 500 ms and the sidecar's stats every second.
+    /// Runs until aborted.
+    pub async fn drive(self: Arc<Self>) {
+        let mut next_progress = Instant::now() + PROGRESS_EVERY;
+        let mut next_stats = Instant::now();
+        let mut shared_jobs = self.cluster.as_ref().map(Cluster::watch_jobs);
+        loop {
+            let due = self.inner.lock().board.next_due();
+            let wake_at = [Some(next_progress), Some(next_stats), due].into_iter().flatten().min();
+            let wake_at = wake_at.unwrap_or(next_stats);
+            let peer_job = async {
+                let Some(jobs) = shared_jobs.as_mut() else { return std::future::pending().await };
+                match jobs.changed().await {
+                    Ok(()) => jobs.borrow_and_update().clone(),
+                    Err(_) => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake_at.into()) => {}
+                _ = self.wake.notified() => continue,
+                change = peer_job => {
+                    if let Some((section, source)) = change {
+                        self.play_shared(section, source);
+                    }
+                    continue;
+                }
+            }
+            let now = Instant::now();
+            self.end_what_is_due();
+            if now >= next_progress {
+                self.publish_progress();
+                next_progress = (next_progress + PROGRESS_EVERY).max(now);
+            }
+            if now >= next_stats {
+                self.publish_stats(now);
+                next_stats = (next_stats + STATS_EVERY).max(now);
+            }
+        }
+    }
+
+    fn end_what_is_due(&self) {
+        let mut inner = self.inner.lock();
+        let clock = Clock::now();
+        match inner.board.due(clock.at) {
+            Some(Due::Job) => {
+                let measures = self.measures();
+                if let Some(finished) = inner.board.complete(clock, &measures) {
+                    self.job_ended(&mut inner, &finished.record);
+                    if let Some(resume) = finished.resume {
+                        self.resume(resume, "job_ended");
+                    }
+                    self.persist(&inner);
+                }
+            }
+            Some(Due::TimedMode) => {
+                if let Some(resume) = inner.board.expire_timed(clock.at) {
+                    self.resume(resume, "timed_mode_ended");
+                }
+            }
+            None => {}
+        }
+    }
+
+    fn publish_progress(&self) {
+        let mut inner = self.inner.lock();
+        let measures = self.measures();
+        let Some(progress) = inner.board.progress(Clock::now(), measures) else { return };
+        self.hub.publish(&Topic::Job(progress.job_id.clone()), names::PROGRESS, &progress, false);
+        inner.progress = Some(progress);
+    }
+
+    fn publish_stats(&self, now: Instant) {
+        let mut inner = self.inner.lock();
+        let measures = self.measures();
+        inner.window.tick(now, measures.latency.clone());
+        let totals = measures.totals;
+        let (achieved_rps, error_ratio) = match inner.last_stats {
+            Some((at, before)) => {
+                let secs = now.saturating_duration_since(at).as_secs_f64();
+                let delta = totals.since(&before);
+                let rate = if secs > 0.0 { delta.sent as f64 / secs } else { 0.0 };
+                (round3(rate), round3(delta.error_ratio()))
+            }
+            None => (0.0, 0.0),
+        };
+        inner.last_stats = Some((now, totals));
+        let plan = self.engine.plan();
+        let event = StatsEvent {
+            mode: plan.mode.as_str(),
+            state: plan.state().as_str(),
+            target_rps: round3(plan.rate_at(SystemTime::now())),
+            achieved_rps,
+            in_flight: measures.in_flight,
+            requests: totals,
+            error_ratio,
+            latency_ms: inner.window.merged().overall().percentiles(),
+            job_id: inner.board.running_id().map(str::to_string),
+        };
+        self.hub.publish(&Topic::Sidecar, names::STATS, &event, false);
+    }
+
+    /// At shutdown: a running job is recorded as stopped, the history
+    /// saved, and every stream ends with a `shutdown` event.
+    pub fn shut_down(&self) {
+        let mut inner = self.inner.lock();
+        let measures = self.measures();
+        if let Some(record) = inner.board.shut_down(Clock::now(), &measures) {
+            self.job_ended(&mut inner, &record);
+        }
+        self.persist(&inner);
+        self.hub.close(&serde_json::json!({"reason": "the sidecar is shutting down"}));
+    }
+}
+
+fn job_event(record: &JobRecord) -> JobEvent {
+    JobEvent {
+        job_id: record.job_id.clone(),
+        scenario: record.spec.scenario.0.as_str(),
+        status: status_name(record),
+        stop_reason: record.stop_reason.map(|r| match r {
+            crate::jobs::StopReason::Requested => "requested",
+            crate::jobs::StopReason::ModeSwitch => "mode_switch",
+            crate::jobs::StopReason::Shutdown => "shutdown",
+        }),
+    }
+}
+
+fn status_name(record: &JobRecord) -> &'static str {
+    match record.status {
+        crate::jobs::JobStatus::Running => "running",
+        crate::jobs::JobStatus::Completed => "completed",
+        crate::jobs::JobStatus::Stopped => "stopped",
+        crate::jobs::JobStatus::Interrupted => "interrupted",
+    }
+}
+
+fn stats_interval(config: &RuntimeConfig) -> Option<Duration> {
+    (config.stats_interval_secs > 0.0).then(|| Duration::try_from_secs_f64(config.stats_interval_secs).ok()).flatten()
+}
+
+fn epoch_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}

@@ -1,0 +1,177 @@
+//! `GET /workload`: the running workload. `PUT /workload`: a new one (YAML
+//! or JSON), checked first and swapped in between two requests, with the
+//! mode, the rate and the schedule untouched and the pools whose names
+//! survive keeping their values. SIGHUP re-reads `WORKLOAD_FILE` the same
+//! way ([`reload_file`]).
+//!
+//! Nothing here shows a pool's values (a pool may hold a login token) or a
+//! request's headers and bodies (they may hold credentials): names, paths,
+//! weights, pool sizes and how many values each pool holds.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Serialize;
+use serde_json::json;
+
+use super::guard::{authorize, refuse_foreign_origin};
+use super::mode::read_body;
+use super::{ApiError, ControlState};
+use crate::engine::Engine;
+use crate::workload::{self, LoadError, MAX_FILE_BYTES, Options, Role, Target, Workload};
+
+/// What a `PUT /workload` body is called in problem locations.
+const BODY_SOURCE: &str = "body";
+
+#[derive(Debug, Serialize)]
+struct WorkloadView {
+    source: String,
+    /// The weights as `MIX` writes them.
+    mix: String,
+    requests: Vec<RequestView>,
+    pools: Vec<PoolView>,
+    /// How often the setup requests are sent again, if at all.
+    setup_every_secs: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+struct RequestView {
+    name: String,
+    /// `weighted`, `error` (sent only by jobs that inject errors) or `setup`.
+    role: &'static str,
+    method: &'static str,
+    /// The path template as written (values are filled per request).
+    path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    weight: Option<u32>,
+    /// Share of the traffic drawn as this request, before fallbacks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    share_percent: Option<f64>,
+    /// Sent instead while a pool this request reads is empty.
+    fallback: Option<String>,
+    /// Pools this request reads.
+    needs: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct PoolView {
+    name: String,
+    size: usize,
+    /// Values it holds now (never the values themselves).
+    values: usize,
+}
+
+pub async fn show(state: web::Data<ControlState>) -> HttpResponse {
+    HttpResponse::Ok().json(view(&state.engine))
+}
+
+pub async fn replace(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<ControlState>,
+) -> Result<HttpResponse, ApiError> {
+    refuse_foreign_origin(&request, &state)?;
+    authorize(&request, &state)?;
+    let body = match read_body(&request, payload, &state, MAX_FILE_BYTES).await {
+        Ok(body) => body,
+        // A workload too large is one of its problems: 422, like the others.
+        Err(ApiError::TooLarge { limit }) => {
+            let message = format!("{BODY_SOURCE}:1:1: larger than {limit} bytes (1 MiB); a workload is much smaller");
+            return Ok(unusable(&message, &[(1, 1, message.clone())]));
+        }
+        Err(e) => return Err(e),
+    };
+    let next = match workload::load_bytes(BODY_SOURCE, &body, &options(&state.engine)) {
+        Ok(next) => next,
+        Err(e) => return Ok(refused(&e)),
+    };
+    state.engine.replace_workload(next);
+    Ok(HttpResponse::Ok().json(view(&state.engine)))
+}
+
+/// SIGHUP: reads `WORKLOAD_FILE` again and runs it; a bad file is logged
+/// (every problem) and ignored, the running workload goes on.
+pub fn reload_file(engine: &Engine) {
+    let Some(path) = engine.settings().workload_file.clone() else {
+        log::info!(signal = "SIGHUP";
+            "received SIGHUP: nothing to reload (no workload file is configured); still running");
+        return;
+    };
+    match workload::load_file(&path, &options(engine)) {
+        Ok(next) => {
+            log::info!(signal = "SIGHUP", file:% = path.display(); "received SIGHUP: workload file read again");
+            engine.replace_workload(next);
+        }
+        Err(e) => {
+            log::error!(signal = "SIGHUP", file:% = path.display(), problems = e.problems.len(), error:% = e;
+                "received SIGHUP: the workload file cannot be used; the running workload goes on");
+        }
+    }
+}
+
+fn options(engine: &Engine) -> Options {
+    let settings = engine.settings();
+    Options {
+        target: Target::new(&settings.target).with_trace(settings.trace),
+        default_pool_size: settings.id_buffer_size,
+    }
+}
+
+/// 422 naming every problem with its place.
+fn refused(error: &LoadError) -> HttpResponse {
+    let problems: Vec<(u32, u32, String)> =
+        error.problems.iter().map(|p| (p.pos.line, p.pos.col, p.message.clone())).collect();
+    unusable(&error.to_string(), &problems)
+}
+
+fn unusable(message: &str, problems: &[(u32, u32, String)]) -> HttpResponse {
+    let problems: Vec<serde_json::Value> = problems
+        .iter()
+        .map(|(line, column, message)| json!({"line": line, "column": column, "message": message}))
+        .collect();
+    HttpResponse::UnprocessableEntity().json(json!({
+        "error": format!("the workload cannot be used; nothing changed:\n{message}"),
+        "problems": problems,
+    }))
+}
+
+fn view(engine: &Engine) -> WorkloadView {
+    let workload = engine.workload();
+    let counts = engine.pool_counts();
+    WorkloadView {
+        source: workload.source().to_string(),
+        mix: workload.mix(),
+        requests: requests(&workload),
+        pools: workload
+            .pools()
+            .map(|id| {
+                let name = workload.pool_name(id).to_string();
+                let values = counts.iter().find(|(n, _)| *n == name).map_or(0, |(_, c)| *c);
+                PoolView { size: workload.pool_size(id), values, name }
+            })
+            .collect(),
+        setup_every_secs: workload.setup_every().map(|d| d.as_secs()),
+    }
+}
+
+fn requests(workload: &Workload) -> Vec<RequestView> {
+    workload
+        .requests()
+        .zip(workload.model().all_requests())
+        .map(|(id, def)| RequestView {
+            name: workload.name(id).to_string(),
+            role: match workload.role(id) {
+                Role::Weighted(_) => "weighted",
+                Role::Error => "error",
+                Role::Setup => "setup",
+            },
+            method: workload.method(id).as_str(),
+            path: def.path.to_string(),
+            weight: match workload.role(id) {
+                Role::Weighted(w) => Some(w),
+                _ => None,
+            },
+            share_percent: workload.share(id).map(|p| (p * 100.0).round() / 100.0),
+            fallback: workload.fallback(id).map(|f| workload.name(f).to_string()),
+            needs: workload.needs(id).iter().map(|p| workload.pool_name(*p).to_string()).collect(),
+        })
+        .collect()
+}

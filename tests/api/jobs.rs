@@ -1,0 +1,506 @@
+//! Jobs, timed modes, ramps, live streams, runtime config and STATE_DIR,
+//! as a user sees them: the real binary against the real demo target,
+//! whose own counters say what arrived.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// A sidecar that sends nothing until told (so the target counts only the job).
+fn paused_sidecar(target: &Proc, extra: &[(&str, &str)]) -> Proc {
+    let mut env = vec![("INITIAL_MODE", "pause")];
+    env.extend_from_slice(extra);
+    start_sidecar(target, &env)
+}
+
+fn start_job(sidecar: &Proc, body: &str) -> Value {
+    let res = sidecar.post("/jobs", Some(body));
+    assert_eq!(res.status, 201, "POST /jobs {body}: {}", res.body);
+    let job = res.json();
+    let id = job["job_id"].as_str().expect("job_id").to_string();
+    assert_eq!(res.headers.get("location"), Some(&format!("/jobs/{id}")));
+    assert_eq!(job["status"], "running");
+    job
+}
+
+fn job_id(job: &Value) -> String {
+    job["job_id"].as_str().expect("job_id").to_string()
+}
+
+/// Waits for the job to end; returns its record.
+fn wait_for_end(sidecar: &Proc, id: &str, timeout: Duration) -> Value {
+    let mut record = Value::Null;
+    let ended = eventually(timeout, || {
+        record = sidecar.get_json(&format!("/jobs/{id}"));
+        record["status"] != "running"
+    });
+    assert!(ended, "job {id} still running after {timeout:?}: {record}");
+    record
+}
+
+/// Within `fraction` of `expected`, plus `slack` requests for the sampling edges.
+fn assert_near(what: &str, observed: f64, expected: f64, fraction: f64, slack: f64) {
+    let bound = expected * fraction + slack;
+    assert!((observed - expected).abs() <= bound, "{what}: {observed} where {expected} ± {bound:.1} was expected");
+}
+
+#[test]
+fn a_peak_rises_to_half_of_max_in_its_first_quarter_then_the_mode_before_comes_back() {
+    let _timing = timing_test();
+    let target = start_demo_target(&[]);
+    let sidecar = paused_sidecar(&target, &[]);
+    // 8 s at up to 40 req/s: 40 requests in the first 2 s (half of max on
+    // average), 160 over the 4 s hold, 40 in the last 2 s.
+    let job = start_job(&sidecar, r#"{"scenario": "peak", "duration_secs": 8, "max_rps": 40}"#);
+    let started = Instant::now();
+    let at = |secs: f64| {
+        let wait = Duration::from_secs_f64(secs).saturating_sub(started.elapsed());
+        sleep(wait);
+        target_count(&target, None) as f64
+    };
+    let (q1, q3) = (at(2.0), at(6.0));
+    let record = wait_for_end(&sidecar, &job_id(&job), Duration::from_secs(12));
+    let total = target_count(&target, None) as f64;
+    eprintln!("peak at the target: first quarter {q1}, middle {}, total {total}", q3 - q1);
+    assert_near("first quarter (≈ half of max × 2 s)", q1, 40.0, 0.2, 5.0);
+    assert_near("middle half (max × 4 s)", q3 - q1, 160.0, 0.1, 5.0);
+    assert_near("whole peak (¾ of max × 8 s)", total, 240.0, 0.05, 2.0);
+
+    assert_eq!(record["status"], "completed");
+    let summary = &record["summary"];
+    assert_eq!(summary["requests"]["sent"].as_f64(), Some(total), "{summary}");
+    assert_near("target rate of the summary", summary["target_rps"].as_f64().unwrap(), 30.0, 0.05, 0.5);
+    let latency = &summary["latency_ms"];
+    assert!(latency["from_scheduled"]["count"].as_u64() > Some(200), "{latency}");
+    assert!(latency["from_scheduled"]["p50"].as_f64() >= latency["from_sent"]["p50"].as_f64(), "{latency}");
+    assert!(summary["by_name"]["create_order"]["successful"].as_u64() > Some(0), "{summary}");
+    // The mode before the job is back, and nothing more is sent.
+    let status = sidecar.get_json("/status");
+    assert_eq!((status["mode"].as_str(), status["job"].is_null()), (Some("pause"), true), "{status}");
+    assert_eq!(target_count(&target, None) as f64, total);
+    // Both latencies of the last 10 s, overall and per request name.
+    let recent = &status["latency"];
+    assert!(recent["overall"]["from_sent"]["count"].as_u64() > Some(0), "{recent}");
+    assert!(recent["by_name"]["list_orders"]["from_scheduled"]["p99"].as_f64().is_some(), "{recent}");
+}
+
+#[test]
+fn stress_holds_max_within_one_percent() {
+    let _timing = timing_test();
+    let target = start_demo_target(&[]);
+    let sidecar = paused_sidecar(&target, &[]);
+    let job = start_job(&sidecar, r#"{"scenario": "stress", "duration_secs": 5, "max_rps": 60}"#);
+    let record = wait_for_end(&sidecar, &job_id(&job), Duration::from_secs(10));
+    let sent = record["summary"]["requests"]["sent"].as_f64().unwrap();
+    assert_near("requests of 5 s at 60 req/s", sent, 300.0, 0.01, 0.0);
+    assert!(eventually(Duration::from_secs(3), || target_count(&target, None) as f64 == sent));
+    assert_eq!(record["summary"]["requests"]["dropped"], 0);
+}
+
+#[test]
+fn presets_one_job_at_a_time_stop_and_a_mode_switch_that_wins() {
+    let target = start_demo_target(&[]);
+    let sidecar = start_sidecar(&target, &[("INITIAL_MODE", "burst"), ("BURST_RPS", "5")]);
+    let presets = sidecar.get_json("/presets")["presets"].clone();
+    let names: Vec<&str> = presets.as_array().unwrap().iter().filter_map(|p| p["name"].as_str()).collect();
+    assert_eq!(names, ["gentle", "moderate", "stress"]);
+    assert_eq!(presets[0], json!({"name": "gentle", "scenario": "normal", "max_rps": 10.0, "duration_secs": 30.0}));
+
+    // A preset, a field overridden.
+    let job = start_job(&sidecar, r#"{"preset": "gentle", "max_rps": 8}"#);
+    let id = job_id(&job);
+    assert_eq!(
+        (job["preset"].as_str(), job["max_rps"].as_f64(), job["duration_secs"].as_f64()),
+        (Some("gentle"), Some(8.0), Some(30.0))
+    );
+    let second = sidecar.post("/jobs", Some(r#"{"preset": "stress"}"#));
+    assert_eq!(second.status, 409, "{}", second.body);
+    assert_eq!(second.json()["running_job_id"], id.as_str());
+    assert_eq!(sidecar.get_json("/status")["job"]["job_id"], id.as_str(), "the running job at once");
+
+    let stopped = sidecar.post(&format!("/jobs/{id}/stop"), None);
+    assert_eq!(stopped.status, 200, "{}", stopped.body);
+    let stopped = stopped.json();
+    assert_eq!((stopped["status"].as_str(), stopped["stop_reason"].as_str()), (Some("stopped"), Some("requested")));
+    assert!(stopped["summary"]["requests"]["sent"].is_u64(), "{stopped}");
+    // Idempotent: the same record again.
+    let again = sidecar.post(&format!("/jobs/{id}/stop"), None);
+    assert_eq!((again.status, again.json()), (200, stopped.clone()));
+    let status = sidecar.get_json("/status");
+    assert_eq!((status["mode"].as_str(), status["rps"].as_f64()), (Some("burst"), Some(5.0)), "{status}");
+
+    // Its story as a k6 script: 8 req/s for 30 s.
+    let script = sidecar.get(&format!("/export/k6?job={id}"));
+    assert_eq!(script.status, 200, "{}", script.body);
+    assert!(script.body.contains("30s") && script.body.contains("normal"), "{}", script.body);
+
+    // A mode switch stops the job and wins: nothing comes back.
+    let job = start_job(&sidecar, r#"{"scenario": "normal", "duration_secs": 60, "max_rps": 5}"#);
+    let switched = sidecar.post("/mode/overload", None);
+    assert_eq!(switched.status, 200);
+    assert_eq!(switched.json()["stopped_job"], json!({"job_id": job_id(&job), "status": "stopped"}));
+    let record = sidecar.get_json(&format!("/jobs/{}", job_id(&job)));
+    assert_eq!(record["stop_reason"], "mode_switch");
+    assert_eq!(sidecar.get_json("/status")["mode"], "overload");
+
+    // Newest first, each with its summary.
+    let jobs = sidecar.get_json("/jobs")["jobs"].clone();
+    let ids: Vec<&str> = jobs.as_array().unwrap().iter().filter_map(|j| j["job_id"].as_str()).collect();
+    assert_eq!(ids, [job_id(&job).as_str(), id.as_str()]);
+    assert!(jobs.as_array().unwrap().iter().all(|j| j["summary"].is_object()));
+    for (method, path) in [("GET", "/jobs/job-99-0000"), ("POST", "/jobs/nope/stop"), ("GET", "/jobs/nope/events")] {
+        let res = request(sidecar.addr, method, path, &[], None);
+        assert_eq!(res.status, 404, "{method} {path}: {}", res.body);
+        assert!(res.json()["error"].as_str().is_some_and(|e| e.contains("GET /jobs")), "{}", res.body);
+    }
+}
+
+#[test]
+fn a_timed_mode_comes_back_and_a_custom_ramp_starts_from_the_current_rate() {
+    let _timing = timing_test();
+    let target = start_demo_target(&[]);
+    let sidecar = paused_sidecar(&target, &[("BURST_RPS", "20")]);
+    let res = sidecar.post("/mode/burst?duration_secs=2", None);
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.json(), json!({"mode": "burst", "rps": 20, "returns_in_secs": 2.0}));
+    sleep(Duration::from_millis(1000));
+    assert_eq!(sidecar.get_json("/status")["mode"], "burst");
+    assert!(eventually(Duration::from_secs(3), || sidecar.get_json("/status")["mode"] == "pause"));
+    // About 2 s of burst arrived (first slot at once, the return within the driver's tick).
+    let burst = target_count(&target, None) as f64;
+    assert_near("requests of a 2 s burst at 20 req/s", burst, 40.0, 0.1, 3.0);
+
+    // From 0 to 40 req/s in 4 s: 20 requests in the first 2 s, 60 in the next.
+    let res = sidecar.post("/mode/custom", Some(r#"{"rps": 40, "ramp_secs": 4}"#));
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.json()["ramp"], json!({"from_rps": 0.0, "secs": 4.0}));
+    let started = Instant::now();
+    let at = |secs: f64| {
+        sleep(Duration::from_secs_f64(secs).saturating_sub(started.elapsed()));
+        target_count(&target, None) as f64 - burst
+    };
+    let (half, whole) = (at(2.0), at(4.0));
+    let held = at(5.0) - whole;
+    eprintln!("ramp at the target: {half} in the first 2 s, {} in the next 2, {held} in the next second", whole - half);
+    assert_near("first half of the ramp", half, 20.0, 0.2, 4.0);
+    assert_near("second half of the ramp", whole - half, 60.0, 0.15, 4.0);
+    assert_near("the rate held after it", held, 40.0, 0.15, 3.0);
+    let res = sidecar.post("/mode/custom", Some(r#"{"rps": 10, "ramp_secs": 2}"#));
+    assert_eq!(res.json()["ramp"]["from_rps"], 40.0, "a new ramp starts where the rate is");
+}
+
+/// An open `text/event-stream`: the events as they arrive, with their time.
+struct EventStream {
+    stream: TcpStream,
+    buffer: String,
+}
+
+impl EventStream {
+    fn open(sidecar: &Proc, path: &str) -> (u16, EventStream) {
+        let mut stream = TcpStream::connect(sidecar.addr).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n", sidecar.addr).unwrap();
+        let mut events = EventStream { stream, buffer: String::new() };
+        while !events.buffer.contains("\r\n\r\n") {
+            assert!(events.fill(), "no answer head");
+        }
+        let (head, rest) = events.buffer.split_once("\r\n\r\n").map(|(h, r)| (h.to_string(), r.to_string())).unwrap();
+        let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status");
+        assert!(status != 200 || head.to_ascii_lowercase().contains("content-type: text/event-stream"), "{head}");
+        events.buffer = rest;
+        (status, events)
+    }
+
+    /// Reads more; false at the end of the stream.
+    fn fill(&mut self) -> bool {
+        let mut chunk = [0u8; 8192];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => false,
+            Ok(n) => {
+                self.buffer.push_str(&String::from_utf8_lossy(&chunk[..n]));
+                true
+            }
+            Err(e) => panic!("reading the stream: {e}"),
+        }
+    }
+
+    /// The next event (name, data) and when it arrived; `None` when the
+    /// stream ends. Chunked framing lines are skipped (they hold no colon).
+    fn next(&mut self) -> Option<(String, Value, Instant)> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n").filter(|_| self.buffer.contains("data: ")) {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut name = String::new();
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(n) = line.strip_prefix("event: ") {
+                        name = n.to_string();
+                    } else if let Some(d) = line.strip_prefix("data: ") {
+                        data.push_str(d);
+                    }
+                }
+                if !name.is_empty() {
+                    let data = serde_json::from_str(&data).unwrap_or_else(|e| panic!("event data {data:?}: {e}"));
+                    return Some((name, data, Instant::now()));
+                }
+                continue;
+            }
+            if !self.fill() {
+                return None;
+            }
+        }
+    }
+}
+
+#[test]
+fn a_job_stream_sends_progress_every_half_second_then_its_summary_and_closes() {
+    let _timing = timing_test();
+    let target = start_demo_target(&[]);
+    let sidecar = paused_sidecar(&target, &[]);
+    let (status, mut life) = EventStream::open(&sidecar, "/events");
+    assert_eq!(status, 200);
+    let job = start_job(&sidecar, r#"{"scenario": "normal", "duration_secs": 3, "max_rps": 20}"#);
+    let id = job_id(&job);
+    let (status, mut stream) = EventStream::open(&sidecar, &format!("/jobs/{id}/events"));
+    assert_eq!(status, 200);
+    let mut events = Vec::new();
+    while let Some(event) = stream.next() {
+        events.push(event);
+    }
+    let names: Vec<&str> = events.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert_eq!(names.last(), Some(&"summary"), "{names:?}");
+    let progress: Vec<&(String, Value, Instant)> = events.iter().filter(|(n, _, _)| n == "progress").collect();
+    assert!((4..=8).contains(&progress.len()), "{} progress events in 3 s: {names:?}", progress.len());
+    let gaps: Vec<f64> = progress.windows(2).map(|w| w[1].2.duration_since(w[0].2).as_secs_f64()).collect();
+    let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+    assert!((0.35..=0.7).contains(&mean), "progress every {mean:.3} s on average: {gaps:?}");
+    let last = &progress.last().unwrap().1;
+    assert_eq!(last["job_id"], id.as_str());
+    assert!(last["target_rps"] == 20.0 && last["latency_ms"]["from_scheduled"].is_object(), "{last}");
+    let summary = &events.last().unwrap().1;
+    assert_eq!((summary["job_id"].as_str(), summary["status"].as_str()), (Some(id.as_str()), Some("completed")));
+    assert!(summary["summary"]["requests"]["sent"].as_u64() > Some(50), "{summary}");
+    // The stream of an ended job: its summary alone, then the end.
+    let (_, mut ended) = EventStream::open(&sidecar, &format!("/jobs/{id}/events"));
+    assert_eq!(ended.next().map(|(n, d, _)| (n, d["status"].clone())), Some(("summary".into(), json!("completed"))));
+    assert!(ended.next().is_none());
+
+    // The sidecar's stream saw the job start and end, mode changes, stats.
+    let mut seen = Vec::new();
+    while !seen.iter().any(|n| n == "stats") || !seen.iter().any(|n| n == "job_ended") {
+        let Some((name, _, _)) = life.next() else { panic!("sidecar stream ended: {seen:?}") };
+        seen.push(name);
+    }
+    for expected in ["job_started", "mode", "job_ended", "stats"] {
+        assert!(seen.iter().any(|n| n == expected), "no {expected} in {seen:?}");
+    }
+    // Shutdown ends it cleanly, with a last `shutdown` event.
+    let mut sidecar = sidecar;
+    sidecar.signal(libc::SIGTERM);
+    let mut last = None;
+    while let Some((name, _, _)) = life.next() {
+        last = Some(name);
+    }
+    assert_eq!(last.as_deref(), Some("shutdown"));
+    assert!(sidecar.wait_exit(Duration::from_secs(10)).is_some_and(|s| s.success()), "{}", sidecar.output());
+}
+
+#[test]
+fn config_and_the_job_history_survive_a_restart_with_state_dir_and_a_corrupt_file_does_not_stop_it() {
+    let target = start_demo_target(&[]);
+    let dir = std::env::temp_dir().join(format!("trafficgen-state-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir_str = dir.to_str().unwrap().to_string();
+    let env = [("INITIAL_MODE", "pause"), ("STATE_DIR", dir_str.as_str())];
+
+    let mut sidecar = start_sidecar(&target, &env);
+    let startup = sidecar.get_json("/config");
+    assert_eq!(startup["steady_rps"], 2.0);
+    let res = request(sidecar.addr, "PUT", "/config", &[], Some(r#"{"steady_rps": 7, "jitter": 0.1}"#));
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!((res.json()["steady_rps"].as_f64(), res.json()["jitter"].as_f64()), (Some(7.0), Some(0.1)));
+    let job = start_job(&sidecar, r#"{"scenario": "normal", "duration_secs": 1, "max_rps": 5}"#);
+    wait_for_end(&sidecar, &job_id(&job), Duration::from_secs(5));
+    assert!(sidecar.terminate(Duration::from_secs(10)).is_some_and(|s| s.success()));
+
+    let mut sidecar = start_sidecar(&target, &env);
+    let config = sidecar.get_json("/config");
+    assert_eq!((config["steady_rps"].as_f64(), config["jitter"].as_f64()), (Some(7.0), Some(0.1)), "{config}");
+    let res = sidecar.post("/mode/steady", None);
+    assert_eq!(res.json()["rps"], 7, "the restored rate is the mode's rate");
+    let jobs = sidecar.get_json("/jobs")["jobs"].clone();
+    assert_eq!(jobs[0]["job_id"], job_id(&job).as_str(), "{jobs}");
+    assert_eq!(jobs[0]["status"], "completed");
+    // Reset: the start-up values, kept as such.
+    let res = sidecar.post("/config/reset", None);
+    assert_eq!((res.status, res.json()), (200, startup.clone()));
+    assert!(sidecar.terminate(Duration::from_secs(10)).is_some_and(|s| s.success()));
+    let sidecar = start_sidecar(&target, &env);
+    assert_eq!(sidecar.get_json("/config"), startup);
+    drop(sidecar);
+
+    // A corrupt file is reported, set aside, and the sidecar runs.
+    let file = dir.join("trafficgen-state.json");
+    std::fs::write(&file, b"{\"version\": 1, \"jobs\": [tru").unwrap();
+    let sidecar = start_sidecar(&target, &env);
+    assert_eq!(sidecar.get_json("/config"), startup);
+    assert_eq!(sidecar.get_json("/jobs")["jobs"], json!([]));
+    let warned = sidecar.wait_for_log(
+        |v| v["level"] == "warn" && v["message"].as_str().is_some_and(|m| m.contains("state file not used")),
+        Duration::from_secs(2),
+    );
+    assert!(warned.is_some(), "{}", sidecar.output());
+    let set_aside = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|e| e.file_name().to_string_lossy().contains("corrupt"));
+    assert!(set_aside, "the corrupt file is kept aside for a look");
+    drop(sidecar);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_job_config_and_timed_mode_requests_get_4xx_and_change_nothing() {
+    let target = start_demo_target(&[]);
+    let sidecar = start_sidecar(&target, &[("INITIAL_MODE", "burst"), ("MAX_RPS", "100")]);
+    let config = sidecar.get_json("/config");
+    let cases: &[(&str, &str, Option<&str>, u16, &str)] = &[
+        ("POST", "/jobs", None, 400, "needs a JSON body"),
+        ("POST", "/jobs", Some("{"), 400, "not valid JSON"),
+        ("POST", "/jobs", Some("[1]"), 422, "body"),
+        ("POST", "/jobs", Some(r#"{"scenario": "tsunami", "duration_secs": 5, "max_rps": 5}"#), 422, "scenario"),
+        ("POST", "/jobs", Some(r#"{"preset": "wild"}"#), 422, "preset"),
+        ("POST", "/jobs", Some(r#"{"scenario": "peak", "max_rps": 5}"#), 422, "duration_secs"),
+        ("POST", "/jobs", Some(r#"{"scenario": "peak", "duration_secs": 0.5, "max_rps": 5}"#), 422, "duration_secs"),
+        ("POST", "/jobs", Some(r#"{"scenario": "peak", "duration_secs": 86401, "max_rps": 5}"#), 422, "duration_secs"),
+        ("POST", "/jobs", Some(r#"{"scenario": "peak", "duration_secs": 5, "max_rps": 101}"#), 422, "MAX_RPS"),
+        ("POST", "/jobs", Some(r#"{"scenario": "peak", "duration_secs": 5, "max_rps": 0}"#), 422, "max_rps"),
+        (
+            "POST",
+            "/jobs",
+            Some(r#"{"scenario": "peak", "duration_secs": 5, "max_rps": 5, "ramp_up_secs": 6}"#),
+            422,
+            "ramp_up_secs",
+        ),
+        (
+            "POST",
+            "/jobs",
+            Some(r#"{"scenario": "normal", "duration_secs": 5, "max_rps": 5, "endpoints": ["list_orders", "nope"]}"#),
+            422,
+            "'nope'",
+        ),
+        ("POST", "/jobs", Some(r#"{"preset": "gentle", "turbo": true}"#), 422, "turbo"),
+        ("PUT", "/config", None, 400, "JSON object"),
+        ("PUT", "/config", Some(r#"{"steady_rps": 101}"#), 422, "steady_rps"),
+        ("PUT", "/config", Some(r#"{"jitter": 2}"#), 422, "jitter"),
+        ("PUT", "/config", Some(r#"{"request_timeout_ms": 0}"#), 422, "request_timeout_ms"),
+        ("PUT", "/config", Some(r#"{"max_in_flight": 100000}"#), 422, "max_in_flight"),
+        ("PUT", "/config", Some(r#"{"target_url": "http://x"}"#), 422, "cannot be changed at runtime"),
+        ("PUT", "/config", Some(r#"{"steady_rps": "7"}"#), 422, "steady_rps"),
+        ("POST", "/mode/burst?duration_secs=0", None, 422, "duration_secs"),
+        ("POST", "/mode/burst?duration=60", None, 422, "duration_secs"),
+        ("POST", "/mode/custom", Some(r#"{"rps": 5, "ramp_secs": -1}"#), 422, "ramp_secs"),
+        ("POST", "/mode/custom", Some(r#"{"rps": 5, "ramp_secs": 1e9}"#), 422, "ramp_secs"),
+        ("GET", "/logs?limit=0", None, 422, "limit"),
+        ("GET", "/logs?lines=5", None, 422, "limit"),
+        ("DELETE", "/jobs", None, 405, "allowed"),
+        ("GET", "/config/reset", None, 405, "allowed"),
+        ("POST", "/jobs", Some(&format!(r#"{{"preset": "gentle", "pad": "{}"}}"#, "x".repeat(20_000))), 413, "larger"),
+    ];
+    for (method, path, body, status, words) in cases {
+        let res = request(sidecar.addr, method, path, &[], *body);
+        assert_eq!(res.status, *status, "{method} {path} {body:?}: {}", res.body);
+        let error = res.json()["error"].as_str().unwrap_or_default().to_string();
+        assert!(error.contains(words), "{method} {path} {body:?}: {error:?} should mention {words:?}");
+    }
+    assert_eq!(sidecar.get_json("/jobs")["jobs"], json!([]));
+    assert_eq!(sidecar.get_json("/config"), config);
+    let status = sidecar.get_json("/status");
+    assert_eq!((status["mode"].as_str(), status["rps"].as_f64()), (Some("burst"), Some(20.0)));
+    let logs = sidecar.get_json("/logs?limit=5")["lines"].clone();
+    assert!(!logs.as_array().unwrap().is_empty() && logs.as_array().unwrap().len() <= 5, "{logs}");
+}
+
+#[test]
+fn jobs_and_config_need_the_token_and_refuse_foreign_origins() {
+    let target = start_demo_target(&[]);
+    let sidecar = start_sidecar(&target, &[("INITIAL_MODE", "pause"), ("CONTROL_TOKEN", "s3cret-token")]);
+    let job = r#"{"preset": "gentle"}"#;
+    let auth = [("Authorization", "Bearer s3cret-token")];
+    for (method, path, body) in [
+        ("POST", "/jobs", Some(job)),
+        ("PUT", "/config", Some(r#"{"steady_rps": 3}"#)),
+        ("POST", "/config/reset", None),
+    ] {
+        assert_eq!(request(sidecar.addr, method, path, &[], body).status, 401, "{method} {path}");
+        let foreign = [("Origin", "http://evil.example"), auth[0]];
+        assert_eq!(request(sidecar.addr, method, path, &foreign, body).status, 403, "{method} {path}");
+    }
+    assert_eq!(sidecar.get_json("/jobs")["jobs"], json!([]));
+    let res = request(sidecar.addr, "POST", "/jobs", &auth, Some(job));
+    assert_eq!(res.status, 201, "{}", res.body);
+    let id = job_id(&res.json());
+    assert_eq!(sidecar.post(&format!("/jobs/{id}/stop"), None).status, 401);
+    assert_eq!(request(sidecar.addr, "POST", &format!("/jobs/{id}/stop"), &auth, None).status, 200);
+    // Reading needs no token.
+    assert_eq!(sidecar.get(&format!("/jobs/{id}")).status, 200);
+    assert_eq!(sidecar.get("/config").status, 200);
+}
+
+/// Needs the workload engine (branch workload-engine), which makes the
+/// draw honour the job's focus; this branch only sets it.
+#[test]
+fn focus_endpoints_narrow_the_requests_to_those_named() {
+    let target = start_demo_target(&[]);
+    let sidecar = paused_sidecar(&target, &[]);
+    let body = r#"{"scenario": "normal", "duration_secs": 2, "max_rps": 30, "endpoints": ["list_orders"]}"#;
+    let job = start_job(&sidecar, body);
+    let record = wait_for_end(&sidecar, &job_id(&job), Duration::from_secs(6));
+    let listed = target_count(&target, Some("list_orders"));
+    assert!(listed >= 55, "{listed} list_orders of about 60: {record}");
+    assert_eq!(target_count(&target, None), listed, "only list_orders was asked for");
+}
+
+/// Needs the workload engine (branch workload-engine): error injection
+/// sends 30 % of the requests to the workload's error request.
+#[test]
+fn focus_error_injection_sends_a_third_to_the_error_request() {
+    let target = start_demo_target(&[]);
+    let sidecar = paused_sidecar(&target, &[]);
+    let job = start_job(&sidecar, r#"{"scenario": "error_injection", "duration_secs": 4, "max_rps": 50}"#);
+    let record = wait_for_end(&sidecar, &job_id(&job), Duration::from_secs(8));
+    let errors = target_count(&target, Some("error")) as f64;
+    let total = target_count(&target, None) as f64;
+    assert_near("share of error requests", errors / total, 0.3, 0.2, 0.0);
+    let ratio = record["summary"]["error_ratio"].as_f64().unwrap();
+    // Half of the error requests fail (rate=0.5): about 15 % overall.
+    assert!((0.08..=0.25).contains(&ratio), "error ratio {ratio}: {record}");
+}
+
+#[test]
+fn at_most_64_streams_are_open_and_a_reader_that_left_or_a_head_holds_none() {
+    let target = start_demo_target(&[]);
+    let sidecar = paused_sidecar(&target, &[]);
+    for _ in 0..70 {
+        assert_eq!(request(sidecar.addr, "HEAD", "/events", &[], None).status, 200);
+    }
+    let open: Vec<EventStream> = (0..64)
+        .map(|i| {
+            let (status, stream) = EventStream::open(&sidecar, "/events");
+            assert_eq!(status, 200, "stream {i}");
+            stream
+        })
+        .collect();
+    let (status, _) = EventStream::open(&sidecar, "/events");
+    assert_eq!(status, 503, "the 65th stream");
+    drop(open);
+    // A stream whose reader left is freed at its next event (stats, every second).
+    let reopened = eventually(Duration::from_secs(5), || EventStream::open(&sidecar, "/events").0 == 200);
+    assert!(reopened, "the streams of readers that left were never freed");
+}
