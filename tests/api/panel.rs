@@ -131,3 +131,71 @@ fn every_element_the_script_looks_up_is_in_the_page() {
         assert!(ids.contains(&label_for), "a label for a missing control: {label_for}");
     }
 }
+
+/// The fields panel.js reads, where it reads them: if the API moves one,
+/// this fails here rather than as a blank card in a browser.
+#[test]
+fn the_answers_the_panel_reads_have_the_fields_it_reads() {
+    let (_target, sidecar) = paused_sidecar();
+    let number = |v: &serde_json::Value, what: &str| assert!(v.is_number(), "{what}: {v}");
+    let status = sidecar.get_json("/status");
+    for key in ["rps", "achieved_rps", "uptime_secs", "max_rps", "in_flight"] {
+        number(&status[key], key);
+    }
+    for key in ["mode", "state", "target_url", "mix"] {
+        assert!(status[key].is_string(), "/status {key}: {status}");
+    }
+    for key in ["successful", "failed", "dropped"] {
+        number(&status["stats"][key], key);
+    }
+    let scheduled = &status["latency"]["overall"]["from_scheduled"];
+    assert!(["p50", "p95", "p99"].iter().all(|p| scheduled.get(p).is_some()), "/status latency: {status}");
+    assert!(status["job"].is_null(), "no job yet: {}", status["job"]);
+    number(&sidecar.get_json("/modes")["modes"]["burst"], "/modes burst");
+
+    let presets = sidecar.get_json("/presets");
+    let presets = presets["presets"].as_array().expect("presets");
+    assert!(!presets.is_empty());
+    for preset in presets {
+        assert!(preset["name"].is_string() && preset["scenario"].is_string(), "{preset}");
+        number(&preset["max_rps"], "preset max_rps");
+        number(&preset["duration_secs"], "preset duration_secs");
+    }
+    let workload = sidecar.get_json("/workload");
+    let requests = workload["requests"].as_array().expect("workload requests");
+    assert!(requests.iter().any(|r| r["role"] == "weighted" && r["name"].is_string()), "{workload}");
+    let logs = sidecar.get_json("/logs?limit=50");
+    let lines = logs["lines"].as_array().expect("log lines");
+    assert!(lines.iter().any(|l| l["message"].is_string() && l["timestamp"].is_string()), "{logs}");
+
+    // A job as the scenario card starts it, and as it ends.
+    let body = r#"{"scenario": "normal", "duration_secs": 30, "max_rps": 5, "ramp_up_secs": 0}"#;
+    let started = sidecar.post("/jobs", Some(body));
+    assert_eq!(started.status, 201, "{}", started.body);
+    let job = started.json();
+    let id = job["job_id"].as_str().expect("job_id").to_string();
+    assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b)) && id.len() <= 64, "{id}");
+    assert_eq!((job["status"].as_str(), job["scenario"].as_str()), (Some("running"), Some("normal")));
+    let again = sidecar.post("/jobs", Some(body));
+    assert_eq!(again.status, 409, "{}", again.body);
+    assert_eq!(again.json()["running_job_id"].as_str(), Some(id.as_str()), "a 409 names the running job");
+    assert_eq!(sidecar.get_json("/status")["job"]["job_id"].as_str(), Some(id.as_str()));
+    let listed = sidecar.get_json("/jobs");
+    assert_eq!(listed["jobs"][0]["job_id"].as_str(), Some(id.as_str()), "newest first: {listed}");
+    let stopped = sidecar.post(&format!("/jobs/{id}/stop"), None);
+    assert_eq!(stopped.status, 200, "{}", stopped.body);
+    let record = stopped.json();
+    assert_eq!(record["status"].as_str(), Some("stopped"));
+    let summary = &record["summary"];
+    for key in ["elapsed_secs", "achieved_rps", "target_rps", "error_ratio"] {
+        number(&summary[key], key);
+    }
+    number(&summary["requests"]["sent"], "summary sent");
+    assert!(summary["latency_ms"]["from_sent"].is_object(), "{summary}");
+
+    // A switch with a ramp says where from and over how long.
+    let ramp = sidecar.post("/mode/custom", Some(r#"{"rps": 4, "ramp_secs": 2}"#));
+    assert_eq!(ramp.status, 200, "{}", ramp.body);
+    number(&ramp.json()["ramp"]["secs"], "ramp secs");
+    number(&ramp.json()["ramp"]["from_rps"], "ramp from_rps");
+}
