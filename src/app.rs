@@ -71,6 +71,7 @@ impl Sidecar {
         let cluster = config.peers.clone().map(|p| Cluster::new(p, engine.clone(), config.control_token.as_ref()));
         let runtime = RuntimeSettings::new(&config.runtime_args, &config);
         let live = Live::new(engine.clone(), cluster.clone(), Some(runtime), config.state.clone());
+        live.judge_slos(config.slos.clone(), config.slo_window);
         let state = ControlState {
             live,
             engine,

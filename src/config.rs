@@ -356,6 +356,11 @@ impl TryFrom<SidecarArgs> for Config {
             Some(path) => load_workload(path, &options)?,
             None => builtin_workload(mix, &options).map_err(|e| ConfigError::new("MIX", &args.mix, e))?,
         };
+        // Per-request objectives must name requests the workload has.
+        let slo_text = args.slo.as_deref().unwrap_or_default();
+        let slos = crate::slo::parse(slo_text).map_err(|e| ConfigError::new("SLO", slo_text, e))?;
+        let names: Vec<&str> = workload.requests().map(|id| workload.name(id)).collect();
+        crate::slo::check_scopes(&slos, &names).map_err(|e| ConfigError::new("SLO", slo_text, e))?;
 
         let max_in_flight = whole("MAX_IN_FLIGHT", args.max_in_flight, 1, 100_000)?;
         let default_warmup = if args.demo { 1.0 } else { 10.0 };
@@ -413,8 +418,7 @@ impl TryFrom<SidecarArgs> for Config {
                 None => None,
                 Some(raw) => PeersSetting::parse(raw).map_err(|e| ConfigError::new("PEERS", raw, e))?,
             },
-            slos: crate::slo::parse(args.slo.as_deref().unwrap_or_default())
-                .map_err(|e| ConfigError::new("SLO", args.slo.as_deref().unwrap_or_default(), e))?,
+            slos,
             slo_window: window_duration("SLO_WINDOW", &args.slo_window, 10, 86_400)?,
             control_limits: ServerLimits {
                 max_connections: whole("CONTROL_MAX_CONNECTIONS", args.control_max_connections, 4, 65_536)?,
@@ -545,6 +549,7 @@ mod tests {
             (&["--keep-alive-ms", "3600001"], "KEEP_ALIVE_MS"),
             (&["--slo", "p95<300"], "SLO"),
             (&["--slo", "p95<300ms,p42<1s"], "SLO"),
+            (&["--slo", "create_user:p95<300ms"], "SLO"),
             (&["--slo-window", "5s"], "SLO_WINDOW"),
             (&["--slo-window", "2d"], "SLO_WINDOW"),
             (&["--slo-window", "99999999999999999999"], "SLO_WINDOW"),

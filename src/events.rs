@@ -57,6 +57,21 @@ pub mod names {
     pub const STATS: &str = "stats";
     /// The sidecar is stopping: the last event of every stream.
     pub const SHUTDOWN: &str = "shutdown";
+    /// An SLO's verdict changed (met, missed, no data).
+    pub const SLO: &str = "slo";
+}
+
+/// `slo`: an objective's verdict over the window changed (on the sidecar stream).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SloEvent {
+    /// The objective, normalised (`p95<300ms`).
+    pub slo: String,
+    /// `met`, `missed` or `no_data`.
+    pub outcome: &'static str,
+    pub previous: &'static str,
+    /// In the objective's unit (ms, or percent); `null` without data.
+    pub value: Option<f64>,
+    pub window_secs: f64,
 }
 
 /// `mode`: the mode or rate changed (on the sidecar stream).

@@ -5,7 +5,7 @@
 
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
 use std::collections::{BTreeMap, HashSet};
@@ -105,6 +105,8 @@ pub struct Metrics {
     /// Names used as `endpoint` so far (bounded, see [`MAX_ENDPOINT_LABELS`]).
     endpoints: Mutex<HashSet<String>>,
     pool_values: IntGaugeVec,
+    slo_ok: GaugeVec,
+    slo_value: GaugeVec,
     unmet: IntCounterVec,
     capture_failures: IntCounterVec,
     schedule_lag: Histogram,
@@ -197,6 +199,17 @@ impl Metrics {
             Opts::new("trafficgen_pool_values", "Values held in each pool of the running workload"),
             &["pool"],
         )?;
+        let slo_ok = GaugeVec::new(
+            Opts::new("trafficgen_slo_ok", "1 while an SLO holds over SLO_WINDOW, 0 while it is missed, NaN without data"),
+            &["slo"],
+        )?;
+        let slo_value = GaugeVec::new(
+            Opts::new(
+                "trafficgen_slo_value",
+                "An SLO's measured value over SLO_WINDOW, in its own unit (seconds for latencies, a ratio for error_rate and rps)",
+            ),
+            &["slo"],
+        )?;
         let mode_switches =
             IntCounter::new("trafficgen_mode_switches_total", "Changes of mode or rate made through the control API")?;
         let retries_vec = IntCounterVec::new(
@@ -227,6 +240,8 @@ impl Metrics {
             Box::new(dropped.clone()),
             Box::new(ids_buffered.clone()),
             Box::new(pool_values.clone()),
+            Box::new(slo_ok.clone()),
+            Box::new(slo_value.clone()),
             Box::new(unmet.clone()),
             Box::new(capture_failures.clone()),
             Box::new(mode_switches.clone()),
@@ -246,6 +261,8 @@ impl Metrics {
             durations: duration_vec,
             endpoints: Mutex::new(HashSet::new()),
             pool_values,
+            slo_ok,
+            slo_value,
             unmet,
             capture_failures,
             schedule_lag,
@@ -299,6 +316,31 @@ impl Metrics {
         for (name, count) in pools {
             self.pool_values.with_label_values(&[name]).set(i64::try_from(count).unwrap_or(i64::MAX));
         }
+    }
+
+    /// The SLOs' verdicts: `slo` is the objective as written (at most 32,
+    /// fixed at start, so the label set is bounded); `value` in base units.
+    pub fn show_slo(&self, slo: &str, ok: Option<bool>, value: Option<f64>) {
+        let ok = ok.map_or(f64::NAN, |ok| if ok { 1.0 } else { 0.0 });
+        self.slo_ok.with_label_values(&[slo]).set(ok);
+        self.slo_value.with_label_values(&[slo]).set(value.unwrap_or(f64::NAN));
+    }
+
+    /// Failures without an answer so far, per request name and kind (the
+    /// kinds that happened).
+    pub fn errors_by_kind(&self) -> BTreeMap<String, BTreeMap<String, u64>> {
+        let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+        for family in self.errors.collect() {
+            for metric in family.get_metric() {
+                let label = |name: &str| metric.get_label().iter().find(|l| l.name() == name).map(|l| l.value());
+                let (Some(endpoint), Some(kind)) = (label("endpoint"), label("kind")) else { continue };
+                let count = metric.get_counter().get_value() as u64;
+                if count > 0 {
+                    out.entry(endpoint.to_string()).or_default().insert(kind.to_string(), count);
+                }
+            }
+        }
+        out
     }
 
     pub fn observe_lag(&self, seconds: f64) {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::jobs::Measures;
 use crate::latency::{Counts, Snapshot};
 use crate::slo::{self, Latencies, Measured, Outcome, Slo, Verdict, Window};
 
@@ -55,6 +56,37 @@ pub struct Reading {
     /// Each name's share of the traffic (0..=1), in `names` order, to judge
     /// a per-name `rps` objective; empty when unknown.
     pub shares: Vec<f64>,
+}
+
+impl Reading {
+    /// From the sidecar's measures (see [`crate::jobs::Measures`]): names in
+    /// the latency table's order. Per name, what was sent is not counted
+    /// apart, so what completed stands for it.
+    pub fn from_measures(at: Instant, measures: &Measures, target_rps: f64, shares: Vec<f64>) -> Reading {
+        let by_name = measures
+            .latency_names
+            .iter()
+            .map(|name| {
+                let t = measures.by_name.get(name).copied().unwrap_or_default();
+                let completed = t.successful.saturating_add(t.failed);
+                Tally { completed, failed: t.failed, sent: completed }
+            })
+            .collect();
+        let totals = measures.totals;
+        Reading {
+            at,
+            latency: measures.latency.clone(),
+            names: measures.latency_names.clone(),
+            overall: Tally {
+                completed: totals.successful.saturating_add(totals.failed),
+                failed: totals.failed,
+                sent: totals.sent,
+            },
+            by_name,
+            target_rps,
+            shares,
+        }
+    }
 }
 
 /// An objective whose outcome changed at this tick.

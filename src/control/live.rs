@@ -18,12 +18,14 @@ use crate::cluster::{Cluster, Source};
 use crate::engine::Engine;
 use crate::engine::focus::Focus;
 use crate::engine::mode::{Mode, Plan, Shape};
-use crate::events::{EventHub, JobEvent, ModeEvent, StatsEvent, Topic, names};
+use crate::events::{EventHub, JobEvent, ModeEvent, SloEvent, StatsEvent, Topic, names};
 use crate::jobs::board::Due;
 use crate::jobs::{
     Board, Clock, JobError, JobRecord, JobSpec, Measures, NameTotals, Progress, Resume, StopReason, Totals,
 };
 use crate::latency::{LatencyReport, LatencyWindow};
+use crate::slo::{Outcome, Slo};
+use crate::slo_watch::{Reading, SloState, SloWatch, outcome_str};
 use crate::state::{ConfigChangeError, PersistedState, RuntimeConfig, RuntimeSettings, STATE_VERSION, StateStore};
 
 /// A running job's numbers are published this often.
@@ -60,6 +62,17 @@ struct Inner {
     progress: Option<Progress>,
     /// For the stats event: the moment and the counters of the previous one.
     last_stats: Option<(Instant, Totals)>,
+    /// `SLO`: the objectives judged every second over `SLO_WINDOW`.
+    slo: Option<SloWatch>,
+}
+
+/// `/status`'s `slo`: each objective over the window.
+#[derive(Debug, Clone, Serialize)]
+pub struct SloStatus {
+    pub window_secs: f64,
+    /// Every objective met or without data.
+    pub ok: bool,
+    pub objectives: Vec<SloState>,
 }
 
 /// Shared by the handlers and the driver task.
@@ -92,6 +105,7 @@ impl Live {
                 window: LatencyWindow::new(WINDOW_SLICES),
                 progress: None,
                 last_stats: None,
+                slo: None,
             }),
             engine,
             cluster,
@@ -152,6 +166,71 @@ impl Live {
         };
         if let Err(e) = store.save(&state) {
             log::error!(error:% = e; "could not save the state to STATE_DIR");
+        }
+    }
+
+    /// Judges `slos` every second over `window` from now on: gauges,
+    /// `/status.slo`, an `slo` event and a log line when one flips.
+    pub fn judge_slos(&self, slos: Vec<Slo>, window: Duration) {
+        if slos.is_empty() {
+            return;
+        }
+        let metrics = self.engine.metrics();
+        for slo in &slos {
+            metrics.show_slo(&slo.to_string(), None, None);
+        }
+        self.inner.lock().slo = Some(SloWatch::new(slos, window));
+    }
+
+    /// The objectives now; `None` without `SLO`.
+    pub fn slo_status(&self) -> Option<SloStatus> {
+        let inner = self.inner.lock();
+        let watch = inner.slo.as_ref()?;
+        Some(SloStatus { window_secs: watch.window().as_secs_f64(), ok: watch.all_hold(), objectives: watch.states() })
+    }
+
+    /// An objective missed without a break for a whole window (for
+    /// `trafficgen run --abort-on-fail`).
+    pub fn slo_missed_for_a_window(&self) -> Option<String> {
+        let inner = self.inner.lock();
+        let watch = inner.slo.as_ref()?;
+        watch.missed_for_a_window().map(|i| watch.slos()[i].to_string())
+    }
+
+    /// One SLO tick: the window moves on by `measures`; flips are logged
+    /// and published.
+    fn judge(&self, slo: &mut SloWatch, now: Instant, measures: &Measures) {
+        let plan = self.engine.plan();
+        let target_rps = if plan.warming_up { 0.0 } else { plan.share.of(plan.rate_at(SystemTime::now())) };
+        let workload = self.engine.workload();
+        let shares = measures
+            .latency_names
+            .iter()
+            .map(|name| workload.find(name).and_then(|id| workload.share(id)).map_or(0.0, |p| p / 100.0))
+            .collect();
+        let flips = slo.tick(Reading::from_measures(now, measures, target_rps, shares));
+        let metrics = self.engine.metrics();
+        for (objective, verdict) in slo.slos().iter().zip(slo.verdicts()) {
+            let ok = match verdict.outcome {
+                Outcome::Met => Some(true),
+                Outcome::Missed => Some(false),
+                Outcome::NoData => None,
+            };
+            metrics.show_slo(&objective.to_string(), ok, verdict.value);
+        }
+        let window_secs = slo.window().as_secs_f64();
+        for flip in flips {
+            let objective = &slo.slos()[flip.index];
+            let value = flip.value.map(|v| crate::slo_watch::shown_value(objective, v));
+            let (outcome, previous) = (outcome_str(flip.to), outcome_str(flip.from));
+            match flip.to {
+                Outcome::Missed => log::warn!(slo:% = objective, value:? = value, window_secs = window_secs;
+                    "SLO {objective} missed over the last {window_secs} s"),
+                _ => log::info!(slo:% = objective, value:? = value, outcome = outcome, previous = previous;
+                    "SLO {objective}: {outcome} (was {previous})"),
+            }
+            let event = SloEvent { slo: objective.to_string(), outcome, previous, value, window_secs };
+            self.hub.publish(&Topic::Sidecar, names::SLO, &event, false);
         }
     }
 
@@ -420,10 +499,16 @@ impl Live {
         let names = table.names();
         let window = &inner.window;
         let mut report = window.merged().report(names);
-        // Every name, answered or not: the shape of `/status` does not
-        // change with what happened to be sent in the last 10 s.
+        // Every name of the traffic, answered or not: the shape of `/status`
+        // does not change with what happened to be sent in the last 10 s.
+        // Error requests are sent only by jobs that inject errors: shown
+        // when they were.
+        let workload = self.engine.workload();
         for name in names {
-            report.by_name.entry(name.clone()).or_default();
+            let is_error = workload.find(name).is_some_and(|id| workload.role(id) == crate::workload::Role::Error);
+            if !is_error {
+                report.by_name.entry(name.clone()).or_default();
+            }
         }
         RecentLatency { window_secs: round3(window.covers().as_secs_f64()), report }
     }
@@ -560,6 +645,10 @@ impl Live {
         let mut inner = self.inner.lock();
         let measures = self.measures();
         inner.window.tick(now, measures.latency.clone());
+        if let Some(mut slo) = inner.slo.take() {
+            self.judge(&mut slo, now, &measures);
+            inner.slo = Some(slo);
+        }
         let totals = measures.totals;
         let (achieved_rps, error_ratio) = match inner.last_stats {
             Some((at, before)) => {

@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
-use super::live::RecentLatency;
+use super::live::{RecentLatency, SloStatus};
 use super::{ControlState, ServerInfo};
 use crate::cluster::ClusterView;
 use crate::jobs::Progress;
@@ -40,6 +40,9 @@ pub struct Status {
     pub latency: RecentLatency,
     /// The running job and its progress; `null` when none runs.
     pub job: Option<Progress>,
+    /// `SLO`'s objectives over `SLO_WINDOW`; absent without `SLO`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo: Option<SloStatus>,
 }
 
 #[derive(Debug, Serialize)]
@@ -100,6 +103,7 @@ pub async fn status(state: web::Data<ControlState>) -> HttpResponse {
         cluster: state.cluster.as_ref().map(|c| c.view()),
         latency: state.live.recent_latency(),
         job: state.live.progress(),
+        slo: state.live.slo_status(),
     })
 }
 
