@@ -5,8 +5,8 @@
 
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use std::collections::{BTreeMap, HashSet};
 
@@ -200,7 +200,10 @@ impl Metrics {
             &["pool"],
         )?;
         let slo_ok = GaugeVec::new(
-            Opts::new("trafficgen_slo_ok", "1 while an SLO holds over SLO_WINDOW, 0 while it is missed, NaN without data"),
+            Opts::new(
+                "trafficgen_slo_ok",
+                "1 while an SLO holds over SLO_WINDOW, 0 while it is missed, NaN without data",
+            ),
             &["slo"],
         )?;
         let slo_value = GaugeVec::new(
