@@ -10,6 +10,7 @@ pub mod live;
 mod mode;
 mod openapi;
 pub mod origin;
+mod panel;
 pub mod server;
 mod status;
 mod workload;
@@ -116,6 +117,7 @@ pub fn configure(state: ControlState) -> impl FnOnce(&mut web::ServiceConfig) {
             )
             .service(get_only("/cluster", cluster::view))
             .service(get_only("/cluster/member", cluster::member))
+            .configure(panel::routes)
             .service(
                 web::resource("/cluster/state")
                     .route(web::get().to(cluster::document))

@@ -13,6 +13,7 @@ mod jobs;
 mod keep_alive;
 mod metrics;
 mod openapi;
+mod panel;
 mod peers;
 mod promises;
 mod readme;
