@@ -11,12 +11,20 @@ fn document() -> serde_json::Value {
     serde_json::from_str(&text).expect("openapi.json is JSON")
 }
 
-/// (path, method) of every route in src/control/mod.rs: `get_only`,
+/// (path, method) of every route in src/control/mod.rs (and the panel's
+/// in src/control/panel.rs): `get_only`,
 /// `post_only`, and `web::resource` with its `.route(web::METHOD()…)` lines.
 fn registered_routes() -> BTreeSet<(String, String)> {
     let source = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/control/mod.rs"))
         .expect("src/control/mod.rs");
-    let body = source.split("pub fn configure").nth(1).expect("fn configure").split("\nfn ").next().unwrap();
+    let mut body =
+        source.split("pub fn configure").nth(1).expect("fn configure").split("\nfn ").next().unwrap().to_string();
+    // The panel's files are registered by `panel::routes`, configured there.
+    if body.contains("panel::routes") {
+        let panel = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/control/panel.rs"))
+            .expect("src/control/panel.rs");
+        body.push_str(panel.split("pub fn routes").nth(1).expect("fn routes").split("\nfn ").next().unwrap());
+    }
     let mut routes = BTreeSet::new();
     let mut current: Option<String> = None;
     let quoted = |line: &str| line.split('"').nth(1).map(str::to_string);
