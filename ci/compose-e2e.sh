@@ -207,6 +207,15 @@ else
   abort "traffic to the demo target (name resolution in the scratch image?)"
 fi
 
+# The control panel is served in the default profile at the published port.
+page="$(curl -s --max-time 5 -D "$work/panel-headers.txt" "http://127.0.0.1:$TRAFFICGEN_PORT/")"
+if echo "$page" | grep -qi '<title>' && grep -qi '^content-security-policy:' "$work/panel-headers.txt" \
+    && curl -sf --max-time 5 -o /dev/null "http://127.0.0.1:$TRAFFICGEN_PORT/panel.js"; then
+  pass "the control panel answers at http://127.0.0.1:$TRAFFICGEN_PORT/ ($(echo "$page" | wc -c) bytes of HTML, its script served, a CSP set)"
+else
+  fail "the control panel at http://127.0.0.1:$TRAFFICGEN_PORT/"; head -n 5 "$work/panel-headers.txt" | sed 's/^/      /'
+fi
+
 # The one-shot CI mode runs from the image too: on the compose network,
 # against the demo target by name, 3 s, exit 0 with its summary.
 net="$(docker inspect -f '{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}' "$demo_cid" | awk '{print $1}')"
