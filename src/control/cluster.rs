@@ -13,8 +13,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
-use super::guard::{authorize, refuse_foreign_origin};
-use super::mode::read_body;
+use super::guard::{authorize, guarded_body};
 use super::{ApiError, ControlState};
 use crate::cluster::document::Document;
 use crate::cluster::{ASKER_HEADER, Cluster, MAX_DOCUMENT_BYTES, Source};
@@ -49,9 +48,7 @@ pub async fn merge(
     state: web::Data<ControlState>,
 ) -> Result<HttpResponse, ApiError> {
     let cluster = cluster(&state)?;
-    refuse_foreign_origin(&request, &state)?;
-    authorize(&request, &state)?;
-    let body = read_body(&request, payload, &state, MAX_DOCUMENT_BYTES).await?;
+    let body = guarded_body(&request, payload, &state, MAX_DOCUMENT_BYTES).await?;
     let expected = "expected a replicated document as GET /cluster/state gives it";
     let value: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadJson(format!("body is not valid JSON ({e}); {expected}")))?;

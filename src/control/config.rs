@@ -3,8 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
-use super::guard::{authorize, refuse_foreign_origin};
-use super::mode::read_body;
+use super::guard::{authorize, guarded_body, refuse_foreign_origin};
 use super::{ApiError, ControlState};
 use crate::logging::{RECENT, parse_limit};
 
@@ -21,9 +20,7 @@ pub async fn put(
     payload: web::Payload,
     state: web::Data<ControlState>,
 ) -> Result<HttpResponse, ApiError> {
-    refuse_foreign_origin(&request, &state)?;
-    authorize(&request, &state)?;
-    let body = read_body(&request, payload, &state, MAX_CONFIG_BODY_BYTES).await?;
+    let body = guarded_body(&request, payload, &state, MAX_CONFIG_BODY_BYTES).await?;
     let config = state.live.change_config(Some(&body)).ok_or_else(unavailable)??;
     Ok(HttpResponse::Ok().json(config))
 }

@@ -2,8 +2,8 @@
 //! workload's credentials): the browser-origin allow-list and the control
 //! token.
 
-use actix_web::HttpRequest;
 use actix_web::http::header;
+use actix_web::{HttpRequest, web};
 
 use super::{ApiError, ControlState};
 
@@ -37,4 +37,17 @@ pub(super) fn authorize(request: &HttpRequest, state: &ControlState) -> Result<(
         Some(candidate) if token.matches(candidate) => Ok(()),
         _ => Err(ApiError::Unauthorized),
     }
+}
+
+/// The body of a state change: the origin and token checks first (nothing
+/// is read for a refused request), then at most `limit` bytes.
+pub(super) async fn guarded_body(
+    request: &HttpRequest,
+    payload: web::Payload,
+    state: &ControlState,
+    limit: usize,
+) -> Result<Vec<u8>, ApiError> {
+    refuse_foreign_origin(request, state)?;
+    authorize(request, state)?;
+    super::mode::read_body(request, payload, state, limit).await
 }

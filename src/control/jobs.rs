@@ -7,8 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
 use super::export::running_workload;
-use super::guard::{authorize, refuse_foreign_origin};
-use super::mode::read_body;
+use super::guard::{authorize, guarded_body, refuse_foreign_origin};
 use super::{ApiError, ControlState};
 use crate::events::{SubscribeError, Subscription, Topic, frame, names};
 use crate::jobs::{JobLimits, JobSpec, PRESETS};
@@ -21,9 +20,7 @@ pub async fn start(
     payload: web::Payload,
     state: web::Data<ControlState>,
 ) -> Result<HttpResponse, ApiError> {
-    refuse_foreign_origin(&request, &state)?;
-    authorize(&request, &state)?;
-    let body = read_body(&request, payload, &state, MAX_JOB_BODY_BYTES).await?;
+    let body = guarded_body(&request, payload, &state, MAX_JOB_BODY_BYTES).await?;
     let (workload, _) = running_workload(&state).map_err(ApiError::Invalid)?;
     let limits = JobLimits::of(&workload, state.engine.modes().max_rps);
     let spec = JobSpec::parse(&body, &limits)?;

@@ -12,8 +12,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use serde_json::json;
 
-use super::guard::{authorize, refuse_foreign_origin};
-use super::mode::read_body;
+use super::guard::guarded_body;
 use super::{ApiError, ControlState};
 use crate::engine::Engine;
 use crate::workload::{self, LoadError, MAX_FILE_BYTES, Options, Role, Target, Workload};
@@ -68,9 +67,7 @@ pub async fn replace(
     payload: web::Payload,
     state: web::Data<ControlState>,
 ) -> Result<HttpResponse, ApiError> {
-    refuse_foreign_origin(&request, &state)?;
-    authorize(&request, &state)?;
-    let body = match read_body(&request, payload, &state, MAX_FILE_BYTES).await {
+    let body = match guarded_body(&request, payload, &state, MAX_FILE_BYTES).await {
         Ok(body) => body,
         // A workload too large is one of its problems: 422, like the others.
         Err(ApiError::TooLarge { limit }) => {

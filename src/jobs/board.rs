@@ -202,12 +202,18 @@ impl Board {
         measures: Measures,
         seed: u64,
     ) -> Result<JobRecord, JobError> {
-        if let Some(running) = &self.running {
-            return Err(JobError::Conflict { running: running.record.job_id.clone() });
-        }
+        self.refuse_while_running()?;
         let job_id = format!("job-{}-{:04x}", self.next_seq, self.tag);
         self.next_seq += 1;
         Ok(self.start_as(job_id, spec, clock, current, measures, seed))
+    }
+
+    /// One job at a time: a 409 naming the running one.
+    fn refuse_while_running(&self) -> Result<(), JobError> {
+        match &self.running {
+            Some(running) => Err(JobError::Conflict { running: running.record.job_id.clone() }),
+            None => Ok(()),
+        }
     }
 
     /// Starts a job another replica started, under its id, `clock` being
@@ -222,9 +228,7 @@ impl Board {
         measures: Measures,
         seed: u64,
     ) -> Result<JobRecord, JobError> {
-        if let Some(running) = &self.running {
-            return Err(JobError::Conflict { running: running.record.job_id.clone() });
-        }
+        self.refuse_while_running()?;
         self.history.retain(|r| r.job_id != job_id);
         Ok(self.start_as(job_id, spec, clock, current, measures, seed))
     }
