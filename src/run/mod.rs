@@ -123,6 +123,10 @@ fn plan(args: &RunArgs) -> Result<RunPlan, String> {
         "none" => ProgressStyle::None,
         other => return Err(format!("invalid --progress {other:?}: must be auto, bar, plain or none")),
     };
+    // A summary that cannot be written is known before the run, not after.
+    if let Some(path) = &args.summary_json {
+        std::fs::File::create(path).map_err(|e| format!("cannot write --summary-json {}: {e}", path.display()))?;
+    }
     // The window: SLO_WINDOW, or 1 m; the whole run when that is shorter.
     let window = match &args.slo_window {
         Some(raw) => raw.clone(),

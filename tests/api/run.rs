@@ -137,6 +137,7 @@ fn bad_input_exits_2_with_one_line_and_sends_nothing() {
         (&["--workload", "/nonexistent/w.yaml"], "/nonexistent/w.yaml"),
         (&["--progress", "loud"], "--progress"),
         (&["--duration", "0s"], "duration"),
+        (&["--summary-json", "/nonexistent/dir/summary.json"], "--summary-json"),
     ];
     for (args, needle) in cases {
         let mut all: Vec<&str> = args.to_vec();
