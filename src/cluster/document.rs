@@ -494,4 +494,79 @@ mod tests {
         ahead.start_ms = NOW + MAX_AHEAD_MS + 1;
         assert!(matches!(job(20, Some(ahead)).check(NOW), Err(DocumentError::StartAhead { .. })));
     }
+
+    fn workload(clock: u64, source: &str, text: &str) -> Document {
+        let mut doc = plan(1, 1, Mode::Steady, 2.0);
+        doc.workload = Some(Section {
+            version: Version { clock, replica: InstanceId(2) },
+            value: WorkloadSection { source: source.into(), text: text.into() },
+        });
+        doc
+    }
+
+    fn config(clock: u64, overrides: &str) -> Document {
+        let mut doc = plan(1, 1, Mode::Steady, 2.0);
+        doc.config = Some(Section {
+            version: Version { clock, replica: InstanceId(3) },
+            value: ConfigSection { overrides: serde_json::from_str(overrides).unwrap() },
+        });
+        doc
+    }
+
+    #[test]
+    fn workload_and_config_sections_merge_like_the_plan_and_are_absent_until_used() {
+        let mut doc = Document::initial(Mode::Steady, 2.0);
+        let json = serde_json::to_string(&doc).unwrap();
+        assert!(!json.contains("workload") && !json.contains("config"), "older replicas see the same document");
+        assert_eq!(doc.versions().workload, None);
+        assert_eq!(doc.merge(workload(20, "body", "requests: []")).names(), vec!["plan", "workload"]);
+        assert!(!doc.merge(workload(19, "body", "older")).any(), "an older workload changes nothing");
+        assert!(!doc.merge(workload(20, "body", "same version")).any(), "the first of a version stands");
+        assert_eq!(doc.workload.as_ref().unwrap().value.text, "requests: []");
+        // Sections are independent: a config change leaves the workload be.
+        assert_eq!(doc.merge(config(15, r#"{"steady_rps": 7}"#)).names(), vec!["config"]);
+        assert!(doc.versions().behind(&config(16, "{}").versions()));
+        assert!(doc.versions().behind(&workload(21, "body", "x").versions()));
+        assert_eq!(doc.merge(config(16, "{}")).names(), vec!["config"], "a reset is a change like another");
+        assert!(doc.config.as_ref().unwrap().value.overrides.is_empty());
+        assert_eq!(doc.workload.as_ref().unwrap().version.clock, 20);
+        let latest = doc.versions();
+        assert_eq!(latest.each().count(), 3);
+        assert_eq!(latest.latest(), Version { clock: 20, replica: InstanceId(2) });
+        // Round trip, and each section's version checked for the future.
+        let json = serde_json::to_string(&doc).unwrap();
+        assert_eq!(serde_json::from_str::<Document>(&json).unwrap(), doc);
+        let ahead = workload(NOW + MAX_AHEAD_MS + 1, "body", "x");
+        assert!(matches!(ahead.check(NOW), Err(DocumentError::Ahead { section: "workload", .. })));
+        let ahead = config(NOW + MAX_AHEAD_MS + 1, "{}");
+        assert!(matches!(ahead.check(NOW), Err(DocumentError::Ahead { section: "config", .. })));
+    }
+
+    #[test]
+    fn a_peer_workload_or_config_is_bounded_like_a_user_request() {
+        assert_eq!(workload(NOW, "body", "requests: []").check(NOW), Ok(()));
+        let limit = crate::workload::MAX_FILE_BYTES;
+        assert_eq!(workload(NOW, "/etc/w.yaml", &"#".repeat(limit)).check(NOW), Ok(()), "the file bound itself");
+        let large = workload(NOW, "body", &"#".repeat(limit + 1)).check(NOW).unwrap_err();
+        assert!(large.to_string().starts_with("workload: text is larger than"), "{large}");
+        assert!(matches!(workload(NOW, "", "x").check(NOW), Err(DocumentError::Workload(_))));
+        let long_source = "s".repeat(MAX_SOURCE_CHARS + 1);
+        assert!(matches!(workload(NOW, &long_source, "x").check(NOW), Err(DocumentError::Workload(_))));
+        // Control characters grow six-fold in JSON: bounded as sent.
+        let escaped = workload(NOW, "body", &"\u{1}".repeat(limit / 2)).check(NOW).unwrap_err();
+        assert!(escaped.to_string().contains("control characters"), "{escaped}");
+        // A document at the bounds fits what a peer reads.
+        let at_bound = workload(NOW, "body", &"\n".repeat(limit));
+        assert!(serde_json::to_vec(&at_bound).unwrap().len() <= crate::cluster::MAX_DOCUMENT_BYTES);
+
+        assert_eq!(config(NOW, r#"{"steady_rps": 7, "max_in_flight": 16}"#).check(NOW), Ok(()));
+        assert_eq!(config(NOW, "{}").check(NOW), Ok(()));
+        let unknown = config(NOW, r#"{"target_url": 1}"#).check(NOW).unwrap_err();
+        assert_eq!(unknown.to_string(), "config: 'target_url' is not a runtime setting");
+        let text = config(NOW, r#"{"jitter": "0.1"}"#).check(NOW).unwrap_err();
+        assert_eq!(text.to_string(), "config: jitter must be a number");
+        let json =
+            serde_json::to_string(&config(NOW, "{}")).unwrap().replace(r#""overrides""#, r#""more":1,"overrides""#);
+        assert!(serde_json::from_str::<Document>(&json).is_err(), "an unknown field of a known section is refused");
+    }
 }
