@@ -2,20 +2,24 @@
 //! between replicas (reordered, repeated, lost) and however their clocks
 //! disagree, once every replica has caught up from the others they all
 //! hold the latest change, and on the way no replica ever goes back to an
-//! older version or holds a value with another change's version.
+//! older version or holds a value with another change's version. Changes
+//! go to any of the sections (the plan, the workload, the runtime config),
+//! each of which converges on its own latest change.
 
 use std::collections::HashMap;
 
 use proptest::prelude::*;
-use trafficgen::cluster::document::{Document, PlanSpec, Section};
+use serde_json::{Value, json};
+use trafficgen::cluster::document::{ConfigSection, Document, PlanSpec, Section, WorkloadSection};
 use trafficgen::cluster::version::{Clock, InstanceId, Version};
 use trafficgen::engine::mode::Mode;
 
 #[derive(Debug, Clone)]
 enum Event {
-    /// Replica `at` makes a change (as `POST /mode/…` does) and sends its
-    /// document to every other replica.
-    Change { at: usize, mode: usize, rps: u16 },
+    /// Replica `at` makes a change to `section` (as `POST /mode/…`,
+    /// `PUT /workload` or `PUT /config` does) and sends its document to
+    /// every other replica.
+    Change { at: usize, section: usize, mode: usize, rps: u16 },
     /// The network delivers the message at this index (modulo the queue),
     /// and keeps a copy of it to deliver again when `repeat`.
     Deliver { pick: usize, repeat: bool },
@@ -27,7 +31,8 @@ enum Event {
 
 fn event() -> impl Strategy<Value = Event> {
     prop_oneof![
-        3 => (0usize..5, 0usize..5, 0u16..1000).prop_map(|(at, mode, rps)| Event::Change { at, mode, rps }),
+        3 => (0usize..5, 0usize..SECTIONS.len(), 0usize..5, 0u16..1000)
+            .prop_map(|(at, section, mode, rps)| Event::Change { at, section, mode, rps }),
         5 => (any::<usize>(), any::<bool>()).prop_map(|(pick, repeat)| Event::Deliver { pick, repeat }),
         1 => any::<usize>().prop_map(|pick| Event::Lose { pick }),
         2 => (0u16..3000).prop_map(|ms| Event::Tick { ms }),
@@ -43,6 +48,20 @@ struct Replica {
 }
 
 const MODES: [Mode; 5] = [Mode::Steady, Mode::Burst, Mode::Overload, Mode::Pause, Mode::Custom];
+const SECTIONS: [&str; 3] = ["plan", "workload", "config"];
+
+/// Each section a document holds: its name, version and value.
+fn sections(document: &Document) -> Vec<(&'static str, Version, Value)> {
+    let value = |v| serde_json::to_value(v).unwrap();
+    let mut held = vec![("plan", document.plan.version, value(&document.plan.value))];
+    if let Some(w) = &document.workload {
+        held.push(("workload", w.version, serde_json::to_value(&w.value).unwrap()));
+    }
+    if let Some(c) = &document.config {
+        held.push(("config", c.version, serde_json::to_value(&c.value).unwrap()));
+    }
+    held
+}
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
@@ -65,16 +84,16 @@ proptest! {
                 document: Document::initial(Mode::Steady, 2.0),
             })
             .collect();
-        // Every change ever made, by version: what a version must carry.
-        let mut made: HashMap<Version, PlanSpec> = HashMap::new();
-        made.insert(Version::INITIAL, replicas[0].document.plan.value);
+        // Every change ever made, by section and version: what it must carry.
+        let mut made: HashMap<(&str, Version), Value> = HashMap::new();
+        made.insert(("plan", Version::INITIAL), serde_json::to_value(replicas[0].document.plan.value).unwrap());
         // In flight: (to, document).
         let mut network: Vec<(usize, Document)> = Vec::new();
         let mut wall: i64 = 1_800_000_000_000;
 
         for event in events {
             match event {
-                Event::Change { at, mode, rps } => {
+                Event::Change { at, section, mode, rps } => {
                     let at = at % count;
                     let r = &mut replicas[at];
                     let now = (wall + r.skew) as u64;
@@ -82,13 +101,31 @@ proptest! {
                     let version = r.clock.next(now, r.id);
                     // A change made after hearing of another one is newer than it.
                     prop_assert!(version > seen, "{version} not after {seen}");
-                    let mode = MODES[mode];
-                    let rps = if mode == Mode::Pause { 0.0 } else { f64::from(rps) + 1.0 };
-                    let value = PlanSpec { mode, rps, start_ms: now };
-                    prop_assert!(made.insert(version, value).is_none(), "version {version} made twice");
                     let mut change = r.document.clone();
-                    change.plan = Section { version, value };
-                    prop_assert!(r.document.merge(change).plan, "a local change must apply");
+                    let name = SECTIONS[section];
+                    let value = match name {
+                        "plan" => {
+                            let mode = MODES[mode];
+                            let rps = if mode == Mode::Pause { 0.0 } else { f64::from(rps) + 1.0 };
+                            let value = PlanSpec { mode, rps, start_ms: now };
+                            change.plan = Section { version, value };
+                            serde_json::to_value(value).unwrap()
+                        }
+                        "workload" => {
+                            let value = WorkloadSection { source: "body".into(), text: format!("# {rps}\n") };
+                            change.workload = Some(Section { version, value: value.clone() });
+                            serde_json::to_value(value).unwrap()
+                        }
+                        _ => {
+                            let overrides = json!({"steady_rps": rps}).as_object().unwrap().clone();
+                            let value = ConfigSection { overrides };
+                            change.config = Some(Section { version, value: value.clone() });
+                            serde_json::to_value(value).unwrap()
+                        }
+                    };
+                    prop_assert!(made.insert((name, version), value).is_none(), "version {version} made twice");
+                    let changed = r.document.merge(change);
+                    prop_assert_eq!(changed.names(), vec![name], "a local change must apply, alone");
                     for to in (0..count).filter(|&to| to != at) {
                         network.push((to, r.document.clone()));
                     }
@@ -114,8 +151,9 @@ proptest! {
             }
             // No replica ever holds a value under another change's version.
             for r in &replicas {
-                let plan = &r.document.plan;
-                prop_assert_eq!(made.get(&plan.version), Some(&plan.value));
+                for (name, version, value) in sections(&r.document) {
+                    prop_assert_eq!(made.get(&(name, version)), Some(&value), "{} {}", name, version);
+                }
             }
         }
 
@@ -129,10 +167,19 @@ proptest! {
                 }
             }
         }
-        let latest = *made.keys().max().unwrap();
-        for r in &replicas {
-            prop_assert_eq!(r.document.plan.version, latest);
-            prop_assert_eq!(&r.document.plan.value, &made[&latest]);
+        for name in SECTIONS {
+            let latest = made.keys().filter(|(n, _)| *n == name).map(|(_, v)| *v).max();
+            for r in &replicas {
+                let held = sections(&r.document).into_iter().find(|(n, _, _)| *n == name);
+                match latest {
+                    Some(latest) => {
+                        let (_, version, value) = held.expect("a section some replica changed is everywhere");
+                        prop_assert_eq!(version, latest, "{}", name);
+                        prop_assert_eq!(&value, &made[&(name, latest)], "{}", name);
+                    }
+                    None => prop_assert!(held.is_none(), "{} appeared unchanged", name),
+                }
+            }
         }
     }
 }
