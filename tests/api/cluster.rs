@@ -92,6 +92,16 @@ impl Replicas {
         assert!(settled, "no {count}-way split within {timeout:?}: {:#}", self.views());
     }
 
+    /// Whether every running replica's answer to `GET path` passes
+    /// `check` within a few seconds.
+    fn all_show(&self, path: &str, check: &dyn Fn(&Value) -> bool) -> bool {
+        eventually(Duration::from_secs(5), || self.running().all(|p| check(&p.get_json(path))))
+    }
+
+    fn answers(&self, path: &str) -> Value {
+        Value::Array(self.running().map(|p| p.get_json(path)).collect())
+    }
+
     fn views(&self) -> Value {
         Value::Array(self.running().map(|p| p.get_json("/status")["cluster"].clone()).collect())
     }
@@ -269,7 +279,8 @@ fn peer_changes_are_versioned_checked_and_guarded() {
         (document(now_ms, "pause", 5.0), 422, "pause has rps 0"),
         (document(now_ms + 600_000, "burst", 20.0), 422, "ahead"),
         (document(now_ms, "burst", 20.0).replace(r#""start_ms""#, r#""ramp":1,"start_ms""#), 422, "ramp"),
-        (format!(r#"{{"pad":"{}"}}"#, "x".repeat(70_000)), 413, "larger than"),
+        // Past the bound, which is a workload text's at its own bound, escaped.
+        (format!(r#"{{"pad":"{}"}}"#, "x".repeat(2_200_000)), 413, "larger than"),
     ];
     for (body, status, needle) in bad {
         let res = put(body, &with_token);
@@ -397,6 +408,80 @@ fn a_job_started_on_one_replica_runs_on_all_and_ends_on_all() {
     // Both send their share of burst's 20 req/s again.
     let before = target_count(&target, None);
     assert!(eventually(Duration::from_secs(3), || target_count(&target, None) >= before + 20));
+}
+
+#[test]
+fn a_workload_or_config_put_on_one_replica_reaches_every_replica_and_a_restarted_one() {
+    let target = start_demo_target(&[]);
+    let mut replicas = Replicas::start(
+        3,
+        &format!("http://{}", target.addr),
+        &[("INITIAL_MODE", "pause"), ("CONTROL_TOKEN", TOKEN), ("MAX_RPS", "500")],
+    );
+    replicas.wait_for_split(3, Duration::from_secs(15));
+    let auth = format!("Bearer {TOKEN}");
+    let with_token = [("Authorization", auth.as_str())];
+    let put = |i: usize, path: &str, body: &str| request(replicas.get(i).addr, "PUT", path, &with_token, Some(body));
+
+    // A workload PUT on the second replica runs on all three.
+    let users = "requests:\n  - {name: users, weight: 2, method: GET, path: /users}\n  - {name: list, weight: 1, method: GET, path: /orders}\n";
+    let res = put(1, "/workload", users);
+    assert_eq!(res.status, 200, "{}", res.body);
+    let new_workload = |v: &Value| v["mix"] == "users=2,list=1" && v["source"] == "body";
+    assert!(replicas.all_show("/workload", &new_workload), "{:#}", replicas.answers("/workload"));
+    for i in [0, 2] {
+        let applied = replicas.get(i).wait_for_log(
+            |l| l["message"].as_str().is_some_and(|m| m.contains("workload version")),
+            Duration::from_secs(2),
+        );
+        let applied =
+            applied.unwrap_or_else(|| panic!("replica {i} logged no workload:\n{}", replicas.get(i).output()));
+        assert_eq!(applied["source"], "peer", "replica {i}: {applied}");
+    }
+    // A workload refused where it is PUT changes nothing anywhere.
+    let res = put(0, "/workload", "requests:\n  - {name: x, weight: 1, method: GET, path: nope}\n");
+    assert_eq!(res.status, 422, "{}", res.body);
+    thread::sleep(Duration::from_millis(500));
+    assert!(replicas.running().all(|p| new_workload(&p.get_json("/workload"))), "{:#}", replicas.answers("/workload"));
+    // Every request the target sees comes from the new workload.
+    assert_eq!(post_with_token(replicas.get(0), "/mode/custom", Some(r#"{"rps": 30}"#)).status, 200);
+    assert!(eventually(Duration::from_secs(10), || target_count(&target, None) >= 45), "the target saw too little");
+    assert_eq!(post_with_token(replicas.get(0), "/mode/pause", None).status, 200);
+    thread::sleep(Duration::from_millis(500));
+    let (total, users_seen) = (target_count(&target, None), target_count(&target, Some("list_users")));
+    let orders_seen = target_count(&target, Some("list_orders"));
+    assert_eq!(users_seen + orders_seen, total, "requests outside the new workload reached the target");
+    assert!(users_seen > orders_seen && orders_seen > 0, "users {users_seen}, orders {orders_seen}");
+
+    // Runtime settings PUT on the third replica are in force on all three.
+    let res = put(2, "/config", r#"{"steady_rps": 12, "jitter": 0.1}"#);
+    assert_eq!(res.status, 200, "{}", res.body);
+    let tuned = |v: &Value| v["steady_rps"] == 12.0 && v["jitter"] == 0.1 && v["burst_rps"] == 20.0;
+    assert!(replicas.all_show("/config", &tuned), "{:#}", replicas.answers("/config"));
+    // A refused change (over MAX_RPS) changes nothing anywhere.
+    assert_eq!(put(0, "/config", r#"{"steady_rps": 501}"#).status, 422);
+    thread::sleep(Duration::from_millis(500));
+    assert!(replicas.running().all(|p| tuned(&p.get_json("/config"))), "{:#}", replicas.answers("/config"));
+
+    // Restarted, a replica catches up with both (it asks a peer that is ahead).
+    let mut gone = replicas.procs[2].take().unwrap();
+    gone.terminate(Duration::from_secs(10)).expect("stops on SIGTERM");
+    replicas.procs[2] = Some(replicas.spawn(2, &[]));
+    replicas.wait_for_split(3, Duration::from_secs(15));
+    let back = replicas.get(2);
+    assert!(
+        eventually(Duration::from_secs(5), || new_workload(&back.get_json("/workload"))
+            && tuned(&back.get_json("/config"))),
+        "{:#} {:#}",
+        back.get_json("/workload"),
+        back.get_json("/config")
+    );
+
+    // A reset on one replica is a change like another: start-up everywhere.
+    let res = request(replicas.get(0).addr, "POST", "/config/reset", &with_token, None);
+    assert_eq!(res.status, 200, "{}", res.body);
+    let startup = |v: &Value| v["steady_rps"] == 2.0 && v["jitter"] == 0.2;
+    assert!(replicas.all_show("/config", &startup), "{:#}", replicas.answers("/config"));
 }
 
 #[test]
