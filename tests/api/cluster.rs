@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 use crate::peers::{Behaviour, FakeTarget, answer};
 use crate::scripted::have_tools;
+use crate::workload::TempFile;
 
 const TOKEN: &str = "cluster-test-token";
 
@@ -482,6 +483,61 @@ fn a_workload_or_config_put_on_one_replica_reaches_every_replica_and_a_restarted
     assert_eq!(res.status, 200, "{}", res.body);
     let startup = |v: &Value| v["steady_rps"] == 2.0 && v["jitter"] == 0.2;
     assert!(replicas.all_show("/config", &startup), "{:#}", replicas.answers("/config"));
+}
+
+#[test]
+fn sighup_on_one_replica_reloads_the_workload_on_all_and_a_text_a_peer_cannot_load_is_only_logged() {
+    let target = start_demo_target(&[]);
+    let url = format!("http://{}", target.addr);
+    let orders = "requests:\n  - {name: list, weight: 1, method: GET, path: /orders}\n";
+    let file = TempFile::new("replicated.yaml", orders.as_bytes());
+    // Only the first replica has the file; the second runs the built-in workload.
+    let mut replicas = Replicas::start(1, &url, &[("INITIAL_MODE", "pause")]);
+    let ip = fresh_ips(1).remove(0);
+    replicas.ips.push(ip);
+    replicas.peers = format!("{},{}:{}", replicas.peers, replicas.ips[1], replicas.port);
+    replicas.procs[0].take().unwrap().terminate(Duration::from_secs(10)).expect("stops");
+    replicas.procs[0] = Some(replicas.spawn(0, &[("WORKLOAD_FILE", file.path())]));
+    replicas.procs.push(Some(replicas.spawn(1, &[])));
+    replicas.wait_for_split(2, Duration::from_secs(15));
+    assert_eq!(replicas.get(0).get_json("/workload")["mix"], "list=1");
+    assert_ne!(replicas.get(1).get_json("/workload")["mix"], "list=1", "nothing replicated before a change");
+
+    let users = "requests:\n  - {name: users, weight: 3, method: GET, path: /users}\n";
+    std::fs::write(&file.0, users).unwrap();
+    replicas.get(0).signal(libc::SIGHUP);
+    let reloaded = |v: &Value| v["mix"] == "users=3" && v["source"] == file.path();
+    assert!(replicas.all_show("/workload", &reloaded), "{:#}", replicas.answers("/workload"));
+
+    // A peer's text this replica cannot load (checked where it was put, so
+    // only another release's could be): logged, and the workload goes on.
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let mut document = request(replicas.get(1).addr, "GET", "/cluster/state", &[], None).json();
+    document["workload"] = json!({"version": {"clock": now_ms + 1000, "replica": "00000000000000ab"},
+                                 "value": {"source": "body", "text": "requests: [1, 2"}});
+    let res = request(replicas.get(1).addr, "PUT", "/cluster/state", &[], Some(&document.to_string()));
+    assert_eq!((res.status, res.json()["applied"].clone()), (200, json!(["workload"])), "{}", res.body);
+    let logged = replicas.get(1).wait_for_log(
+        |l| l["message"].as_str().is_some_and(|m| m.contains("cannot be used on this replica")),
+        Duration::from_secs(2),
+    );
+    assert!(logged.is_some_and(|l| l["level"] == "error"), "{}", replicas.get(1).output());
+    assert!(reloaded(&replicas.get(1).get_json("/workload")), "{}", replicas.get(1).get_json("/workload"));
+    let mut second = replicas.procs[1].take().unwrap();
+    assert!(second.is_running(), "a bad peer text is never fatal");
+    // Bounded and checked like user input: refused whole, nothing applied.
+    document["workload"]["version"]["clock"] = json!(now_ms + 2000);
+    document["workload"]["value"]["source"] = json!("");
+    let res = request(second.addr, "PUT", "/cluster/state", &[], Some(&document.to_string()));
+    assert_eq!(res.status, 422, "{}", res.body);
+    assert!(res.json()["error"].as_str().is_some_and(|e| e.starts_with("workload: source")), "{}", res.body);
+    document["config"] = json!({"version": {"clock": now_ms + 2000, "replica": "00000000000000ab"},
+                               "value": {"overrides": {"target_url": 1}}});
+    document["workload"]["value"]["source"] = json!("body");
+    let res = request(second.addr, "PUT", "/cluster/state", &[], Some(&document.to_string()));
+    assert_eq!(res.status, 422, "{}", res.body);
+    assert!(res.json()["error"].as_str().is_some_and(|e| e.contains("not a runtime setting")), "{}", res.body);
+    second.terminate(Duration::from_secs(10)).expect("stops on SIGTERM");
 }
 
 #[test]
