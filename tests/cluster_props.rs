@@ -188,7 +188,8 @@ mod peer_endpoint {
     //! `PUT /cluster/state` as a hostile peer would use it, in process (no
     //! request leaves the test): random bodies and asker headers never get
     //! a 5xx, every refusal is a JSON error, and only a valid document with
-    //! a newer version changes the plan.
+    //! a newer version changes the plan; its workload and config sections,
+    //! valid or not, are taken or refused with it, each by its own version.
 
     use std::sync::Arc;
     use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -253,8 +254,8 @@ mod peer_endpoint {
         SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
     }
 
-    /// A body to send, and for a valid document its version.
-    type Case = (Vec<u8>, Option<(u64, String)>);
+    /// A body to send, and for a valid document its version and sections.
+    type Case = (Vec<u8>, Option<(u64, String, Vec<&'static str>)>);
 
     /// Documents near the valid ones (each part valid or not), and noise.
     fn body() -> impl Strategy<Value = Case> {
@@ -279,15 +280,39 @@ mod peer_endpoint {
         let clock = prop_oneof![Just(-1_000_000_000i64), -100_000i64..50_000, 70_000i64..10_000_000];
         let start = prop_oneof![Just(i64::MIN / 2), -10_000_000i64..0, 70_000i64..i64::MAX / 4];
         let replica = prop_oneof![Just("00000000000000ab".to_string()), "[0-9a-fA-Fxg]{0,18}"];
-        let document =
-            (mode, rps, clock, start, replica, any::<bool>()).prop_map(|(mode, rps, clock, start, replica, extra)| {
+        // 0: no section; then valid ones; then ones a peer must refuse.
+        let sections = (0usize..4, 0usize..4);
+        let document = (mode, rps, clock, start, replica, any::<bool>(), sections).prop_map(
+            |(mode, rps, clock, start, replica, extra, (workload, config))| {
                 let now = now_ms() as i64;
                 let (clock, start_ms) = ((now + clock).max(0) as u64, now.saturating_add(start).max(0) as u64);
                 let mut value = json!({"mode": mode, "rps": rps, "start_ms": start_ms});
                 if extra {
                     value["ramp"] = json!(1);
                 }
-                let doc = json!({"plan": {"version": {"clock": clock, "replica": replica}, "value": value}});
+                let version = json!({"clock": clock, "replica": replica});
+                let mut doc = json!({"plan": {"version": version, "value": value}});
+                let mut present = vec!["plan"];
+                let workload_value = match workload {
+                    1 => Some(json!({"source": "body", "text": "requests:\n  - {name: a, weight: 1, method: GET, path: /}\n"})),
+                    2 => Some(json!({"source": "", "text": "x"})),
+                    3 => Some(json!({"source": "body", "text": "x", "mixed": true})),
+                    _ => None,
+                };
+                if let Some(value) = workload_value {
+                    doc["workload"] = json!({"version": version, "value": value});
+                    present.push("workload");
+                }
+                let config_value = match config {
+                    1 => Some(json!({"overrides": {"steady_rps": 5, "jitter": 0.1}})),
+                    2 => Some(json!({"overrides": {"target_url": 1}})),
+                    3 => Some(json!({"overrides": {"jitter": "0.1"}})),
+                    _ => None,
+                };
+                if let Some(value) = config_value {
+                    doc["config"] = json!({"version": version, "value": value});
+                    present.push("config");
+                }
                 let rate_ok = rps == 0.0 || rps >= 1.0 / 86_400.0;
                 let valid = ["steady", "burst", "overload", "pause", "custom"].contains(&mode)
                     && rate_ok
@@ -296,9 +321,12 @@ mod peer_endpoint {
                     && start_ms <= now as u64 + 60_000
                     && replica.len() == 16
                     && replica.bytes().all(|b| b.is_ascii_hexdigit())
-                    && !extra;
-                (doc.to_string().into_bytes(), valid.then(|| (clock, replica.to_ascii_lowercase())))
-            });
+                    && !extra
+                    && workload < 2
+                    && config < 2;
+                (doc.to_string().into_bytes(), valid.then(|| (clock, replica.to_ascii_lowercase(), present)))
+            },
+        );
         prop_oneof![
             4 => document,
             1 => prop::collection::vec(any::<u8>(), 0..200).prop_map(|b| (b, None)),
@@ -334,19 +362,39 @@ mod peer_endpoint {
                 prop_assert_eq!(member_status.as_u16(), 200);
                 let shown = String::from_utf8_lossy(&body).into_owned();
                 match valid {
-                    Some((clock, replica)) => {
+                    Some((clock, replica, present)) => {
                         prop_assert_eq!(status, 200, "{} -> {}", shown, answer);
-                        let held = before.1.plan;
-                        let newer = (clock, replica.clone()) > (held.clock, held.replica.to_string());
-                        prop_assert_eq!(answer["applied"] == json!(["plan"]), newer, "{} -> {}", shown, answer);
+                        let held = before.1;
+                        let newer_than = |held: Option<trafficgen::cluster::version::Version>| {
+                            held.is_none_or(|h| (clock, replica.clone()) > (h.clock, h.replica.to_string()))
+                        };
+                        let applied: Vec<&str> = present
+                            .iter()
+                            .copied()
+                            .filter(|section| match *section {
+                                "plan" => newer_than(Some(held.plan)),
+                                "workload" => newer_than(held.workload),
+                                _ => newer_than(held.config),
+                            })
+                            .collect();
+                        prop_assert_eq!(&answer["applied"], &json!(applied), "{} -> {}", shown, answer);
+                        let after = cluster.versions();
+                        for (section, was, now) in
+                            [("workload", held.workload, after.workload), ("config", held.config, after.config)]
+                        {
+                            // Taken: its version is the document's; not: as it was.
+                            let expected = if applied.contains(&section) { Some(clock) } else { was.map(|v| v.clock) };
+                            prop_assert_eq!(now.map(|v| v.clock), expected, "{}", section);
+                        }
+                        let newer = applied.contains(&"plan");
                         if newer {
                             prop_assert_eq!(cluster.versions().plan.clock, clock);
                             let plan = state.engine.plan();
                             prop_assert!(plan.rps.is_finite() && (0.0..=1000.0).contains(&plan.rps), "{:?}", plan);
                         } else {
                             prop_assert_eq!(
-                                (state.engine.plan(), cluster.versions()),
-                                before,
+                                (state.engine.plan(), cluster.versions().plan),
+                                (before.0, before.1.plan),
                                 "an older document changed the plan"
                             );
                         }
