@@ -630,6 +630,10 @@ impl Live {
         let mut next_stats = Instant::now();
         let mut shared_jobs = self.cluster.as_ref().map(Cluster::watch_jobs);
         let mut shared_config = self.cluster.as_ref().map(Cluster::watch_config);
+        // A section merged before this watch began (a fast catch-up at start).
+        if self.cluster.as_ref().is_some_and(|c| c.document().config.is_some()) {
+            self.apply_shared_config(Source::CatchUp);
+        }
         loop {
             let due = self.inner.lock().board.next_due();
             let wake_at = [Some(next_progress), Some(next_stats), due].into_iter().flatten().min();
