@@ -21,7 +21,13 @@
 #    split three ways again, 300/s within 3 %;
 # 7. prints the rate the target saw, second by second, across the kill and
 #    the restart;
-# 8. removes what it created, by the names and ids it recorded: the
+# 8. one POST /jobs (normal, 6 s, 60 req/s) to one replica: every
+#    replica's /status shows the job within 2 s, the demo target sees
+#    60/s within 10 % (3 s window), and after it every replica is back at
+#    custom 300/s;
+# 9. one PUT /workload to one replica: every replica's GET /workload shows
+#    it within 3 s, and the target then sees only its request;
+# 10. removes what it created, by the names and ids it recorded: the
 #    project's containers and network (`down -v`), its image, its
 #    build-cache records; and checks that none is left.
 #
@@ -340,6 +346,94 @@ awk -v kill="$t_kill" -v start="$t_start" '
     printf "  %6.1f s  %6.1f/s  %s\n", t, ($2 - pn) / ($1 - pt), event
   }
   { pt = $1; pn = $2 }' "$work/samples.txt"
+echo
+
+# ------------------------------------------------ a job on one runs on all
+# all_within SECONDS JQ_FILTER: every replica's /status passes the filter
+# within SECONDS; prints the seconds it took.
+all_within() {
+  local limit="$1" filter="$2" t0 p ok
+  t0="$(date +%s.%N)"
+  while true; do
+    ok=1
+    for p in "${ports[@]}"; do
+      status_of "$p" | jq -e "$filter" >/dev/null 2>&1 || { ok=0; break; }
+    done
+    [ "$ok" = 1 ] && break
+    awk -v a="$t0" -v b="$(date +%s.%N)" -v l="$limit" 'BEGIN { exit !(b - a > l) }' && return 1
+    sleep 0.1
+  done
+  awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'
+}
+resp="$(curl -s --max-time 5 -X POST -w '\n%{http_code}' "http://127.0.0.1:${ports[0]}/jobs" \
+  -d '{"scenario": "normal", "duration_secs": 6, "max_rps": 60}')"
+job_id="$(echo "$resp" | sed '$d' | jq -r '.job_id // empty' 2>/dev/null)"
+if [ "$(echo "$resp" | tail -n1)" = 201 ] && [ -n "$job_id" ]; then
+  pass "POST /jobs to replica 1: job $job_id (normal, 6 s, 60 req/s)"
+  if took="$(all_within 2 ".job.job_id == \"$job_id\"")"; then
+    pass "every replica's /status shows job $job_id within $took s"
+  else
+    fail "not every replica shows job $job_id within 2 s"
+    for p in "${ports[@]}"; do info "$p: $(status_of "$p" | jq -c '{mode, rps, job: .job.job_id}')"; done
+  fi
+  sleep 1
+  got="$(rate_over 3)" || got=""
+  if [ -n "$got" ] && awk -v g="$got" 'BEGIN { d = g - 60; if (d < 0) d = -d; exit !(d <= 6) }'; then
+    pass "during the job the demo target sees $got/s (want 60 within 10 %, 3 s window)"
+  else
+    fail "during the job the demo target sees '$got'/s (want 60 within 10 %)"
+  fi
+  if took="$(all_within 8 '.job == null and .mode == "custom" and .rps == 300')"; then
+    pass "after the job every replica is back at custom 300/s, the mode before ($took s after the rate check)"
+  else
+    fail "not every replica is back at custom 300/s after the job"
+    for p in "${ports[@]}"; do info "$p: $(status_of "$p" | jq -c '{mode, rps, job: .job.job_id}')"; done
+  fi
+else
+  fail "POST /jobs to replica 1 -> $resp"
+fi
+
+# -------------------------------------- a workload PUT on one runs on all
+# demo_routes: "route count" per route the demo target counted.
+demo_routes() {
+  curl -sf --max-time 3 "http://127.0.0.1:$DEMO_TARGET_PORT/metrics" \
+    | awk '/^demo_target_requests_total[{]/ { match($0, /route="[^"]*"/); r = substr($0, RSTART + 7, RLENGTH - 8); s[r] += $NF }
+           END { for (r in s) printf "%s %d\n", r, s[r] }' | sort
+}
+workload='requests:
+  - {name: orders_only, weight: 1, method: GET, path: /orders}
+'
+resp="$(curl -s --max-time 5 -X PUT -w '\n%{http_code}' "http://127.0.0.1:${ports[1]}/workload" --data-binary "$workload")"
+if [ "$(echo "$resp" | tail -n1)" = 200 ]; then
+  t0="$(date +%s.%N)"
+  shown=""
+  while awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { exit !(b - a < 3) }'; do
+    n=0
+    for p in "${ports[@]}"; do
+      [ "$(curl -sf --max-time 3 "http://127.0.0.1:$p/workload" | jq -r '.mix')" = "orders_only=1" ] && n=$((n + 1))
+    done
+    if [ "$n" = "$replicas" ]; then
+      shown="$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')"
+      break
+    fi
+    sleep 0.1
+  done
+  if [ -n "$shown" ]; then
+    pass "PUT /workload to replica 2: every replica's GET /workload shows it $shown s later"
+  else
+    fail "PUT /workload to replica 2 did not reach every replica within 3 s"
+    for p in "${ports[@]}"; do info "$p: $(curl -sf --max-time 3 "http://127.0.0.1:$p/workload" | jq -c '{source, mix}')"; done
+  fi
+  sleep 1
+  before="$(demo_routes)"
+  sleep 2
+  after="$(demo_routes)"
+  grown="$(join -a 2 <(echo "$before") <(echo "$after") | awk 'NF == 3 && $3 > $2 { print $1 } NF == 2 && $2 > 0 { print $1 }' | tr '\n' ' ')"
+  [ "$grown" = "list_orders " ] && pass "the demo target then sees only the new workload's request (list_orders)" \
+    || fail "after the workload swap the demo target's counts grew for: '$grown' (want list_orders alone)"
+else
+  fail "PUT /workload to replica 2 -> $resp"
+fi
 
 # ---------------------------------------------------------------- clean up
 cleanup

@@ -297,7 +297,7 @@ impl Sidecar {
 /// workload file, and keep running (SIGHUP's default action would have
 /// ended it, exit 129, without a drain). A bad file is logged and ignored.
 pub fn reload(state: &ControlState) {
-    crate::control::reload_workload_file(&state.engine);
+    crate::control::reload_workload_file(&state.engine, state.cluster.as_ref());
 }
 
 /// The signals the sidecar acts on. Listening starts when this is made, so

@@ -51,6 +51,11 @@ const FIELDS: [(&str, &str); 7] = [
     ("stats_interval_secs", "STATS_INTERVAL_SECS"),
 ];
 
+/// True for the name of a setting `PUT /config` may change.
+pub fn is_runtime_field(name: &str) -> bool {
+    FIELDS.iter().any(|(field, _)| *field == name)
+}
+
 impl RuntimeConfig {
     /// The runtime part of a validated configuration.
     pub fn of(config: &Config) -> RuntimeConfig {
@@ -167,6 +172,17 @@ impl RuntimeSettings {
     /// none is applied and the reason comes back to be logged.
     pub fn apply_overrides(&mut self, overrides: &Map<String, Value>) -> Result<RuntimeConfig, ConfigChangeError> {
         let next = self.check(overrides)?;
+        self.current = next;
+        Ok(next)
+    }
+
+    /// Start-up with `overrides` put in, checked as `PUT /config` checks
+    /// a change (a peer's settings, see `crate::cluster`): afterwards
+    /// [`RuntimeSettings::overrides`] are `overrides` (less any equal to
+    /// start-up). On an error nothing changes.
+    pub fn replace_overrides(&mut self, overrides: &Map<String, Value>) -> Result<RuntimeConfig, ConfigChangeError> {
+        let from_startup = RuntimeSettings { current: self.startup, ..self.clone() };
+        let next = from_startup.check(overrides)?;
         self.current = next;
         Ok(next)
     }
@@ -441,6 +457,28 @@ mod tests {
             Err(ConfigChangeError::Invalid { field, message }) => (field, message),
             other => panic!("{body}: expected a 422, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_peers_overrides_replace_ours_from_start_up_through_the_same_checks() {
+        let mut s = settings(&["--max-rps", "500"]);
+        s.change(br#"{"burst_rps": 40, "jitter": 0.1}"#).unwrap();
+        let theirs: Map<String, Value> = serde_json::from_str(r#"{"steady_rps": 7}"#).unwrap();
+        let config = s.replace_overrides(&theirs).unwrap();
+        // Ours are gone: start-up with theirs put in.
+        assert_eq!(config, RuntimeConfig { steady_rps: 7.0, ..s.startup() });
+        let ours = s.overrides();
+        assert_eq!((ours.len(), ours["steady_rps"].as_f64()), (1, Some(7.0)), "{ours:?}");
+        // Checked as PUT /config checks: over MAX_RPS, or unknown, changes nothing.
+        let before = s.current();
+        for bad in [r#"{"steady_rps": 501}"#, r#"{"workers": 3}"#, r#"{"max_in_flight": 100000}"#] {
+            let bad: Map<String, Value> = serde_json::from_str(bad).unwrap();
+            assert!(matches!(s.replace_overrides(&bad), Err(ConfigChangeError::Invalid { .. })), "{bad:?}");
+            assert_eq!(s.current(), before, "{bad:?}");
+        }
+        // A reset elsewhere: no overrides, start-up again.
+        assert_eq!(s.replace_overrides(&Map::new()).unwrap(), s.startup());
+        assert!(is_runtime_field("steady_rps") && !is_runtime_field("target_url"));
     }
 
     #[test]

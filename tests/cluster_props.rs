@@ -2,20 +2,24 @@
 //! between replicas (reordered, repeated, lost) and however their clocks
 //! disagree, once every replica has caught up from the others they all
 //! hold the latest change, and on the way no replica ever goes back to an
-//! older version or holds a value with another change's version.
+//! older version or holds a value with another change's version. Changes
+//! go to any of the sections (the plan, the workload, the runtime config),
+//! each of which converges on its own latest change.
 
 use std::collections::HashMap;
 
 use proptest::prelude::*;
-use trafficgen::cluster::document::{Document, PlanSpec, Section};
+use serde_json::{Value, json};
+use trafficgen::cluster::document::{ConfigSection, Document, PlanSpec, Section, WorkloadSection};
 use trafficgen::cluster::version::{Clock, InstanceId, Version};
 use trafficgen::engine::mode::Mode;
 
 #[derive(Debug, Clone)]
 enum Event {
-    /// Replica `at` makes a change (as `POST /mode/…` does) and sends its
-    /// document to every other replica.
-    Change { at: usize, mode: usize, rps: u16 },
+    /// Replica `at` makes a change to `section` (as `POST /mode/…`,
+    /// `PUT /workload` or `PUT /config` does) and sends its document to
+    /// every other replica.
+    Change { at: usize, section: usize, mode: usize, rps: u16 },
     /// The network delivers the message at this index (modulo the queue),
     /// and keeps a copy of it to deliver again when `repeat`.
     Deliver { pick: usize, repeat: bool },
@@ -27,7 +31,8 @@ enum Event {
 
 fn event() -> impl Strategy<Value = Event> {
     prop_oneof![
-        3 => (0usize..5, 0usize..5, 0u16..1000).prop_map(|(at, mode, rps)| Event::Change { at, mode, rps }),
+        3 => (0usize..5, 0usize..SECTIONS.len(), 0usize..5, 0u16..1000)
+            .prop_map(|(at, section, mode, rps)| Event::Change { at, section, mode, rps }),
         5 => (any::<usize>(), any::<bool>()).prop_map(|(pick, repeat)| Event::Deliver { pick, repeat }),
         1 => any::<usize>().prop_map(|pick| Event::Lose { pick }),
         2 => (0u16..3000).prop_map(|ms| Event::Tick { ms }),
@@ -43,6 +48,20 @@ struct Replica {
 }
 
 const MODES: [Mode; 5] = [Mode::Steady, Mode::Burst, Mode::Overload, Mode::Pause, Mode::Custom];
+const SECTIONS: [&str; 3] = ["plan", "workload", "config"];
+
+/// Each section a document holds: its name, version and value.
+fn sections(document: &Document) -> Vec<(&'static str, Version, Value)> {
+    let value = |v| serde_json::to_value(v).unwrap();
+    let mut held = vec![("plan", document.plan.version, value(&document.plan.value))];
+    if let Some(w) = &document.workload {
+        held.push(("workload", w.version, serde_json::to_value(&w.value).unwrap()));
+    }
+    if let Some(c) = &document.config {
+        held.push(("config", c.version, serde_json::to_value(&c.value).unwrap()));
+    }
+    held
+}
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
@@ -65,16 +84,16 @@ proptest! {
                 document: Document::initial(Mode::Steady, 2.0),
             })
             .collect();
-        // Every change ever made, by version: what a version must carry.
-        let mut made: HashMap<Version, PlanSpec> = HashMap::new();
-        made.insert(Version::INITIAL, replicas[0].document.plan.value);
+        // Every change ever made, by section and version: what it must carry.
+        let mut made: HashMap<(&str, Version), Value> = HashMap::new();
+        made.insert(("plan", Version::INITIAL), serde_json::to_value(replicas[0].document.plan.value).unwrap());
         // In flight: (to, document).
         let mut network: Vec<(usize, Document)> = Vec::new();
         let mut wall: i64 = 1_800_000_000_000;
 
         for event in events {
             match event {
-                Event::Change { at, mode, rps } => {
+                Event::Change { at, section, mode, rps } => {
                     let at = at % count;
                     let r = &mut replicas[at];
                     let now = (wall + r.skew) as u64;
@@ -82,13 +101,31 @@ proptest! {
                     let version = r.clock.next(now, r.id);
                     // A change made after hearing of another one is newer than it.
                     prop_assert!(version > seen, "{version} not after {seen}");
-                    let mode = MODES[mode];
-                    let rps = if mode == Mode::Pause { 0.0 } else { f64::from(rps) + 1.0 };
-                    let value = PlanSpec { mode, rps, start_ms: now };
-                    prop_assert!(made.insert(version, value).is_none(), "version {version} made twice");
                     let mut change = r.document.clone();
-                    change.plan = Section { version, value };
-                    prop_assert!(r.document.merge(change).plan, "a local change must apply");
+                    let name = SECTIONS[section];
+                    let value = match name {
+                        "plan" => {
+                            let mode = MODES[mode];
+                            let rps = if mode == Mode::Pause { 0.0 } else { f64::from(rps) + 1.0 };
+                            let value = PlanSpec { mode, rps, start_ms: now };
+                            change.plan = Section { version, value };
+                            serde_json::to_value(value).unwrap()
+                        }
+                        "workload" => {
+                            let value = WorkloadSection { source: "body".into(), text: format!("# {rps}\n") };
+                            change.workload = Some(Section { version, value: value.clone() });
+                            serde_json::to_value(value).unwrap()
+                        }
+                        _ => {
+                            let overrides = json!({"steady_rps": rps}).as_object().unwrap().clone();
+                            let value = ConfigSection { overrides };
+                            change.config = Some(Section { version, value: value.clone() });
+                            serde_json::to_value(value).unwrap()
+                        }
+                    };
+                    prop_assert!(made.insert((name, version), value).is_none(), "version {version} made twice");
+                    let changed = r.document.merge(change);
+                    prop_assert_eq!(changed.names(), vec![name], "a local change must apply, alone");
                     for to in (0..count).filter(|&to| to != at) {
                         network.push((to, r.document.clone()));
                     }
@@ -114,8 +151,9 @@ proptest! {
             }
             // No replica ever holds a value under another change's version.
             for r in &replicas {
-                let plan = &r.document.plan;
-                prop_assert_eq!(made.get(&plan.version), Some(&plan.value));
+                for (name, version, value) in sections(&r.document) {
+                    prop_assert_eq!(made.get(&(name, version)), Some(&value), "{} {}", name, version);
+                }
             }
         }
 
@@ -129,10 +167,19 @@ proptest! {
                 }
             }
         }
-        let latest = *made.keys().max().unwrap();
-        for r in &replicas {
-            prop_assert_eq!(r.document.plan.version, latest);
-            prop_assert_eq!(&r.document.plan.value, &made[&latest]);
+        for name in SECTIONS {
+            let latest = made.keys().filter(|(n, _)| *n == name).map(|(_, v)| *v).max();
+            for r in &replicas {
+                let held = sections(&r.document).into_iter().find(|(n, _, _)| *n == name);
+                match latest {
+                    Some(latest) => {
+                        let (_, version, value) = held.expect("a section some replica changed is everywhere");
+                        prop_assert_eq!(version, latest, "{}", name);
+                        prop_assert_eq!(&value, &made[&(name, latest)], "{}", name);
+                    }
+                    None => prop_assert!(held.is_none(), "{} appeared unchanged", name),
+                }
+            }
         }
     }
 }
@@ -141,7 +188,8 @@ mod peer_endpoint {
     //! `PUT /cluster/state` as a hostile peer would use it, in process (no
     //! request leaves the test): random bodies and asker headers never get
     //! a 5xx, every refusal is a JSON error, and only a valid document with
-    //! a newer version changes the plan.
+    //! a newer version changes the plan; its workload and config sections,
+    //! valid or not, are taken or refused with it, each by its own version.
 
     use std::sync::Arc;
     use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -206,8 +254,65 @@ mod peer_endpoint {
         SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
     }
 
-    /// A body to send, and for a valid document its version.
-    type Case = (Vec<u8>, Option<(u64, String)>);
+    /// A body to send, and for a valid document its version and sections.
+    type Case = (Vec<u8>, Option<(u64, String, Vec<&'static str>)>);
+
+    /// A document from its parts (`clock` and `start` as offsets from now,
+    /// `workload` and `config` as variants, see [`body`]), and whether a
+    /// peer must take it.
+    #[allow(clippy::too_many_arguments)]
+    fn document_case(
+        mode: &str,
+        rps: f64,
+        clock: i64,
+        start: i64,
+        replica: String,
+        extra: bool,
+        workload: usize,
+        config: usize,
+    ) -> Case {
+        let now = now_ms() as i64;
+        let (clock, start_ms) = ((now + clock).max(0) as u64, now.saturating_add(start).max(0) as u64);
+        let mut value = json!({"mode": mode, "rps": rps, "start_ms": start_ms});
+        if extra {
+            value["ramp"] = json!(1);
+        }
+        let version = json!({"clock": clock, "replica": replica});
+        let mut doc = json!({"plan": {"version": version, "value": value}});
+        let mut present = vec!["plan"];
+        let workload_value = match workload {
+            1 => Some(json!({"source": "body", "text": "requests:\n  - {name: a, weight: 1, method: GET, path: /}\n"})),
+            2 => Some(json!({"source": "", "text": "x"})),
+            3 => Some(json!({"source": "body", "text": "x", "mixed": true})),
+            _ => None,
+        };
+        if let Some(value) = workload_value {
+            doc["workload"] = json!({"version": version, "value": value});
+            present.push("workload");
+        }
+        let config_value = match config {
+            1 => Some(json!({"overrides": {"steady_rps": 5, "jitter": 0.1}})),
+            2 => Some(json!({"overrides": {"target_url": 1}})),
+            3 => Some(json!({"overrides": {"jitter": "0.1"}})),
+            _ => None,
+        };
+        if let Some(value) = config_value {
+            doc["config"] = json!({"version": version, "value": value});
+            present.push("config");
+        }
+        let rate_ok = rps == 0.0 || rps >= 1.0 / 86_400.0;
+        let valid = ["steady", "burst", "overload", "pause", "custom"].contains(&mode)
+            && rate_ok
+            && (mode != "pause" || rps == 0.0)
+            && clock <= now as u64 + 60_000
+            && start_ms <= now as u64 + 60_000
+            && replica.len() == 16
+            && replica.bytes().all(|b| b.is_ascii_hexdigit())
+            && !extra
+            && workload < 2
+            && config < 2;
+        (doc.to_string().into_bytes(), valid.then(|| (clock, replica.to_ascii_lowercase(), present)))
+    }
 
     /// Documents near the valid ones (each part valid or not), and noise.
     fn body() -> impl Strategy<Value = Case> {
@@ -232,28 +337,25 @@ mod peer_endpoint {
         let clock = prop_oneof![Just(-1_000_000_000i64), -100_000i64..50_000, 70_000i64..10_000_000];
         let start = prop_oneof![Just(i64::MIN / 2), -10_000_000i64..0, 70_000i64..i64::MAX / 4];
         let replica = prop_oneof![Just("00000000000000ab".to_string()), "[0-9a-fA-Fxg]{0,18}"];
-        let document =
-            (mode, rps, clock, start, replica, any::<bool>()).prop_map(|(mode, rps, clock, start, replica, extra)| {
-                let now = now_ms() as i64;
-                let (clock, start_ms) = ((now + clock).max(0) as u64, now.saturating_add(start).max(0) as u64);
-                let mut value = json!({"mode": mode, "rps": rps, "start_ms": start_ms});
-                if extra {
-                    value["ramp"] = json!(1);
-                }
-                let doc = json!({"plan": {"version": {"clock": clock, "replica": replica}, "value": value}});
-                let rate_ok = rps == 0.0 || rps >= 1.0 / 86_400.0;
-                let valid = ["steady", "burst", "overload", "pause", "custom"].contains(&mode)
-                    && rate_ok
-                    && (mode != "pause" || rps == 0.0)
-                    && clock <= now as u64 + 60_000
-                    && start_ms <= now as u64 + 60_000
-                    && replica.len() == 16
-                    && replica.bytes().all(|b| b.is_ascii_hexdigit())
-                    && !extra;
-                (doc.to_string().into_bytes(), valid.then(|| (clock, replica.to_ascii_lowercase())))
+        // 0: no section; 1: a valid one; 2 and 3: ones a peer must refuse
+        // (rarer, so that enough documents are valid).
+        let variant = || prop_oneof![3 => Just(0usize), 3 => Just(1), 1 => Just(2), 1 => Just(3)];
+        let sections = (variant(), variant());
+        let document = (mode, rps, clock, start, replica, any::<bool>(), sections).prop_map(
+            |(mode, rps, clock, start, replica, extra, (workload, config))| {
+                document_case(mode, rps, clock, start, replica, extra, workload, config)
+            },
+        );
+        // Valid plans from two replicas, versions close together, with
+        // sections: older and newer ones of each section come in turn.
+        let two = prop_oneof![Just("00000000000000ab".to_string()), Just("00000000000000cd".to_string())];
+        let sectioned =
+            (-30_000i64..30_000, two, variant(), variant()).prop_map(|(clock, replica, workload, config)| {
+                document_case("steady", 2.0, clock, 0, replica, false, workload, config)
             });
         prop_oneof![
             4 => document,
+            3 => sectioned,
             1 => prop::collection::vec(any::<u8>(), 0..200).prop_map(|b| (b, None)),
             1 => "[{}\\[\\]\":,a-z0-9 ]{0,60}".prop_map(|s| (s.into_bytes(), None)),
         ]
@@ -287,19 +389,39 @@ mod peer_endpoint {
                 prop_assert_eq!(member_status.as_u16(), 200);
                 let shown = String::from_utf8_lossy(&body).into_owned();
                 match valid {
-                    Some((clock, replica)) => {
+                    Some((clock, replica, present)) => {
                         prop_assert_eq!(status, 200, "{} -> {}", shown, answer);
-                        let held = before.1.plan;
-                        let newer = (clock, replica.clone()) > (held.clock, held.replica.to_string());
-                        prop_assert_eq!(answer["applied"] == json!(["plan"]), newer, "{} -> {}", shown, answer);
+                        let held = before.1;
+                        let newer_than = |held: Option<trafficgen::cluster::version::Version>| {
+                            held.is_none_or(|h| (clock, replica.clone()) > (h.clock, h.replica.to_string()))
+                        };
+                        let applied: Vec<&str> = present
+                            .iter()
+                            .copied()
+                            .filter(|section| match *section {
+                                "plan" => newer_than(Some(held.plan)),
+                                "workload" => newer_than(held.workload),
+                                _ => newer_than(held.config),
+                            })
+                            .collect();
+                        prop_assert_eq!(&answer["applied"], &json!(applied), "{} -> {}", shown, answer);
+                        let after = cluster.versions();
+                        for (section, was, now) in
+                            [("workload", held.workload, after.workload), ("config", held.config, after.config)]
+                        {
+                            // Taken: its version is the document's; not: as it was.
+                            let expected = if applied.contains(&section) { Some(clock) } else { was.map(|v| v.clock) };
+                            prop_assert_eq!(now.map(|v| v.clock), expected, "{}", section);
+                        }
+                        let newer = applied.contains(&"plan");
                         if newer {
                             prop_assert_eq!(cluster.versions().plan.clock, clock);
                             let plan = state.engine.plan();
                             prop_assert!(plan.rps.is_finite() && (0.0..=1000.0).contains(&plan.rps), "{:?}", plan);
                         } else {
                             prop_assert_eq!(
-                                (state.engine.plan(), cluster.versions()),
-                                before,
+                                (state.engine.plan(), cluster.versions().plan),
+                                (before.0, before.1.plan),
                                 "an older document changed the plan"
                             );
                         }

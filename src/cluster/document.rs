@@ -8,14 +8,17 @@
 //! from a peer's fan-out or was fetched to catch up, so every replica that
 //! has seen the same versions holds the same document.
 //!
-//! Today there is one section, `plan` (mode, rate and the instant its
-//! schedule starts). Replicating another kind of state (a job, a workload
-//! text, the runtime config) is one more `Option<Section<…>>` field here,
+//! Sections: `plan` (mode, rate and the instant its schedule starts),
+//! `job` (the job every replica plays), `workload` (the text of the last
+//! workload put on a replica) and `config` (the runtime settings' changes
+//! from start-up). Replicating another kind of state is one more
+//! `Option<Section<…>>` field here,
 //! with its line in [`Document::merge`], [`Document::versions`],
 //! [`Versions`] and [`Document::check`], and its apply in
 //! `Cluster::apply` (see `super`).
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use super::version::{MAX_AHEAD_MS, Version, VersionAhead};
 use crate::engine::mode::{Mode, RateError, check_rate};
@@ -52,6 +55,83 @@ pub struct Document {
     /// job was first started, so older replicas see the same document.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<Section<JobSection>>,
+    /// The workload every replica runs; absent until one was put on a
+    /// replica (until then each runs its own `WORKLOAD_FILE` or `MIX`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<Section<WorkloadSection>>,
+    /// The runtime settings' changes; absent until `PUT /config` or
+    /// `POST /config/reset` on a replica.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<Section<ConfigSection>>,
+}
+
+/// A workload as it was put on a replica (`PUT /workload`, SIGHUP): its
+/// text, so every peer loads it against its own target and pools.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSection {
+    /// Where it came from (`body`, or the file SIGHUP read), as
+    /// `GET /workload` shows it.
+    pub source: String,
+    /// YAML or JSON, as put.
+    pub text: String,
+}
+
+/// Longest source name of a workload section.
+pub const MAX_SOURCE_CHARS: usize = 4096;
+/// Most characters of a workload text once in JSON: the file bound with
+/// its line breaks, tabs and quotes escaped (two bytes each).
+pub const MAX_WORKLOAD_JSON_BYTES: usize = 2 * crate::workload::MAX_FILE_BYTES;
+
+impl WorkloadSection {
+    /// Bounds a workload from a peer as `PUT /workload` bounds one (its
+    /// content is checked where it is loaded); the same check tells
+    /// `PUT /workload` whether a text can be sent to peers at all.
+    pub fn check(&self) -> Result<(), DocumentError> {
+        let fail = |message: String| Err(DocumentError::Workload(message));
+        let limit = crate::workload::MAX_FILE_BYTES;
+        if self.text.len() > limit {
+            return fail(format!("text is larger than {limit} bytes (1 MiB); a workload is much smaller"));
+        }
+        if self.source.is_empty() || self.source.chars().count() > MAX_SOURCE_CHARS {
+            return fail(format!("source must have 1 to {MAX_SOURCE_CHARS} characters"));
+        }
+        let escaped = serde_json::to_string(&self.text).map_or(usize::MAX, |json| json.len());
+        if escaped > MAX_WORKLOAD_JSON_BYTES {
+            return fail(format!(
+                "text is {escaped} bytes as JSON, more than {MAX_WORKLOAD_JSON_BYTES}: too many control characters to send to peers"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The runtime settings in force among the replicas: what differs from
+/// start-up, as `STATE_DIR` keeps it (`{}` after `POST /config/reset`).
+/// Each replica puts it over its own start-up settings through the checks
+/// of `PUT /config`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigSection {
+    pub overrides: Map<String, Value>,
+}
+
+impl ConfigSection {
+    /// Names and kinds of a peer's settings (their values are checked
+    /// where they are applied, as `PUT /config` checks them).
+    fn check(&self) -> Result<(), DocumentError> {
+        let fail = |message: String| Err(DocumentError::Config(message));
+        for (name, value) in &self.overrides {
+            if !crate::state::is_runtime_field(name) {
+                let name: String = name.chars().take(64).collect();
+                return fail(format!("'{name}' is not a runtime setting"));
+            }
+            if !value.is_number() {
+                return fail(format!("{name} must be a number"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The job in force among the replicas, or how the last one was ended early.
@@ -101,12 +181,19 @@ pub struct Versions {
     pub plan: Version,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<Version>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<Version>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<Version>,
 }
 
 impl Versions {
     /// True when `theirs` has a newer version of any section.
     pub fn behind(&self, theirs: &Versions) -> bool {
-        theirs.plan > self.plan || theirs.job > self.job
+        theirs.plan > self.plan
+            || theirs.job > self.job
+            || theirs.workload > self.workload
+            || theirs.config > self.config
     }
 
     /// The newest version of any section.
@@ -115,16 +202,19 @@ impl Versions {
     }
 
     pub fn each(&self) -> impl Iterator<Item = Version> {
-        [Some(self.plan), self.job].into_iter().flatten()
+        [Some(self.plan), self.job, self.workload, self.config].into_iter().flatten()
     }
 
     /// Refuses versions too far ahead of `now_ms`.
     pub fn check(&self, now_ms: u64) -> Result<(), DocumentError> {
-        self.plan.check_not_ahead(now_ms).map_err(|e| DocumentError::Ahead { section: "plan", error: e })?;
-        match self.job {
-            Some(job) => job.check_not_ahead(now_ms).map_err(|e| DocumentError::Ahead { section: "job", error: e }),
-            None => Ok(()),
+        let sections =
+            [("plan", Some(self.plan)), ("job", self.job), ("workload", self.workload), ("config", self.config)];
+        for (section, version) in sections {
+            if let Some(version) = version {
+                version.check_not_ahead(now_ms).map_err(|error| DocumentError::Ahead { section, error })?;
+            }
         }
+        Ok(())
     }
 }
 
@@ -133,16 +223,18 @@ impl Versions {
 pub struct Changed {
     pub plan: bool,
     pub job: bool,
+    pub workload: bool,
+    pub config: bool,
 }
 
 impl Changed {
     pub fn any(&self) -> bool {
-        self.plan || self.job
+        self.plan || self.job || self.workload || self.config
     }
 
     /// The names of the changed sections.
     pub fn names(&self) -> Vec<&'static str> {
-        [("plan", self.plan), ("job", self.job)]
+        [("plan", self.plan), ("job", self.job), ("workload", self.workload), ("config", self.config)]
             .into_iter()
             .filter(|(_, changed)| *changed)
             .map(|(name, _)| name)
@@ -164,29 +256,40 @@ pub enum DocumentError {
     StartAhead { ahead_ms: u64 },
     #[error("job: {0}")]
     Job(String),
+    #[error("workload: {0}")]
+    Workload(String),
+    #[error("config: {0}")]
+    Config(String),
 }
 
 impl Document {
     /// A replica's document before any change: its settings' initial mode.
     pub fn initial(mode: Mode, rps: f64) -> Document {
-        Document { plan: Section { version: Version::INITIAL, value: PlanSpec { mode, rps, start_ms: 0 } }, job: None }
+        Document {
+            plan: Section { version: Version::INITIAL, value: PlanSpec { mode, rps, start_ms: 0 } },
+            job: None,
+            workload: None,
+            config: None,
+        }
     }
 
     pub fn versions(&self) -> Versions {
-        Versions { plan: self.plan.version, job: self.job.as_ref().map(|j| j.version) }
+        Versions {
+            plan: self.plan.version,
+            job: self.job.as_ref().map(|s| s.version),
+            workload: self.workload.as_ref().map(|s| s.version),
+            config: self.config.as_ref().map(|s| s.version),
+        }
     }
 
     /// Takes every section of `incoming` that is newer than ours.
     pub fn merge(&mut self, incoming: Document) -> Changed {
-        let job = match (&mut self.job, incoming.job) {
-            (_, None) => false,
-            (None, Some(theirs)) => {
-                self.job = Some(theirs);
-                true
-            }
-            (Some(mine), Some(theirs)) => mine.take_newer(theirs),
-        };
-        Changed { plan: self.plan.take_newer(incoming.plan), job }
+        Changed {
+            plan: self.plan.take_newer(incoming.plan),
+            job: take_newer_optional(&mut self.job, incoming.job),
+            workload: take_newer_optional(&mut self.workload, incoming.workload),
+            config: take_newer_optional(&mut self.config, incoming.config),
+        }
     }
 
     /// Checks a document from a peer as a request from a user would be:
@@ -207,7 +310,25 @@ impl Document {
         if let Some(job) = self.job.as_ref().and_then(|j| j.value.running.as_ref()) {
             job.check(now_ms)?;
         }
+        if let Some(workload) = &self.workload {
+            workload.value.check()?;
+        }
+        if let Some(config) = &self.config {
+            config.value.check()?;
+        }
         Ok(())
+    }
+}
+
+/// A section absent until first used: theirs if we have none, or if newer.
+fn take_newer_optional<T>(mine: &mut Option<Section<T>>, theirs: Option<Section<T>>) -> bool {
+    match (mine.as_mut(), theirs) {
+        (_, None) => false,
+        (None, Some(theirs)) => {
+            *mine = Some(theirs);
+            true
+        }
+        (Some(mine), Some(theirs)) => mine.take_newer(theirs),
     }
 }
 
@@ -272,6 +393,8 @@ mod tests {
                 value: PlanSpec { mode, rps, start_ms: clock },
             },
             job: None,
+            workload: None,
+            config: None,
         }
     }
 
@@ -311,7 +434,7 @@ mod tests {
             )
         );
         assert_eq!(serde_json::from_str::<Document>(&json).unwrap(), doc);
-        let with_more = json.replacen('{', r#"{"workload":{"version":1},"#, 1);
+        let with_more = json.replacen('{', r#"{"targets":{"version":1},"#, 1);
         assert_eq!(serde_json::from_str::<Document>(&with_more).unwrap(), doc, "an unknown section is ignored");
         let field = json.replace(r#""start_ms""#, r#""ramp":1,"start_ms""#);
         assert!(serde_json::from_str::<Document>(&field).is_err(), "an unknown field of a known section is refused");
@@ -370,5 +493,80 @@ mod tests {
         let mut ahead = shared(60.0);
         ahead.start_ms = NOW + MAX_AHEAD_MS + 1;
         assert!(matches!(job(20, Some(ahead)).check(NOW), Err(DocumentError::StartAhead { .. })));
+    }
+
+    fn workload(clock: u64, source: &str, text: &str) -> Document {
+        let mut doc = plan(1, 1, Mode::Steady, 2.0);
+        doc.workload = Some(Section {
+            version: Version { clock, replica: InstanceId(2) },
+            value: WorkloadSection { source: source.into(), text: text.into() },
+        });
+        doc
+    }
+
+    fn config(clock: u64, overrides: &str) -> Document {
+        let mut doc = plan(1, 1, Mode::Steady, 2.0);
+        doc.config = Some(Section {
+            version: Version { clock, replica: InstanceId(3) },
+            value: ConfigSection { overrides: serde_json::from_str(overrides).unwrap() },
+        });
+        doc
+    }
+
+    #[test]
+    fn workload_and_config_sections_merge_like_the_plan_and_are_absent_until_used() {
+        let mut doc = Document::initial(Mode::Steady, 2.0);
+        let json = serde_json::to_string(&doc).unwrap();
+        assert!(!json.contains("workload") && !json.contains("config"), "older replicas see the same document");
+        assert_eq!(doc.versions().workload, None);
+        assert_eq!(doc.merge(workload(20, "body", "requests: []")).names(), vec!["plan", "workload"]);
+        assert!(!doc.merge(workload(19, "body", "older")).any(), "an older workload changes nothing");
+        assert!(!doc.merge(workload(20, "body", "same version")).any(), "the first of a version stands");
+        assert_eq!(doc.workload.as_ref().unwrap().value.text, "requests: []");
+        // Sections are independent: a config change leaves the workload be.
+        assert_eq!(doc.merge(config(15, r#"{"steady_rps": 7}"#)).names(), vec!["config"]);
+        assert!(doc.versions().behind(&config(16, "{}").versions()));
+        assert!(doc.versions().behind(&workload(21, "body", "x").versions()));
+        assert_eq!(doc.merge(config(16, "{}")).names(), vec!["config"], "a reset is a change like another");
+        assert!(doc.config.as_ref().unwrap().value.overrides.is_empty());
+        assert_eq!(doc.workload.as_ref().unwrap().version.clock, 20);
+        let latest = doc.versions();
+        assert_eq!(latest.each().count(), 3);
+        assert_eq!(latest.latest(), Version { clock: 20, replica: InstanceId(2) });
+        // Round trip, and each section's version checked for the future.
+        let json = serde_json::to_string(&doc).unwrap();
+        assert_eq!(serde_json::from_str::<Document>(&json).unwrap(), doc);
+        let ahead = workload(NOW + MAX_AHEAD_MS + 1, "body", "x");
+        assert!(matches!(ahead.check(NOW), Err(DocumentError::Ahead { section: "workload", .. })));
+        let ahead = config(NOW + MAX_AHEAD_MS + 1, "{}");
+        assert!(matches!(ahead.check(NOW), Err(DocumentError::Ahead { section: "config", .. })));
+    }
+
+    #[test]
+    fn a_peer_workload_or_config_is_bounded_like_a_user_request() {
+        assert_eq!(workload(NOW, "body", "requests: []").check(NOW), Ok(()));
+        let limit = crate::workload::MAX_FILE_BYTES;
+        assert_eq!(workload(NOW, "/etc/w.yaml", &"#".repeat(limit)).check(NOW), Ok(()), "the file bound itself");
+        let large = workload(NOW, "body", &"#".repeat(limit + 1)).check(NOW).unwrap_err();
+        assert!(large.to_string().starts_with("workload: text is larger than"), "{large}");
+        assert!(matches!(workload(NOW, "", "x").check(NOW), Err(DocumentError::Workload(_))));
+        let long_source = "s".repeat(MAX_SOURCE_CHARS + 1);
+        assert!(matches!(workload(NOW, &long_source, "x").check(NOW), Err(DocumentError::Workload(_))));
+        // Control characters grow six-fold in JSON: bounded as sent.
+        let escaped = workload(NOW, "body", &"\u{1}".repeat(limit / 2)).check(NOW).unwrap_err();
+        assert!(escaped.to_string().contains("control characters"), "{escaped}");
+        // A document at the bounds fits what a peer reads.
+        let at_bound = workload(NOW, "body", &"\n".repeat(limit));
+        assert!(serde_json::to_vec(&at_bound).unwrap().len() <= crate::cluster::MAX_DOCUMENT_BYTES);
+
+        assert_eq!(config(NOW, r#"{"steady_rps": 7, "max_in_flight": 16}"#).check(NOW), Ok(()));
+        assert_eq!(config(NOW, "{}").check(NOW), Ok(()));
+        let unknown = config(NOW, r#"{"target_url": 1}"#).check(NOW).unwrap_err();
+        assert_eq!(unknown.to_string(), "config: 'target_url' is not a runtime setting");
+        let text = config(NOW, r#"{"jitter": "0.1"}"#).check(NOW).unwrap_err();
+        assert_eq!(text.to_string(), "config: jitter must be a number");
+        let json =
+            serde_json::to_string(&config(NOW, "{}")).unwrap().replace(r#""overrides""#, r#""more":1,"overrides""#);
+        assert!(serde_json::from_str::<Document>(&json).is_err(), "an unknown field of a known section is refused");
     }
 }

@@ -40,8 +40,11 @@ use serde::Serialize;
 use crate::config::ControlToken;
 use crate::engine::Engine;
 use crate::engine::mode::Plan;
+use crate::workload::Workload;
 use client::PeerClient;
-use document::{Changed, Document, DocumentError, JobSection, PlanSpec, Section, Versions};
+use document::{
+    Changed, ConfigSection, Document, DocumentError, JobSection, PlanSpec, Section, Versions, WorkloadSection,
+};
 use peers::PeersSetting;
 use split::{MemberInfo, Membership, ShareJson};
 use version::{Clock, InstanceId, Version, now_ms};
@@ -58,9 +61,9 @@ const PEER_TIMEOUT: Duration = Duration::from_secs(1);
 const MAX_PEER_REQUESTS: usize = 16;
 /// Largest `GET /cluster/member` answer read.
 const MAX_MEMBER_BYTES: usize = 16 * 1024;
-/// Largest document read or accepted. (A replicated workload text will
-/// need this raised to the workload file bound.)
-pub const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
+/// Largest document read or accepted: a workload text at its bound, and
+/// room for the other sections.
+pub const MAX_DOCUMENT_BYTES: usize = document::MAX_WORKLOAD_JSON_BYTES + 64 * 1024;
 /// Polls without finding our own address before saying so.
 const SELF_SEARCH_POLLS: u32 = 10;
 /// Least time between polls, however often peers ask for one.
@@ -135,6 +138,10 @@ struct Inner {
     /// The job section as peers changed it, for the jobs layer to play
     /// (it sits above the cluster: it watches, the cluster never calls it).
     jobs: tokio::sync::watch::Sender<Option<(JobSection, Source)>>,
+    /// Where the last change of the config section a peer made came from,
+    /// for the control side (which holds the settings) to apply the
+    /// document's config section.
+    config: tokio::sync::watch::Sender<Option<Source>>,
 }
 
 struct Replicated {
@@ -177,6 +184,7 @@ impl Cluster {
             requests: tokio::sync::Semaphore::new(MAX_PEER_REQUESTS),
             probes: Mutex::new(Vec::new()),
             jobs: tokio::sync::watch::channel(None).0,
+            config: tokio::sync::watch::channel(None).0,
             engine,
         };
         let cluster = Cluster { inner: Arc::new(inner) };
@@ -277,6 +285,36 @@ impl Cluster {
         })
     }
 
+    /// A workload put on this replica (`PUT /workload`, SIGHUP), loaded and
+    /// checked already: a new version of the workload section, put in force
+    /// here (`loaded`, not loaded again) and sent to every peer, which load
+    /// the text against their own target.
+    pub fn propose_workload(&self, section: WorkloadSection, loaded: Workload) -> bool {
+        let edit = |document: &Document, version, _| {
+            let mut change = document.clone();
+            change.workload = Some(Section { version, value: section });
+            Some(change)
+        };
+        self.propose_loaded(edit, Some(loaded))
+    }
+
+    /// The runtime settings changed on this replica (applied here
+    /// already): what now differs from start-up, sent to every peer.
+    pub fn propose_config(&self, overrides: serde_json::Map<String, serde_json::Value>) -> bool {
+        self.propose(|document, version, _| {
+            let mut change = document.clone();
+            change.config = Some(Section { version, value: ConfigSection { overrides } });
+            Some(change)
+        })
+    }
+
+    /// Changes each time a peer changes the config section (the section
+    /// itself is read from [`Cluster::document`], so a change made here
+    /// meanwhile is never undone by an older one).
+    pub fn watch_config(&self) -> tokio::sync::watch::Receiver<Option<Source>> {
+        self.inner.config.subscribe()
+    }
+
     /// The job section each time a peer changes it (not when this replica
     /// does: it has played its own change already), with where it came from.
     pub fn watch_jobs(&self) -> tokio::sync::watch::Receiver<Option<(JobSection, Source)>> {
@@ -299,6 +337,16 @@ impl Cluster {
     /// workload or a runtime setting changed is one more `propose_…` like
     /// [`Cluster::propose_plan`] (see [`document`] for the section it sets).
     pub fn propose(&self, edit: impl FnOnce(&Document, Version, u64) -> Option<Document>) -> bool {
+        self.propose_loaded(edit, None)
+    }
+
+    /// [`Cluster::propose`], with the workload a change of the workload
+    /// section puts in force here.
+    fn propose_loaded(
+        &self,
+        edit: impl FnOnce(&Document, Version, u64) -> Option<Document>,
+        loaded: Option<Workload>,
+    ) -> bool {
         let now = now_ms();
         let changed = {
             let mut replicated = self.inner.replicated.lock();
@@ -306,7 +354,7 @@ impl Cluster {
             let version = clock.next(now, self.inner.me);
             let Some(change) = edit(&replicated.document, version, now) else { return false };
             replicated.clock = clock;
-            self.merge_locked(&mut replicated, change, Source::Local)
+            self.merge_locked(&mut replicated, change, Source::Local, loaded)
         };
         if changed.any() {
             self.fan_out();
@@ -320,12 +368,19 @@ impl Cluster {
     pub fn merge(&self, incoming: Document, source: Source) -> Result<Changed, DocumentError> {
         incoming.check(now_ms())?;
         let mut replicated = self.inner.replicated.lock();
-        Ok(self.merge_locked(&mut replicated, incoming, source))
+        Ok(self.merge_locked(&mut replicated, incoming, source, None))
     }
 
     /// The one apply path. The lock is held while the engine takes the
-    /// change, so the engine sees versions in order.
-    fn merge_locked(&self, replicated: &mut Replicated, incoming: Document, source: Source) -> Changed {
+    /// change, so the engine sees versions in order. `loaded`: the
+    /// workload of a local change of the workload section.
+    fn merge_locked(
+        &self,
+        replicated: &mut Replicated,
+        incoming: Document,
+        source: Source,
+        loaded: Option<Workload>,
+    ) -> Changed {
         for version in incoming.versions().each() {
             replicated.clock.observe(version);
         }
@@ -339,10 +394,45 @@ impl Cluster {
         {
             self.inner.jobs.send_replace(Some((job.value.clone(), source)));
         }
+        if changed.workload
+            && let Some(workload) = &replicated.document.workload
+        {
+            self.apply_workload(workload, source, loaded);
+        }
+        if changed.config && source != Source::Local {
+            self.inner.config.send_replace(Some(source));
+        }
         // Extension point: each further section is applied here the same
-        // way (`if changed.job { start or stop it }`, a workload swap, a
-        // config change), with `source` deciding as for the plan.
+        // way, with `source` deciding as for the plan.
         changed
+    }
+
+    /// Swaps the workload in (pools carried over, as for `PUT /workload`).
+    /// A text this replica cannot load (it was checked where it was put:
+    /// another release, or a setting that differs here) is logged; the
+    /// running workload goes on.
+    fn apply_workload(&self, section: &Section<WorkloadSection>, source: Source, loaded: Option<Workload>) {
+        let engine = &self.inner.engine;
+        let value = &section.value;
+        let workload = match loaded {
+            Some(workload) => workload,
+            None => {
+                match crate::workload::load_bytes(&value.source, value.text.as_bytes(), &engine.workload_options()) {
+                    Ok(workload) => workload,
+                    Err(e) => {
+                        log::error!(version:% = section.version, by:% = section.version.replica,
+                            source = source.as_str(), problems = e.problems.len(), error:% = e;
+                            "cluster: workload version {} cannot be used on this replica; the running workload goes on",
+                            section.version);
+                        return;
+                    }
+                }
+            }
+        };
+        engine.replace_workload(workload);
+        log::info!(version:% = section.version, by:% = section.version.replica, source = source.as_str(),
+            workload = value.source.as_str(), bytes = value.text.len();
+            "cluster: workload version {} in force", section.version);
     }
 
     fn apply_plan(&self, section: &Section<PlanSpec>, source: Source) {

@@ -217,7 +217,12 @@ mod tests {
             mode: "steady".into(),
             rps: 2.0,
             share: ShareJson { index: 0, count: 1 },
-            versions: Versions { plan: Version { clock, replica: InstanceId(instance) }, job: None },
+            versions: Versions {
+                plan: Version { clock, replica: InstanceId(instance) },
+                job: None,
+                workload: None,
+                config: None,
+            },
         }
     }
 
@@ -295,7 +300,7 @@ mod tests {
         m.answered(addr(2), info(0x20, "running", 9), now);
         m.answered(addr(3), info(0x30, "running", 12), now);
         m.missed(addr(3), "timeout".into());
-        let mine = |clock| Versions { plan: Version { clock, replica: ME }, job: None };
+        let mine = |clock| Versions { plan: Version { clock, replica: ME }, job: None, workload: None, config: None };
         assert_eq!(m.ahead_of(&mine(1)), Some(addr(2)), "the newest reachable one");
         assert_eq!(m.ahead_of(&mine(9)), None, "nobody reachable is ahead");
         assert!(m.a_peer_is_sending());

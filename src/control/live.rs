@@ -530,7 +530,8 @@ impl Live {
         self.inner.lock().settings.as_ref().map(RuntimeSettings::current)
     }
 
-    /// `PUT /config` (`body`) or `POST /config/reset` (`None`).
+    /// `PUT /config` (`body`) or `POST /config/reset` (`None`). With
+    /// `PEERS`, what then differs from start-up goes to every replica.
     pub fn change_config(&self, body: Option<&[u8]>) -> Option<Result<RuntimeConfig, ConfigChangeError>> {
         let mut inner = self.inner.lock();
         let settings = inner.settings.as_mut()?;
@@ -540,29 +541,68 @@ impl Live {
             None => Ok(settings.reset()),
         };
         if let Ok(config) = &changed {
-            self.retune(config);
-            let after = self.engine.plan();
-            if after.rps != before.rps {
-                self.hub.publish(
-                    &Topic::Sidecar,
-                    names::MODE,
-                    &ModeEvent {
-                        mode: after.mode.as_str(),
-                        rps: after.rps,
-                        previous_mode: before.mode.as_str(),
-                        previous_rps: before.rps,
-                        cause: "config",
-                        returns_in_secs: None,
-                    },
-                    false,
-                );
+            let overrides = settings.overrides();
+            self.config_changed(&inner, before, config);
+            // Under the lock: a peer's change applied meanwhile cannot
+            // overtake this one (see `apply_shared_config`).
+            if let Some(cluster) = &self.cluster {
+                cluster.propose_config(overrides);
             }
-            self.persist(&inner);
-            log::info!(steady_rps = config.steady_rps, burst_rps = config.burst_rps, overload_rps = config.overload_rps,
-                jitter = config.jitter, request_timeout_ms = config.request_timeout_ms, max_in_flight = config.max_in_flight,
-                stats_interval_secs = config.stats_interval_secs; "runtime settings changed");
         }
         Some(changed)
+    }
+
+    /// The config section of the cluster's document, after a peer changed
+    /// it, put over this replica's start-up settings through the checks of
+    /// `PUT /config`. Settings this replica cannot take (a lower `MAX_RPS`
+    /// here) are logged and not applied.
+    fn apply_shared_config(&self, source: Source) {
+        let Some(cluster) = &self.cluster else { return };
+        let mut inner = self.inner.lock();
+        // The document's section, not the one that woke us: a newer
+        // change made here since then must stand.
+        let Some(section) = cluster.document().config else { return };
+        let Some(settings) = inner.settings.as_mut() else { return };
+        if settings.overrides() == section.value.overrides {
+            return;
+        }
+        let before = self.engine.plan();
+        match settings.replace_overrides(&section.value.overrides) {
+            Ok(config) => {
+                log::info!(version:% = section.version, by:% = section.version.replica, source = source.as_str();
+                    "cluster: config version {} in force", section.version);
+                self.config_changed(&inner, before, &config);
+            }
+            Err(e) => log::error!(version:% = section.version, error:% = e;
+                "cluster: config version {} cannot be used on this replica (give every replica the same settings); kept the settings in force",
+                section.version),
+        }
+    }
+
+    /// After the runtime settings changed, however: the engine retuned,
+    /// the event if a rate changed, `STATE_DIR`, the log line.
+    fn config_changed(&self, inner: &Inner, before: Plan, config: &RuntimeConfig) {
+        self.retune(config);
+        let after = self.engine.plan();
+        if after.rps != before.rps {
+            self.hub.publish(
+                &Topic::Sidecar,
+                names::MODE,
+                &ModeEvent {
+                    mode: after.mode.as_str(),
+                    rps: after.rps,
+                    previous_mode: before.mode.as_str(),
+                    previous_rps: before.rps,
+                    cause: "config",
+                    returns_in_secs: None,
+                },
+                false,
+            );
+        }
+        self.persist(inner);
+        log::info!(steady_rps = config.steady_rps, burst_rps = config.burst_rps, overload_rps = config.overload_rps,
+            jitter = config.jitter, request_timeout_ms = config.request_timeout_ms, max_in_flight = config.max_in_flight,
+            stats_interval_secs = config.stats_interval_secs; "runtime settings changed");
     }
 
     fn retune(&self, config: &RuntimeConfig) {
@@ -589,6 +629,11 @@ impl Live {
         let mut next_progress = Instant::now() + PROGRESS_EVERY;
         let mut next_stats = Instant::now();
         let mut shared_jobs = self.cluster.as_ref().map(Cluster::watch_jobs);
+        let mut shared_config = self.cluster.as_ref().map(Cluster::watch_config);
+        // A section merged before this watch began (a fast catch-up at start).
+        if self.cluster.as_ref().is_some_and(|c| c.document().config.is_some()) {
+            self.apply_shared_config(Source::CatchUp);
+        }
         loop {
             let due = self.inner.lock().board.next_due();
             let wake_at = [Some(next_progress), Some(next_stats), due].into_iter().flatten().min();
@@ -600,9 +645,22 @@ impl Live {
                     Err(_) => std::future::pending().await,
                 }
             };
+            let peer_config = async {
+                let Some(config) = shared_config.as_mut() else { return std::future::pending().await };
+                match config.changed().await {
+                    Ok(()) => *config.borrow_and_update(),
+                    Err(_) => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = tokio::time::sleep_until(wake_at.into()) => {}
                 _ = self.wake.notified() => continue,
+                change = peer_config => {
+                    if let Some(source) = change {
+                        self.apply_shared_config(source);
+                    }
+                    continue;
+                }
                 change = peer_job => {
                     if let Some((section, source)) = change {
                         self.play_shared(section, source);

@@ -2,7 +2,8 @@
 //! or JSON), checked first and swapped in between two requests, with the
 //! mode, the rate and the schedule untouched and the pools whose names
 //! survive keeping their values. SIGHUP re-reads `WORKLOAD_FILE` the same
-//! way ([`reload_file`]).
+//! way ([`reload_file`]). With `PEERS`, either one is proposed to the
+//! other replicas (the text, see `crate::cluster`), which swap it in too.
 //!
 //! Nothing here shows a pool's values (a pool may hold a login token) or a
 //! request's headers and bodies (they may hold credentials): names, paths,
@@ -14,8 +15,10 @@ use serde_json::json;
 
 use super::guard::guarded_body;
 use super::{ApiError, ControlState};
+use crate::cluster::Cluster;
+use crate::cluster::document::{DocumentError, WorkloadSection};
 use crate::engine::Engine;
-use crate::workload::{self, LoadError, MAX_FILE_BYTES, Options, Role, Target, Workload};
+use crate::workload::{self, LoadError, MAX_FILE_BYTES, Role, Workload};
 
 /// What a `PUT /workload` body is called in problem locations.
 const BODY_SOURCE: &str = "body";
@@ -76,39 +79,62 @@ pub async fn replace(
         }
         Err(e) => return Err(e),
     };
-    let next = match workload::load_bytes(BODY_SOURCE, &body, &options(&state.engine)) {
+    let next = match workload::load_bytes(BODY_SOURCE, &body, &state.engine.workload_options()) {
         Ok(next) => next,
         Err(e) => return Ok(refused(&e)),
     };
-    state.engine.replace_workload(next);
+    if let Err(e) = put_in_force(&state.engine, state.cluster.as_ref(), BODY_SOURCE, body, next) {
+        let message = format!("{BODY_SOURCE}:1:1: {e}");
+        return Ok(unusable(&message, &[(1, 1, message.clone())]));
+    }
     Ok(HttpResponse::Ok().json(view(&state.engine)))
+}
+
+/// Swaps `next` in; with `PEERS`, through the cluster, which sends its
+/// text (`bytes`, from `source`) to every peer. A text that cannot be sent
+/// to peers changes nothing.
+fn put_in_force(
+    engine: &Engine,
+    cluster: Option<&Cluster>,
+    source: &str,
+    bytes: Vec<u8>,
+    next: Workload,
+) -> Result<(), DocumentError> {
+    let Some(cluster) = cluster else {
+        engine.replace_workload(next);
+        return Ok(());
+    };
+    // Loaded, so UTF-8 already: the lossy path never replaces anything.
+    let text = String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    let section = WorkloadSection { source: source.to_string(), text };
+    section.check()?;
+    cluster.propose_workload(section, next);
+    Ok(())
 }
 
 /// SIGHUP: reads `WORKLOAD_FILE` again and runs it; a bad file is logged
 /// (every problem) and ignored, the running workload goes on.
-pub fn reload_file(engine: &Engine) {
+pub fn reload_file(engine: &Engine, cluster: Option<&Cluster>) {
     let Some(path) = engine.settings().workload_file.clone() else {
         log::info!(signal = "SIGHUP";
             "received SIGHUP: nothing to reload (no workload file is configured); still running");
         return;
     };
-    match workload::load_file(&path, &options(engine)) {
-        Ok(next) => {
+    let source = path.display().to_string();
+    let loaded = workload::read_file(&path)
+        .and_then(|bytes| Ok((workload::load_bytes(&source, &bytes, &engine.workload_options())?, bytes)));
+    match loaded {
+        Ok((next, bytes)) => {
             log::info!(signal = "SIGHUP", file:% = path.display(); "received SIGHUP: workload file read again");
-            engine.replace_workload(next);
+            if let Err(e) = put_in_force(engine, cluster, &source, bytes, next) {
+                log::error!(signal = "SIGHUP", file:% = path.display(), error:% = e;
+                    "received SIGHUP: the workload file cannot be sent to the other replicas; the running workload goes on");
+            }
         }
         Err(e) => {
             log::error!(signal = "SIGHUP", file:% = path.display(), problems = e.problems.len(), error:% = e;
                 "received SIGHUP: the workload file cannot be used; the running workload goes on");
         }
-    }
-}
-
-fn options(engine: &Engine) -> Options {
-    let settings = engine.settings();
-    Options {
-        target: Target::new(&settings.target).with_trace(settings.trace),
-        default_pool_size: settings.id_buffer_size,
     }
 }
 

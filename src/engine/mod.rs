@@ -213,6 +213,16 @@ impl Engine {
         &self.shared.settings
     }
 
+    /// How a new workload (`PUT /workload`, SIGHUP, a peer's) is loaded
+    /// for this engine's target.
+    pub fn workload_options(&self) -> crate::workload::Options {
+        let settings = self.settings();
+        crate::workload::Options {
+            target: crate::workload::Target::new(&settings.target).with_trace(settings.trace),
+            default_pool_size: settings.id_buffer_size,
+        }
+    }
+
     /// The modes' rates now (`PUT /config` changes them) and the cap.
     pub fn modes(&self) -> ModeTable {
         *self.shared.modes.lock()

@@ -156,13 +156,22 @@ pub struct Workload {
 
 /// Reads a workload file: at most [`MAX_FILE_BYTES`], UTF-8, YAML or JSON.
 pub fn load_file(path: &Path, options: &Options) -> Result<Workload, LoadError> {
-    let source = path.display().to_string();
+    let bytes = read_file(path)?;
+    load_bytes(&path.display().to_string(), &bytes, options)
+}
+
+/// A workload file's bytes (one byte past the bound at most, so that
+/// [`load_bytes`] says it is too large), for a caller that keeps the text.
+pub fn read_file(path: &Path) -> Result<Vec<u8>, LoadError> {
     let mut bytes = Vec::new();
     let read = std::fs::File::open(path).and_then(|f| f.take(MAX_FILE_BYTES as u64 + 1).read_to_end(&mut bytes));
-    if let Err(e) = read {
-        return Err(LoadError::one(&source, yaml::Pos::new(1, 1), format!("cannot read the file: {e}")));
+    match read {
+        Ok(_) => Ok(bytes),
+        Err(e) => {
+            let source = path.display().to_string();
+            Err(LoadError::one(&source, yaml::Pos::new(1, 1), format!("cannot read the file: {e}")))
+        }
     }
-    load_bytes(&source, &bytes, options)
 }
 
 /// Reads a workload from bytes (a file's, or a request body's).

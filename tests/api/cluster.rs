@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 use crate::peers::{Behaviour, FakeTarget, answer};
 use crate::scripted::have_tools;
+use crate::workload::TempFile;
 
 const TOKEN: &str = "cluster-test-token";
 
@@ -90,6 +91,16 @@ impl Replicas {
             views.iter().all(|v| v["share"]["count"] == count) && indexes == (0..count).collect::<Vec<_>>()
         });
         assert!(settled, "no {count}-way split within {timeout:?}: {:#}", self.views());
+    }
+
+    /// Whether every running replica's answer to `GET path` passes
+    /// `check` within a few seconds.
+    fn all_show(&self, path: &str, check: &dyn Fn(&Value) -> bool) -> bool {
+        eventually(Duration::from_secs(5), || self.running().all(|p| check(&p.get_json(path))))
+    }
+
+    fn answers(&self, path: &str) -> Value {
+        Value::Array(self.running().map(|p| p.get_json(path)).collect())
     }
 
     fn views(&self) -> Value {
@@ -269,7 +280,8 @@ fn peer_changes_are_versioned_checked_and_guarded() {
         (document(now_ms, "pause", 5.0), 422, "pause has rps 0"),
         (document(now_ms + 600_000, "burst", 20.0), 422, "ahead"),
         (document(now_ms, "burst", 20.0).replace(r#""start_ms""#, r#""ramp":1,"start_ms""#), 422, "ramp"),
-        (format!(r#"{{"pad":"{}"}}"#, "x".repeat(70_000)), 413, "larger than"),
+        // Past the bound, which is a workload text's at its own bound, escaped.
+        (format!(r#"{{"pad":"{}"}}"#, "x".repeat(2_200_000)), 413, "larger than"),
     ];
     for (body, status, needle) in bad {
         let res = put(body, &with_token);
@@ -397,6 +409,139 @@ fn a_job_started_on_one_replica_runs_on_all_and_ends_on_all() {
     // Both send their share of burst's 20 req/s again.
     let before = target_count(&target, None);
     assert!(eventually(Duration::from_secs(3), || target_count(&target, None) >= before + 20));
+}
+
+#[test]
+fn a_workload_or_config_put_on_one_replica_reaches_every_replica_and_a_restarted_one() {
+    let target = start_demo_target(&[]);
+    let mut replicas = Replicas::start(
+        3,
+        &format!("http://{}", target.addr),
+        &[("INITIAL_MODE", "pause"), ("CONTROL_TOKEN", TOKEN), ("MAX_RPS", "500")],
+    );
+    replicas.wait_for_split(3, Duration::from_secs(15));
+    let auth = format!("Bearer {TOKEN}");
+    let with_token = [("Authorization", auth.as_str())];
+    let put = |i: usize, path: &str, body: &str| request(replicas.get(i).addr, "PUT", path, &with_token, Some(body));
+
+    // A workload PUT on the second replica runs on all three.
+    let users = "requests:\n  - {name: users, weight: 2, method: GET, path: /users}\n  - {name: list, weight: 1, method: GET, path: /orders}\n";
+    let res = put(1, "/workload", users);
+    assert_eq!(res.status, 200, "{}", res.body);
+    let new_workload = |v: &Value| v["mix"] == "users=2,list=1" && v["source"] == "body";
+    assert!(replicas.all_show("/workload", &new_workload), "{:#}", replicas.answers("/workload"));
+    for i in [0, 2] {
+        let applied = replicas.get(i).wait_for_log(
+            |l| l["message"].as_str().is_some_and(|m| m.contains("workload version")),
+            Duration::from_secs(2),
+        );
+        let applied =
+            applied.unwrap_or_else(|| panic!("replica {i} logged no workload:\n{}", replicas.get(i).output()));
+        assert_eq!(applied["source"], "peer", "replica {i}: {applied}");
+    }
+    // A workload refused where it is PUT changes nothing anywhere.
+    let res = put(0, "/workload", "requests:\n  - {name: x, weight: 1, method: GET, path: nope}\n");
+    assert_eq!(res.status, 422, "{}", res.body);
+    thread::sleep(Duration::from_millis(500));
+    assert!(replicas.running().all(|p| new_workload(&p.get_json("/workload"))), "{:#}", replicas.answers("/workload"));
+    // Every request the target sees comes from the new workload.
+    assert_eq!(post_with_token(replicas.get(0), "/mode/custom", Some(r#"{"rps": 30}"#)).status, 200);
+    assert!(eventually(Duration::from_secs(10), || target_count(&target, None) >= 45), "the target saw too little");
+    assert_eq!(post_with_token(replicas.get(0), "/mode/pause", None).status, 200);
+    thread::sleep(Duration::from_millis(500));
+    // One scrape, so a straggler cannot land between the counts.
+    let samples = parse_metrics(&target.get("/metrics").body);
+    let count = |labels: &[(&str, &str)]| sum(&samples, "demo_target_requests_total", labels) as u64;
+    let (total, users_seen) = (count(&[]), count(&[("route", "list_users")]));
+    let orders_seen = count(&[("route", "list_orders")]);
+    assert_eq!(users_seen + orders_seen, total, "requests outside the new workload reached the target");
+    // Both of its requests, and list_users is in no other workload of this test.
+    assert!(users_seen > 0 && orders_seen > 0, "users {users_seen}, orders {orders_seen}");
+
+    // Runtime settings PUT on the third replica are in force on all three.
+    let res = put(2, "/config", r#"{"steady_rps": 12, "jitter": 0.1}"#);
+    assert_eq!(res.status, 200, "{}", res.body);
+    let tuned = |v: &Value| v["steady_rps"] == 12.0 && v["jitter"] == 0.1 && v["burst_rps"] == 20.0;
+    assert!(replicas.all_show("/config", &tuned), "{:#}", replicas.answers("/config"));
+    // A refused change (over MAX_RPS) changes nothing anywhere.
+    assert_eq!(put(0, "/config", r#"{"steady_rps": 501}"#).status, 422);
+    thread::sleep(Duration::from_millis(500));
+    assert!(replicas.running().all(|p| tuned(&p.get_json("/config"))), "{:#}", replicas.answers("/config"));
+
+    // Restarted, a replica catches up with both (it asks a peer that is ahead).
+    let mut gone = replicas.procs[2].take().unwrap();
+    gone.terminate(Duration::from_secs(10)).expect("stops on SIGTERM");
+    replicas.procs[2] = Some(replicas.spawn(2, &[]));
+    replicas.wait_for_split(3, Duration::from_secs(15));
+    let back = replicas.get(2);
+    assert!(
+        eventually(Duration::from_secs(5), || new_workload(&back.get_json("/workload"))
+            && tuned(&back.get_json("/config"))),
+        "{:#} {:#}",
+        back.get_json("/workload"),
+        back.get_json("/config")
+    );
+
+    // A reset on one replica is a change like another: start-up everywhere.
+    let res = request(replicas.get(0).addr, "POST", "/config/reset", &with_token, None);
+    assert_eq!(res.status, 200, "{}", res.body);
+    let startup = |v: &Value| v["steady_rps"] == 2.0 && v["jitter"] == 0.2;
+    assert!(replicas.all_show("/config", &startup), "{:#}", replicas.answers("/config"));
+}
+
+#[test]
+fn sighup_on_one_replica_reloads_the_workload_on_all_and_a_text_a_peer_cannot_load_is_only_logged() {
+    let target = start_demo_target(&[]);
+    let url = format!("http://{}", target.addr);
+    let orders = "requests:\n  - {name: list, weight: 1, method: GET, path: /orders}\n";
+    let file = TempFile::new("replicated.yaml", orders.as_bytes());
+    // Only the first replica has the file; the second runs the built-in workload.
+    let mut replicas = Replicas::start(1, &url, &[("INITIAL_MODE", "pause")]);
+    let ip = fresh_ips(1).remove(0);
+    replicas.ips.push(ip);
+    replicas.peers = format!("{},{}:{}", replicas.peers, replicas.ips[1], replicas.port);
+    replicas.procs[0].take().unwrap().terminate(Duration::from_secs(10)).expect("stops");
+    replicas.procs[0] = Some(replicas.spawn(0, &[("WORKLOAD_FILE", file.path())]));
+    replicas.procs.push(Some(replicas.spawn(1, &[])));
+    replicas.wait_for_split(2, Duration::from_secs(15));
+    assert_eq!(replicas.get(0).get_json("/workload")["mix"], "list=1");
+    assert_ne!(replicas.get(1).get_json("/workload")["mix"], "list=1", "nothing replicated before a change");
+
+    let users = "requests:\n  - {name: users, weight: 3, method: GET, path: /users}\n";
+    std::fs::write(&file.0, users).unwrap();
+    replicas.get(0).signal(libc::SIGHUP);
+    let reloaded = |v: &Value| v["mix"] == "users=3" && v["source"] == file.path();
+    assert!(replicas.all_show("/workload", &reloaded), "{:#}", replicas.answers("/workload"));
+
+    // A peer's text this replica cannot load (checked where it was put, so
+    // only another release's could be): logged, and the workload goes on.
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let mut document = request(replicas.get(1).addr, "GET", "/cluster/state", &[], None).json();
+    document["workload"] = json!({"version": {"clock": now_ms + 1000, "replica": "00000000000000ab"},
+                                 "value": {"source": "body", "text": "requests: [1, 2"}});
+    let res = request(replicas.get(1).addr, "PUT", "/cluster/state", &[], Some(&document.to_string()));
+    assert_eq!((res.status, res.json()["applied"].clone()), (200, json!(["workload"])), "{}", res.body);
+    let logged = replicas.get(1).wait_for_log(
+        |l| l["message"].as_str().is_some_and(|m| m.contains("cannot be used on this replica")),
+        Duration::from_secs(2),
+    );
+    assert!(logged.is_some_and(|l| l["level"] == "error"), "{}", replicas.get(1).output());
+    assert!(reloaded(&replicas.get(1).get_json("/workload")), "{}", replicas.get(1).get_json("/workload"));
+    let mut second = replicas.procs[1].take().unwrap();
+    assert!(second.is_running(), "a bad peer text is never fatal");
+    // Bounded and checked like user input: refused whole, nothing applied.
+    document["workload"]["version"]["clock"] = json!(now_ms + 2000);
+    document["workload"]["value"]["source"] = json!("");
+    let res = request(second.addr, "PUT", "/cluster/state", &[], Some(&document.to_string()));
+    assert_eq!(res.status, 422, "{}", res.body);
+    assert!(res.json()["error"].as_str().is_some_and(|e| e.starts_with("workload: source")), "{}", res.body);
+    document["config"] = json!({"version": {"clock": now_ms + 2000, "replica": "00000000000000ab"},
+                               "value": {"overrides": {"target_url": 1}}});
+    document["workload"]["value"]["source"] = json!("body");
+    let res = request(second.addr, "PUT", "/cluster/state", &[], Some(&document.to_string()));
+    assert_eq!(res.status, 422, "{}", res.body);
+    assert!(res.json()["error"].as_str().is_some_and(|e| e.contains("not a runtime setting")), "{}", res.body);
+    second.terminate(Duration::from_secs(10)).expect("stops on SIGTERM");
 }
 
 #[test]

@@ -43,10 +43,10 @@ fn check(args: &[&str]) -> Output {
 }
 
 /// A file of ours in the temporary directory, removed on drop.
-struct TempFile(PathBuf);
+pub(crate) struct TempFile(pub(crate) PathBuf);
 
 impl TempFile {
-    fn new(name: &str, contents: &[u8]) -> TempFile {
+    pub(crate) fn new(name: &str, contents: &[u8]) -> TempFile {
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("trafficgen-workload-{}-{n}", std::process::id()));
@@ -56,7 +56,7 @@ impl TempFile {
         TempFile(path)
     }
 
-    fn path(&self) -> &str {
+    pub(crate) fn path(&self) -> &str {
         self.0.to_str().expect("UTF-8 path")
     }
 }
