@@ -211,7 +211,7 @@ fi
 page="$(curl -s --max-time 5 -D "$work/panel-headers.txt" "http://127.0.0.1:$TRAFFICGEN_PORT/")"
 if echo "$page" | grep -qi '<title>' && grep -qi '^content-security-policy:' "$work/panel-headers.txt" \
     && curl -sf --max-time 5 -o /dev/null "http://127.0.0.1:$TRAFFICGEN_PORT/panel.js"; then
-  pass "the control panel answers at http://127.0.0.1:$TRAFFICGEN_PORT/ ($(echo "$page" | wc -c) bytes of HTML, its script served, a CSP set)"
+  pass "the control panel answers at http://127.0.0.1:$TRAFFICGEN_PORT/ (${#page} bytes of HTML, its script served, a CSP set)"
 else
   fail "the control panel at http://127.0.0.1:$TRAFFICGEN_PORT/"; head -n 5 "$work/panel-headers.txt" | sed 's/^/      /'
 fi
