@@ -37,11 +37,16 @@ if [ ! -x "$venv/bin/st" ] || [ "$(cat "$stamp" 2>/dev/null)" != "${pip_pkgs[*]}
 fi
 
 work="$(mktemp -d)"
-pids=()
+# `start` runs in a command substitution (a subshell), so the PIDs of what
+# it starts are kept in files, not in a variable that would die with it.
 cleanup() {
-  for pid in "${pids[@]}"; do
+  local f pid
+  for f in "$work"/*.pid; do
+    [ -e "$f" ] || continue
+    pid="$(cat "$f")"
     kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
   done
   rm -rf "$work"
 }
@@ -53,7 +58,7 @@ start() {
   local name="$1"
   shift
   env "$@" >"$work/$name.log" 2>&1 &
-  pids+=("$!")
+  echo "$!" >"$work/$name.pid"
   local port=""
   for _ in $(seq 1 150); do
     port="$(python3 -c '

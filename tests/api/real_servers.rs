@@ -35,6 +35,16 @@ pub struct Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // The child is `timeout`, which passes SIGTERM on to the server; a
+        // SIGKILL would end `timeout` alone and leave the server running.
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            // SAFETY: a plain system call on a child of ours not yet reaped.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
