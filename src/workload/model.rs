@@ -31,8 +31,17 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// A message is one line whatever text it quotes from the file: line
+    /// breaks and other control characters in it are written escaped
+    /// (`\n`), so `file:line:column: message` stays one line per problem.
     pub fn new(pos: Pos, message: impl Into<String>) -> Problem {
-        Problem { pos, message: message.into() }
+        let message = message.into();
+        let message = if message.chars().any(char::is_control) {
+            message.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+        } else {
+            message
+        };
+        Problem { pos, message }
     }
 }
 

@@ -773,3 +773,14 @@ fn trace_headers_carry_a_fresh_w3c_traceparent_and_the_synthetic_marker() {
     assert!(!a.contains("traceparent") && !a.contains("X-Synthetic-Traffic"), "{a}");
     assert!(workload.max_request_bytes() >= a.len() + 49 + 40);
 }
+
+#[test]
+fn a_problem_quoting_a_line_break_from_the_file_stays_one_line() {
+    // A double-quoted YAML scalar can carry a line break into a template.
+    let text = "requests:\n  - {name: a, weight: 1, method: GET, path: \"/x/{{ random_i\\nt(18, 90) }}\"}\n";
+    let e = load_str("t.yaml", text, &options()).expect_err("an unknown template function");
+    assert_eq!(e.problems.len(), 1, "{e}");
+    let message = &e.problems[0].message;
+    assert!(!message.contains('\n') && message.contains("random_i\\nt"), "{message}");
+    assert_eq!(e.to_string().lines().count(), 1, "{e}");
+}
