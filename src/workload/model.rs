@@ -37,7 +37,10 @@ impl Problem {
     pub fn new(pos: Pos, message: impl Into<String>) -> Problem {
         let message = message.into();
         let message = if message.chars().any(char::is_control) {
-            message.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+            message
+                .chars()
+                .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
+                .collect()
         } else {
             message
         };
