@@ -430,6 +430,17 @@ pub fn secs_between(earlier: &serde_json::Value, later: &serde_json::Value) -> f
     (secs(later) - secs(earlier)).rem_euclid(86_400.0)
 }
 
+/// `hits` of `n` independent draws that each hit with probability `p`:
+/// the share must lie within 4.5 standard deviations of `p` (a false alarm
+/// about once in 150 000 runs), yet a share that is off by the amount a bug
+/// would cause still fails once `n` is a few hundred.
+pub fn assert_binomial_share(what: &str, hits: f64, n: f64, p: f64) {
+    assert!(n >= 50.0, "{what}: only {n} draws, too few to judge a share");
+    let share = hits / n;
+    let bound = 4.5 * (p * (1.0 - p) / n).sqrt();
+    assert!((share - p).abs() <= bound, "{what}: {hits} of {n} = {share:.3} where {p} ± {bound:.3} was expected");
+}
+
 /// Polls `f` until it returns true or `timeout` passes.
 pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
