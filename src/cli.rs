@@ -221,7 +221,7 @@ pub struct SidecarArgs {
     #[arg(long, env = "TLS_CA_FILE")]
     pub tls_ca_file: Option<std::path::PathBuf>,
 
-    /// Directory keeping runtime config changes and the job history across restarts (default: none, memory only)
+    /// Directory keeping runtime config changes and the job history across restarts, one process per directory (default: none, memory only)
     #[arg(long, env = "STATE_DIR")]
     pub state_dir: Option<std::path::PathBuf>,
 

@@ -272,6 +272,8 @@ pub struct PersistedState {
 pub const STATE_VERSION: u32 = 1;
 /// The file's name in `STATE_DIR`.
 pub const STATE_FILE: &str = "trafficgen-state.json";
+/// The file whose lock says the directory is in use.
+pub const LOCK_FILE: &str = ".trafficgen-state.lock";
 /// A larger file is not read (50 jobs of 64 request names each are about
 /// 1.3 MB), and a save trims the oldest jobs to stay under it.
 pub const MAX_STATE_BYTES: usize = 4 * 1024 * 1024;
@@ -291,6 +293,10 @@ pub struct Loaded {
 pub struct StateStore {
     dir: PathBuf,
     max_bytes: usize,
+    /// Held (an exclusive `flock`) for as long as the process runs, so two
+    /// sidecars never share one state file: each would overwrite the other's
+    /// config and history. Released by the kernel when the process ends.
+    _lock: std::sync::Arc<File>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -316,7 +322,22 @@ impl StateStore {
         File::create(&probe)
             .and_then(|_| fs::remove_file(&probe))
             .map_err(|e| fail(format!("is not writable ({e})")))?;
-        Ok(StateStore { dir: dir.to_path_buf(), max_bytes: MAX_STATE_BYTES })
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(LOCK_FILE))
+            .map_err(|e| fail(format!("its lock file cannot be opened ({e})")))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(fail(
+                    "is in use by another trafficgen process; give each replica a directory of its own".into(),
+                ));
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(fail(format!("cannot be locked ({e})"))),
+        }
+        Ok(StateStore { dir: dir.to_path_buf(), max_bytes: MAX_STATE_BYTES, _lock: std::sync::Arc::new(lock) })
     }
 
     pub fn path(&self) -> PathBuf {
@@ -612,9 +633,10 @@ mod tests {
         assert_eq!(loaded.state.jobs, state.jobs);
         assert_eq!(loaded.state.config, state.config);
         // Only the state file is left: no temporary file.
-        let names: Vec<String> =
+        let mut names: Vec<String> =
             fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-        assert_eq!(names, [STATE_FILE]);
+        names.sort();
+        assert_eq!(names, [LOCK_FILE, STATE_FILE]);
         fs::remove_dir_all(dir).unwrap();
     }
 
@@ -690,6 +712,21 @@ mod tests {
             assert!(err.starts_with("STATE_DIR") && !err.contains('\n'), "{err}");
         }
         assert!(StateStore::open(&dir).is_ok());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn one_directory_serves_one_process_at_a_time() {
+        let dir = temp_dir("lock");
+        let first = StateStore::open(&dir).unwrap();
+        let err = StateStore::open(&dir).unwrap_err().to_string();
+        assert!(err.contains("in use by another trafficgen") && !err.contains('\n'), "{err}");
+        // Clones share the one lock; it goes with the last of them.
+        let clone = first.clone();
+        drop(first);
+        assert!(StateStore::open(&dir).is_err(), "a clone still holds the lock");
+        drop(clone);
+        assert!(StateStore::open(&dir).is_ok(), "free again once the holder is gone");
         fs::remove_dir_all(dir).unwrap();
     }
 }

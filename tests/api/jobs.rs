@@ -322,6 +322,24 @@ fn config_and_the_job_history_survive_a_restart_with_state_dir_and_a_corrupt_fil
     let mut sidecar = start_sidecar(&target, &env);
     let startup = sidecar.get_json("/config");
     assert_eq!(startup["steady_rps"], 2.0);
+    // A second sidecar on the same directory would overwrite the first's
+    // state: it stops at start with one line and exit 2.
+    let mut second = std::process::Command::new(BIN)
+        .envs(sidecar_env(&format!("http://{}", target.addr), &env))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run a second sidecar");
+    let exited = eventually(Duration::from_secs(5), || matches!(second.try_wait(), Ok(Some(_))));
+    if !exited {
+        let _ = second.kill();
+    }
+    let second = second.wait_with_output().expect("the second sidecar's output");
+    assert!(exited, "a second sidecar on the same STATE_DIR started");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("STATE_DIR") && stderr.contains("in use"), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     let res = request(sidecar.addr, "PUT", "/config", &[], Some(r#"{"steady_rps": 7, "jitter": 0.1}"#));
     assert_eq!(res.status, 200, "{}", res.body);
     assert_eq!((res.json()["steady_rps"].as_f64(), res.json()["jitter"].as_f64()), (Some(7.0), Some(0.1)));
