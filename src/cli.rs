@@ -355,6 +355,10 @@ pub struct ExportArgs {
     #[arg(long)]
     pub rps: Option<f64>,
 
+    /// Only these weighted requests are drawn, comma-separated names, as a job's endpoints (default: all)
+    #[arg(long)]
+    pub endpoints: Option<String>,
+
     /// Objectives to gate the run on: "p95<300ms,error_rate<1%,rps>=95%,create_order:p99<1s"
     #[arg(long, env = "SLO")]
     pub slo: Option<String>,

@@ -127,6 +127,7 @@ proptest! {
             traffic,
             slos: slo::parse("p95<1s,a:error_rate<1%,b:rps>=50%").unwrap(),
             max_in_flight: 8,
+            endpoints: Some(vec!["b".into()]),
         };
         for format in Format::ALL {
             let script = export::render(format, &w, &spec).unwrap();

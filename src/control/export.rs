@@ -1,8 +1,9 @@
 //! `GET /export/{k6,locust,artillery}`: the running workload and mode as a
 //! script for that tool, or a scenario with `?scenario=…&max_rps=…`.
 //! Query: `scenario`, `duration_secs` (60), `max_rps`, `ramp_up_secs` (0),
-//! `rps` (instead of the mode's rate), `slo`; or `job=ID`: that job's
-//! scenario, rate and length.
+//! `rps` (instead of the mode's rate), `slo`, `endpoints` (comma-separated
+//! request names); or `job=ID`: that job's scenario, rate, length and
+//! endpoints.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -27,6 +28,7 @@ struct ExportQuery {
     ramp_up_secs: Option<f64>,
     rps: Option<f64>,
     slo: Option<String>,
+    endpoints: Option<String>,
     job: Option<String>,
 }
 
@@ -44,20 +46,27 @@ pub async fn export(
     authorize(&request, &state)?;
     let query = web::Query::<ExportQuery>::from_query(request.query_string())
         .map_err(|e| {
-            ApiError::Invalid(format!("{e}; parameters: scenario, duration_secs, max_rps, ramp_up_secs, rps, slo"))
+            ApiError::Invalid(format!(
+                "{e}; parameters: scenario, duration_secs, max_rps, ramp_up_secs, rps, slo, endpoints, job"
+            ))
         })?
         .into_inner();
     let mut query = query;
+    let mut endpoints = query.endpoints.as_deref().map(|list| {
+        list.split(',').map(str::trim).filter(|name| !name.is_empty()).map(str::to_string).collect::<Vec<_>>()
+    });
     if let Some(id) = query.job.take() {
-        // A job's own story: its scenario, rate and length.
+        // A job's own story: its scenario, rate, length and endpoints.
         if query.scenario.is_some()
             || query.max_rps.is_some()
             || query.rps.is_some()
             || query.duration_secs.is_some()
             || query.ramp_up_secs.is_some()
+            || query.endpoints.is_some()
         {
             return Err(ApiError::Invalid(
-                "job gives the scenario, max_rps, duration_secs and ramp_up_secs; give none of them with it".into(),
+                "job gives the scenario, max_rps, duration_secs, ramp_up_secs and endpoints; give none of them with it"
+                    .into(),
             ));
         }
         let record = state.live.job(&id).ok_or_else(|| {
@@ -69,6 +78,7 @@ pub async fn export(
         query.max_rps = Some(spec.max_rps);
         query.duration_secs = Some(spec.duration_secs);
         query.ramp_up_secs = Some(spec.ramp_up_secs);
+        endpoints = spec.endpoints;
     }
     let settings = state.engine.settings();
     let cap = settings.modes.max_rps;
@@ -115,6 +125,7 @@ pub async fn export(
         traffic,
         slos,
         max_in_flight: settings.max_in_flight,
+        endpoints,
     };
     let script = export::render(format, &workload, &spec).map_err(|e| ApiError::Invalid(e.to_string()))?;
     Ok(HttpResponse::Ok()

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use super::{Format, Spec, Traffic, render};
+use super::{Format, RenderError, Spec, Traffic, render};
 use crate::cli::ExportArgs;
 use crate::config::TargetUrl;
 use crate::engine::mix::{Endpoint, Mix};
@@ -98,9 +98,21 @@ pub fn build(args: &ExportArgs) -> Result<String, String> {
             builtin(mix, args.id_buffer_size, &options)?
         }
     };
-    let spec =
-        Spec { source, target_url: target.as_str().to_string(), traffic, slos, max_in_flight: args.max_in_flight };
-    render(format, &workload, &spec).map_err(|e| format!("invalid --slo (SLO): {e}"))
+    let endpoints = args.endpoints.as_deref().map(|list| {
+        list.split(',').map(str::trim).filter(|name| !name.is_empty()).map(str::to_string).collect::<Vec<_>>()
+    });
+    let spec = Spec {
+        source,
+        target_url: target.as_str().to_string(),
+        traffic,
+        slos,
+        max_in_flight: args.max_in_flight,
+        endpoints,
+    };
+    render(format, &workload, &spec).map_err(|e| match e {
+        RenderError::Slo(e) => format!("invalid --slo (SLO): {e}"),
+        RenderError::Endpoints(e) => format!("invalid --{e}"),
+    })
 }
 
 /// The built-in orders workload for these `MIX` weights and pool size, and

@@ -26,6 +26,7 @@ use std::str::FromStr;
 use crate::scenario::{ScenarioKind, Stage};
 use crate::slo::{self, Slo, SloError};
 use crate::workload::Workload;
+use crate::workload::model::{Model, Role};
 
 use script::Script;
 use text::{num, secs};
@@ -211,17 +212,31 @@ pub struct Spec {
     pub slos: Vec<Slo>,
     /// The bound on requests in flight (k6's `maxVUs`).
     pub max_in_flight: usize,
+    /// Only these weighted requests are drawn (a job's `endpoints`); `None`: all.
+    pub endpoints: Option<Vec<String>>,
 }
 
-/// Writes `workload` as a `format` script. Fails only when an SLO names a
-/// request the workload does not have.
-pub fn render(format: Format, workload: &Workload, spec: &Spec) -> Result<String, SloError> {
+/// Why a script cannot be written.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error(transparent)]
+    Slo(#[from] SloError),
+    #[error("{0}")]
+    Endpoints(String),
+}
+
+/// Writes `workload` as a `format` script. Fails only when an SLO or the
+/// endpoints name a request the workload does not have (or cannot draw).
+pub fn render(format: Format, workload: &Workload, spec: &Spec) -> Result<String, RenderError> {
     let model = workload.model();
     let names: Vec<&str> = model.all_requests().map(|r| r.name.as_str()).collect();
     slo::check_scopes(&spec.slos, &names)?;
+    if let Some(endpoints) = &spec.endpoints {
+        check_endpoints(model, endpoints).map_err(RenderError::Endpoints)?;
+    }
     let sizes: Vec<usize> = workload.pools().map(|id| workload.pool_size(id)).collect();
     let error_share = spec.traffic.scenario.map_or(0.0, ScenarioKind::error_share);
-    let script = Script::new(model, &sizes, error_share);
+    let script = Script::new(model, &sizes, error_share, spec.endpoints.as_deref());
     let mut notes = script.notes.clone();
     if let Some((shortest, longest)) = spec.traffic.scenario.and_then(ScenarioKind::pauses) {
         notes.push(format!(
@@ -240,6 +255,33 @@ pub fn render(format: Format, workload: &Workload, spec: &Spec) -> Result<String
         Format::Locust => locust::write(&script, spec, &notes),
         Format::Artillery => artillery::write(&script, spec, &notes),
     })
+}
+
+/// `endpoints` must be a non-empty list of the model's weighted requests,
+/// as a job's are: the ones a focus draws among.
+fn check_endpoints(model: &Model, endpoints: &[String]) -> Result<(), String> {
+    let weighted: Vec<&str> = model
+        .all_requests()
+        .filter(|r| matches!(r.role, Role::Weighted(w) if w > 0))
+        .map(|r| r.name.as_str())
+        .collect();
+    if endpoints.is_empty() {
+        return Err("endpoints: must name at least one request (leave it out for all)".into());
+    }
+    let unknown: Vec<String> = endpoints
+        .iter()
+        .filter(|name| !weighted.contains(&name.as_str()))
+        .map(|name| format!("'{}'", name.chars().take(64).collect::<String>().escape_debug()))
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "endpoints: {} not among the workload's weighted requests: {}",
+            unknown.join(", "),
+            weighted.join(", ")
+        ))
+    }
 }
 
 /// The share of the mean target rate a per-name `rps` objective expects.

@@ -141,9 +141,11 @@ pub enum CapSource {
 
 impl Script {
     /// The workload's model as a script; `error_share` of the draws go to
-    /// its error requests (error injection).
+    /// its error requests (error injection), and the rest only to the
+    /// weighted requests named in `endpoints` when it is given (a job's
+    /// focus; the others stay in the script as fallbacks and setup).
     /// `pool_sizes` are the compiled workload's, in the model's pool order.
-    pub fn new(model: &Model, pool_sizes: &[usize], error_share: f64) -> Script {
+    pub fn new(model: &Model, pool_sizes: &[usize], error_share: f64, endpoints: Option<&[String]>) -> Script {
         let defs: Vec<&RequestDef> = model.all_requests().collect();
         let pool_index = |name: &str| model.pools.iter().position(|p| p.name == name).unwrap_or(0);
         let request_index = |name: &str| defs.iter().position(|d| d.name == name);
@@ -160,7 +162,7 @@ impl Script {
             .collect();
         let setup: Vec<usize> = (0..requests.len()).filter(|i| requests[*i].role == Role::Setup).collect();
         let mut notes = Vec::new();
-        let mix = mix(&requests, error_share, &mut notes);
+        let mix = mix(&requests, error_share, endpoints, &mut notes);
         Script { requests, pools, mix, setup, setup_every: model.setup.as_ref().and_then(|s| s.every_secs), notes }
     }
 
@@ -226,15 +228,27 @@ impl Script {
 /// each weight becomes `w·(q−p)·k` and each error request gets `W·p`, so
 /// error requests get exactly `p/q` of the draws. Reduced by their common
 /// divisor so they stay readable.
-fn mix(requests: &[Req], error_share: f64, notes: &mut Vec<String>) -> Vec<(usize, u64)> {
-    let weighted: Vec<(usize, u64)> = requests
+fn mix(requests: &[Req], error_share: f64, endpoints: Option<&[String]>, notes: &mut Vec<String>) -> Vec<(usize, u64)> {
+    let chosen = |r: &Req| endpoints.is_none_or(|names| names.contains(&r.name));
+    let mut weighted: Vec<(usize, u64)> = requests
         .iter()
         .enumerate()
         .filter_map(|(i, r)| match r.role {
-            Role::Weighted(w) if w > 0 => Some((i, u64::from(w))),
+            Role::Weighted(w) if w > 0 && chosen(r) => Some((i, u64::from(w))),
             _ => None,
         })
         .collect();
+    if weighted.is_empty() {
+        // As trafficgen's own focus: names that match nothing draw from all.
+        weighted = mix(requests, 0.0, None, &mut Vec::new());
+    } else if endpoints.is_some() {
+        let names: Vec<&str> = weighted.iter().map(|(i, _)| requests[*i].name.as_str()).collect();
+        notes.push(format!(
+            "Only {} {} drawn by weight (the job's endpoints); the workload's other requests are here as fallbacks and setup.",
+            names.join(", "),
+            if names.len() == 1 { "is" } else { "are" }
+        ));
+    }
     let errors: Vec<usize> = (0..requests.len()).filter(|i| requests[*i].role == Role::Error).collect();
     if error_share <= 0.0 || !error_share.is_finite() {
         return weighted;
@@ -455,7 +469,7 @@ mod tests {
 
     #[test]
     fn the_built_in_workload_becomes_pieces() {
-        let script = Script::new(&orders_model(OrderWeights::default()), &[50], 0.0);
+        let script = Script::new(&orders_model(OrderWeights::default()), &[50], 0.0, None);
         let names: Vec<&str> = script.requests.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["create_order", "list_orders", "get_order", "order_error"]);
         assert_eq!(script.mix, [(0, 60), (1, 25), (2, 15)]);
@@ -471,7 +485,7 @@ mod tests {
 
     #[test]
     fn error_injection_gives_error_requests_their_exact_share() {
-        let script = Script::new(&orders_model(OrderWeights::default()), &[50], 0.3);
+        let script = Script::new(&orders_model(OrderWeights::default()), &[50], 0.3, None);
         let total = script.total_weight();
         assert_eq!(script.share(3), 0.3, "{:?}", script.mix);
         // The others keep their proportions.

@@ -24,6 +24,7 @@ fn spec(traffic: Traffic, slos: &str) -> Spec {
         traffic,
         slos: slo::parse(slos).unwrap(),
         max_in_flight: 64,
+        endpoints: None,
     }
 }
 
@@ -200,5 +201,35 @@ fn odd_numbers_never_panic_an_export() {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn endpoints_narrow_the_draw_and_keep_the_other_requests_as_fallbacks() {
+    let w = workload(&format!("{CRUD}  - name: boom\n    error: true\n    method: GET\n    path: /error\n"));
+    let only_read = vec!["read".to_string()];
+    let script = Script::new(w.model(), &[50], 0.3, Some(&only_read));
+    let share = |name: &str| script.share(script.find(name).unwrap());
+    assert_eq!((share("create"), share("read")), (0.0, 0.7), "the error share stays; create is out");
+    assert!((share("boom") - 0.3).abs() < 1e-9);
+    let all = Script::new(w.model(), &[50], 0.0, None);
+    assert_eq!(all.share(all.find("create").unwrap()), 0.25);
+
+    let mut narrowed = spec(constant(4.0), "");
+    narrowed.endpoints = Some(only_read);
+    for format in Format::ALL {
+        let text = render(format, &w, &narrowed).unwrap();
+        assert!(text.contains("Only read is drawn by weight (the job's endpoints)"), "{format}: {text}");
+        assert!(text.contains("\"create\""), "{format}: create stays as read's fallback");
+        assert_ne!(text, render(format, &w, &spec(constant(4.0), "")).unwrap(), "{format}");
+    }
+    for (endpoints, expected) in [
+        (vec!["nope".to_string()], "'nope' not among the workload's weighted requests: create, read"),
+        (vec!["boom".to_string()], "'boom' not among"),
+        (vec![], "at least one"),
+    ] {
+        narrowed.endpoints = Some(endpoints);
+        let e = render(Format::K6, &w, &narrowed).unwrap_err().to_string();
+        assert!(e.contains(expected), "{e}");
     }
 }

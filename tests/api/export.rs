@@ -178,6 +178,9 @@ fn export_bad_input_exits_2_with_one_line_naming_it() {
         (&["--format", "k6", "--scenario", "peak", "--max-rps", "5", "--ramp-up", "5s"], "own ramp"),
         (&["--format", "k6", "--slo", "p95<300ms,p99<1"], "SLO clause 2 \"p99<1\": give the latency a unit"),
         (&["--format", "k6", "--slo", "create_ordr:p95<1s"], "no request is named `create_ordr`"),
+        (&["--format", "k6", "--endpoints", "list_orders,nope"], "invalid --endpoints: 'nope' not among"),
+        (&["--format", "k6", "--endpoints", ","], "invalid --endpoints: must name at least one request"),
+        (&["--format", "k6", "--endpoints", "a\nb"], "'a\\nb' not among"),
         (&["--format", "k6", "--target-url", "ftp://x"], "invalid --target-url"),
         (&["--format", "k6", "--mix", "buy=1"], "invalid --mix"),
         (&["--format", "k6", "--id-buffer-size", "0"], "invalid --id-buffer-size"),
@@ -250,6 +253,8 @@ fn the_api_refuses_bad_exports_with_json_errors() {
         ("/export/k6?slo=nope:p95%3C3ms", 422, "no request is named `nope`"),
         ("/export/k6?job=1", 422, "no job '1'"),
         ("/export/k6?job=1&max_rps=5", 422, "give none of them"),
+        ("/export/k6?job=1&endpoints=list_orders", 422, "give none of them"),
+        ("/export/k6?endpoints=list_orders,nope", 422, "'nope' not among the workload's weighted requests"),
         ("/export/k6?turbo=1", 422, "unknown field `turbo`"),
     ];
     for (path, status, expected) in cases {

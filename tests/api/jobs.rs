@@ -483,10 +483,17 @@ fn focus_endpoints_narrow_the_requests_to_those_named() {
     let listed = target_count(&target, Some("list_orders"));
     assert!(listed >= 55, "{listed} list_orders of about 60: {record}");
     assert_eq!(target_count(&target, None), listed, "only list_orders was asked for");
+    // Its script draws the same way; the story alone would draw from all.
+    let script = sidecar.get(&format!("/export/k6?job={}", job_id(&job)));
+    assert_eq!(script.status, 200, "{}", script.body);
+    assert!(script.body.contains("Only list_orders is drawn by weight"), "{}", script.body);
+    let story = sidecar.get("/export/k6?scenario=normal&duration_secs=2&max_rps=30");
+    assert!(!story.body.contains("Only list_orders"), "{}", story.body);
+    let asked = sidecar.get("/export/k6?scenario=normal&duration_secs=2&max_rps=30&endpoints=list_orders");
+    assert_eq!(asked.body, script.body, "endpoints= asks for what the job did");
 }
 
-/// Needs the workload engine (branch workload-engine): error injection
-/// sends 30 % of the requests to the workload's error request.
+/// Error injection sends 30 % of the requests to the workload's error request.
 #[test]
 fn focus_error_injection_sends_a_third_to_the_error_request() {
     let target = start_demo_target(&[]);
