@@ -96,6 +96,7 @@ fn an_untrusted_certificate_is_kind_tls_unless_insecure_mode_is_asked_for() {
         let mut sidecar = Proc::start(&[], &sidecar_env(&url, &extra));
         run_until(&sidecar, "failed", 20);
         assert!(sidecar.is_running());
+        pause_and_settle(&sidecar);
         let status = sidecar.get_json("/status");
         assert_eq!(status["stats"]["successful"], 0, "{trust:?}: {status}");
         let samples = metrics_of(&sidecar);
@@ -245,6 +246,7 @@ fn an_https_target_closing_kept_alive_connections_as_requests_arrive_costs_no_fa
     let extra = [("INITIAL_MODE", "burst"), ("MIX", "create_order=1"), ("TLS_CA_FILE", ca_file.as_str())];
     let sidecar = Proc::start(&[], &sidecar_env(&url, &extra));
     run_until(&sidecar, "total", 40);
+    pause_and_settle(&sidecar);
     let status = sidecar.get_json("/status");
     let total = status["stats"]["total"].as_u64().unwrap();
     let retries = sum(&metrics_of(&sidecar), "trafficgen_connection_retries_total", &[]);
@@ -288,6 +290,9 @@ fn no_part_of_an_https_answer_grows_memory() {
         assert!(eventually(Duration::from_secs(15), || stat(&sidecar, "total") >= 70), "{case}");
         let after = rss_kib(sidecar.pid());
         assert!(sidecar.is_running(), "{case}");
+        // Counts compared across /status and /metrics must stop moving
+        // first (two timeouts landed between the reads on a busy machine).
+        pause_and_settle(&sidecar);
         let status = sidecar.get_json("/status");
         let samples = metrics_of(&sidecar);
         let kinds: Vec<String> = samples
