@@ -373,6 +373,11 @@ fn a_job_started_on_one_replica_runs_on_all_and_ends_on_all() {
         let ended = eventually(Duration::from_secs(6), || replicas.get(i).get_json(&path)["status"] == "completed");
         assert!(ended, "replica {i}: {}", replicas.get(i).get_json(&path));
     }
+    // A job's last requests may still be on their way when it ends: the
+    // target is counted once neither replica has any in flight.
+    let idle =
+        eventually(Duration::from_secs(5), || (0..2).all(|i| replicas.get(i).get_json("/status")["in_flight"] == 0));
+    assert!(idle, "requests still in flight after the job: {}", replicas.answers("/status"));
     let sent = target_count(&target, None);
     assert!((19..=21).contains(&sent), "{sent} requests of a 2 s job at 10 req/s");
     // … and both end into the mode they shared before it.

@@ -60,10 +60,11 @@ fn an_easy_slo_passes_with_exit_0_and_the_summary_matches_the_target() {
     assert_eq!(summary["scenario"], "stress");
     let sent = summary["summary"]["requests"]["sent"].as_u64().unwrap();
     assert!((110..=130).contains(&sent), "stress at 30/s for 4 s sends ~120, sent {sent}");
-    let answered = summary["summary"]["requests"]["successful"].as_u64().unwrap()
-        + summary["summary"]["requests"]["failed"].as_u64().unwrap();
-    // Everything the run counted reached the target (nothing else aims at it).
-    assert_eq!(target_count(&target, None), answered, "{summary}");
+    // Everything the run sent reached the target (nothing else aims at it).
+    // Compared with `sent`, not with the answered count: a request still in
+    // flight when the job ended is answered in no count of the summary, yet
+    // the drain before the exit lets it reach the target.
+    assert_eq!(target_count(&target, None), sent, "{summary}");
     let by_name = summary["summary"]["by_name"].as_object().unwrap();
     assert!(by_name.contains_key("create_order") && by_name.contains_key("list_orders"), "{summary}");
     let objectives = summary["slo"].as_array().unwrap();
