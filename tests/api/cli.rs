@@ -205,7 +205,10 @@ fn sigterm_with_a_stuck_target_exits_0_after_the_grace_period() {
     let target = crate::peers::FakeTarget::start(crate::peers::Behaviour::Hang);
     let url = target.url();
     let mut sidecar = Proc::start(&[], &sidecar_env(&url, &[("INITIAL_MODE", "burst"), ("SHUTDOWN_GRACE_SECS", "1")]));
-    std::thread::sleep(Duration::from_millis(800));
+    // Requests stuck at the target, for the drain to wait on (a fixed sleep
+    // assumed they were there by then).
+    let stuck = || sidecar.get_json("/status")["in_flight"].as_u64().unwrap_or(0);
+    assert!(eventually(Duration::from_secs(5), || stuck() >= 10), "only {} requests in flight", stuck());
     let asked = Instant::now();
     let status = sidecar.terminate(Duration::from_secs(5)).expect("did not exit");
     assert!(status.success(), "exit {status:?}");
