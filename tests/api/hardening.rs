@@ -194,6 +194,8 @@ fn tail(proc: &Proc) -> String {
 
 #[test]
 fn a_slow_body_flood_is_held_to_the_connection_cap_and_its_memory_stays_bounded() {
+    // 3 000 connections: rate and timing tests wait until it is over.
+    let _heavy = heavy_test();
     raise_own_open_file_limit();
     let target = start_demo_target(&[]);
     let sidecar = start_sidecar(&target, &[("INITIAL_MODE", "pause"), ("CONTROL_MAX_CONNECTIONS", "128")]);
