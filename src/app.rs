@@ -246,6 +246,8 @@ impl Sidecar {
         let mut engine_task =
             engine.start(stop_engine.clone(), abandon.clone()).context("could not start the engine thread")?;
         engine.end_warmup();
+        // `/status.achieved_rps` with `--port`, as in the sidecar.
+        let sampler = actix_rt::spawn(sample_sent_rate(state.clone()));
         let driver = actix_rt::spawn(Arc::clone(&state.live).drive());
         let job_id = state.live.start_job(spec).map_err(|e| anyhow::anyhow!("cannot start: {e}"))?.job_id;
         let mut signals = Signals::listen().context("cannot listen for signals")?;
@@ -282,6 +284,7 @@ impl Sidecar {
         let slo = state.live.judge_slos_now();
         let errors_by_kind = engine.metrics().errors_by_kind();
         driver.abort();
+        sampler.abort();
         state.live.shut_down();
         stop_engine.cancel();
         let bound = config.engine.shutdown_grace + Duration::from_secs(1);

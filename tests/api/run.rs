@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{BIN, start_demo_target, target_count, timing_test};
+use crate::helpers::{BIN, Proc, eventually, start_demo_target, target_count, timing_test};
 
 fn run(args: &[&str]) -> (Output, Duration) {
     let started = Instant::now();
@@ -152,4 +152,31 @@ fn bad_input_exits_2_with_one_line_and_sends_nothing() {
     let (out, _) = run(&["--duration", "2s", "not a url"]);
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(target_count(&target, None), 0, "bad input sent nothing");
+}
+
+/// `trafficgen run --port 0 …` started, and its control address once it says it.
+fn run_with_control(args: &[&str]) -> Proc {
+    let mut all = vec!["run", "--port", "0", "--progress", "none"];
+    all.extend_from_slice(args);
+    let mut run = Proc::spawn(&all, &[]);
+    let line = run.wait_for_line("control API on http://", Duration::from_secs(15));
+    let line = line.unwrap_or_else(|| panic!("no control address:\n{}", run.output()));
+    let addr = line.split("http://").nth(1).and_then(|rest| rest.split_whitespace().next()).expect("an address");
+    run.addr = addr.parse().unwrap_or_else(|e| panic!("{addr:?}: {e}"));
+    run
+}
+
+#[test]
+fn a_run_watched_on_its_port_shows_the_rate_it_achieves() {
+    let _timing = timing_test();
+    let target = start_demo_target(&[]);
+    let url = format!("http://{}", target.addr);
+    let mut run = run_with_control(&["--duration", "60s", "--max-rps", "20", &url]);
+    let mut last = serde_json::Value::Null;
+    let shown = eventually(Duration::from_secs(20), || {
+        last = run.get_json("/status");
+        last["achieved_rps"].as_f64().is_some_and(|r| r > 0.0)
+    });
+    assert!(shown, "achieved_rps stayed at {} while the run sent {}", last["achieved_rps"], last["stats"]["total"]);
+    assert!(run.terminate(Duration::from_secs(10)).is_some(), "the run did not stop on SIGTERM");
 }
