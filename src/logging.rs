@@ -245,6 +245,16 @@ mod tests {
     }
 
     #[test]
+    fn a_float_without_a_value_is_null() {
+        let fields: [(&str, kv::Value<'_>); 2] = [("value", kv::Value::from(f64::NAN)), ("ms", kv::Value::from(4.73))];
+        let args = format_args!("SLO flipped");
+        let record = log::Record::builder().args(args).level(log::Level::Info).key_values(&fields).build();
+        let v: serde_json::Value = serde_json::from_str(&json_line("t", "s", &record)).expect("valid JSON");
+        assert_eq!(v["value"], serde_json::Value::Null);
+        assert_eq!(v["ms"], 4.73);
+    }
+
+    #[test]
     fn the_ring_keeps_the_newest_lines_oldest_first() {
         let ring = LogRing::new(3);
         for i in 0..5 {

@@ -236,10 +236,13 @@ impl Live {
             let objective = &slo.slos()[flip.index];
             let value = flip.value.map(|v| crate::slo_watch::shown_value(objective, v));
             let (outcome, previous) = (outcome_str(flip.to), outcome_str(flip.from));
+            // A number in the JSON line; without a value NaN, which the JSON
+            // logger writes as null.
+            let logged = value.unwrap_or(f64::NAN);
             match flip.to {
-                Outcome::Missed => log::warn!(slo:% = objective, value:? = value, window_secs = window_secs;
+                Outcome::Missed => log::warn!(slo:% = objective, value = logged, window_secs = window_secs;
                     "SLO {objective} missed over the last {window_secs} s"),
-                _ => log::info!(slo:% = objective, value:? = value, outcome = outcome, previous = previous;
+                _ => log::info!(slo:% = objective, value = logged, outcome = outcome, previous = previous;
                     "SLO {objective}: {outcome} (was {previous})"),
             }
             let event = SloEvent { slo: objective.to_string(), outcome, previous, value, window_secs };

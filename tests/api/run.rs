@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{BIN, Proc, eventually, start_demo_target, target_count, timing_test};
+use crate::helpers::{BIN, Proc, eventually, start_demo_target, start_sidecar, target_count, timing_test};
 
 fn run(args: &[&str]) -> (Output, Duration) {
     let started = Instant::now();
@@ -179,4 +179,22 @@ fn a_run_watched_on_its_port_shows_the_rate_it_achieves() {
     });
     assert!(shown, "achieved_rps stayed at {} while the run sent {}", last["achieved_rps"], last["stats"]["total"]);
     assert!(run.terminate(Duration::from_secs(10)).is_some(), "the run did not stop on SIGTERM");
+}
+
+#[test]
+fn an_slo_flip_is_logged_with_its_value_as_a_json_number() {
+    let target = start_demo_target(&[]);
+    // One objective every answer misses, one every answer meets: both flip from no data.
+    let sidecar = start_sidecar(&target, &[("SLO", "p50<0.001ms,p50<60s"), ("STEADY_RPS", "20")]);
+    let flips = sidecar.wait_for_logs(
+        2,
+        |v| v["slo"].as_str().is_some_and(|s| s.starts_with("p50<")) && v.get("value").is_some(),
+        Duration::from_secs(15),
+    );
+    assert_eq!(flips.len(), 2, "two flip lines:\n{}", sidecar.output());
+    for flip in &flips {
+        assert!(flip["value"].is_number(), "value is a JSON number (ms): {flip}");
+    }
+    assert!(flips.iter().any(|f| f["level"] == "warn" && f["slo"] == "p50<0.001ms"), "{flips:?}");
+    assert!(flips.iter().any(|f| f["level"] == "info" && f["slo"] == "p50<60s" && f["outcome"] == "met"), "{flips:?}");
 }
