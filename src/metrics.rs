@@ -125,6 +125,10 @@ pub struct EndpointStats {
     pub total: u64,
     pub successful: u64,
     pub failed: u64,
+    /// Of `total`, those that got an HTTP answer (any status); for the
+    /// `rps` objective, not shown in `/status`.
+    #[serde(skip)]
+    pub answered: u64,
 }
 
 /// Counts per request name (the `endpoint` label).
@@ -137,6 +141,9 @@ pub struct Stats {
     pub successful: u64,
     pub failed: u64,
     pub dropped: u64,
+    /// Of `total`, those that got an HTTP answer (any status); not shown.
+    #[serde(skip)]
+    pub answered: u64,
     pub by_endpoint: ByEndpoint,
 }
 
@@ -401,6 +408,9 @@ impl Metrics {
                 let ok = code.is_some_and(|code| success(&endpoint, code));
                 let entry = stats.by_endpoint.entry(endpoint).or_default();
                 entry.total += count;
+                if code.is_some() {
+                    entry.answered += count;
+                }
                 if ok {
                     entry.successful += count;
                 } else {
@@ -412,6 +422,7 @@ impl Metrics {
             stats.total += e.total;
             stats.successful += e.successful;
             stats.failed += e.failed;
+            stats.answered += e.answered;
         }
         stats
     }
@@ -521,7 +532,7 @@ mod tests {
         b.answer(404, 0.01);
         m.request_series("list_orders").answer(200, 0.01);
         let s = m.stats();
-        assert_eq!(s.by_endpoint["get_order"], EndpointStats { total: 4, successful: 0, failed: 4 });
+        assert_eq!(s.by_endpoint["get_order"], EndpointStats { total: 4, successful: 0, failed: 4, answered: 4 });
         assert_eq!(s.by_endpoint["list_orders"].successful, 1);
     }
 
@@ -539,10 +550,11 @@ mod tests {
         list.failure(ErrorKind::Connect, 0.001);
         m.add_dropped(3);
         let s = m.stats();
-        assert_eq!((s.total, s.successful, s.failed, s.dropped), (5, 2, 3, 3));
-        assert_eq!(s.by_endpoint["create_order"], EndpointStats { total: 2, successful: 1, failed: 1 });
-        assert_eq!(s.by_endpoint["list_orders"], EndpointStats { total: 2, successful: 1, failed: 1 });
-        assert_eq!(s.by_endpoint["get_order"], EndpointStats { total: 1, successful: 0, failed: 1 });
+        assert_eq!((s.total, s.successful, s.failed, s.dropped, s.answered), (5, 2, 3, 3, 4));
+        assert_eq!(s.by_endpoint["create_order"], EndpointStats { total: 2, successful: 1, failed: 1, answered: 2 });
+        let list = EndpointStats { total: 2, successful: 1, failed: 1, answered: 1 };
+        assert_eq!(s.by_endpoint["list_orders"], list, "the connect failure got no answer");
+        assert_eq!(s.by_endpoint["get_order"], EndpointStats { total: 1, successful: 0, failed: 1, answered: 1 });
         assert_eq!(s.by_endpoint[unused.label()], EndpointStats::default(), "known, not yet sent");
     }
 
@@ -553,8 +565,8 @@ mod tests {
         m.request_series("probe").answer(404, 0.01);
         m.request_series("probe").failure(ErrorKind::Timeout, 1.0);
         let s = m.stats_by(|name, code| name == "probe" && code == 404);
-        assert_eq!(s.by_endpoint["create"], EndpointStats { total: 1, successful: 0, failed: 1 });
-        assert_eq!(s.by_endpoint["probe"], EndpointStats { total: 2, successful: 1, failed: 1 });
+        assert_eq!(s.by_endpoint["create"], EndpointStats { total: 1, successful: 0, failed: 1, answered: 1 });
+        assert_eq!(s.by_endpoint["probe"], EndpointStats { total: 2, successful: 1, failed: 1, answered: 1 });
         assert_eq!((s.total, s.successful, s.failed), (3, 1, 2));
     }
 

@@ -41,7 +41,8 @@ pub enum Metric {
     Latency(Percentile),
     /// Share of requests that failed (not a success code, or no answer).
     ErrorRate,
-    /// Achieved rate as a share of the target rate.
+    /// Requests answered per second (an HTTP answer of any status) as a
+    /// share of the requests due per second.
     Rps,
 }
 
@@ -367,8 +368,9 @@ pub struct Measured {
     pub errors: u64,
     /// Latencies of the completed requests; `None` without any.
     pub latency: Option<Latencies>,
-    /// Requests per second sent over the window.
-    pub achieved_rps: f64,
+    /// Requests per second answered (any status) over the window: a
+    /// request sent and never answered is not throughput.
+    pub answered_rps: f64,
     /// Requests per second that were due (for one name: its share).
     pub target_rps: f64,
 }
@@ -403,19 +405,29 @@ pub enum Outcome {
 pub struct Verdict {
     pub value: Option<f64>,
     pub outcome: Outcome,
+    /// With [`Outcome::NoData`], why there was nothing to judge.
+    pub no_data: Option<&'static str>,
 }
+
+impl Verdict {
+    /// Before anything was measured.
+    pub const NOTHING_YET: Verdict = Verdict { value: None, outcome: Outcome::NoData, no_data: Some(NOTHING_YET) };
+}
+
+/// Why an objective has no data before the first window.
+const NOTHING_YET: &str = "no window measured yet";
 
 /// Judges each objective against the window, in order.
 pub fn evaluate(slos: &[Slo], window: &Window) -> Vec<Verdict> {
     slos.iter()
         .map(|slo| {
-            let value = window.measured(slo.scope.as_deref()).and_then(|m| measure(slo.metric, m));
-            let outcome = match value {
-                None => Outcome::NoData,
-                Some(v) if slo.op.holds(v, slo.threshold) => Outcome::Met,
-                Some(_) => Outcome::Missed,
-            };
-            Verdict { value, outcome }
+            let measured = window.measured(slo.scope.as_deref());
+            let value = measured.and_then(|m| measure(slo.metric, m));
+            match value {
+                None => Verdict { value, outcome: Outcome::NoData, no_data: Some(no_data(slo.metric, measured)) },
+                Some(v) if slo.op.holds(v, slo.threshold) => Verdict { value, outcome: Outcome::Met, no_data: None },
+                Some(_) => Verdict { value, outcome: Outcome::Missed, no_data: None },
+            }
         })
         .collect()
 }
@@ -424,10 +436,25 @@ fn measure(metric: Metric, m: &Measured) -> Option<f64> {
     match metric {
         Metric::Latency(p) => m.latency.filter(|_| m.count > 0).map(|l| l.get(p)),
         Metric::ErrorRate => (m.count > 0).then(|| m.errors.min(m.count) as f64 / m.count as f64),
-        Metric::Rps => (m.target_rps > 0.0 && m.target_rps.is_finite() && m.achieved_rps.is_finite())
-            .then(|| m.achieved_rps / m.target_rps),
+        Metric::Rps => (m.target_rps > 0.0 && m.target_rps.is_finite() && m.answered_rps.is_finite())
+            .then(|| m.answered_rps / m.target_rps),
     }
     .filter(|v| v.is_finite())
+}
+
+/// Why [`measure`] found nothing, in words for a table or `/status`.
+fn no_data(metric: Metric, measured: Option<&Measured>) -> &'static str {
+    let Some(m) = measured else {
+        return "no request of the running workload has this name";
+    };
+    match metric {
+        // Requests completed, yet no latency: a latency is of an answer (or
+        // of a wait that timed out), and each failed without one (refused).
+        Metric::Latency(_) if m.count > 0 && m.latency.is_none() => "no request was answered",
+        Metric::Latency(_) | Metric::ErrorRate if m.count == 0 => "no request completed in the window",
+        Metric::Rps if m.target_rps.is_nan() || m.target_rps <= 0.0 => "no request was due in the window",
+        _ => "the measured value is not a number",
+    }
 }
 
 #[cfg(test)]
@@ -522,7 +549,7 @@ mod tests {
             count,
             errors,
             latency: Some(Latencies { p50: p95 / 2.0, p90: p95 * 0.9, p95, p99: p95 * 2.0, max: p95 * 4.0 }),
-            achieved_rps: achieved,
+            answered_rps: achieved,
             target_rps: target,
         }
     }
@@ -553,16 +580,45 @@ mod tests {
     fn no_requests_or_no_target_is_no_data_never_a_division_by_zero() {
         let slos = parse("p95<1s,error_rate<1%,rps>=95%,unknown_name:p95<1s").unwrap();
         let empty = Window { overall: Measured::default(), by_name: Vec::new() };
-        for v in evaluate(&slos, &empty) {
-            assert_eq!(v, Verdict { value: None, outcome: Outcome::NoData });
-        }
+        let reasons: Vec<Option<&str>> = evaluate(&slos, &empty)
+            .into_iter()
+            .map(|v| {
+                assert_eq!((v.value, v.outcome), (None, Outcome::NoData));
+                v.no_data
+            })
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                Some("no request completed in the window"),
+                Some("no request completed in the window"),
+                Some("no request was due in the window"),
+                Some("no request of the running workload has this name"),
+            ]
+        );
         let odd = Window {
-            overall: Measured { count: 1, errors: 5, latency: None, achieved_rps: f64::NAN, target_rps: 0.0 },
+            overall: Measured { count: 1, errors: 5, latency: None, answered_rps: f64::NAN, target_rps: 0.0 },
             by_name: Vec::new(),
         };
         let verdicts = evaluate(&slos, &odd);
         assert_eq!(verdicts[0].outcome, Outcome::NoData);
+        assert_eq!(verdicts[0].no_data, Some("no request was answered"));
         assert_eq!(verdicts[1].value, Some(1.0), "errors never above the count");
+        assert_eq!((verdicts[1].outcome, verdicts[1].no_data), (Outcome::Missed, None));
         assert_eq!(verdicts[2].outcome, Outcome::NoData);
+    }
+
+    #[test]
+    fn requests_sent_and_never_answered_are_no_throughput() {
+        // A dead target: every request failed at once, none answered.
+        let slos = parse("rps>=95%,p99<1s,error_rate<1%").unwrap();
+        let dead = Window {
+            overall: Measured { count: 200, errors: 200, latency: None, answered_rps: 0.0, target_rps: 20.0 },
+            by_name: Vec::new(),
+        };
+        let verdicts = evaluate(&slos, &dead);
+        assert_eq!((verdicts[0].value, verdicts[0].outcome), (Some(0.0), Outcome::Missed));
+        assert_eq!(verdicts[1].outcome, Outcome::NoData);
+        assert_eq!((verdicts[2].value, verdicts[2].outcome), (Some(1.0), Outcome::Missed));
     }
 }

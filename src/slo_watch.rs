@@ -24,8 +24,10 @@ pub struct Tally {
     pub completed: u64,
     /// Of those, the ones that did not count as a success.
     pub failed: u64,
-    /// Requests sent.
-    pub sent: u64,
+    /// Of those, the ones that got an HTTP answer (any status): what the
+    /// `rps` objective counts, so requests a target never answers are no
+    /// throughput.
+    pub answered: u64,
 }
 
 impl Tally {
@@ -33,7 +35,7 @@ impl Tally {
         Tally {
             completed: self.completed.saturating_sub(earlier.completed),
             failed: self.failed.saturating_sub(earlier.failed),
-            sent: self.sent.saturating_sub(earlier.sent),
+            answered: self.answered.saturating_sub(earlier.answered),
         }
     }
 }
@@ -60,16 +62,14 @@ pub struct Reading {
 
 impl Reading {
     /// From the sidecar's measures (see [`crate::jobs::Measures`]): names in
-    /// the latency table's order. Per name, what was sent is not counted
-    /// apart, so what completed stands for it.
+    /// the latency table's order.
     pub fn from_measures(at: Instant, measures: &Measures, target_rps: f64, shares: Vec<f64>) -> Reading {
         let by_name = measures
             .latency_names
             .iter()
             .map(|name| {
                 let t = measures.by_name.get(name).copied().unwrap_or_default();
-                let completed = t.successful.saturating_add(t.failed);
-                Tally { completed, failed: t.failed, sent: completed }
+                Tally { completed: t.successful.saturating_add(t.failed), failed: t.failed, answered: t.answered }
             })
             .collect();
         let totals = measures.totals;
@@ -80,7 +80,7 @@ impl Reading {
             overall: Tally {
                 completed: totals.successful.saturating_add(totals.failed),
                 failed: totals.failed,
-                sent: totals.sent,
+                answered: measures.answered,
             },
             by_name,
             target_rps,
@@ -110,6 +110,9 @@ pub struct SloState {
     pub value: Option<f64>,
     /// Seconds it has been missed without a break (0 when met).
     pub missed_for_secs: f64,
+    /// With `no_data`, why (`no request was answered`); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
 }
 
 pub fn outcome_str(outcome: Outcome) -> &'static str {
@@ -148,7 +151,7 @@ impl SloWatch {
             readings: VecDeque::new(),
             names: Vec::new(),
             shares: Vec::new(),
-            verdicts: vec![Verdict { value: None, outcome: Outcome::NoData }; n],
+            verdicts: vec![Verdict::NOTHING_YET; n],
             missed_since: vec![None; n],
             last_at: None,
         }
@@ -201,12 +204,18 @@ impl SloWatch {
 
     /// The window as [`slo::evaluate`] wants it: newest minus oldest.
     fn measure(&self) -> Window {
+        // Nothing measured yet, but the names are known: an objective on one
+        // of them has no data for want of time, not of a request.
+        let empty = || Window {
+            overall: Measured::default(),
+            by_name: self.names.iter().map(|name| (name.clone(), Measured::default())).collect(),
+        };
         let (Some(first), Some(last)) = (self.readings.front(), self.readings.back()) else {
-            return Window::default();
+            return empty();
         };
         let secs = last.0.saturating_duration_since(first.0).as_secs_f64();
         if self.readings.len() < 2 || secs <= 0.0 {
-            return Window::default();
+            return empty();
         }
         // The rate due, averaged over the window (each reading's rate held
         // until the next).
@@ -251,6 +260,7 @@ impl SloWatch {
                     (Some(since), Some(now)) => now.saturating_duration_since(*since).as_secs_f64(),
                     _ => 0.0,
                 },
+                reason: verdict.no_data,
             })
             .collect()
     }
@@ -259,7 +269,9 @@ impl SloWatch {
         &self.verdicts
     }
 
-    /// True when every objective is met or has no data.
+    /// True when every objective is met or has no data: the continuous
+    /// watch's view, where a paused sidecar is not failing. (`trafficgen
+    /// run` is stricter and fails on no data too.)
     pub fn all_hold(&self) -> bool {
         self.verdicts.iter().all(|v| v.outcome != Outcome::Missed)
     }
@@ -296,7 +308,7 @@ fn measured(tally: &Tally, counts: Counts, secs: f64, target_rps: f64) -> Measur
         count: tally.completed,
         errors: tally.failed,
         latency,
-        achieved_rps: tally.sent as f64 / secs,
+        answered_rps: tally.answered as f64 / secs,
         target_rps,
     }
 }
@@ -335,7 +347,15 @@ mod tests {
             for t in [&mut self.overall, &mut self.by_name[i]] {
                 t.completed += n;
                 t.failed += failed;
-                t.sent += n;
+                t.answered += n;
+            }
+        }
+
+        /// `n` requests of name `i` that failed without an answer (refused).
+        fn fail_unanswered(&mut self, i: usize, n: u64) {
+            for t in [&mut self.overall, &mut self.by_name[i]] {
+                t.completed += n;
+                t.failed += n;
             }
         }
 
@@ -438,6 +458,39 @@ mod tests {
             watch.tick(rig.reading(s, 0.0));
         }
         assert!(watch.states().iter().all(|s| s.outcome == "no_data"), "{:?}", watch.states());
+        assert!(watch.states().iter().all(|s| s.reason.is_some()), "{:?}", watch.states());
         assert!(watch.all_hold());
+    }
+
+    #[test]
+    fn a_target_that_answers_nothing_meets_no_rate_and_has_no_latency() {
+        let slos = slo::parse("rps>=95%,a:rps>=50%,p99<1s,a:p99<1s").unwrap();
+        let mut watch = SloWatch::new(slos, Duration::from_secs(5));
+        let mut rig = Rig::new();
+        watch.tick(rig.reading(0, 20.0));
+        for s in 1..=5 {
+            rig.fail_unanswered(0, 10);
+            rig.fail_unanswered(1, 10);
+            watch.tick(rig.reading(s, 20.0));
+        }
+        let states = watch.states();
+        assert_eq!((states[0].outcome, states[0].value, states[0].reason), ("missed", Some(0.0), None), "{states:?}");
+        assert_eq!((states[1].outcome, states[1].value), ("missed", Some(0.0)), "{states:?}");
+        for state in &states[2..] {
+            assert_eq!(state.outcome, "no_data", "{states:?}");
+            assert_eq!(state.reason, Some("no request was answered"));
+        }
+        let json = serde_json::to_value(&states).unwrap();
+        assert_eq!(json[2]["reason"], "no request was answered");
+        assert!(json[0].get("reason").is_none(), "no reason without no_data: {json}");
+        // Answered, even with errors: that is throughput again.
+        for s in 6..=11 {
+            rig.answer(0, 10, 10, ms(5));
+            rig.answer(1, 10, 0, ms(5));
+            watch.tick(rig.reading(s, 20.0));
+        }
+        let states = watch.states();
+        assert_eq!((states[0].outcome, states[0].value), ("met", Some(100.0)), "{states:?}");
+        assert!(states.iter().all(|s| s.outcome == "met"), "{states:?}");
     }
 }

@@ -258,7 +258,9 @@ impl Live {
         let by = &stats.by_endpoint;
         let by_name = by
             .iter()
-            .map(|(name, e)| (name.clone(), NameTotals { successful: e.successful, failed: e.failed }))
+            .map(|(name, e)| {
+                (name.clone(), NameTotals { successful: e.successful, failed: e.failed, answered: e.answered })
+            })
             .collect();
         Measures {
             totals: Totals {
@@ -267,6 +269,7 @@ impl Live {
                 failed: stats.failed,
                 dropped: stats.dropped,
             },
+            answered: stats.answered,
             by_name,
             in_flight: engine.in_flight() as u64,
             latency: table.snapshot(),

@@ -43,6 +43,9 @@ impl Totals {
 pub struct NameTotals {
     pub successful: u64,
     pub failed: u64,
+    /// Answered with any status (successful, and failed with an answer).
+    #[serde(default)]
+    pub answered: u64,
 }
 
 impl NameTotals {
@@ -50,6 +53,7 @@ impl NameTotals {
         NameTotals {
             successful: self.successful.saturating_sub(earlier.successful),
             failed: self.failed.saturating_sub(earlier.failed),
+            answered: self.answered.saturating_sub(earlier.answered),
         }
     }
 }
@@ -58,6 +62,9 @@ impl NameTotals {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Measures {
     pub totals: Totals,
+    /// Requests answered with any status (all traffic): what the `rps`
+    /// objective counts.
+    pub answered: u64,
     pub by_name: BTreeMap<String, NameTotals>,
     /// Requests sent and not yet answered.
     pub in_flight: u64,
@@ -190,9 +197,10 @@ mod tests {
     fn measures(table: &LatencyTable, totals: Totals, by_name: &[(&str, u64, u64)], in_flight: u64) -> Measures {
         Measures {
             totals,
+            answered: totals.successful + totals.failed,
             by_name: by_name
                 .iter()
-                .map(|(n, s, f)| (n.to_string(), NameTotals { successful: *s, failed: *f }))
+                .map(|(n, s, f)| (n.to_string(), NameTotals { successful: *s, failed: *f, answered: s + f }))
                 .collect(),
             in_flight,
             latency: table.snapshot(),

@@ -1,7 +1,7 @@
 //! `trafficgen run`: the one-shot CI mode. Sends a scenario at a target for a
 //! set time through the same engine and job machinery as the sidecar, judges
 //! the SLOs over their window, prints a summary table and exits 0 (every SLO
-//! holds), 1 (one does not) or 2 (bad input).
+//! met), 1 (one missed or without data, or the run cut short) or 2 (bad input).
 
 pub mod report;
 
@@ -75,7 +75,10 @@ pub fn run(args: &RunArgs) -> ExitCode {
         }
     };
     let slo = played.slo.map(|s| s.objectives).unwrap_or_default();
-    let slo_missed = slo.iter().any(|s| s.outcome == "missed");
+    // A gate must not pass by accident: an objective with nothing to judge
+    // it on at the end (no answer, say) fails the run like a missed one.
+    // The sidecar's continuous watch, which a pause empties, does not.
+    let slo_failed = slo.iter().any(|s| s.outcome != "met");
     let aborted = played.aborted_for.is_some();
     let report = RunReport {
         target_url,
@@ -83,7 +86,8 @@ pub fn run(args: &RunArgs) -> ExitCode {
         duration_secs,
         max_rps,
         aborted,
-        passed: !slo_missed && !aborted && !played.interrupted,
+        interrupted: played.interrupted,
+        passed: !slo_failed && !aborted && !played.interrupted,
         summary: played.record.summary.unwrap_or_default(),
         errors_by_kind: played.errors_by_kind,
         slo,

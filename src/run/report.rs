@@ -21,7 +21,10 @@ pub struct RunReport {
     pub max_rps: f64,
     /// Stopped before the end because an SLO was missed for a whole window.
     pub aborted: bool,
-    /// Every SLO met (or without data) at the end, and not aborted.
+    /// Stopped before the end by SIGINT/SIGTERM.
+    pub interrupted: bool,
+    /// Every SLO met at the end (none missed, none without data), and the
+    /// run neither aborted nor interrupted.
     pub passed: bool,
     pub summary: Summary,
     /// Per request name, failures without an answer by kind (timeout, connect, …).
@@ -32,7 +35,7 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// The exit code CI sees: 0 when every SLO holds, 1 when one does not.
+    /// The exit code CI sees: 0 when it passed, 1 when not.
     pub fn exit_code(&self) -> u8 {
         if self.passed { 0 } else { 1 }
     }
@@ -91,22 +94,41 @@ impl RunReport {
             let _ = writeln!(out, "\nSLOs over the last {} s:", trim(self.slo_window_secs));
             let width = self.slo.iter().map(|x| x.slo.len()).max().unwrap_or(0);
             for state in &self.slo {
+                // No data fails a run: nothing showed the objective holds.
                 let mark = match state.outcome {
-                    "met" => "✓ met",
-                    "missed" => "✗ missed",
-                    _ => "· no data",
+                    "met" => "✓ met".to_string(),
+                    "missed" => "✗ missed".to_string(),
+                    _ => format!("✗ no data: {}", state.reason.unwrap_or("nothing to judge it on")),
                 };
                 let value = state.value.map_or("-".to_string(), |v| format!("{v:.2}{}", unit_of(&state.slo)));
                 let _ = writeln!(out, "  {:width$}  {:>12}  {mark}", state.slo, value);
             }
         }
-        let verdict = match (self.aborted, self.passed) {
-            (true, _) => "ABORTED: an SLO was missed for a whole window",
-            (false, true) => "PASSED",
-            (false, false) => "FAILED: an SLO was missed",
-        };
-        let _ = writeln!(out, "\n{verdict}");
+        let _ = writeln!(out, "\n{}", self.verdict());
         out
+    }
+
+    /// The last line: PASSED, or what failed.
+    fn verdict(&self) -> String {
+        if self.aborted {
+            return "ABORTED: an SLO was missed for a whole window".into();
+        }
+        if self.passed {
+            return "PASSED".into();
+        }
+        let mut why: Vec<String> = self
+            .slo
+            .iter()
+            .filter_map(|s| match s.outcome {
+                "met" => None,
+                "missed" => Some(format!("{} missed", s.slo)),
+                _ => Some(format!("{} had no data ({})", s.slo, s.reason.unwrap_or("nothing to judge it on"))),
+            })
+            .collect();
+        if self.interrupted {
+            why.push("interrupted before the end".into());
+        }
+        if why.is_empty() { "FAILED".into() } else { format!("FAILED: {}", why.join("; ")) }
     }
 
     /// The failures of a name (all names for `""`) by kind, as `3 (timeout 2, connect 1)`.
@@ -219,6 +241,7 @@ mod tests {
             duration_secs: 10.0,
             max_rps: 20.0,
             aborted: false,
+            interrupted: false,
             passed,
             summary: Summary {
                 elapsed_secs: 10.0,
@@ -231,9 +254,27 @@ mod tests {
             },
             errors_by_kind: kinds,
             slo: vec![
-                SloState { slo: "p95<300ms".into(), outcome: "met", value: Some(4.5), missed_for_secs: 0.0 },
-                SloState { slo: "error_rate<1%".into(), outcome: "missed", value: Some(6.667), missed_for_secs: 3.0 },
-                SloState { slo: "list_orders:rps>=95%".into(), outcome: "no_data", value: None, missed_for_secs: 0.0 },
+                SloState {
+                    slo: "p95<300ms".into(),
+                    outcome: "met",
+                    value: Some(4.5),
+                    missed_for_secs: 0.0,
+                    reason: None,
+                },
+                SloState {
+                    slo: "error_rate<1%".into(),
+                    outcome: "missed",
+                    value: Some(6.667),
+                    missed_for_secs: 3.0,
+                    reason: None,
+                },
+                SloState {
+                    slo: "list_orders:p95<300ms".into(),
+                    outcome: "no_data",
+                    value: None,
+                    missed_for_secs: 0.0,
+                    reason: Some("no request completed in the window"),
+                },
             ],
             slo_window_secs: 60.0,
         }
@@ -255,12 +296,22 @@ mod tests {
         // Columns line up: every row as wide up to the last column.
         let at = |l: &str| l.find("ms").unwrap_or(0);
         assert!(at(create) > 0 && at(lines[header + 2]) > 0);
-        assert!(table.contains("✓ met") && table.contains("✗ missed") && table.contains("· no data"), "{table}");
+        assert!(table.contains("✓ met") && table.contains("✗ missed"), "{table}");
+        assert!(table.contains("✗ no data: no request completed in the window"), "{table}");
         assert!(table.contains("6.67 %") && table.contains("4.50 ms"), "{table}");
-        assert!(table.trim_end().ends_with("FAILED: an SLO was missed"), "{table}");
+        assert!(
+            table.trim_end().ends_with(
+                "FAILED: error_rate<1% missed; list_orders:p95<300ms had no data (no request completed in the window)"
+            ),
+            "{table}"
+        );
         assert!(report(true).table().trim_end().ends_with("PASSED"));
         assert_eq!(report(false).exit_code(), 1);
         assert_eq!(report(true).exit_code(), 0);
+        let mut interrupted = report(false);
+        interrupted.slo.clear();
+        interrupted.interrupted = true;
+        assert!(interrupted.table().trim_end().ends_with("FAILED: interrupted before the end"));
     }
 
     #[test]
@@ -273,5 +324,7 @@ mod tests {
         assert_eq!(json["errors_by_kind"]["create_order"]["timeout"], 4);
         assert_eq!(json["slo"][1]["outcome"], "missed");
         assert_eq!(json["slo"][2]["value"], serde_json::Value::Null);
+        assert_eq!(json["slo"][2]["reason"], "no request completed in the window");
+        assert!(json["slo"][1].get("reason").is_none(), "a reason only for no data: {json}");
     }
 }

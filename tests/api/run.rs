@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{BIN, Proc, eventually, start_demo_target, start_sidecar, target_count, timing_test};
+use crate::helpers::{BIN, Proc, closed_port, eventually, start_demo_target, start_sidecar, target_count, timing_test};
 
 fn run(args: &[&str]) -> (Output, Duration) {
     let started = Instant::now();
@@ -38,7 +38,7 @@ fn an_easy_slo_passes_with_exit_0_and_the_summary_matches_the_target() {
         "--max-rps",
         "30",
         "--slo",
-        "p95<2s,error_rate<5%,create_order:p99<3s",
+        "p95<2s,error_rate<5%,create_order:p99<3s,rps>=80%",
         "--summary-json",
         json.to_str().unwrap(),
         "--progress",
@@ -68,8 +68,10 @@ fn an_easy_slo_passes_with_exit_0_and_the_summary_matches_the_target() {
     let by_name = summary["summary"]["by_name"].as_object().unwrap();
     assert!(by_name.contains_key("create_order") && by_name.contains_key("list_orders"), "{summary}");
     let objectives = summary["slo"].as_array().unwrap();
-    assert_eq!(objectives.len(), 3);
+    assert_eq!(objectives.len(), 4);
     assert!(objectives.iter().all(|o| o["outcome"] == "met"), "{summary}");
+    // rps counts answers: a target that answers all of them meets it.
+    assert!(objectives[3]["value"].as_f64().is_some_and(|v| v > 80.0), "{summary}");
     assert!(summary["summary"]["latency_ms"]["from_scheduled"]["p99"].as_f64().is_some());
 }
 
@@ -197,4 +199,51 @@ fn an_slo_flip_is_logged_with_its_value_as_a_json_number() {
     }
     assert!(flips.iter().any(|f| f["level"] == "warn" && f["slo"] == "p50<0.001ms"), "{flips:?}");
     assert!(flips.iter().any(|f| f["level"] == "info" && f["slo"] == "p50<60s" && f["outcome"] == "met"), "{flips:?}");
+}
+
+#[test]
+fn a_dead_target_fails_the_run_and_an_objective_without_data_says_why() {
+    // Nothing listens there: every request fails at once without an answer.
+    let url = format!("http://127.0.0.1:{}", closed_port());
+    let json = summary_path("dead");
+    let (out, _) = run(&[
+        "--duration",
+        "2s",
+        "--max-rps",
+        "20",
+        "--slo",
+        "p99<1s,rps>=95%",
+        "--summary-json",
+        json.to_str().unwrap(),
+        "--progress",
+        "none",
+        &url,
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(!stdout.contains("PASSED") && stdout.contains("FAILED"), "{stdout}");
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).expect("summary written")).unwrap();
+    let _ = std::fs::remove_file(&json);
+    assert_eq!(summary["passed"], false, "{summary}");
+    assert!(summary["summary"]["requests"]["sent"].as_u64() > Some(0), "it did send: {summary}");
+    // No answer, so no latency: no data, and that fails the run.
+    let p99 = &summary["slo"][0];
+    assert_eq!((p99["slo"].as_str(), p99["outcome"].as_str()), (Some("p99<1s"), Some("no_data")), "{summary}");
+    assert!(p99["reason"].as_str().is_some_and(|r| r.contains("no request was answered")), "{summary}");
+    // Requests sent but never answered do not meet a rate objective.
+    let rps = &summary["slo"][1];
+    assert_eq!((rps["slo"].as_str(), rps["outcome"].as_str()), (Some("rps>=95%"), Some("missed")), "{summary}");
+    assert_eq!(rps["value"].as_f64(), Some(0.0), "{summary}");
+    assert!(
+        stdout.lines().any(|l| l.contains("p99<1s") && l.contains("no data") && l.contains("no request was answered")),
+        "the table says which objective had no data and why:\n{stdout}"
+    );
+
+    // No data alone fails the run too: a gate must not pass because nothing could be judged.
+    let (out, _) = run(&["--duration", "2s", "--max-rps", "20", "--slo", "p99<1s", "--progress", "none", &url]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let verdict = stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
+    assert!(verdict.starts_with("FAILED") && verdict.contains("p99<1s") && verdict.contains("no data"), "{stdout}");
 }
