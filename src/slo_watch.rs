@@ -131,6 +131,8 @@ pub struct SloWatch {
     /// first: the oldest is the baseline the newest is compared with.
     readings: VecDeque<(Instant, Snapshot, Tally, Vec<Tally>, f64)>,
     names: Vec<String>,
+    /// The running workload's request names, as last followed.
+    workload_names: Vec<String>,
     shares: Vec<f64>,
     verdicts: Vec<Verdict>,
     /// Per objective, since when it has been missed.
@@ -150,6 +152,7 @@ impl SloWatch {
             window: window.max(Duration::from_secs(1)),
             readings: VecDeque::new(),
             names: Vec::new(),
+            workload_names: Vec::new(),
             shares: Vec::new(),
             verdicts: vec![Verdict::NOTHING_YET; n],
             missed_since: vec![None; n],
@@ -163,6 +166,20 @@ impl SloWatch {
 
     pub fn window(&self) -> Duration {
         self.window
+    }
+
+    /// Takes the request names of the workload running now (the engine's:
+    /// while paused, ahead of the latency table's). Returns the objectives
+    /// a change of names left scoped to no request, to warn about; nothing
+    /// when the names did not change. Scopes are checked against the
+    /// workload at start, so only a swap since can leave one behind.
+    pub fn follow_workload(&mut self, names: Vec<String>) -> Vec<&Slo> {
+        if names == self.workload_names {
+            return Vec::new();
+        }
+        self.workload_names = names;
+        let names = &self.workload_names;
+        self.slos.iter().filter(|slo| slo.scope.as_ref().is_some_and(|scope| !names.contains(scope))).collect()
     }
 
     /// Takes a reading, re-judges every objective over the window, and
@@ -492,5 +509,25 @@ mod tests {
         let states = watch.states();
         assert_eq!((states[0].outcome, states[0].value), ("met", Some(100.0)), "{states:?}");
         assert!(states.iter().all(|s| s.outcome == "met"), "{states:?}");
+    }
+
+    #[test]
+    fn objectives_scoped_to_a_request_a_new_workload_lacks_are_listed_once() {
+        let slos = slo::parse("a:p99<1s,b:p99<1s,p99<1s").unwrap();
+        let mut watch = SloWatch::new(slos, Duration::from_secs(5));
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+        assert!(watch.follow_workload(names(&["a", "b"])).is_empty(), "the workload at start");
+        let mut rig = Rig::new();
+        watch.tick(rig.reading(0, 10.0));
+        rig.answer(0, 10, 0, ms(5));
+        let left: Vec<String> = watch.follow_workload(names(&["a", "c"])).into_iter().map(Slo::to_string).collect();
+        assert_eq!(left, ["b:p99<1s"]);
+        assert!(watch.follow_workload(names(&["a", "c"])).is_empty(), "said once per swap");
+        let mut other = rig.reading(1, 10.0);
+        other.names = names(&["a", "c"]);
+        watch.tick(other);
+        let states = watch.states();
+        assert_eq!(states[0].reason, Some("no request completed in the window"), "a new series, no window yet");
+        assert_eq!(states[1].reason, Some("no request of the running workload has this name"));
     }
 }

@@ -221,6 +221,14 @@ impl Live {
             .iter()
             .map(|name| workload.find(name).and_then(|id| workload.share(id)).map_or(0.0, |p| p / 100.0))
             .collect();
+        let names: Vec<String> = workload.requests().map(|id| workload.name(id).to_string()).collect();
+        let listed = names.join(", ");
+        for objective in slo.follow_workload(names) {
+            let scope = objective.scope.as_deref().unwrap_or_default();
+            log::warn!(slo:% = objective, requests = listed.as_str();
+                "SLO {objective}: the workload now running has no request named `{scope}` (requests: {listed}); \
+                 it has no data until one does");
+        }
         let flips = slo.tick(Reading::from_measures(now, measures, target_rps, shares));
         let metrics = self.engine.metrics();
         for (objective, verdict) in slo.slos().iter().zip(slo.verdicts()) {

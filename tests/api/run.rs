@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{BIN, Proc, closed_port, eventually, start_demo_target, start_sidecar, target_count, timing_test};
+use crate::helpers::{
+    BIN, Proc, closed_port, eventually, request, start_demo_target, start_sidecar, target_count, timing_test,
+};
 
 fn run(args: &[&str]) -> (Output, Duration) {
     let started = Instant::now();
@@ -246,4 +248,26 @@ fn a_dead_target_fails_the_run_and_an_objective_without_data_says_why() {
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let verdict = stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
     assert!(verdict.starts_with("FAILED") && verdict.contains("p99<1s") && verdict.contains("no data"), "{stdout}");
+}
+
+#[test]
+fn a_workload_swap_that_leaves_an_slo_without_its_request_is_warned_about() {
+    let target = start_demo_target(&[]);
+    let sidecar = start_sidecar(&target, &[("SLO", "create_order:p95<1s,p95<1s"), ("INITIAL_MODE", "pause")]);
+    let reads_only = r#"
+requests:
+  - {name: list_orders, weight: 1, method: GET, path: /orders}
+"#;
+    let res = request(sidecar.addr, "PUT", "/workload", &[], Some(reads_only));
+    assert_eq!(res.status, 200, "{}", res.body);
+    let warning =
+        sidecar.wait_for_log(|v| v["level"] == "warn" && v["slo"] == "create_order:p95<1s", Duration::from_secs(10));
+    let warning = warning.unwrap_or_else(|| panic!("no warning:\n{}", sidecar.output()));
+    let message = warning["message"].as_str().unwrap_or_default();
+    assert!(message.contains("create_order") && message.contains("list_orders"), "{warning}");
+    assert!(
+        sidecar.logs_matching(|v| v["level"] == "warn" && v["slo"] == "p95<1s").is_empty(),
+        "an objective for all traffic still has requests:\n{}",
+        sidecar.output()
+    );
 }
