@@ -43,7 +43,7 @@ pub struct RunArgs {
     pub target_url: String,
 
     /// The workload file (YAML or JSON); without it, the built-in orders workload (MIX)
-    #[arg(long, env = "WORKLOAD_FILE")]
+    #[arg(long, env = env_unless_empty("WORKLOAD_FILE"))]
     pub workload: Option<String>,
 
     /// The scenario: normal, peak, error_injection, latency_degradation or stress
@@ -67,11 +67,11 @@ pub struct RunArgs {
     pub endpoints: Option<String>,
 
     /// Objectives the run is judged on: "p95<300ms,error_rate<1%,rps>=95%,create_order:p99<1s"
-    #[arg(long, env = "SLO")]
+    #[arg(long, env = env_unless_empty("SLO"))]
     pub slo: Option<String>,
 
     /// The sliding window SLOs are judged over (10 s to 24 h) [default: 1m, or the whole run if shorter]
-    #[arg(long, env = "SLO_WINDOW")]
+    #[arg(long, env = env_unless_empty("SLO_WINDOW"))]
     pub slo_window: Option<String>,
 
     /// Stop as soon as an SLO has been missed for a whole window
@@ -103,6 +103,17 @@ pub struct RunArgs {
     pub progress: String,
 }
 
+/// `name`, unless that variable is set but empty: then the setting reads
+/// no variable, as if unset (its default, or none). Compose files write
+/// `STATE_DIR: ${STATE_DIR:-}`, which sets it empty when the user did not.
+/// For the settings that are off or optional unless given; the others
+/// read theirs as is (an empty rate or port is a mistake to report, and an
+/// empty control token stops start-up: it fails closed).
+fn env_unless_empty(name: &'static str) -> Option<&'static str> {
+    let empty = std::env::var_os(name).is_some_and(|value| value.is_empty());
+    (!empty).then_some(name)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Json,
@@ -125,7 +136,7 @@ pub struct SidecarArgs {
     pub bind: IpAddr,
 
     /// Seconds to wait before traffic starts [default: 10, or 1 with --demo]
-    #[arg(long, env = "WARMUP_SECS")]
+    #[arg(long, env = env_unless_empty("WARMUP_SECS"))]
     pub warmup_secs: Option<f64>,
 
     /// Mode entered after the warm-up: steady, burst, overload or pause
@@ -161,7 +172,7 @@ pub struct SidecarArgs {
     pub id_buffer_size: usize,
 
     /// Workload file (YAML or JSON) to send instead of the built-in orders traffic; empty = none
-    #[arg(long = "workload", env = "WORKLOAD_FILE")]
+    #[arg(long = "workload", env = env_unless_empty("WORKLOAD_FILE"))]
     pub workload_file: Option<String>,
 
     /// Per-request timeout in milliseconds
@@ -181,7 +192,7 @@ pub struct SidecarArgs {
     pub shutdown_grace_secs: f64,
 
     /// Seconds between stats log lines, 0 = none [default: 30, or 5 with --demo]
-    #[arg(long, env = "STATS_INTERVAL_SECS")]
+    #[arg(long, env = env_unless_empty("STATS_INTERVAL_SECS"))]
     pub stats_interval_secs: Option<f64>,
 
     /// Bearer token required on every state-changing control request (default: none)
@@ -193,7 +204,7 @@ pub struct SidecarArgs {
     pub control_token_file: Option<std::path::PathBuf>,
 
     /// Browser origins allowed to change state besides loopback ones (comma-separated scheme://host[:port])
-    #[arg(long, env = "ALLOWED_ORIGINS")]
+    #[arg(long, env = env_unless_empty("ALLOWED_ORIGINS"))]
     pub allowed_origins: Option<String>,
 
     /// Control connections held at once; when full, the one longest without an answer is closed
@@ -205,7 +216,7 @@ pub struct SidecarArgs {
     pub control_request_timeout_ms: u64,
 
     /// Replicas that split the rate and switch together: dns:NAME:PORT (every address NAME resolves to, e.g. a Compose service or a headless Service) or static:ADDR:PORT,…; empty = none
-    #[arg(long, env = "PEERS")]
+    #[arg(long, env = env_unless_empty("PEERS"))]
     pub peers: Option<String>,
 
     /// Also start the built-in demo target on a free loopback port and aim at it (TARGET_URL is ignored)
@@ -218,11 +229,11 @@ pub struct SidecarArgs {
     pub keep_alive_ms: u64,
 
     /// PEM file of the CAs to trust for an https target, instead of the built-in Mozilla roots
-    #[arg(long, env = "TLS_CA_FILE")]
+    #[arg(long, env = env_unless_empty("TLS_CA_FILE"))]
     pub tls_ca_file: Option<std::path::PathBuf>,
 
     /// Directory keeping runtime config changes and the job history across restarts, one process per directory (default: none, memory only)
-    #[arg(long, env = "STATE_DIR")]
+    #[arg(long, env = env_unless_empty("STATE_DIR"))]
     pub state_dir: Option<std::path::PathBuf>,
 
     /// Accept any certificate from an https target (self-signed staging only; logged as a warning)
@@ -239,11 +250,11 @@ pub struct SidecarArgs {
     pub trace_sampled: bool,
 
     /// Service level objectives judged continuously, e.g. "p95<300ms,error_rate<1%,rps>=95%,create_order:p99<1s"
-    #[arg(long, env = "SLO")]
+    #[arg(long, env = env_unless_empty("SLO"))]
     pub slo: Option<String>,
 
     /// The sliding window SLOs are judged over: seconds, or a number with s, m or h (10s to 24h, e.g. 30s, 1.5m)
-    #[arg(long, env = "SLO_WINDOW", default_value = "1m")]
+    #[arg(long, env = env_unless_empty("SLO_WINDOW"), default_value = "1m")]
     pub slo_window: String,
 }
 
@@ -287,7 +298,7 @@ pub struct DemoTargetArgs {
 #[derive(Debug, Clone, Args)]
 pub struct HealthcheckArgs {
     /// Health URL to ask [default: http://127.0.0.1:$PORT/health; without PORT, port 8089 then 8080]
-    #[arg(long, env = "HEALTHCHECK_URL")]
+    #[arg(long, env = env_unless_empty("HEALTHCHECK_URL"))]
     pub url: Option<String>,
 
     /// Give up after this many milliseconds
@@ -332,7 +343,7 @@ pub struct ExportArgs {
     pub format: Option<String>,
 
     /// The workload file (YAML or JSON); without it, the built-in orders workload (MIX, ID_BUFFER_SIZE)
-    #[arg(long, env = "WORKLOAD_FILE")]
+    #[arg(long, env = env_unless_empty("WORKLOAD_FILE"))]
     pub workload: Option<std::path::PathBuf>,
 
     /// A scenario: normal, peak, error_injection, latency_degradation or stress (needs --max-rps)
@@ -360,7 +371,7 @@ pub struct ExportArgs {
     pub endpoints: Option<String>,
 
     /// Objectives to gate the run on: "p95<300ms,error_rate<1%,rps>=95%,create_order:p99<1s"
-    #[arg(long, env = "SLO")]
+    #[arg(long, env = env_unless_empty("SLO"))]
     pub slo: Option<String>,
 
     /// The base URL written into the script (each tool can override it when it runs)

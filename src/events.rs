@@ -23,6 +23,7 @@ use std::task::{Context, Poll};
 use actix_web::web::Bytes;
 use futures_util::Stream;
 use parking_lot::Mutex;
+use prometheus::IntCounter;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -145,8 +146,9 @@ struct Shared {
     inner: Mutex<Inner>,
     next_subscriber: AtomicU64,
     next_event: AtomicU64,
-    /// Frames lost to slow readers, over the hub's life.
-    dropped: AtomicU64,
+    /// Frames lost to slow readers, over the hub's life (exported as
+    /// `trafficgen_events_dropped_total` when the hub is the sidecar's).
+    dropped: IntCounter,
 }
 
 /// The hub; clones share it.
@@ -162,13 +164,22 @@ impl Default for EventHub {
 }
 
 impl EventHub {
+    /// A hub that counts lost frames only for [`EventHub::dropped`].
     pub fn new() -> EventHub {
+        // A fixed, valid name and help: this cannot fail.
+        let dropped = IntCounter::new("events_dropped", "frames lost").expect("a valid counter");
+        EventHub::counting_into(dropped)
+    }
+
+    /// A hub that counts the frames lost to slow readers into `dropped`
+    /// (see [`crate::metrics::Metrics::events_dropped`]).
+    pub fn counting_into(dropped: IntCounter) -> EventHub {
         EventHub {
             shared: Arc::new(Shared {
                 inner: Mutex::new(Inner::default()),
                 next_subscriber: AtomicU64::new(1),
                 next_event: AtomicU64::new(1),
-                dropped: AtomicU64::new(0),
+                dropped,
             }),
         }
     }
@@ -226,7 +237,7 @@ impl EventHub {
 
     /// Frames lost to slow readers so far.
     pub fn dropped(&self) -> u64 {
-        self.shared.dropped.load(Ordering::Relaxed)
+        self.shared.dropped.get()
     }
 
     /// Renders one event with the next id.
@@ -267,7 +278,9 @@ impl EventHub {
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
             }
         });
-        self.shared.dropped.fetch_add(lost, Ordering::Relaxed);
+        if lost > 0 {
+            self.shared.dropped.inc_by(lost);
+        }
     }
 
     /// Frames one stream has lost (for tests and diagnostics).
@@ -443,6 +456,20 @@ mod tests {
         assert!(frames.last().unwrap().starts_with("event: shutdown\n"));
         // Ids show the gap: the first event, and the shutdown much later.
         assert!(frames[1].contains("id: 1\n") && frames.last().unwrap().contains("id: 1001\n"));
+    }
+
+    #[test]
+    fn lost_frames_are_counted_into_the_metric_given() {
+        let metrics = crate::metrics::Metrics::new().unwrap();
+        let hub = EventHub::counting_into(metrics.events_dropped());
+        let _slow = hub.subscribe(Topic::Sidecar).unwrap();
+        for i in 0..100 {
+            hub.publish(&Topic::Sidecar, names::STATS, &json!({ "i": i }), false);
+        }
+        let lost = 100 - (BUFFER_FRAMES as u64 - 2);
+        assert_eq!(hub.dropped(), lost);
+        let text = metrics.render();
+        assert!(text.contains(&format!("\ntrafficgen_events_dropped_total {lost}\n")), "{text}");
     }
 
     #[test]

@@ -117,6 +117,7 @@ pub struct Metrics {
     ids_buffered: IntGauge,
     mode_switches: IntCounter,
     retries: RetryCounters,
+    events_dropped: IntCounter,
 }
 
 /// Request counts of one endpoint, as `/status` shows them.
@@ -230,6 +231,10 @@ impl Metrics {
             &["reason"],
         )?;
         let retries = RetryCounters(RetryReason::ALL.map(|r| retries_vec.with_label_values(&[r.as_str()])));
+        let events_dropped = IntCounter::new(
+            "trafficgen_events_dropped_total",
+            "Live events (GET /events, /jobs/{id}/events) a stream lost because its reader was too slow to keep up",
+        )?;
         let build_info = IntGaugeVec::new(
             Opts::new("trafficgen_build_info", "Always 1; the version is in the label"),
             &["version"],
@@ -256,6 +261,7 @@ impl Metrics {
             Box::new(capture_failures.clone()),
             Box::new(mode_switches.clone()),
             Box::new(retries_vec),
+            Box::new(events_dropped.clone()),
             Box::new(build_info),
         ];
         for c in collectors {
@@ -283,7 +289,13 @@ impl Metrics {
             ids_buffered,
             mode_switches,
             retries,
+            events_dropped,
         })
+    }
+
+    /// The counter of live events lost to slow readers, for the event hub.
+    pub fn events_dropped(&self) -> IntCounter {
+        self.events_dropped.clone()
     }
 
     /// The retry counter, for the client.

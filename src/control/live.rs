@@ -98,6 +98,7 @@ impl Live {
         store: Option<StateStore>,
     ) -> Arc<Live> {
         let stats_every = settings.as_ref().map(|s| s.current()).and_then(|c| stats_interval(&c));
+        let hub = EventHub::counting_into(engine.metrics().events_dropped());
         let live = Arc::new(Live {
             inner: Mutex::new(Inner {
                 board: Board::new(rand::random()),
@@ -109,7 +110,7 @@ impl Live {
             }),
             engine,
             cluster,
-            hub: EventHub::new(),
+            hub,
             store,
             wake: Notify::new(),
             stats_every: watch::channel(stats_every).0,

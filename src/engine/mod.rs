@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::TargetUrl;
 use crate::latency::LatencyTable;
 use crate::metrics::Metrics;
-use crate::workload::{MAX_POOLS, ORDER_IDS, Role, Workload};
+use crate::workload::{MAX_POOLS, ORDER_IDS, Role, RunState, Workload};
 use mode::{Mode, ModeTable, Plan, Shape, Share};
 
 /// What the engine needs from the configuration.
@@ -76,9 +76,15 @@ pub struct Engine {
 struct Shared {
     settings: EngineSettings,
     metrics: Arc<Metrics>,
-    /// Values held in each pool of the running workload (by pool id), as
-    /// the worker last saw them.
+    /// Values held in each pool (by pool id) of the workload in
+    /// `counted`, as the worker last saw them.
     pool_counts: [AtomicUsize; MAX_POOLS],
+    /// The workload `pool_counts` belong to: the worker's, which lags the
+    /// one `PUT /workload` put in until the worker takes it over. The
+    /// worker changes it and the counts together under this lock (and
+    /// between swaps writes only counts of this workload); readers take
+    /// both under it.
+    counted: Mutex<Arc<Workload>>,
     in_flight: Arc<InFlight>,
     /// Requests handed to the client so far (for the achieved rate).
     sent: AtomicU64,
@@ -116,8 +122,10 @@ impl Engine {
         metrics.show_mode(plan.mode, plan.sending_rps());
         let workload = Arc::clone(&settings.workload);
         register_series(&metrics, &workload);
+        let starting = RunState::starting_counts(&workload);
         let shared = Shared {
-            pool_counts: std::array::from_fn(|_| AtomicUsize::new(0)),
+            pool_counts: std::array::from_fn(|i| AtomicUsize::new(starting.get(i).copied().unwrap_or(0))),
+            counted: Mutex::new(Arc::clone(&workload)),
             in_flight: Arc::new(InFlight::new(settings.max_in_flight)),
             sent: AtomicU64::new(0),
             abandoned: AtomicU64::new(NOT_STOPPED),
@@ -158,15 +166,40 @@ impl Engine {
     }
 
     /// Values held now in each pool of the running workload, by name.
+    /// Until the worker has taken over a workload just put in, what its
+    /// pools start with: the values carried over by name from the
+    /// workload the worker runs, or their own `values`; never another
+    /// workload's counts.
     pub fn pool_counts(&self) -> Vec<(String, usize)> {
         let workload = self.workload();
+        let (counted, held) = {
+            let counted = self.shared.counted.lock();
+            let held: Vec<usize> = self.shared.pool_counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+            (Arc::clone(&counted), held)
+        };
+        let counts =
+            if Arc::ptr_eq(&counted, &workload) { held } else { RunState::carried_counts(&counted, &held, &workload) };
         workload
             .pools()
-            .map(|id| {
-                let count = self.shared.pool_counts.get(id.index()).map_or(0, |c| c.load(Ordering::Relaxed));
-                (workload.pool_name(id).to_string(), count)
-            })
+            .map(|id| (workload.pool_name(id).to_string(), counts.get(id.index()).copied().unwrap_or(0)))
             .collect()
+    }
+
+    /// For the worker: the counts of `workload`'s pools, from now on.
+    fn publish_pool_counts(&self, workload: &Arc<Workload>, counts: impl Iterator<Item = usize>) {
+        let mut counted = self.shared.counted.lock();
+        self.store_pool_counts(counts);
+        if !Arc::ptr_eq(&counted, workload) {
+            *counted = Arc::clone(workload);
+        }
+    }
+
+    /// For the worker, between swaps: new counts of the workload in `counted`.
+    fn store_pool_counts(&self, counts: impl Iterator<Item = usize>) {
+        let mut counts = counts.fuse();
+        for count in &self.shared.pool_counts {
+            count.store(counts.next().unwrap_or(0), Ordering::Relaxed);
+        }
     }
 
     /// Starts the worker on its own thread. It runs until `shutdown` is

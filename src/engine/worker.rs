@@ -184,6 +184,8 @@ impl Worker {
         let mut focuses = engine.watch_focus();
         focuses.mark_changed();
         let state = RunState::new(&workload);
+        // A workload swapped in before the worker started is counted as its own.
+        engine.publish_pool_counts(&workload, state.pools.iter().map(crate::workload::pool::Ring::len));
         let series = series_of(&engine, &workload);
         let latency = install_latency_table(&engine, &workload);
         Ok(Worker {
@@ -512,7 +514,9 @@ impl Worker {
         self.focuses.mark_changed();
         self.follow_focus();
         self.setup = Setup::default();
-        self.publish_pools();
+        // The counts and the workload they belong to change together.
+        let counts = self.state.pools.iter().map(crate::workload::pool::Ring::len);
+        self.engine.publish_pool_counts(&self.workload, counts);
         if self.started_traffic {
             self.start_setup(Instant::now());
         }
@@ -527,12 +531,11 @@ impl Worker {
         self.focused = focus.map(|f| FocusedDraw::new(&self.workload, f.requests.as_deref(), f.error_share));
     }
 
-    /// Copies the pools' sizes where `/status` and `/metrics` read them.
+    /// Copies the pools' sizes where `/status` and `/metrics` read them
+    /// (those of the workload already published with them, see
+    /// `follow_workload`).
     fn publish_pools(&self) {
-        for (i, count) in self.engine.shared.pool_counts.iter().enumerate() {
-            let held = self.state.pools.get(i).map_or(0, crate::workload::pool::Ring::len);
-            count.store(held, Ordering::Relaxed);
-        }
+        self.engine.store_pool_counts(self.state.pools.iter().map(crate::workload::pool::Ring::len));
     }
 
     /// Records `first` and every other request that has completed by now,

@@ -68,6 +68,28 @@ impl RunState {
         state
     }
 
+    /// How many values each pool of `workload` (by pool index) starts
+    /// with: its `values`, the newest that fit. What [`RunState::new`]
+    /// holds, counted without making it.
+    pub fn starting_counts(workload: &Workload) -> Vec<usize> {
+        workload.compiled.pools.iter().map(|spec| spec.seed.len().min(spec.size.max(1))).collect()
+    }
+
+    /// How many values each pool of `next` holds right after
+    /// [`RunState::carry_over`] from `previous`, whose pools held `held`
+    /// (by pool index): a pool whose name survives keeps what fits of its
+    /// count, a new one starts with its `values`.
+    pub fn carried_counts(previous: &Workload, held: &[usize], next: &Workload) -> Vec<usize> {
+        next.compiled
+            .pools
+            .iter()
+            .map(|spec| {
+                let kept = previous.compiled.pools.iter().position(|p| p.name == spec.name).and_then(|i| held.get(i));
+                kept.map_or(spec.seed.len(), |&n| n).min(spec.size.max(1))
+            })
+            .collect()
+    }
+
     pub fn set_clock(&mut self, clock: Clock) {
         self.clock = clock;
     }

@@ -601,6 +601,34 @@ fn a_swap_keeps_the_values_of_pools_that_survive() {
     assert_eq!(carried.pool(new.pool_id("fresh").unwrap()).len(), 1);
 }
 
+/// `GET /workload` counts a swapped-in workload's pools this way until the
+/// worker has made the state: the counts must be the state's.
+#[test]
+fn counts_after_a_swap_are_those_of_the_carried_state() {
+    let old = load(
+        "pools: {ids: {size: 5}, gone: {values: [a, b, c]}}\nrequests:\n  - {name: a, weight: 1, method: GET, path: '/{{ pool(ids) }}/{{ pool(gone) }}'}\n",
+    );
+    let new = load(
+        "pools: {fresh: {size: 3, values: [x, y, z]}, ids: {size: 2, values: [q]}, empty: ~}\nrequests:\n  - {name: b, weight: 1, method: GET, path: '/{{ pool(ids) }}/{{ pool(fresh) }}/{{ pool(empty) }}'}\n",
+    );
+    let counts = |state: &RunState, workload: &Workload| -> Vec<usize> {
+        workload.pools().map(|id| state.pool(id).len()).collect()
+    };
+    let fresh = RunState::new(&old);
+    assert_eq!(RunState::starting_counts(&old), counts(&fresh, &old));
+    assert_eq!(RunState::starting_counts(&new), [3, 1, 0]);
+    for filled in [0, 1, 3] {
+        let mut state = fresh.clone();
+        for v in 0..filled {
+            state.push(old.pool_id("ids").unwrap(), format!("{v}").as_bytes(), true);
+        }
+        let held = counts(&state, &old);
+        let carried = state.carry_over(&old, &new);
+        assert_eq!(RunState::carried_counts(&old, &held, &new), counts(&carried, &new), "{filled} ids held");
+    }
+    assert_eq!(RunState::carried_counts(&old, &[4, 3], &new), [3, 2, 0], "a kept pool's count, up to the new size");
+}
+
 #[test]
 fn a_workload_is_shared_across_threads_and_its_state_moves_to_one() {
     fn shared<T: Send + Sync>() {}

@@ -66,6 +66,10 @@ fn bad_settings_stop_start_up_with_one_line_naming_them_and_exit_2() {
         (&[("MIX", "create_order=60;list_orders=40")], "MIX"),
         (&[("CONTROL_TOKEN", "two words")], "CONTROL_TOKEN"),
         (&[("CONTROL_TOKEN_FILE", "/nonexistent/token")], "CONTROL_TOKEN_FILE"),
+        // An empty token fails closed: a secret that did not render never
+        // leaves the control API open.
+        (&[("CONTROL_TOKEN", "")], "CONTROL_TOKEN"),
+        (&[("CONTROL_TOKEN_FILE", "")], "CONTROL_TOKEN_FILE"),
     ];
     for (env, setting) in cases {
         let out = run(&[], env);
@@ -78,6 +82,45 @@ fn bad_settings_stop_start_up_with_one_line_naming_them_and_exit_2() {
     let out = run(&["demo-target"], &[("DEMO_ERROR_RATE", "1.5")]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("DEMO_ERROR_RATE"));
+}
+
+/// Compose files write `STATE_DIR: ${STATE_DIR:-}`: an optional setting
+/// set empty is as if unset (its default, or none), never a start-up error.
+#[test]
+fn empty_optional_settings_are_unset() {
+    let target = start_demo_target(&[]);
+    let url = format!("http://{}", target.addr);
+    let empty = [
+        "STATE_DIR",
+        "TLS_CA_FILE",
+        "WARMUP_SECS",
+        "STATS_INTERVAL_SECS",
+        "WORKLOAD_FILE",
+        "PEERS",
+        "SLO",
+        "SLO_WINDOW",
+        "ALLOWED_ORIGINS",
+    ];
+    let mut env = sidecar_env(&url, &[("INITIAL_MODE", "pause")]);
+    env.retain(|(k, _)| !empty.contains(k));
+    env.extend(empty.iter().map(|k| (*k, "")));
+    // Panics with the output if it does not start.
+    let sidecar = Proc::start(&[], &env);
+    assert_eq!(sidecar.get_json("/health")["status"], "healthy");
+    let status = sidecar.get_json("/status");
+    // WARMUP_SECS empty: the default 10 s warm-up.
+    assert_eq!(status["state"], "warming_up", "{status}");
+    assert_eq!(
+        status["mix"], "create_order=60,list_orders=25,get_order=15",
+        "WORKLOAD_FILE empty: the built-in workload"
+    );
+    // The other commands read the same variables the same way.
+    let port = sidecar.addr.port().to_string();
+    let out = run(&["healthcheck"], &[("HEALTHCHECK_URL", ""), ("PORT", &port)]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&["export", "--format", "k6"], &[("WORKLOAD_FILE", ""), ("SLO", "")]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("built-in orders workload"));
 }
 
 #[test]

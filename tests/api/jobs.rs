@@ -108,6 +108,97 @@ fn stress_holds_max_within_one_percent() {
 }
 
 #[test]
+fn a_ramp_up_sends_half_of_max_over_the_ramp_then_holds_max() {
+    let _timing = timing_test();
+    let target = start_demo_target(&[]);
+    let sidecar = paused_sidecar(&target, &[]);
+    // 6 s at up to 40 req/s, rising from 0 over the first 4 s: 20 requests
+    // in the first 2 s, 60 in the next 2 (80 over the ramp, half of max ×
+    // 4 s), then 80 over the 2 s hold: 160 in all, where no ramp sends 240.
+    let job = start_job(&sidecar, r#"{"scenario": "normal", "duration_secs": 6, "max_rps": 40, "ramp_up_secs": 4}"#);
+    assert_eq!(job["ramp_up_secs"], 4.0, "{job}");
+    let started = Instant::now();
+    let at = |secs: f64| {
+        sleep(Duration::from_secs_f64(secs).saturating_sub(started.elapsed()));
+        target_count(&target, None) as f64
+    };
+    let (first, ramp) = (at(2.0), at(4.0));
+    let record = wait_for_end(&sidecar, &job_id(&job), Duration::from_secs(10));
+    let summary = &record["summary"];
+    let requests = &summary["requests"];
+    // What the schedule made due: sent, or dropped if the engine fell behind.
+    let due = requests["sent"].as_f64().unwrap() + requests["dropped"].as_f64().unwrap();
+    let sent = requests["sent"].as_f64().unwrap();
+    let caught_up = eventually(Duration::from_secs(3), || target_count(&target, None) as f64 == sent);
+    let total = target_count(&target, None) as f64;
+    assert!(caught_up, "the target saw {total} requests, the summary says {sent} were sent: {summary}");
+    eprintln!(
+        "ramp-up at the target: {first} in the first 2 s, {} in the next 2, {} in the hold",
+        ramp - first,
+        total - ramp
+    );
+    assert_near("first half of the ramp (a quarter of its requests)", first, 20.0, 0.2, 4.0);
+    assert_near("the whole ramp (half of max × 4 s)", ramp, 80.0, 0.1, 5.0);
+    assert_near("the whole job (the ramp's 80 and 2 s at max)", due, 160.0, 0.0, 2.0);
+    assert_near("the hold (max × 2 s)", total - ramp, 80.0, 0.1, 5.0);
+    assert_eq!(record["status"], "completed");
+    assert_near("target rate of the summary", summary["target_rps"].as_f64().unwrap(), 160.0 / 6.0, 0.05, 0.5);
+}
+
+#[test]
+fn latency_degradation_pauses_its_traffic() {
+    let _timing = timing_test();
+    let target = start_demo_target(&[]);
+    let sidecar = paused_sidecar(&target, &[]);
+    // 20 s at 50 req/s (a request every 20 ms, ±10 % jitter), in active
+    // stretches of 0.5-2 s each followed by a pause of 0.1-0.5 s
+    // (uniform; src/scenario.rs). The schedule stands still in a pause:
+    // nothing is sent during it, nothing is made up after it.
+    let (secs, rps) = (20.0, 50.0);
+    let job = start_job(&sidecar, r#"{"scenario": "latency_degradation", "duration_secs": 20, "max_rps": 50}"#);
+    let id = job_id(&job);
+    // The target's count, as often as it can be read, until the job ends.
+    let mut samples: Vec<(Instant, u64)> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sidecar.get_json(&format!("/jobs/{id}"))["status"] == "running" && Instant::now() < deadline {
+        samples.push((Instant::now(), target_count(&target, None)));
+        sleep(Duration::from_millis(10));
+    }
+    let record = wait_for_end(&sidecar, &id, Duration::from_secs(5));
+    assert_eq!(record["status"], "completed", "{record}");
+    let requests = &record["summary"]["requests"];
+    let sent = requests["sent"].as_f64().unwrap();
+    let due = sent + requests["dropped"].as_f64().unwrap();
+    assert!(eventually(Duration::from_secs(3), || target_count(&target, None) as f64 == sent));
+    // Certain, whatever the draw: the fewest pauses 20 s can hold come with
+    // 2 s stretches and 0.1 s pauses, which begin at 2.0, 4.1, … 18.8 s: 9
+    // of them, 0.9 s in all, so at most 50 × 19.1 requests are due (a
+    // normal job sends 1 000). And a pause is never longer than the
+    // stretch before it, so at least half of 20 s is active.
+    let most = rps * (secs - 0.9);
+    assert!(due <= most + 1.0 && due >= rps * secs / 2.0 - 1.0, "{due} requests due; at most {most} with pauses");
+    // Seen at the target: the longest time its count stood still, between
+    // two readings. Beside a pause of P s that is at least P less two
+    // reading intervals (a few tens of ms; 50 ms on a busy machine). At
+    // least 9 pauses come (about 13 on average), each under 0.25 s with
+    // probability 0.375: none of them longer is a chance of 0.375^9 =
+    // 1.5e-4 at worst (0.375^13 = 3e-6 on average). 0.15 s is 7 requests
+    // due and none arriving: no jitter of the rate does that.
+    let still = samples
+        .iter()
+        .enumerate()
+        .map(|(i, (t0, n0))| {
+            let last_same = samples[i..].iter().take_while(|(_, n)| n == n0).last().map_or(*t0, |(t, _)| *t);
+            last_same.duration_since(*t0)
+        })
+        .max()
+        .unwrap_or_default();
+    eprintln!("latency degradation: {due} requests due in 20 s; the target stood still for {still:?} at most");
+    assert!(samples.len() > 100, "only {} readings", samples.len());
+    assert!(still >= Duration::from_millis(150), "no pause seen: the count never stood still for 150 ms ({still:?})");
+}
+
+#[test]
 fn presets_one_job_at_a_time_stop_and_a_mode_switch_that_wins() {
     let target = start_demo_target(&[]);
     let sidecar = start_sidecar(&target, &[("INITIAL_MODE", "burst"), ("BURST_RPS", "5")]);

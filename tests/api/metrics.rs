@@ -97,3 +97,85 @@ fn metrics_agree_with_status_and_histograms_are_well_formed() {
         assert!(text.contains(&format!("# HELP {name} ")), "no HELP line for {name}");
     }
 }
+
+/// A reader of `GET /events` that never reads: once the socket buffers and
+/// its 64-frame buffer are full, the events it misses are counted in
+/// `trafficgen_events_dropped_total`, and the sidecar goes on as before.
+#[test]
+fn events_a_slow_reader_misses_are_counted_and_the_sidecar_goes_on() {
+    use std::io::{Read, Write};
+    use std::time::Instant;
+
+    let target = start_demo_target(&[]);
+    let sidecar = start_sidecar(&target, &[("INITIAL_MODE", "pause")]);
+    let dropped = || sum(&parse_metrics(&sidecar.get("/metrics").body), "trafficgen_events_dropped_total", &[]);
+    let text = sidecar.get("/metrics").body;
+    assert!(text.contains("# TYPE trafficgen_events_dropped_total counter\n"), "no events_dropped counter");
+    assert_eq!(dropped(), 0.0, "at 0");
+    // A small receive buffer and small segments, set before connecting: the
+    // window is small from the start, and the server's send buffer, which
+    // Linux grows by the segment size (64 KiB on loopback), stays at tens
+    // of KiB instead of megabytes.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    set_mss(&socket, 536);
+    socket.connect(&sidecar.addr.into()).unwrap();
+    let mut stuck = std::net::TcpStream::from(socket);
+    write!(stuck, "GET /events HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n", sidecar.addr).unwrap();
+    // Each POST /mode publishes a mode event (about 150 bytes): a few
+    // thousand fill the server's socket and write buffers, then the stream's
+    // own. Bounded: at most 60 s of switching.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut posts = 0;
+    let mut seen = 0.0;
+    while seen == 0.0 && Instant::now() < deadline {
+        for _ in 0..100 {
+            assert_eq!(sidecar.post("/mode/pause", None).status, 200);
+        }
+        posts += 100;
+        seen = dropped();
+    }
+    assert!(seen > 0.0, "no event counted as dropped after {posts} mode events");
+    // The counter goes on rising while the reader stays stuck.
+    for _ in 0..100 {
+        assert_eq!(sidecar.post("/mode/pause", None).status, 200);
+    }
+    let later = dropped();
+    assert!(later > seen, "{seen} then {later} after 100 more events");
+    eprintln!("{posts} mode events before the first drop; {later} dropped");
+    // Healthy, and a stream that reads gets its events.
+    assert_eq!(sidecar.get_json("/health")["status"], "healthy");
+    let mut reader = std::net::TcpStream::connect(sidecar.addr).unwrap();
+    reader.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(reader, "GET /events HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n", sidecar.addr).unwrap();
+    let mut got = String::new();
+    let mut chunk = [0u8; 4096];
+    while !got.contains(": trafficgen events") {
+        let n = reader.read(&mut chunk).expect("the stream opens");
+        assert!(n > 0, "the stream ended: {got}");
+        got.push_str(&String::from_utf8_lossy(&chunk[..n]));
+    }
+    assert_eq!(sidecar.post("/mode/steady", None).status, 200);
+    while !got.contains("event: mode") {
+        let n = reader.read(&mut chunk).expect("a mode event in time");
+        assert!(n > 0, "the stream ended: {got}");
+        got.push_str(&String::from_utf8_lossy(&chunk[..n]));
+    }
+    drop(stuck);
+}
+
+/// TCP_MAXSEG on a socket not yet connected: the largest segment it asks for.
+fn set_mss(socket: &socket2::Socket, mss: libc::c_int) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid open descriptor, and an option value of the size given.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_MAXSEG,
+            (&raw const mss).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "TCP_MAXSEG: {}", std::io::Error::last_os_error());
+}

@@ -325,3 +325,35 @@ fn the_settings_tables_list_exactly_what_help_lists() {
         }
     }
 }
+
+/// Every trafficgen image a README code block runs is built in that block
+/// first: a snippet copied whole works without an image from elsewhere.
+#[test]
+fn every_image_a_code_block_runs_is_built_in_it() {
+    let image = |word: &str| word.strip_prefix("trafficgen:").map(str::to_string);
+    let mut runs = 0;
+    for (_, lines) in code_blocks(&readme()) {
+        let mut built: BTreeSet<String> = BTreeSet::new();
+        for line in &lines {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            for (i, pair) in words.windows(2).enumerate() {
+                if pair != ["docker", "build"] {
+                    continue;
+                }
+                let tags = words[i..].windows(2).filter(|w| w[0] == "-t").filter_map(|w| image(w[1]));
+                built.extend(tags);
+            }
+            if line.contains("docker run") {
+                for tag in words.iter().filter_map(|w| image(w)) {
+                    runs += 1;
+                    assert!(
+                        built.contains(&tag),
+                        "`{}` runs trafficgen:{tag}, which no `docker build -t` before it in its block makes",
+                        line.trim()
+                    );
+                }
+            }
+        }
+    }
+    assert!(runs >= 3, "only {runs} docker runs of trafficgen found");
+}

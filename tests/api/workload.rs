@@ -736,6 +736,54 @@ requests:
 }
 
 #[test]
+fn put_workload_answers_with_the_new_pools_own_counts() {
+    // Paused, so the worker takes nothing over (and captures nothing):
+    // every count below is known exactly.
+    let target = start_demo_target(&[]);
+    let many: Vec<String> = (1..=120).map(|n| n.to_string()).collect();
+    let users = format!(
+        "pools:\n  user_ids: {{size: 200, values: [{}]}}\nrequests:\n  - {{name: get_user, weight: 1, method: GET, path: \"/users/{{{{ pool(user_ids) }}}}\"}}\n",
+        many.join(", ")
+    );
+    let file = TempFile::new("many-users.yaml", users.as_bytes());
+    let sidecar = sidecar_with_workload(&target, file.path(), &[("INITIAL_MODE", "pause")]);
+    let pools = |view: &serde_json::Value| -> Vec<(String, u64, u64)> {
+        let pools = view["pools"].as_array().cloned().unwrap_or_default();
+        pools
+            .iter()
+            .map(|p| {
+                (
+                    p["name"].as_str().unwrap_or("?").to_string(),
+                    p["size"].as_u64().unwrap_or(0),
+                    p["values"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect()
+    };
+    let before = sidecar.get_json("/workload");
+    assert_eq!(pools(&before), [("user_ids".to_string(), 200, 120)], "{before}");
+    // A new pool first (where user_ids was), user_ids kept but smaller.
+    let orders = r#"
+pools:
+  order_ids: {size: 50, values: [1, 2, 3]}
+  user_ids: {size: 20}
+requests:
+  - {name: get_order, weight: 1, method: GET, path: "/orders/{{ pool(order_ids) }}"}
+  - {name: get_user, weight: 1, method: GET, path: "/users/{{ pool(user_ids) }}"}
+"#;
+    let res = put_workload(&sidecar, orders, &[]);
+    assert_eq!(res.status, 200, "{}", res.body);
+    let expected = [("order_ids".to_string(), 50, 3), ("user_ids".to_string(), 20, 20)];
+    assert_eq!(pools(&res.json()), expected, "its own values, and the newest 20 user ids kept: {}", res.body);
+    let view = sidecar.get_json("/workload");
+    assert_eq!(pools(&view), expected, "{view}");
+    let samples = parse_metrics(&sidecar.get("/metrics").body);
+    assert_eq!(sum(&samples, "trafficgen_pool_values", &[("pool", "order_ids")]), 3.0);
+    assert_eq!(sum(&samples, "trafficgen_pool_values", &[("pool", "user_ids")]), 20.0);
+    assert_eq!(target_count(&target, None), 0, "paused: nothing sent");
+}
+
+#[test]
 fn sighup_reads_the_workload_file_again_and_ignores_a_bad_one() {
     let target = start_demo_target(&[]);
     let orders = "requests:\n  - {name: list, weight: 1, method: GET, path: /orders}\n";
