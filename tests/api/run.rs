@@ -2,7 +2,7 @@
 //! when one is missed, 2 on bad input; a summary table on stdout and a JSON
 //! summary that parses; the demo target sees what the summary says.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,13 @@ fn run(args: &[&str]) -> (Output, Duration) {
 
 fn summary_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("trafficgen-run-{}-{name}.json", std::process::id()))
+}
+
+/// The `--summary-json` file a run wrote, read and then removed.
+fn take_summary(path: &Path) -> serde_json::Value {
+    let summary = serde_json::from_slice(&std::fs::read(path).expect("summary written")).expect("summary is JSON");
+    let _ = std::fs::remove_file(path);
+    summary
 }
 
 #[test]
@@ -56,8 +63,7 @@ fn an_easy_slo_passes_with_exit_0_and_the_summary_matches_the_target() {
     }
     assert!(stderr.lines().filter(|l| l.contains("/4 s")).count() >= 2, "progress lines on stderr:\n{stderr}");
 
-    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).expect("summary written")).unwrap();
-    let _ = std::fs::remove_file(&json);
+    let summary = take_summary(&json);
     assert_eq!(summary["passed"], true);
     assert_eq!(summary["scenario"], "stress");
     let sent = summary["summary"]["requests"]["sent"].as_u64().unwrap();
@@ -99,8 +105,7 @@ fn an_impossible_slo_fails_with_exit_1_and_abort_on_fail_stops_early() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("✗ missed") && stdout.contains("FAILED"), "{stdout}");
-    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-    let _ = std::fs::remove_file(&json);
+    let summary = take_summary(&json);
     assert_eq!(summary["passed"], false);
     assert_eq!(summary["slo"][0]["outcome"], "missed");
     assert!(summary["slo"][0]["value"].as_f64().unwrap() > 0.001);
@@ -225,8 +230,7 @@ fn a_dead_target_fails_the_run_and_an_objective_without_data_says_why() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(!stdout.contains("PASSED") && stdout.contains("FAILED"), "{stdout}");
-    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).expect("summary written")).unwrap();
-    let _ = std::fs::remove_file(&json);
+    let summary = take_summary(&json);
     assert_eq!(summary["passed"], false, "{summary}");
     assert!(summary["summary"]["requests"]["sent"].as_u64() > Some(0), "it did send: {summary}");
     // No answer, so no latency: no data, and that fails the run.
