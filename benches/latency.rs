@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use trafficgen::latency::LatencyTable;
+use trafficgen::observe::latency::LatencyTable;
 
 /// Latencies the way a target answers: mostly a few ms, a tail to seconds.
 fn samples(n: usize) -> Vec<(u64, u64)> {

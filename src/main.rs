@@ -3,11 +3,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use clap::error::ErrorKind;
+use trafficgen::app::cli::{Cli, Command, SidecarArgs, WorkloadCommand};
+use trafficgen::app::config::{Config, ConfigError};
 use trafficgen::app::{ListenError, Sidecar, Signals};
-use trafficgen::cli::{Cli, Command, SidecarArgs, WorkloadCommand};
-use trafficgen::config::{Config, ConfigError};
+use trafficgen::app::{descriptors, healthcheck};
 use trafficgen::demo_target::{self, DemoTargetSettings};
-use trafficgen::{descriptors, healthcheck, logging};
+use trafficgen::observe::logging;
 
 /// Exit code for invalid settings, as clap uses.
 const BAD_SETTINGS: u8 = 2;
@@ -40,8 +41,8 @@ fn main() -> ExitCode {
         Some(Command::Workload(args)) => match args.command {
             WorkloadCommand::Check(check) => trafficgen::workload::check::run(&check),
         },
-        Some(Command::Export(args)) => trafficgen::export::command::run(&args),
-        Some(Command::Run(args)) => trafficgen::run::run(&args),
+        Some(Command::Export(args)) => trafficgen::app::export_command::run(&args),
+        Some(Command::Run(args)) => trafficgen::app::run::run(&args),
     }
 }
 

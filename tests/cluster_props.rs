@@ -199,17 +199,17 @@ mod peer_endpoint {
     use proptest::prelude::*;
     use proptest::test_runner::{Config, TestRunner};
     use serde_json::{Value, json};
+    use trafficgen::app::config::{TargetUrl, builtin_workload};
     use trafficgen::cluster::Cluster;
     use trafficgen::cluster::peers::PeersSetting;
-    use trafficgen::config::{TargetUrl, builtin_workload};
     use trafficgen::control::origin::AllowedOrigins;
     use trafficgen::control::server::ServerLimits;
     use trafficgen::control::{ControlState, ServerInfo, configure};
-    use trafficgen::engine::mix::Mix;
     use trafficgen::engine::mode::{Mode, ModeTable};
     use trafficgen::engine::{Engine, EngineSettings};
-    use trafficgen::metrics::Metrics;
-    use trafficgen::rate::SentRate;
+    use trafficgen::observe::metrics::Metrics;
+    use trafficgen::observe::rate::SentRate;
+    use trafficgen::workload::mix::Mix;
     use trafficgen::workload::{Options, Target};
 
     fn state() -> ControlState {

@@ -5,8 +5,8 @@
 
 use proptest::prelude::*;
 use trafficgen::export::{self, Format, Spec, Traffic};
-use trafficgen::scenario::ScenarioKind;
-use trafficgen::slo;
+use trafficgen::jobs::scenario::ScenarioKind;
+use trafficgen::observe::slo;
 use trafficgen::workload::{self, Options, Target, TraceHeaders, USER_AGENT};
 
 fn options() -> Options {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::config::ControlToken;
+use crate::base::token::ControlToken;
 use crate::engine::http::{AnswerError, AnswerParser, Progress, max_answer_bytes};
 
 #[derive(Debug, thiserror::Error)]

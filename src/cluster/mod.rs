@@ -37,7 +37,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use crate::config::ControlToken;
+use crate::base::token::ControlToken;
 use crate::engine::Engine;
 use crate::engine::mode::Plan;
 use crate::workload::Workload;
@@ -808,7 +808,7 @@ impl Cluster {
                 reachable: peer.reachable(),
                 state: peer.last.as_ref().map(|i| i.state.clone()),
                 mode: peer.last.as_ref().map(|i| i.mode.clone()),
-                rps: peer.last.as_ref().map(|i| crate::json::rate_value(i.rps)),
+                rps: peer.last.as_ref().map(|i| crate::base::json::rate_value(i.rps)),
                 share: peer.last.as_ref().map(|i| i.share),
                 versions: peer.last.as_ref().map(|i| i.versions),
                 last_seen_secs_ago: peer.last_seen.map(|t| round_tenth(now.duration_since(t).as_secs_f64())),
@@ -862,7 +862,7 @@ pub struct ClusterView {
 pub struct ShareView {
     pub index: u64,
     pub count: u64,
-    #[serde(serialize_with = "crate::json::serialize_rate")]
+    #[serde(serialize_with = "crate::base::json::serialize_rate")]
     pub rps: f64,
 }
 

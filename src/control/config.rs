@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::guard::{authorize, guarded_body, refuse_foreign_origin};
 use super::{ApiError, ControlState};
-use crate::logging::{RECENT, parse_limit};
+use crate::observe::logging::{RECENT, parse_limit};
 
 /// A config body is a handful of numbers.
 const MAX_CONFIG_BODY_BYTES: usize = 4 * 1024;

@@ -12,8 +12,8 @@ use serde::Deserialize;
 use super::guard::authorize;
 use super::{ApiError, ControlState};
 use crate::export::{self, Format, Spec, Traffic};
-use crate::scenario::ScenarioKind;
-use crate::slo;
+use crate::jobs::scenario::ScenarioKind;
+use crate::observe::slo;
 use crate::workload::{BUILTIN_SOURCE, Workload};
 
 /// Default length of an exported run, seconds.

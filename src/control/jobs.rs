@@ -9,7 +9,7 @@ use serde_json::json;
 use super::export::running_workload;
 use super::guard::{authorize, guarded_body, refuse_foreign_origin};
 use super::{ApiError, ControlState};
-use crate::events::{SubscribeError, Subscription, Topic, frame, names};
+use crate::control::events::{SubscribeError, Subscription, Topic, frame, names};
 use crate::jobs::{JobLimits, JobSpec, PRESETS};
 
 /// A job body names at most 64 requests: a few KiB.

@@ -15,17 +15,17 @@ use tokio::sync::{Notify, watch};
 
 use crate::cluster::document::{JobSection, SharedJob};
 use crate::cluster::{Cluster, Source};
+use crate::control::events::{EventHub, JobEvent, ModeEvent, SloEvent, StatsEvent, Topic, names};
 use crate::engine::Engine;
 use crate::engine::focus::Focus;
 use crate::engine::mode::{Mode, Plan, Shape};
-use crate::events::{EventHub, JobEvent, ModeEvent, SloEvent, StatsEvent, Topic, names};
 use crate::jobs::board::Due;
+use crate::jobs::slo_watch::{Reading, SloState, SloWatch, outcome_str};
 use crate::jobs::{
     Board, Clock, JobError, JobRecord, JobSpec, Measures, NameTotals, Progress, Resume, StopReason, Totals,
 };
-use crate::latency::{LatencyReport, LatencyWindow};
-use crate::slo::{Outcome, Slo};
-use crate::slo_watch::{Reading, SloState, SloWatch, outcome_str};
+use crate::observe::latency::{LatencyReport, LatencyWindow};
+use crate::observe::slo::{Outcome, Slo};
 use crate::state::{ConfigChangeError, PersistedState, RuntimeConfig, RuntimeSettings, STATE_VERSION, StateStore};
 
 /// A running job's numbers are published this often.
@@ -243,7 +243,7 @@ impl Live {
         let window_secs = slo.window().as_secs_f64();
         for flip in flips {
             let objective = &slo.slos()[flip.index];
-            let value = flip.value.map(|v| crate::slo_watch::shown_value(objective, v));
+            let value = flip.value.map(|v| crate::jobs::slo_watch::shown_value(objective, v));
             let (outcome, previous) = (outcome_str(flip.to), outcome_str(flip.from));
             // A number in the JSON line; without a value NaN, which the JSON
             // logger writes as null.
@@ -302,12 +302,12 @@ impl Live {
             Some(cluster) if plan.shape == Shape::Constant => {
                 // The document may say this already while a job's plan runs
                 // here: then it is put back in force here.
-                if !cluster.propose_plan(plan) {
+                if !cluster.propose_plan(plan.clone()) {
                     cluster.reapply_plan();
                 }
             }
             _ => {
-                self.engine.switch_to(plan);
+                self.engine.switch_to(plan.clone());
             }
         }
         self.hub.publish(
@@ -382,8 +382,9 @@ impl Live {
     fn play(&self, record: &JobRecord, clock: Clock, seed: u64) {
         let spec = &record.spec;
         let scenario = spec.scenario.0;
-        let shape = Shape::Story { scenario, duration_secs: spec.duration_secs, ramp_up_secs: spec.ramp_up_secs, seed };
         let max_rps = spec.max_rps.min(self.engine.modes().max_rps);
+        let stages = scenario.stages(spec.duration_secs, max_rps, spec.ramp_up_secs);
+        let shape = Shape::Story { stages: stages.into(), pauses: scenario.pauses(), seed };
         self.engine.set_focus(Some(Focus { requests: spec.endpoints.clone(), error_share: scenario.error_share() }));
         self.apply(Plan::new(Mode::Custom, max_rps).shaped(shape, clock.wall), "job_started", None);
         self.hub.publish(&Topic::Sidecar, names::JOB_STARTED, &job_event(record), false);
@@ -508,7 +509,8 @@ impl Live {
     pub fn job_stream(
         &self,
         id: &str,
-    ) -> Option<Result<Result<crate::events::Subscription, crate::events::SubscribeError>, JobRecord>> {
+    ) -> Option<Result<Result<crate::control::events::Subscription, crate::control::events::SubscribeError>, JobRecord>>
+    {
         // Under the lock: the job cannot end between the check and the
         // subscription, so the stream always gets its summary.
         let inner = self.inner.lock();

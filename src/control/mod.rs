@@ -3,6 +3,7 @@
 mod cluster;
 mod config;
 mod error;
+pub mod events;
 mod export;
 mod guard;
 mod jobs;
@@ -23,12 +24,12 @@ use actix_web::{HttpRequest, web};
 pub use error::ApiError;
 pub use workload::reload_file as reload_workload_file;
 
+use crate::app::descriptors::DescriptorBudget;
+use crate::base::token::ControlToken;
 use crate::cluster::Cluster;
-use crate::config::ControlToken;
-use crate::descriptors::DescriptorBudget;
 use crate::engine::Engine;
-use crate::metrics::Metrics;
-use crate::rate::SentRate;
+use crate::observe::metrics::Metrics;
+use crate::observe::rate::SentRate;
 use origin::AllowedOrigins;
 use server::{ConnectionStats, ServerLimits};
 

@@ -10,9 +10,9 @@ use serde_json::json;
 
 use super::guard::{authorize, refuse_foreign_origin};
 use super::{ApiError, ControlState};
+use crate::base::json::rate_value;
 use crate::engine::mode::{MIN_RPS, Mode, Shape};
 use crate::jobs::timed::{self, MAX_TIMED_SECS};
-use crate::json::rate_value;
 
 /// Control bodies are a few bytes; anything bigger is refused unread.
 const MAX_BODY_BYTES: usize = 4 * 1024;
@@ -62,7 +62,7 @@ pub async fn switch(
             modes.plan(fixed).ok_or_else(|| ApiError::Invalid(format!("mode '{fixed}' needs a rate")))?
         }
     };
-    let outcome = state.live.switch_mode(plan, duration);
+    let outcome = state.live.switch_mode(plan.clone(), duration);
     let mut answer = json!({"mode": plan.mode.as_str(), "rps": rate_value(plan.rps)});
     if let Shape::Ramp { from_rps, secs } = plan.shape {
         answer["ramp"] = json!({"from_rps": from_rps, "secs": secs});

@@ -13,10 +13,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::get_only;
 
-const INDEX_HTML: &str = include_str!("../panel/index.html");
-const PANEL_JS: &str = include_str!("../panel/panel.js");
-const PANEL_CSS: &str = include_str!("../panel/panel.css");
-const FAVICON_SVG: &str = include_str!("../panel/favicon.svg");
+const INDEX_HTML: &str = include_str!("panel/index.html");
+const PANEL_JS: &str = include_str!("panel/panel.js");
+const PANEL_CSS: &str = include_str!("panel/panel.css");
+const FAVICON_SVG: &str = include_str!("panel/favicon.svg");
 
 /// Self only: the page loads its own script, style and icon and talks to
 /// its own origin; it may not be framed, nor post forms anywhere.

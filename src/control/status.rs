@@ -5,15 +5,15 @@ use serde::Serialize;
 
 use super::live::{RecentLatency, SloStatus};
 use super::{ControlState, ServerInfo};
+use crate::base::json::Health;
 use crate::cluster::ClusterView;
 use crate::jobs::Progress;
-use crate::json::Health;
-use crate::metrics::Stats;
+use crate::observe::metrics::Stats;
 
 #[derive(Debug, Serialize)]
 pub struct Status {
     pub mode: &'static str,
-    #[serde(serialize_with = "crate::json::serialize_rate")]
+    #[serde(serialize_with = "crate::base::json::serialize_rate")]
     pub rps: f64,
     pub state: &'static str,
     pub uptime_secs: f64,
@@ -23,7 +23,7 @@ pub struct Status {
     pub achieved_rps: f64,
     pub in_flight: usize,
     pub max_in_flight: usize,
-    #[serde(serialize_with = "crate::json::serialize_rate")]
+    #[serde(serialize_with = "crate::base::json::serialize_rate")]
     pub max_rps: f64,
     pub mix: String,
     pub stats: Stats,

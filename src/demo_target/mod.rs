@@ -18,8 +18,8 @@ use rand::RngExt;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::cli::DemoTargetArgs;
-use crate::config::ConfigError;
+use crate::app::cli::DemoTargetArgs;
+use crate::base::setting::ConfigError;
 pub use auth::TokenStore;
 pub use store::{Order, OrderStore};
 pub use users::{User, UserStore};
@@ -141,7 +141,7 @@ pub async fn run(settings: DemoTargetSettings) -> anyhow::Result<()> {
         "demo target listening on {}", target.addr);
     let handle = target.server.handle();
     actix_rt::spawn(target.server);
-    crate::app::shutdown_signal().await;
+    crate::base::signal::shutdown_signal().await;
     handle.stop(true).await;
     log::info!("demo target stopped");
     Ok(())
@@ -329,7 +329,7 @@ async fn error_route(state: web::Data<DemoState>, req: HttpRequest) -> HttpRespo
 }
 
 async fn health() -> HttpResponse {
-    HttpResponse::Ok().json(crate::json::Health::healthy("demo-target"))
+    HttpResponse::Ok().json(crate::base::json::Health::healthy("demo-target"))
 }
 
 async fn metrics(state: web::Data<DemoState>) -> HttpResponse {

@@ -30,8 +30,8 @@ use tokio::io::unix::AsyncFd;
 use super::http::{Answer, AnswerError, AnswerParser, Progress, max_answer_bytes};
 use super::resolve::{ResolveError, Resolver};
 use super::tls::{TlsClient, TlsError, TlsSettings, client_config};
-use crate::config::TargetUrl;
-use crate::metrics::{ErrorKind, RetryCounters, RetryReason};
+use crate::base::url::TargetUrl;
+use crate::observe::metrics::{ErrorKind, RetryCounters, RetryReason};
 use crate::workload::{RequestParts as WorkloadParts, Workload};
 
 /// Largest answer body read; a longer one ends the exchange unread and the

@@ -11,7 +11,7 @@ pub mod client;
 mod deadline;
 pub mod focus;
 pub mod http;
-pub mod mix;
+
 pub mod mode;
 mod pace_timer;
 mod resolve;
@@ -30,9 +30,9 @@ use parking_lot::Mutex;
 use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::TargetUrl;
-use crate::latency::LatencyTable;
-use crate::metrics::Metrics;
+use crate::base::url::TargetUrl;
+use crate::observe::latency::LatencyTable;
+use crate::observe::metrics::Metrics;
 use crate::workload::{MAX_POOLS, ORDER_IDS, Role, RunState, Workload};
 use mode::{Mode, ModeTable, Plan, Shape, Share};
 
@@ -295,7 +295,7 @@ impl Engine {
         let plan = self.plan();
         match modes.rate_of(plan.mode) {
             Some(rps) if plan.shape == Shape::Constant && plan.rps != rps => {
-                self.switch_to(Plan { rps, ..plan });
+                self.switch_to(Plan { rps, ..plan.clone() });
             }
             // Re-read by the worker: the new jitter takes effect.
             _ => self.plan.send_modify(|_| {}),
@@ -303,7 +303,7 @@ impl Engine {
     }
 
     pub fn plan(&self) -> Plan {
-        *self.plan.borrow()
+        self.plan.borrow().clone()
     }
 
     /// Switches to `next` (ending the warm-up if it is still on). Returns
@@ -329,8 +329,7 @@ impl Engine {
             if *plan == next {
                 return false;
             }
-            previous = Some(*plan);
-            *plan = next;
+            previous = Some(std::mem::replace(plan, next.clone()));
             true
         });
         let Some(previous) = previous else { return false };
@@ -373,7 +372,7 @@ impl Engine {
                 return false;
             }
             plan.warming_up = false;
-            started = Some(*plan);
+            started = Some(plan.clone());
             true
         });
         let plan = started?;
@@ -416,7 +415,7 @@ impl Engine {
     /// Request counts, an answer counted successful by its request's
     /// `success` codes in the running workload (any 2xx for names it no
     /// longer has).
-    pub fn stats(&self) -> crate::metrics::Stats {
+    pub fn stats(&self) -> crate::observe::metrics::Stats {
         let workload = self.workload();
         self.shared.metrics.stats_by(|name, status| match workload.find(name) {
             Some(id) => workload.is_success(id, status),

@@ -2,11 +2,12 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::schedule::RateSchedule;
 use super::stages::{Ragged, Stages};
-use crate::scenario::{ACTIVE_BETWEEN_PAUSES, ScenarioKind};
+use crate::base::shape::{PausePattern, Stage};
 
 /// A named traffic level the control API can switch to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -146,7 +147,7 @@ impl Share {
 
 /// What the engine should be doing: the one value the control API changes
 /// and the engine watches.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub mode: Mode,
     /// The whole rate; with replicas, of all of them together (see `share`).
@@ -165,19 +166,21 @@ pub struct Plan {
     pub shape: Shape,
 }
 
-/// The rate over time of a plan, `rps` being its headline rate. Small and
-/// `Copy` like the plan: the worker builds the schedule from it.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// The rate over time of a plan, `rps` being its headline rate: the
+/// worker builds the schedule from it. Shapes come as data; the engine
+/// does not know which story wrote them.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Shape {
     /// `rps` for ever: a mode.
     Constant,
     /// A straight line from `from_rps` to `rps` over `secs`, then `rps`
     /// held: `POST /mode/custom {"rps", "ramp_secs"}`.
     Ramp { from_rps: f64, secs: f64 },
-    /// A job's story at up to `rps`; nothing is sent after it ends.
-    /// `seed` draws latency degradation's pauses (the jobs board uses the
-    /// same one to know the target rate at each moment).
-    Story { scenario: ScenarioKind, duration_secs: f64, ramp_up_secs: f64, seed: u64 },
+    /// A job's story: `stages` from the anchor (their rates at most `rps`),
+    /// made ragged by `pauses` if given; nothing is sent after the last
+    /// stage. `seed` draws the pauses (the jobs board uses the same one to
+    /// know the target rate at each moment).
+    Story { stages: Arc<[Stage]>, pauses: Option<PausePattern>, seed: u64 },
 }
 
 /// What the engine is doing, as `/status` reports it.
@@ -215,15 +218,14 @@ impl Plan {
         if self.warming_up {
             return None;
         }
-        let schedule = match self.shape {
+        let schedule = match &self.shape {
             Shape::Constant => RateSchedule::constant(self.rps),
             Shape::Ramp { from_rps, secs } => {
-                RateSchedule::staged(Stages::ramp_then_hold(secs, from_rps, self.rps), None)
+                RateSchedule::staged(Stages::ramp_then_hold(*secs, *from_rps, self.rps), None)
             }
-            Shape::Story { scenario, duration_secs, ramp_up_secs, seed } => {
-                let stages = Stages::new(&scenario.stages(duration_secs, self.rps, ramp_up_secs), 0.0);
-                let ragged = scenario.pauses().map(|pauses| Ragged::new(pauses, ACTIVE_BETWEEN_PAUSES, seed));
-                RateSchedule::staged(stages, ragged)
+            Shape::Story { stages, pauses, seed } => {
+                let ragged = pauses.map(|p| Ragged::new(p.pauses, p.active, *seed));
+                RateSchedule::staged(Stages::new(stages, 0.0), ragged)
             }
         };
         (!schedule.is_silent()).then_some(schedule)
@@ -334,7 +336,9 @@ mod tests {
         let at = |secs: f64| start + std::time::Duration::from_secs_f64(secs);
         let ramp = Plan::new(Mode::Custom, 100.0).shaped(Shape::Ramp { from_rps: 20.0, secs: 10.0 }, start);
         assert_eq!((ramp.rate_at(start), ramp.rate_at(at(5.0)), ramp.rate_at(at(60.0))), (20.0, 60.0, 100.0));
-        let story = Shape::Story { scenario: ScenarioKind::Peak, duration_secs: 40.0, ramp_up_secs: 0.0, seed: 1 };
+        // A peak to 50/s over 40 s.
+        let stages = [Stage::ramp(10.0, 0.0, 50.0), Stage::ramp(20.0, 50.0, 50.0), Stage::ramp(10.0, 50.0, 0.0)];
+        let story = Shape::Story { stages: stages.into(), pauses: None, seed: 1 };
         let mut job = Plan::new(Mode::Custom, 50.0).shaped(story, start);
         let schedule = job.schedule().expect("a story sends");
         assert_eq!(schedule.position_at(40.0), 1500.0);
@@ -345,9 +349,8 @@ mod tests {
         assert_eq!(job.sending_rps(), 25.0);
         // Latency degradation pauses: some moment of its first 5 s sends nothing.
         let ragged = Shape::Story {
-            scenario: ScenarioKind::LatencyDegradation,
-            duration_secs: 20.0,
-            ramp_up_secs: 0.0,
+            stages: [Stage::ramp(20.0, 10.0, 10.0)].into(),
+            pauses: Some(PausePattern { pauses: (0.1, 0.5), active: (0.5, 2.0) }),
             seed: 3,
         };
         let schedule = Plan::new(Mode::Custom, 10.0).shaped(ragged, start).schedule().unwrap();

@@ -577,9 +577,10 @@ mod tests {
 
     #[test]
     fn a_peak_sends_the_integral_of_its_rate_half_of_max_in_its_first_quarter() {
-        use crate::scenario::ScenarioKind;
+        use crate::base::shape::Stage;
         let mut r = rng();
-        let stages = Stages::new(&ScenarioKind::Peak.stages(40.0, 50.0, 0.0), 0.0);
+        let peak = [Stage::ramp(10.0, 0.0, 50.0), Stage::ramp(20.0, 50.0, 50.0), Stage::ramp(10.0, 50.0, 0.0)];
+        let stages = Stages::new(&peak, 0.0);
         let mut pacer = Pacer::new(RateSchedule::staged(stages, None), 0.2, &mut r);
         let times = send_times(&mut pacer, 100.0, &mut r);
         // 3/4 of 50 req/s over 40 s, and nothing after the end.
@@ -593,7 +594,7 @@ mod tests {
     #[test]
     fn ragged_pauses_leave_gaps_and_lose_no_request() {
         let mut r = rng();
-        let stages = Stages::new(&[crate::scenario::Stage::ramp(20.0, 100.0, 100.0)], 0.0);
+        let stages = Stages::new(&[crate::base::shape::Stage::ramp(20.0, 100.0, 100.0)], 0.0);
         let ragged = Ragged::new((0.1, 0.5), (0.5, 2.0), 7);
         let schedule = RateSchedule::staged(stages, Some(ragged));
         let mut pacer = Pacer::new(schedule.clone(), 0.0, &mut r);

@@ -15,7 +15,7 @@
 //!
 //! Both are pure: no clock, no I/O; any `f64` is accepted without a panic.
 
-use crate::scenario::Stage;
+use crate::base::shape::Stage;
 
 /// A stage longer than this (about 115 days) is cut to it: no job or timed
 /// mode comes near, and it keeps every sum far from overflowing.
@@ -341,8 +341,23 @@ fn mix(seed: u64, n: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::{ACTIVE_BETWEEN_PAUSES, PAUSES, ScenarioKind};
     use proptest::prelude::*;
+
+    /// Latency degradation's pattern.
+    const PAUSES: (f64, f64) = (0.1, 0.5);
+    const ACTIVE: (f64, f64) = (0.5, 2.0);
+
+    /// 0 → max over the first quarter, hold, back to 0 over the last quarter.
+    fn peak(secs: f64, max: f64) -> Vec<Stage> {
+        let q = secs / 4.0;
+        vec![Stage::ramp(q, 0.0, max), Stage::ramp(secs - 2.0 * q, max, max), Stage::ramp(q, max, 0.0)]
+    }
+
+    /// 0 → max over `ramp`, then max held to the end.
+    fn ramp_hold(secs: f64, max: f64, ramp: f64) -> Vec<Stage> {
+        let ramp = ramp.min(secs);
+        vec![Stage::ramp(ramp, 0.0, max), Stage::ramp(secs - ramp, max, max)]
+    }
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
@@ -405,7 +420,7 @@ mod tests {
 
     #[test]
     fn peak_holds_max_in_the_middle_and_its_first_quarter_averages_half() {
-        let peak = Stages::new(&ScenarioKind::Peak.stages(120.0, 50.0, 0.0), 0.0);
+        let peak = Stages::new(&peak(120.0, 50.0), 0.0);
         assert!(close(peak.position_at(30.0) / 30.0, 25.0));
         assert!(close(peak.rate_at(60.0), 50.0));
         assert!(close(peak.position_at(90.0) - peak.position_at(30.0), 3000.0));
@@ -439,19 +454,15 @@ mod tests {
     }
 
     #[test]
-    fn counts_stay_within_one_request_of_the_integral_for_every_scenario() {
-        for kind in ScenarioKind::ALL {
-            for (duration, max, ramp) in [(30.0, 10.0, 0.0), (60.0, 100.0, 10.0), (120.0, 500.0, 20.0), (7.0, 0.3, 3.0)]
-            {
-                let stages = Stages::new(&kind.stages(duration, max, ramp), 0.0);
+    fn counts_stay_within_one_request_of_the_integral_for_every_shape() {
+        for (duration, max, ramp) in [(30.0, 10.0, 0.0), (60.0, 100.0, 10.0), (120.0, 500.0, 20.0), (7.0, 0.3, 3.0)] {
+            for shape in [peak(duration, max), ramp_hold(duration, max, ramp)] {
+                let stages = Stages::new(&shape, 0.0);
                 let times: Vec<f64> = (0..=400).map(|i| duration * f64::from(i) / 400.0).collect();
                 let counts = counts_at(&stages, 0.2, 7, &times);
                 for (t, n) in times.iter().zip(counts) {
                     let expected = stages.position_at(*t);
-                    assert!(
-                        (n as f64 - expected).abs() <= 1.1,
-                        "{kind} {duration}s at {max}: {n} by {t}, due {expected}"
-                    );
+                    assert!((n as f64 - expected).abs() <= 1.1, "{shape:?} at {t}: {n}, due {expected}");
                 }
             }
         }
@@ -472,7 +483,7 @@ mod tests {
 
     #[test]
     fn ragged_pauses_are_within_their_bounds_and_stop_the_schedule_clock() {
-        let mut clock = Ragged::new(PAUSES, ACTIVE_BETWEEN_PAUSES, 42);
+        let mut clock = Ragged::new(PAUSES, ACTIVE, 42);
         let mut in_pause = 0.0;
         let mut pauses = Vec::new();
         let step = 0.001;
@@ -504,15 +515,15 @@ mod tests {
     #[test]
     fn ragged_answers_the_same_in_any_order() {
         let times: Vec<f64> = (0..2000).map(|i| f64::from(i) * 0.137).collect();
-        let mut forward = Ragged::new(PAUSES, ACTIVE_BETWEEN_PAUSES, 9);
+        let mut forward = Ragged::new(PAUSES, ACTIVE, 9);
         let ahead: Vec<f64> = times.iter().map(|&w| forward.schedule_time(w).unwrap()).collect();
-        let mut backward = Ragged::new(PAUSES, ACTIVE_BETWEEN_PAUSES, 9);
+        let mut backward = Ragged::new(PAUSES, ACTIVE, 9);
         let behind: Vec<f64> = times.iter().rev().map(|&w| backward.schedule_time(w).unwrap()).collect();
         for (a, b) in ahead.iter().zip(behind.iter().rev()) {
             assert!((a - b).abs() < 1e-9, "{a} vs {b}");
         }
         // And wall time is the inverse off the pauses.
-        let mut clock = Ragged::new(PAUSES, ACTIVE_BETWEEN_PAUSES, 9);
+        let mut clock = Ragged::new(PAUSES, ACTIVE, 9);
         for &w in &times {
             let s = clock.schedule_time(w).unwrap();
             let back = clock.wall_time(s).unwrap();
@@ -523,8 +534,8 @@ mod tests {
 
     #[test]
     fn a_ragged_constant_sends_the_integral_over_the_time_not_paused() {
-        let stages = Stages::new(&ScenarioKind::LatencyDegradation.stages(60.0, 200.0, 5.0), 0.0);
-        let mut wall = Ragged::new(PAUSES, ACTIVE_BETWEEN_PAUSES, 3);
+        let stages = Stages::new(&ramp_hold(60.0, 200.0, 5.0), 0.0);
+        let mut wall = Ragged::new(PAUSES, ACTIVE, 3);
         let mut schedule = wall;
         // The engine's two questions, each on its own cursor: when is the
         // next slot on the wall, and where is the schedule now.

@@ -49,8 +49,8 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use super::client::{ClientError, ClientSettings, MAX_BODY_BYTES, Outcome, RequestParts};
 use super::http::{AnswerError, max_answer_bytes};
 use super::resolve::{ResolveError, Resolver};
-use crate::config::TargetUrl;
-use crate::metrics::{ErrorKind, RetryCounters};
+use crate::base::url::TargetUrl;
+use crate::observe::metrics::{ErrorKind, RetryCounters};
 
 /// How certificates are checked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -37,8 +37,8 @@ use super::pace_timer::PaceTimer;
 use super::schedule::{Pacer, pickup, send_instant};
 use super::tls::TlsError;
 use super::{Engine, InFlightPermit};
-use crate::latency::LatencyTable;
-use crate::metrics::{ErrorKind, RequestSeries};
+use crate::observe::latency::LatencyTable;
+use crate::observe::metrics::{ErrorKind, RequestSeries};
 use crate::workload::focus::FocusedDraw;
 use crate::workload::{Chosen, Draw, Method, RequestId, Role, RunState, Workload};
 
@@ -222,7 +222,7 @@ impl Worker {
     /// Sends by the current plan until it changes (returns true: follow the
     /// new one) or shutdown (returns false).
     async fn follow(&mut self, plans: &mut watch::Receiver<Plan>, shutdown: &CancellationToken) -> bool {
-        let plan = *plans.borrow_and_update();
+        let plan = plans.borrow_and_update().clone();
         self.follow_workload();
         self.publish_pools();
         // Before the first traffic (and before a new workload's, while

@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use super::Spec;
 use super::script::{Body, CapSource, Ctx, Gen, JsonExpr, Piece, Script};
 use super::text::{comment, num, yaml_str};
-use crate::slo::{Metric, Percentile};
+use crate::observe::slo::{Metric, Percentile};
 use crate::workload::Role;
 use crate::workload::template::Item;
 

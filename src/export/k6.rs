@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use super::script::{Body, CapSource, Ctx, Gen, JsonExpr, Piece, Req, Script};
 use super::text::{comment, go_duration, js_str, num};
 use super::{Spec, expected_rps};
-use crate::slo::{Metric, Percentile};
+use crate::observe::slo::{Metric, Percentile};
 use crate::workload::Role;
 use crate::workload::template::Item;
 

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use super::script::{Body, CapSource, Ctx, Gen, JsonExpr, Piece, Req, Script};
 use super::text::{comment, num, py_str};
 use super::{Spec, expected_rps};
-use crate::slo::{Metric, Percentile};
+use crate::observe::slo::{Metric, Percentile};
 use crate::workload::Role;
 use crate::workload::template::Item;
 

@@ -14,7 +14,6 @@
 //! - [`command`]: `trafficgen export …`.
 
 mod artillery;
-pub mod command;
 mod k6;
 mod locust;
 mod script;
@@ -23,8 +22,9 @@ mod text;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::scenario::{ScenarioKind, Stage};
-use crate::slo::{self, Slo, SloError};
+use crate::base::shape::{PausePattern, Stage};
+use crate::jobs::scenario::ScenarioKind;
+use crate::observe::slo::{self, Slo, SloError};
 use crate::workload::Workload;
 use crate::workload::model::{Model, Role};
 
@@ -238,7 +238,8 @@ pub fn render(format: Format, workload: &Workload, spec: &Spec) -> Result<String
     let error_share = spec.traffic.scenario.map_or(0.0, ScenarioKind::error_share);
     let script = Script::new(model, &sizes, error_share, spec.endpoints.as_deref());
     let mut notes = script.notes.clone();
-    if let Some((shortest, longest)) = spec.traffic.scenario.and_then(ScenarioKind::pauses) {
+    if let Some(PausePattern { pauses: (shortest, longest), .. }) = spec.traffic.scenario.and_then(ScenarioKind::pauses)
+    {
         notes.push(format!(
             "This scenario pauses sending at random for {} to {} at a time; {} keeps its arrival rate steady and has no such pauses, so the rate here is not ragged.",
             secs(shortest),

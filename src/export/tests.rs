@@ -1,7 +1,7 @@
 //! Exports of small workloads, checked for what each tool must be told.
 
 use super::*;
-use crate::slo;
+use crate::observe::slo;
 use crate::workload::{Options, Target, load_str};
 
 fn workload(text: &str) -> Workload {

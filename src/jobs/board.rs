@@ -26,7 +26,6 @@ use super::spec::JobSpec;
 use super::summary::{Measures, Progress, RequestCounts, Summary, round3};
 use crate::engine::mode::Mode;
 use crate::engine::stages::{Ragged, Stages};
-use crate::scenario::ACTIVE_BETWEEN_PAUSES;
 
 /// Jobs kept in the registry, the running one included.
 pub const HISTORY: usize = 50;
@@ -245,7 +244,7 @@ impl Board {
         // A timed mode gives way to the job, which returns to where it would have.
         let resume = self.timed.take().map_or(current, |t| t.resume);
         let stages = Stages::new(&spec.stages(), 0.0);
-        let ragged = spec.scenario.0.pauses().map(|pauses| Ragged::new(pauses, ACTIVE_BETWEEN_PAUSES, seed));
+        let ragged = spec.scenario.0.pauses().map(|p| Ragged::new(p.pauses, p.active, seed));
         let record = JobRecord {
             job_id,
             status: JobStatus::Running,
@@ -463,7 +462,7 @@ mod tests {
     use super::*;
     use crate::jobs::spec::JobLimits;
     use crate::jobs::summary::Totals;
-    use crate::latency::LatencyTable;
+    use crate::observe::latency::LatencyTable;
 
     const STEADY: Resume = Resume { mode: Mode::Steady, rps: 2.0 };
     const BURST: Resume = Resume { mode: Mode::Burst, rps: 20.0 };

@@ -10,6 +10,8 @@
 //! these; nothing here sends or serves anything.
 
 pub mod board;
+pub mod scenario;
+pub mod slo_watch;
 pub mod spec;
 pub mod summary;
 pub mod timed;

@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::JobError;
+use crate::base::shape::Stage;
 use crate::engine::mode::check_rate;
-use crate::scenario::{ScenarioKind, Stage};
+use crate::jobs::scenario::ScenarioKind;
 
 /// Shortest and longest job, seconds.
 pub const MIN_DURATION_SECS: f64 = 1.0;
@@ -443,7 +444,7 @@ mod tests {
     #[test]
     fn the_builtin_workload_gives_its_names() {
         let options = crate::workload::Options {
-            target: crate::workload::Target::new(&crate::config::TargetUrl::parse("http://x").unwrap()),
+            target: crate::workload::Target::new(&crate::base::url::TargetUrl::parse("http://x").unwrap()),
             default_pool_size: 50,
         };
         let workload = crate::workload::orders(crate::workload::OrderWeights::default(), &options).unwrap();

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::latency::{LatencyPercentiles, Snapshot};
+use crate::observe::latency::{LatencyPercentiles, Snapshot};
 
 /// The sidecar's counters at a moment (all traffic, since start).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -191,7 +191,7 @@ fn round4(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::latency::LatencyTable;
+    use crate::observe::latency::LatencyTable;
     use std::time::Duration;
 
     fn measures(table: &LatencyTable, totals: Totals, by_name: &[(&str, u64, u64)], in_flight: u64) -> Measures {

@@ -11,8 +11,8 @@ use rand::rngs::SmallRng;
 
 use super::model::{Body, RequestDef};
 use super::{Draw, Options, RequestId, Role, RunState, Target, Workload, load_file};
-use crate::cli::WorkloadCheckArgs;
-use crate::config::TargetUrl;
+use crate::app::cli::WorkloadCheckArgs;
+use crate::base::url::TargetUrl;
 
 /// Exit code for a workload that cannot be used, as for bad settings.
 const BAD_INPUT: u8 = 2;

@@ -32,6 +32,7 @@ pub mod capture;
 pub mod check;
 mod compile;
 pub mod focus;
+pub mod mix;
 pub mod model;
 pub mod pool;
 pub mod render;
@@ -53,7 +54,7 @@ pub use compile::{MAX_REQUEST_BYTES, PoolId, RequestId};
 pub use model::{MAX_POOLS, MAX_REQUESTS, Method, Model, Problem, Role};
 pub use render::{Chosen, Clock, Draw, RequestParts, RunState};
 
-use crate::config::TargetUrl;
+use crate::base::url::TargetUrl;
 
 /// Largest workload file (or `PUT /workload` body).
 pub const MAX_FILE_BYTES: usize = 1024 * 1024;

@@ -10,8 +10,8 @@ use rand::{RngExt, SeedableRng};
 
 use super::*;
 use crate::engine::http::RequestTemplate;
-use crate::engine::mix::{Endpoint, Mix};
 use crate::engine::ring::{OrderId, OrderIdRing};
+use crate::workload::mix::{Endpoint, Mix};
 
 /// Counts this thread's allocations, to prove rendering makes none.
 struct CountingAllocator;

@@ -299,7 +299,7 @@ fn send(
 /// Plays `requests` requests of an example against `target`: its setup
 /// requests first, then draws by weight, as the engine will.
 fn play(name: &str, target: &Proc, requests: u32) -> (Workload, Seen) {
-    let url = trafficgen::config::TargetUrl::parse(&format!("http://{}", target.addr)).unwrap();
+    let url = trafficgen::base::url::TargetUrl::parse(&format!("http://{}", target.addr)).unwrap();
     let options = Options { target: Target::new(&url), default_pool_size: 50 };
     let workload = workload::load_file(&example(name), &options).unwrap_or_else(|e| panic!("{e}"));
     let mut state = RunState::new(&workload);
@@ -388,7 +388,7 @@ fn login_then_api_sends_nothing_while_it_has_no_token() {
     let text =
         std::fs::read_to_string(example("login-then-api.yaml")).unwrap().replace("password: demo", "password: wrong");
     let file = TempFile::new("wrong-password.yaml", text.as_bytes());
-    let url = trafficgen::config::TargetUrl::parse(&format!("http://{}", target.addr)).unwrap();
+    let url = trafficgen::base::url::TargetUrl::parse(&format!("http://{}", target.addr)).unwrap();
     let options = Options { target: Target::new(&url), default_pool_size: 50 };
     let workload = workload::load_file(Path::new(file.path()), &options).unwrap();
     let mut state = RunState::new(&workload);
@@ -814,11 +814,11 @@ fn sighup_reads_the_workload_file_again_and_ignores_a_bad_one() {
 fn a_focus_narrows_the_engines_draw_to_its_requests_and_error_share() {
     use std::sync::Arc;
     use tokio_util::sync::CancellationToken;
-    use trafficgen::config::{TargetUrl, builtin_workload};
+    use trafficgen::app::config::{TargetUrl, builtin_workload};
     use trafficgen::engine::focus::Focus;
-    use trafficgen::engine::mix::Mix;
     use trafficgen::engine::mode::{Mode, ModeTable};
     use trafficgen::engine::{Engine, EngineSettings};
+    use trafficgen::workload::mix::Mix;
 
     // 200 requests a second: alone, so neither it nor a rate test beside it is starved.
     let _heavy = heavy_test();
@@ -839,7 +839,7 @@ fn a_focus_narrows_the_engines_draw_to_its_requests_and_error_share() {
         client: Default::default(),
         trace: Default::default(),
     };
-    let engine = Engine::new(settings, Arc::new(trafficgen::metrics::Metrics::new().unwrap()));
+    let engine = Engine::new(settings, Arc::new(trafficgen::observe::metrics::Metrics::new().unwrap()));
     engine.set_focus(Some(Focus { requests: Some(vec!["list_orders".into()]), error_share: 0.5 }));
     let (shutdown, abandon) = (CancellationToken::new(), CancellationToken::new());
     let _task = engine.start(shutdown.clone(), abandon).unwrap();

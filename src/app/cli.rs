@@ -1,5 +1,5 @@
 //! Command-line and environment interface (clap). Values are parsed here;
-//! ranges and cross-setting rules are checked once in [`crate::config`].
+//! ranges and cross-setting rules are checked once in [`crate::app::config`].
 
 use std::net::IpAddr;
 

@@ -5,159 +5,21 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::cli::{LogFormat, SidecarArgs};
+use crate::app::cli::{LogFormat, SidecarArgs};
+pub use crate::base::setting::ConfigError;
+pub use crate::base::token::ControlToken;
+pub use crate::base::url::TargetUrl;
 use crate::cluster::peers::PeersSetting;
 use crate::control::origin::AllowedOrigins;
 use crate::control::server::ServerLimits;
 use crate::engine::EngineSettings;
 use crate::engine::client::ClientSettings;
-use crate::engine::mix::{Endpoint, Mix};
 use crate::engine::mode::{MIN_RPS, Mode, ModeTable, check_rate};
 use crate::engine::tls::{TlsError, TlsSettings, client_config};
-use crate::slo::Slo;
+use crate::observe::slo::Slo;
 use crate::workload::TraceHeaders;
+use crate::workload::mix::{Endpoint, Mix};
 use crate::workload::{self, OrderWeights, Workload};
-
-/// A setting that failed validation. Displays as one line naming it.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("invalid {setting}={value:?}: {reason}")]
-pub struct ConfigError {
-    pub setting: &'static str,
-    pub value: String,
-    pub reason: String,
-}
-
-impl ConfigError {
-    pub fn new(setting: &'static str, value: impl fmt::Display, reason: impl fmt::Display) -> Self {
-        ConfigError { setting, value: value.to_string(), reason: reason.to_string() }
-    }
-}
-
-/// The base URL traffic goes to (`http[s]://host[:port][/prefix]`), with
-/// its parts taken apart once.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TargetUrl {
-    /// As given, without a trailing slash.
-    url: String,
-    https: bool,
-    /// Host name or address, IPv6 without brackets.
-    host: String,
-    port: u16,
-    /// `host[:port]` as given, for the `Host` header.
-    authority: String,
-    /// Path before `/orders`, without a trailing slash (often empty).
-    path_prefix: String,
-}
-
-impl TargetUrl {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let trimmed = raw.trim();
-        let uri: actix_web::http::Uri = trimmed.parse().map_err(|e| format!("not a URL ({e})"))?;
-        let https = match uri.scheme_str() {
-            Some("http") => false,
-            Some("https") => true,
-            _ => return Err("must start with http:// or https://".into()),
-        };
-        let host = uri.host().filter(|h| !h.is_empty()).ok_or("has no host")?;
-        if uri.query().is_some() || trimmed.contains('#') {
-            return Err("must not have a query or fragment; give the base URL the orders API lives under".into());
-        }
-        let authority = uri.authority().map_or("", |a| a.as_str());
-        if authority.contains('@') {
-            return Err("must not carry credentials".into());
-        }
-        // The URI parser takes any digits after the colon (and `port()` then
-        // reports none), so read the port off the authority ourselves.
-        let after_host = &authority[authority.rfind(']').map_or(0, |i| i + 1)..];
-        let port = match after_host.rsplit_once(':') {
-            None if https => 443,
-            None => 80,
-            Some((_, port)) => port
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(|| format!("port {port} is not from 1 to 65535"))?,
-        };
-        Ok(TargetUrl {
-            url: trimmed.trim_end_matches('/').to_string(),
-            https,
-            host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
-            port,
-            authority: authority.to_string(),
-            path_prefix: uri.path().trim_end_matches('/').to_string(),
-        })
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.url
-    }
-
-    pub fn is_https(&self) -> bool {
-        self.https
-    }
-
-    pub fn host(&self) -> &str {
-        &self.host
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    pub fn authority(&self) -> &str {
-        &self.authority
-    }
-
-    pub fn path_prefix(&self) -> &str {
-        &self.path_prefix
-    }
-}
-
-impl fmt::Display for TargetUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.url)
-    }
-}
-
-/// The shared secret of the control API. Its `Debug` never shows it, so it
-/// cannot leak through a logged config.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ControlToken(String);
-
-impl ControlToken {
-    pub fn parse(raw: &str) -> Result<Self, &'static str> {
-        if raw.is_empty() {
-            return Err("must not be empty");
-        }
-        if !raw.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err("must be printable ASCII without spaces (it travels in an HTTP header)");
-        }
-        Ok(ControlToken(raw.to_string()))
-    }
-
-    /// The `Authorization` header value that carries it, for requests to
-    /// peers. Never log it.
-    pub fn bearer(&self) -> String {
-        format!("Bearer {}", self.0)
-    }
-
-    /// Compares in time independent of where the first difference is, so
-    /// response timing does not reveal the token byte by byte.
-    pub fn matches(&self, candidate: &[u8]) -> bool {
-        let expected = self.0.as_bytes();
-        let mut difference = expected.len() ^ candidate.len();
-        for (i, e) in expected.iter().enumerate() {
-            difference |= usize::from(e ^ candidate.get(i).copied().unwrap_or(0));
-        }
-        difference == 0
-    }
-}
-
-impl fmt::Debug for ControlToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ControlToken(<redacted>)")
-    }
-}
 
 /// A token file is a few dozen bytes; a bigger one is a mistake (a wrong
 /// path, a device) and must not be read into memory whole.
@@ -358,9 +220,9 @@ impl TryFrom<SidecarArgs> for Config {
         };
         // Per-request objectives must name requests the workload has.
         let slo_text = args.slo.as_deref().unwrap_or_default();
-        let slos = crate::slo::parse(slo_text).map_err(|e| ConfigError::new("SLO", slo_text, e))?;
+        let slos = crate::observe::slo::parse(slo_text).map_err(|e| ConfigError::new("SLO", slo_text, e))?;
         let names: Vec<&str> = workload.requests().map(|id| workload.name(id)).collect();
-        crate::slo::check_scopes(&slos, &names).map_err(|e| ConfigError::new("SLO", slo_text, e))?;
+        crate::observe::slo::check_scopes(&slos, &names).map_err(|e| ConfigError::new("SLO", slo_text, e))?;
 
         let max_in_flight = whole("MAX_IN_FLIGHT", args.max_in_flight, 1, 100_000)?;
         let default_warmup = if args.demo { 1.0 } else { 10.0 };
@@ -436,7 +298,7 @@ impl TryFrom<SidecarArgs> for Config {
 /// A duration as `trafficgen export --duration` takes it (`90`, `30s`, `1m`,
 /// `1.5h`), from `min` to `max` seconds.
 pub fn window_duration(setting: &'static str, raw: &str, min: u64, max: u64) -> Result<Duration, ConfigError> {
-    let secs = crate::export::command::parse_duration(raw).map_err(|e| ConfigError::new(setting, raw, e))?;
+    let secs = crate::base::duration::parse_duration(raw).map_err(|e| ConfigError::new(setting, raw, e))?;
     if !(min as f64..=max as f64).contains(&secs) {
         return Err(ConfigError::new(setting, raw, format!("must be from {min} s to {max} s (e.g. 30s, 1m)")));
     }
@@ -446,7 +308,7 @@ pub fn window_duration(setting: &'static str, raw: &str, min: u64, max: u64) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::Cli;
+    use crate::app::cli::Cli;
     use clap::Parser;
 
     /// Parses flags only (no environment), as `trafficgen` would.

@@ -23,8 +23,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::cli::SidecarArgs;
-use crate::config::{Config, ConfigError};
+use crate::app::cli::SidecarArgs;
+use crate::app::config::{Config, ConfigError};
 use crate::jobs::JobRecord;
 
 /// The settings `PUT /config` may change, with their current values.
@@ -455,7 +455,7 @@ fn read_bounded(path: &Path, max_bytes: usize) -> Result<Option<Vec<u8>>, String
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::Cli;
+    use crate::app::cli::Cli;
     use crate::engine::mode::Mode;
     use crate::jobs::{Board, Clock, JobLimits, JobSpec, Measures, Resume};
     use clap::Parser;

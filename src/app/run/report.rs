@@ -7,9 +7,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::jobs::slo_watch::SloState;
 use crate::jobs::summary::Summary;
-use crate::latency::Percentiles;
-use crate::slo_watch::SloState;
+use crate::observe::latency::Percentiles;
 
 /// The whole result of a run, as `--summary-json` writes it.
 #[derive(Debug, Clone, Serialize)]
@@ -196,7 +196,7 @@ fn trim(x: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
-/// The unit [`crate::slo_watch::shown_value`] gives an objective's value in.
+/// The unit [`crate::jobs::slo_watch::shown_value`] gives an objective's value in.
 fn unit_of(slo: &str) -> &'static str {
     let metric = slo.rsplit(':').next().unwrap_or(slo).trim_start();
     if metric.starts_with("error_rate") || metric.starts_with("rps") { " %" } else { " ms" }
@@ -206,7 +206,7 @@ fn unit_of(slo: &str) -> &'static str {
 mod tests {
     use super::*;
     use crate::jobs::summary::{NameSummary, RequestCounts};
-    use crate::latency::LatencyPercentiles;
+    use crate::observe::latency::LatencyPercentiles;
 
     fn percentiles(p50: f64, max: f64) -> LatencyPercentiles {
         let p = Percentiles {

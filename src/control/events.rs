@@ -115,7 +115,7 @@ pub struct StatsEvent {
     /// Over the last second.
     pub error_ratio: f64,
     /// Over the last 10 s, overall.
-    pub latency_ms: crate::latency::LatencyPercentiles,
+    pub latency_ms: crate::observe::latency::LatencyPercentiles,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
 }
@@ -172,7 +172,7 @@ impl EventHub {
     }
 
     /// A hub that counts the frames lost to slow readers into `dropped`
-    /// (see [`crate::metrics::Metrics::events_dropped`]).
+    /// (see [`crate::observe::metrics::Metrics::events_dropped`]).
     pub fn counting_into(dropped: IntCounter) -> EventHub {
         EventHub {
             shared: Arc::new(Shared {
@@ -460,7 +460,7 @@ mod tests {
 
     #[test]
     fn lost_frames_are_counted_into_the_metric_given() {
-        let metrics = crate::metrics::Metrics::new().unwrap();
+        let metrics = crate::observe::metrics::Metrics::new().unwrap();
         let hub = EventHub::counting_into(metrics.events_dropped());
         let _slow = hub.subscribe(Topic::Sidecar).unwrap();
         for i in 0..100 {

@@ -3,12 +3,13 @@
 
 use std::process::ExitCode;
 
-use super::{Format, RenderError, Spec, Traffic, render};
-use crate::cli::ExportArgs;
-use crate::config::TargetUrl;
-use crate::engine::mix::{Endpoint, Mix};
-use crate::scenario::ScenarioKind;
-use crate::slo;
+use crate::app::cli::ExportArgs;
+use crate::base::duration::parse_duration;
+use crate::base::url::TargetUrl;
+use crate::export::{Format, RenderError, Spec, Traffic, UnknownFormat, render};
+use crate::jobs::scenario::ScenarioKind;
+use crate::observe::slo;
+use crate::workload::mix::{Endpoint, Mix};
 use crate::workload::{self, Options, OrderWeights, Target, Workload};
 
 /// Exit code for bad input, as for bad settings.
@@ -42,7 +43,7 @@ pub fn build(args: &ExportArgs) -> Result<String, String> {
         .as_deref()
         .ok_or("--format is missing: k6, locust or artillery")?
         .parse()
-        .map_err(|e: super::UnknownFormat| e.to_string())?;
+        .map_err(|e: UnknownFormat| e.to_string())?;
     let target = TargetUrl::parse(&args.target_url)
         .map_err(|reason| format!("invalid --target-url (TARGET_URL) {:?}: {reason}", args.target_url))?;
     if !(1..=1_000_000).contains(&args.id_buffer_size) {
@@ -126,41 +127,4 @@ pub fn builtin(mix: Mix, id_buffer_size: usize, options: &Options) -> Result<(Wo
     let workload = workload::orders(weights, options).map_err(|e| e.to_string())?;
     let shown: Vec<String> = Endpoint::ALL.iter().map(|e| format!("{e}={}", mix.weight(*e))).collect();
     Ok((workload, format!("the built-in orders workload (MIX={}, ID_BUFFER_SIZE={id_buffer_size})", shown.join(","))))
-}
-
-/// `60s`, `2m`, `1h`, `500ms`, or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<f64, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .ok()
-        .filter(|v: &f64| v.is_finite() && !number.starts_with('.') && !number.ends_with('.'))
-        .ok_or("expected a number with a unit: 500ms, 60s, 5m or 1h")?;
-    let scale = match unit.trim() {
-        "ms" => 0.001,
-        "" | "s" => 1.0,
-        "m" => 60.0,
-        "h" => 3600.0,
-        other => return Err(format!("unknown unit `{other}`: use ms, s, m or h")),
-    };
-    Ok(value * scale)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_take_the_usual_units() {
-        assert_eq!(parse_duration("60s"), Ok(60.0));
-        assert_eq!(parse_duration("90"), Ok(90.0));
-        assert_eq!(parse_duration("2m"), Ok(120.0));
-        assert_eq!(parse_duration("1.5h"), Ok(5400.0));
-        assert_eq!(parse_duration("250ms"), Ok(0.25));
-        for bad in ["", "s", "-5s", "1e3s", "5 minutes", "1.s", ".5s", "NaN"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
-    }
 }

@@ -1,5 +1,5 @@
 //! SLOs judged continuously: a sliding window over readings taken every
-//! tick (say every second), and the verdicts of [`crate::slo::evaluate`]
+//! tick (say every second), and the verdicts of [`crate::observe::slo::evaluate`]
 //! over it, with what changed since the previous tick.
 //!
 //! Pure: the caller reads the counters and the latency table, hands them in
@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::jobs::Measures;
-use crate::latency::{Counts, Snapshot};
-use crate::slo::{self, Latencies, Measured, Outcome, Slo, Verdict, Window};
+use crate::observe::latency::{Counts, Snapshot};
+use crate::observe::slo::{self, Latencies, Measured, Outcome, Slo, Verdict, Window};
 
 /// Cumulative counts of one request name (or of all) at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -333,7 +333,7 @@ fn measured(tally: &Tally, counts: Counts, secs: f64, target_rps: f64) -> Measur
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::latency::LatencyTable;
+    use crate::observe::latency::LatencyTable;
 
     fn ms(x: u64) -> Duration {
         Duration::from_millis(x)

@@ -11,12 +11,12 @@ use std::process::ExitCode;
 use clap::Parser;
 use serde_json::json;
 
+use crate::app::cli::{Cli, RunArgs};
+use crate::app::config::{Config, window_duration};
 use crate::app::{PlayOptions, Sidecar};
-use crate::cli::{Cli, RunArgs};
-use crate::config::{Config, window_duration};
-use crate::export::command::parse_duration;
+use crate::base::duration::parse_duration;
+use crate::jobs::scenario::ScenarioKind;
 use crate::jobs::{JobLimits, JobSpec, Progress};
-use crate::scenario::ScenarioKind;
 use report::RunReport;
 
 /// Exit code for bad input, as for bad settings.
@@ -113,7 +113,8 @@ pub fn run(args: &RunArgs) -> ExitCode {
 /// Checks the arguments and builds the sidecar's configuration (the engine
 /// sends nothing outside the job: every mode rate 0) and the job.
 fn plan(args: &RunArgs) -> Result<RunPlan, String> {
-    let scenario: ScenarioKind = args.scenario.parse().map_err(|e: crate::scenario::UnknownScenario| e.to_string())?;
+    let scenario: ScenarioKind =
+        args.scenario.parse().map_err(|e: crate::jobs::scenario::UnknownScenario| e.to_string())?;
     let duration =
         parse_duration(&args.duration).map_err(|e| format!("invalid --duration {:?}: {e}", args.duration))?;
     let ramp_up = parse_duration(&args.ramp_up).map_err(|e| format!("invalid --ramp-up {:?}: {e}", args.ramp_up))?;

@@ -7,7 +7,7 @@ use std::io::Write;
 use log::kv::{self, VisitSource};
 use parking_lot::Mutex;
 
-use crate::cli::LogFormat;
+use crate::app::cli::LogFormat;
 
 /// Level filter used when `RUST_LOG` is not set: our own lines, and only
 /// warnings from actix's start-up chatter.

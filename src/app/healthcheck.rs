@@ -6,7 +6,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use crate::cli::HealthcheckArgs;
+use crate::app::cli::HealthcheckArgs;
 use crate::engine::http::{AnswerParser, Progress};
 
 /// The URLs asked when none is given: this container's own `PORT`; without

@@ -1,6 +1,15 @@
 //! The sidecar put together: control server, engine, warm-up, stats line,
 //! shutdown. `Sidecar::build` binds (port 0 works) and returns before any
 //! traffic; `run_until_stopped` runs until a stop signal, then drains.
+//! Beside it, the subcommands and the settings every layer is given its
+//! part of.
+
+pub mod cli;
+pub mod config;
+pub mod descriptors;
+pub mod export_command;
+pub mod healthcheck;
+pub mod run;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -12,16 +21,16 @@ use anyhow::Context;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
+use crate::app::config::{Config, TargetUrl};
+use crate::app::descriptors::DescriptorBudget;
 use crate::cluster::Cluster;
-use crate::config::{Config, TargetUrl};
 use crate::control::live::Live;
 use crate::control::server as control_server;
 use crate::control::{ControlState, ServerInfo};
 use crate::demo_target::{DemoTarget, DemoTargetSettings};
-use crate::descriptors::DescriptorBudget;
 use crate::engine::Engine;
-use crate::metrics::Metrics;
-use crate::rate::SentRate;
+use crate::observe::metrics::Metrics;
+use crate::observe::rate::SentRate;
 use crate::state::RuntimeSettings;
 
 /// Window of the achieved rate in `/status`.
@@ -352,27 +361,6 @@ pub enum SignalEvent {
     /// SIGTERM or SIGINT, by name.
     Stop(&'static str),
     Hangup,
-}
-
-/// Resolves on the first SIGTERM or SIGINT (used by `trafficgen
-/// demo-target`; the sidecar uses [`Signals`]).
-pub async fn shutdown_signal() {
-    let wait = |kind: SignalKind| async move {
-        match signal(kind) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                log::error!(error:% = e; "cannot listen for a signal");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    let name = tokio::select! {
-        _ = wait(SignalKind::terminate()) => "SIGTERM",
-        _ = wait(SignalKind::interrupt()) => "SIGINT",
-    };
-    log::info!(signal = name; "received {name}");
 }
 
 /// Samples the sent counter once a second for the achieved rate.

@@ -10,6 +10,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::base::shape::{PausePattern, Stage};
+
 /// One of the named stories.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ScenarioKind {
@@ -58,10 +60,10 @@ impl ScenarioKind {
         }
     }
 
-    /// Random pauses in sending, `(shortest, longest)` in seconds.
-    pub fn pauses(self) -> Option<(f64, f64)> {
+    /// Random pauses in sending between active stretches.
+    pub fn pauses(self) -> Option<PausePattern> {
         match self {
-            ScenarioKind::LatencyDegradation => Some(PAUSES),
+            ScenarioKind::LatencyDegradation => Some(PausePattern { pauses: PAUSES, active: ACTIVE_BETWEEN_PAUSES }),
             _ => None,
         }
     }
@@ -123,42 +125,14 @@ impl FromStr for ScenarioKind {
     }
 }
 
-/// A stretch of `secs` seconds over which the rate goes linearly from
-/// `from_rps` to `to_rps` (equal for a hold).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Stage {
-    pub secs: f64,
-    pub from_rps: f64,
-    pub to_rps: f64,
-}
-
-impl Stage {
-    pub fn ramp(secs: f64, from_rps: f64, to_rps: f64) -> Stage {
-        Stage { secs, from_rps, to_rps }
-    }
-
-    /// Requests this stage sends: the integral of its rate.
-    pub fn requests(&self) -> f64 {
-        self.secs * (self.from_rps + self.to_rps) / 2.0
-    }
-}
-
-/// The rate at `t` seconds into `stages` (0 after the last).
-pub fn rate_at(stages: &[Stage], t: f64) -> f64 {
-    let mut start = 0.0;
-    for stage in stages {
-        if t < start + stage.secs {
-            let into = (t - start).max(0.0) / stage.secs;
-            return stage.from_rps + (stage.to_rps - stage.from_rps) * into;
-        }
-        start += stage.secs;
-    }
-    0.0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::stages::Stages;
+
+    fn rate_at(stages: &[Stage], t: f64) -> f64 {
+        Stages::new(stages, 0.0).rate_at(t)
+    }
 
     fn total(stages: &[Stage]) -> (f64, f64) {
         (stages.iter().map(|s| s.secs).sum(), stages.iter().map(Stage::requests).sum())
@@ -204,7 +178,7 @@ mod tests {
     fn what_each_story_does_besides_the_rate() {
         assert_eq!(ScenarioKind::ErrorInjection.error_share(), 0.3);
         assert_eq!(ScenarioKind::Normal.error_share(), 0.0);
-        assert_eq!(ScenarioKind::LatencyDegradation.pauses(), Some((0.1, 0.5)));
+        assert_eq!(ScenarioKind::LatencyDegradation.pauses().map(|p| p.pauses), Some((0.1, 0.5)));
         assert_eq!(ScenarioKind::Stress.pauses(), None);
     }
 
