@@ -5,9 +5,10 @@ use clap::Parser;
 use clap::error::ErrorKind;
 use trafficgen::app::cli::{Cli, Command, SidecarArgs, WorkloadCommand};
 use trafficgen::app::config::{Config, ConfigError};
+use trafficgen::app::healthcheck;
 use trafficgen::app::{ListenError, Sidecar, Signals};
-use trafficgen::app::{descriptors, healthcheck};
-use trafficgen::demo_target::{self, DemoTargetSettings};
+use trafficgen::base::descriptors;
+use trafficgen::demo_target;
 use trafficgen::observe::logging;
 
 /// Exit code for invalid settings, as clap uses.
@@ -30,7 +31,7 @@ fn main() -> ExitCode {
     match cli.command {
         None => sidecar(cli.sidecar),
         Some(Command::DemoTarget(args)) => {
-            let settings = match DemoTargetSettings::try_from(&args) {
+            let settings = match trafficgen::app::config::demo_target_settings(&args) {
                 Ok(s) => s,
                 Err(e) => return bad_settings(e),
             };
@@ -39,7 +40,7 @@ fn main() -> ExitCode {
         }
         Some(Command::Healthcheck(args)) => healthcheck::run(args),
         Some(Command::Workload(args)) => match args.command {
-            WorkloadCommand::Check(check) => trafficgen::workload::check::run(&check),
+            WorkloadCommand::Check(check) => trafficgen::app::check_command::run(&check),
         },
         Some(Command::Export(args)) => trafficgen::app::export_command::run(&args),
         Some(Command::Run(args)) => trafficgen::app::run::run(&args),

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -114,11 +114,7 @@ fn env_unless_empty(name: &'static str) -> Option<&'static str> {
     (!empty).then_some(name)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Json,
-    Text,
-}
+pub use crate::observe::logging::LogFormat;
 
 /// Settings of the sidecar (the default command).
 #[derive(Debug, Clone, Args)]

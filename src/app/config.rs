@@ -5,17 +5,19 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::app::cli::{LogFormat, SidecarArgs};
+use crate::app::cli::{DemoTargetArgs, SidecarArgs};
 pub use crate::base::setting::ConfigError;
 pub use crate::base::token::ControlToken;
 pub use crate::base::url::TargetUrl;
 use crate::cluster::peers::PeersSetting;
 use crate::control::origin::AllowedOrigins;
 use crate::control::server::ServerLimits;
+use crate::demo_target::DemoTargetSettings;
 use crate::engine::EngineSettings;
 use crate::engine::client::ClientSettings;
 use crate::engine::mode::{MIN_RPS, Mode, ModeTable, check_rate};
 use crate::engine::tls::{TlsError, TlsSettings, client_config};
+use crate::observe::logging::LogFormat;
 use crate::observe::slo::Slo;
 use crate::workload::TraceHeaders;
 use crate::workload::mix::{Endpoint, Mix};
@@ -303,6 +305,34 @@ pub fn window_duration(setting: &'static str, raw: &str, min: u64, max: u64) -> 
         return Err(ConfigError::new(setting, raw, format!("must be from {min} s to {max} s (e.g. 30s, 1m)")));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// The demo target's settings, validated.
+pub fn demo_target_settings(args: &DemoTargetArgs) -> Result<DemoTargetSettings, ConfigError> {
+    let bad = |setting, value: String, reason: &str| ConfigError { setting, value, reason: reason.to_string() };
+    if !(args.error_rate.is_finite() && (0.0..=1.0).contains(&args.error_rate)) {
+        return Err(bad("DEMO_ERROR_RATE", args.error_rate.to_string(), "must be a fraction from 0 to 1"));
+    }
+    if args.latency_ms > 600_000 {
+        return Err(bad("DEMO_LATENCY_MS", args.latency_ms.to_string(), "must be from 0 to 600000"));
+    }
+    if !(1..=10_000_000).contains(&args.max_orders) {
+        return Err(bad("DEMO_MAX_ORDERS", args.max_orders.to_string(), "must be from 1 to 10000000"));
+    }
+    if !(1..=10_000_000).contains(&args.max_users) {
+        return Err(bad("DEMO_MAX_USERS", args.max_users.to_string(), "must be from 1 to 10000000"));
+    }
+    if !(1..=64).contains(&args.workers) {
+        return Err(bad("DEMO_WORKERS", args.workers.to_string(), "must be from 1 to 64"));
+    }
+    Ok(DemoTargetSettings {
+        listen: SocketAddr::new(args.bind, args.port),
+        latency: Duration::from_millis(args.latency_ms),
+        error_rate: args.error_rate,
+        max_orders: args.max_orders,
+        max_users: args.max_users,
+        workers: args.workers,
+    })
 }
 
 #[cfg(test)]

@@ -4,12 +4,14 @@
 //! Beside it, the subcommands and the settings every layer is given its
 //! part of.
 
+pub mod check_command;
 pub mod cli;
 pub mod config;
-pub mod descriptors;
+
 pub mod export_command;
 pub mod healthcheck;
 pub mod run;
+pub mod runtime;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -22,7 +24,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::config::{Config, TargetUrl};
-use crate::app::descriptors::DescriptorBudget;
+use crate::base::descriptors::DescriptorBudget;
 use crate::cluster::Cluster;
 use crate::control::live::Live;
 use crate::control::server as control_server;
@@ -31,7 +33,6 @@ use crate::demo_target::{DemoTarget, DemoTargetSettings};
 use crate::engine::Engine;
 use crate::observe::metrics::Metrics;
 use crate::observe::rate::SentRate;
-use crate::state::RuntimeSettings;
 
 /// Window of the achieved rate in `/status`.
 const ACHIEVED_RATE_WINDOW: Duration = Duration::from_secs(10);
@@ -78,7 +79,7 @@ impl Sidecar {
         let metrics = Arc::new(Metrics::new().context("could not set up metrics")?);
         let engine = Engine::new(settings, metrics);
         let cluster = config.peers.clone().map(|p| Cluster::new(p, engine.clone(), config.control_token.as_ref()));
-        let runtime = RuntimeSettings::new(&config.runtime_args, &config);
+        let runtime = runtime::runtime_settings(&config);
         let live = Live::new(engine.clone(), cluster.clone(), Some(runtime), config.state.clone());
         live.judge_slos(config.slos.clone(), config.slo_window);
         let state = ControlState {

@@ -3,6 +3,7 @@
 //! setting's error, the stop signal. Nothing here imports the rest of the
 //! crate.
 
+pub mod descriptors;
 pub mod duration;
 pub mod json;
 pub mod setting;

@@ -1,9 +1,10 @@
 //! The two checks every state change passes (and exports, which can hold a
 //! workload's credentials): the browser-origin allow-list and the control
-//! token.
+//! token; and the bounded, timed read of a request body.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, web};
+use futures_util::StreamExt;
 
 use super::{ApiError, ControlState};
 
@@ -49,5 +50,41 @@ pub(super) async fn guarded_body(
 ) -> Result<Vec<u8>, ApiError> {
     refuse_foreign_origin(request, state)?;
     authorize(request, state)?;
-    super::mode::read_body(request, payload, state, limit).await
+    read_body(request, payload, state, limit).await
+}
+
+/// The body, at most `limit` bytes, within the request timeout: the HTTP
+/// layer bounds the head; this bounds the body (a client sending a byte
+/// every few seconds must not hold a handler and its buffer).
+pub(super) async fn read_body(
+    request: &HttpRequest,
+    payload: web::Payload,
+    state: &ControlState,
+    limit: usize,
+) -> Result<Vec<u8>, ApiError> {
+    let timeout = state.server.limits.request_timeout;
+    actix_rt::time::timeout(timeout, read_bounded(request, payload, limit))
+        .await
+        .map_err(|_| ApiError::BodyTimeout { timeout })?
+}
+
+async fn read_bounded(request: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let too_large = ApiError::TooLarge { limit };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadJson(format!("could not read the body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }

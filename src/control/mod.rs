@@ -24,7 +24,7 @@ use actix_web::{HttpRequest, web};
 pub use error::ApiError;
 pub use workload::reload_file as reload_workload_file;
 
-use crate::app::descriptors::DescriptorBudget;
+use crate::base::descriptors::DescriptorBudget;
 use crate::base::token::ControlToken;
 use crate::cluster::Cluster;
 use crate::engine::Engine;

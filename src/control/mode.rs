@@ -2,13 +2,11 @@
 
 use std::time::{Duration, SystemTime};
 
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::guard::{authorize, refuse_foreign_origin};
+use super::guard::{authorize, read_body, refuse_foreign_origin};
 use super::{ApiError, ControlState};
 use crate::base::json::rate_value;
 use crate::engine::mode::{MIN_RPS, Mode, Shape};
@@ -123,40 +121,4 @@ fn parse_custom_rate(body: &[u8], max_rps: f64) -> Result<CustomRate, ApiError> 
         return Err(ApiError::Invalid(format!("body must be a JSON object; {expected}")));
     }
     CustomRate::deserialize(value).map_err(|e| ApiError::Invalid(format!("{e}; {expected}")))
-}
-
-/// The body, at most `limit` bytes, within the request timeout: the HTTP
-/// layer bounds the head; this bounds the body (a client sending a byte
-/// every few seconds must not hold a handler and its buffer).
-pub(super) async fn read_body(
-    request: &HttpRequest,
-    payload: web::Payload,
-    state: &ControlState,
-    limit: usize,
-) -> Result<Vec<u8>, ApiError> {
-    let timeout = state.server.limits.request_timeout;
-    actix_rt::time::timeout(timeout, read_bounded(request, payload, limit))
-        .await
-        .map_err(|_| ApiError::BodyTimeout { timeout })?
-}
-
-async fn read_bounded(request: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, ApiError> {
-    let too_large = ApiError::TooLarge { limit };
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(too_large);
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadJson(format!("could not read the body: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(too_large);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }

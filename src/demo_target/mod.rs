@@ -18,8 +18,6 @@ use rand::RngExt;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::cli::DemoTargetArgs;
-use crate::base::setting::ConfigError;
 pub use auth::TokenStore;
 pub use store::{Order, OrderStore};
 pub use users::{User, UserStore};
@@ -62,37 +60,6 @@ impl Default for DemoTargetSettings {
             max_users: 10_000,
             workers: 1,
         }
-    }
-}
-
-impl TryFrom<&DemoTargetArgs> for DemoTargetSettings {
-    type Error = ConfigError;
-
-    fn try_from(args: &DemoTargetArgs) -> Result<Self, Self::Error> {
-        let bad = |setting, value: String, reason: &str| ConfigError { setting, value, reason: reason.to_string() };
-        if !(args.error_rate.is_finite() && (0.0..=1.0).contains(&args.error_rate)) {
-            return Err(bad("DEMO_ERROR_RATE", args.error_rate.to_string(), "must be a fraction from 0 to 1"));
-        }
-        if args.latency_ms > 600_000 {
-            return Err(bad("DEMO_LATENCY_MS", args.latency_ms.to_string(), "must be from 0 to 600000"));
-        }
-        if !(1..=10_000_000).contains(&args.max_orders) {
-            return Err(bad("DEMO_MAX_ORDERS", args.max_orders.to_string(), "must be from 1 to 10000000"));
-        }
-        if !(1..=10_000_000).contains(&args.max_users) {
-            return Err(bad("DEMO_MAX_USERS", args.max_users.to_string(), "must be from 1 to 10000000"));
-        }
-        if !(1..=64).contains(&args.workers) {
-            return Err(bad("DEMO_WORKERS", args.workers.to_string(), "must be from 1 to 64"));
-        }
-        Ok(DemoTargetSettings {
-            listen: SocketAddr::new(args.bind, args.port),
-            latency: Duration::from_millis(args.latency_ms),
-            error_rate: args.error_rate,
-            max_orders: args.max_orders,
-            max_users: args.max_users,
-            workers: args.workers,
-        })
     }
 }
 

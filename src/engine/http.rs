@@ -5,8 +5,6 @@
 //! (no pipelining), answers framed by `Content-Length`, `chunked` or the end
 //! of the connection, interim 1xx answers skipped, bodies capped.
 
-use std::fmt::Write as _;
-
 /// Most header lines an answer may have (curl has no such limit; the
 /// head's total size is what bounds memory).
 const MAX_HEADERS: usize = 512;
@@ -26,60 +24,6 @@ pub const MAX_FRAMING_BYTES: usize = 64 * 1024;
 /// is refused by the parser before it would be needed.
 pub const fn max_answer_bytes(max_body: usize) -> usize {
     MAX_HEAD_BYTES + max_body + MAX_FRAMING_BYTES
-}
-
-/// The fixed parts of every request to one target, rendered once.
-#[derive(Debug, Clone)]
-pub struct RequestTemplate {
-    /// `/prefix/orders`, the path every request starts with.
-    orders_path: String,
-    /// `Host`, `User-Agent` lines, ending in CRLF.
-    common_headers: String,
-}
-
-impl RequestTemplate {
-    pub fn new(authority: &str, path_prefix: &str, user_agent: &str) -> Self {
-        RequestTemplate {
-            orders_path: format!("{path_prefix}/orders"),
-            common_headers: format!("Host: {authority}\r\nUser-Agent: {user_agent}\r\n"),
-        }
-    }
-
-    /// `POST {prefix}/orders` with a JSON body.
-    pub fn post_orders(&self, out: &mut Vec<u8>, json: &[u8]) {
-        self.head(out, "POST", None);
-        let _ = write!(Buf(out), "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n", json.len());
-        out.extend_from_slice(json);
-    }
-
-    /// `GET {prefix}/orders` or `GET {prefix}/orders/{id}`.
-    pub fn get_orders(&self, out: &mut Vec<u8>, id: Option<&str>) {
-        self.head(out, "GET", id);
-        out.extend_from_slice(b"\r\n");
-    }
-
-    fn head(&self, out: &mut Vec<u8>, method: &str, id: Option<&str>) {
-        out.clear();
-        out.extend_from_slice(method.as_bytes());
-        out.push(b' ');
-        out.extend_from_slice(self.orders_path.as_bytes());
-        if let Some(id) = id {
-            out.push(b'/');
-            out.extend_from_slice(id.as_bytes());
-        }
-        out.extend_from_slice(b" HTTP/1.1\r\n");
-        out.extend_from_slice(self.common_headers.as_bytes());
-    }
-}
-
-/// `write!` into a byte vector.
-struct Buf<'a>(&'a mut Vec<u8>);
-
-impl std::fmt::Write for Buf<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
-        Ok(())
-    }
 }
 
 /// A complete answer.
@@ -528,25 +472,6 @@ mod tests {
             keep_alive_secs: None,
             headers: Vec::new(),
         }))
-    }
-
-    #[test]
-    fn renders_requests_with_the_contract_headers() {
-        let t = RequestTemplate::new("shop:8080", "/api", "trafficgen/1.0");
-        let mut out = Vec::new();
-        t.post_orders(&mut out, br#"{"product_id":3,"quantity":2}"#);
-        assert_eq!(
-            String::from_utf8(out.clone()).unwrap(),
-            "POST /api/orders HTTP/1.1\r\nHost: shop:8080\r\nUser-Agent: trafficgen/1.0\r\nContent-Type: application/json\r\nContent-Length: 29\r\n\r\n{\"product_id\":3,\"quantity\":2}"
-        );
-        t.get_orders(&mut out, Some("17"));
-        assert_eq!(
-            String::from_utf8(out.clone()).unwrap(),
-            "GET /api/orders/17 HTTP/1.1\r\nHost: shop:8080\r\nUser-Agent: trafficgen/1.0\r\n\r\n"
-        );
-        let t = RequestTemplate::new("nginx", "", "ua");
-        t.get_orders(&mut out, None);
-        assert!(out.starts_with(b"GET /orders HTTP/1.1\r\nHost: nginx\r\n"));
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub mod http;
 pub mod mode;
 mod pace_timer;
 mod resolve;
-pub mod ring;
+
 pub mod schedule;
 pub mod stages;
 pub mod tls;
@@ -113,13 +113,18 @@ pub struct Tuning {
 
 const NOT_STOPPED: u64 = u64::MAX;
 
+/// `trafficgen_mode` and `trafficgen_target_rps` for `plan`.
+fn show_plan(metrics: &Metrics, plan: &Plan) {
+    metrics.show_mode(&Mode::ALL.map(Mode::as_str), plan.mode.as_str(), plan.sending_rps());
+}
+
 impl Engine {
     /// An engine in warm-up, heading for the initial mode. Nothing is sent
     /// until [`Engine::start`] and the end of the warm-up.
     pub fn new(settings: EngineSettings, metrics: Arc<Metrics>) -> Engine {
         let mut plan = settings.modes.plan(settings.initial_mode).unwrap_or(Plan::new(Mode::Pause, 0.0));
         plan.warming_up = true;
-        metrics.show_mode(plan.mode, plan.sending_rps());
+        show_plan(&metrics, &plan);
         let workload = Arc::clone(&settings.workload);
         register_series(&metrics, &workload);
         let starting = RunState::starting_counts(&workload);
@@ -333,7 +338,7 @@ impl Engine {
             true
         });
         let Some(previous) = previous else { return false };
-        self.shared.metrics.show_mode(next.mode, next.sending_rps());
+        show_plan(&self.shared.metrics, &next);
         // A new anchor alone (replicas agreeing on one) re-anchors silently.
         let switched = previous.mode != next.mode || previous.rps != next.rps || previous.warming_up != next.warming_up;
         if switched {
@@ -359,7 +364,7 @@ impl Engine {
         });
         if changed {
             let plan = self.plan();
-            self.shared.metrics.show_mode(plan.mode, plan.sending_rps());
+            show_plan(&self.shared.metrics, &plan);
         }
         changed
     }
@@ -376,7 +381,7 @@ impl Engine {
             true
         });
         let plan = started?;
-        self.shared.metrics.show_mode(plan.mode, plan.sending_rps());
+        show_plan(&self.shared.metrics, &plan);
         log::info!(mode = plan.mode.as_str(), rps = plan.rps, target = self.shared.settings.target.as_str();
             "traffic started in {} mode", plan.mode);
         Some(plan)

@@ -540,7 +540,7 @@ fn typed(item: &Item) -> String {
 
 fn percent(text: &str) -> String {
     let mut out = Vec::new();
-    crate::workload::render::percent_encode(text.as_bytes(), &mut out);
+    crate::workload::escape::percent_encode(text.as_bytes(), &mut out);
     String::from_utf8_lossy(&out).into_owned()
 }
 

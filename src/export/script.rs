@@ -3,8 +3,8 @@
 //! with the way its value is written where it sits), the weights to draw
 //! by (with error injection's share), pools, captures, fallbacks and setup.
 
+use crate::workload::escape::percent_encode;
 use crate::workload::model::{Body as ModelBody, CaptureSource, Json, Model, RequestDef, Role, StatusSet};
-use crate::workload::render::percent_encode;
 use crate::workload::template::{Hole, Item, Part, Template};
 
 use super::text::pointer_tokens;

@@ -7,14 +7,19 @@ use std::io::Write;
 use log::kv::{self, VisitSource};
 use parking_lot::Mutex;
 
-use crate::app::cli::LogFormat;
-
 /// Level filter used when `RUST_LOG` is not set: our own lines, and only
 /// warnings from actix's start-up chatter.
 const DEFAULT_FILTER: &str = "info,actix_server=warn,actix_http=warn";
 
 /// Installs the logger for the whole process. Safe to call more than once
 /// (later calls do nothing), which in-process tests rely on.
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
 pub fn init(format: LogFormat, service: &'static str) {
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| DEFAULT_FILTER.to_string());
     let mut builder = env_logger::Builder::new();

@@ -13,8 +13,6 @@ use std::collections::{BTreeMap, HashSet};
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use crate::engine::mode::Mode;
-
 /// Most distinct request names ever used as the `endpoint` label (over all
 /// workloads a process runs: each has at most 64 requests, and swaps add
 /// names); later names share the label [`OTHER_ENDPOINT`], so the series
@@ -240,9 +238,6 @@ impl Metrics {
             &["version"],
         )?;
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        for m in Mode::ALL {
-            mode.with_label_values(&[m.as_str()]).set(0);
-        }
 
         let collectors: Vec<Box<dyn Collector>> = vec![
             Box::new(requests.clone()),
@@ -373,10 +368,11 @@ impl Metrics {
         self.dropped.inc_by(n);
     }
 
-    /// Shows `mode` as current and `rps` as the rate being sent.
-    pub fn show_mode(&self, mode: Mode, rps: f64) {
-        for m in Mode::ALL {
-            self.mode.with_label_values(&[m.as_str()]).set(i64::from(m == mode));
+    /// Shows `current` of the modes named `all` as the current one (1, the
+    /// others 0) and `rps` as the rate being sent.
+    pub fn show_mode(&self, all: &[&str], current: &str, rps: f64) {
+        for name in all {
+            self.mode.with_label_values(&[name]).set(i64::from(*name == current));
         }
         self.target_rps.set(rps);
     }
@@ -614,7 +610,7 @@ mod tests {
         m.request_series("get_order");
         m.request_series("list_orders");
         m.observe_lag(0.0005);
-        m.show_mode(Mode::Burst, 20.0);
+        m.show_mode(&["steady", "burst", "overload", "pause", "custom"], "burst", 20.0);
         let text = m.render();
         for name in [
             "trafficgen_requests_total{code=\"201\",endpoint=\"create_order\"} 1",

@@ -1,48 +1,17 @@
-//! `trafficgen workload check FILE`: reads and checks a workload, prints it
-//! normalised (weights as shares, pools, fallbacks, setup) and one sample of
-//! each request as it would be sent. Sends nothing. Exit 0, or 2 with one
-//! `file:line:column: what is wrong` line per problem.
+//! What `trafficgen workload check FILE` prints of a checked workload: it
+//! normalised (weights as shares, pools, fallbacks, setup) and one sample
+//! of each request as it would be sent.
 
 use std::fmt::Write as _;
-use std::process::ExitCode;
 
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
 use super::model::{Body, RequestDef};
-use super::{Draw, Options, RequestId, Role, RunState, Target, Workload, load_file};
-use crate::app::cli::WorkloadCheckArgs;
-use crate::base::url::TargetUrl;
+use super::{Draw, RequestId, Role, RunState, Workload};
 
-/// Exit code for a workload that cannot be used, as for bad settings.
-const BAD_INPUT: u8 = 2;
 /// Longest sample body shown.
 const SAMPLE_BODY_CHARS: usize = 2000;
-
-pub fn run(args: &WorkloadCheckArgs) -> ExitCode {
-    let target = match TargetUrl::parse(&args.target_url) {
-        Ok(t) => t,
-        Err(reason) => {
-            eprintln!("error: invalid TARGET_URL={:?}: {reason}", args.target_url);
-            return ExitCode::from(BAD_INPUT);
-        }
-    };
-    if !(1..=1_000_000).contains(&args.id_buffer_size) {
-        eprintln!("error: invalid ID_BUFFER_SIZE={}: must be from 1 to 1000000", args.id_buffer_size);
-        return ExitCode::from(BAD_INPUT);
-    }
-    let options = Options { target: Target::new(&target), default_pool_size: args.id_buffer_size };
-    match load_file(&args.file, &options) {
-        Ok(workload) => {
-            print!("{}", report(&workload, target.as_str()));
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            ExitCode::from(BAD_INPUT)
-        }
-    }
-}
 
 /// The normalised workload and its samples, as printed.
 pub fn report(workload: &Workload, target_url: &str) -> String {

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use super::Target;
+use super::escape::{Ctx, encode, json_escape, percent_encode};
 use super::model::{Body, CaptureSource, Json, Method, Model, PoolDef, Problem, RequestDef, Role, StatusSet};
 use super::template::{Hole, Item, Part, Template};
 use super::yaml::Pos;
@@ -33,23 +34,6 @@ impl PoolId {
     pub fn index(self) -> usize {
         usize::from(self.0)
     }
-}
-
-/// How a value is written where a hole sits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Ctx {
-    /// In the path: percent-encoded (all but unreserved characters).
-    Path,
-    /// A query value or a form body: percent-encoded.
-    Query,
-    /// A header value: as is (values with control characters never get here).
-    Header,
-    /// Inside a JSON string: escaped.
-    JsonString,
-    /// A whole JSON value: a bare number, or a quoted, escaped string.
-    JsonValue,
-    /// A text body: as is.
-    Raw,
 }
 
 /// A hole, compiled.
@@ -256,7 +240,7 @@ fn request(
                     .iter()
                     .map(|item| {
                         let mut out = Vec::new();
-                        super::render::encode(ctx, item.text.as_bytes(), item.number, &mut out);
+                        encode(ctx, item.text.as_bytes(), item.number, &mut out);
                         out.into_boxed_slice()
                     })
                     .collect(),
@@ -286,7 +270,7 @@ fn request(
             Ok(())
         };
     let as_is = |text: &str, out: &mut Vec<u8>| out.extend_from_slice(text.as_bytes());
-    let percent = |text: &str, out: &mut Vec<u8>| super::render::percent_encode(text.as_bytes(), out);
+    let percent = |text: &str, out: &mut Vec<u8>| percent_encode(text.as_bytes(), out);
 
     let mut target_segs = Segs::default();
     target_segs.lit(target.path_prefix.as_bytes());
@@ -439,7 +423,7 @@ fn json_segs(json: &Json, segs: &mut Segs, fill: &dyn Fn(&Hole, Ctx) -> Result<F
                 segs.lit(b"\"");
                 for part in &t.parts {
                     match part {
-                        Part::Literal(text) => super::render::json_escape(text.as_bytes(), &mut segs.lit),
+                        Part::Literal(text) => json_escape(text.as_bytes(), &mut segs.lit),
                         Part::Hole(hole, _) => segs.hole(fill(hole, Ctx::JsonString)?, Ctx::JsonString),
                     }
                 }
@@ -463,7 +447,7 @@ fn json_segs(json: &Json, segs: &mut Segs, fill: &dyn Fn(&Hole, Ctx) -> Result<F
                     segs.lit(b",");
                 }
                 segs.lit(b"\"");
-                super::render::json_escape(key.as_bytes(), &mut segs.lit);
+                json_escape(key.as_bytes(), &mut segs.lit);
                 segs.lit(b"\":");
                 json_segs(value, segs, fill)?;
             }

@@ -31,6 +31,7 @@ mod builtin;
 pub mod capture;
 pub mod check;
 mod compile;
+pub mod escape;
 pub mod focus;
 pub mod mix;
 pub mod model;

@@ -8,9 +8,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rand::{Rng, RngExt};
 
 use super::Workload;
-use super::compile::{Ctx, Fill, PoolId, RequestId, Seg};
+use super::compile::{Fill, PoolId, RequestId, Seg};
+use super::escape::{Ctx, encode};
 use super::model::{MAX_POOLS, Method};
-use super::pool::{Ring, is_unreserved};
+use super::pool::Ring;
 
 /// What a workload remembers while it runs: its pools and the sequence
 /// counter. Owned by whoever renders (the engine's worker thread).
@@ -364,51 +365,6 @@ impl Workload {
                     encode(ctx, value.as_bytes(), value.is_number(), out);
                 }
             }
-        }
-    }
-}
-
-/// Writes `text` as the context wants it.
-pub(crate) fn encode(ctx: Ctx, text: &[u8], number: bool, out: &mut Vec<u8>) {
-    match ctx {
-        Ctx::Path | Ctx::Query => percent_encode(text, out),
-        Ctx::Header | Ctx::Raw => out.extend_from_slice(text),
-        Ctx::JsonString => json_escape(text, out),
-        Ctx::JsonValue if number => out.extend_from_slice(text),
-        Ctx::JsonValue => {
-            out.push(b'"');
-            json_escape(text, out);
-            out.push(b'"');
-        }
-    }
-}
-
-/// Everything but unreserved characters as `%XX`.
-pub(crate) fn percent_encode(text: &[u8], out: &mut Vec<u8>) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in text {
-        if is_unreserved(b) {
-            out.push(b);
-        } else {
-            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
-        }
-    }
-}
-
-/// The inside of a JSON string.
-pub(crate) fn json_escape(text: &[u8], out: &mut Vec<u8>) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for &b in text {
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            0..0x20 | 0x7f => {
-                out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]])
-            }
-            _ => out.push(b),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The workload as a whole: loading, the built-in orders workload against
 //! the engine's own renderer, drawing, rendering, captures, bad input.
 
+mod old_engine;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::time::{Duration, UNIX_EPOCH};
@@ -9,9 +11,8 @@ use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 
 use super::*;
-use crate::engine::http::RequestTemplate;
-use crate::engine::ring::{OrderId, OrderIdRing};
 use crate::workload::mix::{Endpoint, Mix};
+use old_engine::{OrderId, OrderIdRing, RequestTemplate};
 
 /// Counts this thread's allocations, to prove rendering makes none.
 struct CountingAllocator;
@@ -220,7 +221,7 @@ fn builtin_renders_byte_for_byte_what_the_engine_sends() {
 
 #[test]
 fn orders_yaml_compiles_to_exactly_the_builtin() {
-    let file = load_str("orders.yaml", include_str!("../../examples/workloads/orders.yaml"), &options()).unwrap();
+    let file = load_str("orders.yaml", include_str!("../../../examples/workloads/orders.yaml"), &options()).unwrap();
     let builtin = orders(OrderWeights::default(), &options()).unwrap();
     assert_eq!(file.compiled, builtin.compiled);
     assert_eq!(file.mix(), "create_order=60,list_orders=25,get_order=15");
@@ -243,8 +244,8 @@ fn orders_yaml_compiles_to_exactly_the_builtin() {
 #[test]
 fn the_examples_load() {
     for (name, text) in [
-        ("users-crud.yaml", include_str!("../../examples/workloads/users-crud.yaml")),
-        ("login-then-api.yaml", include_str!("../../examples/workloads/login-then-api.yaml")),
+        ("users-crud.yaml", include_str!("../../../examples/workloads/users-crud.yaml")),
+        ("login-then-api.yaml", include_str!("../../../examples/workloads/login-then-api.yaml")),
     ] {
         let workload = load_str(name, text, &options()).unwrap_or_else(|e| panic!("{e}"));
         assert!(workload.warnings().is_empty(), "{name}: {:?}", workload.warnings());
@@ -328,7 +329,7 @@ requests:
 
 #[test]
 fn rendering_allocates_nothing_once_warm() {
-    let workload = load(include_str!("../../examples/workloads/users-crud.yaml"));
+    let workload = load(include_str!("../../../examples/workloads/users-crud.yaml"));
     let mut state = RunState::new(&workload);
     let pool = workload.pool_id("user_ids").unwrap();
     for n in 0..100 {
@@ -508,7 +509,7 @@ requests:
 
 #[test]
 fn error_requests_are_never_drawn_by_weight() {
-    let workload = load(include_str!("../../examples/workloads/orders.yaml"));
+    let workload = load(include_str!("../../../examples/workloads/orders.yaml"));
     let error = workload.find("order_error").unwrap();
     assert_eq!(workload.error_requests().collect::<Vec<_>>(), [error]);
     let mut state = RunState::new(&workload);
@@ -521,7 +522,7 @@ fn error_requests_are_never_drawn_by_weight() {
 
 #[test]
 fn weights_are_observed_in_proportion() {
-    let workload = load(include_str!("../../examples/workloads/users-crud.yaml"));
+    let workload = load(include_str!("../../../examples/workloads/users-crud.yaml"));
     let mut rng = SmallRng::seed_from_u64(11);
     let mut counts = vec![0u32; workload.requests().count()];
     let draws = 100_000;
@@ -690,7 +691,7 @@ fn render_cost() {
     let per = |started: Instant| started.elapsed().as_nanos() as f64 / N as f64;
     let options = options();
     let builtin = orders(OrderWeights::default(), &options).unwrap();
-    let users = load(include_str!("../../examples/workloads/users-crud.yaml"));
+    let users = load(include_str!("../../../examples/workloads/users-crud.yaml"));
     let answer = br#"{"id":123456,"product_id":3,"quantity":2,"status":"created"}"#;
 
     // The engine's way: its mix, ring and renderer, and its create-answer parser.
