@@ -2,6 +2,7 @@
 //! users, a login and a route behind it, and an error route — with optional
 //! injected latency and errors. Everything it keeps is bounded.
 
+mod arrivals;
 mod auth;
 mod store;
 mod users;
@@ -64,6 +65,7 @@ impl Default for DemoTargetSettings {
 }
 
 struct DemoState {
+    arrivals: Mutex<arrivals::Arrivals>,
     store: Mutex<OrderStore>,
     users: Mutex<UserStore>,
     tokens: Mutex<TokenStore>,
@@ -91,12 +93,25 @@ impl DemoTarget {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let state = web::Data::new(DemoState::new(settings)?);
-        let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes))
-            .workers(settings.workers)
-            .disable_signals()
-            .shutdown_timeout(1)
-            .listen(listener)?
-            .run();
+        let server = HttpServer::new(move || {
+            let arrivals = state.clone();
+            App::new()
+                .app_data(state.clone())
+                .wrap_fn(move |req, srv| {
+                    // Every API request, as it arrives (not health, metrics or these stats).
+                    let path = req.path();
+                    if !(path == "/health" || path == "/metrics" || path.starts_with("/stats/")) {
+                        arrivals.arrivals.lock().record(std::time::Instant::now());
+                    }
+                    actix_service::Service::call(srv, req)
+                })
+                .configure(routes)
+        })
+        .workers(settings.workers)
+        .disable_signals()
+        .shutdown_timeout(1)
+        .listen(listener)?
+        .run();
         Ok(DemoTarget { server, addr })
     }
 }
@@ -131,6 +146,7 @@ impl DemoState {
         #[cfg(target_os = "linux")]
         registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
         Ok(DemoState {
+            arrivals: Mutex::new(arrivals::Arrivals::new(std::time::Instant::now())),
             store: Mutex::new(OrderStore::new(settings.max_orders)),
             users: Mutex::new(UserStore::new(settings.max_users)),
             tokens: Mutex::new(TokenStore::new(auth::MAX_TOKENS, auth::TOKEN_TTL)),
@@ -196,6 +212,13 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &[u8], shape: &str) -> Result
     })
 }
 
+/// `GET /stats/arrivals`: API requests per 100 ms over the last minute,
+/// oldest first, the last bucket being the current one.
+async fn arrival_counts(state: web::Data<DemoState>) -> HttpResponse {
+    let counts = state.arrivals.lock().counts(std::time::Instant::now());
+    HttpResponse::Ok().json(json!({"bucket_ms": arrivals::BUCKET.as_millis() as u64, "counts": counts}))
+}
+
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::PayloadConfig::new(64 * 1024))
         .route("/orders", web::post().to(create_order))
@@ -212,6 +235,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/account", web::get().to(auth::account))
         .route("/health", web::get().to(health))
         .route("/metrics", web::get().to(metrics))
+        .route("/stats/arrivals", web::get().to(arrival_counts))
         .default_service(web::to(|| async { HttpResponse::NotFound().json(json!({"error": "no such endpoint"})) }));
 }
 

@@ -7,6 +7,7 @@
 //! runtime, so a saturated engine never slows the control API and its hot
 //! path needs no locks or cross-thread wake-ups.
 
+pub mod cap;
 pub mod client;
 mod deadline;
 pub mod focus;

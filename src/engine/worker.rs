@@ -29,6 +29,7 @@ use tokio::sync::watch;
 use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 
+use super::cap::SendCap;
 use super::client::{Outcome, Rendered, Request, TargetClient};
 use super::deadline::{Deadlines, TimedOut};
 use super::focus::Focus;
@@ -166,6 +167,12 @@ pub(super) struct Worker {
     /// Shutting down: in-flight requests finish, nothing new is sent.
     stopping: bool,
     spare_buffers: Vec<Vec<u8>>,
+    /// `MAX_RPS` (this replica's share of it) over every window; it
+    /// outlives plans, so no switch can get past it.
+    cap: SendCap,
+    /// The send timer was set late for the cap: the next turn's first
+    /// request waited for room.
+    held_by_cap: bool,
 }
 
 /// A fresh latency table for `workload`, put where readers find it.
@@ -188,6 +195,7 @@ impl Worker {
         engine.publish_pool_counts(&workload, state.pools.iter().map(crate::workload::pool::Ring::len));
         let series = series_of(&engine, &workload);
         let latency = install_latency_table(&engine, &workload);
+        let cap = SendCap::new(engine.modes().max_rps);
         Ok(Worker {
             latency,
             engine,
@@ -210,6 +218,8 @@ impl Worker {
             started_traffic: false,
             stopping: false,
             spare_buffers: Vec::new(),
+            cap,
+            held_by_cap: false,
         })
     }
 
@@ -223,6 +233,8 @@ impl Worker {
     /// new one) or shutdown (returns false).
     async fn follow(&mut self, plans: &mut watch::Receiver<Plan>, shutdown: &CancellationToken) -> bool {
         let plan = plans.borrow_and_update().clone();
+        // Replicas share the cap as they share the schedule.
+        self.cap.set_rate(plan.share.of(self.engine.modes().max_rps));
         self.follow_workload();
         self.publish_pools();
         // Before the first traffic (and before a new workload's, while
@@ -266,6 +278,15 @@ impl Worker {
         tokio::pin!(changed);
         loop {
             let next = pacer.as_ref().and_then(Pacer::next_send_time).and_then(|t| clock.instant(t));
+            // A request held back by the cap leaves when there is room.
+            let room = self.cap.room_from();
+            let next = match (next, room) {
+                (Some(at), Some(room)) if room > at => {
+                    self.held_by_cap = true;
+                    Some(room)
+                }
+                (next, _) => next,
+            };
             let armed = match next {
                 Some(at) => self.send_timer.arm(at),
                 // No deadline (warm-up, pause, or one beyond the clock):
@@ -350,8 +371,15 @@ impl Worker {
         }
         let window = BATCH_WINDOW.as_secs_f64();
         let horizon = elapsed + window;
-        // What is left over is due already; the timer fires again at once.
+        if std::mem::take(&mut self.held_by_cap) {
+            self.engine.shared.metrics.count_capped();
+        }
+        // What is left over is due already; the timer fires again at once
+        // (or when the cap has room).
         for _ in 0..Pacer::turn_limit(pacer.rate_at(elapsed), window) {
+            if pacer.next_send_time().is_none_or(|t| t > horizon) || self.cap.free_at(now).is_some() {
+                break;
+            }
             let Some(due) = pacer.pop_due(horizon, &mut self.rng) else { break };
             self.fire(now, elapsed - due);
         }
@@ -374,6 +402,11 @@ impl Worker {
             self.engine.shared.metrics.add_dropped(1);
             return;
         };
+        if !self.cap.try_take(now) {
+            // `send_due` checked for room: only a cap of 0 gets here.
+            self.engine.shared.metrics.add_dropped(1);
+            return;
+        }
         let shared = &self.engine.shared;
         shared.metrics.observe_lag(lag_secs);
         shared.sent.fetch_add(1, Ordering::Relaxed);
@@ -463,6 +496,13 @@ impl Worker {
                     continue;
                 }
             };
+            if let Some(room) = self.cap.free_at(now) {
+                // Setup requests count against MAX_RPS too: sent first when there is room.
+                self.setup.next = None;
+                self.setup.holding = false;
+                self.setup.due = Some(room);
+                return;
+            }
             let Some(permit) = self.engine.shared.in_flight.try_acquire() else {
                 log::warn!(request = self.workload.name(asked); "in-flight bound full: setup requests are tried again in 1 s");
                 self.setup.next = None;
@@ -470,6 +510,7 @@ impl Worker {
                 self.setup.due = Some(now + SETUP_RETRY);
                 return;
             };
+            self.cap.try_take(now);
             if self.send(&chosen, now, Duration::ZERO, permit, true) {
                 return;
             }

@@ -112,6 +112,7 @@ pub struct Metrics {
     mode: IntGaugeVec,
     in_flight: IntGauge,
     dropped: IntCounter,
+    capped: IntCounter,
     ids_buffered: IntGauge,
     mode_switches: IntCounter,
     retries: RetryCounters,
@@ -186,6 +187,10 @@ impl Metrics {
             "trafficgen_dropped_requests_total",
             "Requests due by the schedule but not sent (in-flight bound full, or the engine fell far behind)",
         )?;
+        let capped = IntCounter::new(
+            "trafficgen_max_rps_waits_total",
+            "Times a request that was due waited for room under MAX_RPS (the cap holds over every 100 ms)",
+        )?;
         let ids_buffered = IntGauge::new("trafficgen_order_ids_buffered", "Order ids remembered for get_order")?;
         let unmet = IntCounterVec::new(
             Opts::new(
@@ -248,6 +253,7 @@ impl Metrics {
             Box::new(mode.clone()),
             Box::new(in_flight.clone()),
             Box::new(dropped.clone()),
+            Box::new(capped.clone()),
             Box::new(ids_buffered.clone()),
             Box::new(pool_values.clone()),
             Box::new(slo_ok.clone()),
@@ -281,6 +287,7 @@ impl Metrics {
             mode,
             in_flight,
             dropped,
+            capped,
             ids_buffered,
             mode_switches,
             retries,
@@ -366,6 +373,11 @@ impl Metrics {
 
     pub fn add_dropped(&self, n: u64) {
         self.dropped.inc_by(n);
+    }
+
+    /// A due request found no room under `MAX_RPS` and waits.
+    pub fn count_capped(&self) {
+        self.capped.inc();
     }
 
     /// Shows `current` of the modes named `all` as the current one (1, the
@@ -621,6 +633,7 @@ mod tests {
             "trafficgen_mode{mode=\"steady\"} 0",
             "trafficgen_in_flight_requests 0",
             "trafficgen_dropped_requests_total 0",
+            "trafficgen_max_rps_waits_total 0",
             "trafficgen_order_ids_buffered 0",
             "trafficgen_mode_switches_total 0",
             "trafficgen_build_info{version=",

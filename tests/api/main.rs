@@ -1,5 +1,6 @@
 //! Black-box tests: the real binary, real peers on 127.0.0.1, HTTP only.
 
+mod cap;
 mod cli;
 mod cluster;
 mod control;
