@@ -2,6 +2,7 @@
 
 mod cli;
 mod cluster;
+mod cluster_trust;
 mod control;
 mod demo_target;
 mod dns;
