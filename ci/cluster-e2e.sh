@@ -85,6 +85,9 @@ export DEMO_TARGET_PORT
 # Fixed here, whatever the caller's environment holds.
 unset TARGET_URL INITIAL_MODE OVERLOAD_RPS BURST_RPS MAX_RPS PROMETHEUS_IMAGE GRAFANA_IMAGE
 export WARMUP_SECS=2 STEADY_RPS=30 LOG_FORMAT=json RUST_LOG=info PEERS=dns:traffic-generator:8089
+# The secret the replicas prove to each other they share: fresh each run.
+CLUSTER_SECRET="$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"
+export CLUSTER_SECRET
 
 dc() { timeout 180 docker-compose -p "$project" -f "$compose_file" "$@"; }
 

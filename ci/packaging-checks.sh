@@ -127,6 +127,8 @@ check "python scripts parse" timeout 60 "$py" -c 'import ast, sys; [ast.parse(op
 check "yamllint compose deploy ci/fixtures" timeout 60 yamllint -s -c ci/yamllint.yml compose deploy ci/fixtures
 
 # --------------------------------------------------------------- compose
+# The compose files require the replicas' shared secret; any will do here.
+export CLUSTER_SECRET=packaging-checks-cluster-secret TRAFFICGEN_CLUSTER_SECRET=packaging-checks-cluster-secret
 compose_configs() {
   local f=compose/docker-compose.yml rc=0 p
   for p in "" "--profile monitoring" "--profile full"; do

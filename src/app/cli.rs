@@ -215,6 +215,14 @@ pub struct SidecarArgs {
     #[arg(long, env = env_unless_empty("PEERS"))]
     pub peers: Option<String>,
 
+    /// Secret the replicas of PEERS share to prove themselves to each other (at least 16 characters, the same on every replica; never sent). Required with PEERS unless CONTROL_TOKEN is set, which then serves
+    #[arg(long, env = env_unless_empty("CLUSTER_SECRET"), hide_env_values = true)]
+    pub cluster_secret: Option<String>,
+
+    /// File holding the cluster secret (compose/Kubernetes secrets); trailing newline ignored
+    #[arg(long, env = env_unless_empty("CLUSTER_SECRET_FILE"))]
+    pub cluster_secret_file: Option<std::path::PathBuf>,
+
     /// Also start the built-in demo target on a free loopback port and aim at it (TARGET_URL is ignored)
     #[arg(long)]
     pub demo: bool,

@@ -9,6 +9,8 @@ use crate::app::cli::{DemoTargetArgs, SidecarArgs};
 pub use crate::base::setting::ConfigError;
 pub use crate::base::token::ControlToken;
 pub use crate::base::url::TargetUrl;
+use crate::cluster::Peers;
+use crate::cluster::auth::{ClusterKey, MIN_SECRET_CHARS};
 use crate::cluster::peers::PeersSetting;
 use crate::control::origin::AllowedOrigins;
 use crate::control::server::ServerLimits;
@@ -27,9 +29,9 @@ use crate::workload::{self, OrderWeights, Workload};
 /// path, a device) and must not be read into memory whole.
 pub const MAX_TOKEN_FILE_BYTES: u64 = 4096;
 
-fn read_token_file(path: &std::path::Path) -> Result<String, ConfigError> {
+fn read_token_file(setting: &'static str, path: &std::path::Path) -> Result<String, ConfigError> {
     use std::io::Read;
-    let error = |reason: &dyn fmt::Display| ConfigError::new("CONTROL_TOKEN_FILE", path.display(), reason);
+    let error = |reason: &dyn fmt::Display| ConfigError::new(setting, path.display(), reason);
     let file = std::fs::File::open(path).map_err(|e| error(&format_args!("cannot be read: {e}")))?;
     let mut raw = Vec::new();
     file.take(MAX_TOKEN_FILE_BYTES + 1)
@@ -55,14 +57,85 @@ fn control_token(args: &SidecarArgs) -> Result<Option<ControlToken>, ConfigError
                 .map(Some)
                 .map_err(|e| ConfigError::new("CONTROL_TOKEN", "<redacted>", e));
         }
-        (None, Some(path)) => read_token_file(path)?,
+        (None, Some(path)) => read_token_file("CONTROL_TOKEN_FILE", path)?,
         (None, None) => return Ok(None),
     };
-    let token = raw.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&raw);
+    let token = without_line_end(&raw);
     let path = args.control_token_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
     ControlToken::parse(token)
         .map(Some)
         .map_err(|e| ConfigError::new("CONTROL_TOKEN_FILE", path, format_args!("token {e}")))
+}
+
+/// A secret file's text without its trailing line break.
+fn without_line_end(raw: &str) -> &str {
+    raw.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(raw)
+}
+
+/// `PEERS` and the key the replicas prove themselves with: from
+/// `CLUSTER_SECRET` or `CLUSTER_SECRET_FILE`, else from `CONTROL_TOKEN`.
+/// Without any, `PEERS` stops start-up: a listener on a vacant address of
+/// it could otherwise pose as a replica.
+fn peers(args: &SidecarArgs, token: Option<&ControlToken>) -> Result<Option<Peers>, ConfigError> {
+    let secret = match (&args.cluster_secret, &args.cluster_secret_file) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                "CLUSTER_SECRET_FILE",
+                "…",
+                "set CLUSTER_SECRET or CLUSTER_SECRET_FILE, not both",
+            ));
+        }
+        (Some(secret), None) => Some(("CLUSTER_SECRET", secret.clone())),
+        (None, Some(path)) => {
+            Some(("CLUSTER_SECRET_FILE", without_line_end(&read_token_file("CLUSTER_SECRET_FILE", path)?).to_string()))
+        }
+        (None, None) => None,
+    };
+    // Checked whenever given, so a mistake shows before PEERS is set.
+    if let Some((setting, secret)) = &secret {
+        check_cluster_secret(setting, secret, "")?;
+    }
+    let Some(raw) = &args.peers else { return Ok(None) };
+    let Some(setting) = PeersSetting::parse(raw).map_err(|e| ConfigError::new("PEERS", raw, e))? else {
+        return Ok(None);
+    };
+    let secret = match (secret, token) {
+        (Some((_, secret)), _) => secret,
+        (None, Some(token)) => {
+            check_cluster_secret(
+                "CONTROL_TOKEN",
+                token.expose(),
+                " (without CLUSTER_SECRET it is the replicas' shared secret; set CLUSTER_SECRET, or a longer token)",
+            )?;
+            token.expose().to_string()
+        }
+        (None, None) => {
+            return Err(ConfigError::new(
+                "PEERS",
+                raw,
+                format_args!(
+                    "replicas prove to each other that they share a secret: set CLUSTER_SECRET (or CLUSTER_SECRET_FILE) \
+                     to the same random string of at least {MIN_SECRET_CHARS} characters on every replica \
+                     (CONTROL_TOKEN serves when set)"
+                ),
+            ));
+        }
+    };
+    Ok(Some(Peers { setting, key: ClusterKey::derive(secret.as_bytes()) }))
+}
+
+fn check_cluster_secret(setting: &'static str, secret: &str, hint: &str) -> Result<(), ConfigError> {
+    let error = |reason: String| Err(ConfigError::new(setting, "<redacted>", reason));
+    if !secret.bytes().all(|b| b.is_ascii_graphic()) {
+        return error(format!("must be printable ASCII without spaces{hint}"));
+    }
+    if secret.len() < MIN_SECRET_CHARS {
+        return error(format!(
+            "is {} characters long, fewer than {MIN_SECRET_CHARS}: a signed request lets anyone who sees it test guesses offline{hint}",
+            secret.len()
+        ));
+    }
+    Ok(())
 }
 
 /// Everything the sidecar needs, validated.
@@ -83,8 +156,8 @@ pub struct Config {
     pub allowed_origins: AllowedOrigins,
     /// Bounds of the control server.
     pub control_limits: ServerLimits,
-    /// The other replicas; `None`: this sidecar runs alone.
-    pub peers: Option<PeersSetting>,
+    /// The other replicas and the key they share; `None`: this sidecar runs alone.
+    pub peers: Option<Peers>,
     /// Objectives judged continuously (empty: none).
     pub slos: Vec<Slo>,
     /// The window they are judged over.
@@ -244,8 +317,14 @@ impl TryFrom<SidecarArgs> for Config {
         let mut runtime_args = args.clone();
         runtime_args.control_token = None;
         runtime_args.control_token_file = None;
+        runtime_args.cluster_secret = None;
+        runtime_args.cluster_secret_file = None;
+        // A start-up setting, checked once here; its secret is not kept.
+        runtime_args.peers = None;
         runtime_args.tls_ca_file = None;
         runtime_args.state_dir = None;
+        let control_token = control_token(&args)?;
+        let peers = peers(&args, control_token.as_ref())?;
         Ok(Config {
             state,
             runtime_args,
@@ -273,15 +352,12 @@ impl TryFrom<SidecarArgs> for Config {
             log_format: args.log_format,
             stats_interval,
             demo: args.demo,
-            control_token: control_token(&args)?,
+            control_token,
             allowed_origins: match &args.allowed_origins {
                 None => AllowedOrigins::default(),
                 Some(raw) => AllowedOrigins::parse(raw).map_err(|e| ConfigError::new("ALLOWED_ORIGINS", raw, e))?,
             },
-            peers: match &args.peers {
-                None => None,
-                Some(raw) => PeersSetting::parse(raw).map_err(|e| ConfigError::new("PEERS", raw, e))?,
-            },
+            peers,
             slos,
             slo_window: window_duration("SLO_WINDOW", &args.slo_window, 10, 86_400)?,
             control_limits: ServerLimits {
@@ -373,7 +449,7 @@ mod tests {
         assert_eq!(c.stats_interval, Some(Duration::from_secs(30)));
         assert_eq!(c.allowed_origins, AllowedOrigins::default());
         assert_eq!(c.control_limits, ServerLimits { max_connections: 256, request_timeout: Duration::from_secs(5) });
-        assert_eq!(c.peers, None, "alone unless PEERS is set");
+        assert!(c.peers.is_none(), "alone unless PEERS is set");
     }
 
     #[test]
@@ -401,9 +477,50 @@ mod tests {
 
     #[test]
     fn peers_are_read_once_and_an_empty_value_means_none() {
-        let c = config(&["--peers", "dns:traffic-generator:8089"]).unwrap();
-        assert_eq!(c.peers, Some(PeersSetting::Dns { name: "traffic-generator".into(), port: 8089 }));
-        assert_eq!(config(&["--peers", ""]).unwrap().peers, None);
+        let c = config(&["--peers", "dns:traffic-generator:8089", "--cluster-secret", "0123456789abcdef"]).unwrap();
+        let setting = c.peers.map(|p| p.setting);
+        assert_eq!(setting, Some(PeersSetting::Dns { name: "traffic-generator".into(), port: 8089 }));
+        assert!(config(&["--peers", ""]).unwrap().peers.is_none());
+    }
+
+    #[test]
+    fn peers_need_a_shared_secret_of_sixteen_characters_never_shown() {
+        let peers = ["--peers", "dns:traffic-generator:8089"];
+        let err = rejected(&peers);
+        assert_eq!(err.setting, "PEERS");
+        assert!(err.to_string().contains("set CLUSTER_SECRET"), "{err}");
+        assert!(!err.to_string().contains('\n'));
+        // The control token serves when no CLUSTER_SECRET is given, if long enough.
+        let with = |more: &[&str]| config(&[&peers[..], more].concat());
+        assert!(with(&["--control-token", "a-token-of-16-chars"]).unwrap().peers.is_some());
+        let short = with(&["--control-token", "s3cret"]).unwrap_err();
+        assert_eq!(short.setting, "CONTROL_TOKEN");
+        assert!(short.to_string().contains("set CLUSTER_SECRET") && !short.to_string().contains("s3cret"), "{short}");
+        // A short token is fine alone, or with a CLUSTER_SECRET.
+        assert!(config(&["--control-token", "s3cret"]).is_ok());
+        assert!(with(&["--control-token", "s3cret", "--cluster-secret", "0123456789abcdef"]).is_ok());
+        for bad in ["0123456789abcde", "0123456789 abcdef", "0123456789abcdé!"] {
+            let err = with(&["--cluster-secret", bad]).unwrap_err();
+            assert_eq!(err.setting, "CLUSTER_SECRET", "{bad}");
+            assert!(!err.to_string().contains(&bad[..10]), "secret echoed: {err}");
+        }
+        assert_eq!(rejected(&["--cluster-secret", "short"]).setting, "CLUSTER_SECRET", "checked without PEERS too");
+        let c = with(&["--cluster-secret", "0123456789abcdef"]).unwrap();
+        assert!(!format!("{c:?}").contains("0123456789abcdef"), "secret in Debug output");
+        assert!(c.runtime_args.cluster_secret.is_none(), "kept out of the runtime settings");
+
+        let dir = std::env::temp_dir().join(format!("trafficgen-cluster-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("secret");
+        std::fs::write(&file, "0123456789abcdef\n").unwrap();
+        let path = file.to_str().unwrap();
+        assert!(with(&["--cluster-secret-file", path]).unwrap().peers.is_some());
+        let both = with(&["--cluster-secret-file", path, "--cluster-secret", "0123456789abcdef"]).unwrap_err();
+        assert_eq!(both.setting, "CLUSTER_SECRET_FILE");
+        std::fs::write(&file, "short\n").unwrap();
+        assert_eq!(with(&["--cluster-secret-file", path]).unwrap_err().setting, "CLUSTER_SECRET_FILE");
+        assert_eq!(with(&["--cluster-secret-file", "/nonexistent/s"]).unwrap_err().setting, "CLUSTER_SECRET_FILE");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

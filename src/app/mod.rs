@@ -78,7 +78,7 @@ impl Sidecar {
 
         let metrics = Arc::new(Metrics::new().context("could not set up metrics")?);
         let engine = Engine::new(settings, metrics);
-        let cluster = config.peers.clone().map(|p| Cluster::new(p, engine.clone(), config.control_token.as_ref()));
+        let cluster = config.peers.clone().map(|p| Cluster::new(p, engine.clone()));
         let runtime = runtime::runtime_settings(&config);
         let live = Live::new(engine.clone(), cluster.clone(), Some(runtime), config.state.clone());
         live.judge_slos(config.slos.clone(), config.slo_window);

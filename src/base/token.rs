@@ -24,6 +24,12 @@ impl ControlToken {
         format!("Bearer {}", self.0)
     }
 
+    /// The token itself, to derive the cluster key from when no
+    /// `CLUSTER_SECRET` is set. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
     /// Compares in time independent of where the first difference is, so
     /// response timing does not reveal the token byte by byte.
     pub fn matches(&self, candidate: &[u8]) -> bool {

@@ -22,7 +22,6 @@ use serde_json::{Map, Value};
 
 use super::version::{MAX_AHEAD_MS, Version, VersionAhead};
 use crate::engine::mode::{Mode, RateError, check_rate};
-use crate::jobs::spec::{MAX_DURATION_SECS, MIN_DURATION_SECS};
 use crate::jobs::{JobSpec, StopReason};
 
 /// One replicated value and the version that set it.
@@ -332,30 +331,22 @@ fn take_newer_optional<T>(mine: &mut Option<Section<T>>, theirs: Option<Section<
     }
 }
 
+/// Longest job id a peer may send (ours are `job-<n>-<hex>`).
+const MAX_JOB_ID_CHARS: usize = 64;
+
 impl SharedJob {
-    /// A peer's job, checked as `POST /jobs` checks one (the cap and the
-    /// request names are applied where it is played).
+    /// A peer's job, checked by the rules of `POST /jobs` (see
+    /// [`JobSpec::check_sent`]: every field, string and list within the
+    /// same bounds; the cap and the request names are applied where it is
+    /// played), with an id like ours and a start not from the future.
     fn check(&self, now_ms: u64) -> Result<(), DocumentError> {
-        let spec = &self.spec;
-        let fail = |message: String| Err(DocumentError::Job(message));
-        if self.job_id.is_empty() || self.job_id.len() > 64 {
-            return fail(format!("job_id must have 1 to 64 characters, not {}", self.job_id.len()));
+        let id_char = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+        if self.job_id.is_empty() || self.job_id.len() > MAX_JOB_ID_CHARS || !self.job_id.bytes().all(id_char) {
+            return Err(DocumentError::Job(format!(
+                "job_id must be 1 to {MAX_JOB_ID_CHARS} letters, digits, '-' or '_'"
+            )));
         }
-        if !(MIN_DURATION_SECS..=MAX_DURATION_SECS).contains(&spec.duration_secs) {
-            return fail(format!(
-                "duration_secs {} is not from {MIN_DURATION_SECS} to {MAX_DURATION_SECS}",
-                spec.duration_secs
-            ));
-        }
-        if !(spec.max_rps.is_finite() && spec.max_rps > 0.0) {
-            return fail(format!("max_rps {} is not a positive rate", spec.max_rps));
-        }
-        if !(0.0..=spec.duration_secs).contains(&spec.ramp_up_secs) {
-            return fail(format!("ramp_up_secs {} is not from 0 to duration_secs", spec.ramp_up_secs));
-        }
-        if spec.endpoints.as_ref().is_some_and(|e| e.is_empty() || e.len() > crate::workload::MAX_REQUESTS) {
-            return fail(format!("endpoints must name 1 to {} requests", crate::workload::MAX_REQUESTS));
-        }
+        self.spec.check_sent().map_err(|e| DocumentError::Job(e.to_string()))?;
         if self.start_ms > now_ms.saturating_add(MAX_AHEAD_MS) {
             return Err(DocumentError::StartAhead { ahead_ms: self.start_ms - now_ms });
         }
@@ -493,6 +484,23 @@ mod tests {
         let mut ahead = shared(60.0);
         ahead.start_ms = NOW + MAX_AHEAD_MS + 1;
         assert!(matches!(job(20, Some(ahead)).check(NOW), Err(DocumentError::StartAhead { .. })));
+    }
+
+    #[test]
+    fn a_peer_job_is_bounded_by_the_checks_of_post_jobs() {
+        let mut preset = shared(60.0);
+        preset.spec.preset = Some("x".repeat(1_900_000));
+        let err = job(20, Some(preset)).check(NOW).unwrap_err();
+        assert!(err.to_string().starts_with("job: preset: unknown preset"), "{err}");
+        assert!(err.to_string().len() < 300, "quoted at length: {} bytes", err.to_string().len());
+        let mut names = shared(60.0);
+        names.spec.endpoints = Some(vec!["n".repeat(65)]);
+        assert!(job(20, Some(names)).check(NOW).unwrap_err().to_string().starts_with("job: endpoints"));
+        for id in ["", "job 1", "job-1\n", &"j".repeat(65)] {
+            let mut bad = shared(60.0);
+            bad.job_id = id.to_string();
+            assert!(job(20, Some(bad)).check(NOW).unwrap_err().to_string().starts_with("job: job_id"), "{id:?}");
+        }
     }
 
     fn workload(clock: u64, source: &str, text: &str) -> Document {

@@ -15,11 +15,18 @@
 //! on. A peer that misses it (down, slow, not yet started) finds a newer
 //! version in the next poll and fetches the document (`GET /cluster/state`).
 //!
+//! Replicas prove to each other that they share the cluster secret before
+//! anything they say counts: every request and answer between them is
+//! signed (see [`auth`]). An address of `PEERS` that cannot sign is never
+//! counted, never sent a document, and nothing it sends is merged.
+//!
 //! Layout: [`version`] (versions and the clock), [`document`] (the
 //! replicated state and its merge rule), [`split`] (membership and shares),
-//! [`peers`] (the `PEERS` setting), [`client`] (HTTP to peers); this file
-//! ties them to the engine and runs the poll loop and the fan-out.
+//! [`peers`] (the `PEERS` setting), [`auth`] (signatures), [`client`] (HTTP
+//! to peers); this file ties them to the engine and runs the poll loop and
+//! the fan-out.
 
+pub mod auth;
 pub mod client;
 pub mod document;
 pub mod peers;
@@ -37,10 +44,10 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use crate::base::token::ControlToken;
 use crate::engine::Engine;
 use crate::engine::mode::Plan;
 use crate::workload::Workload;
+use auth::{AuthError, ClusterKey, Nonces, RequestParts, Stamp};
 use client::PeerClient;
 use document::{
     Changed, ConfigSection, Document, DocumentError, JobSection, PlanSpec, Section, Versions, WorkloadSection,
@@ -73,6 +80,26 @@ const MIN_POLL_GAP: Duration = Duration::from_millis(100);
 /// one that is leaving) polls at once, so a join or a leave is seen by all
 /// within moments, not at their next poll.
 pub const ASKER_HEADER: &str = "trafficgen-replica";
+
+/// Most characters of a peer's error message kept (in logs and answers):
+/// a peer's document can be 2 MiB, and a parse error may quote it.
+const MAX_ERROR_CHARS: usize = 300;
+
+/// The replicas (`PEERS`) and the key they prove themselves with.
+#[derive(Debug, Clone)]
+pub struct Peers {
+    pub setting: PeersSetting,
+    pub key: ClusterKey,
+}
+
+/// `text` cut to [`MAX_ERROR_CHARS`] characters, on one line.
+pub fn clip(text: &str) -> String {
+    let mut out: String = text.chars().filter(|c| !c.is_control()).take(MAX_ERROR_CHARS).collect();
+    if text.chars().filter(|c| !c.is_control()).nth(MAX_ERROR_CHARS).is_some() {
+        out.push('…');
+    }
+    out
+}
 
 /// Asks in flight, each with its number: an answer to an ask that a newer
 /// one to the same address has replaced is dropped.
@@ -121,6 +148,9 @@ struct Inner {
     setting: PeersSetting,
     engine: Engine,
     client: PeerClient,
+    key: ClusterKey,
+    /// Signed requests seen lately: a second one with the same stamp is a replay.
+    nonces: Mutex<Nonces>,
     replicated: Mutex<Replicated>,
     membership: Mutex<Membership>,
     lookup: Mutex<LookupStatus>,
@@ -167,14 +197,17 @@ impl Cluster {
     /// Joins the engine to the replicas `setting` names. Its first plan
     /// (the initial mode) is anchored at the Unix epoch, the instant every
     /// replica agrees on without a word.
-    pub fn new(setting: PeersSetting, engine: Engine, token: Option<&ControlToken>) -> Cluster {
+    pub fn new(peers: Peers, engine: Engine) -> Cluster {
         let me = InstanceId::random();
         let plan = engine.plan();
         let document = Document::initial(plan.mode, plan.rps);
+        let Peers { setting, key } = peers;
         let inner = Inner {
             me,
             setting,
-            client: PeerClient::new(token, PEER_TIMEOUT),
+            client: PeerClient::new(key.clone(), PEER_TIMEOUT),
+            key,
+            nonces: Mutex::new(Nonces::default()),
             replicated: Mutex::new(Replicated { document: document.clone(), clock: Clock::default() }),
             membership: Mutex::new(Membership::new(me)),
             lookup: Mutex::new(LookupStatus::default()),
@@ -216,12 +249,12 @@ impl Cluster {
         }
     }
 
-    /// A peer polled us saying who it is ([`ASKER_HEADER`]), from `from`:
-    /// if it is one we do not count yet, ask it (at the addresses of
-    /// `PEERS` with its IP, as replicas reach each other without NAT) and
-    /// poll the rest now; if it is leaving (`authorized`: it carried the
-    /// control token, when one is set), stop counting it at once.
-    pub fn asked_by(&self, asker: &str, authorized: bool, from: Option<std::net::IpAddr>) {
+    /// A peer polled us saying who it is ([`ASKER_HEADER`], in a signed
+    /// request), from `from`: if it is one we do not count yet, ask it (at
+    /// the addresses of `PEERS` with its IP, as replicas reach each other
+    /// without NAT) and poll the rest now; if it is leaving, stop counting
+    /// it at once.
+    pub fn asked_by(&self, asker: &str, from: Option<std::net::IpAddr>) {
         let (id, stopping) = match asker.split_once(';') {
             Some((id, flag)) => (id.trim(), flag.trim() == MemberInfo::STOPPING),
             None => (asker.trim(), false),
@@ -231,7 +264,7 @@ impl Cluster {
             return;
         }
         let mut membership = self.inner.membership.lock();
-        let wake = if stopping && authorized {
+        let wake = if stopping {
             membership.stopping(id);
             true
         } else {
@@ -248,6 +281,25 @@ impl Cluster {
         if wake {
             self.inner.wake.notify_one();
         }
+    }
+
+    /// Checks a peer's signed request (see [`auth`]): its signature, its
+    /// time, and that it was not seen before.
+    pub fn check_peer_request(&self, header: &[u8], parts: &RequestParts) -> Result<Stamp, AuthError> {
+        let now = now_ms();
+        let stamp = self.inner.key.check_request(header, parts, now)?;
+        self.inner.nonces.lock().admit(stamp, now)?;
+        Ok(stamp)
+    }
+
+    /// The cheap checks of a peer's request, before its body is read.
+    pub fn precheck_peer_request(&self, header: &[u8]) -> Result<(), AuthError> {
+        auth::precheck(header, now_ms()).map(|_| ())
+    }
+
+    /// The signature of the answer to a peer's signed request.
+    pub fn sign_answer(&self, stamp: Stamp, status: u16, body: &[u8]) -> String {
+        self.inner.key.sign_answer(stamp, status, body)
     }
 
     fn asker(&self) -> String {
@@ -482,10 +534,13 @@ impl Cluster {
         }
     }
 
-    /// Sends the document to every peer, without waiting for any. A peer
-    /// still busy with the previous one gets the newest once it is done.
+    /// Sends the document to every peer that proved itself at its last poll
+    /// (never to an address that did not: the document may hold a
+    /// workload's credentials), without waiting for any. A peer still busy
+    /// with the previous one gets the newest once it is done; one not yet
+    /// proven catches up at its next poll.
     fn fan_out(&self) {
-        let peers = self.inner.membership.lock().others();
+        let peers = self.inner.membership.lock().proven_others();
         for address in peers {
             self.send_to(address);
         }
@@ -509,7 +564,7 @@ impl Cluster {
                     Ok(_permit) => cluster.inner.client.put(address, "/cluster/state", &body, MAX_MEMBER_BYTES).await,
                     Err(_) => break,
                 };
-                let result = result.map(|_| ()).map_err(|e| e.to_string());
+                let result = result.map(|_| ()).map_err(|e| clip(&e.to_string()));
                 let failing = result.as_ref().err().cloned();
                 let was_failing = cluster.inner.membership.lock().fanned_out(address, result);
                 match (failing, was_failing) {
@@ -635,7 +690,7 @@ impl Cluster {
             // Behind a peer: fetch its state, one fetch at a time.
             let mine = self.versions();
             if catching_up.is_none()
-                && let Some(address) = self.inner.membership.lock().ahead_of(&mine)
+                && let Some(address) = self.inner.membership.lock().ahead_of(&mine, now_ms())
             {
                 let cluster = self.clone();
                 catching_up = Some(Box::pin(async move { (address, cluster.catch_up(address).await) }));
@@ -714,20 +769,21 @@ impl Cluster {
         }
     }
 
-    /// Takes an answer (or its absence) from `address` in.
+    /// Takes an answer (or its absence) from `address` in. A signed answer
+    /// counts its replica as a member whatever its versions; versions too
+    /// far ahead of this clock are not observed (they would push this
+    /// replica's next versions out of its peers' bounds) and not caught up
+    /// from (see [`Membership::ahead_of`]).
     fn take_answer(&self, address: SocketAddr, answer: Result<MemberInfo, String>) {
-        let answer = answer.and_then(|info| {
-            info.versions.check(now_ms()).map_err(|e| e.to_string())?;
-            Ok(info)
-        });
         let mut membership = self.inner.membership.lock();
         match answer {
             Ok(info) => {
-                let mut replicated = self.inner.replicated.lock();
-                for version in info.versions.each() {
-                    replicated.clock.observe(version);
+                if info.versions.check(now_ms()).is_ok() {
+                    let mut replicated = self.inner.replicated.lock();
+                    for version in info.versions.each() {
+                        replicated.clock.observe(version);
+                    }
                 }
-                drop(replicated);
                 let was_unreachable = membership.peers().any(|(a, p)| *a == address && p.misses > 0);
                 if was_unreachable && info.instance != self.inner.me {
                     log::info!(peer:% = address, instance:% = info.instance; "cluster: {address} answers again");
@@ -766,26 +822,32 @@ impl Cluster {
             || self.inner.membership.lock().peers().any(|(_, p)| p.is_member() && p.misses > 0)
     }
 
+    /// Asks `address` who it is: a signed answer, within bounds, or why not.
     async fn ask(&self, address: SocketAddr) -> Result<MemberInfo, String> {
         let _permit = self.inner.requests.acquire().await.map_err(|e| e.to_string())?;
-        let asker = [(ASKER_HEADER, self.asker())];
+        let asker = self.asker();
         let body = self
             .inner
             .client
-            .get_with(address, "/cluster/member", &asker, MAX_MEMBER_BYTES)
+            .get(address, "/cluster/member", Some(&asker), MAX_MEMBER_BYTES)
             .await
-            .map_err(|e| e.to_string())?;
-        serde_json::from_slice(&body).map_err(|e| format!("not an answer of a trafficgen replica: {e}"))
+            .map_err(|e| clip(&e.to_string()))?;
+        let info: MemberInfo =
+            serde_json::from_slice(&body).map_err(|e| clip(&format!("not an answer of a trafficgen replica: {e}")))?;
+        info.check().map_err(|e| format!("not an answer of a trafficgen replica: {e}"))?;
+        Ok(info)
     }
 
+    /// Fetches a peer's document and merges it: its answer signed for this
+    /// request, the document checked as `PUT /cluster/state` checks one.
     async fn catch_up(&self, address: SocketAddr) -> Result<(), String> {
         let permit = self.inner.requests.acquire().await.map_err(|e| e.to_string())?;
-        let body = self.inner.client.get(address, "/cluster/state", MAX_DOCUMENT_BYTES).await;
+        let body = self.inner.client.get(address, "/cluster/state", None, MAX_DOCUMENT_BYTES).await;
         drop(permit);
-        let body = body.map_err(|e| e.to_string())?;
+        let body = body.map_err(|e| clip(&e.to_string()))?;
         let document: Document =
-            serde_json::from_slice(&body).map_err(|e| format!("not a replicated document: {e}"))?;
-        let changed = self.merge(document, Source::CatchUp).map_err(|e| e.to_string())?;
+            serde_json::from_slice(&body).map_err(|e| clip(&format!("not a replicated document: {e}")))?;
+        let changed = self.merge(document, Source::CatchUp).map_err(|e| clip(&e.to_string()))?;
         if changed.any() {
             log::info!(peer:% = address, sections:? = changed.names(); "cluster: caught up from {address}");
         }

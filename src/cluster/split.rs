@@ -43,7 +43,22 @@ impl MemberInfo {
     pub fn sending(&self) -> bool {
         self.state != "warming_up" && self.state != Self::STOPPING
     }
+
+    /// Bounds what a peer says of itself (`/status` shows it): its state
+    /// and mode are short names (a newer release may add some).
+    pub fn check(&self) -> Result<(), String> {
+        for (field, value) in [("state", &self.state), ("mode", &self.mode)] {
+            let name_like = |b: u8| b.is_ascii_lowercase() || b == b'_';
+            if value.is_empty() || value.len() > MAX_NAME_CHARS || !value.bytes().all(name_like) {
+                return Err(format!("its {field} is not a name of 1 to {MAX_NAME_CHARS} letters a-z and '_'"));
+            }
+        }
+        Ok(())
+    }
 }
+
+/// Longest state or mode name a peer may report.
+const MAX_NAME_CHARS: usize = 32;
 
 /// A [`Share`] as JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,19 +178,26 @@ impl Membership {
         split(self.me, &self.members())
     }
 
-    /// Where changes made here are sent: every address but our own.
+    /// Every address but our own (told when this replica leaves).
     pub fn others(&self) -> Vec<SocketAddr> {
         self.peers.iter().filter(|(_, p)| !p.is_self).map(|(a, _)| *a).collect()
     }
 
+    /// Where changes made here are sent: every other address whose last
+    /// poll got a signed answer (see [`super::auth`]).
+    pub fn proven_others(&self) -> Vec<SocketAddr> {
+        self.peers.iter().filter(|(_, p)| !p.is_self && p.reachable()).map(|(a, _)| *a).collect()
+    }
+
     /// The reachable peer with the newest state, if it is newer than `mine`
-    /// in any section: the one to catch up from.
-    pub fn ahead_of(&self, mine: &Versions) -> Option<SocketAddr> {
+    /// in any section and none of its versions is too far ahead of
+    /// `now_ms` (its document would be refused): the one to catch up from.
+    pub fn ahead_of(&self, mine: &Versions, now_ms: u64) -> Option<SocketAddr> {
         self.peers
             .iter()
             .filter(|(_, p)| p.reachable() && !p.is_self)
             .filter_map(|(a, p)| p.last.as_ref().map(|i| (a, i.versions)))
-            .filter(|(_, theirs)| mine.behind(theirs))
+            .filter(|(_, theirs)| mine.behind(theirs) && theirs.check(now_ms).is_ok())
             .max_by_key(|(_, theirs)| theirs.latest())
             .map(|(a, _)| *a)
     }
@@ -258,8 +280,10 @@ mod tests {
         assert_eq!(m.members(), vec![InstanceId(0x10), ME, InstanceId(0x90)]);
         assert_eq!(m.share(), Share::new(1, 3).unwrap(), "a peer still warming up counts");
         assert_eq!(m.others(), vec![addr(1), addr(3)], "never notify ourselves");
+        assert_eq!(m.proven_others(), vec![addr(1), addr(3)]);
 
         assert!(m.missed(addr(3), "connection refused".into()), "unreachable at once");
+        assert_eq!(m.proven_others(), vec![addr(1)], "changes go to those that answered their last poll");
         assert_eq!(m.share(), Share::new(1, 3).unwrap(), "one miss keeps its share");
         assert!(!m.missed(addr(3), "connection refused".into()));
         assert_eq!(m.share(), Share::new(1, 2).unwrap(), "two misses: the others take it over");
@@ -279,6 +303,22 @@ mod tests {
         m.set_addresses(&[addr(2), addr(3), addr(4)]);
         assert_eq!(m.share(), Share::new(0, 2).unwrap());
         assert!(!m.missed(addr(4), "refused".into()), "never answered: not 'become unreachable'");
+        assert_eq!(m.others(), vec![addr(3), addr(4)]);
+        assert_eq!(m.proven_others(), vec![addr(3)], "never sent anything before it answered");
+    }
+
+    #[test]
+    fn what_a_peer_says_of_itself_is_bounded() {
+        assert_eq!(info(0x10, "running", 1).check(), Ok(()));
+        assert_eq!(info(0x10, MemberInfo::STOPPING, 1).check(), Ok(()));
+        assert_eq!(info(0x10, "a_state_of_a_newer_release", 1).check(), Ok(()));
+        for state in ["", "Running", "run ning", "x\n", &"x".repeat(33), &"x".repeat(1_900_000)] {
+            let err = info(0x10, state, 1).check().unwrap_err();
+            assert!(err.contains("state"), "{err}");
+        }
+        let mut long_mode = info(0x10, "running", 1);
+        long_mode.mode = "m".repeat(100);
+        assert!(long_mode.check().unwrap_err().contains("mode"));
     }
 
     #[test]
@@ -293,19 +333,27 @@ mod tests {
 
     #[test]
     fn catch_up_picks_the_reachable_peer_with_the_newest_state() {
-        let now = Instant::now();
+        let at = Instant::now();
         let mut m = Membership::new(ME);
         m.set_addresses(&[addr(1), addr(2), addr(3)]);
-        m.answered(addr(1), info(0x10, "running", 5), now);
-        m.answered(addr(2), info(0x20, "running", 9), now);
-        m.answered(addr(3), info(0x30, "running", 12), now);
+        m.answered(addr(1), info(0x10, "running", 5), at);
+        m.answered(addr(2), info(0x20, "running", 9), at);
+        m.answered(addr(3), info(0x30, "running", 12), at);
         m.missed(addr(3), "timeout".into());
         let mine = |clock| Versions { plan: Version { clock, replica: ME }, job: None, workload: None, config: None };
-        assert_eq!(m.ahead_of(&mine(1)), Some(addr(2)), "the newest reachable one");
-        assert_eq!(m.ahead_of(&mine(9)), None, "nobody reachable is ahead");
+        let now_ms = 100_000;
+        assert_eq!(m.ahead_of(&mine(1), now_ms), Some(addr(2)), "the newest reachable one");
+        assert_eq!(m.ahead_of(&mine(9), now_ms), None, "nobody reachable is ahead");
+        // A peer whose versions are beyond this clock's bound is not caught
+        // up from (its document would be refused), and still counts.
+        let far = now_ms + crate::cluster::version::MAX_AHEAD_MS + 1;
+        m.answered(addr(1), info(0x10, "running", far), at);
+        assert_eq!(m.ahead_of(&mine(1), now_ms), Some(addr(2)));
+        assert_eq!(m.members().len(), 4, "it proved who it is: it counts");
+        m.answered(addr(1), info(0x10, "running", 5), at);
         assert!(m.a_peer_is_sending());
-        m.answered(addr(2), info(0x20, "warming_up", 9), now);
-        m.answered(addr(1), info(0x10, "warming_up", 5), now);
+        m.answered(addr(2), info(0x20, "warming_up", 9), at);
+        m.answered(addr(1), info(0x10, "warming_up", 5), at);
         assert!(!m.a_peer_is_sending(), "all reachable peers are warming up");
     }
 }

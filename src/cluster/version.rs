@@ -13,9 +13,13 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// How far ahead of our clock a version (or a plan's start) may be: a peer's
-/// clock may be a little ahead; a clock near `u64::MAX` would leave no room
-/// for later changes.
-pub const MAX_AHEAD_MS: u64 = 60_000;
+/// clock may be a little ahead (NTP keeps hosts within milliseconds). Kept
+/// tight because a version from the future wins over every change made
+/// before its time on a replica that has not seen it yet: a forged one 59 s
+/// ahead would hold the whole cluster for 59 s. So at most this long after
+/// any accepted version, a change made anywhere wins over it. (A clock near
+/// `u64::MAX` would also leave no room for later changes.)
+pub const MAX_AHEAD_MS: u64 = 1_000;
 
 /// A replica's random id, chosen at start; 0 is nobody's (the initial
 /// version). Shown as 16 hex digits.
@@ -184,6 +188,53 @@ mod tests {
         assert!(err.to_string().contains("ahead"), "{err}");
         assert!(Version { clock: u64::MAX, replica: A }.check_not_ahead(now).is_err());
         assert!(Version { clock: u64::MAX, replica: A }.check_not_ahead(u64::MAX).is_ok());
+    }
+
+    /// Replica 1 is sent a version `ahead` ms past its clock at `t0`;
+    /// replica 2, which has not seen it, makes a change `after` ms later.
+    /// Each takes what it is sent if it passes its checks and is newer;
+    /// the result is what both end with.
+    fn forged_then_local(ahead: u64, after: u64) -> (bool, Version) {
+        let t0 = 1_800_000_000_000;
+        let forged = Version { clock: t0 + ahead, replica: InstanceId(0xf0f0) };
+        let accepted = forged.check_not_ahead(t0).is_ok();
+        let mut replica_1 = if accepted { forged } else { Version::INITIAL };
+        let local = Clock::default().next(t0 + after, B);
+        let mut replica_2 = local;
+        // The fan-out of the local change, then the catch-up at the next
+        // poll, each checked against the receiver's clock.
+        if local.check_not_ahead(t0 + after).is_ok() && local > replica_1 {
+            replica_1 = local;
+        }
+        if replica_1.check_not_ahead(t0 + after).is_ok() && replica_1 > replica_2 {
+            replica_2 = replica_1;
+        }
+        assert_eq!(replica_1, replica_2, "the replicas agree");
+        (accepted, replica_1)
+    }
+
+    #[test]
+    fn a_version_far_ahead_never_wins_over_a_later_local_change() {
+        // (ahead of replica 1's clock, the local change after it, taken?, who wins)
+        for (ahead, after, taken, local_wins) in [
+            // The attack of issue 21: 59.9 s ahead; refused, so a change made
+            // anywhere afterwards stands.
+            (59_900, 100, false, true),
+            (59_900, 0, false, true),
+            (MAX_AHEAD_MS + 1, 0, false, true),
+            (u64::MAX / 2, 0, false, true),
+            // Within the skew allowed: taken, and it wins only over a change
+            // made before its time (the price of tolerating clock skew)…
+            (MAX_AHEAD_MS, 500, true, false),
+            // … never over one made after it.
+            (MAX_AHEAD_MS, MAX_AHEAD_MS + 1, true, true),
+            (300, 301, true, true),
+            (0, 1, true, true),
+        ] {
+            let (accepted, winner) = forged_then_local(ahead, after);
+            assert_eq!(accepted, taken, "ahead {ahead} ms");
+            assert_eq!(winner.replica == B, local_wins, "ahead {ahead} ms, change {after} ms later: {winner}");
+        }
     }
 
     #[test]

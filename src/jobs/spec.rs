@@ -94,6 +94,16 @@ pub struct JobSpec {
 }
 
 const FIELDS: [&str; 6] = ["scenario", "preset", "duration_secs", "max_rps", "ramp_up_secs", "endpoints"];
+
+/// How the request names of a job body are checked.
+#[derive(Debug, Clone, Copy)]
+enum Names<'a> {
+    /// Against a workload's (`POST /jobs`), with its error requests.
+    Of(&'a JobLimits),
+    /// For their bounds only: a job another replica checked against its
+    /// workload; the replica that plays it applies the names it has.
+    Sent,
+}
 const EXAMPLE: &str = r#"{"scenario": "peak", "duration_secs": 120, "max_rps": 50} or {"preset": "gentle"}"#;
 
 impl JobSpec {
@@ -108,10 +118,40 @@ impl JobSpec {
         let Value::Object(fields) = value else {
             return Err(JobError::invalid("body", format!("must be a JSON object, e.g. {EXAMPLE}")));
         };
-        Self::from_fields(&fields, limits)
+        Self::from_fields(&fields, limits.max_rps, Names::Of(limits))
     }
 
-    fn from_fields(fields: &Map<String, Value>, limits: &JobLimits) -> Result<JobSpec, JobError> {
+    /// A job another replica checked with [`JobSpec::parse`] and sent: its
+    /// fields go through the same checks again, so every string and list
+    /// is bounded as in a `POST /jobs` body here (a preset is one of ours,
+    /// at most 64 request names of at most 64 characters each). The cap and
+    /// the request names are the playing replica's, applied where it plays
+    /// the job, so a rate above this replica's `MAX_RPS` or a name its
+    /// workload lacks is no error here.
+    pub fn check_sent(&self) -> Result<(), JobError> {
+        let mut fields = Map::new();
+        fields.insert("scenario".into(), Value::from(self.scenario.0.as_str()));
+        if let Some(preset) = &self.preset {
+            fields.insert("preset".into(), Value::from(preset.as_str()));
+        }
+        fields.insert("duration_secs".into(), Value::from(self.duration_secs));
+        fields.insert("max_rps".into(), Value::from(self.max_rps));
+        fields.insert("ramp_up_secs".into(), Value::from(self.ramp_up_secs));
+        if let Some(endpoints) = &self.endpoints {
+            fields.insert("endpoints".into(), Value::from(endpoints.clone()));
+        }
+        Self::from_fields(&fields, f64::MAX, Names::Sent)?;
+        // Set only when a preset's own rate was cut to a cap.
+        if let Some(rps) = self.capped_from_rps {
+            let presets_rate = self.preset.as_deref().and_then(preset).map(|p| p.max_rps);
+            if presets_rate != Some(rps) || rps < self.max_rps {
+                return Err(JobError::invalid("capped_from_rps", "must be the preset's rate, above max_rps"));
+            }
+        }
+        Ok(())
+    }
+
+    fn from_fields(fields: &Map<String, Value>, cap: f64, names: Names) -> Result<JobSpec, JobError> {
         let unknown: Vec<&str> = fields.keys().map(String::as_str).filter(|k| !FIELDS.contains(k)).collect();
         if !unknown.is_empty() {
             return Err(JobError::invalid(
@@ -124,7 +164,7 @@ impl JobSpec {
             Some(v) => {
                 let name = v.as_str().ok_or_else(|| JobError::invalid("preset", "must be a string"))?;
                 Some(preset(name).ok_or_else(|| {
-                    JobError::invalid("preset", format!("unknown preset '{name}'; presets: {}", preset_names()))
+                    JobError::invalid("preset", format!("unknown preset '{}'; presets: {}", clip(name), preset_names()))
                 })?)
             }
         };
@@ -161,14 +201,14 @@ impl JobSpec {
 
         let mut capped_from_rps = None;
         let max_rps = match number(fields, "max_rps")? {
-            Some(rps) => check_rate(rps, limits.max_rps).map_err(|e| JobError::invalid("max_rps", e.to_string()))?,
+            Some(rps) => check_rate(rps, cap).map_err(|e| JobError::invalid("max_rps", e.to_string()))?,
             None => {
                 let rps = preset.map(|p| p.max_rps).ok_or_else(|| required("max_rps"))?;
                 // Presets are ours, MAX_RPS is the operator's: the cap wins, and the answer says so.
-                if rps > limits.max_rps {
+                if rps > cap {
                     capped_from_rps = Some(rps);
                 }
-                rps.min(limits.max_rps)
+                rps.min(cap)
             }
         };
         if max_rps <= 0.0 {
@@ -188,9 +228,12 @@ impl JobSpec {
 
         let endpoints = match fields.get("endpoints") {
             None => None,
-            Some(v) => Some(endpoints(v, limits)?),
+            Some(v) => Some(endpoints(v, names)?),
         };
-        if scenario.error_share() > 0.0 && limits.errors.is_empty() {
+        if let Names::Of(limits) = names
+            && scenario.error_share() > 0.0
+            && limits.errors.is_empty()
+        {
             return Err(JobError::invalid(
                 "scenario",
                 format!(
@@ -232,12 +275,13 @@ fn number(fields: &Map<String, Value>, field: &'static str) -> Result<Option<f64
 }
 
 /// `endpoints`: a non-empty list of distinct names of weighted requests.
-fn endpoints(value: &Value, limits: &JobLimits) -> Result<Vec<String>, JobError> {
+fn endpoints(value: &Value, names: Names) -> Result<Vec<String>, JobError> {
+    let example = match names {
+        Names::Of(limits) => first(&limits.weighted),
+        Names::Sent => first(&[]),
+    };
     let items = value.as_array().ok_or_else(|| {
-        JobError::invalid(
-            "endpoints",
-            format!("must be a list of request names, e.g. [\"{}\"]", first(&limits.weighted)),
-        )
+        JobError::invalid("endpoints", format!("must be a list of request names, e.g. [\"{example}\"]"))
     })?;
     if items.is_empty() {
         return Err(JobError::invalid("endpoints", "must name at least one request (leave it out for all)"));
@@ -248,31 +292,31 @@ fn endpoints(value: &Value, limits: &JobLimits) -> Result<Vec<String>, JobError>
             format!("names {} requests; a workload has at most {}", items.len(), crate::workload::MAX_REQUESTS),
         ));
     }
-    let mut names: Vec<String> = Vec::with_capacity(items.len());
+    let mut listed: Vec<String> = Vec::with_capacity(items.len());
     let (mut unknown, mut errors) = (Vec::new(), Vec::new());
     for item in items {
         let name = item.as_str().ok_or_else(|| {
             JobError::invalid("endpoints", format!("must hold request names (strings), not {}", short(item)))
         })?;
-        if names.iter().any(|n| n == name) {
+        if listed.iter().any(|n| n == name) {
             return Err(JobError::invalid("endpoints", format!("names '{}' twice", clip(name))));
         }
-        if limits.errors.iter().any(|n| n == name) {
-            errors.push(name);
-        } else if !limits.weighted.iter().any(|n| n == name) {
-            unknown.push(name);
+        match names {
+            Names::Of(limits) if limits.errors.iter().any(|n| n == name) => errors.push(name),
+            Names::Of(limits) if !limits.weighted.iter().any(|n| n == name) => unknown.push(name),
+            Names::Of(_) => {}
+            // A workload's names are at most this long: its own rule.
+            Names::Sent if name.is_empty() || name.len() > crate::workload::model::MAX_NAME => unknown.push(name),
+            Names::Sent => {}
         }
-        names.push(name.to_string());
+        listed.push(name.to_string());
     }
     if !unknown.is_empty() {
-        return Err(JobError::invalid(
-            "endpoints",
-            format!(
-                "unknown request name(s) {}; the workload's requests: {}",
-                quoted(&unknown),
-                limits.weighted.join(", ")
-            ),
-        ));
+        let known = match names {
+            Names::Of(limits) => format!("the workload's requests: {}", limits.weighted.join(", ")),
+            Names::Sent => format!("a request name has 1 to {} characters", crate::workload::model::MAX_NAME),
+        };
+        return Err(JobError::invalid("endpoints", format!("unknown request name(s) {}; {known}", quoted(&unknown))));
     }
     if !errors.is_empty() {
         return Err(JobError::invalid(
@@ -280,7 +324,7 @@ fn endpoints(value: &Value, limits: &JobLimits) -> Result<Vec<String>, JobError>
             format!("{} marked `error: true`: the error_injection scenario sends those by itself", quoted(&errors)),
         ));
     }
-    Ok(names)
+    Ok(listed)
 }
 
 fn first(names: &[String]) -> &str {
@@ -460,5 +504,55 @@ mod tests {
         let json = serde_json::to_string(&spec).unwrap();
         assert_eq!(serde_json::from_str::<JobSpec>(&json).unwrap(), spec);
         assert!(json.contains(r#""scenario":"normal""#), "{json}");
+    }
+
+    #[test]
+    fn a_job_sent_by_another_replica_is_bounded_by_the_same_checks() {
+        for body in [
+            r#"{"preset":"stress"}"#,
+            r#"{"scenario":"peak","duration_secs":120,"max_rps":50,"ramp_up_secs":10,"endpoints":["create_order"]}"#,
+            r#"{"scenario":"error_injection","duration_secs":10,"max_rps":5}"#,
+        ] {
+            let spec = parse(body).unwrap();
+            assert_eq!(spec.check_sent(), Ok(()), "{body}");
+        }
+        // The cap and the names are the playing replica's: no error here.
+        let low = JobLimits { max_rps: 100.0, ..limits() };
+        let capped = JobSpec::parse(br#"{"preset":"stress"}"#, &low).unwrap();
+        assert_eq!(capped.capped_from_rps, Some(500.0));
+        assert_eq!(capped.check_sent(), Ok(()));
+        let good = parse(r#"{"scenario":"peak","duration_secs":60,"max_rps":50}"#).unwrap();
+        let above_our_cap = JobSpec { max_rps: 5000.0, ..good.clone() };
+        assert_eq!(above_our_cap.check_sent(), Ok(()));
+        let other_names = JobSpec { endpoints: Some(vec!["list_users".into()]), ..good.clone() };
+        assert_eq!(other_names.check_sent(), Ok(()));
+
+        // Out of bounds, as a POST /jobs here would be: refused, naming the field.
+        let huge = "x".repeat(1_900_000);
+        let cases: Vec<(JobSpec, &str)> = vec![
+            (JobSpec { preset: Some(huge.clone()), ..good.clone() }, "preset"),
+            (JobSpec { preset: Some("turbo".into()), ..good.clone() }, "preset"),
+            (JobSpec { endpoints: Some(vec![huge.clone()]), ..good.clone() }, "endpoints"),
+            (JobSpec { endpoints: Some(vec!["n".repeat(65)]), ..good.clone() }, "endpoints"),
+            (JobSpec { endpoints: Some(vec![String::new()]), ..good.clone() }, "endpoints"),
+            (JobSpec { endpoints: Some((0..65).map(|i| format!("r{i}")).collect()), ..good.clone() }, "endpoints"),
+            (JobSpec { endpoints: Some(vec![]), ..good.clone() }, "endpoints"),
+            (JobSpec { endpoints: Some(vec!["a".into(), "a".into()]), ..good.clone() }, "endpoints"),
+            (JobSpec { duration_secs: 1e9, ..good.clone() }, "duration_secs"),
+            (JobSpec { duration_secs: f64::NAN, ..good.clone() }, "duration_secs"),
+            (JobSpec { max_rps: 0.0, ..good.clone() }, "max_rps"),
+            (JobSpec { max_rps: 1e-20, ..good.clone() }, "max_rps"),
+            (JobSpec { ramp_up_secs: 61.0, ..good.clone() }, "ramp_up_secs"),
+            (JobSpec { capped_from_rps: Some(1e300), ..good.clone() }, "capped_from_rps"),
+        ];
+        for (spec, field) in cases {
+            match spec.check_sent() {
+                Err(JobError::Invalid { field: named, message }) => {
+                    assert_eq!(named, field, "{message}");
+                    assert!(message.len() < 300, "the message quotes at most a little: {} bytes", message.len());
+                }
+                other => panic!("{field}: expected a refusal, got {other:?}"),
+            }
+        }
     }
 }

@@ -154,6 +154,9 @@ fn help_lists_every_setting_with_its_env_name() {
         assert!(has_env(env), "--help lacks {env}");
     }
     assert!(!help.contains("[env: CONTROL_TOKEN="), "--help must not show the token's value");
+    let secret = run(&["--help"], &[("CLUSTER_SECRET", "s3cret-of-the-replicas")]);
+    let shown = String::from_utf8_lossy(&secret.stdout);
+    assert!(shown.contains("[env: CLUSTER_SECRET]") && !shown.contains("s3cret"), "--help shows the cluster secret");
     // Every setting is a flag and an environment variable; only --demo is a flag alone.
     let options: Vec<&str> = help.lines().map(str::trim_start).filter(|l| l.starts_with("--")).collect();
     assert!(options.len() >= 20, "{options:?}");

@@ -18,29 +18,66 @@ use crate::peers::{Behaviour, FakeTarget, answer};
 use crate::scripted::have_tools;
 use crate::workload::TempFile;
 
-const TOKEN: &str = "cluster-test-token";
+pub const TOKEN: &str = "cluster-test-token";
+/// What replicas share to prove themselves to each other (`CLUSTER_SECRET`).
+pub const SECRET: &str = "cluster-test-secret-0123";
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+/// The `trafficgen-peer-auth` header a replica holding `secret` puts on a
+/// request, written here from the format README describes (not with the
+/// code under test): HMAC-SHA256, keyed by HMAC-SHA256(secret, "trafficgen
+/// cluster key v1"), over the method, path, asker header, time, nonce and
+/// the body's SHA-256.
+pub fn peer_signature(secret: &str, method: &str, target: &str, asker: &str, body: &[u8]) -> String {
+    use ring::{digest, hmac};
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let derived = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes()), b"trafficgen cluster key v1");
+    let key = hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref());
+    let (at, nonce) = (now_ms(), rand::random::<u128>());
+    let digest = hex(digest::digest(&digest::SHA256, body).as_ref());
+    let message = format!("trafficgen peer request v1\n{method}\n{target}\n{asker}\n{at}\n{nonce:032x}\n{digest}");
+    format!("v1 {at} {nonce:032x} {}", hex(hmac::sign(&key, message.as_bytes()).as_ref()))
+}
+
+/// `PUT /cluster/state` with `body`, signed as a replica holding `secret` would.
+pub fn signed_put(proc: &Proc, secret: &str, body: &str, more: &[(&str, &str)]) -> Response {
+    let signature = peer_signature(secret, "PUT", "/cluster/state", "", body.as_bytes());
+    let mut headers = vec![("trafficgen-peer-auth", signature.as_str())];
+    headers.extend_from_slice(more);
+    request(proc.addr, "PUT", "/cluster/state", &headers, Some(body))
+}
 
 /// `n` loopback addresses no other test of this run uses.
-fn fresh_ips(n: u32) -> Vec<String> {
+pub fn fresh_ips(n: u32) -> Vec<String> {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let block = NEXT.fetch_add(1, Ordering::Relaxed);
     let pid = std::process::id();
     (0..n).map(|i| format!("127.{}.{}.{}", 80 + block % 100, pid % 250 + 1, i + 1)).collect()
 }
 
-struct Replicas {
-    ips: Vec<String>,
-    port: u16,
-    peers: String,
+pub struct Replicas {
+    pub ips: Vec<String>,
+    pub port: u16,
+    pub peers: String,
     target_url: String,
     extra: Vec<(String, String)>,
-    procs: Vec<Option<Proc>>,
+    pub procs: Vec<Option<Proc>>,
 }
 
 impl Replicas {
-    /// `n` replicas aimed at `target_url`, with `extra` settings.
-    fn start(n: u32, target_url: &str, extra: &[(&str, &str)]) -> Replicas {
-        let ips = fresh_ips(n);
+    /// `n` replicas aimed at `target_url`, with `extra` settings; they
+    /// share [`SECRET`] unless `extra` gives a secret or a control token.
+    pub fn start(n: u32, target_url: &str, extra: &[(&str, &str)]) -> Replicas {
+        Self::start_listing(n, n, target_url, extra)
+    }
+
+    /// `n` replicas, and `PEERS` lists `listed` addresses: the last
+    /// `listed - n` ones (`ips[n..]`, on `port`) are vacant.
+    pub fn start_listing(n: u32, listed: u32, target_url: &str, extra: &[(&str, &str)]) -> Replicas {
+        let ips = fresh_ips(listed);
         let port = closed_port();
         let peers = format!("static:{}", ips.iter().map(|ip| format!("{ip}:{port}")).collect::<Vec<_>>().join(","));
         let mut replicas = Replicas {
@@ -51,6 +88,9 @@ impl Replicas {
             extra: extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             procs: Vec::new(),
         };
+        if !extra.iter().any(|(k, _)| ["CLUSTER_SECRET", "CONTROL_TOKEN"].contains(k)) {
+            replicas.extra.push(("CLUSTER_SECRET".into(), SECRET.into()));
+        }
         for i in 0..n as usize {
             let proc = replicas.spawn(i, &[]);
             replicas.procs.push(Some(proc));
@@ -69,11 +109,11 @@ impl Replicas {
         proc
     }
 
-    fn get(&self, i: usize) -> &Proc {
+    pub fn get(&self, i: usize) -> &Proc {
         self.procs[i].as_ref().expect("replica is running")
     }
 
-    fn running(&self) -> impl Iterator<Item = &Proc> {
+    pub fn running(&self) -> impl Iterator<Item = &Proc> {
         self.procs.iter().flatten()
     }
 
@@ -83,7 +123,7 @@ impl Replicas {
 
     /// Waits until every running replica counts `count` members and their
     /// shares are 0..count; panics with the views after `timeout`.
-    fn wait_for_split(&self, count: u64, timeout: Duration) {
+    pub fn wait_for_split(&self, count: u64, timeout: Duration) {
         let settled = eventually(timeout, || {
             let views: Vec<Value> = self.running().map(|p| p.get_json("/status")["cluster"].clone()).collect();
             let mut indexes: Vec<u64> = views.iter().filter_map(|v| v["share"]["index"].as_u64()).collect();
@@ -103,12 +143,12 @@ impl Replicas {
         Value::Array(self.running().map(|p| p.get_json(path)).collect())
     }
 
-    fn views(&self) -> Value {
+    pub fn views(&self) -> Value {
         Value::Array(self.running().map(|p| p.get_json("/status")["cluster"].clone()).collect())
     }
 }
 
-fn post_with_token(proc: &Proc, path: &str, body: Option<&str>) -> Response {
+pub fn post_with_token(proc: &Proc, path: &str, body: Option<&str>) -> Response {
     request(proc.addr, "POST", path, &[("Authorization", &format!("Bearer {TOKEN}"))], body)
 }
 
@@ -246,7 +286,9 @@ fn peer_changes_are_versioned_checked_and_guarded() {
     let replicas = Replicas::start(1, &url, &[("CONTROL_TOKEN", TOKEN), ("INITIAL_MODE", "pause")]);
     let me = replicas.get(0);
     let auth = format!("Bearer {TOKEN}");
-    let put = |body: &str, headers: &[(&str, &str)]| request(me.addr, "PUT", "/cluster/state", headers, Some(body));
+    // Without CLUSTER_SECRET the control token is the replicas' secret: a
+    // peer signs with it, and never sends it.
+    let put = |body: &str, headers: &[(&str, &str)]| signed_put(me, TOKEN, body, headers);
     let with_token = [("Authorization", auth.as_str())];
     let mode = || me.get_json("/status")["mode"].as_str().unwrap().to_string();
 
@@ -267,9 +309,17 @@ fn peer_changes_are_versioned_checked_and_guarded() {
     };
     let newer = document(now_ms, "burst", 20.0);
 
-    // Refused, changing nothing: no token, a foreign web page, bad bodies.
-    assert_eq!(put(&newer, &[]).status, 401);
-    let foreign = put(&newer, &[("Authorization", &auth), ("Origin", "http://evil.example")]);
+    // Refused, changing nothing: no signature (the control token is not
+    // one), another secret's, a foreign web page, bad bodies.
+    let bearer = request(me.addr, "PUT", "/cluster/state", &with_token, Some(&newer));
+    for unsigned in [request(me.addr, "PUT", "/cluster/state", &[], Some(&newer)), bearer] {
+        assert_eq!(unsigned.status, 401, "{}", unsigned.body);
+        assert!(unsigned.json()["error"].as_str().unwrap().contains("peer authentication failed"), "{}", unsigned.body);
+    }
+    let stranger = signed_put(me, "another-secret-entirely", &newer, &[]);
+    assert_eq!(stranger.status, 401, "{}", stranger.body);
+    assert!(stranger.body.contains("the signature does not match"), "{}", stranger.body);
+    let foreign = put(&newer, &[("Origin", "http://evil.example")]);
     assert_eq!(foreign.status, 403, "{}", foreign.body);
     let bad: &[(String, u16, &str)] = &[
         ("{not json".into(), 400, "not valid JSON"),
@@ -279,12 +329,13 @@ fn peer_changes_are_versioned_checked_and_guarded() {
         (document(now_ms, "custom", 1e-20), 422, "one request a day"),
         (document(now_ms, "pause", 5.0), 422, "pause has rps 0"),
         (document(now_ms + 600_000, "burst", 20.0), 422, "ahead"),
+        (document(now_ms + 59_900, "burst", 20.0), 422, "ahead"),
         (document(now_ms, "burst", 20.0).replace(r#""start_ms""#, r#""ramp":1,"start_ms""#), 422, "ramp"),
         // Past the bound, which is a workload text's at its own bound, escaped.
         (format!(r#"{{"pad":"{}"}}"#, "x".repeat(2_200_000)), 413, "larger than"),
     ];
     for (body, status, needle) in bad {
-        let res = put(body, &with_token);
+        let res = put(body, &[]);
         assert_eq!(res.status, *status, "{}: {}", &body[..body.len().min(120)], res.body);
         let error = res.json()["error"].as_str().unwrap_or_default().to_string();
         assert!(error.contains(needle), "{needle:?} not in {error:?}");
@@ -292,26 +343,37 @@ fn peer_changes_are_versioned_checked_and_guarded() {
     assert_eq!(mode(), "pause", "a refused document changed the plan");
 
     // A newer version applies (once); an older one, or the same again, does not.
-    let res = put(&newer, &with_token);
+    let res = put(&newer, &[]);
     assert_eq!((res.status, res.json()["applied"].clone()), (200, json!(["plan"])), "{}", res.body);
+    assert!(res.headers.contains_key("trafficgen-peer-auth"), "a signed request gets a signed answer");
     assert_eq!((mode(), me.get_json("/status")["rps"].clone()), ("burst".to_string(), json!(20)));
-    assert_eq!(put(&newer, &with_token).json()["applied"], json!([]), "repeated");
-    assert_eq!(put(&document(now_ms - 1000, "overload", 100.0), &with_token).json()["applied"], json!([]), "late");
+    assert_eq!(put(&newer, &[]).json()["applied"], json!([]), "repeated");
+    assert_eq!(put(&document(now_ms - 1000, "overload", 100.0), &[]).json()["applied"], json!([]), "late");
     assert_eq!(mode(), "burst");
 
-    // A version from a clock 30 s ahead (allowed) is taken; a change made
-    // here afterwards still wins over it, clocks or not.
-    let ahead = document(now_ms + 30_000, "custom", 7.0);
-    assert_eq!(put(&ahead, &with_token).json()["applied"], json!(["plan"]));
+    // A version from a clock a little ahead (under a second: allowed) is
+    // taken; a change made here afterwards still wins over it, clocks or not.
+    let ahead_of = self::now_ms() + 800;
+    let ahead = document(ahead_of, "custom", 7.0);
+    assert_eq!(put(&ahead, &[]).json()["applied"], json!(["plan"]));
     let res = post_with_token(me, "/mode/overload", None);
     assert_eq!(res.status, 200, "{}", res.body);
     let versions = me.get_json("/cluster/member")["versions"]["plan"].clone();
-    assert!(versions["clock"].as_u64().unwrap() > now_ms + 30_000, "{versions}");
+    assert!(versions["clock"].as_u64().unwrap() > ahead_of, "{versions}");
     assert_eq!(versions["replica"], me.get_json("/cluster/member")["instance"]);
     assert_eq!(mode(), "overload");
 
     let res = request(me.addr, "POST", "/cluster/state", &with_token, Some("{}"));
     assert_eq!((res.status, res.headers.get("allow").map(String::as_str)), (405, Some("GET, HEAD, PUT")));
+
+    // A signed request is good once: played again, it is a replay.
+    let once = document(self::now_ms(), "steady", 2.0);
+    let signature = peer_signature(TOKEN, "PUT", "/cluster/state", "", once.as_bytes());
+    let again = || request(me.addr, "PUT", "/cluster/state", &[("trafficgen-peer-auth", &signature)], Some(&once));
+    assert_eq!(again().status, 200);
+    let replayed = again();
+    assert_eq!(replayed.status, 401, "{}", replayed.body);
+    assert!(replayed.body.contains("replay"), "{}", replayed.body);
 }
 
 #[test]
@@ -324,7 +386,13 @@ fn a_peer_that_never_answers_is_reported_and_never_waited_on() {
     let port = closed_port();
     let peers = format!("static:{ip}:{port},{}", silent.addr);
     let port_text = port.to_string();
-    let env = [("BIND", ip.as_str()), ("PORT", &port_text), ("PEERS", &peers), ("INITIAL_MODE", "pause")];
+    let env = [
+        ("BIND", ip.as_str()),
+        ("PORT", &port_text),
+        ("PEERS", &peers),
+        ("INITIAL_MODE", "pause"),
+        ("CLUSTER_SECRET", SECRET),
+    ];
     let mut me = Proc::start(&[], &sidecar_env(&url, &env));
     me.addr = format!("{ip}:{port}").parse().unwrap();
     let silent_addr = silent.addr.to_string();
@@ -338,8 +406,8 @@ fn a_peer_that_never_answers_is_reported_and_never_waited_on() {
     });
     assert!(reported, "{:#}", me.get_json("/status")["cluster"]);
 
-    // A switch answers at once and applies here; the silent peer is told
-    // in the background, and reported when it does not answer.
+    // A switch answers at once and applies here; the silent peer, which
+    // never proved it is a replica, is never sent it.
     let asked = Instant::now();
     let res = me.post("/mode/burst", None);
     let took = asked.elapsed();
@@ -348,12 +416,10 @@ fn a_peer_that_never_answers_is_reported_and_never_waited_on() {
     assert_eq!(me.get_json("/status")["mode"], "burst");
     let view = me.get_json("/status")["cluster"].clone();
     assert_eq!(view["share"]["count"], 1, "a peer that never answered has no share: {view:#}");
-    let told = eventually(Duration::from_secs(5), || {
-        me.get_json("/status")["cluster"]["replicas"].as_array().unwrap().iter().any(|r| {
-            r["address"] == silent_addr.as_str() && r["fanout_error"].as_str().is_some_and(|e| e.contains("no answer"))
-        })
-    });
-    assert!(told, "{:#}", me.get_json("/status")["cluster"]);
+    thread::sleep(Duration::from_secs(2));
+    let view = me.get_json("/status")["cluster"].clone();
+    let entry = view["replicas"].as_array().unwrap().iter().find(|r| r["address"] == silent_addr.as_str()).cloned();
+    assert_eq!(entry.map(|r| r["fanout_error"].clone()), Some(Value::Null), "never sent a change: {view:#}");
 }
 
 #[test]
@@ -520,11 +586,10 @@ fn sighup_on_one_replica_reloads_the_workload_on_all_and_a_text_a_peer_cannot_lo
 
     // A peer's text this replica cannot load (checked where it was put, so
     // only another release's could be): logged, and the workload goes on.
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
     let mut document = request(replicas.get(1).addr, "GET", "/cluster/state", &[], None).json();
-    document["workload"] = json!({"version": {"clock": now_ms + 1000, "replica": "00000000000000ab"},
+    document["workload"] = json!({"version": {"clock": now_ms() + 1, "replica": "00000000000000ab"},
                                  "value": {"source": "body", "text": "requests: [1, 2"}});
-    let res = request(replicas.get(1).addr, "PUT", "/cluster/state", &[], Some(&document.to_string()));
+    let res = signed_put(replicas.get(1), SECRET, &document.to_string(), &[]);
     assert_eq!((res.status, res.json()["applied"].clone()), (200, json!(["workload"])), "{}", res.body);
     let logged = replicas.get(1).wait_for_log(
         |l| l["message"].as_str().is_some_and(|m| m.contains("cannot be used on this replica")),
@@ -535,15 +600,15 @@ fn sighup_on_one_replica_reloads_the_workload_on_all_and_a_text_a_peer_cannot_lo
     let mut second = replicas.procs[1].take().unwrap();
     assert!(second.is_running(), "a bad peer text is never fatal");
     // Bounded and checked like user input: refused whole, nothing applied.
-    document["workload"]["version"]["clock"] = json!(now_ms + 2000);
+    document["workload"]["version"]["clock"] = json!(now_ms() + 1);
     document["workload"]["value"]["source"] = json!("");
-    let res = request(second.addr, "PUT", "/cluster/state", &[], Some(&document.to_string()));
+    let res = signed_put(&second, SECRET, &document.to_string(), &[]);
     assert_eq!(res.status, 422, "{}", res.body);
     assert!(res.json()["error"].as_str().is_some_and(|e| e.starts_with("workload: source")), "{}", res.body);
-    document["config"] = json!({"version": {"clock": now_ms + 2000, "replica": "00000000000000ab"},
+    document["config"] = json!({"version": {"clock": now_ms() + 1, "replica": "00000000000000ab"},
                                "value": {"overrides": {"target_url": 1}}});
     document["workload"]["value"]["source"] = json!("body");
-    let res = request(second.addr, "PUT", "/cluster/state", &[], Some(&document.to_string()));
+    let res = signed_put(&second, SECRET, &document.to_string(), &[]);
     assert_eq!(res.status, 422, "{}", res.body);
     assert!(res.json()["error"].as_str().is_some_and(|e| e.contains("not a runtime setting")), "{}", res.body);
     second.terminate(Duration::from_secs(10)).expect("stops on SIGTERM");
@@ -567,6 +632,24 @@ fn a_sidecar_alone_has_no_cluster_and_bad_peers_stop_start_up() {
         let output = proc.output();
         assert_eq!(output.lines().count(), 1, "one line: {output}");
         assert!(output.contains("PEERS"), "{output}");
+    }
+    // Replicas must share a secret to prove themselves: without one (or
+    // with one too short to resist guessing) PEERS stops start-up.
+    let peers = "static:127.0.0.1:9,127.0.0.2:9";
+    for (env, named) in [
+        (vec![("PEERS", peers)], "CLUSTER_SECRET"),
+        (vec![("PEERS", peers), ("CLUSTER_SECRET", "")], "CLUSTER_SECRET"),
+        (vec![("PEERS", peers), ("CLUSTER_SECRET", "too-short")], "CLUSTER_SECRET"),
+        (vec![("PEERS", peers), ("CONTROL_TOKEN", "s3cret")], "CLUSTER_SECRET"),
+    ] {
+        let mut env = env;
+        env.extend([("PORT", "0"), ("BIND", "127.0.0.1")]);
+        let mut proc = Proc::spawn(&[], &env);
+        let status = proc.wait_exit(Duration::from_secs(10)).expect("exits");
+        let output = proc.output();
+        assert_eq!(status.code(), Some(2), "{env:?}: {output}");
+        assert_eq!(output.lines().count(), 1, "one line: {output}");
+        assert!(output.contains(named) && !output.contains("too-short") && !output.contains("s3cret"), "{output}");
     }
 }
 
@@ -613,7 +696,14 @@ fn peers_by_name_are_looked_up_again_and_never_off_the_machine() {
         );
         let env = sidecar_env(
             &url,
-            &[("BIND", ip), ("PORT", &port_text), ("PEERS", &peers), ("STATS_INTERVAL_SECS", "0"), ("STEADY_RPS", "9")],
+            &[
+                ("BIND", ip),
+                ("PORT", &port_text),
+                ("PEERS", &peers),
+                ("STATS_INTERVAL_SECS", "0"),
+                ("STEADY_RPS", "9"),
+                ("CLUSTER_SECRET", SECRET),
+            ],
         );
         let mut proc = start_wrapped(&["unshare", "-m", "sh", "-c", &script, "sh"], &[], &env);
         proc.addr = format!("{ip}:{port}").parse().unwrap();

@@ -3,6 +3,7 @@
 mod cap;
 mod cli;
 mod cluster;
+mod cluster_trust;
 mod control;
 mod demo_target;
 mod dns;
