@@ -65,6 +65,10 @@ COPY --from=binary /out/trafficgen /usr/local/bin/trafficgen
 # verify it without an /etc/passwd.
 USER 65532:65532
 
+# A container is reached through its network: listen on every address of
+# it (a bare binary defaults to 127.0.0.1, so nothing is open by surprise).
+ENV BIND=0.0.0.0
+
 # Control API (the demo-target subcommand listens on 8080 unless PORT is set).
 EXPOSE 8089
 

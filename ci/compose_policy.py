@@ -156,10 +156,11 @@ def main(root, resolved_full, resolved_sidecar):
     if gen_env.get("PEERS") != "dns:traffic-generator:8089":
         err(f"{raw_path}: traffic-generator must set PEERS=dns:traffic-generator:8089 (replicas with --scale), "
             f"has {gen_env.get('PEERS')!r}")
-    # Replicas need a shared secret; a default in the file would be public.
+    # Replicas need a shared secret; a default in the file would be public,
+    # so it comes from the user's variable with no default (empty: alone).
     for path, text, var in ((raw_path, raw_text, "CLUSTER_SECRET"), (side_path, side_text, "TRAFFICGEN_CLUSTER_SECRET")):
-        if f"CLUSTER_SECRET: ${{{var}:?" not in text:
-            err(f"{path}: traffic-generator must take CLUSTER_SECRET from the required variable {var} (${{{var}:?…}})")
+        if f"CLUSTER_SECRET: ${{{var}:-}}" not in text:
+            err(f"{path}: traffic-generator must take CLUSTER_SECRET from {var} with no default (${{{var}:-}})")
     jobs = {job["job_name"] for job in prom.get("scrape_configs", [])}
     if "trafficgen" not in jobs:
         err("deploy/prometheus/prometheus.yml: no job 'trafficgen' (the alert rules select it)")

@@ -22,9 +22,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            // clap's message spans several lines; the first says it all.
-            let rendered = e.render().to_string();
-            eprintln!("{}", rendered.lines().next().unwrap_or("error: invalid arguments"));
+            eprintln!("{}", one_line(&e.render().to_string()));
             return ExitCode::from(BAD_SETTINGS);
         }
     };
@@ -48,10 +46,11 @@ fn main() -> ExitCode {
 }
 
 fn sidecar(args: SidecarArgs) -> ExitCode {
-    let config = match Config::try_from(args) {
+    let mut config = match Config::try_from(args) {
         Ok(config) => config,
         Err(e) => return bad_settings(e),
     };
+    config.warnings.extend(misspelled_settings());
     let budget = match share_descriptors(&config) {
         Ok(budget) => budget,
         Err(e) => return bad_settings(e),
@@ -74,6 +73,46 @@ fn share_descriptors(config: &Config) -> Result<descriptors::DescriptorBudget, C
     })?;
     descriptors::share(limit, raised_from, max_in_flight, config.control_limits.max_connections, config.demo)
         .map_err(|e| ConfigError::new("MAX_IN_FLIGHT", max_in_flight, e))
+}
+
+/// clap's message on one line: the first line, with the allowed values and
+/// the "a similar argument exists" tip its later lines give.
+fn one_line(rendered: &str) -> String {
+    let mut lines = rendered.lines();
+    let mut line = lines.next().unwrap_or("error: invalid arguments").to_string();
+    let extras: Vec<&str> = lines
+        .map(str::trim)
+        .filter_map(|l| {
+            l.strip_prefix("[possible values: ").and_then(|v| v.strip_suffix(']')).or_else(|| l.strip_prefix("tip: "))
+        })
+        .collect();
+    for (i, extra) in extras.iter().enumerate() {
+        line.push_str(if i == 0 { " (" } else { "; " });
+        if rendered.contains(&format!("[possible values: {extra}]")) {
+            line.push_str("possible values: ");
+        }
+        line.push_str(extra);
+    }
+    if !extras.is_empty() {
+        line.push(')');
+    }
+    line
+}
+
+/// Environment names close to a setting's, which clap ignores silently.
+fn misspelled_settings() -> Vec<String> {
+    use clap::CommandFactory;
+    fn env_names(command: &clap::Command, out: &mut Vec<String>) {
+        out.extend(command.get_arguments().filter_map(|a| a.get_env()).map(|e| e.to_string_lossy().into_owned()));
+        for sub in command.get_subcommands() {
+            env_names(sub, out);
+        }
+    }
+    let mut known = vec!["RUST_LOG".to_string()];
+    env_names(&Cli::command(), &mut known);
+    let known: Vec<&str> = known.iter().map(String::as_str).collect();
+    let present: Vec<String> = std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()).collect();
+    trafficgen::app::env_names::misspelled(present.iter().map(String::as_str), &known)
 }
 
 fn bad_settings(e: impl std::fmt::Display) -> ExitCode {

@@ -55,7 +55,7 @@ pub struct RunArgs {
     pub duration: String,
 
     /// The rate the scenario rises to, requests per second
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(value_parser = number::<f64>, long, default_value_t = 10.0)]
     pub max_rps: f64,
 
     /// A linear rise from 0 at the start (not for peak, which has its own)
@@ -91,11 +91,11 @@ pub struct RunArgs {
     pub mix: String,
 
     /// Per-request timeout, connect to last body byte, in ms
-    #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 5000)]
+    #[arg(value_parser = number::<u64>, long, env = "REQUEST_TIMEOUT_MS", default_value_t = 5000)]
     pub request_timeout_ms: u64,
 
     /// Bound on concurrent requests
-    #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 512)]
+    #[arg(value_parser = number::<usize>, long, env = "MAX_IN_FLIGHT", default_value_t = 512)]
     pub max_in_flight: usize,
 
     /// Progress lines: auto (a bar on a terminal, plain lines otherwise), bar, plain or none
@@ -124,15 +124,15 @@ pub struct SidecarArgs {
     pub target_url: String,
 
     /// Control server port (0 = pick a free one, and log it)
-    #[arg(long, env = "PORT", default_value_t = 8089)]
+    #[arg(value_parser = number::<u16>, long, env = "PORT", default_value_t = 8089)]
     pub port: u16,
 
-    /// Control server address
-    #[arg(long, env = "BIND", default_value = "0.0.0.0")]
+    /// Control server address (the image sets 0.0.0.0; a bare binary stays on loopback)
+    #[arg(long, env = "BIND", default_value = "127.0.0.1")]
     pub bind: IpAddr,
 
     /// Seconds to wait before traffic starts [default: 10, or 1 with --demo]
-    #[arg(long, env = env_unless_empty("WARMUP_SECS"))]
+    #[arg(value_parser = number::<f64>, long, env = env_unless_empty("WARMUP_SECS"))]
     pub warmup_secs: Option<f64>,
 
     /// Mode entered after the warm-up: steady, burst, overload or pause
@@ -140,23 +140,23 @@ pub struct SidecarArgs {
     pub initial_mode: String,
 
     /// Requests per second in steady mode
-    #[arg(long, env = "STEADY_RPS", default_value_t = 2.0)]
+    #[arg(value_parser = number::<f64>, long, env = "STEADY_RPS", default_value_t = 2.0)]
     pub steady_rps: f64,
 
     /// Requests per second in burst mode
-    #[arg(long, env = "BURST_RPS", default_value_t = 20.0)]
+    #[arg(value_parser = number::<f64>, long, env = "BURST_RPS", default_value_t = 20.0)]
     pub burst_rps: f64,
 
     /// Requests per second in overload mode
-    #[arg(long, env = "OVERLOAD_RPS", default_value_t = 100.0)]
+    #[arg(value_parser = number::<f64>, long, env = "OVERLOAD_RPS", default_value_t = 100.0)]
     pub overload_rps: f64,
 
     /// Hard cap on every rate; no mode or runtime call can exceed it
-    #[arg(long, env = "MAX_RPS", default_value_t = 1000.0)]
+    #[arg(value_parser = number::<f64>, long, env = "MAX_RPS", default_value_t = 1000.0)]
     pub max_rps: f64,
 
     /// ± fraction of randomness on each inter-arrival gap (0 to 1)
-    #[arg(long, env = "JITTER", default_value_t = 0.2)]
+    #[arg(value_parser = number::<f64>, long, env = "JITTER", default_value_t = 0.2)]
     pub jitter: f64,
 
     /// Request weights, endpoint=weight,…
@@ -164,7 +164,7 @@ pub struct SidecarArgs {
     pub mix: String,
 
     /// How many recently created order ids to remember for get_order
-    #[arg(long, env = "ID_BUFFER_SIZE", default_value_t = 50)]
+    #[arg(value_parser = number::<usize>, long, env = "ID_BUFFER_SIZE", default_value_t = 50)]
     pub id_buffer_size: usize,
 
     /// Workload file (YAML or JSON) to send instead of the built-in orders traffic; empty = none
@@ -172,11 +172,11 @@ pub struct SidecarArgs {
     pub workload_file: Option<String>,
 
     /// Per-request timeout in milliseconds
-    #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 5000)]
+    #[arg(value_parser = number::<u64>, long, env = "REQUEST_TIMEOUT_MS", default_value_t = 5000)]
     pub request_timeout_ms: u64,
 
     /// Bound on concurrent requests; a request due while it is full is dropped and counted
-    #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 512)]
+    #[arg(value_parser = number::<usize>, long, env = "MAX_IN_FLIGHT", default_value_t = 512)]
     pub max_in_flight: usize,
 
     /// Log line format (level from RUST_LOG, default info)
@@ -184,11 +184,11 @@ pub struct SidecarArgs {
     pub log_format: LogFormat,
 
     /// On SIGTERM/SIGINT, how long in-flight requests may take to finish
-    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 5.0)]
+    #[arg(value_parser = number::<f64>, long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 5.0)]
     pub shutdown_grace_secs: f64,
 
     /// Seconds between stats log lines, 0 = none [default: 30, or 5 with --demo]
-    #[arg(long, env = env_unless_empty("STATS_INTERVAL_SECS"))]
+    #[arg(value_parser = number::<f64>, long, env = env_unless_empty("STATS_INTERVAL_SECS"))]
     pub stats_interval_secs: Option<f64>,
 
     /// Bearer token required on every state-changing control request (default: none)
@@ -204,11 +204,11 @@ pub struct SidecarArgs {
     pub allowed_origins: Option<String>,
 
     /// Control connections held at once; when full, the one longest without an answer is closed
-    #[arg(long, env = "CONTROL_MAX_CONNECTIONS", default_value_t = 256)]
+    #[arg(value_parser = number::<usize>, long, env = "CONTROL_MAX_CONNECTIONS", default_value_t = 256)]
     pub control_max_connections: usize,
 
     /// A control connection that goes this long without an answer (slow head, slow body, idle) is closed, in ms
-    #[arg(long, env = "CONTROL_REQUEST_TIMEOUT_MS", default_value_t = 5000)]
+    #[arg(value_parser = number::<u64>, long, env = "CONTROL_REQUEST_TIMEOUT_MS", default_value_t = 5000)]
     pub control_request_timeout_ms: u64,
 
     /// Replicas that split the rate and switch together: dns:NAME:PORT (every address NAME resolves to, e.g. a Compose service or a headless Service) or static:ADDR:PORT,…; empty = none
@@ -229,7 +229,7 @@ pub struct SidecarArgs {
 
     // Connections to the target (issue 9).
     /// Milliseconds an idle connection to the target is kept for reuse (0 = a new connection per request); shortened by the target's Keep-Alive: timeout=N
-    #[arg(long, env = "KEEP_ALIVE_MS", default_value_t = 1500)]
+    #[arg(value_parser = number::<u64>, long, env = "KEEP_ALIVE_MS", default_value_t = 1500)]
     pub keep_alive_ms: u64,
 
     /// PEM file of the CAs to trust for an https target, instead of the built-in Mozilla roots
@@ -266,31 +266,31 @@ pub struct SidecarArgs {
 #[derive(Debug, Clone, Args)]
 pub struct DemoTargetArgs {
     /// Port to serve on (0 = pick a free one, and log it)
-    #[arg(long, env = "PORT", default_value_t = 8080)]
+    #[arg(value_parser = number::<u16>, long, env = "PORT", default_value_t = 8080)]
     pub port: u16,
 
-    /// Address to serve on
-    #[arg(long, env = "BIND", default_value = "0.0.0.0")]
+    /// Address to serve on (the image sets 0.0.0.0; a bare binary stays on loopback)
+    #[arg(long, env = "BIND", default_value = "127.0.0.1")]
     pub bind: IpAddr,
 
     /// Delay added to every API answer, in milliseconds
-    #[arg(long, env = "DEMO_LATENCY_MS", default_value_t = 0)]
+    #[arg(value_parser = number::<u64>, long, env = "DEMO_LATENCY_MS", default_value_t = 0)]
     pub latency_ms: u64,
 
     /// Fraction (0 to 1) of API requests answered with 500
-    #[arg(long, env = "DEMO_ERROR_RATE", default_value_t = 0.0)]
+    #[arg(value_parser = number::<f64>, long, env = "DEMO_ERROR_RATE", default_value_t = 0.0)]
     pub error_rate: f64,
 
     /// How many orders to keep; the oldest are forgotten
-    #[arg(long, env = "DEMO_MAX_ORDERS", default_value_t = 10_000)]
+    #[arg(value_parser = number::<usize>, long, env = "DEMO_MAX_ORDERS", default_value_t = 10_000)]
     pub max_orders: usize,
 
     /// How many users to keep; the oldest are forgotten
-    #[arg(long, env = "DEMO_MAX_USERS", default_value_t = 10_000)]
+    #[arg(value_parser = number::<usize>, long, env = "DEMO_MAX_USERS", default_value_t = 10_000)]
     pub max_users: usize,
 
     /// Worker threads
-    #[arg(long, env = "DEMO_WORKERS", default_value_t = 1)]
+    #[arg(value_parser = number::<usize>, long, env = "DEMO_WORKERS", default_value_t = 1)]
     pub workers: usize,
 
     /// Log line format
@@ -306,7 +306,7 @@ pub struct HealthcheckArgs {
     pub url: Option<String>,
 
     /// Give up after this many milliseconds
-    #[arg(long, default_value_t = 2000)]
+    #[arg(value_parser = number::<u64>, long, default_value_t = 2000)]
     pub timeout_ms: u64,
 }
 
@@ -335,7 +335,7 @@ pub struct WorkloadCheckArgs {
     pub target_url: String,
 
     /// Size of the pools that do not give one
-    #[arg(long, env = "ID_BUFFER_SIZE", default_value_t = 50)]
+    #[arg(value_parser = number::<usize>, long, env = "ID_BUFFER_SIZE", default_value_t = 50)]
     pub id_buffer_size: usize,
 }
 
@@ -359,7 +359,7 @@ pub struct ExportArgs {
     pub duration: String,
 
     /// The rate the scenario rises to, requests per second
-    #[arg(long)]
+    #[arg(value_parser = number::<f64>, long)]
     pub max_rps: Option<f64>,
 
     /// A linear rise from 0 at the start (not for peak, which has its own)
@@ -367,7 +367,7 @@ pub struct ExportArgs {
     pub ramp_up: String,
 
     /// Without a scenario: the constant rate, requests per second [default: 2]
-    #[arg(long)]
+    #[arg(value_parser = number::<f64>, long)]
     pub rps: Option<f64>,
 
     /// Only these weighted requests are drawn, comma-separated names, as a job's endpoints (default: all)
@@ -387,14 +387,24 @@ pub struct ExportArgs {
     pub mix: String,
 
     /// Size of the pools that do not give one
-    #[arg(long, env = "ID_BUFFER_SIZE", default_value_t = 50)]
+    #[arg(value_parser = number::<usize>, long, env = "ID_BUFFER_SIZE", default_value_t = 50)]
     pub id_buffer_size: usize,
 
     /// Bound on requests in flight (k6 maxVUs, Artillery maxVusers)
-    #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 512)]
+    #[arg(value_parser = number::<usize>, long, env = "MAX_IN_FLIGHT", default_value_t = 512)]
     pub max_in_flight: usize,
 
     /// Write the script to this file instead of stdout
     #[arg(short, long)]
     pub output: Option<std::path::PathBuf>,
+}
+
+/// A number setting. clap's own message ("invalid float literal") names
+/// no remedy; this one says what is expected.
+fn number<T: std::str::FromStr>(raw: &str) -> Result<T, String> {
+    raw.trim().parse::<T>().map_err(|_| match std::any::type_name::<T>() {
+        "f64" => "expected a number such as 2, 0.5 or 1e3".to_string(),
+        "u16" => format!("expected a whole number from 0 to {}", u16::MAX),
+        _ => "expected a whole number such as 5000".to_string(),
+    })
 }

@@ -74,9 +74,15 @@ fn without_line_end(raw: &str) -> &str {
 
 /// `PEERS` and the key the replicas prove themselves with: from
 /// `CLUSTER_SECRET` or `CLUSTER_SECRET_FILE`, else from `CONTROL_TOKEN`.
-/// Without any, `PEERS` stops start-up: a listener on a vacant address of
-/// it could otherwise pose as a replica.
-fn peers(args: &SidecarArgs, token: Option<&ControlToken>) -> Result<Option<Peers>, ConfigError> {
+/// Without any secret the replica runs alone, and says so in `warnings`:
+/// it sends no message to a peer and takes none (a listener on a vacant
+/// address could otherwise pose as a replica), and a single replica from
+/// a compose file that names its peers needs no setup.
+fn peers(
+    args: &SidecarArgs,
+    token: Option<&ControlToken>,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Peers>, ConfigError> {
     let secret = match (&args.cluster_secret, &args.cluster_secret_file) {
         (Some(_), Some(_)) => {
             return Err(ConfigError::new(
@@ -110,15 +116,13 @@ fn peers(args: &SidecarArgs, token: Option<&ControlToken>) -> Result<Option<Peer
             token.expose().to_string()
         }
         (None, None) => {
-            return Err(ConfigError::new(
-                "PEERS",
-                raw,
-                format_args!(
-                    "replicas prove to each other that they share a secret: set CLUSTER_SECRET (or CLUSTER_SECRET_FILE) \
-                     to the same random string of at least {MIN_SECRET_CHARS} characters on every replica \
-                     (CONTROL_TOKEN serves when set)"
-                ),
+            warnings.push(format!(
+                "PEERS={raw} is set but no CLUSTER_SECRET: this replica runs alone and sends the whole rate; \
+                 replicas prove to each other that they share a secret, so set CLUSTER_SECRET (or \
+                 CLUSTER_SECRET_FILE) to the same random string of at least {MIN_SECRET_CHARS} characters on \
+                 every replica to split the rate (CONTROL_TOKEN serves when set)"
             ));
+            return Ok(None);
         }
     };
     Ok(Some(Peers { setting, key: ClusterKey::derive(secret.as_bytes()) }))
@@ -158,6 +162,9 @@ pub struct Config {
     pub control_limits: ServerLimits,
     /// The other replicas and the key they share; `None`: this sidecar runs alone.
     pub peers: Option<Peers>,
+    /// Said once the log is set up: settings that were taken but are
+    /// probably not what was meant.
+    pub warnings: Vec<String>,
     /// Objectives judged continuously (empty: none).
     pub slos: Vec<Slo>,
     /// The window they are judged over.
@@ -324,7 +331,8 @@ impl TryFrom<SidecarArgs> for Config {
         runtime_args.tls_ca_file = None;
         runtime_args.state_dir = None;
         let control_token = control_token(&args)?;
-        let peers = peers(&args, control_token.as_ref())?;
+        let mut warnings = Vec::new();
+        let peers = peers(&args, control_token.as_ref(), &mut warnings)?;
         Ok(Config {
             state,
             runtime_args,
@@ -358,6 +366,7 @@ impl TryFrom<SidecarArgs> for Config {
                 Some(raw) => AllowedOrigins::parse(raw).map_err(|e| ConfigError::new("ALLOWED_ORIGINS", raw, e))?,
             },
             peers,
+            warnings,
             slos,
             slo_window: window_duration("SLO_WINDOW", &args.slo_window, 10, 86_400)?,
             control_limits: ServerLimits {
@@ -435,7 +444,9 @@ mod tests {
         }
         let c = config(&[]).unwrap();
         assert_eq!(c.engine.target.as_str(), "http://nginx");
-        assert_eq!(c.listen, "0.0.0.0:8089".parse().unwrap());
+        // The contract's 0.0.0.0 is what the image sets; a bare binary
+        // stays on loopback (issue "A README read in ten minutes", item 6).
+        assert_eq!(c.listen, "127.0.0.1:8089".parse().unwrap());
         assert_eq!(c.warmup, Duration::from_secs(10));
         assert_eq!(c.engine.initial_mode, Mode::Steady);
         assert_eq!(c.engine.modes, ModeTable { steady: 2.0, burst: 20.0, overload: 100.0, max_rps: 1000.0 });
@@ -486,10 +497,15 @@ mod tests {
     #[test]
     fn peers_need_a_shared_secret_of_sixteen_characters_never_shown() {
         let peers = ["--peers", "dns:traffic-generator:8089"];
-        let err = rejected(&peers);
-        assert_eq!(err.setting, "PEERS");
-        assert!(err.to_string().contains("set CLUSTER_SECRET"), "{err}");
-        assert!(!err.to_string().contains('\n'));
+        // Without a secret the replica runs alone, and says why.
+        let alone = config(&peers).unwrap();
+        assert!(alone.peers.is_none());
+        assert!(
+            alone.warnings.iter().any(|w| w.contains("set CLUSTER_SECRET") && w.contains("runs alone")),
+            "{:?}",
+            alone.warnings
+        );
+        assert!(config(&[]).unwrap().warnings.is_empty());
         // The control token serves when no CLUSTER_SECRET is given, if long enough.
         let with = |more: &[&str]| config(&[&peers[..], more].concat());
         assert!(with(&["--control-token", "a-token-of-16-chars"]).unwrap().peers.is_some());

@@ -7,6 +7,7 @@
 pub mod check_command;
 pub mod cli;
 pub mod config;
+pub mod env_names;
 
 pub mod export_command;
 pub mod healthcheck;
@@ -119,6 +120,9 @@ impl Sidecar {
             open_files = budget.map_or(0, |b| b.open_files_limit),
             control_max_connections = config.control_limits.max_connections;
             "control server listening on {addr}");
+        for warning in &config.warnings {
+            log::warn!("{warning}");
+        }
 
         let stop_engine = CancellationToken::new();
         let abandon = CancellationToken::new();
