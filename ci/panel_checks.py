@@ -413,6 +413,13 @@ def token_checks(driver, target_port):
     dialog = el(driver, "token-dialog")
     check(wait_until(dialog.is_displayed, 5), "a change asks for the token")
     check(status(port)["mode"] == "steady", "nothing changed without the token")
+    el(driver, "token-input").send_keys("not-the-token")
+    el(driver, "token-save").click()
+    check(
+        wait_until(lambda: dialog.is_displayed() and "token rejected" in text_of(driver, "token-why"), 5),
+        "a wrong token is asked for again, saying it was rejected",
+    )
+    check(status(port)["mode"] == "steady", "nothing changed with a wrong token")
     el(driver, "token-input").send_keys(TOKEN)
     el(driver, "token-save").click()
     check(wait_until(lambda: status(port)["mode"] == "overload", 5), "with the token, Overload is applied")

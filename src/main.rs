@@ -125,7 +125,7 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // A port in use or an address not on this machine is a bad setting.
         Err(e) if is_listen_error(&e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {e:#}");
             ExitCode::from(BAD_SETTINGS)
         }
         Err(e) => {

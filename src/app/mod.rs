@@ -45,10 +45,12 @@ const ABANDON_BOUND: Duration = Duration::from_millis(300);
 /// The control address cannot be listened on: a bad `PORT`/`BIND` (in use,
 /// not an address of this machine, privileged), so exit 2 rather than a crash.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen on {addr}: {reason} (set PORT/BIND)")]
+#[error("cannot listen on {addr}: {reason} ({hint})")]
 pub struct ListenError {
     pub addr: SocketAddr,
     pub reason: io::Error,
+    /// What to change: `PORT`/`BIND` for the sidecar, `--port` for `run`.
+    pub hint: &'static str,
 }
 
 pub struct Sidecar {
@@ -65,8 +67,11 @@ impl Sidecar {
     /// (reported in `/status`).
     pub async fn build(config: Config, descriptors: Option<DescriptorBudget>) -> anyhow::Result<Sidecar> {
         let mut settings = config.engine.clone();
-        let listener =
-            control_server::bind(config.listen).map_err(|reason| ListenError { addr: config.listen, reason })?;
+        let listener = control_server::bind(config.listen).map_err(|reason| ListenError {
+            addr: config.listen,
+            reason,
+            hint: "set PORT/BIND",
+        })?;
         let addr = listener.local_addr()?;
         let demo = if config.demo {
             let demo = DemoTarget::start(&DemoTargetSettings::default())?;

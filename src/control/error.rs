@@ -23,6 +23,9 @@ pub enum ApiError {
     /// 401: a control token is set and the request did not carry it.
     #[error("this request needs the control token: send Authorization: Bearer <CONTROL_TOKEN>")]
     Unauthorized,
+    /// 401: the request carried a token, and not the control token.
+    #[error("token rejected: the bearer token sent is not this sidecar's CONTROL_TOKEN")]
+    TokenRejected,
     /// 403: a browser page on another origin tried to change state.
     #[error(
         "cross-origin requests may not change state (Origin: {0}); allowed: loopback origins, this server's own IP address, and ALLOWED_ORIGINS"
@@ -83,7 +86,7 @@ impl ResponseError for ApiError {
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::ForeignOrigin(_) => StatusCode::FORBIDDEN,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::TokenRejected => StatusCode::UNAUTHORIZED,
             ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
         }
     }
@@ -94,7 +97,7 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed { allowed, .. } => {
                 response.insert_header(("Allow", *allowed));
             }
-            ApiError::Unauthorized => {
+            ApiError::Unauthorized | ApiError::TokenRejected => {
                 response.insert_header(("WWW-Authenticate", r#"Bearer realm="trafficgen""#));
             }
             ApiError::Conflict { running_job_id, .. } => {

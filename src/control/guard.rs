@@ -36,7 +36,8 @@ pub(super) fn authorize(request: &HttpRequest, state: &ControlState) -> Result<(
         .map(|(_, credentials)| credentials.trim_ascii());
     match presented {
         Some(candidate) if token.matches(candidate) => Ok(()),
-        _ => Err(ApiError::Unauthorized),
+        Some(_) => Err(ApiError::TokenRejected),
+        None => Err(ApiError::Unauthorized),
     }
 }
 

@@ -52,7 +52,10 @@ pub fn run(args: &RunArgs) -> ExitCode {
     let (duration_secs, max_rps) = (spec.duration_secs, spec.max_rps);
     let options = PlayOptions { serve_control: args.port.is_some(), abort_on_fail: args.abort_on_fail };
     let played = actix_rt::System::new().block_on(async move {
-        let sidecar = Sidecar::build(config, None).await?;
+        let sidecar = Sidecar::build(config, None).await.map_err(|e| match e.downcast::<super::ListenError>() {
+            Ok(listen) => anyhow::Error::new(super::ListenError { hint: "choose another --port", ..listen }),
+            Err(other) => other,
+        })?;
         let mut shown = false;
         let played = sidecar
             .play(spec, options, |p| {

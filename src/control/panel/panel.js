@@ -83,10 +83,14 @@
     return { status: res.status, ok: res.ok, data, error };
   }
 
-  // A state change: on 401 the token is asked for (once) and the call retried.
+  // A state change: on 401 the token is asked for and the call retried;
+  // a token the sidecar rejects is asked for again, saying so (three tries).
   async function change(method, path, body) {
     let r = await api(method, path, body);
-    if (r.status === 401 && (await askToken(r.error))) r = await api(method, path, body);
+    for (let tries = 0; r.status === 401 && tries < 3; tries++) {
+      if (!(await askToken(r.error))) break;
+      r = await api(method, path, body);
+    }
     return r;
   }
 
