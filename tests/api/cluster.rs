@@ -642,7 +642,10 @@ fn a_sidecar_alone_has_no_cluster_bad_peers_stop_start_up_and_no_secret_means_al
         let warned = alone.wait_for_line("runs alone", Duration::from_secs(5));
         assert!(warned.is_some_and(|l| l.contains("CLUSTER_SECRET")), "{env:?}: {}", alone.output());
     }
-    for (env, named) in [(vec![("PEERS", peers), ("CONTROL_TOKEN", "s3cret")], "CLUSTER_SECRET")] {
+    for (env, named) in [
+        (vec![("PEERS", peers), ("CLUSTER_SECRET", "too-short")], "CLUSTER_SECRET"),
+        (vec![("PEERS", peers), ("CONTROL_TOKEN", "s3cret")], "CLUSTER_SECRET"),
+    ] {
         let mut env = env;
         env.extend([("PORT", "0"), ("BIND", "127.0.0.1")]);
         let mut proc = Proc::spawn(&[], &env);
