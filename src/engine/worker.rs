@@ -511,6 +511,8 @@ impl Worker {
                 return;
             };
             self.cap.try_take(now);
+            // Sent like any request: `sent` and the answers add up.
+            self.engine.shared.sent.fetch_add(1, Ordering::Relaxed);
             if self.send(&chosen, now, Duration::ZERO, permit, true) {
                 return;
             }
