@@ -421,7 +421,7 @@ async fn log_stats(state: ControlState) {
             mode = plan.mode.as_str(), state = plan.state().as_str(), target_rps = plan.sending_rps(),
             achieved_rps = (achieved * 100.0).round() / 100.0, interval_secs = (secs * 100.0).round() / 100.0,
             sent = now.1 - last.1, successful = s.successful - p.successful, failed = s.failed - p.failed,
-            dropped = s.dropped - p.dropped, in_flight = engine.in_flight(), order_ids_buffered = engine.ids_buffered(),
+            dropped = s.dropped - p.dropped, in_flight = engine.in_flight(), order_ids_buffered = engine.ids_buffered().unwrap_or(0),
             total = s.total;
             "stats"
         );

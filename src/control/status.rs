@@ -18,7 +18,12 @@ pub struct Status {
     pub state: &'static str,
     pub uptime_secs: f64,
     pub target_url: String,
-    pub order_ids_buffered: usize,
+    /// Ids in the built-in workload's `order_ids` pool; absent for a
+    /// workload without one (see `pools`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_ids_buffered: Option<usize>,
+    /// Values held by each pool of the running workload.
+    pub pools: std::collections::BTreeMap<String, usize>,
     /// Requests per second actually sent over the last few seconds.
     pub achieved_rps: f64,
     pub in_flight: usize,
@@ -87,6 +92,7 @@ pub async fn status(state: web::Data<ControlState>) -> HttpResponse {
         uptime_secs: (uptime * 10.0).round() / 10.0,
         target_url: settings.target.to_string(),
         order_ids_buffered: engine.ids_buffered(),
+        pools: engine.pool_counts().into_iter().collect(),
         achieved_rps: state.sent_rate.rate(),
         in_flight: engine.in_flight(),
         max_in_flight: engine.max_in_flight(),

@@ -394,8 +394,10 @@ impl Engine {
 
     /// Order ids held: the `order_ids` pool of the built-in workload (or
     /// of a file that names a pool so); 0 without one.
-    pub fn ids_buffered(&self) -> usize {
-        self.pool_counts().into_iter().find(|(name, _)| name == ORDER_IDS).map_or(0, |(_, count)| count)
+    /// Ids in the built-in workload's `order_ids` pool; `None` for a
+    /// workload without one.
+    pub fn ids_buffered(&self) -> Option<usize> {
+        self.pool_counts().into_iter().find(|(name, _)| name == ORDER_IDS).map(|(_, count)| count)
     }
 
     /// Requests the worker gave up at exit (in flight when the grace period

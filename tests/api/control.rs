@@ -165,7 +165,7 @@ fn status_and_health_have_the_contract_shape() {
         status,
         serde_json::json!({
             "mode": "steady", "rps": 2, "state": "warming_up", "uptime_secs": null,
-            "target_url": format!("http://{}", target.addr), "order_ids_buffered": 0,
+            "target_url": format!("http://{}", target.addr), "order_ids_buffered": 0, "pools": {"order_ids": 0},
             "achieved_rps": 0.0, "in_flight": 0, "max_in_flight": 512, "max_rps": 1000,
             "mix": "create_order=60,list_orders=25,get_order=15",
             "stats": {"total": 0, "successful": 0, "failed": 0, "dropped": 0,

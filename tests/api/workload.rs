@@ -536,6 +536,8 @@ fn the_engine_runs_users_crud_and_reads_and_patches_users_it_created() {
     let pooled = sum(&samples, "trafficgen_pool_values", &[("pool", "user_ids")]);
     assert!(pooled > 0.0 && pooled <= 200.0, "user_ids holds {pooled}");
     assert_eq!(sum(&samples, "trafficgen_order_ids_buffered", &[]), 0.0, "kept, at 0 without orders");
+    assert!(status.get("order_ids_buffered").is_none(), "no orders pool, no order ids in /status: {status}");
+    assert!(status["pools"]["user_ids"].as_u64() > Some(0), "{status}");
     let view = sidecar.get_json("/workload");
     assert_eq!(view["source"], example_path("users-crud.yaml"));
     let pool = &view["pools"][0];
