@@ -428,24 +428,30 @@ def main():
     # ---- https
     https = R.get("https")
     if https:
-        w("## 7. https (awc over rustls) next to plain http")
+        w("## 7. https next to plain http, beside oha and hey")
         w("")
         w("The same nginx (one worker, CPU " + f"{S['TARGET_CPU']}" + ") on a plain and an `ssl` port (EC P-256 "
-          "certificate from a CA made for the run, trusted with `TLS_CA_FILE`); http and https runs interleaved; "
-          "medians.")
+          "certificate from a CA made for the run; trafficgen trusts it with `TLS_CA_FILE`, oha runs with "
+          "`--insecure`, hey never checks); each tool at the same rate on http, then https, interleaved; medians. "
+          "trafficgen sends its default mix (60 % `POST` with a body), the peers `GET " + f"{S['PEER_PATH']}" + "`. "
+          "\"CPU vs http\" is each tool's own https/http ratio: what TLS costs it.")
         w("")
         rows = []
         for rate_s, fig in https.items():
-            h, t = fig["http"]["median"], fig["https"]["median"]
-            ratio = (t["cpu_us_per_req"] / h["cpu_us_per_req"]) if h.get("cpu_us_per_req") and t.get(
-                "cpu_us_per_req") else None
-            for scheme, m in (("http", h), ("https", t)):
-                rows.append([f"{scheme} at {f_rate(float(rate_s))}", f_rate(m.get("rate")), f_pct(m.get("error_pct")),
-                             f_num(m.get("failed"), 0), f_num(m.get("cpu_us_per_req")),
-                             f_num(ratio, 2) if scheme == "https" else "1", f_mib(m.get("rss_peak_kib")),
-                             f_num(m.get("new_connections"), 0)])
+            tools = [("trafficgen", fig)] + [(p, f) for p, f in (fig.get("peers") or {}).items()]
+            for tool, by in tools:
+                h, t = by["http"]["median"], by["https"]["median"]
+                ratio = (t["cpu_us_per_req"] / h["cpu_us_per_req"]) if h.get("cpu_us_per_req") and t.get(
+                    "cpu_us_per_req") else None
+                for scheme, m in (("http", h), ("https", t)):
+                    if m.get("n", 0) == 0:
+                        continue
+                    rows.append([f"{tool} {scheme} at {f_rate(float(rate_s))}", f_rate(m.get("rate")),
+                                 f_pct(m.get("error_pct")), f_num(m.get("failed"), 0), f_num(m.get("cpu_us_per_req")),
+                                 f_num(ratio, 2) if scheme == "https" else "1", f_mib(m.get("rss_peak_kib")),
+                                 f_num(m.get("new_connections"), 0), f_noise(m)])
         w(table(["run", "achieved req/s", "error", "failed", "CPU µs/req", "CPU vs http", "peak RSS MiB",
-                 "new connections"], rows))
+                 "new connections", "other load CPU 0 / 1, %"], rows))
         w("")
 
     # ---- profile

@@ -218,9 +218,7 @@ impl Engine {
         // a small bound keeps a resolver problem from becoming a thread storm.
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().max_blocking_threads(2).build()?;
         std::thread::Builder::new().name("trafficgen-engine".into()).spawn(move || {
-            // awc (https targets) spawns local tasks to close connections.
-            let local = tokio::task::LocalSet::new();
-            local.block_on(&runtime, async move {
+            runtime.block_on(async move {
                 match worker::Worker::new(engine) {
                     Ok(worker) => worker.run(shutdown, abandon).await,
                     Err(e) => log::error!(error:% = e; "cannot start the engine"),

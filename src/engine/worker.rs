@@ -30,7 +30,7 @@ use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 
 use super::cap::SendCap;
-use super::client::{Outcome, Rendered, Request, TargetClient};
+use super::client::{Outcome, Request, TargetClient};
 use super::deadline::{Deadlines, TimedOut};
 use super::focus::Focus;
 use super::mode::{Plan, Share};
@@ -430,15 +430,8 @@ impl Worker {
             }
         };
         let workload = &self.workload;
-        let rendered = if client.wants_parts() {
-            let mut parts = Box::default();
-            workload.render_parts(chosen, &mut self.rng, &mut self.state, &mut parts);
-            Rendered::Parts { workload: Arc::clone(workload), parts }
-        } else {
-            let mut buffer = self.spare_buffers.pop().unwrap_or_default();
-            workload.render(chosen, &mut self.rng, &mut self.state, &mut buffer);
-            Rendered::Wire(buffer)
-        };
+        let mut rendered = self.spare_buffers.pop().unwrap_or_default();
+        workload.render(chosen, &mut self.rng, &mut self.state, &mut rendered);
         let request = Request {
             rendered,
             keep_body: workload.wants_body(id),
@@ -658,12 +651,10 @@ impl Worker {
         }
     }
 
-    /// Keeps a plain request's buffer for the next one.
+    /// Keeps a request's buffer for the next one.
     fn recycle(&mut self, request: Request) {
-        if let Rendered::Wire(buffer) = request.rendered
-            && self.spare_buffers.len() < MAX_SPARE_BUFFERS
-            && buffer.capacity() <= MAX_SPARE_BUFFER_BYTES
-        {
+        let buffer = request.rendered;
+        if self.spare_buffers.len() < MAX_SPARE_BUFFERS && buffer.capacity() <= MAX_SPARE_BUFFER_BYTES {
             self.spare_buffers.push(buffer);
         }
     }
