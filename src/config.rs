@@ -166,7 +166,7 @@ pub const MAX_TOKEN_FILE_BYTES: u64 = 4096;
 fn read_token_file(path: &std::path::Path) -> Result<String, ConfigError> {
     use std::io::Read;
     let error = |reason: &dyn fmt::Display| ConfigError::new("CONTROL_TOKEN_FILE", path.display(), reason);
-    let file = std::fs::File::open(path).map_err(|e| error(&format_args!("cannot be read: {e}")))?;
+    let file = workload::open_regular_file(path).map_err(|e| error(&format_args!("cannot be read: {e}")))?;
     let mut raw = Vec::new();
     file.take(MAX_TOKEN_FILE_BYTES + 1)
         .read_to_end(&mut raw)
@@ -201,6 +201,126 @@ fn control_token(args: &SidecarArgs) -> Result<Option<ControlToken>, ConfigError
         .map_err(|e| ConfigError::new("CONTROL_TOKEN_FILE", path, format_args!("token {e}")))
 }
 
+/// Default of `MEMORY_BUDGET_MB`: below the 256 MiB the Compose files and
+/// Kubernetes manifests give the container, with room for what the
+/// allocator keeps between peaks.
+pub const DEFAULT_MEMORY_BUDGET_MB: u64 = 240;
+
+/// What the process needs whatever the workload: the runtime, metrics and
+/// the log ring (measured 7.5 MiB idle; the ring holds up to 2 MiB), one
+/// workload check or export at a time (a megabyte of hostile YAML or a
+/// 4 MiB script: 16 MiB), and the control API's answers waiting to be read
+/// (see `crate::control::output`).
+const PROCESS_BYTES: u64 = 12 * MIB + 16 * MIB + crate::control::output::OUTPUT_BUDGET_BYTES as u64;
+/// A control connection's buffers at most (measured about 30 KiB).
+const CONTROL_CONNECTION_BYTES: u64 = 32 * 1024;
+/// A request in flight besides its own bytes: the answer's read buffer at
+/// its bound (head, body cap, framing), the connection.
+const ANSWER_BYTES: u64 =
+    crate::engine::http::max_answer_bytes(crate::engine::client::MAX_BODY_BYTES) as u64 + 4 * 1024;
+const MIB: u64 = 1024 * 1024;
+
+/// `MEMORY_BUDGET_MB`: the memory the process may use. A workload is
+/// checked against it before it runs (at start, `PUT /workload`, SIGHUP),
+/// and so is a change of the in-flight bound: what does not fit is
+/// refused, so memory follows the budget, not the workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryBudget {
+    bytes: u64,
+    /// Held by the control connections at their bound.
+    control_bytes: u64,
+}
+
+/// The parts of a workload's estimate, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryNeeds {
+    /// The process and the control API.
+    pub fixed: u64,
+    /// One request in flight: its largest rendering and an answer buffer.
+    pub per_request: u64,
+    pub in_flight: usize,
+    /// The pools, full.
+    pub pools: u64,
+}
+
+impl MemoryNeeds {
+    pub fn total(&self) -> u64 {
+        self.fixed + self.per_request.saturating_mul(self.in_flight as u64) + self.pools
+    }
+}
+
+/// A workload, with an in-flight bound, that does not fit the budget.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "needs about {} MiB, more than MEMORY_BUDGET_MB={}: {} requests in flight × {} KiB (the largest request, {} KiB, and an answer buffer of {} KiB) = {} MiB, full pools {} MiB, the process and control API {} MiB; {}",
+    mib(self.needs.total()), self.budget_mib, self.needs.in_flight, self.needs.per_request / 1024,
+    self.request_kib, ANSWER_BYTES / 1024, mib(self.needs.per_request.saturating_mul(self.needs.in_flight as u64)),
+    mib(self.needs.pools), mib(self.needs.fixed), self.advice()
+)]
+pub struct MemoryError {
+    pub needs: MemoryNeeds,
+    pub budget_mib: u64,
+    request_kib: u64,
+    /// The largest in-flight bound that fits (0: none does).
+    pub fits_in_flight: usize,
+}
+
+impl MemoryError {
+    fn advice(&self) -> String {
+        match self.fits_in_flight {
+            0 => "smaller pools (size, max_len) or a larger MEMORY_BUDGET_MB".to_string(),
+            n => format!(
+                "at most {n} in flight would fit (MAX_IN_FLIGHT, PUT /config max_in_flight), or make requests or pools smaller"
+            ),
+        }
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    let mib = bytes as f64 / MIB as f64;
+    if mib < 10.0 { format!("{mib:.1}") } else { format!("{mib:.0}") }
+}
+
+impl MemoryBudget {
+    /// `mib` of memory, for a control server of `control_connections`.
+    pub fn new(mib: u64, control_connections: usize) -> MemoryBudget {
+        MemoryBudget {
+            bytes: mib.saturating_mul(MIB),
+            control_bytes: CONTROL_CONNECTION_BYTES.saturating_mul(control_connections as u64),
+        }
+    }
+
+    pub fn mib(&self) -> u64 {
+        self.bytes / MIB
+    }
+
+    /// What `workload` needs with `in_flight` requests at once.
+    pub fn needs(&self, workload: &Workload, in_flight: usize) -> MemoryNeeds {
+        MemoryNeeds {
+            fixed: PROCESS_BYTES + self.control_bytes,
+            per_request: workload.max_request_bytes() as u64 + ANSWER_BYTES,
+            in_flight,
+            pools: workload.pool_bytes(),
+        }
+    }
+
+    /// Whether `workload` with `in_flight` requests at once fits.
+    pub fn check(&self, workload: &Workload, in_flight: usize) -> Result<MemoryNeeds, MemoryError> {
+        let needs = self.needs(workload, in_flight);
+        if needs.total() <= self.bytes {
+            return Ok(needs);
+        }
+        let left = self.bytes.saturating_sub(needs.fixed + needs.pools);
+        let fits_in_flight = usize::try_from(left / needs.per_request.max(1)).unwrap_or(usize::MAX);
+        Err(MemoryError {
+            needs,
+            budget_mib: self.mib(),
+            request_kib: (workload.max_request_bytes() as u64).div_ceil(1024),
+            fits_in_flight,
+        })
+    }
+}
+
 /// Everything the sidecar needs, validated.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -219,6 +339,8 @@ pub struct Config {
     pub allowed_origins: AllowedOrigins,
     /// Bounds of the control server.
     pub control_limits: ServerLimits,
+    /// `MEMORY_BUDGET_MB`, which the workload was checked against.
+    pub memory_budget: MemoryBudget,
     /// The other replicas; `None`: this sidecar runs alone.
     pub peers: Option<PeersSetting>,
     /// Objectives judged continuously (empty: none).
@@ -277,7 +399,7 @@ pub fn builtin_workload(mix: Mix, options: &workload::Options) -> Result<Workloa
 /// as `file:line:column: what is wrong`.
 fn load_workload(path: &std::path::Path, options: &workload::Options) -> Result<Workload, ConfigError> {
     workload::load_file(path, options).map_err(|e| {
-        let count = e.problems.len();
+        let count = e.count();
         let noun = if count == 1 { "problem" } else { "problems" };
         ConfigError::new("WORKLOAD_FILE", path.display(), format_args!("{count} {noun}:\n{e}"))
     })
@@ -370,6 +492,21 @@ impl TryFrom<SidecarArgs> for Config {
         let stats_interval =
             if stats_secs == 0.0 { None } else { Some(seconds("STATS_INTERVAL_SECS", stats_secs, 1.0, 86_400.0)?) };
 
+        let control_limits = ServerLimits {
+            max_connections: whole("CONTROL_MAX_CONNECTIONS", args.control_max_connections, 4, 65_536)?,
+            request_timeout: Duration::from_millis(whole(
+                "CONTROL_REQUEST_TIMEOUT_MS",
+                args.control_request_timeout_ms,
+                100,
+                300_000,
+            )?),
+        };
+        let budget_mib = whole("MEMORY_BUDGET_MB", args.memory_budget_mb, 32, 1_048_576)?;
+        let memory_budget = MemoryBudget::new(budget_mib, control_limits.max_connections);
+        memory_budget
+            .check(&workload, max_in_flight)
+            .map_err(|e| ConfigError::new("MEMORY_BUDGET_MB", budget_mib, e))?;
+
         let client = client_settings(&args, &target, max_in_flight)?;
         let state = match &args.state_dir {
             None => None,
@@ -382,6 +519,8 @@ impl TryFrom<SidecarArgs> for Config {
         runtime_args.control_token_file = None;
         runtime_args.tls_ca_file = None;
         runtime_args.state_dir = None;
+        runtime_args.workload_file = None;
+        runtime_args.slo = None;
         Ok(Config {
             state,
             runtime_args,
@@ -420,15 +559,8 @@ impl TryFrom<SidecarArgs> for Config {
             },
             slos,
             slo_window: window_duration("SLO_WINDOW", &args.slo_window, 10, 86_400)?,
-            control_limits: ServerLimits {
-                max_connections: whole("CONTROL_MAX_CONNECTIONS", args.control_max_connections, 4, 65_536)?,
-                request_timeout: Duration::from_millis(whole(
-                    "CONTROL_REQUEST_TIMEOUT_MS",
-                    args.control_request_timeout_ms,
-                    100,
-                    300_000,
-                )?),
-            },
+            control_limits,
+            memory_budget,
         })
     }
 }
