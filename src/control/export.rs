@@ -137,12 +137,14 @@ pub async fn export(
     // answers `/health`, one at a time, and only if its bytes can be held
     // until the client reads them.
     let room = state.server.output.reserve(spec.max_bytes)?;
-    let script =
-        state.server.heavy.run("an export", move || export::render(format, &workload, &spec)).await?.map_err(|e| {
-            match e {
-                RenderError::TooLarge { .. } => ApiError::AnswerTooLarge(e.to_string()),
-                e => ApiError::Invalid(e.to_string()),
-            }
+    let script = state
+        .server
+        .heavy
+        .run("an export", state.server.heavy_wait(), move || export::render(format, &workload, &spec))
+        .await?
+        .map_err(|e| match e {
+            RenderError::TooLarge { .. } => ApiError::AnswerTooLarge(e.to_string()),
+            e => ApiError::Invalid(e.to_string()),
         })?;
     drop(room);
     let mut answer = state.server.output.answer(StatusCode::OK, format.content_type(), script)?;

@@ -10,7 +10,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio::sync::Semaphore;
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::ApiError;
 
@@ -43,21 +45,30 @@ impl Drop for Admitted<'_> {
 
 impl HeavyLane {
     /// Runs `job` on a blocking thread when its turn comes; `what` names it
-    /// in the refusal when the lane is full.
-    pub async fn run<T, F>(&self, what: &str, job: F) -> Result<T, ApiError>
+    /// in the refusal when the lane is full, or when its turn does not come
+    /// within `max_wait` (the client must get an answer before the control
+    /// server's request timeout closes its connection).
+    pub async fn run<T, F>(&self, what: &str, max_wait: Duration, job: F) -> Result<T, ApiError>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        let busy = |why: &str| {
+            ApiError::Busy(format!(
+                "{what} must wait: one workload check or export runs at a time and {why}; try again in a moment"
+            ))
+        };
         let admitted = self.admitted.fetch_add(1, Ordering::AcqRel);
         let place = Admitted(&self.admitted);
         if admitted > MAX_WAITING {
-            drop(place);
-            return Err(ApiError::Busy(format!(
-                "{what} must wait: one workload check or export runs at a time and {MAX_WAITING} already wait; try again in a moment"
-            )));
+            return Err(busy(&format!("{MAX_WAITING} already wait")));
         }
-        self.run_admitted(job, place).await
+        let turn = match tokio::time::timeout(max_wait, Arc::clone(&self.running).acquire_owned()).await {
+            Ok(Ok(turn)) => turn,
+            Ok(Err(_)) => return Err(ApiError::Unavailable("the sidecar is stopping".into())),
+            Err(_) => return Err(busy(&format!("its turn did not come within {max_wait:?}"))),
+        };
+        self.run_turn(job, turn, place).await
     }
 
     /// Runs `job` when its turn comes, however many wait (a signal, which
@@ -79,6 +90,14 @@ impl HeavyLane {
     {
         let closed = || ApiError::Unavailable("the sidecar is stopping".into());
         let turn = Arc::clone(&self.running).acquire_owned().await.map_err(|_| closed())?;
+        self.run_turn(job, turn, place).await
+    }
+
+    async fn run_turn<T, F>(&self, job: F, turn: OwnedSemaphorePermit, place: Admitted<'_>) -> Result<T, ApiError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
         // The turn goes with the job: if the client leaves meanwhile, the
         // job still finishes before the next one starts.
         let done = actix_web::rt::task::spawn_blocking(move || {
@@ -104,7 +123,6 @@ impl HeavyLane {
 mod tests {
     use super::*;
     use std::sync::mpsc;
-    use std::time::Duration;
 
     #[actix_rt::test]
     async fn one_job_runs_at_a_time_and_a_full_queue_is_refused_at_once() {
@@ -118,7 +136,7 @@ mod tests {
             let (lane, release_rx, concurrent, most) =
                 (Arc::clone(&lane), Arc::clone(&release_rx), Arc::clone(&concurrent), Arc::clone(&most));
             jobs.push(actix_rt::spawn(async move {
-                lane.run("a test job", move || {
+                lane.run("a test job", Duration::from_secs(30), move || {
                     let now = concurrent.fetch_add(1, Ordering::SeqCst) + 1;
                     most.fetch_max(now, Ordering::SeqCst);
                     let _ = release_rx.lock().unwrap().recv_timeout(Duration::from_secs(10));
@@ -130,7 +148,7 @@ mod tests {
         while lane.admitted() <= MAX_WAITING {
             actix_rt::time::sleep(Duration::from_millis(5)).await;
         }
-        let refused = lane.run("one too many", || ()).await;
+        let refused = lane.run("one too many", Duration::from_secs(30), || ()).await;
         assert!(matches!(&refused, Err(ApiError::Busy(m)) if m.contains("one too many")), "{refused:?}");
         for _ in 0..=MAX_WAITING {
             release_tx.send(()).unwrap();
@@ -140,6 +158,6 @@ mod tests {
         }
         assert_eq!(most.load(Ordering::SeqCst), 1, "jobs ran side by side");
         assert_eq!(lane.admitted(), 0);
-        assert_eq!(lane.run("after", || 7).await.unwrap(), 7);
+        assert_eq!(lane.run("after", Duration::from_secs(30), || 7).await.unwrap(), 7);
     }
 }

@@ -85,6 +85,13 @@ impl ServerInfo {
         }
     }
 
+    /// How long a request waits for its turn in the heavy lane: half the
+    /// request timeout, so the job still has time to answer before the
+    /// connection is closed for going that long without one.
+    pub fn heavy_wait(&self) -> std::time::Duration {
+        self.limits.request_timeout / 2
+    }
+
     /// With new workloads and in-flight bounds checked against `budget`.
     pub fn with_memory_budget(mut self, budget: MemoryBudget) -> Self {
         self.memory = Some(budget);

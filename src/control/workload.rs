@@ -93,7 +93,9 @@ pub async fn replace(
     let checked = state
         .server
         .heavy
-        .run("a workload check", move || load_checked(BODY_SOURCE, body, &options, budget, in_flight))
+        .run("a workload check", state.server.heavy_wait(), move || {
+            load_checked(BODY_SOURCE, body, &options, budget, in_flight)
+        })
         .await?;
     let (next, body) = match checked {
         Ok(loaded) => loaded,
