@@ -43,32 +43,58 @@ impl Drop for Admitted<'_> {
     }
 }
 
+/// A place in the lane, taken before a request's body is read (a full lane
+/// refuses the request before it holds a megabyte of body).
+pub struct Place<'a> {
+    lane: &'a HeavyLane,
+    what: String,
+    admitted: Admitted<'a>,
+}
+
+impl Place<'_> {
+    /// Runs `job` on a blocking thread when its turn comes, or refuses it
+    /// when the turn does not come within `max_wait` (the client must get
+    /// an answer before the control server's request timeout closes its
+    /// connection).
+    pub async fn run<T, F>(self, max_wait: Duration, job: F) -> Result<T, ApiError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let turn = match tokio::time::timeout(max_wait, Arc::clone(&self.lane.running).acquire_owned()).await {
+            Ok(Ok(turn)) => turn,
+            Ok(Err(_)) => return Err(ApiError::Unavailable("the sidecar is stopping".into())),
+            Err(_) => return Err(busy(&self.what, &format!("its turn did not come within {max_wait:?}"))),
+        };
+        self.lane.run_turn(job, turn, self.admitted).await
+    }
+}
+
+fn busy(what: &str, why: &str) -> ApiError {
+    ApiError::Busy(format!(
+        "{what} must wait: one workload check or export runs at a time and {why}; try again in a moment"
+    ))
+}
+
 impl HeavyLane {
-    /// Runs `job` on a blocking thread when its turn comes; `what` names it
-    /// in the refusal when the lane is full, or when its turn does not come
-    /// within `max_wait` (the client must get an answer before the control
-    /// server's request timeout closes its connection).
+    /// A place in the lane for `what`, or a 503 when [`MAX_WAITING`] wait
+    /// already.
+    pub fn admit(&self, what: &str) -> Result<Place<'_>, ApiError> {
+        let admitted = self.admitted.fetch_add(1, Ordering::AcqRel);
+        let place = Admitted(&self.admitted);
+        if admitted > MAX_WAITING {
+            return Err(busy(what, &format!("{MAX_WAITING} already wait")));
+        }
+        Ok(Place { lane: self, what: what.to_string(), admitted: place })
+    }
+
+    /// [`HeavyLane::admit`], then [`Place::run`].
     pub async fn run<T, F>(&self, what: &str, max_wait: Duration, job: F) -> Result<T, ApiError>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let busy = |why: &str| {
-            ApiError::Busy(format!(
-                "{what} must wait: one workload check or export runs at a time and {why}; try again in a moment"
-            ))
-        };
-        let admitted = self.admitted.fetch_add(1, Ordering::AcqRel);
-        let place = Admitted(&self.admitted);
-        if admitted > MAX_WAITING {
-            return Err(busy(&format!("{MAX_WAITING} already wait")));
-        }
-        let turn = match tokio::time::timeout(max_wait, Arc::clone(&self.running).acquire_owned()).await {
-            Ok(Ok(turn)) => turn,
-            Ok(Err(_)) => return Err(ApiError::Unavailable("the sidecar is stopping".into())),
-            Err(_) => return Err(busy(&format!("its turn did not come within {max_wait:?}"))),
-        };
-        self.run_turn(job, turn, place).await
+        self.admit(what)?.run(max_wait, job).await
     }
 
     /// Runs `job` when its turn comes, however many wait (a signal, which

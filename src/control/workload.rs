@@ -77,6 +77,11 @@ pub async fn replace(
     payload: web::Payload,
     state: web::Data<ControlState>,
 ) -> Result<HttpResponse, ApiError> {
+    refuse_foreign_origin(&request, &state)?;
+    authorize(&request, &state)?;
+    // A place in the lane first: when it is full, no megabyte of body is
+    // read only to be refused (60 clients held 60 MB so).
+    let place = state.server.heavy.admit("a workload check")?;
     let body = match guarded_body(&request, payload, &state, MAX_FILE_BYTES).await {
         Ok(body) => body,
         // A workload too large is one of its problems: 422, like the others.
@@ -90,12 +95,8 @@ pub async fn replace(
     // thread that answers `/health`, and one at a time.
     let options = state.engine.workload_options();
     let (budget, in_flight) = (state.server.memory, state.max_in_flight());
-    let checked = state
-        .server
-        .heavy
-        .run("a workload check", state.server.heavy_wait(), move || {
-            load_checked(BODY_SOURCE, body, &options, budget, in_flight)
-        })
+    let checked = place
+        .run(state.server.heavy_wait(), move || load_checked(BODY_SOURCE, body, &options, budget, in_flight))
         .await?;
     let (next, body) = match checked {
         Ok(loaded) => loaded,
