@@ -46,9 +46,6 @@ pub enum ApiError {
     /// for now (see `super::heavy`, `super::output`).
     #[error("{0}")]
     Busy(String),
-    /// 507: `STATE_DIR` could not keep a change (see `crate::state`).
-    #[error("{0}")]
-    NotKept(String),
     /// 413: an answer would be larger than its bound.
     #[error("{0}")]
     AnswerTooLarge(String),
@@ -88,7 +85,6 @@ impl ResponseError for ApiError {
             }
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Unavailable(_) | ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::NotKept(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::AnswerTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadJson(_) => StatusCode::BAD_REQUEST,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
