@@ -63,6 +63,10 @@ const MAX_SPARE_BUFFERS: usize = 4096;
 /// A spare buffer larger than this is dropped rather than kept.
 const MAX_SPARE_BUFFER_BYTES: usize = 64 * 1024;
 
+/// Spare buffers kept beyond the requests in flight: after a peak, the
+/// buffers it needed are freed as its answers come back.
+const SPARE_BUFFER_SLACK: usize = 64;
+
 /// A setup request that could not be sent (in-flight bound full) is tried
 /// again after this.
 const SETUP_RETRY: Duration = Duration::from_secs(1);
@@ -542,7 +546,7 @@ impl Worker {
         if Arc::ptr_eq(&next, &self.workload) {
             return;
         }
-        self.state = self.state.carry_over(&self.workload, &next);
+        self.state.carry_over(&self.workload, &next);
         self.series = series_of(&self.engine, &next);
         self.latency = install_latency_table(&self.engine, &next);
         self.workload = next;
@@ -654,7 +658,9 @@ impl Worker {
     /// Keeps a request's buffer for the next one.
     fn recycle(&mut self, request: Request) {
         let buffer = request.rendered;
-        if self.spare_buffers.len() < MAX_SPARE_BUFFERS && buffer.capacity() <= MAX_SPARE_BUFFER_BYTES {
+        let keep = (self.in_flight.len() + SPARE_BUFFER_SLACK).min(MAX_SPARE_BUFFERS);
+        self.spare_buffers.truncate(keep);
+        if self.spare_buffers.len() < keep && buffer.capacity() <= MAX_SPARE_BUFFER_BYTES {
             self.spare_buffers.push(buffer);
         }
     }
