@@ -232,6 +232,7 @@ mod peer_endpoint {
             shutdown_grace: Duration::ZERO,
             client: Default::default(),
             trace: Default::default(),
+            memory: None,
         };
         // Never started: no request leaves this test, and the cluster never
         // polls (a peer's change is merged, never sent on).

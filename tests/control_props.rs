@@ -44,6 +44,7 @@ fn control_state() -> ControlState {
         shutdown_grace: Duration::ZERO,
         client: Default::default(),
         trace: Default::default(),
+        memory: None,
     };
     // The engine is never started: no request leaves this test.
     let engine = Engine::new(settings, Arc::new(Metrics::new().unwrap()));

@@ -388,6 +388,7 @@ impl TryFrom<SidecarArgs> for Config {
                 shutdown_grace: seconds("SHUTDOWN_GRACE_SECS", args.shutdown_grace_secs, 0.0, 300.0)?,
                 client,
                 trace,
+                memory: Some(memory_budget),
             },
             listen: SocketAddr::new(args.bind, args.port),
             warmup,

@@ -97,9 +97,7 @@ impl Sidecar {
             sent_rate: Arc::new(SentRate::new(ACHIEVED_RATE_WINDOW)),
             token: config.control_token.clone(),
             origins: Arc::new(config.allowed_origins.clone()),
-            server: Arc::new(
-                ServerInfo::new(config.control_limits, descriptors).with_memory_budget(config.memory_budget),
-            ),
+            server: Arc::new(ServerInfo::new(config.control_limits, descriptors)),
             cluster,
         };
         Ok(Sidecar { config, state, listener, addr, demo })

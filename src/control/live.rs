@@ -603,6 +603,16 @@ impl Live {
             return;
         }
         let before = self.engine.plan();
+        let asked_in_flight = section.value.overrides.get("max_in_flight").and_then(serde_json::Value::as_u64);
+        if let Some(in_flight) = asked_in_flight.and_then(|n| usize::try_from(n).ok())
+            && in_flight > self.engine.max_in_flight()
+            && let Err(e) = self.engine.memory_fits(&self.engine.workload(), in_flight)
+        {
+            log::error!(version:% = section.version;
+                "cluster: config version {} asks for max_in_flight {in_flight}, which does not fit this replica's MEMORY_BUDGET_MB ({e}); kept the settings in force",
+                section.version);
+            return;
+        }
         match settings.replace_overrides(&section.value.overrides) {
             Ok(config) => {
                 log::info!(version:% = section.version, by:% = section.version.replica, source = source.as_str();

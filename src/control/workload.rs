@@ -94,7 +94,7 @@ pub async fn replace(
     // Reading and checking a megabyte of YAML takes a while: not on the
     // thread that answers `/health`, and one at a time.
     let options = state.engine.workload_options();
-    let (budget, in_flight) = (state.server.memory, state.max_in_flight());
+    let (budget, in_flight) = (state.engine.settings().memory, state.max_in_flight());
     let checked = place
         .run(state.server.heavy_wait(), move || load_checked(BODY_SOURCE, body, &options, budget, in_flight))
         .await?;
@@ -163,7 +163,7 @@ pub async fn reload_file(state: ControlState) {
     };
     let source = path.display().to_string();
     let options = engine.workload_options();
-    let (budget, in_flight) = (state.server.memory, state.max_in_flight());
+    let (budget, in_flight) = (state.engine.settings().memory, state.max_in_flight());
     let job_source = source.clone();
     let loaded = state
         .server

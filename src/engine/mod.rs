@@ -60,6 +60,9 @@ pub struct EngineSettings {
     /// `traceparent` and the synthetic-traffic marker on every request
     /// (what a swapped-in workload is compiled with too).
     pub trace: crate::workload::TraceHeaders,
+    /// `MEMORY_BUDGET_MB`: new workloads and in-flight bounds are checked
+    /// against it, wherever they come from (`None`: unchecked).
+    pub memory: Option<memory::MemoryBudget>,
 }
 
 /// A cheap, cloneable handle: change the plan, read the state.
@@ -149,6 +152,12 @@ impl Engine {
             workload: Arc::new(watch::channel(workload).0),
             shared: Arc::new(shared),
         }
+    }
+
+    /// Whether `workload` with `in_flight` requests at once fits
+    /// `MEMORY_BUDGET_MB` (always, without one).
+    pub fn memory_fits(&self, workload: &Workload, in_flight: usize) -> Result<(), memory::MemoryError> {
+        self.shared.settings.memory.map_or(Ok(()), |budget| budget.check(workload, in_flight).map(|_| ()))
     }
 
     /// The workload running now.

@@ -840,6 +840,7 @@ fn a_focus_narrows_the_engines_draw_to_its_requests_and_error_share() {
         shutdown_grace: Duration::from_secs(1),
         client: Default::default(),
         trace: Default::default(),
+        memory: None,
     };
     let engine = Engine::new(settings, Arc::new(trafficgen::observe::metrics::Metrics::new().unwrap()));
     engine.set_focus(Some(Focus { requests: Some(vec!["list_orders".into()]), error_share: 0.5 }));
