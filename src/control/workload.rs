@@ -185,6 +185,7 @@ fn requests(workload: &Workload) -> Vec<RequestView> {
                 Role::Weighted(_) => "weighted",
                 Role::Error => "error",
                 Role::Setup => "setup",
+                Role::Step => "step",
             },
             method: workload.method(id).as_str(),
             path: def.path.to_string(),

@@ -53,6 +53,11 @@ pub struct EngineSettings {
     pub id_buffer_size: usize,
     pub request_timeout: Duration,
     pub max_in_flight: usize,
+    /// Journey instances running at once (`MAX_JOURNEYS`).
+    pub max_journeys: usize,
+    /// `DATA_DIR`: where data files are read; `None`: next to the workload
+    /// file, and not at all for a workload put over the API.
+    pub data_dir: Option<PathBuf>,
     pub shutdown_grace: Duration,
     /// Connection reuse and https trust.
     pub client: client::ClientSettings,
@@ -256,10 +261,11 @@ impl Engine {
     /// for this engine's target.
     pub fn workload_options(&self) -> crate::workload::Options {
         let settings = self.settings();
-        crate::workload::Options {
-            target: crate::workload::Target::new(&settings.target).with_trace(settings.trace),
-            default_pool_size: settings.id_buffer_size,
-        }
+        crate::workload::Options::new(
+            crate::workload::Target::new(&settings.target).with_trace(settings.trace),
+            settings.id_buffer_size,
+        )
+        .with_data_dir(settings.data_dir.clone())
     }
 
     /// The modes' rates now (`PUT /config` changes them) and the cap.

@@ -41,7 +41,7 @@ pub fn report(workload: &Workload, target_url: &str) -> String {
         match workload.role(id) {
             Role::Weighted(_) => row(&mut out, id, &format!("{:.1}%", workload.share(id).unwrap_or(0.0))),
             Role::Error => row(&mut out, id, "error"),
-            Role::Setup => {}
+            Role::Setup | Role::Step => {}
         }
     }
     if workload.error_requests().next().is_some() {

@@ -116,7 +116,7 @@ requests:
             user_agent: "ua".into(),
             trace: crate::workload::TraceHeaders::Off,
         };
-        load_str("focus.yaml", FILE, &Options { target, default_pool_size: 8 }).expect("valid workload")
+        load_str("focus.yaml", FILE, &Options::new(target, 8)).expect("valid workload")
     }
 
     /// Names of what `draws` draws sent, counted.
@@ -187,7 +187,7 @@ requests:
             user_agent: "ua".into(),
             trace: crate::workload::TraceHeaders::Off,
         };
-        let options = Options { target, default_pool_size: 8 };
+        let options = Options::new(target, 8);
         let w = load_str("x.yaml", "requests:\n  - name: a\n    weight: 1\n    method: GET\n    path: /\n", &options)
             .expect("valid");
         let focus = FocusedDraw::new(&w, None, 0.5);
