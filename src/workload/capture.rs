@@ -14,7 +14,7 @@ use serde_json::value::RawValue;
 
 use super::Workload;
 use super::compile::{Capture, RequestId, Store};
-use super::journey::Locals;
+use super::locals::Locals;
 use super::model::CaptureSource;
 use super::pool::{self, Refusal};
 use super::render::RunState;

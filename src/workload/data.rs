@@ -18,11 +18,13 @@
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::model::{DataDef, DataOrder};
+use super::Options;
+use super::model::{DataDef, DataOrder, Model, Problem};
 use super::template::{MAX_VALUE_BYTES, check_value};
 
 /// Largest data file.
@@ -139,6 +141,25 @@ pub fn read(dir: &Path, def: &DataDef) -> Result<Table, DataError> {
     Ok(table)
 }
 
+/// Reads every table of `model` from the options' data directory.
+pub(crate) fn read_tables(model: &Model, options: &Options, problems: &mut Vec<Problem>) -> Vec<Arc<Table>> {
+    let mut tables = Vec::new();
+    for def in &model.data {
+        let Some(dir) = options.data_dir.as_deref() else {
+            problems.push(Problem::new(
+                def.pos,
+                "data files are read from the workload file's own directory, or from DATA_DIR; this workload has no directory (it came over the API): set DATA_DIR to read them",
+            ));
+            continue;
+        };
+        match read(dir, def) {
+            Ok(table) => tables.push(Arc::new(table)),
+            Err(e) => problems.push(Problem::new(def.file_pos, e.0)),
+        }
+    }
+    tables
+}
+
 /// Builds a table a field at a time, with the bounds.
 #[derive(Default)]
 struct Builder {
@@ -173,7 +194,7 @@ impl Builder {
     }
 
     fn field(&mut self, value: &[u8], number: bool) -> Result<(), String> {
-        if self.cells.len() % self.columns.len().max(1) == 0 && self.rows() == MAX_ROWS {
+        if self.cells.len().is_multiple_of(self.columns.len().max(1)) && self.rows() == MAX_ROWS {
             return Err(format!("more than {MAX_ROWS} rows"));
         }
         let text = std::str::from_utf8(value).map_err(|_| "a field is not UTF-8 text".to_string())?;

@@ -35,6 +35,7 @@ pub mod data;
 pub mod escape;
 pub mod focus;
 pub mod journey;
+mod locals;
 pub mod mix;
 pub mod model;
 pub mod pool;
@@ -53,9 +54,11 @@ use rand::rngs::SmallRng;
 
 pub use builtin::{BUILTIN_SOURCE, ORDER_IDS, OrderWeights, orders, orders_model};
 pub use capture::CaptureReport;
+pub use compile::journeys::{JourneyId, Step};
 use compile::{Compiled, MediaKind};
 pub use compile::{MAX_ENV_BYTES, MAX_REQUEST_BYTES, PoolId, RequestId};
-pub use journey::{Arrival, JourneyId, Locals, Missing, NoRow, Step};
+pub use journey::{Arrival, Missing, NoRow};
+pub use locals::Locals;
 pub use model::{MAX_POOLS, MAX_REQUESTS, Method, Model, OnFailure, PauseDef, Problem, Role};
 pub use render::{Chosen, Clock, Draw, RequestParts, RunState};
 

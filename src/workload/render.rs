@@ -10,7 +10,7 @@ use rand::{Rng, RngExt};
 use super::Workload;
 use super::compile::{Fill, PoolId, RequestId, Seg};
 use super::escape::{Ctx, base64_encode, encode};
-use super::journey::Locals;
+use super::locals::Locals;
 use super::model::{MAX_POOLS, Method};
 use super::pool::Ring;
 

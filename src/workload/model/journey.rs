@@ -41,7 +41,7 @@ pub struct JourneyDef {
 pub enum StepDef {
     /// A request; its `name` is `journey/step`, its metric label.
     Request {
-        request: RequestDef,
+        request: Box<RequestDef>,
         on_failure: OnFailure,
     },
     Pause(PauseDef),
@@ -142,7 +142,7 @@ impl JourneyDef {
     /// Its request steps, in order.
     pub fn requests(&self) -> impl Iterator<Item = &RequestDef> {
         self.steps.iter().filter_map(|s| match s {
-            StepDef::Request { request, .. } => Some(request),
+            StepDef::Request { request, .. } => Some(&**request),
             StepDef::Pause(_) => None,
         })
     }
@@ -284,7 +284,7 @@ impl Reader {
         };
         let mut request = self.request(node, Kind::Step)?;
         request.name = format!("{journey}/{}", request.name);
-        Some(StepDef::Request { request, on_failure })
+        Some(StepDef::Request { request: Box::new(request), on_failure })
     }
 
     /// `pause: 2s`, `pause: {uniform: [1s, 3s]}`, `pause: {exponential: 2s}`.

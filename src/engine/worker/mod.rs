@@ -2,16 +2,23 @@
 //! that is due, records answers as they complete, and re-anchors whenever the
 //! plan changes.
 //!
-//! What is sent is the running workload's: each request is drawn (by
-//! weight, or by a job's focus), rendered into a reused buffer, and its
-//! answer's captures fill the workload's pools. Setup requests go first,
-//! one after the other, before the traffic starts and again every
-//! `setup.every_secs`. A swapped workload takes over between two requests.
+//! What is sent is the running workload's: each arrival is drawn (by
+//! weight, or by a job's focus) and is one request, rendered into a reused
+//! buffer, or a new journey instance that sends its steps one after the
+//! other (`journeys.rs`); answers' captures fill the workload's pools and
+//! the instances' variables. Setup requests go first, one after the other,
+//! before the traffic starts and again every `setup.every_secs`
+//! (`setup.rs`). A swapped workload takes over between two requests.
 //!
 //! Everything happens on one thread in one task: requests in flight are
 //! futures polled by this loop (not spawned tasks), their timeouts come from
 //! one periodic sweep (not a timer each), and the two timers the loop needs
-//! are created once and only moved.
+//! are created once and only moved: the send timer wakes for the next
+//! arrival, the next pause that ends, or the next room under `MAX_RPS`,
+//! whichever is first.
+
+mod journeys;
+mod setup;
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -33,15 +40,16 @@ use super::cap::SendCap;
 use super::client::{Outcome, Rendered, Request, TargetClient};
 use super::deadline::{Deadlines, TimedOut};
 use super::focus::Focus;
+use super::journeys::{Journeys, Key};
 use super::mode::{Plan, Share};
 use super::pace_timer::PaceTimer;
 use super::schedule::{Pacer, pickup, send_instant};
 use super::tls::TlsError;
 use super::{Engine, InFlightPermit};
 use crate::observe::latency::LatencyTable;
-use crate::observe::metrics::{ErrorKind, RequestSeries};
+use crate::observe::metrics::{ErrorKind, JourneySeries, RequestSeries};
 use crate::workload::focus::FocusedDraw;
-use crate::workload::{Chosen, Draw, Method, RequestId, Role, RunState, Workload};
+use crate::workload::{Arrival, Chosen, Draw, Locals, Method, RequestId, Role, RunState, Workload};
 
 /// The engine wakes exactly when the next request is due and sends every
 /// request due within this window with it (up to the window early): at most
@@ -73,12 +81,22 @@ type InFlightFuture = Pin<Box<dyn Future<Output = Completed>>>;
 /// The series of one request, shared by its requests in flight.
 type Series = Rc<RefCell<RequestSeries>>;
 
+/// Why a request was sent: its answer moves that on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// An arrival of the traffic.
+    Traffic,
+    /// A setup request (its answer moves the setup on).
+    Setup,
+    /// A step of a journey instance.
+    Step(Key),
+}
+
 struct Completed {
     request: RequestId,
     /// The workload it was drawn from (see `Worker::generation`).
     generation: u64,
-    /// A setup request (its answer moves the setup on).
-    setup: bool,
+    origin: Origin,
     series: Series,
     started: Instant,
     /// How late it left against its scheduled time.
@@ -173,6 +191,13 @@ pub(super) struct Worker {
     /// The send timer was set late for the cap: the next turn's first
     /// request waited for room.
     held_by_cap: bool,
+    /// Journey instances running (`MAX_JOURNEYS` at most).
+    journeys: Journeys,
+    /// By journey id of the running workload.
+    journey_series: Vec<JourneySeries>,
+    /// Durations of completed instances, by journey.
+    journey_latency: Arc<LatencyTable>,
+    arrivals: prometheus::IntCounter,
 }
 
 /// A fresh latency table for `workload`, put where readers find it.
@@ -180,6 +205,18 @@ fn install_latency_table(engine: &Engine, workload: &Workload) -> Arc<LatencyTab
     let table = Arc::new(super::latency_table_of(workload));
     *engine.shared.latency.lock() = Arc::clone(&table);
     table
+}
+
+/// A fresh table of journey durations for `workload`, put where readers find it.
+fn install_journey_table(engine: &Engine, workload: &Workload) -> Arc<LatencyTable> {
+    let table = Arc::new(LatencyTable::new(workload.journeys().map(|j| workload.journey_name(j))));
+    *engine.shared.journey_latency.lock() = Arc::clone(&table);
+    table
+}
+
+/// The series of the journeys of `workload`, by journey id.
+fn journey_series_of(engine: &Engine, workload: &Workload) -> Vec<JourneySeries> {
+    workload.journeys().map(|j| engine.shared.metrics.journey_series(workload.journey_name(j))).collect()
 }
 
 impl Worker {
@@ -195,8 +232,16 @@ impl Worker {
         engine.publish_pool_counts(&workload, state.pools.iter().map(crate::workload::pool::Ring::len));
         let series = series_of(&engine, &workload);
         let latency = install_latency_table(&engine, &workload);
+        let journey_latency = install_journey_table(&engine, &workload);
+        let journey_series = journey_series_of(&engine, &workload);
         let cap = SendCap::new(engine.modes().max_rps);
+        let journeys = Journeys::new(engine.shared.settings.max_journeys);
+        let arrivals = engine.shared.metrics.arrivals();
         Ok(Worker {
+            journeys,
+            journey_series,
+            journey_latency,
+            arrivals,
             latency,
             engine,
             client: None,
@@ -260,6 +305,8 @@ impl Worker {
         });
         let clock = ScheduleClock { anchor, origin };
         if pacer.is_none() && !holding {
+            // Paused: running journeys end with the traffic.
+            self.end_journeys();
             // In-flight requests hold their own handle and finish first.
             self.client = None;
         }
@@ -287,6 +334,8 @@ impl Worker {
                 }
                 (next, _) => next,
             };
+            // Journeys: the next pause that ends, and steps waiting for room.
+            let next = earliest(next, self.journeys_wake(room));
             let armed = match next {
                 Some(at) => self.send_timer.arm(at),
                 // No deadline (warm-up, pause, or one beyond the clock):
@@ -324,11 +373,10 @@ impl Worker {
                     }
                 }
                 Event::Sweep => self.sweep(),
-                Event::SendDue => {
-                    if let Some(pacer) = pacer.as_mut() {
-                        self.send_due(pacer, &clock);
-                    }
-                }
+                Event::SendDue => match pacer.as_mut() {
+                    Some(pacer) => self.send_due(pacer, &clock),
+                    None => self.run_journeys(Instant::now()),
+                },
             }
         }
     }
@@ -374,10 +422,15 @@ impl Worker {
         if std::mem::take(&mut self.held_by_cap) {
             self.engine.shared.metrics.count_capped();
         }
+        // Running instances' steps before new arrivals: they take the room first.
+        self.run_journeys(now);
         // What is left over is due already; the timer fires again at once
         // (or when the cap has room).
         for _ in 0..Pacer::turn_limit(pacer.rate_at(elapsed), window) {
-            if pacer.next_send_time().is_none_or(|t| t > horizon) || self.cap.free_at(now).is_some() {
+            if pacer.next_send_time().is_none_or(|t| t > horizon)
+                || self.cap.free_at(now).is_some()
+                || self.journeys.any_waiting()
+            {
                 break;
             }
             let Some(due) = pacer.pop_due(horizon, &mut self.rng) else { break };
@@ -385,16 +438,23 @@ impl Worker {
         }
     }
 
-    /// Sends one request of the traffic now, if the in-flight bound allows.
+    /// One arrival of the traffic now: a request, sent if the in-flight
+    /// bound allows, or a journey instance, started if `MAX_JOURNEYS` allows.
     fn fire(&mut self, now: Instant, lag_secs: f64) {
-        let draw = match &self.focused {
+        let arrival = match &self.focused {
             Some(focus) => focus.draw(&self.workload, &mut self.rng, &self.state),
-            None => self.workload.draw(&mut self.rng, &self.state),
+            None => self.workload.draw_arrival(&mut self.rng, &self.state),
         };
-        let chosen = match draw {
-            Draw::Send(chosen) => chosen,
-            Draw::Unmet { asked, .. } => {
+        self.arrivals.inc();
+        let chosen = match arrival {
+            Arrival::Request(Draw::Send(chosen)) => chosen,
+            Arrival::Request(Draw::Unmet { asked, .. }) => {
                 self.series(asked).borrow().unmet();
+                return;
+            }
+            Arrival::Journey(journey) => {
+                self.engine.shared.metrics.observe_lag(lag_secs);
+                self.start_journey(journey, now);
                 return;
             }
         };
@@ -411,13 +471,33 @@ impl Worker {
         shared.metrics.observe_lag(lag_secs);
         shared.sent.fetch_add(1, Ordering::Relaxed);
         let lag = Duration::try_from_secs_f64(lag_secs.max(0.0)).unwrap_or(Duration::ZERO);
-        self.send(&chosen, now, lag, permit, false);
+        self.send(&chosen, now, lag, permit, Origin::Traffic);
     }
 
     /// Renders `chosen` and puts it in flight; false if it could not be
     /// sent (no client: counted as a failure). `lag`: how late it leaves
     /// against its scheduled time.
-    fn send(&mut self, chosen: &Chosen, started: Instant, lag: Duration, permit: InFlightPermit, setup: bool) -> bool {
+    fn send(
+        &mut self,
+        chosen: &Chosen,
+        started: Instant,
+        lag: Duration,
+        permit: InFlightPermit,
+        origin: Origin,
+    ) -> bool {
+        self.send_with(chosen, started, lag, permit, origin, None)
+    }
+
+    /// [`Worker::send`], for a journey step rendered with its instance's `locals`.
+    fn send_with(
+        &mut self,
+        chosen: &Chosen,
+        started: Instant,
+        lag: Duration,
+        permit: InFlightPermit,
+        origin: Origin,
+        locals: Option<&Locals>,
+    ) -> bool {
         let id = chosen.request();
         let series = self.series(id);
         let client = match self.client() {
@@ -432,11 +512,11 @@ impl Worker {
         let workload = &self.workload;
         let rendered = if client.wants_parts() {
             let mut parts = Box::default();
-            workload.render_parts(chosen, &mut self.rng, &mut self.state, &mut parts);
+            workload.render_parts_in(chosen, &mut self.rng, &mut self.state, locals, &mut parts);
             Rendered::Parts { workload: Arc::clone(workload), parts }
         } else {
             let mut buffer = self.spare_buffers.pop().unwrap_or_default();
-            workload.render(chosen, &mut self.rng, &mut self.state, &mut buffer);
+            workload.render_in(chosen, &mut self.rng, &mut self.state, locals, &mut buffer);
             Rendered::Wire(buffer)
         };
         let request = Request {
@@ -450,7 +530,7 @@ impl Worker {
         let generation = self.generation;
         self.in_flight.push(Box::pin(async move {
             let result = exchange.await;
-            Completed { request: id, generation, setup, series, started, lag, result, _permit: permit }
+            Completed { request: id, generation, origin, series, started, lag, result, _permit: permit }
         }));
         true
     }
@@ -464,78 +544,6 @@ impl Worker {
         Rc::clone(series)
     }
 
-    /// Starts the setup requests from the first (if there are any).
-    fn start_setup(&mut self, now: Instant) {
-        self.setup.due = None;
-        if self.workload.setup().is_empty() {
-            self.setup.holding = false;
-            return;
-        }
-        self.setup.next = Some(0);
-        self.send_setup(now);
-    }
-
-    /// Sends the setup request at `setup.next`, or the first after it that
-    /// can be sent; after the last, the setup is done until `every_secs`.
-    fn send_setup(&mut self, now: Instant) {
-        if self.stopping {
-            // Draining: nothing new goes out.
-            self.setup.next = None;
-            return;
-        }
-        while let Some(i) = self.setup.next {
-            let Some(&asked) = self.workload.setup().get(i) else {
-                self.finish_setup(now);
-                return;
-            };
-            let chosen = match self.workload.resolve(asked, &mut self.rng, &self.state) {
-                Draw::Send(chosen) => chosen,
-                Draw::Unmet { .. } => {
-                    self.series(asked).borrow().unmet();
-                    self.setup.next = Some(i + 1);
-                    continue;
-                }
-            };
-            if let Some(room) = self.cap.free_at(now) {
-                // Setup requests count against MAX_RPS too: sent first when there is room.
-                self.setup.next = None;
-                self.setup.holding = false;
-                self.setup.due = Some(room);
-                return;
-            }
-            let Some(permit) = self.engine.shared.in_flight.try_acquire() else {
-                log::warn!(request = self.workload.name(asked); "in-flight bound full: setup requests are tried again in 1 s");
-                self.setup.next = None;
-                self.setup.holding = false;
-                self.setup.due = Some(now + SETUP_RETRY);
-                return;
-            };
-            self.cap.try_take(now);
-            if self.send(&chosen, now, Duration::ZERO, permit, true) {
-                return;
-            }
-            self.setup.next = Some(i + 1);
-        }
-    }
-
-    fn finish_setup(&mut self, now: Instant) {
-        self.setup.next = None;
-        self.setup.ran = true;
-        self.setup.holding = false;
-        self.setup.due = self.workload.setup_every().and_then(|every| now.checked_add(every));
-    }
-
-    /// Whether the traffic must wait for setup requests: there are some and
-    /// they have not run yet for this workload, before any traffic was sent.
-    fn hold_for_setup(&mut self) -> bool {
-        // A retry already scheduled (the in-flight bound was full) is sent
-        // along with the traffic instead.
-        let hold =
-            !self.started_traffic && !self.setup.ran && self.setup.due.is_none() && !self.workload.setup().is_empty();
-        self.setup.holding = hold;
-        hold
-    }
-
     /// Takes over a swapped-in workload: pools carried over by name, the
     /// sequence goes on, its setup requests are sent at once (traffic goes
     /// on meanwhile, on the values the pools kept).
@@ -547,9 +555,13 @@ impl Worker {
         if Arc::ptr_eq(&next, &self.workload) {
             return;
         }
+        // Its instances' steps and variables belong to the old workload.
+        self.end_journeys();
         self.state = self.state.carry_over(&self.workload, &next);
         self.series = series_of(&self.engine, &next);
         self.latency = install_latency_table(&self.engine, &next);
+        self.journey_latency = install_journey_table(&self.engine, &next);
+        self.journey_series = journey_series_of(&self.engine, &next);
         self.workload = next;
         self.generation += 1;
         self.focuses.mark_changed();
@@ -599,41 +611,59 @@ impl Worker {
         if current && matches!(done.result, Ok((Outcome::Answered { .. }, _)) | Err(TimedOut)) {
             self.latency.record(done.request.index(), from_sent, done.lag);
         }
+        let step = match done.origin {
+            Origin::Step(key) if current => Some(key),
+            _ => None,
+        };
         let mut series = done.series.borrow_mut();
-        match done.result {
+        // For a step: answered with a success, answered otherwise, or not at all.
+        let answered = match done.result {
             Ok((Outcome::Answered { status, body, headers }, request)) => {
                 series.answer(status, secs);
                 self.recycle(request);
                 if current {
-                    self.capture(done.request, status, &headers, body.as_deref(), &series);
+                    self.capture(done.request, status, &headers, body.as_deref(), &series, step);
                 }
-                if done.setup && !self.workload.is_success(done.request, status) && current {
+                if done.origin == Origin::Setup && !self.workload.is_success(done.request, status) && current {
                     log::warn!(request = series.label(), status = status;
                         "setup request answered {status}; requests that need what it captures wait or fall back");
                 }
+                Some(self.workload.is_success(done.request, status))
             }
             Ok((Outcome::Failed { kind, error }, request)) => {
                 series.failure(kind, secs);
                 self.recycle(request);
                 self.errors.note(series.label(), kind, &error);
+                None
             }
             Err(TimedOut) => {
                 series.failure(ErrorKind::Timeout, secs);
                 let timeout = self.engine.request_timeout();
                 self.errors.note(series.label(), ErrorKind::Timeout, &format_args!("no answer within {timeout:?}"));
+                None
             }
-        }
+        };
         drop(series);
-        if done.setup
+        if done.origin == Origin::Setup
             && current
             && let Some(i) = self.setup.next
         {
             self.setup.next = Some(i + 1);
             self.send_setup(now);
         }
+        if let Some(key) = step {
+            self.step_done(key, answered, now);
+        }
+        // Its permit is free now (dropped with `done`): a step waiting
+        // for one may go.
+        drop(done._permit);
+        if self.journeys.any_waiting() {
+            self.run_journeys(now);
+        }
     }
 
-    /// The answer's captures into the pools; what stored nothing is counted.
+    /// The answer's captures into the pools (and, for a step, its
+    /// instance's variables); what stored nothing is counted.
     fn capture(
         &mut self,
         id: RequestId,
@@ -641,10 +671,12 @@ impl Worker {
         headers: &[(String, Vec<u8>)],
         body: Option<&[u8]>,
         series: &RequestSeries,
+        step: Option<Key>,
     ) {
         // Empty (no allocation) unless a header capture asked for them.
         let headers: Vec<(&str, &[u8])> = headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect();
-        let report = self.workload.capture(id, status, &headers, body, &mut self.state);
+        let locals = step.and_then(|key| self.journeys.get_mut(key)).map(|instance| &mut instance.locals);
+        let report = self.workload.capture_in(id, status, &headers, body, &mut self.state, locals);
         if report.stored > 0 {
             self.publish_pools();
         }
@@ -671,6 +703,7 @@ impl Worker {
     /// notes how many.
     async fn drain(&mut self, abandon: &CancellationToken) {
         self.stopping = true;
+        self.end_journeys();
         let grace = self.engine.shared.settings.shutdown_grace;
         // Saturating: the grace period is a user's number too.
         let give_up = Instant::now().checked_add(grace).unwrap_or_else(|| Instant::now() + Duration::from_secs(300));
@@ -725,6 +758,14 @@ fn series_of(engine: &Engine, workload: &Workload) -> Vec<Option<Series>> {
             (workload.role(id) != Role::Error).then(|| Rc::new(RefCell::new(metrics.request_series(workload.name(id)))))
         })
         .collect()
+}
+
+/// The earlier of two instants, either of which may be missing.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Schedule time against the monotonic clock: schedule time `origin` is

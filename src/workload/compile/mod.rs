@@ -10,13 +10,15 @@ use std::time::Duration;
 
 use super::data::Table;
 use super::escape::{Ctx, encode, json_escape, percent_encode};
-use super::journey::{CompiledJourney, Draws, Step};
+pub(crate) mod journeys;
+
 use super::model::{
     Body, CaptureSource, Json, Method, Model, OnFailure, PoolDef, Problem, RequestDef, Role, StatusSet, StepDef,
 };
 use super::template::{Hole, Item, Part, Piece, Template};
 use super::yaml::Pos;
 use super::{Options, Target};
+use journeys::{CompiledJourney, Draws, Step};
 
 /// Longest value `env(…)` may read.
 pub const MAX_ENV_BYTES: usize = 4096;
@@ -288,7 +290,7 @@ pub(crate) fn compile(model: &Model, options: &Options) -> Result<Compiled, Vec<
             spec
         })
         .collect();
-    let tables = super::journey::read_tables(model, options, &mut problems);
+    let tables = super::data::read_tables(model, options, &mut problems);
     if !problems.is_empty() {
         return Err(problems);
     }
