@@ -8,6 +8,11 @@
 //! Nothing here shows a pool's values (a pool may hold a login token) or a
 //! request's headers and bodies (they may hold credentials): names, paths,
 //! weights, pool sizes and how many values each pool holds.
+//!
+//! A body has no directory of its own, so its `data:` tables are read
+//! from `DATA_DIR` only; without it such a workload is refused (422) and
+//! no file is read: a `PUT /workload` can never make the sidecar send its
+//! own files to the target.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
@@ -18,7 +23,7 @@ use super::{ApiError, ControlState};
 use crate::cluster::Cluster;
 use crate::cluster::document::{DocumentError, WorkloadSection};
 use crate::engine::Engine;
-use crate::workload::{self, LoadError, MAX_FILE_BYTES, Role, Workload};
+use crate::workload::{self, LoadError, MAX_FILE_BYTES, Role, Step, Workload};
 
 /// What a `PUT /workload` body is called in problem locations.
 const BODY_SOURCE: &str = "body";
@@ -32,6 +37,31 @@ struct WorkloadView {
     pools: Vec<PoolView>,
     /// How often the setup requests are sent again, if at all.
     setup_every_secs: Option<u64>,
+    /// Journeys: their steps (requests by name, pauses) and variables.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    journeys: Vec<JourneyView>,
+    /// Data tables: how many rows, in what order (never a value).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    data: Vec<TableView>,
+}
+
+#[derive(Debug, Serialize)]
+struct JourneyView {
+    name: String,
+    weight: u32,
+    /// Share of the arrivals that start it.
+    share_percent: f64,
+    /// Request steps by name (`journey/step`), pauses as `pause …`.
+    steps: Vec<String>,
+    variables: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct TableView {
+    name: String,
+    file: String,
+    rows: usize,
+    order: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -79,7 +109,13 @@ pub async fn replace(
         }
         Err(e) => return Err(e),
     };
-    let next = match workload::load_bytes(BODY_SOURCE, &body, &state.engine.workload_options()) {
+    // Data files (with DATA_DIR) are read off the control thread; each is
+    // bounded, so this ends soon.
+    let options = state.engine.workload_options();
+    let (loaded, body) = web::block(move || (workload::load_bytes(BODY_SOURCE, &body, &options), body))
+        .await
+        .map_err(|_| ApiError::Unavailable("the sidecar is stopping".into()))?;
+    let next = match loaded {
         Ok(next) => next,
         Err(e) => return Ok(refused(&e)),
     };
@@ -172,6 +208,34 @@ fn view(engine: &Engine) -> WorkloadView {
             })
             .collect(),
         setup_every_secs: workload.setup_every().map(|d| d.as_secs()),
+        journeys: workload
+            .journeys()
+            .map(|j| JourneyView {
+                name: workload.journey_name(j).to_string(),
+                weight: workload.journey_weight(j),
+                share_percent: (workload.journey_share(j) * 100.0).round() / 100.0,
+                steps: workload
+                    .steps(j)
+                    .iter()
+                    .map(|step| match step {
+                        Step::Request { id, .. } => workload.name(*id).to_string(),
+                        Step::Pause(pause) => format!("pause {pause}"),
+                    })
+                    .collect(),
+                variables: workload.journey_vars(j).to_vec(),
+            })
+            .collect(),
+        data: workload
+            .model()
+            .data
+            .iter()
+            .map(|t| TableView {
+                name: t.name.clone(),
+                file: t.file.clone(),
+                rows: workload.table_rows(&t.name),
+                order: t.order.as_str(),
+            })
+            .collect(),
     }
 }
 

@@ -168,6 +168,11 @@ impl Workload {
         Ok(())
     }
 
+    /// Rows of the table named `name` (0 if there is none).
+    pub fn table_rows(&self, name: &str) -> usize {
+        self.compiled.tables.iter().find(|t| t.name == name).map_or(0, |t| t.rows())
+    }
+
     /// The table's name (for messages and metrics).
     pub fn table_name(&self, table: u8) -> &str {
         self.compiled.tables.get(usize::from(table)).map_or("", |t| t.name.as_str())

@@ -251,6 +251,7 @@ mod tests {
                 error_ratio: 10.0 / 150.0,
                 latency_ms: percentiles(1.5, 1500.0),
                 by_name,
+                journeys: Default::default(),
             },
             errors_by_kind: kinds,
             slo: vec![
