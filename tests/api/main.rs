@@ -11,6 +11,7 @@ mod faults;
 mod hardening;
 mod helpers;
 mod jobs;
+mod journeys;
 mod keep_alive;
 mod metrics;
 mod openapi;
