@@ -183,7 +183,7 @@ pub struct SidecarArgs {
     #[arg(long, env = "MAX_JOURNEYS", default_value_t = 10000)]
     pub max_journeys: usize,
 
-    /// Directory a workload's data files are read from [default: the workload file's own; a workload put over the API reads none]
+    /// Directory a workload's data files are read from (without it: the workload file's own; a workload put over the API reads none)
     #[arg(long, env = env_unless_empty("DATA_DIR"))]
     pub data_dir: Option<std::path::PathBuf>,
 

@@ -197,7 +197,8 @@ fn notes(workload: &Workload, id: RequestId) -> Vec<String> {
             (None, true) => " (a path to follow)".to_string(),
             (None, false) => String::new(),
         };
-        notes.push(format!("captures {}{how} into {}{rules}", c.source, c.destination()));
+        let into = c.var.as_ref().map_or_else(|| c.pool.clone(), |var| format!("variable {var}"));
+        notes.push(format!("captures {}{how} into {into}{rules}", c.source));
     }
     if def.success != super::model::StatusSet::success() {
         notes.push(format!("success: {}", def.success));

@@ -280,16 +280,6 @@ impl fmt::Display for CaptureSource {
     }
 }
 
-impl CaptureDef {
-    /// Where the value goes, for messages: `pool ids` or `variable user_id`.
-    pub fn destination(&self) -> String {
-        match &self.var {
-            Some(var) => format!("variable {var}"),
-            None => format!("pool {}", self.pool),
-        }
-    }
-}
-
 /// Headers the request's framing depends on: set by trafficgen, never by a workload.
 const RESERVED_HEADERS: [&str; 9] =
     ["host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer", "expect"];
