@@ -17,7 +17,9 @@
 //! arrival, the next pause that ends, or the next room under `MAX_RPS`,
 //! whichever is first.
 
+mod answers;
 mod journeys;
+mod send;
 mod setup;
 
 use std::cell::RefCell;
@@ -28,7 +30,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
-use futures_util::FutureExt;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
@@ -37,19 +38,18 @@ use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 
 use super::cap::SendCap;
-use super::client::{Outcome, Rendered, Request, TargetClient};
+use super::client::{Outcome, Request, TargetClient};
 use super::deadline::{Deadlines, TimedOut};
 use super::focus::Focus;
 use super::journeys::{Journeys, Key};
 use super::mode::{Plan, Share};
 use super::pace_timer::PaceTimer;
 use super::schedule::{Pacer, pickup, send_instant};
-use super::tls::TlsError;
 use super::{Engine, InFlightPermit};
 use crate::observe::latency::LatencyTable;
 use crate::observe::metrics::{ErrorKind, JourneySeries, RequestSeries};
 use crate::workload::focus::FocusedDraw;
-use crate::workload::{Arrival, Chosen, Draw, Locals, Method, RequestId, Role, RunState, Workload};
+use crate::workload::{RequestId, Role, RunState, Workload};
 
 /// The engine wakes exactly when the next request is due and sends every
 /// request due within this window with it (up to the window early): at most
@@ -400,150 +400,6 @@ impl Worker {
         }
     }
 
-    fn send_due(&mut self, pacer: &mut Pacer, clock: &ScheduleClock) {
-        let now = Instant::now();
-        if let Some(client) = &self.client {
-            client.set_clock(now);
-        }
-        self.follow_workload();
-        self.follow_focus();
-        if self.setup.next.is_none() && self.setup.due.is_some_and(|due| now >= due) {
-            self.start_setup(now);
-        }
-        self.started_traffic = true;
-        let elapsed = clock.elapsed(now);
-        let skipped = pacer.skip_before(elapsed - MAX_LATENESS, &mut self.rng);
-        if skipped > 0 {
-            self.engine.shared.metrics.add_dropped(skipped);
-            log::warn!(skipped = skipped; "engine fell behind its schedule; skipped the missed requests");
-        }
-        let window = BATCH_WINDOW.as_secs_f64();
-        let horizon = elapsed + window;
-        if std::mem::take(&mut self.held_by_cap) {
-            self.engine.shared.metrics.count_capped();
-        }
-        // Running instances' steps before new arrivals: they take the room first.
-        self.run_journeys(now);
-        // What is left over is due already; the timer fires again at once
-        // (or when the cap has room).
-        for _ in 0..Pacer::turn_limit(pacer.rate_at(elapsed), window) {
-            if pacer.next_send_time().is_none_or(|t| t > horizon)
-                || self.cap.free_at(now).is_some()
-                || self.journeys.any_waiting()
-            {
-                break;
-            }
-            let Some(due) = pacer.pop_due(horizon, &mut self.rng) else { break };
-            self.fire(now, elapsed - due);
-        }
-    }
-
-    /// One arrival of the traffic now: a request, sent if the in-flight
-    /// bound allows, or a journey instance, started if `MAX_JOURNEYS` allows.
-    fn fire(&mut self, now: Instant, lag_secs: f64) {
-        let arrival = match &self.focused {
-            Some(focus) => focus.draw(&self.workload, &mut self.rng, &self.state),
-            None => self.workload.draw_arrival(&mut self.rng, &self.state),
-        };
-        self.arrivals.inc();
-        let chosen = match arrival {
-            Arrival::Request(Draw::Send(chosen)) => chosen,
-            Arrival::Request(Draw::Unmet { asked, .. }) => {
-                self.series(asked).borrow().unmet();
-                return;
-            }
-            Arrival::Journey(journey) => {
-                self.engine.shared.metrics.observe_lag(lag_secs);
-                self.start_journey(journey, now);
-                return;
-            }
-        };
-        let Some(permit) = self.engine.shared.in_flight.try_acquire() else {
-            self.engine.shared.metrics.add_dropped(1);
-            return;
-        };
-        if !self.cap.try_take(now) {
-            // `send_due` checked for room: only a cap of 0 gets here.
-            self.engine.shared.metrics.add_dropped(1);
-            return;
-        }
-        let shared = &self.engine.shared;
-        shared.metrics.observe_lag(lag_secs);
-        shared.sent.fetch_add(1, Ordering::Relaxed);
-        let lag = Duration::try_from_secs_f64(lag_secs.max(0.0)).unwrap_or(Duration::ZERO);
-        self.send(&chosen, now, lag, permit, Origin::Traffic);
-    }
-
-    /// Renders `chosen` and puts it in flight; false if it could not be
-    /// sent (no client: counted as a failure). `lag`: how late it leaves
-    /// against its scheduled time.
-    fn send(
-        &mut self,
-        chosen: &Chosen,
-        started: Instant,
-        lag: Duration,
-        permit: InFlightPermit,
-        origin: Origin,
-    ) -> bool {
-        self.send_with(chosen, started, lag, permit, origin, None)
-    }
-
-    /// [`Worker::send`], for a journey step rendered with its instance's `locals`.
-    fn send_with(
-        &mut self,
-        chosen: &Chosen,
-        started: Instant,
-        lag: Duration,
-        permit: InFlightPermit,
-        origin: Origin,
-        locals: Option<&Locals>,
-    ) -> bool {
-        let id = chosen.request();
-        let series = self.series(id);
-        let client = match self.client() {
-            Ok(client) => client,
-            Err(e) => {
-                let series = series.borrow();
-                series.failure(ErrorKind::Tls, 0.0);
-                self.errors.note(series.label(), ErrorKind::Tls, &e);
-                return false;
-            }
-        };
-        let workload = &self.workload;
-        let rendered = if client.wants_parts() {
-            let mut parts = Box::default();
-            workload.render_parts_in(chosen, &mut self.rng, &mut self.state, locals, &mut parts);
-            Rendered::Parts { workload: Arc::clone(workload), parts }
-        } else {
-            let mut buffer = self.spare_buffers.pop().unwrap_or_default();
-            workload.render_in(chosen, &mut self.rng, &mut self.state, locals, &mut buffer);
-            Rendered::Wire(buffer)
-        };
-        let request = Request {
-            rendered,
-            keep_body: workload.wants_body(id),
-            keep_headers: workload.wanted_headers(id).next().is_some(),
-            head: workload.method(id) == Method::Head,
-        };
-        let timeout = self.engine.request_timeout();
-        let exchange = self.deadlines.guard(started + timeout, client.send(request));
-        let generation = self.generation;
-        self.in_flight.push(Box::pin(async move {
-            let result = exchange.await;
-            Completed { request: id, generation, origin, series, started, lag, result, _permit: permit }
-        }));
-        true
-    }
-
-    /// The series of request `id` of the running workload.
-    fn series(&mut self, id: RequestId) -> Series {
-        let slot = &mut self.series[id.index()];
-        let series = slot.get_or_insert_with(|| {
-            Rc::new(RefCell::new(self.engine.shared.metrics.request_series(self.workload.name(id))))
-        });
-        Rc::clone(series)
-    }
-
     /// Takes over a swapped-in workload: pools carried over by name, the
     /// sequence goes on, its setup requests are sent at once (traffic goes
     /// on meanwhile, on the values the pools kept).
@@ -591,113 +447,6 @@ impl Worker {
         self.engine.store_pool_counts(self.state.pools.iter().map(crate::workload::pool::Ring::len));
     }
 
-    /// Records `first` and every other request that has completed by now,
-    /// with one clock read for the lot.
-    fn record_ready(&mut self, first: Completed) {
-        let now = Instant::now();
-        self.record(first, now);
-        while let Some(Some(done)) = self.in_flight.next().now_or_never() {
-            self.record(done, now);
-        }
-    }
-
-    fn record(&mut self, done: Completed, now: Instant) {
-        let from_sent = now.saturating_duration_since(done.started);
-        let secs = from_sent.as_secs_f64();
-        let current = done.generation == self.generation;
-        // Every answer, and every wait that ended in a timeout: both are
-        // what a user would have waited (a refused connection is not). A
-        // request of a workload swapped out since has no row in the table.
-        if current && matches!(done.result, Ok((Outcome::Answered { .. }, _)) | Err(TimedOut)) {
-            self.latency.record(done.request.index(), from_sent, done.lag);
-        }
-        let step = match done.origin {
-            Origin::Step(key) if current => Some(key),
-            _ => None,
-        };
-        let mut series = done.series.borrow_mut();
-        // For a step: answered with a success, answered otherwise, or not at all.
-        let answered = match done.result {
-            Ok((Outcome::Answered { status, body, headers }, request)) => {
-                series.answer(status, secs);
-                self.recycle(request);
-                if current {
-                    self.capture(done.request, status, &headers, body.as_deref(), &series, step);
-                }
-                if done.origin == Origin::Setup && !self.workload.is_success(done.request, status) && current {
-                    log::warn!(request = series.label(), status = status;
-                        "setup request answered {status}; requests that need what it captures wait or fall back");
-                }
-                Some(self.workload.is_success(done.request, status))
-            }
-            Ok((Outcome::Failed { kind, error }, request)) => {
-                series.failure(kind, secs);
-                self.recycle(request);
-                self.errors.note(series.label(), kind, &error);
-                None
-            }
-            Err(TimedOut) => {
-                series.failure(ErrorKind::Timeout, secs);
-                let timeout = self.engine.request_timeout();
-                self.errors.note(series.label(), ErrorKind::Timeout, &format_args!("no answer within {timeout:?}"));
-                None
-            }
-        };
-        drop(series);
-        if done.origin == Origin::Setup
-            && current
-            && let Some(i) = self.setup.next
-        {
-            self.setup.next = Some(i + 1);
-            self.send_setup(now);
-        }
-        if let Some(key) = step {
-            self.step_done(key, answered, now);
-        }
-        // Its permit is free now (dropped with `done`): a step waiting
-        // for one may go.
-        drop(done._permit);
-        if self.journeys.any_waiting() {
-            self.run_journeys(now);
-        }
-    }
-
-    /// The answer's captures into the pools (and, for a step, its
-    /// instance's variables); what stored nothing is counted.
-    fn capture(
-        &mut self,
-        id: RequestId,
-        status: u16,
-        headers: &[(String, Vec<u8>)],
-        body: Option<&[u8]>,
-        series: &RequestSeries,
-        step: Option<Key>,
-    ) {
-        // Empty (no allocation) unless a header capture asked for them.
-        let headers: Vec<(&str, &[u8])> = headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect();
-        let locals = step.and_then(|key| self.journeys.get_mut(key)).map(|instance| &mut instance.locals);
-        let report = self.workload.capture_in(id, status, &headers, body, &mut self.state, locals);
-        if report.stored > 0 {
-            self.publish_pools();
-        }
-        if report.failed() > 0 {
-            series.capture_failures("no_body", report.no_body);
-            series.capture_failures("not_json", report.not_json);
-            series.capture_failures("missing", report.missing);
-            series.capture_failures("refused", report.refused);
-        }
-    }
-
-    /// Keeps a plain request's buffer for the next one.
-    fn recycle(&mut self, request: Request) {
-        if let Rendered::Wire(buffer) = request.rendered
-            && self.spare_buffers.len() < MAX_SPARE_BUFFERS
-            && buffer.capacity() <= MAX_SPARE_BUFFER_BYTES
-        {
-            self.spare_buffers.push(buffer);
-        }
-    }
-
     /// After shutdown: lets the requests in flight finish within the grace
     /// period (or until `abandon`), recording them; abandons the rest and
     /// notes how many.
@@ -731,20 +480,6 @@ impl Worker {
         }
         self.engine.shared.abandoned.store(self.in_flight.len() as u64, Ordering::Release);
         self.in_flight.clear();
-    }
-
-    /// The client, built when first needed. Building can fail only for an
-    /// https target given no trust settings (the configuration always gives
-    /// some) whose built-in ones cannot be set up.
-    fn client(&mut self) -> Result<Rc<TargetClient>, TlsError> {
-        if let Some(client) = &self.client {
-            return Ok(Rc::clone(client));
-        }
-        let shared = &self.engine.shared;
-        let settings = &shared.settings;
-        let client = Rc::new(TargetClient::new(&settings.target, &settings.client, shared.metrics.retry_counters())?);
-        self.client = Some(Rc::clone(&client));
-        Ok(client)
     }
 }
 
