@@ -157,8 +157,10 @@ pub fn reload_file(engine: &Engine, cluster: Option<&Cluster>) {
         return;
     };
     let source = path.display().to_string();
-    let loaded = workload::read_file(&path)
-        .and_then(|bytes| Ok((workload::load_bytes(&source, &bytes, &engine.workload_options())?, bytes)));
+    // Its data files, like at start, next to it (or in DATA_DIR).
+    let options = workload::file_options(&path, &engine.workload_options());
+    let loaded =
+        workload::read_file(&path).and_then(|bytes| Ok((workload::load_bytes(&source, &bytes, &options)?, bytes)));
     match loaded {
         Ok((next, bytes)) => {
             log::info!(signal = "SIGHUP", file:% = path.display(); "received SIGHUP: workload file read again");

@@ -502,3 +502,20 @@ fn exporting_journeys_is_refused_in_one_line() {
     assert_eq!(answer.status, 422, "{}", answer.body);
     assert!(answer.json()["error"].as_str().unwrap().contains("not exported yet"), "{}", answer.body);
 }
+
+/// SIGHUP reads the workload file again with its data next to it, as at
+/// start: a journey workload with a data table swaps in.
+#[test]
+fn sighup_reloads_a_journey_workload_with_its_data_file() {
+    let dir =
+        WorkloadDir::new(&[("users.yaml", DEMO_USERS_JOURNEY), ("accounts.csv", "username,password\nann,demo\n")]);
+    let target = start_demo_target(&[]);
+    let file = dir.path("users.yaml");
+    let sidecar = start_sidecar(&target, &[("WORKLOAD_FILE", &file), ("INITIAL_MODE", "pause")]);
+    sidecar.signal(libc::SIGHUP);
+    let read = |v: &serde_json::Value| v["message"].as_str().is_some_and(|m| m.contains("received SIGHUP"));
+    let line = sidecar.wait_for_log(read, Duration::from_secs(10)).expect("a SIGHUP line");
+    assert_eq!(line["message"], "received SIGHUP: workload file read again", "{line}");
+    let workload = sidecar.get_json("/workload");
+    assert_eq!(workload["data"][0]["rows"], 1, "{workload}");
+}
