@@ -9,15 +9,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::data::Table;
-use super::escape::{Ctx, encode, json_escape, percent_encode};
+use super::escape::{Ctx, json_escape, percent_encode};
+mod fill;
 pub(crate) mod journeys;
 
 use super::model::{
     Body, CaptureSource, Json, Method, Model, OnFailure, PoolDef, Problem, RequestDef, Role, StatusSet, StepDef,
 };
-use super::template::{Hole, Item, Part, Piece, Template};
+use super::template::{Hole, Item, Part, Template};
 use super::yaml::Pos;
 use super::{Options, Target};
+use fill::{Names, fill_of};
 use journeys::{CompiledJourney, Draws, Step};
 
 /// Longest value `env(…)` may read.
@@ -249,36 +251,6 @@ pub(crate) struct Compiled {
     pub tables: Vec<Arc<Table>>,
 }
 
-/// What a request's templates may refer to, resolved.
-struct Names<'a> {
-    pools: &'a [PoolSpec],
-    model: &'a Model,
-    tables: &'a [Arc<Table>],
-    options: &'a Options,
-    /// The journey of the request being compiled, if it is a step.
-    journey: Option<usize>,
-}
-
-impl Names<'_> {
-    fn pool(&self, name: &str) -> Option<PoolId> {
-        self.pools.iter().position(|p| p.name == name).map(|i| PoolId(i as u8))
-    }
-
-    fn request(&self, name: &str) -> Option<RequestId> {
-        self.model.requests.iter().position(|r| r.name == name).map(|i| RequestId(i as u8))
-    }
-
-    /// The slot of variable `name` in the current journey, and whether it
-    /// only ever holds captured paths.
-    fn var(&self, name: &str) -> Option<(u8, bool)> {
-        let journey = &self.model.journeys[self.journey?];
-        let slot = journey.vars().iter().position(|v| *v == name)?;
-        let captures: Vec<_> =
-            journey.requests().flat_map(|r| r.captures.iter()).filter(|c| c.var.as_deref() == Some(name)).collect();
-        Some((slot as u8, !captures.is_empty() && captures.iter().all(|c| c.path)))
-    }
-}
-
 pub(crate) fn compile(model: &Model, options: &Options) -> Result<Compiled, Vec<Problem>> {
     let mut problems = Vec::new();
     let pools: Vec<PoolSpec> = model
@@ -385,73 +357,6 @@ fn pool_spec(def: &PoolDef, default_size: usize, problems: &mut Vec<Problem>) ->
         ));
     }
     PoolSpec { name: def.name.clone(), size, seed: def.values.clone(), path: false }
-}
-
-/// A hole, compiled for where it sits.
-fn fill_of(hole: &Hole, ctx: Ctx, pos: Pos, def: &RequestDef, names: &Names<'_>) -> Result<Fill, Problem> {
-    // References were checked before; a miss here is a bug, reported as a problem.
-    let unknown = |what: &str| Problem::new(pos, format!("internal: unresolved {what} in `{}`", def.name));
-    let pool_id = |name: &str| names.pool(name);
-    Ok(match hole {
-        Hole::RandomInt { min, max } => Fill::Int { min: *min, max: *max },
-        Hole::Choice(items) => Fill::Choice(
-            items
-                .iter()
-                .map(|item| {
-                    let mut out = Vec::new();
-                    encode(ctx, item.text.as_bytes(), item.number, &mut out);
-                    out.into_boxed_slice()
-                })
-                .collect(),
-        ),
-        Hole::RandomString(n) => Fill::Str(*n),
-        Hole::Uuid => Fill::Uuid,
-        Hole::Seq => Fill::Seq,
-        Hole::Now => Fill::Now,
-        Hole::UnixTime => Fill::UnixTime,
-        Hole::UnixTimeMs => Fill::UnixTimeMs,
-        Hole::Pool(name) => Fill::Pool(pool_id(name).ok_or_else(|| unknown("pool"))?),
-        Hole::Take(name) => Fill::Take(pool_id(name).ok_or_else(|| unknown("pool"))?),
-        Hole::Var(name) => {
-            let (slot, path) = names.var(name).ok_or_else(|| unknown("variable"))?;
-            Fill::Var { slot, path, name: name.as_str().into() }
-        }
-        Hole::Data { table, column } => {
-            let index = names.tables.iter().position(|t| t.name == *table).ok_or_else(|| unknown("table"))?;
-            let loaded = &names.tables[index];
-            let col = loaded.column(column).ok_or_else(|| {
-                Problem::new(
-                    pos,
-                    format!("data table `{table}` has no column `{column}` (columns: {})", loaded.columns().join(", ")),
-                )
-            })?;
-            Fill::Data { table: index as u8, column: col as u16, name: format!("{table}, {column}").into() }
-        }
-        Hole::Env(name) => {
-            let value = names.options.env.get(name).ok_or_else(|| {
-                Problem::new(pos, format!("environment variable {name} is not set (env() reads it at load)"))
-            })?;
-            if value.len() > MAX_ENV_BYTES || value.chars().any(char::is_control) {
-                return Err(Problem::new(
-                    pos,
-                    format!(
-                        "environment variable {name} is longer than {MAX_ENV_BYTES} bytes or holds a control character"
-                    ),
-                ));
-            }
-            Fill::Env(EnvValue { name: name.as_str().into(), value: value.into_bytes().into() })
-        }
-        Hole::Base64(pieces) => {
-            let mut segs = Segs::default();
-            for piece in pieces {
-                match piece {
-                    Piece::Text(text) => segs.lit(text.as_bytes()),
-                    Piece::Hole(inner) => segs.hole(fill_of(inner, Ctx::Raw, pos, def, names)?, Ctx::Raw),
-                }
-            }
-            Fill::Base64(segs.finish().into_boxed_slice())
-        }
-    })
 }
 
 fn request(def: &RequestDef, target: &Target, names: &Names<'_>) -> Result<CompiledRequest, Vec<Problem>> {
