@@ -44,6 +44,28 @@ pub struct SwitchOutcome {
     pub returns_in_secs: Option<f64>,
 }
 
+/// Arrivals and journeys now, summed over journeys.
+fn journey_measures(engine: &Engine) -> crate::jobs::JourneyMeasures {
+    let counts = engine.metrics().journey_counts();
+    let mut measures = crate::jobs::JourneyMeasures {
+        arrivals: engine.metrics().arrivals_total(),
+        active: engine.journeys_active() as u64,
+        durations: engine.journey_latency().snapshot(),
+        ..Default::default()
+    };
+    for c in counts.values() {
+        measures.started += c.started;
+        measures.completed += c.completed;
+        for (reason, n) in &c.ended_early {
+            *measures.ended.entry(reason.clone()).or_default() += n;
+        }
+        for (reason, n) in &c.dropped {
+            *measures.dropped.entry(reason.clone()).or_default() += n;
+        }
+    }
+    measures
+}
+
 /// `/status`'s `latency`: the last 10 s, in milliseconds.
 #[derive(Debug, Clone, Serialize)]
 pub struct RecentLatency {
@@ -297,6 +319,7 @@ impl Live {
             in_flight: engine.in_flight() as u64,
             latency: table.snapshot(),
             latency_names: table.names().to_vec(),
+            journeys: journey_measures(engine),
         }
     }
 
