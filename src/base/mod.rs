@@ -6,8 +6,10 @@
 pub mod descriptors;
 pub mod duration;
 pub mod json;
+pub mod otlp;
 pub mod setting;
 pub mod shape;
 pub mod signal;
 pub mod token;
+pub mod trace_context;
 pub mod url;

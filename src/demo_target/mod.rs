@@ -19,6 +19,8 @@ use rand::RngExt;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::base::otlp::SpanExport;
+
 pub use auth::TokenStore;
 pub use store::{Order, OrderStore};
 pub use users::{User, UserStore};
@@ -49,6 +51,8 @@ pub struct DemoTargetSettings {
     pub max_orders: usize,
     pub max_users: usize,
     pub workers: usize,
+    /// Server spans over OTLP, continuing the callers' traces; `None`: none.
+    pub spans: Option<SpanExport>,
 }
 
 impl Default for DemoTargetSettings {
@@ -60,6 +64,7 @@ impl Default for DemoTargetSettings {
             max_orders: 10_000,
             max_users: 10_000,
             workers: 1,
+            spans: None,
         }
     }
 }
