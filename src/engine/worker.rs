@@ -36,10 +36,12 @@ use super::focus::Focus;
 use super::mode::{Plan, Share};
 use super::pace_timer::PaceTimer;
 use super::schedule::{Pacer, pickup, send_instant};
+use super::spans::{SpanStart, Tracer, request_target};
 use super::tls::TlsError;
 use super::{Engine, InFlightPermit};
 use crate::observe::latency::LatencyTable;
 use crate::observe::metrics::{ErrorKind, RequestSeries};
+use crate::observe::trace::SpanOutcome;
 use crate::workload::focus::FocusedDraw;
 use crate::workload::{Chosen, Draw, Method, RequestId, Role, RunState, Workload};
 
@@ -84,6 +86,8 @@ struct Completed {
     /// How late it left against its scheduled time.
     lag: Duration,
     result: Result<(Outcome, Request), TimedOut>,
+    /// A sampled request's span, while spans are exported.
+    span: Option<SpanStart>,
     /// Released (after recording) when this is dropped.
     _permit: InFlightPermit,
 }
@@ -173,6 +177,8 @@ pub(super) struct Worker {
     /// The send timer was set late for the cap: the next turn's first
     /// request waited for room.
     held_by_cap: bool,
+    /// Client spans, while they are exported.
+    tracer: Option<Tracer>,
 }
 
 /// A fresh latency table for `workload`, put where readers find it.
@@ -196,7 +202,11 @@ impl Worker {
         let series = series_of(&engine, &workload);
         let latency = install_latency_table(&engine, &workload);
         let cap = SendCap::new(engine.modes().max_rps);
+        let tracer = engine.spans.clone().map(|setup| {
+            Tracer::new(setup, &engine.shared.settings.target, &workload, engine.job.subscribe())
+        });
         Ok(Worker {
+            tracer,
             latency,
             engine,
             client: None,
@@ -233,6 +243,9 @@ impl Worker {
     /// new one) or shutdown (returns false).
     async fn follow(&mut self, plans: &mut watch::Receiver<Plan>, shutdown: &CancellationToken) -> bool {
         let plan = plans.borrow_and_update().clone();
+        if let Some(tracer) = &mut self.tracer {
+            tracer.set_mode(plan.mode.as_str());
+        }
         // Replicas share the cap as they share the schedule.
         self.cap.set_rate(plan.share.of(self.engine.modes().max_rps));
         self.follow_workload();
@@ -431,7 +444,13 @@ impl Worker {
         };
         let workload = &self.workload;
         let mut rendered = self.spare_buffers.pop().unwrap_or_default();
+        if let Some(tracer) = &self.tracer {
+            tracer.before_render(&mut self.rng, &mut self.state);
+        }
         workload.render(chosen, &mut self.rng, &mut self.state, &mut rendered);
+        let span = self.tracer.as_ref().and_then(|tracer| {
+            tracer.after_render(&mut self.state, id, request_target(&rendered), None, None)
+        });
         let request = Request {
             rendered,
             keep_body: workload.wants_body(id),
@@ -443,7 +462,7 @@ impl Worker {
         let generation = self.generation;
         self.in_flight.push(Box::pin(async move {
             let result = exchange.await;
-            Completed { request: id, generation, setup, series, started, lag, result, _permit: permit }
+            Completed { request: id, generation, setup, series, started, lag, result, span, _permit: permit }
         }));
         true
     }
@@ -545,6 +564,9 @@ impl Worker {
         self.state = self.state.carry_over(&self.workload, &next);
         self.series = series_of(&self.engine, &next);
         self.latency = install_latency_table(&self.engine, &next);
+        if let Some(tracer) = &mut self.tracer {
+            tracer.follow_workload(&next, self.engine.shared.settings.target.path_prefix());
+        }
         self.workload = next;
         self.generation += 1;
         self.focuses.mark_changed();
@@ -594,6 +616,16 @@ impl Worker {
         if current && matches!(done.result, Ok((Outcome::Answered { .. }, _)) | Err(TimedOut)) {
             self.latency.record(done.request.index(), from_sent, done.lag);
         }
+        // A failure's line names its trace, to find it in the tracing backend.
+        let trace_id = done.span.as_ref().map(SpanStart::trace_id);
+        if let (Some(tracer), Some(span)) = (&mut self.tracer, done.span) {
+            let outcome = match &done.result {
+                Ok((Outcome::Answered { status, .. }, _)) => SpanOutcome::Answered(*status),
+                Ok((Outcome::Failed { kind, .. }, _)) => SpanOutcome::Failed(kind.as_str()),
+                Err(TimedOut) => SpanOutcome::Failed(ErrorKind::Timeout.as_str()),
+            };
+            tracer.finish(span, from_sent, outcome);
+        }
         let mut series = done.series.borrow_mut();
         match done.result {
             Ok((Outcome::Answered { status, body, headers }, request)) => {
@@ -610,11 +642,13 @@ impl Worker {
             Ok((Outcome::Failed { kind, error }, request)) => {
                 series.failure(kind, secs);
                 self.recycle(request);
+                self.errors.trace_id = trace_id;
                 self.errors.note(series.label(), kind, &error);
             }
             Err(TimedOut) => {
                 series.failure(ErrorKind::Timeout, secs);
                 let timeout = self.engine.request_timeout();
+                self.errors.trace_id = trace_id;
                 self.errors.note(series.label(), ErrorKind::Timeout, &format_args!("no answer within {timeout:?}"));
             }
         }
@@ -751,17 +785,24 @@ fn signed_secs_since(anchor: SystemTime, now: SystemTime) -> f64 {
 struct ErrorLog {
     last: Option<Instant>,
     suppressed: u64,
+    /// The trace of the failure being noted, when its span is exported.
+    trace_id: Option<crate::base::trace_context::TraceId>,
 }
 
 impl ErrorLog {
     fn note(&mut self, endpoint: &str, kind: ErrorKind, error: &dyn std::fmt::Display) {
+        let trace_id = self.trace_id.take();
         let now = Instant::now();
         if self.last.is_some_and(|t| now.duration_since(t) < ERROR_LOG_INTERVAL) {
             self.suppressed += 1;
             return;
         }
-        log::warn!(endpoint = endpoint, kind = kind.as_str(), error:% = error, suppressed = self.suppressed;
-            "request failed");
+        match trace_id {
+            Some(trace_id) => log::warn!(endpoint = endpoint, kind = kind.as_str(), error:% = error,
+                suppressed = self.suppressed, trace_id:% = trace_id; "request failed"),
+            None => log::warn!(endpoint = endpoint, kind = kind.as_str(), error:% = error,
+                suppressed = self.suppressed; "request failed"),
+        }
         self.last = Some(now);
         self.suppressed = 0;
     }
