@@ -365,7 +365,7 @@ pub struct OtelArgs {
     #[arg(value_parser = number::<usize>, long, env = env_unless_empty("OTEL_BSP_MAX_QUEUE_SIZE"), default_value_t = 2048)]
     pub otel_bsp_max_queue_size: usize,
 
-    /// Most spans in one export
+    /// Most spans in one export (at most OTEL_BSP_MAX_QUEUE_SIZE)
     #[arg(value_parser = number::<usize>, long, env = env_unless_empty("OTEL_BSP_MAX_EXPORT_BATCH_SIZE"), default_value_t = 512)]
     pub otel_bsp_max_export_batch_size: usize,
 }

@@ -189,8 +189,9 @@ pub fn span_export(args: &OtelArgs, service: &str) -> Result<Option<SpanExport>,
     let timeout = whole("OTEL_EXPORTER_OTLP_TIMEOUT", args.otel_exporter_otlp_timeout, 1, 600_000)?;
     let delay = whole("OTEL_BSP_SCHEDULE_DELAY", args.otel_bsp_schedule_delay, 1, 600_000)?;
     let queue_size = whole("OTEL_BSP_MAX_QUEUE_SIZE", args.otel_bsp_max_queue_size, 1, 1_000_000)?;
+    // At most the queue (the spec's rule), so a small queue needs no second setting.
     let batch_size =
-        whole("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", args.otel_bsp_max_export_batch_size, 1, queue_size.min(100_000))?;
+        whole("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", args.otel_bsp_max_export_batch_size, 1, 100_000)?.min(queue_size);
     let Some(endpoint) = endpoint.filter(|_| exporting && !disabled) else { return Ok(None) };
     let mut export = ExportSettings::new(endpoint, service).with_resource(attributes, service_name);
     export.headers = headers;

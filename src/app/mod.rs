@@ -26,17 +26,17 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::config::{Config, TargetUrl};
 use crate::base::descriptors::DescriptorBudget;
+use crate::base::otlp::Exporter;
 use crate::cluster::Cluster;
 use crate::control::live::Live;
 use crate::control::server as control_server;
 use crate::control::{ControlState, ServerInfo};
-use crate::base::otlp::Exporter;
 use crate::demo_target::{DemoTarget, DemoTargetSettings};
 use crate::engine::Engine;
 use crate::engine::spans::SpanSetup;
-use crate::observe::trace::{SpanCounters, SpanSink};
 use crate::observe::metrics::Metrics;
 use crate::observe::rate::SentRate;
+use crate::observe::trace::{SpanCounters, SpanSink};
 
 /// Window of the achieved rate in `/status`.
 const ACHIEVED_RATE_WINDOW: Duration = Duration::from_secs(10);
@@ -102,8 +102,8 @@ impl Sidecar {
         let mut engine = Engine::new(settings, Arc::clone(&metrics));
         if let Some(spans) = &config.spans {
             let counters = SpanCounters::register(metrics.registry()).context("could not set up span metrics")?;
-            let (queue, exporter) =
-                crate::base::otlp::start(spans.export.clone(), counters).context("could not start the span exporter")?;
+            let (queue, exporter) = crate::base::otlp::start(spans.export.clone(), counters)
+                .context("could not start the span exporter")?;
             exporters.push(exporter);
             log::info!(endpoint = spans.export.endpoint.url().as_str(), service_name = spans.export.service_name();
                 "exporting client spans over OTLP");
@@ -345,10 +345,8 @@ impl Sidecar {
 /// Sends what the span exporters hold, a second at most for all of them
 /// (they flush side by side).
 fn flush_spans(exporters: Vec<Exporter>) {
-    let flushing: Vec<_> = exporters
-        .into_iter()
-        .map(|exporter| std::thread::spawn(move || exporter.shutdown(SPAN_FLUSH)))
-        .collect();
+    let flushing: Vec<_> =
+        exporters.into_iter().map(|exporter| std::thread::spawn(move || exporter.shutdown(SPAN_FLUSH))).collect();
     for flush in flushing {
         let _ = flush.join();
     }

@@ -202,9 +202,10 @@ impl Worker {
         let series = series_of(&engine, &workload);
         let latency = install_latency_table(&engine, &workload);
         let cap = SendCap::new(engine.modes().max_rps);
-        let tracer = engine.spans.clone().map(|setup| {
-            Tracer::new(setup, &engine.shared.settings.target, &workload, engine.job.subscribe())
-        });
+        let tracer = engine
+            .spans
+            .clone()
+            .map(|setup| Tracer::new(setup, &engine.shared.settings.target, &workload, engine.job.subscribe()));
         Ok(Worker {
             tracer,
             latency,
@@ -448,9 +449,10 @@ impl Worker {
             tracer.before_render(&mut self.rng, &mut self.state);
         }
         workload.render(chosen, &mut self.rng, &mut self.state, &mut rendered);
-        let span = self.tracer.as_ref().and_then(|tracer| {
-            tracer.after_render(&mut self.state, id, request_target(&rendered), None, None)
-        });
+        let span = self
+            .tracer
+            .as_ref()
+            .and_then(|tracer| tracer.after_render(&mut self.state, id, request_target(&rendered), None, None));
         let request = Request {
             rendered,
             keep_body: workload.wants_body(id),

@@ -23,7 +23,7 @@ use super::{DropReason, ExportCounters, ToSpan};
 const POLL: Duration = Duration::from_millis(50);
 /// The first wait after a failed post, doubled per failure up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Where spans are handed over: cheap to clone, never blocks.
 pub struct SpanQueue<S> {
@@ -202,7 +202,7 @@ impl<S: ToSpan> Batcher<S> {
     fn failed(&mut self, reason: DropReason, spans: u64, error: &dyn std::fmt::Display) {
         self.counters.dropped(reason, spans);
         let backoff = FIRST_BACKOFF.saturating_mul(1 << self.failures.min(6)).min(MAX_BACKOFF);
-        // One line per failure, at most one per half second to thirty:
+        // One line per failure, at most one per half second to five:
         // the backoff bounds the log too.
         log::warn!(endpoint = self.settings.endpoint.url().as_str(), reason = reason.as_str(), spans = spans,
             retry_in_ms = backoff.as_millis() as u64, error:% = error; "could not export spans");
