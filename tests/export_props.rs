@@ -128,6 +128,7 @@ proptest! {
             slos: slo::parse("p95<1s,a:error_rate<1%,b:rps>=50%").unwrap(),
             max_in_flight: 8,
             endpoints: Some(vec!["b".into()]),
+            max_bytes: export::MAX_SCRIPT_BYTES,
         };
         for format in Format::ALL {
             let script = export::render(format, &w, &spec).unwrap();

@@ -211,6 +211,10 @@ pub struct SidecarArgs {
     #[arg(value_parser = number::<u64>, long, env = "CONTROL_REQUEST_TIMEOUT_MS", default_value_t = 5000)]
     pub control_request_timeout_ms: u64,
 
+    /// Memory the process may use, in MiB; a workload that cannot fit (requests in flight × their size and answer buffers, full pools) is refused
+    #[arg(value_parser = number::<u64>, long, env = "MEMORY_BUDGET_MB", default_value_t = crate::engine::memory::DEFAULT_MEMORY_BUDGET_MB)]
+    pub memory_budget_mb: u64,
+
     /// Replicas that split the rate and switch together: dns:NAME:PORT (every address NAME resolves to, e.g. a Compose service or a headless Service) or static:ADDR:PORT,…; empty = none
     #[arg(long, env = env_unless_empty("PEERS"))]
     pub peers: Option<String>,

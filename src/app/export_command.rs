@@ -109,10 +109,12 @@ pub fn build(args: &ExportArgs) -> Result<String, String> {
         slos,
         max_in_flight: args.max_in_flight,
         endpoints,
+        max_bytes: crate::export::MAX_SCRIPT_BYTES,
     };
     render(format, &workload, &spec).map_err(|e| match e {
         RenderError::Slo(e) => format!("invalid --slo (SLO): {e}"),
         RenderError::Endpoints(e) => format!("invalid --{e}"),
+        e @ RenderError::TooLarge { .. } => e.to_string(),
     })
 }
 

@@ -86,6 +86,8 @@ pub struct Live {
     wake: Notify,
     /// The stats line's interval (`PUT /config` changes it).
     stats_every: watch::Sender<Option<Duration>>,
+    /// Why the last write to `STATE_DIR` failed, if it did.
+    save_error: Mutex<Option<String>>,
 }
 
 impl Live {
@@ -114,6 +116,7 @@ impl Live {
             store,
             wake: Notify::new(),
             stats_every: watch::channel(stats_every).0,
+            save_error: Mutex::new(None),
         });
         live.load();
         live
@@ -165,9 +168,20 @@ impl Live {
             config: inner.settings.as_ref().map(RuntimeSettings::overrides).unwrap_or_default(),
             jobs: inner.board.records(),
         };
-        if let Err(e) = store.save(&state) {
+        let saved = store.save(&state);
+        if let Err(e) = &saved {
             log::error!(error:% = e; "could not save the state to STATE_DIR");
         }
+        *self.save_error.lock() = saved.err().map(|e| e.to_string());
+    }
+
+    /// Whether the last change was kept in `STATE_DIR`: `None` without
+    /// one, else the reason it could not be written. A change that could
+    /// not be kept is in force all the same (pausing the load must work on
+    /// a full disk too); its answer says `"persisted": false`.
+    pub fn persisted(&self) -> Option<Result<(), String>> {
+        self.store.as_ref()?;
+        Some(self.save_error.lock().clone().map_or(Ok(()), Err))
     }
 
     /// Judges `slos` every second over `window` from now on: gauges,
@@ -547,6 +561,11 @@ impl Live {
 
     pub fn config(&self) -> Option<RuntimeConfig> {
         self.inner.lock().settings.as_ref().map(RuntimeSettings::current)
+    }
+
+    /// The settings as they were at start-up (what a reset brings back).
+    pub fn startup_config(&self) -> Option<RuntimeConfig> {
+        self.inner.lock().settings.as_ref().map(RuntimeSettings::startup)
     }
 
     /// `PUT /config` (`body`) or `POST /config/reset` (`None`). With

@@ -6,14 +6,17 @@ mod error;
 pub mod events;
 mod export;
 mod guard;
+pub mod heavy;
 mod jobs;
 pub mod live;
 mod mode;
 mod openapi;
 pub mod origin;
+pub mod output;
 mod panel;
 pub mod server;
 mod status;
+pub mod streams;
 mod workload;
 
 use std::sync::Arc;
@@ -28,6 +31,7 @@ use crate::base::descriptors::DescriptorBudget;
 use crate::base::token::ControlToken;
 use crate::cluster::Cluster;
 use crate::engine::Engine;
+use crate::engine::memory::MemoryBudget;
 use crate::observe::metrics::Metrics;
 use crate::observe::rate::SentRate;
 use origin::AllowedOrigins;
@@ -59,17 +63,52 @@ pub struct ServerInfo {
     /// How the open-file limit was shared out at start (absent in tests
     /// that build the API in process).
     pub descriptors: Option<DescriptorBudget>,
+    /// Workload checks and exports: one at a time, off this thread.
+    pub heavy: heavy::HeavyLane,
+    /// Bytes of large answers held for clients that have not read them.
+    pub output: Arc<output::OutputBudget>,
+    /// `MEMORY_BUDGET_MB`, which a new workload or in-flight bound must
+    /// fit (absent in tests that build the API in process: no check).
+    pub memory: Option<MemoryBudget>,
+    /// Event streams by client address.
+    pub streams: streams::StreamShares,
 }
 
 impl ServerInfo {
     pub fn new(limits: ServerLimits, descriptors: Option<DescriptorBudget>) -> Self {
-        ServerInfo { limits, connections: ConnectionStats::default(), descriptors }
+        ServerInfo {
+            limits,
+            connections: ConnectionStats::default(),
+            descriptors,
+            heavy: heavy::HeavyLane::default(),
+            output: Arc::new(output::OutputBudget::default()),
+            memory: None,
+            streams: streams::StreamShares::default(),
+        }
+    }
+
+    /// How long a request waits for its turn in the heavy lane: half the
+    /// request timeout, so the job still has time to answer before the
+    /// connection is closed for going that long without one.
+    pub fn heavy_wait(&self) -> std::time::Duration {
+        self.limits.request_timeout / 2
+    }
+
+    /// With new workloads and in-flight bounds checked against `budget`.
+    pub fn with_memory_budget(mut self, budget: MemoryBudget) -> Self {
+        self.memory = Some(budget);
+        self
     }
 }
 
 impl ControlState {
     fn metrics(&self) -> &Metrics {
         self.engine.metrics()
+    }
+
+    /// The in-flight bound in force (`PUT /config` may have lowered it).
+    fn max_in_flight(&self) -> usize {
+        self.live.config().map_or(self.engine.settings().max_in_flight, |c| c.max_in_flight)
     }
 }
 

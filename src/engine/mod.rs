@@ -12,6 +12,7 @@ pub mod client;
 mod deadline;
 pub mod focus;
 pub mod http;
+pub mod memory;
 
 pub mod mode;
 mod pace_timer;

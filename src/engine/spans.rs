@@ -17,6 +17,10 @@ use crate::observe::trace::{
 use crate::workload::template::Part;
 use crate::workload::{NextTrace, RequestId, RunState, Workload};
 
+/// The most of a request target a span keeps (`url.full`): a bound on
+/// what the span queue holds.
+const MAX_URL_BYTES: usize = 2048;
+
 /// What the engine is given when spans are exported.
 #[derive(Clone)]
 pub struct SpanSetup {
@@ -109,7 +113,7 @@ impl Tracer {
             ids: SpanIds { trace_id: sent.trace_id, span_id: sent.parent_id, parent },
             start_unix_nanos: unix_nanos(SystemTime::now()),
             request: Arc::clone(labels),
-            target: String::from_utf8_lossy(target).into(),
+            target: String::from_utf8_lossy(&target[..target.len().min(MAX_URL_BYTES)]).into(),
             step,
         })
     }

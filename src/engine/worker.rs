@@ -65,6 +65,10 @@ const MAX_SPARE_BUFFERS: usize = 4096;
 /// A spare buffer larger than this is dropped rather than kept.
 const MAX_SPARE_BUFFER_BYTES: usize = 64 * 1024;
 
+/// Spare buffers kept beyond the requests in flight: after a peak, the
+/// buffers it needed are freed as its answers come back.
+const SPARE_BUFFER_SLACK: usize = 64;
+
 /// A setup request that could not be sent (in-flight bound full) is tried
 /// again after this.
 const SETUP_RETRY: Duration = Duration::from_secs(1);
@@ -563,7 +567,7 @@ impl Worker {
         if Arc::ptr_eq(&next, &self.workload) {
             return;
         }
-        self.state = self.state.carry_over(&self.workload, &next);
+        self.state.carry_over(&self.workload, &next);
         self.series = series_of(&self.engine, &next);
         self.latency = install_latency_table(&self.engine, &next);
         if let Some(tracer) = &mut self.tracer {
@@ -690,7 +694,9 @@ impl Worker {
     /// Keeps a request's buffer for the next one.
     fn recycle(&mut self, request: Request) {
         let buffer = request.rendered;
-        if self.spare_buffers.len() < MAX_SPARE_BUFFERS && buffer.capacity() <= MAX_SPARE_BUFFER_BYTES {
+        let keep = (self.in_flight.len() + SPARE_BUFFER_SLACK).min(MAX_SPARE_BUFFERS);
+        self.spare_buffers.truncate(keep);
+        if self.spare_buffers.len() < keep && buffer.capacity() <= MAX_SPARE_BUFFER_BYTES {
             self.spare_buffers.push(buffer);
         }
     }

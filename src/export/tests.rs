@@ -25,6 +25,7 @@ fn spec(traffic: Traffic, slos: &str) -> Spec {
         slos: slo::parse(slos).unwrap(),
         max_in_flight: 64,
         endpoints: None,
+        max_bytes: MAX_SCRIPT_BYTES,
     }
 }
 

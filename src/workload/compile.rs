@@ -546,7 +546,8 @@ fn literal_only(segs: &[Seg]) -> Option<Vec<u8>> {
 impl CompiledRequest {
     /// The most bytes a rendering can take.
     pub fn max_bytes(&self) -> usize {
-        let body = self.body.as_deref().map_or(0, seg_max);
+        // A body without holes is in `head` already (with its length).
+        let body = self.body.as_deref().filter(|_| self.dynamic_body).map_or(0, seg_max);
         seg_max(&self.head).saturating_add(body).saturating_add(40)
     }
 }

@@ -33,6 +33,7 @@ pub mod check;
 mod compile;
 pub mod escape;
 pub mod focus;
+pub mod memory;
 pub mod mix;
 pub mod model;
 pub mod pool;
@@ -126,21 +127,45 @@ pub struct Options {
     pub default_pool_size: usize,
 }
 
-/// Every problem of a workload that cannot be used, with its place.
+/// Problems a [`LoadError`] lists; the others are counted. A file full of
+/// mistakes (100 000 unknown keys) must not become an answer or a log line
+/// of megabytes: the first few tell what is wrong.
+pub const MAX_LISTED_PROBLEMS: usize = 50;
+
+/// The problems of a workload that cannot be used, with their places: the
+/// first [`MAX_LISTED_PROBLEMS`] in file order, and how many more there are.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct LoadError {
     /// The file name (or what stands for it).
     pub file: String,
     pub problems: Vec<Problem>,
+    /// Problems found but not listed.
+    pub more: usize,
 }
 
 impl LoadError {
+    /// Sorted by place, without repeats, the first [`MAX_LISTED_PROBLEMS`]
+    /// listed; `not_kept` problems were found but never stored.
+    pub fn new(source: &str, mut problems: Vec<Problem>, not_kept: usize) -> LoadError {
+        problems.sort();
+        problems.dedup();
+        let more = problems.len().saturating_sub(MAX_LISTED_PROBLEMS) + not_kept;
+        problems.truncate(MAX_LISTED_PROBLEMS);
+        LoadError { file: source.to_string(), problems, more }
+    }
+
     fn one(source: &str, pos: yaml::Pos, message: impl Into<String>) -> LoadError {
-        LoadError { file: source.to_string(), problems: vec![Problem::new(pos, message)] }
+        LoadError { file: source.to_string(), problems: vec![Problem::new(pos, message)], more: 0 }
+    }
+
+    /// Every problem found, listed or not.
+    pub fn count(&self) -> usize {
+        self.problems.len() + self.more
     }
 }
 
-/// One line per problem: `file:line:column: what is wrong`.
+/// One line per problem: `file:line:column: what is wrong`, then a line
+/// with the count of those not listed.
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, p) in self.problems.iter().enumerate() {
@@ -148,6 +173,10 @@ impl fmt::Display for LoadError {
                 f.write_str("\n")?;
             }
             write!(f, "{}:{}: {}", self.file, p.pos, p.message)?;
+        }
+        if self.more > 0 {
+            let noun = if self.more == 1 { "problem" } else { "problems" };
+            write!(f, "\n{}: … and {} more {noun} not listed (fix these first)", self.file, self.more)?;
         }
         Ok(())
     }
@@ -171,9 +200,11 @@ pub fn load_file(path: &Path, options: &Options) -> Result<Workload, LoadError> 
 
 /// A workload file's bytes (one byte past the bound at most, so that
 /// [`load_bytes`] says it is too large), for a caller that keeps the text.
+/// Only a regular file is read (see [`crate::base::file::open_regular`]).
 pub fn read_file(path: &Path) -> Result<Vec<u8>, LoadError> {
     let mut bytes = Vec::new();
-    let read = std::fs::File::open(path).and_then(|f| f.take(MAX_FILE_BYTES as u64 + 1).read_to_end(&mut bytes));
+    let read =
+        crate::base::file::open_regular(path).and_then(|f| f.take(MAX_FILE_BYTES as u64 + 1).read_to_end(&mut bytes));
     match read {
         Ok(_) => Ok(bytes),
         Err(e) => {
@@ -208,19 +239,17 @@ pub fn load_str(source: &str, text: &str, options: &Options) -> Result<Workload,
         return load_bytes(source, text.as_bytes(), options);
     }
     let root = yaml::parse(text).map_err(|e| LoadError::one(source, e.pos, e.message))?;
-    let (model, mut problems) = model::read(&root);
+    let (model, mut problems, not_kept) = model::read(&root);
     problems.extend(model.check_references());
-    if !problems.is_empty() {
-        problems.sort();
-        problems.dedup();
-        return Err(LoadError { file: source.to_string(), problems });
+    if !problems.is_empty() || not_kept > 0 {
+        return Err(LoadError::new(source, problems, not_kept));
     }
     from_model(source, model, options)
 }
 
 /// Compiles a model (one read from a file, or built in code).
 pub fn from_model(source: &str, model: Model, options: &Options) -> Result<Workload, LoadError> {
-    let fail = |problems: Vec<Problem>| LoadError { file: source.to_string(), problems };
+    let fail = |problems: Vec<Problem>| LoadError::new(source, problems, 0);
     let references = model.check_references();
     if !references.is_empty() {
         return Err(fail(references));
@@ -358,11 +387,13 @@ impl Workload {
                     self.render_parts(&chosen, &mut rng, &mut state, &mut parts);
                     let body = parts.body().unwrap_or_default();
                     if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(body) {
-                        let sample: String = String::from_utf8_lossy(body).chars().take(80).collect();
+                        // Where, never what: the rendered body may hold a
+                        // password, and this message reaches logs (SIGHUP)
+                        // and answers.
                         problems.push(Problem::new(
                             def.body_pos,
                             format!(
-                                "the body of `{}` is not valid JSON once rendered ({e}); for example: {sample}",
+                                "the body of `{}` is not valid JSON once rendered ({e} of the rendered body)",
                                 def.name
                             ),
                         ));

@@ -22,6 +22,13 @@ pub const MAX_NAME: usize = 64;
 const MAX_TEXT: usize = 8 * 1024;
 /// Longest re-run interval of the setup requests.
 pub const MAX_SETUP_EVERY_SECS: u64 = 86_400;
+/// Longest problem message, in characters: a message quotes what the file
+/// says (an unknown key may be a megabyte long), and every message goes
+/// into an answer or a log line.
+pub const MAX_MESSAGE_CHARS: usize = 500;
+/// Problems a reading keeps; the rest are only counted, so a file of
+/// 100 000 mistakes costs no more memory than one of a few hundred.
+const MAX_KEPT_PROBLEMS: usize = 500;
 
 /// One mistake in a workload, and where it is.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -34,13 +41,21 @@ impl Problem {
     /// A message is one line whatever text it quotes from the file: line
     /// breaks and other control characters in it are written escaped
     /// (`\n`), so `file:line:column: message` stays one line per problem.
+    ///
+    /// At most [`MAX_MESSAGE_CHARS`] are kept (then `…`).
     pub fn new(pos: Pos, message: impl Into<String>) -> Problem {
         let message = message.into();
-        let message = if message.chars().any(char::is_control) {
-            message
-                .chars()
-                .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
-                .collect()
+        let clean = |c: char| if c.is_control() { c.escape_default().to_string() } else { c.to_string() };
+        let message = if message.chars().any(char::is_control) || message.len() > MAX_MESSAGE_CHARS {
+            let mut shown = String::new();
+            for (i, c) in message.chars().enumerate() {
+                if i == MAX_MESSAGE_CHARS {
+                    shown.push('…');
+                    break;
+                }
+                shown.push_str(&clean(c));
+            }
+            shown
         } else {
             message
         };
@@ -261,14 +276,19 @@ const RESERVED_HEADERS: [&str; 9] =
 /// Reads a YAML tree into a [`Model`], with every problem found. With
 /// problems, the model holds what could be read (for checking references
 /// too, so one run reports as much as it can) and must not be used.
-pub fn read(root: &Node) -> (Model, Vec<Problem>) {
-    let mut reader = Reader { problems: Vec::new(), requests_seen: 0 };
+///
+/// Only the first few hundred problems are kept; the count of the others
+/// comes back as the third value.
+pub fn read(root: &Node) -> (Model, Vec<Problem>, usize) {
+    let mut reader = Reader { problems: Vec::new(), not_kept: 0, requests_seen: 0 };
     let model = reader.model(root);
-    (model, reader.problems)
+    (model, reader.problems, reader.not_kept)
 }
 
 struct Reader {
     problems: Vec<Problem>,
+    /// Problems found beyond [`MAX_KEPT_PROBLEMS`].
+    not_kept: usize,
     requests_seen: usize,
 }
 
@@ -286,7 +306,11 @@ impl<'n> Fields<'n> {
 
 impl Reader {
     fn problem(&mut self, pos: Pos, message: impl Into<String>) {
-        self.problems.push(Problem::new(pos, message));
+        if self.problems.len() < MAX_KEPT_PROBLEMS {
+            self.problems.push(Problem::new(pos, message));
+        } else {
+            self.not_kept += 1;
+        }
     }
 
     fn model(&mut self, root: &Node) -> Model {
@@ -1131,13 +1155,13 @@ mod tests {
     use crate::workload::yaml;
 
     fn read_str(text: &str) -> Result<Model, Vec<Problem>> {
-        let (model, problems) = read(&yaml::parse(text).expect("YAML"));
+        let (model, problems, _) = read(&yaml::parse(text).expect("YAML"));
         if problems.is_empty() { Ok(model) } else { Err(problems) }
     }
 
     /// The problems of `text`, as `line:col: message`.
     fn problems(text: &str) -> Vec<String> {
-        let (model, mut all) = read(&yaml::parse(text).expect("YAML"));
+        let (model, mut all, _) = read(&yaml::parse(text).expect("YAML"));
         all.extend(model.check_references());
         all.sort();
         all.dedup();

@@ -91,6 +91,19 @@ impl Ring {
         }
     }
 
+    /// Changes the capacity, keeping the newest values, and hands back a
+    /// ring of those that no longer fit (for the caller to free where it
+    /// suits it; nothing is copied).
+    pub fn cut_to(&mut self, capacity: usize) -> Ring {
+        self.capacity = capacity.max(1);
+        let excess = self.values.len().saturating_sub(self.capacity);
+        let cut: VecDeque<PoolValue> = self.values.drain(..excess).collect();
+        if excess > 0 && self.values.capacity() > 2 * self.capacity {
+            self.values.shrink_to_fit();
+        }
+        Ring { values: cut, capacity: excess.max(1) }
+    }
+
     /// The values, oldest first (for carrying them into a new workload).
     pub fn iter(&self) -> impl Iterator<Item = &PoolValue> {
         self.values.iter()
