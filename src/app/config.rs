@@ -217,10 +217,11 @@ fn fixed_memory(control_connections: usize) -> u64 {
         + CONTROL_CONNECTION_BYTES.saturating_mul(control_connections as u64)
 }
 
-/// What span export holds at most: the queue full of spans (each with a
-/// URL of up to 2 KiB), the batch taken from it and its encoding.
+/// What span export holds at most: the queue full of spans (each about
+/// 200 bytes and a URL of at most `MAX_URL_BYTES`), the batch taken from
+/// it and its encoding.
 fn span_memory(spans: Option<&SpanExport>) -> u64 {
-    const SPAN_BYTES: u64 = 3 * 1024;
+    const SPAN_BYTES: u64 = 256 + crate::engine::spans::MAX_URL_BYTES as u64;
     spans.map_or(0, |s| SPAN_BYTES.saturating_mul((s.export.queue_size + 2 * s.export.batch_size) as u64))
 }
 
@@ -577,6 +578,18 @@ mod tests {
         assert_eq!(c.allowed_origins, AllowedOrigins::default());
         assert_eq!(c.control_limits, ServerLimits { max_connections: 256, request_timeout: Duration::from_secs(5) });
         assert!(c.peers.is_none(), "alone unless PEERS is set");
+    }
+
+    #[test]
+    fn span_export_at_its_defaults_fits_the_default_memory_budget() {
+        let c = config(&["--otel-exporter-otlp-endpoint", "http://collector:4318"]).expect("defaults fit");
+        let spans = c.spans.expect("spans on");
+        assert_eq!(spans.export.endpoint.path, "/v1/traces");
+        assert_eq!((spans.export.queue_size, spans.export.batch_size), (2048, 512));
+        assert_eq!(spans.export.service_name(), "trafficgen");
+        assert!(config(&[]).unwrap().spans.is_none(), "no endpoint, no spans");
+        let off = ["--otel-exporter-otlp-endpoint", "http://c:4318", "--otel-sdk-disabled", "TRUE"];
+        assert!(config(&off).unwrap().spans.is_none());
     }
 
     #[test]

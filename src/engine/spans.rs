@@ -18,8 +18,8 @@ use crate::workload::template::Part;
 use crate::workload::{NextTrace, RequestId, RunState, Workload};
 
 /// The most of a request target a span keeps (`url.full`): a bound on
-/// what the span queue holds.
-const MAX_URL_BYTES: usize = 2048;
+/// what the span queue holds (see `MEMORY_BUDGET_MB`).
+pub const MAX_URL_BYTES: usize = 256;
 
 /// What the engine is given when spans are exported.
 #[derive(Clone)]
