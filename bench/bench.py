@@ -29,6 +29,7 @@ into markdown. Settings (environment):
   DEMO_RATES   trafficgen rates against the demo target (1000 10000)
   FIGURES      which figures to measure                 (accuracy peers ceiling switch idle demo users https)
   USERS_WORKLOAD  workload file of the `users` figure   (examples/workloads/users-crud.yaml)
+  JOURNEY_RATE requests/s of the `journeys` figure       (2000)
   HTTPS_RATES  rates of the https-next-to-http figure   (1000; trafficgen, oha and hey)
   PEERS        which peers (those not installed are skipped)  (wrk oha hey locust)
   PEER_PATH    path the peers request on nginx          (/orders/1)
@@ -78,11 +79,12 @@ CEIL_STEPS = [float(r) for r in env_list("CEIL_STEPS", "10000 20000 30000 40000 
 CEIL_SECS = env_int("CEIL_SECS", 5)
 IDLE_SECS = env_int("IDLE_SECS", 60)
 DEMO_RATES = [float(r) for r in env_list("DEMO_RATES", "1000 10000")]
-FIGURES = env_list("FIGURES", "accuracy peers ceiling switch idle demo users https spans")
+FIGURES = env_list("FIGURES", "accuracy peers ceiling switch idle demo users journeys https spans")
+JOURNEY_RATE = float(os.environ.get("JOURNEY_RATE", 2000))
 USERS_WORKLOAD = os.path.abspath(
     os.environ.get("USERS_WORKLOAD", os.path.join(HERE, "..", "examples", "workloads", "users-crud.yaml")))
 # Figures measured against nginx (the others bring their own target).
-NGINX_FIGURES = ("accuracy", "peers", "ceiling", "profile", "idle", "spans")
+NGINX_FIGURES = ("accuracy", "peers", "ceiling", "profile", "idle", "journeys", "spans")
 HTTPS_RATES = [float(r) for r in env_list("HTTPS_RATES", "1000")]
 # Spans (issue 28): the rate, and how long each collector fault is held.
 SPANS_RATE = float(os.environ.get("SPANS_RATE", "2000"))
@@ -1039,6 +1041,38 @@ def fig_users():
     return out
 
 
+def fig_journeys(nginx):
+    """CPU per request of a journey workload (bench/workloads/journey.yaml,
+    four steps per arrival) next to the same requests drawn as a weighted mix
+    (journey-as-mix.yaml), both sending JOURNEY_RATE requests/s to nginx;
+    runs interleaved, medians and their ratio."""
+    steps = 4
+    files = {
+        "journey": (os.path.join(HERE, "workloads", "journey.yaml"), JOURNEY_RATE / steps),
+        "mix": (os.path.join(HERE, "workloads", "journey-as-mix.yaml"), JOURNEY_RATE),
+    }
+    runs = {k: [] for k in files}
+    for i in range(REPEATS):
+        for kind, (path, arrivals) in files.items():
+            log(f"journeys: {kind} at {JOURNEY_RATE:g} req/s ({arrivals:g} arrivals/s), run {i + 1}/{REPEATS}")
+            tg = Trafficgen(nginx.url, cap=JOURNEY_RATE * 1.2, name=f"tg-journeys-{kind}-{i}",
+                            bound=WARM_SECS + SECS + 30, extra_env={"WORKLOAD_FILE": path})
+            try:
+                tg.post("/mode/custom", {"rps": arrivals})
+                time.sleep(WARM_SECS)
+                r = window(nginx, tg.pid, SECS, requested=JOURNEY_RATE, tg=tg)
+                st = tg.status()
+                r["journeys"] = st.get("journeys")
+                runs[kind].append(r)
+            finally:
+                tg.stop()
+    out = {k: {"runs": v, "median": summarize(v)} for k, v in runs.items()}
+    j, m = out["journey"]["median"].get("cpu_us_per_req"), out["mix"]["median"].get("cpu_us_per_req")
+    out["cpu_ratio"] = (j / m) if j and m else None
+    out["rate"] = JOURNEY_RATE
+    return out
+
+
 # ----------------------------------------------------------------- profile
 
 
@@ -1166,6 +1200,9 @@ def main():
             save()
         if "idle" in FIGURES:
             results["idle"] = fig_idle(nginx)
+            save()
+        if "journeys" in FIGURES:
+            results["journeys"] = fig_journeys(nginx)
             save()
         if "spans" in FIGURES:
             results["spans"] = fig_spans(nginx)

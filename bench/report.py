@@ -425,6 +425,30 @@ def main():
                  "peak RSS MiB"], rows))
         w("")
 
+    # ---- journeys next to the same requests as a mix
+    journeys = R.get("journeys")
+    if journeys:
+        w(f"## 6c. Journeys next to the same requests as a weighted mix, {f_rate(journeys.get('rate'))} at nginx")
+        w("")
+        w("`bench/workloads/journey.yaml`: each arrival one instance of four steps (a create whose `id` is "
+          "captured into the instance's variable, a read of it, a list, the read again), at a quarter of the "
+          "rate in arrivals; `journey-as-mix.yaml`: the same requests drawn by weight (ids from a pool). "
+          "Runs interleaved; medians.")
+        w("")
+        rows = []
+        for kind, label in (("journey", "journeys (4 steps each)"), ("mix", "weighted mix")):
+            m = (journeys.get(kind) or {}).get("median") or {}
+            rows.append([label, f_rate(m.get("rate")), f_pct(m.get("error_pct")), f_lag(m.get("lag_p99_s")),
+                         f_num(m.get("dropped"), 0), f_num(m.get("failed"), 0), f_num(m.get("cpu_us_per_req")),
+                         f_mib(m.get("rss_peak_kib")), f_noise(m)])
+        w(table(["workload", "achieved req/s", "error", "lag p99", "dropped", "failed", "CPU µs/req",
+                 "peak RSS MiB", "other load"], rows))
+        ratio = journeys.get("cpu_ratio")
+        if ratio:
+            w("")
+            w(f"CPU per request, journeys over the mix: **{ratio:.2f}** (goal: at most 1.15).")
+        w("")
+
     # ---- https
     https = R.get("https")
     if https:

@@ -179,6 +179,14 @@ pub struct SidecarArgs {
     #[arg(value_parser = number::<usize>, long, env = "MAX_IN_FLIGHT", default_value_t = 512)]
     pub max_in_flight: usize,
 
+    /// Bound on journey instances running at once; an arrival that finds it full is dropped and counted
+    #[arg(long, env = "MAX_JOURNEYS", default_value_t = 10000)]
+    pub max_journeys: usize,
+
+    /// Directory a workload's data files are read from (without it: the workload file's own; a workload put over the API reads none)
+    #[arg(long, env = env_unless_empty("DATA_DIR"))]
+    pub data_dir: Option<std::path::PathBuf>,
+
     /// Log line format (level from RUST_LOG, default info)
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]
     pub log_format: LogFormat,

@@ -394,10 +394,9 @@ impl TryFrom<SidecarArgs> for Config {
             (false, _) => TraceHeaders::Off,
             (true, sampled) => TraceHeaders::On { sampled, baggage: args.trace_baggage },
         };
-        let options = workload::Options {
-            target: workload::Target::new(&target).with_trace(trace),
-            default_pool_size: id_buffer_size,
-        };
+        let data_dir = args.data_dir.clone().filter(|d| !d.as_os_str().is_empty());
+        let options = workload::Options::new(workload::Target::new(&target).with_trace(trace), id_buffer_size)
+            .with_data_dir(data_dir.clone());
         // An empty WORKLOAD_FILE (a Compose default) means none.
         let workload_file = args.workload_file.as_deref().filter(|p| !p.is_empty()).map(std::path::PathBuf::from);
         let workload = match &workload_file {
@@ -473,9 +472,12 @@ impl TryFrom<SidecarArgs> for Config {
                     600_000,
                 )?),
                 max_in_flight,
+                max_journeys: whole("MAX_JOURNEYS", args.max_journeys, 1, 1_000_000)?,
+                data_dir,
                 shutdown_grace: seconds("SHUTDOWN_GRACE_SECS", args.shutdown_grace_secs, 0.0, 300.0)?,
                 client,
                 trace,
+                memory: Some(memory_budget),
             },
             listen: SocketAddr::new(args.bind, args.port),
             warmup,

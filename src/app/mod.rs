@@ -122,9 +122,7 @@ impl Sidecar {
             sent_rate: Arc::new(SentRate::new(ACHIEVED_RATE_WINDOW)),
             token: config.control_token.clone(),
             origins: Arc::new(config.allowed_origins.clone()),
-            server: Arc::new(
-                ServerInfo::new(config.control_limits, descriptors).with_memory_budget(config.memory_budget),
-            ),
+            server: Arc::new(ServerInfo::new(config.control_limits, descriptors)),
             cluster,
         };
         Ok(Sidecar { config, state, listener, addr, demo, exporters })
@@ -500,6 +498,26 @@ async fn sample_sent_rate(state: ControlState) {
     }
 }
 
+/// Arrivals and journeys so far, for the stats line.
+struct JourneyTotals {
+    arrivals: u64,
+    active: usize,
+    completed: u64,
+    ended_early: u64,
+    dropped: u64,
+}
+
+fn journey_totals(engine: &crate::engine::Engine) -> JourneyTotals {
+    let counts = engine.metrics().journey_counts();
+    JourneyTotals {
+        arrivals: engine.metrics().arrivals_total(),
+        active: engine.journeys_active(),
+        completed: counts.values().map(|c| c.completed).sum(),
+        ended_early: counts.values().flat_map(|c| c.ended_early.values()).sum(),
+        dropped: counts.values().flat_map(|c| c.dropped.values()).sum(),
+    }
+}
+
 /// One line every `every`: what was asked, what was achieved, what failed.
 /// Every count and `achieved_rps` cover the interval since the previous line
 /// (`interval_secs`, measured, so a stalled process shows its real gap);
@@ -509,7 +527,7 @@ async fn log_stats(state: ControlState) {
     let engine = &state.engine;
     let mut interval = state.live.stats_interval();
     let mut every = *interval.borrow_and_update();
-    let mut last = (Instant::now(), engine.sent(), engine.stats());
+    let mut last = (Instant::now(), engine.sent(), engine.stats(), journey_totals(engine));
     loop {
         let Some(period) = every else {
             // Off: wait for a change.
@@ -530,17 +548,21 @@ async fn log_stats(state: ControlState) {
                 continue;
             }
         }
-        let now = (Instant::now(), engine.sent(), engine.stats());
+        let now = (Instant::now(), engine.sent(), engine.stats(), journey_totals(engine));
         let secs = now.0.duration_since(last.0).as_secs_f64().max(1e-9);
         let achieved = (now.1 - last.1) as f64 / secs;
         let plan = engine.plan();
         let (s, p) = (&now.2, &last.2);
+        let (j, pj) = (&now.3, &last.3);
         log::info!(
             mode = plan.mode.as_str(), state = plan.state().as_str(), target_rps = plan.sending_rps(),
             achieved_rps = (achieved * 100.0).round() / 100.0, interval_secs = (secs * 100.0).round() / 100.0,
             sent = now.1 - last.1, successful = s.successful - p.successful, failed = s.failed - p.failed,
             dropped = s.dropped - p.dropped, in_flight = engine.in_flight(), order_ids_buffered = engine.ids_buffered().unwrap_or(0),
-            total = s.total;
+            total = s.total, arrivals = j.arrivals.saturating_sub(pj.arrivals), journeys_active = j.active,
+            journeys_completed = j.completed.saturating_sub(pj.completed),
+            journeys_ended_early = j.ended_early.saturating_sub(pj.ended_early),
+            journeys_dropped = j.dropped.saturating_sub(pj.dropped);
             "stats"
         );
         last = now;

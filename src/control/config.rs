@@ -45,7 +45,7 @@ fn asked_in_flight(body: &[u8]) -> Option<usize> {
 /// A higher in-flight bound must fit the memory budget with the running
 /// workload (a `PUT /workload` may have been checked against a lower one).
 fn check_memory(state: &ControlState, in_flight: Option<usize>) -> Result<(), ApiError> {
-    let (Some(budget), Some(in_flight)) = (state.server.memory, in_flight) else { return Ok(()) };
+    let (Some(budget), Some(in_flight)) = (state.engine.settings().memory, in_flight) else { return Ok(()) };
     if in_flight <= state.max_in_flight() {
         return Ok(());
     }

@@ -44,6 +44,28 @@ pub struct SwitchOutcome {
     pub returns_in_secs: Option<f64>,
 }
 
+/// Arrivals and journeys now, summed over journeys.
+fn journey_measures(engine: &Engine) -> crate::jobs::JourneyMeasures {
+    let counts = engine.metrics().journey_counts();
+    let mut measures = crate::jobs::JourneyMeasures {
+        arrivals: engine.metrics().arrivals_total(),
+        active: engine.journeys_active() as u64,
+        durations: engine.journey_latency().snapshot(),
+        ..Default::default()
+    };
+    for c in counts.values() {
+        measures.started += c.started;
+        measures.completed += c.completed;
+        for (reason, n) in &c.ended_early {
+            *measures.ended.entry(reason.clone()).or_default() += n;
+        }
+        for (reason, n) in &c.dropped {
+            *measures.dropped.entry(reason.clone()).or_default() += n;
+        }
+    }
+    measures
+}
+
 /// `/status`'s `latency`: the last 10 s, in milliseconds.
 #[derive(Debug, Clone, Serialize)]
 pub struct RecentLatency {
@@ -297,6 +319,7 @@ impl Live {
             in_flight: engine.in_flight() as u64,
             latency: table.snapshot(),
             latency_names: table.names().to_vec(),
+            journeys: journey_measures(engine),
         }
     }
 
@@ -605,6 +628,16 @@ impl Live {
             return;
         }
         let before = self.engine.plan();
+        let asked_in_flight = section.value.overrides.get("max_in_flight").and_then(serde_json::Value::as_u64);
+        if let Some(in_flight) = asked_in_flight.and_then(|n| usize::try_from(n).ok())
+            && in_flight > self.engine.max_in_flight()
+            && let Err(e) = self.engine.memory_fits(&self.engine.workload(), in_flight)
+        {
+            log::error!(version:% = section.version;
+                "cluster: config version {} asks for max_in_flight {in_flight}, which does not fit this replica's MEMORY_BUDGET_MB ({e}); kept the settings in force",
+                section.version);
+            return;
+        }
         match settings.replace_overrides(&section.value.overrides) {
             Ok(config) => {
                 log::info!(version:% = section.version, by:% = section.version.replica, source = source.as_str();

@@ -31,7 +31,6 @@ use crate::base::descriptors::DescriptorBudget;
 use crate::base::token::ControlToken;
 use crate::cluster::Cluster;
 use crate::engine::Engine;
-use crate::engine::memory::MemoryBudget;
 use crate::observe::metrics::Metrics;
 use crate::observe::rate::SentRate;
 use origin::AllowedOrigins;
@@ -67,9 +66,6 @@ pub struct ServerInfo {
     pub heavy: heavy::HeavyLane,
     /// Bytes of large answers held for clients that have not read them.
     pub output: Arc<output::OutputBudget>,
-    /// `MEMORY_BUDGET_MB`, which a new workload or in-flight bound must
-    /// fit (absent in tests that build the API in process: no check).
-    pub memory: Option<MemoryBudget>,
     /// Event streams by client address.
     pub streams: streams::StreamShares,
 }
@@ -82,7 +78,6 @@ impl ServerInfo {
             descriptors,
             heavy: heavy::HeavyLane::default(),
             output: Arc::new(output::OutputBudget::default()),
-            memory: None,
             streams: streams::StreamShares::default(),
         }
     }
@@ -92,12 +87,6 @@ impl ServerInfo {
     /// connection is closed for going that long without one.
     pub fn heavy_wait(&self) -> std::time::Duration {
         self.limits.request_timeout / 2
-    }
-
-    /// With new workloads and in-flight bounds checked against `budget`.
-    pub fn with_memory_budget(mut self, budget: MemoryBudget) -> Self {
-        self.memory = Some(budget);
-        self
     }
 }
 

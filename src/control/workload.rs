@@ -8,6 +8,11 @@
 //! Nothing here shows a pool's values (a pool may hold a login token) or a
 //! request's headers and bodies (they may hold credentials): names, paths,
 //! weights, pool sizes and how many values each pool holds.
+//!
+//! A body has no directory of its own, so its `data:` tables are read
+//! from `DATA_DIR` only; without it such a workload is refused (422) and
+//! no file is read: a `PUT /workload` can never make the sidecar send its
+//! own files to the target.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -21,7 +26,7 @@ use crate::cluster::document::{DocumentError, WorkloadSection};
 use crate::engine::Engine;
 use crate::engine::memory::MemoryBudget;
 use crate::workload::yaml::Pos;
-use crate::workload::{self, LoadError, MAX_FILE_BYTES, Problem, Role, Workload};
+use crate::workload::{self, LoadError, MAX_FILE_BYTES, Problem, Role, Step, Workload};
 
 /// What a `PUT /workload` body is called in problem locations.
 const BODY_SOURCE: &str = "body";
@@ -35,6 +40,31 @@ struct WorkloadView {
     pools: Vec<PoolView>,
     /// How often the setup requests are sent again, if at all.
     setup_every_secs: Option<u64>,
+    /// Journeys: their steps (requests by name, pauses) and variables.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    journeys: Vec<JourneyView>,
+    /// Data tables: how many rows, in what order (never a value).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    data: Vec<TableView>,
+}
+
+#[derive(Debug, Serialize)]
+struct JourneyView {
+    name: String,
+    weight: u32,
+    /// Share of the arrivals that start it.
+    share_percent: f64,
+    /// Request steps by name (`journey/step`), pauses as `pause …`.
+    steps: Vec<String>,
+    variables: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct TableView {
+    name: String,
+    file: String,
+    rows: usize,
+    order: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -91,10 +121,11 @@ pub async fn replace(
         }
         Err(e) => return Err(e),
     };
-    // Reading and checking a megabyte of YAML takes a while: not on the
-    // thread that answers `/health`, and one at a time.
+    // Reading and checking a megabyte of YAML (and the data files, from
+    // DATA_DIR) takes a while: not on the thread that answers `/health`,
+    // and one at a time.
     let options = state.engine.workload_options();
-    let (budget, in_flight) = (state.server.memory, state.max_in_flight());
+    let (budget, in_flight) = (state.engine.settings().memory, state.max_in_flight());
     let checked = place
         .run(state.server.heavy_wait(), move || load_checked(BODY_SOURCE, body, &options, budget, in_flight))
         .await?;
@@ -162,8 +193,9 @@ pub async fn reload_file(state: ControlState) {
         return;
     };
     let source = path.display().to_string();
-    let options = engine.workload_options();
-    let (budget, in_flight) = (state.server.memory, state.max_in_flight());
+    // Its data files, like at start, next to it (or in DATA_DIR).
+    let options = workload::file_options(&path, &engine.workload_options());
+    let (budget, in_flight) = (state.engine.settings().memory, state.max_in_flight());
     let job_source = source.clone();
     let loaded = state
         .server
@@ -222,6 +254,34 @@ fn view(engine: &Engine) -> WorkloadView {
             })
             .collect(),
         setup_every_secs: workload.setup_every().map(|d| d.as_secs()),
+        journeys: workload
+            .journeys()
+            .map(|j| JourneyView {
+                name: workload.journey_name(j).to_string(),
+                weight: workload.journey_weight(j),
+                share_percent: (workload.journey_share(j) * 100.0).round() / 100.0,
+                steps: workload
+                    .steps(j)
+                    .iter()
+                    .map(|step| match step {
+                        Step::Request { id, .. } => workload.name(*id).to_string(),
+                        Step::Pause(pause) => format!("pause {pause}"),
+                    })
+                    .collect(),
+                variables: workload.journey_vars(j).to_vec(),
+            })
+            .collect(),
+        data: workload
+            .model()
+            .data
+            .iter()
+            .map(|t| TableView {
+                name: t.name.clone(),
+                file: t.file.clone(),
+                rows: workload.table_rows(&t.name),
+                order: t.order.as_str(),
+            })
+            .collect(),
     }
 }
 
@@ -235,6 +295,7 @@ fn requests(workload: &Workload) -> Vec<RequestView> {
                 Role::Weighted(_) => "weighted",
                 Role::Error => "error",
                 Role::Setup => "setup",
+                Role::Step => "step",
             },
             method: workload.method(id).as_str(),
             path: def.path.to_string(),

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use crate::base::trace_context::{Sampler, SpanId, TraceId};
 use crate::base::url::TargetUrl;
 use crate::observe::trace::{
-    ClientSpan, RequestLabels, ServerLabels, SpanIds, SpanOutcome, SpanSink, StepLabels, template_hole,
+    ClientSpan, JourneySpan, RequestLabels, ServerLabels, SpanIds, SpanOutcome, SpanSink, StepLabels, template_hole,
 };
 use crate::workload::template::Part;
 use crate::workload::{NextTrace, RequestId, RunState, Workload};
@@ -26,6 +26,15 @@ pub const MAX_URL_BYTES: usize = 256;
 pub struct SpanSetup {
     pub sink: SpanSink,
     pub sampler: Sampler,
+}
+
+/// A journey instance's trace: its own span is the parent of its steps'.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JourneyTrace {
+    trace_id: TraceId,
+    span_id: SpanId,
+    sampled: bool,
+    start_unix_nanos: u64,
 }
 
 /// What a sampled request carries from its send to its answer.
@@ -49,6 +58,8 @@ pub(super) struct Tracer {
     server: Arc<ServerLabels>,
     /// By request id of the running workload.
     labels: Vec<Arc<RequestLabels>>,
+    /// Journey names, by journey id of the running workload.
+    journeys: Vec<Arc<str>>,
     mode: &'static str,
     jobs: watch::Receiver<Option<Arc<str>>>,
     job: Option<Arc<str>>,
@@ -67,8 +78,15 @@ impl Tracer {
             port: target.port(),
             authority: target.authority().to_string(),
         };
-        let mut tracer =
-            Tracer { setup, server: Arc::new(server), labels: Vec::new(), mode: "steady", jobs, job: None };
+        let mut tracer = Tracer {
+            setup,
+            server: Arc::new(server),
+            labels: Vec::new(),
+            journeys: Vec::new(),
+            mode: "steady",
+            jobs,
+            job: None,
+        };
         tracer.follow_workload(workload, target.path_prefix());
         tracer
     }
@@ -82,6 +100,7 @@ impl Tracer {
                 Arc::new(RequestLabels::new(workload.name(id), method, url_template(workload, id, path_prefix)))
             })
             .collect();
+        self.journeys = workload.journeys().map(|j| Arc::from(workload.journey_name(j))).collect();
     }
 
     /// `trafficgen.mode` of the spans from now on.
@@ -95,6 +114,65 @@ impl Tracer {
         let trace_id = TraceId::from_random(rng.random());
         let sampled = self.setup.sampler.sample(None, trace_id);
         state.set_trace(Some(NextTrace { trace_id, sampled }));
+    }
+
+    /// A journey instance starting: one trace for all its steps, sampled
+    /// or not as a whole.
+    pub(super) fn begin_journey(&self, rng: &mut impl Rng) -> JourneyTrace {
+        let trace_id = TraceId::from_random(rng.random());
+        JourneyTrace {
+            trace_id,
+            span_id: SpanId::from_random(rng.random()),
+            sampled: self.setup.sampler.sample(None, trace_id),
+            start_unix_nanos: unix_nanos(SystemTime::now()),
+        }
+    }
+
+    /// Before a journey step is rendered: the instance's trace and flag.
+    pub(super) fn before_step(&self, state: &mut RunState, trace: &JourneyTrace) {
+        state.set_trace(Some(NextTrace { trace_id: trace.trace_id, sampled: trace.sampled }));
+    }
+
+    /// The labels of a step of journey `journey` (by id), and the parent
+    /// its span has.
+    pub(super) fn step_labels(&self, journey: usize, trace: &JourneyTrace) -> (Option<SpanId>, Option<StepLabels>) {
+        let labels = self.journeys.get(journey).map(|name| StepLabels { journey: Arc::clone(name) });
+        (Some(trace.span_id), labels)
+    }
+
+    /// Queues the span of a journey instance that ended (`completed`: it
+    /// ran every step), if its trace is sampled.
+    pub(super) fn end_journey(
+        &mut self,
+        trace: &JourneyTrace,
+        journey: usize,
+        took: Duration,
+        completed: bool,
+        steps: usize,
+    ) {
+        if !trace.sampled {
+            return;
+        }
+        let Some(name) = self.journeys.get(journey).cloned() else { return };
+        self.follow_job();
+        let end = trace.start_unix_nanos.saturating_add(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX));
+        self.setup.sink.finish_journey(JourneySpan {
+            trace_id: trace.trace_id,
+            span_id: trace.span_id,
+            start_unix_nanos: trace.start_unix_nanos,
+            end_unix_nanos: end,
+            journey: name,
+            mode: self.mode,
+            job_id: self.job.clone(),
+            completed,
+            steps: u32::try_from(steps).unwrap_or(u32::MAX),
+        });
+    }
+
+    fn follow_job(&mut self) {
+        if self.jobs.has_changed().unwrap_or(false) {
+            self.job = self.jobs.borrow_and_update().clone();
+        }
     }
 
     /// After rendering `request`: its span's start if its `traceparent`
@@ -121,9 +199,7 @@ impl Tracer {
     /// Queues the span of an answered or failed request; `took`: from
     /// its send to its end.
     pub(super) fn finish(&mut self, start: SpanStart, took: Duration, outcome: SpanOutcome) {
-        if self.jobs.has_changed().unwrap_or(false) {
-            self.job = self.jobs.borrow_and_update().clone();
-        }
+        self.follow_job();
         let end = start.start_unix_nanos.saturating_add(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX));
         self.setup.sink.finish(ClientSpan {
             ids: start.ids,

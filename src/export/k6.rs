@@ -471,6 +471,7 @@ fn request(out: &mut String, script: &Script, _index: usize, req: &Req) {
         Role::Weighted(w) => format!("weight {w}"),
         Role::Error => "an error request (sent by error injection only)".to_string(),
         Role::Setup => "a setup request".to_string(),
+        Role::Step => "a journey step".to_string(),
     };
     let _ = writeln!(out, "// {}: {} {}, {role}.", req.name, req.method, super::text::comment_text(&target_text(req)));
     let _ = writeln!(out, "function {}() {{", function_name(req));

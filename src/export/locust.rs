@@ -359,6 +359,7 @@ fn request(out: &mut String, script: &Script, req: &Req) {
         Role::Weighted(w) => format!("weight {w}"),
         Role::Error => "an error request (sent by error injection only)".to_string(),
         Role::Setup => "a setup request".to_string(),
+        Role::Step => "a journey step".to_string(),
     };
     let _ = writeln!(out, "\n    def {}(self):", method_name(req));
     c(out, "        ", &format!("{}: {}.", req.name, role));

@@ -241,6 +241,40 @@ pub enum RenderError {
         }
     )]
     TooLarge { format: Format, limit: usize },
+    /// The workload uses what no export writes yet.
+    #[error("{0}")]
+    NotExported(String),
+}
+
+/// What `workload` uses that exports do not write yet (journeys, data
+/// tables, `take`, `env`, `base64`, regex and path captures): refused
+/// whole rather than written without it.
+pub fn not_exported(model: &Model) -> Option<String> {
+    use crate::workload::template::Hole;
+    let feature =
+        if !model.journeys.is_empty() {
+            "journeys"
+        } else if !model.data.is_empty() {
+            "data tables"
+        } else if let Some(hole) =
+            model.all_requests().flat_map(|r| r.templates()).flat_map(|t| t.holes()).map(|(h, _)| h).find(|h| {
+                matches!(h, Hole::Take(_) | Hole::Env(_) | Hole::Base64(_) | Hole::Var(_) | Hole::Data { .. })
+            })
+        {
+            match hole {
+                Hole::Take(_) => "take(pool)",
+                Hole::Env(_) => "env(…)",
+                Hole::Base64(_) => "base64(…)",
+                _ => "journey variables",
+            }
+        } else if model.all_requests().flat_map(|r| &r.captures).any(|c| c.regex.is_some()) {
+            "captures by regex"
+        } else if model.all_requests().flat_map(|r| &r.captures).any(|c| c.path) {
+            "path captures"
+        } else {
+            return None;
+        };
+    Some(format!("this workload uses {feature}, which are not exported yet; export a workload without them"))
 }
 
 /// Writes `workload` as a `format` script. Fails when an SLO or the
@@ -248,6 +282,9 @@ pub enum RenderError {
 /// or when the script would pass `spec.max_bytes` (the writers stop there).
 pub fn render(format: Format, workload: &Workload, spec: &Spec) -> Result<String, RenderError> {
     let model = workload.model();
+    if let Some(why) = not_exported(model) {
+        return Err(RenderError::NotExported(why));
+    }
     let names: Vec<&str> = model.all_requests().map(|r| r.name.as_str()).collect();
     slo::check_scopes(&spec.slos, &names)?;
     if let Some(endpoints) = &spec.endpoints {

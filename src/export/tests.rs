@@ -13,6 +13,8 @@ fn workload(text: &str) -> Workload {
             trace: crate::workload::TraceHeaders::Off,
         },
         default_pool_size: 50,
+        data_dir: None,
+        env: Default::default(),
     };
     load_str("test.yaml", text, &options).unwrap_or_else(|e| panic!("{e}"))
 }

@@ -104,12 +104,11 @@ pub enum SpanOutcome {
     Failed(&'static str),
 }
 
-/// A journey step's place (`trafficgen.journey`, `trafficgen.step`).
+/// A journey step's journey (`trafficgen.journey`); `trafficgen.step` is
+/// the step's name, its request's without the `journey/` before it.
 #[derive(Debug, Clone)]
 pub struct StepLabels {
     pub journey: Arc<str>,
-    /// The step's index in its journey, from 0.
-    pub step: u32,
 }
 
 /// One sampled request, completed.
@@ -157,8 +156,9 @@ impl ClientSpan {
             attributes.push(attribute("trafficgen.job_id", &**job));
         }
         if let Some(step) = &self.step {
+            let name = request.name.strip_prefix(&*step.journey).and_then(|n| n.strip_prefix('/'));
             attributes.push(attribute("trafficgen.journey", &*step.journey));
-            attributes.push(attribute("trafficgen.step", i64::from(step.step)));
+            attributes.push(attribute("trafficgen.step", name.unwrap_or(&request.name)));
         }
         // An HTTP client span is an error from 400 up, or without an answer.
         let error = match self.outcome {
@@ -326,10 +326,15 @@ mod tests {
         let span = client(SpanOutcome::Answered(503), None);
         assert_eq!(text(&span, "error.type"), Some(Value::StringValue("503".into())));
         assert_eq!(span.status.unwrap().code, StatusCode::Error as i32);
-        let span = client(SpanOutcome::Failed("timeout"), Some(StepLabels { journey: "checkout".into(), step: 2 }));
+        let span = client(SpanOutcome::Failed("timeout"), Some(StepLabels { journey: "get".into() }));
         assert_eq!(text(&span, "error.type"), Some(Value::StringValue("timeout".into())));
         assert_eq!(text(&span, "http.response.status_code"), None);
-        assert_eq!(text(&span, "trafficgen.step"), Some(Value::IntValue(2)));
+        assert_eq!(text(&span, "trafficgen.journey"), Some(Value::StringValue("get".into())));
+        assert_eq!(
+            text(&span, "trafficgen.step"),
+            Some(Value::StringValue("get_order".into())),
+            "get_order is not get/…: its whole name"
+        );
     }
 
     #[test]

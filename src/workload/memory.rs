@@ -29,7 +29,7 @@ impl Workload {
             .requests
             .iter()
             .flat_map(|r| &r.captures)
-            .filter(|c| c.pool.index() == pool)
+            .filter(|c| matches!(c.store, super::compile::Store::Pool(p) if p.index() == pool))
             .map(|c| c.max_len.min(MAX_VALUE_BYTES))
             .max()
             .unwrap_or(0);
@@ -61,7 +61,7 @@ mod tests {
 
     fn options() -> Options {
         let url = TargetUrl::parse("http://127.0.0.1:8080").unwrap();
-        Options { target: Target::new(&url), default_pool_size: 50 }
+        Options::new(Target::new(&url), 50)
     }
 
     #[test]

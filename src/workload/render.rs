@@ -9,7 +9,8 @@ use rand::{Rng, RngExt};
 
 use super::Workload;
 use super::compile::{Fill, PoolId, RequestId, Seg};
-use super::escape::{Ctx, encode};
+use super::escape::{Ctx, base64_encode, encode};
+use super::locals::Locals;
 use super::model::{MAX_POOLS, Method};
 use super::pool::Ring;
 use crate::base::trace_context::{SpanId, TraceId, TraceParent};
@@ -19,6 +20,10 @@ use crate::base::trace_context::{SpanId, TraceId, TraceParent};
 #[derive(Debug, Clone)]
 pub struct RunState {
     pub(crate) pools: Vec<Ring>,
+    /// Per data table: the next row (`sequential`, `unique`).
+    pub(crate) cursors: Vec<usize>,
+    /// What `base64(…)` encodes is written here first.
+    scratch: Vec<u8>,
     seq: u64,
     clock: Clock,
     /// `workload check`: pool values are shown as `{{ pool(name) }}`.
@@ -65,7 +70,16 @@ impl RunState {
                 ring
             })
             .collect();
-        RunState { pools, seq: 0, clock: Clock::System, placeholders: false, trace: TraceSlot::default() }
+        let cursors = vec![0; workload.compiled.tables.len()];
+        RunState {
+            pools,
+            cursors,
+            scratch: Vec::new(),
+            seq: 0,
+            clock: Clock::System,
+            placeholders: false,
+            trace: TraceSlot::default(),
+        }
     }
 
     /// The state for `next` after a swap from `previous`: pools whose names
@@ -91,6 +105,10 @@ impl RunState {
             match kept {
                 Some(mut ring) => {
                     left_behind.push(ring.cut_to(spec.size));
+                    if spec.path {
+                        // A pool of paths keeps only what is a safe path.
+                        ring.retain(|value| super::pool::is_safe_path(value.as_bytes()));
+                    }
                     pools.push(ring);
                 }
                 None => {
@@ -104,6 +122,8 @@ impl RunState {
         }
         left_behind.extend(old.into_iter().flatten());
         self.pools = pools;
+        // The data tables start over with the new workload's.
+        self.cursors = vec![0; next.compiled.tables.len()];
         free_elsewhere(left_behind);
     }
 
@@ -296,14 +316,28 @@ impl Workload {
     /// the workload's headers, `Content-Type` and `Content-Length` when
     /// there is a body, and the body.
     pub fn render(&self, chosen: &Chosen, rng: &mut impl Rng, state: &mut RunState, out: &mut Vec<u8>) {
+        self.render_in(chosen, rng, state, None, out);
+    }
+
+    /// [`Workload::render`] for a journey step: its variables and data
+    /// rows come from the instance's `locals`.
+    pub fn render_in(
+        &self,
+        chosen: &Chosen,
+        rng: &mut impl Rng,
+        state: &mut RunState,
+        locals: Option<&Locals>,
+        out: &mut Vec<u8>,
+    ) {
         out.clear();
         let request = &self.compiled.requests[chosen.request.index()];
-        self.write(&request.head, chosen, rng, state, out);
+        let from = From { chosen, locals };
+        self.write(&request.head, &from, rng, state, out);
         if let (true, Some(body)) = (request.dynamic_body, &request.body) {
             // The length is known once the body is written: write it after
             // the head, then move it up by the length line.
             let start = out.len();
-            self.write(body, chosen, rng, state, out);
+            self.write(body, &from, rng, state, out);
             let len = out.len() - start;
             let mut line = [0u8; 48];
             let n = content_length_line(len, &mut line);
@@ -311,24 +345,50 @@ impl Workload {
             out.copy_within(start..start + len, start + n);
             out[start..start + n].copy_from_slice(&line[..n]);
         }
+        self.take_values(chosen, state);
     }
 
     /// Writes the request's parts into `parts` (its buffers reused).
     pub fn render_parts(&self, chosen: &Chosen, rng: &mut impl Rng, state: &mut RunState, parts: &mut RequestParts) {
+        self.render_parts_in(chosen, rng, state, None, parts);
+    }
+
+    /// [`Workload::render_parts`] for a journey step (see [`Workload::render_in`]).
+    pub fn render_parts_in(
+        &self,
+        chosen: &Chosen,
+        rng: &mut impl Rng,
+        state: &mut RunState,
+        locals: Option<&Locals>,
+        parts: &mut RequestParts,
+    ) {
         let request = &self.compiled.requests[chosen.request.index()];
+        let from = From { chosen, locals };
         parts.request = Some(chosen.request);
         parts.target.clear();
-        self.write(&request.target, chosen, rng, state, &mut parts.target);
+        self.write(&request.target, &from, rng, state, &mut parts.target);
         parts.values.clear();
         parts.value_ends.clear();
         for (_, value) in &request.headers {
-            self.write(value, chosen, rng, state, &mut parts.values);
+            self.write(value, &from, rng, state, &mut parts.values);
             parts.value_ends.push(parts.values.len());
         }
         parts.body.clear();
         parts.has_body = request.body.is_some();
         if let Some(body) = &request.body {
-            self.write(body, chosen, rng, state, &mut parts.body);
+            self.write(body, &from, rng, state, &mut parts.body);
+        }
+        self.take_values(chosen, state);
+    }
+
+    /// Removes the values a request took (`take(pool)`) from their pools:
+    /// rendered, they are spent.
+    fn take_values(&self, chosen: &Chosen, state: &mut RunState) {
+        if state.placeholders {
+            return;
+        }
+        for pool in &self.compiled.requests[chosen.request.index()].takes {
+            state.pools[pool.index()].take(chosen.picks[pool.index()] as usize);
         }
     }
 
@@ -352,11 +412,11 @@ impl Workload {
         self.compiled.requests[id.index()].content_type.as_deref()
     }
 
-    fn write(&self, segs: &[Seg], chosen: &Chosen, rng: &mut impl Rng, state: &mut RunState, out: &mut Vec<u8>) {
+    fn write(&self, segs: &[Seg], from: &From<'_>, rng: &mut impl Rng, state: &mut RunState, out: &mut Vec<u8>) {
         for seg in segs {
             match seg {
                 Seg::Lit(bytes) => out.extend_from_slice(bytes),
-                Seg::Hole(fill, ctx) => self.fill(fill, *ctx, chosen, rng, state, out),
+                Seg::Hole(fill, ctx) => self.fill(fill, *ctx, from, rng, state, out),
             }
         }
     }
@@ -365,11 +425,12 @@ impl Workload {
         &self,
         fill: &Fill,
         ctx: Ctx,
-        chosen: &Chosen,
+        from: &From<'_>,
         rng: &mut impl Rng,
         state: &mut RunState,
         out: &mut Vec<u8>,
     ) {
+        let chosen = from.chosen;
         let mut digits = [0u8; 24];
         match fill {
             Fill::Int { min, max } => {
@@ -437,20 +498,98 @@ impl Workload {
                 let len = write_u64(n, &mut digits);
                 encode(ctx, &digits[..len], true, out);
             }
-            Fill::Pool(id) => {
+            Fill::Pool(id) | Fill::Take(id) => {
+                let spec = &self.compiled.pools[id.index()];
                 if state.placeholders {
-                    out.extend_from_slice(b"{{ pool(");
-                    out.extend_from_slice(self.compiled.pools[id.index()].name.as_bytes());
-                    out.extend_from_slice(b") }}");
+                    let function = if matches!(fill, Fill::Take(_)) { "take" } else { "pool" };
+                    placeholder(function, &spec.name, out);
                     return;
                 }
                 let pick = chosen.picks[id.index()] as usize;
                 // A pool is only read by a request that was resolved against it.
                 if let Some(value) = state.pools[id.index()].get(pick) {
-                    encode(ctx, value.as_bytes(), value.is_number(), out);
+                    value_into(ctx, value.as_bytes(), value.is_number(), spec.path, out);
                 }
             }
+            Fill::Var { slot, path, name } => {
+                if state.placeholders || from.locals.is_none() {
+                    placeholder("var", name, out);
+                    return;
+                }
+                // A step is only sent once every variable it reads is set.
+                if let Some((value, number)) = from.locals.and_then(|l| l.get(*slot)) {
+                    value_into(ctx, value, number, *path, out);
+                }
+            }
+            Fill::Data { table, column, name } => {
+                if state.placeholders || from.locals.is_none() {
+                    placeholder("data", name, out);
+                    return;
+                }
+                let row = from.locals.map_or(0, |l| l.row(*table));
+                let cell =
+                    self.compiled.tables.get(usize::from(*table)).and_then(|t| t.cell(row, usize::from(*column)));
+                if let Some((value, number)) = cell {
+                    encode(ctx, value, number, out);
+                }
+            }
+            Fill::Env(value) => {
+                if state.placeholders {
+                    placeholder("env", &value.name, out);
+                    return;
+                }
+                encode(ctx, &value.value, false, out);
+            }
+            Fill::Base64(segs) => {
+                if state.placeholders {
+                    out.extend_from_slice(b"{{ base64(");
+                    let mut inner = Vec::new();
+                    self.write(segs, from, rng, state, &mut inner);
+                    out.extend_from_slice(&inner);
+                    out.extend_from_slice(b") }}");
+                    return;
+                }
+                let mut scratch = std::mem::take(&mut state.scratch);
+                scratch.clear();
+                self.write(segs, from, rng, state, &mut scratch);
+                let start = out.len();
+                base64_encode(&scratch, out);
+                if ctx != Ctx::Header && ctx != Ctx::Raw {
+                    // `+`, `/` and `=` need writing for where they land.
+                    let encoded = out.split_off(start);
+                    encode(ctx, &encoded, false, out);
+                }
+                state.scratch = scratch;
+            }
         }
+    }
+}
+
+/// Where a request's values come from besides the pools.
+struct From<'a> {
+    chosen: &'a Chosen,
+    /// The journey instance's, for a step.
+    locals: Option<&'a Locals>,
+}
+
+/// `{{ function(name) }}`: what `workload check` shows instead of a value.
+fn placeholder(function: &str, name: &str, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{{ ");
+    out.extend_from_slice(function.as_bytes());
+    out.push(b'(');
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b") }}");
+}
+
+/// A value where it lands; a captured path (checked safe when it was
+/// captured) keeps its slashes in a path.
+fn value_into(ctx: Ctx, value: &[u8], number: bool, path: bool, out: &mut Vec<u8>) {
+    // Checked again here, cheaply: whatever filled it, nothing but a safe
+    // path is ever written unencoded.
+    if path && ctx == Ctx::Path && super::pool::is_safe_path(value) {
+        out.extend_from_slice(value);
+    } else {
+        encode(ctx, value, number, out);
     }
 }
 

@@ -170,7 +170,12 @@ fn status_and_health_have_the_contract_shape() {
             "mix": "create_order=60,list_orders=25,get_order=15",
             "stats": {"total": 0, "successful": 0, "failed": 0, "dropped": 0,
                       "by_endpoint": {"create_order": zero, "list_orders": zero, "get_order": zero}},
-            "job": null
+            "job": null,
+            "journeys": {"arrivals": 0, "active": 0, "max_active": 10000, "started": 0, "completed": 0,
+                         "ended_early": {"no_answer": 0, "not_success": 0, "stopped": 0, "unmet": 0},
+                         "dropped": {"max_journeys": 0, "no_data": 0},
+                         "duration_ms": {"count": 0, "p50": null, "p90": null, "p95": null, "p99": null, "max": null},
+                         "mean_duration_ms": null, "by_journey": {}}
         })
     );
     // The same sidecar, running: the values follow what happened.

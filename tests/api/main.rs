@@ -14,6 +14,7 @@ mod hardening;
 mod helpers;
 mod hostile;
 pub mod jobs;
+mod journeys;
 mod keep_alive;
 mod metrics;
 mod openapi;

@@ -341,3 +341,74 @@ fn the_demo_target_continues_a_trace_it_is_sent_and_starts_one_otherwise() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// A journey with three request steps and no pauses, against the demo target.
+const JOURNEY: &str = "journeys:
+  - name: order_then_read
+    weight: 1
+    steps:
+      - name: create
+        method: POST
+        path: /orders
+        body: {product_id: 3, quantity: 1}
+        success: [201]
+        capture:
+          - {var: id, json: /id}
+      - name: read
+        method: GET
+        path: \"/orders/{{ var(id) }}\"
+      - name: list
+        method: GET
+        path: /orders
+";
+
+#[test]
+fn a_journey_instance_is_one_trace_its_steps_the_children_of_its_span() {
+    let _timing = timing_test();
+    let receiver = Receiver::start(Behaviour::Accept);
+    let target = traced_demo_target(&receiver, &[]);
+    let dir = std::env::temp_dir().join(format!("tg-trace-journey-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("journey.yaml");
+    std::fs::write(&file, JOURNEY).expect("workload");
+    let path = file.to_string_lossy().to_string();
+    let sidecar = traced_sidecar(&target, &receiver, &[("STEADY_RPS", "10"), ("WORKLOAD_FILE", &path)]);
+    std::thread::sleep(Duration::from_secs(3));
+    pause_and_settle(&sidecar);
+    let sent = stat(&sidecar, "total");
+    let answered = target_count(&target, None);
+    assert!(sent >= 9, "only {sent} requests");
+    let spans = settle(&receiver, sent, answered);
+    let _ = std::fs::remove_dir_all(&dir);
+    let sidecar_spans = of(&spans, "trafficgen");
+    let (journeys, steps): (Vec<Received>, Vec<Received>) =
+        sidecar_spans.into_iter().partition(|s| s.span.kind == SpanKind::Internal as i32);
+    assert_eq!(steps.len() as u64, sent, "a client span per step sent");
+    assert!(!journeys.is_empty(), "a span per instance");
+    let by_id: HashMap<Vec<u8>, &Received> = journeys.iter().map(|j| (j.span.span_id.clone(), j)).collect();
+    let mut per_instance: HashMap<Vec<u8>, Vec<String>> = HashMap::new();
+    for step in &steps {
+        let parent = by_id.get(&step.span.parent_span_id).expect("a step's parent is its instance's span");
+        assert_eq!(parent.span.trace_id, step.span.trace_id, "one trace per instance");
+        assert_eq!(step.text("trafficgen.journey").as_deref(), Some("order_then_read"));
+        let name = step.text("trafficgen.step").expect("trafficgen.step");
+        assert_eq!(step.text("trafficgen.request"), Some(format!("order_then_read/{name}")));
+        per_instance.entry(step.span.parent_span_id.clone()).or_default().push(name);
+    }
+    let read = steps.iter().find(|s| s.text("trafficgen.step").as_deref() == Some("read")).expect("a read step");
+    assert_eq!(read.span.name, "GET /orders/{id}", "url.template names the variable, not its value");
+    for journey in &journeys {
+        assert_eq!(journey.span.name, "journey order_then_read");
+        assert!(journey.span.parent_span_id.is_empty(), "the instance's span is the root");
+        let mut names = per_instance.get(&journey.span.span_id).cloned().unwrap_or_default();
+        names.sort();
+        // Instances stopped by the pause may end before their last step.
+        assert!(!names.is_empty() && names.len() <= 3, "{names:?}");
+        if journey.text("error.type").is_none() {
+            assert_eq!(names, ["create", "list", "read"], "a completed instance ran every step");
+        }
+    }
+    assert!(journeys.iter().any(|j| j.text("error.type").is_none()), "some instance completed");
+    // The demo target's spans hang under the steps.
+    assert_one_trace_per_request(&steps, &of(&spans, "demo-target"));
+}

@@ -59,6 +59,8 @@ fn options() -> Options {
             trace: TraceHeaders::Off,
         },
         default_pool_size: 50,
+        data_dir: None,
+        env: Default::default(),
     }
 }
 
@@ -166,6 +168,8 @@ fn assert_same_as_engine(weights: OrderWeights, authority: &str, prefix: &str, r
             trace: TraceHeaders::Off,
         },
         default_pool_size: 7,
+        data_dir: None,
+        env: Default::default(),
     };
     let workload = orders(weights, &options).unwrap();
     let mut state = RunState::new(&workload);
