@@ -229,11 +229,6 @@ impl Sampler {
             _ => self.root.sample(trace_id),
         }
     }
-
-    /// Whether this sampler can sample anything.
-    pub fn never_samples_roots(&self) -> bool {
-        matches!(self.root, RootSampler::AlwaysOff | RootSampler::TraceIdRatio(0.0))
-    }
 }
 
 #[cfg(test)]

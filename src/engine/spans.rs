@@ -184,16 +184,16 @@ impl Tracer {
         target: &[u8],
         parent: Option<SpanId>,
         step: Option<StepLabels>,
-    ) -> Option<SpanStart> {
+    ) -> Option<Box<SpanStart>> {
         let sent = state.take_trace().filter(|t| t.sampled)?;
         let labels = self.labels.get(request.index())?;
-        Some(SpanStart {
+        Some(Box::new(SpanStart {
             ids: SpanIds { trace_id: sent.trace_id, span_id: sent.parent_id, parent },
             start_unix_nanos: unix_nanos(SystemTime::now()),
             request: Arc::clone(labels),
             target: String::from_utf8_lossy(&target[..target.len().min(MAX_URL_BYTES)]).into(),
             step,
-        })
+        }))
     }
 
     /// Queues the span of an answered or failed request; `took`: from

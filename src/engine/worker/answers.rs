@@ -42,14 +42,14 @@ impl Worker {
             _ => None,
         };
         // A failure's line names its trace, to find it in the tracing backend.
-        let trace_id = done.span.as_ref().map(SpanStart::trace_id);
+        let trace_id = done.span.as_deref().map(SpanStart::trace_id);
         if let (Some(tracer), Some(span)) = (&mut self.tracer, done.span) {
             let outcome = match &done.result {
                 Ok((Outcome::Answered { status, .. }, _)) => SpanOutcome::Answered(*status),
                 Ok((Outcome::Failed { kind, .. }, _)) => SpanOutcome::Failed(kind.as_str()),
                 Err(TimedOut) => SpanOutcome::Failed(ErrorKind::Timeout.as_str()),
             };
-            tracer.finish(span, from_sent, outcome);
+            tracer.finish(*span, from_sent, outcome);
         }
         let mut series = done.series.borrow_mut();
         // For a step: answered with a success, answered otherwise, or not at all.

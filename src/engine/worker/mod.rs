@@ -108,7 +108,7 @@ struct Completed {
     lag: Duration,
     result: Result<(Outcome, Request), TimedOut>,
     /// A sampled request's span, while spans are exported.
-    span: Option<SpanStart>,
+    span: Option<Box<SpanStart>>,
     /// Released (after recording) when this is dropped.
     _permit: InFlightPermit,
 }
