@@ -514,7 +514,7 @@ def main():
     spans = R.get("spans")
     if spans:
         rate = spans.get("rate")
-        w(f"## 8. Span export (OTLP/HTTP) at {f_rate(rate)}")
+        w(f"## 10. Span export (OTLP/HTTP) at {f_rate(rate)} req/s (issue 28)")
         w("")
         w("trafficgen against nginx as above, its spans posted to an OTLP/HTTP receiver in the harness "
           "(Python threads; it reads each batch and answers). Runs interleaved (off, sampling 0, sampling 1.0, "
