@@ -152,6 +152,8 @@ fuzz() {
   if [ -n "$explore" ]; then
     # Fresh draws for as long as allowed; what is found is kept in the
     # example database and the reports, to become kept cases.
+    # (--report takes a comma-separated list: one word, not two elements)
+    # shellcheck disable=SC2054
     mode=(--max-time "$fuzz_secs" --workers 2 --generation-database "$finds/examples"
       --report junit,vcr --report-dir "$finds/$label")
   else
