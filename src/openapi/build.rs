@@ -105,19 +105,9 @@ pub fn build<'d>(cx: &Context<'_, 'd>, index: usize, walker: &mut Walker<'d>) ->
             || param.schema().and_then(|s| doc::follow(cx.root, s).ok()).is_some_and(|(s, _)| {
                 s.get("default").is_some() || s.get("example").is_some() || s.get("examples").is_some()
             });
-        let reserved = param.location == "header"
-            && matches!(
-                param.name.to_ascii_lowercase().as_str(),
-                "accept"
-                    | "content-type"
-                    | "authorization"
-                    | "host"
-                    | "content-length"
-                    | "transfer-encoding"
-                    | "connection"
-                    | "user-agent"
-            );
-        if reserved {
+        // The specification says Accept, Content-Type and Authorization
+        // header parameters are ignored; trafficgen sets the framing ones.
+        if param.location == "header" && IGNORED.contains(&param.name.to_ascii_lowercase().as_str()) {
             continue;
         }
         if !param.required && !exemplified {
@@ -133,11 +123,9 @@ pub fn build<'d>(cx: &Context<'_, 'd>, index: usize, walker: &mut Walker<'d>) ->
             Err(e) => return Err(e),
         };
         match param.location {
-            "query" => draft.query.push((param.name.to_string(), value)),
-            "header" if param.name.bytes().all(crate::workload::model::is_token_byte) => {
-                draft.headers.push((param.name.to_string(), value));
-            }
-            "cookie" => draft.cookies.push((param.name.to_string(), value)),
+            "query" if query_name_ok(param.name) => draft.query.push((param.name.to_string(), value)),
+            "header" if header_name_ok(param.name) => draft.headers.push((param.name.to_string(), value)),
+            "cookie" if !param.name.is_empty() => draft.cookies.push((param.name.to_string(), value)),
             _ if param.required => {
                 return Err(Problem::new(
                     format!("{pointer}/parameters"),
@@ -160,23 +148,97 @@ pub fn build<'d>(cx: &Context<'_, 'd>, index: usize, walker: &mut Walker<'d>) ->
     for credential in auth::credentials(cx.root, operation, cx.login)? {
         match credential {
             Credential::LoginToken => draft.login_token = true,
-            Credential::Header(name, value) if name.bytes().all(crate::workload::model::is_token_byte) => {
+            Credential::Header(name, value) if header_name_ok(&name) => {
                 draft.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
                 draft.headers.push((name, value));
             }
-            Credential::Header(name, _) => {
+            Credential::Query(name, value) if query_name_ok(&name) => {
+                draft.query.retain(|(n, _)| *n != name);
+                draft.query.push((name, value));
+            }
+            Credential::Cookie(name, value) if !name.is_empty() => draft.cookies.push((name, value)),
+            Credential::Header(name, _) | Credential::Query(name, _) | Credential::Cookie(name, _) => {
                 return Err(Problem::new(
                     format!("{pointer}/security"),
-                    format!("header `{}` is not a valid header name; left out", doc::short(&name)),
+                    format!("the API key's name `{}` cannot be sent; left out", doc::short(&name)),
                 ));
             }
-            Credential::Query(name, value) => draft.query.push((name, value)),
-            Credential::Cookie(name, value) => draft.cookies.push((name, value)),
         }
     }
 
     draft.body = body(cx.root, operation, walker, &mut draft.notes)?;
+    // Each name once (the workload refuses a header or parameter twice).
+    let mut seen: Vec<String> = Vec::new();
+    draft.headers.retain(|(n, _)| {
+        let lower = n.to_ascii_lowercase();
+        let first = !seen.contains(&lower);
+        seen.push(lower);
+        first
+    });
+    let mut seen: Vec<String> = Vec::new();
+    draft.query.retain(|(n, _)| {
+        let first = !seen.contains(n);
+        seen.push(n.clone());
+        first
+    });
+    let path_bytes: usize = draft
+        .path
+        .iter()
+        .map(|p| match p {
+            PathPart::Lit(l) => l.len(),
+            PathPart::Param { value, .. } => write::path_value(value).len().max(64),
+        })
+        .sum();
+    if path_bytes > MAX_WRITTEN_PATH {
+        return Err(Problem::new(
+            &pointer,
+            format!("the path would be longer than {MAX_WRITTEN_PATH} bytes; left out"),
+        ));
+    }
     Ok(draft)
+}
+
+/// Longest path written (a workload's path is at most 8 KiB).
+const MAX_WRITTEN_PATH: usize = 4096;
+
+/// Headers trafficgen sets itself.
+const FRAMING: [&str; 10] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "expect",
+    "content-type",
+];
+
+/// Header parameters the specification says are ignored (the media types
+/// and the security schemes say them).
+const IGNORED: [&str; 3] = ["accept", "content-type", "authorization"];
+
+/// A header name a workload takes: a token, at most 64 long, not one of
+/// trafficgen's own.
+fn header_name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(crate::workload::model::is_token_byte)
+        && !FRAMING.contains(&name.to_ascii_lowercase().as_str())
+}
+
+/// A query parameter name a workload takes: not empty, not a template.
+fn query_name_ok(name: &str) -> bool {
+    !name.is_empty() && !name.contains("{{") && !name.chars().any(char::is_control)
+}
+
+/// A media type a workload takes as `content_type`.
+fn media_type_ok(media_type: &str) -> bool {
+    media_type.contains('/')
+        && media_type.len() <= 256
+        && !media_type.contains("{{")
+        && !media_type.chars().any(char::is_control)
 }
 
 /// A parameter's value: its example, else one made from its schema.
@@ -231,6 +293,15 @@ fn body<'d>(
             return Ok(None);
         }
         Err(why) => return Err(Problem::new(pointer, format!("{why}; left out"))),
+    };
+    let media_type = if media_type_ok(media_type) {
+        media_type
+    } else {
+        match kind {
+            MediaKind::Json => "application/json",
+            MediaKind::Form => "application/x-www-form-urlencoded",
+            MediaKind::Text => "text/plain",
+        }
     };
     Ok(Some(match kind {
         MediaKind::Json => BodyDraft::Json(sample, media_type.to_string()),

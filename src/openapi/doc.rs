@@ -329,7 +329,11 @@ impl fmt::Display for RefError {
 
 /// At most 80 characters of a text quoted in a message.
 pub fn short(text: &str) -> String {
-    let mut out: String = text.chars().take(80).map(|c| if c.is_control() { ' ' } else { c }).collect::<String>();
+    let mut out: String = text
+        .chars()
+        .take(80)
+        .map(|c| if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') { ' ' } else { c })
+        .collect::<String>();
     if text.chars().nth(80).is_some() {
         out.push('…');
     }

@@ -49,7 +49,10 @@ impl Problem {
         let message: String = message.into();
         Problem {
             pointer: pointer.into(),
-            message: message.chars().map(|c| if c.is_control() { ' ' } else { c }).collect(),
+            message: message
+                .chars()
+                .map(|c| if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') { ' ' } else { c })
+                .collect(),
         }
     }
 }
@@ -139,6 +142,8 @@ pub fn first_example<'d>(root: &'d Value, examples: &'d Value) -> Option<&'d Val
     doc::follow(root, first).ok()?.0.get("value")
 }
 
+/// Most parameters of an operation (or path item) read.
+const MAX_PARAMS: usize = 256;
 /// Longest parameter name taken.
 const MAX_PARAM_NAME: usize = 128;
 
@@ -150,7 +155,7 @@ pub fn parameters<'d>(root: &'d Value, operation: &Operation<'d>) -> Result<Vec<
         [(operation.op, operation.pointer()), (operation.item, format!("#/paths/{}", escape_token(operation.path)))]
     {
         let Some(list) = owner.get("parameters").and_then(Value::as_array) else { continue };
-        for (i, raw) in list.iter().enumerate() {
+        for (i, raw) in list.iter().enumerate().take(MAX_PARAMS) {
             let at = format!("{pointer}/parameters/{i}");
             let (param, _) = doc::follow(root, raw).map_err(|e| Problem::new(&at, e.to_string()))?;
             let (Some(name), Some(location)) = (param.str_at("name"), param.str_at("in")) else {

@@ -244,6 +244,20 @@ fn camel_to_snake(s: &str) -> String {
     out
 }
 
+/// An RFC 6901 pointer a capture takes: empty or from `/`, `~` only as
+/// `~0` or `~1`, short.
+fn pointer_ok(pointer: &str) -> bool {
+    let bytes = pointer.as_bytes();
+    (pointer.is_empty() || pointer.starts_with('/'))
+        && pointer.len() <= 256
+        && !pointer.chars().any(char::is_control)
+        && bytes
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'~')
+            .all(|(i, _)| matches!(bytes.get(i + 1), Some(b'0' | b'1')))
+}
+
 /// OpenAPI `links` on success answers: `{"operationId": "getUser",
 /// "parameters": {"userId": "$response.body#/id"}}`.
 fn links<'d>(root: &'d Value, ops: &[Operation<'d>], usable: &[bool], walker: &mut Walker<'d>, found: &mut Resources) {
@@ -254,6 +268,9 @@ fn links<'d>(root: &'d Value, ops: &[Operation<'d>], usable: &[bool], walker: &m
             by_id.entry(id).or_insert(i);
         }
     }
+    // Operations by where they are in the tree, for `operationRef`.
+    let by_value: HashMap<*const Value, usize> =
+        ops.iter().enumerate().filter(|(i, _)| usable[*i]).map(|(i, o)| (std::ptr::from_ref(o.op), i)).collect();
     let mut seen_links = 0usize;
     for (source_op, op) in ops.iter().enumerate().filter(|(i, _)| usable[*i]) {
         for response in operations::success_responses(root, op) {
@@ -266,15 +283,9 @@ fn links<'d>(root: &'d Value, ops: &[Operation<'d>], usable: &[bool], walker: &m
                 let Ok((link, _)) = doc::follow(root, link) else { continue };
                 let target = match (link.str_at("operationId"), link.str_at("operationRef")) {
                     (Some(id), _) => by_id.get(id).copied(),
-                    (None, Some(reference)) => ops
-                        .iter()
-                        .enumerate()
-                        .find(|(i, o)| {
-                            usable[*i]
-                                && (o.pointer() == reference
-                                    || doc::pointer(root, reference).is_ok_and(|v| std::ptr::eq(v, o.op)))
-                        })
-                        .map(|(i, _)| i),
+                    (None, Some(reference)) => {
+                        doc::pointer(root, reference).ok().and_then(|v| by_value.get(&std::ptr::from_ref(v)).copied())
+                    }
                     _ => None,
                 };
                 let (Some(target), Some(parameters)) = (target, link.get("parameters").and_then(Value::as_object))
@@ -285,7 +296,7 @@ fn links<'d>(root: &'d Value, ops: &[Operation<'d>], usable: &[bool], walker: &m
                     let Some(pointer) = expression.as_str().and_then(|e| e.strip_prefix("$response.body#")) else {
                         continue;
                     };
-                    if !(pointer.is_empty() || pointer.starts_with('/')) || target == source_op {
+                    if !pointer_ok(pointer) || target == source_op {
                         continue;
                     }
                     // `path.id` names the place too.

@@ -24,6 +24,8 @@ pub const STEPS_PER_VALUE: usize = 4_000;
 pub const MAX_VALUE_BYTES: usize = 8 * 1024;
 /// Most optional properties sent in one object.
 const MAX_OPTIONAL: usize = 24;
+/// Most properties (and required names) of one schema read.
+const MAX_PROPERTIES: usize = 256;
 /// Most items of an array sent.
 const MAX_ITEMS: usize = 4;
 /// Longest example text used as is.
@@ -143,16 +145,24 @@ impl<'d> Walker<'d> {
             return Err(SchemaError(format!("schemas nested more than {MAX_DEPTH} deep (allOf, $ref, properties)")));
         }
         let (schema, via) = doc::follow(self.root, schema)?;
-        if let Some(reference) = via {
-            if self.stack.contains(&reference) || flat.refs.contains(&reference) {
-                let mut chain: Vec<&str> = self.stack.iter().chain(flat.refs.iter()).copied().collect();
-                chain.push(reference);
-                let from = chain.iter().position(|r| *r == reference).unwrap_or(0);
-                let shown: Vec<String> = chain[from..].iter().map(|r| doc::short(r)).collect();
-                return Err(SchemaError(format!("$ref cycle: {}", shown.join(" → "))));
-            }
+        let Some(reference) = via else { return self.merge_object(schema, depth, flat) };
+        // A cycle is a reference met again inside itself (the same schema
+        // twice side by side in an `allOf` is not one).
+        if let Some(from) = self.stack.iter().position(|r| *r == reference) {
+            let mut shown: Vec<String> = self.stack[from..].iter().map(|r| doc::short(r)).collect();
+            shown.push(doc::short(reference));
+            return Err(SchemaError(format!("$ref cycle: {}", shown.join(" → "))));
+        }
+        if !flat.refs.contains(&reference) {
             flat.refs.push(reference);
         }
+        self.stack.push(reference);
+        let merged = self.merge_object(schema, depth, flat);
+        self.stack.pop();
+        merged
+    }
+
+    fn merge_object(&mut self, schema: &'d Value, depth: usize, flat: &mut Flat<'d>) -> Result<(), SchemaError> {
         let object = match schema {
             Value::Bool(true) => return Ok(()),
             Value::Bool(false) => {
@@ -217,8 +227,13 @@ impl<'d> Walker<'d> {
         flat.multiple_of = flat.multiple_of.or_else(|| number("multipleOf").filter(|m| *m > 0.0));
         flat.read_only |= object.is_true("readOnly");
         flat.write_only |= object.is_true("writeOnly");
+        // At most MAX_PROPERTIES of each: a value sends far fewer, and the
+        // checks for duplicates stay small.
         if let Some(properties) = object.get("properties").and_then(Value::as_object) {
             for (name, property) in properties.iter() {
+                if flat.properties.len() == MAX_PROPERTIES {
+                    break;
+                }
                 if !flat.properties.iter().any(|(n, _)| *n == name) {
                     flat.properties.push((name, property));
                 }
@@ -226,6 +241,9 @@ impl<'d> Walker<'d> {
         }
         if let Some(required) = object.get("required").and_then(Value::as_array) {
             for name in required.iter().filter_map(Value::as_str) {
+                if flat.required.len() == MAX_PROPERTIES {
+                    break;
+                }
                 if !flat.required.contains(&name) {
                     flat.required.push(name);
                 }
@@ -393,7 +411,10 @@ impl<'d> Walker<'d> {
         if max == Some(0) {
             return Text::default();
         }
-        let length = 8usize.max(if unique { 10 } else { 0 }).clamp(min.max(1), max.unwrap_or(usize::MAX).max(1));
+        if max.is_some_and(|max| max < min) {
+            self.note(format!("minLength {min} is above maxLength {}: check the value", max.unwrap_or_default()));
+        }
+        let length = 8usize.max(if unique { 10 } else { 0 }).max(min).min(max.unwrap_or(usize::MAX)).max(1);
         if length <= 1024 {
             Text::hole(format!("random_string({length})"))
         } else {
@@ -453,6 +474,10 @@ impl<'d> Walker<'d> {
         let mut entries: Vec<(String, Sample)> = Vec::new();
         let mut optional = 0;
         for (name, property) in &flat.properties {
+            if !key_ok(name) || entries.iter().any(|(n, _)| n == name) {
+                self.note(format!("property `{}` cannot be written as a key: left out", doc::short(name)));
+                continue;
+            }
             let required = flat.required.contains(name);
             // With an example of the object, its optional properties are
             // the ones it shows.
@@ -499,11 +524,15 @@ impl<'d> Walker<'d> {
         }
         // Required without a schema of their own.
         for name in &flat.required {
-            if !entries.iter().any(|(n, _)| n == name) && !flat.properties.iter().any(|(n, _)| n == name) {
+            if key_ok(name)
+                && !entries.iter().any(|(n, _)| n == name)
+                && !flat.properties.iter().any(|(n, _)| n == name)
+            {
                 entries.push((name.to_string(), Sample::Text(Text::hole("random_string(8)"))));
             }
         }
         if let Some((discriminator, value)) = &flat.discriminator
+            && key_ok(discriminator)
             && !entries.iter().any(|(n, _)| n == discriminator)
         {
             entries.push((discriminator.to_string(), Sample::Text(Text::lit(value.clone()))));
@@ -597,11 +626,23 @@ pub fn from_json(value: &Value, depth: usize) -> Option<Sample> {
         Value::Array(items) if items.len() <= 64 => {
             Sample::Array(items.iter().map(|i| from_json(i, depth + 1)).collect::<Option<Vec<_>>>()?)
         }
-        Value::Object(o) if o.len() <= 64 => Sample::Object(
-            o.iter().map(|(k, v)| Some((k.to_string(), from_json(v, depth + 1)?))).collect::<Option<Vec<_>>>()?,
-        ),
+        Value::Object(o) if o.len() <= 64 => {
+            let mut entries: Vec<(String, Sample)> = Vec::new();
+            for (key, value) in o.iter() {
+                if key_ok(key) && !entries.iter().any(|(k, _)| k == key) {
+                    entries.push((key.to_string(), from_json(value, depth + 1)?));
+                }
+            }
+            Sample::Object(entries)
+        }
         _ => return None,
     })
+}
+
+/// A key a workload body can hold: a template cannot be a key, so none
+/// with `{{` (and none too long to be one).
+pub fn key_ok(key: &str) -> bool {
+    !key.contains("{{") && key.len() <= 256
 }
 
 /// One of the values, drawn per request when they are all text or all

@@ -140,3 +140,229 @@ fn flags_bring_deletes_and_deprecated_operations_back_and_change_weights() {
     assert_eq!(w.mix(), "create_user=2,list_users=9,get_user=9,update_user=2,delete_user=2,old=9");
     assert_eq!(d.flows[0].delete.as_deref(), Some("delete_user"));
 }
+
+/// A document of `paths` (JSON text of the paths object) and `components`.
+fn doc(paths: &str, components: &str) -> String {
+    format!(
+        r#"{{"openapi": "3.0.3", "info": {{"title": "T", "version": "1"}}, "paths": {paths}, "components": {components}}}"#
+    )
+}
+
+#[test]
+fn links_name_the_parameter_an_answer_feeds() {
+    let d = derived(&doc(
+        r##"{
+        "/carts": {"post": {"operationId": "newCart", "responses": {"201": {"description": "",
+            "content": {"application/json": {"schema": {"type": "object", "properties": {"cart": {"type": "object", "properties": {"key": {"type": "string"}}}}}}},
+            "links": {"open": {"operationId": "getCart", "parameters": {"path.cartKey": "$response.body#/cart/key"}}}}}}},
+        "/baskets/{cartKey}": {"get": {"operationId": "getCart", "parameters": [{"name": "cartKey", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "responses": {"200": {"description": ""}}}}
+    }"##,
+        "{}",
+    ));
+    let w = load(&d);
+    let get = w.find("getCart").unwrap();
+    assert_eq!(w.fallback(get).map(|f| w.name(f)), Some("newCart"));
+    let create = w.model().requests.iter().find(|r| r.name == "newCart").unwrap();
+    assert_eq!(create.captures[0].source, workload::model::CaptureSource::Json("/cart/key".into()));
+    assert!(d.text.contains("(by the document's link)"), "{}", d.text);
+}
+
+#[test]
+fn a_list_supplies_ids_where_nothing_creates_them() {
+    let d = derived(&doc(
+        r#"{
+        "/things": {"get": {"operationId": "listThings", "responses": {"200": {"description": "", "content": {"application/json": {"schema":
+            {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object", "properties": {"thing_id": {"type": "string"}}}}}}}}}}}},
+        "/things/{thing_id}": {"get": {"operationId": "getThing", "parameters": [{"name": "thing_id", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "responses": {"200": {"description": ""}}}}
+    }"#,
+        "{}",
+    ));
+    let w = load(&d);
+    let list = w.model().requests.iter().find(|r| r.name == "listThings").unwrap();
+    assert_eq!(list.captures[0].source, workload::model::CaptureSource::Json("/items/0/thing_id".into()));
+    assert_eq!(w.fallback(w.find("getThing").unwrap()).map(|f| w.name(f)), Some("listThings"));
+    assert!(d.flows.is_empty(), "a list is not a create: {:?}", d.flows);
+}
+
+#[test]
+fn an_oauth2_password_flow_becomes_the_setup_login_with_placeholders() {
+    let d = derived(&doc(
+        r#"{"/me": {"get": {"operationId": "me", "security": [{"oauth": []}], "responses": {"200": {"description": ""}}}}}"#,
+        r#"{"securitySchemes": {"oauth": {"type": "oauth2", "flows": {"password": {"tokenUrl": "/auth/token", "scopes": {}}}}}}"#,
+    ));
+    let w = load(&d);
+    let login = w.setup()[0];
+    assert_eq!(w.name(login), "login");
+    let setup = w.model().all_requests().find(|r| r.name == "login").unwrap();
+    assert_eq!(setup.path.as_literal(), Some("/auth/token"));
+    assert_eq!(setup.content_type.as_deref(), Some("application/x-www-form-urlencoded"));
+    assert_eq!(w.needs(w.find("me").unwrap()).iter().map(|p| w.pool_name(*p)).collect::<Vec<_>>(), ["login_token"]);
+    assert!(d.text.contains("grant_type=password&username=REPLACE_ME_TRAFFICGEN_ENV_USERNAME&password=REPLACE_ME_TRAFFICGEN_ENV_PASSWORD"), "{}", d.text);
+    assert!(
+        d.text.contains(
+            "# Credentials: replace each of these below with its value:\n#   REPLACE_ME_TRAFFICGEN_ENV_USERNAME\n"
+        ),
+        "{}",
+        d.text
+    );
+    // Told not to log in: the token is a placeholder too.
+    let d = derived_with(
+        &doc(
+            r#"{"/me": {"get": {"operationId": "me", "security": [{"oauth": []}], "responses": {"200": {"description": ""}}}}}"#,
+            r#"{"securitySchemes": {"oauth": {"type": "oauth2", "flows": {"password": {"tokenUrl": "/auth/token", "scopes": {}}}}}}"#,
+        ),
+        &Options { login: LoginChoice::Off, ..Options::default() },
+    );
+    assert!(load(&d).setup().is_empty());
+    assert!(d.text.contains("Authorization: \"Bearer REPLACE_ME_TRAFFICGEN_ENV_OAUTH_TOKEN\""), "{}", d.text);
+}
+
+#[test]
+fn api_keys_and_basic_credentials_go_where_the_scheme_says() {
+    let d = derived(&doc(
+        r#"{"/a": {"get": {"operationId": "a", "security": [{"key": [], "q": []}], "responses": {"200": {"description": ""}}}},
+            "/b": {"get": {"operationId": "b", "security": [{"digest": []}, {"basic": []}], "responses": {"200": {"description": ""}}}},
+            "/c": {"get": {"operationId": "c", "security": [{"session": []}], "responses": {"200": {"description": ""}}}},
+            "/d": {"get": {"operationId": "d", "security": [{"digest": []}], "responses": {"200": {"description": ""}}}}}"#,
+        r#"{"securitySchemes": {"key": {"type": "apiKey", "in": "header", "name": "X-Api-Key"},
+            "q": {"type": "apiKey", "in": "query", "name": "api_key"},
+            "session": {"type": "apiKey", "in": "cookie", "name": "sid"},
+            "basic": {"type": "http", "scheme": "basic"}, "digest": {"type": "http", "scheme": "digest"}}}"#,
+    ));
+    let w = load(&d);
+    let a = w.model().requests.iter().find(|r| r.name == "a").unwrap();
+    assert_eq!(a.headers[0].0, "X-Api-Key");
+    assert_eq!(a.headers[0].1.as_literal(), Some("REPLACE_ME_TRAFFICGEN_ENV_KEY_KEY"));
+    assert_eq!(a.query[0].0, "api_key");
+    let b = w.model().requests.iter().find(|r| r.name == "b").unwrap();
+    assert_eq!(
+        b.headers[0].1.as_literal(),
+        Some("Basic REPLACE_ME_BASE64_OF_TRAFFICGEN_ENV_BASIC_USERNAME_COLON_TRAFFICGEN_ENV_BASIC_PASSWORD")
+    );
+    let c = w.model().requests.iter().find(|r| r.name == "c").unwrap();
+    assert_eq!(c.headers[0].1.as_literal(), Some("sid=REPLACE_ME_TRAFFICGEN_ENV_SESSION_KEY"));
+    // Digest alone cannot be sent: left out with its place.
+    assert!(w.find("d").is_none());
+    assert!(
+        d.problems.iter().any(|p| p.pointer == "#/paths/~1d/get/security" && p.message.contains("digest")),
+        "{:?}",
+        d.problems
+    );
+}
+
+#[test]
+fn yaml_documents_server_paths_and_form_bodies() {
+    let yaml = "openapi: 3.0.0
+info: {title: Y, version: '2'}
+servers:
+  - url: https://api.example.com/v2
+paths:
+  /forms/{slug}:
+    parameters:
+      - {name: slug, in: path, required: true, schema: {type: string, example: 'a b/c'}}
+    post:
+      requestBody:
+        required: true
+        content:
+          application/x-www-form-urlencoded:
+            schema:
+              type: object
+              required: [name, n]
+              properties:
+                name: {type: string, example: 'x&y'}
+                n: {type: integer, minimum: 1, maximum: 3}
+      responses:
+        '204': {description: done}
+";
+    let d = derived(yaml);
+    let w = load(&d);
+    let r = &w.model().requests[0];
+    assert_eq!(r.name, "post_forms_slug");
+    assert_eq!(r.path.as_literal(), Some("/v2/forms/a%20b%2Fc"));
+    assert_eq!(r.content_type.as_deref(), Some("application/x-www-form-urlencoded"));
+    assert!(d.text.contains("body: \"name=x%26y&n={{ random_int(1, 3) }}\""), "{}", d.text);
+    assert!(r.success.contains(204) && !r.success.contains(200));
+    assert!(d.text.contains("Paths start with the first server's path /v2"), "{}", d.text);
+}
+
+#[test]
+fn bad_parts_get_a_line_each_with_their_place_and_are_left_out() {
+    let d = derived(&doc(
+        r##"{
+        "/ok": {"get": {"operationId": "ok", "responses": {"200": {"description": ""}}}},
+        "/users": {"post": {"operationId": "upload", "requestBody": {"required": true, "content": {"multipart/form-data": {"schema": {"type": "object"}}}}, "responses": {"201": {"description": ""}}}},
+        "/ext": {"post": {"operationId": "ext", "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "other.yaml#/Thing"}}}}, "responses": {"201": {"description": ""}}}},
+        "/loop": {"post": {"operationId": "loop", "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Node"}}}}, "responses": {"201": {"description": ""}}}},
+        "/none": {"put": {"operationId": "none", "requestBody": {"required": true, "content": {"application/json": {}}}, "responses": {"200": {"description": ""}}}},
+        "/p/{x}": {"get": {"operationId": "undescribed", "responses": {"200": {"description": ""}}}},
+        "nope": {"get": {"responses": {"200": {"description": ""}}}}
+    }"##,
+        r##"{"schemas": {"Node": {"type": "object", "required": ["next"], "properties": {"next": {"$ref": "#/components/schemas/Node"}}}}}"##,
+    ));
+    let lines: Vec<String> = d.problems.iter().map(ToString::to_string).collect();
+    let expect = [
+        "#/paths/~1users/post/requestBody: no body trafficgen can write (`multipart/form-data`",
+        "#/paths/~1ext/post/requestBody: $ref `other.yaml#/Thing` points outside this document; external references are not fetched; left out",
+        "#/paths/~1loop/post/requestBody: `next`: $ref cycle: #/components/schemas/Node → #/components/schemas/Node; left out",
+        "#/paths/~1none/put/requestBody: no schema or example to make a body from; left out",
+        "#/paths/~1p~1{x}/get/parameters: path parameter `x` is not described; left out",
+        "#/paths/nope: a path must start with `/`; left out",
+    ];
+    for e in expect {
+        assert!(lines.iter().any(|l| l.starts_with(e)), "no line starting {e:?} in\n{}", lines.join("\n"));
+    }
+    assert_eq!(lines.len(), expect.len(), "{lines:#?}");
+    let w = load(&d);
+    assert_eq!(w.mix(), "ok=4");
+    assert!(d.text.contains("# Left out (5):"), "{}", d.text);
+    assert!(d.text.contains("#   POST /loop (loop): `next`: $ref cycle"), "{}", d.text);
+}
+
+#[test]
+fn whole_documents_that_cannot_be_used_are_refused_in_one_line() {
+    let refused = |text: &str| derive("doc", text.as_bytes(), &Options::default()).unwrap_err().0;
+    let swagger = refused(r#"{"swagger": "2.0", "info": {}, "paths": {}}"#);
+    assert!(
+        swagger.contains("Swagger 2.0") && swagger.contains("convert it first") && !swagger.contains('\n'),
+        "{swagger}"
+    );
+    assert!(refused("swagger: '2.0'\n").contains("Swagger 2.0"));
+    assert!(refused(r#"{"openapi": "4.0.0", "paths": {}}"#).contains("not a version trafficgen reads"));
+    assert!(refused(r#"{"info": {}}"#).contains("not an OpenAPI 3 document"));
+    assert!(refused(r#"{"openapi": "3.1.0", "paths": {}}"#).contains("no operations"));
+    assert!(refused("[1, 2]").contains("is an object"));
+    assert!(refused("{\"openapi\": ").contains("not valid JSON"));
+    let bytes = [b'{', 0xff, b'}'];
+    assert!(derive("doc", &bytes, &Options::default()).unwrap_err().0.contains("not UTF-8"));
+    let only_bad = doc(
+        r#"{"/x": {"post": {"requestBody": {"required": true, "content": {"image/png": {}}}, "responses": {}}}}"#,
+        "{}",
+    );
+    let all_bad = refused(&only_bad);
+    assert!(
+        all_bad.contains("no operation could be made into a request (first: #/paths/~1x/post/requestBody"),
+        "{all_bad}"
+    );
+    // A login named that does not exist is the user's mistake.
+    let named =
+        derive("doc", USERS.as_bytes(), &Options { login: LoginChoice::Named("nope".into()), ..Options::default() });
+    assert!(named.unwrap_err().0.contains("--login nope"));
+}
+
+#[test]
+fn names_are_labels_and_unique() {
+    let d = derived(&doc(
+        r#"{"/a-b/{id}": {"parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}],
+             "get": {"operationId": "9 lives!", "responses": {"200": {"description": ""}}},
+             "post": {"operationId": "9 lives!", "responses": {"200": {"description": ""}}}},
+            "/x": {"get": {"operationId": "a_very_long_operation_id_that_goes_on_and_on_and_on_past_the_metric_label_bound", "responses": {"200": {"description": ""}}}}}"#,
+        "{}",
+    ));
+    let w = load(&d);
+    let names: Vec<&str> = w.requests().map(|id| w.name(id)).collect();
+    assert_eq!(names, ["_9_lives", "_9_lives_2", "a_very_long_operation_id_that_goes_on_and_on_and_on_past"]);
+}
+
+mod hostile;

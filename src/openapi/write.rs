@@ -237,7 +237,10 @@ pub fn json_text(sample: &Sample) -> Option<String> {
             let mut escaped = Text::default();
             for piece in &text.0 {
                 match piece {
-                    Piece::Lit(l) => escaped.push_lit(&serde_json::to_string(l).ok()?.trim_matches('"').to_string()),
+                    Piece::Lit(l) => {
+                        let json = serde_json::to_string(l).ok()?;
+                        escaped.push_lit(json.strip_prefix('"')?.strip_suffix('"')?);
+                    }
                     Piece::Hole(h) => escaped.push_hole(h.clone()),
                 }
             }
@@ -346,6 +349,7 @@ mod tests {
     #[test]
     fn json_scalars_become_json_text() {
         assert_eq!(json_text(&Sample::Text(Text::lit("a\"b"))).unwrap(), r#""a\"b""#);
+        assert_eq!(json_text(&Sample::Text(Text::lit("say \"hi\""))).unwrap(), r#""say \"hi\"""#);
         assert_eq!(json_text(&Sample::Text(Text::hole("random_int(1, 2)"))).unwrap(), "{{ random_int(1, 2) }}");
         let mut t = Text::lit("{{x");
         t.push_hole("uuid()");
