@@ -254,8 +254,7 @@ pub fn answers(root: &Value, operation: &Operation<'_>) -> Answers {
     let mut streaming = 0;
     for (code, response) in responses.iter().take(64) {
         out.documented.push(doc::short(code));
-        let upper = code.to_ascii_uppercase();
-        let is_success = if upper == "2XX" {
+        let is_success = if code.eq_ignore_ascii_case("2XX") {
             out.success_class = true;
             true
         } else if let Ok(n) = code.parse::<u16>() {
@@ -305,7 +304,7 @@ pub fn success_responses<'d>(root: &'d Value, operation: &Operation<'d>) -> Vec<
         .iter()
         .take(64)
         .filter(|(code, _)| {
-            code.to_ascii_uppercase() == "2XX" || code.parse::<u16>().is_ok_and(|n| (200..300).contains(&n))
+            code.eq_ignore_ascii_case("2XX") || code.parse::<u16>().is_ok_and(|n| (200..300).contains(&n))
         })
         .filter_map(|(_, r)| doc::follow(root, r).ok().map(|(r, _)| r))
         .collect()

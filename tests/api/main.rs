@@ -15,6 +15,7 @@ mod jobs;
 mod keep_alive;
 mod metrics;
 mod openapi;
+mod openapi_derive;
 mod panel;
 mod peers;
 mod promises;
