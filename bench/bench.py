@@ -29,7 +29,8 @@ into markdown. Settings (environment):
   DEMO_RATES   trafficgen rates against the demo target (1000 10000)
   FIGURES      which figures to measure                 (accuracy peers ceiling switch idle demo users https)
   USERS_WORKLOAD  workload file of the `users` figure   (examples/workloads/users-crud.yaml)
-  HTTPS_RATES  rates of the https-next-to-http figure   (1000)
+  JOURNEY_RATE requests/s of the `journeys` figure       (2000)
+  HTTPS_RATES  rates of the https-next-to-http figure   (1000; trafficgen, oha and hey)
   PEERS        which peers (those not installed are skipped)  (wrk oha hey locust)
   PEER_PATH    path the peers request on nginx          (/orders/1)
   PEER_CONNS   connections of the closed-loop peers     (50)
@@ -77,11 +78,12 @@ CEIL_STEPS = [float(r) for r in env_list("CEIL_STEPS", "10000 20000 30000 40000 
 CEIL_SECS = env_int("CEIL_SECS", 5)
 IDLE_SECS = env_int("IDLE_SECS", 60)
 DEMO_RATES = [float(r) for r in env_list("DEMO_RATES", "1000 10000")]
-FIGURES = env_list("FIGURES", "accuracy peers ceiling switch idle demo users https")
+FIGURES = env_list("FIGURES", "accuracy peers ceiling switch idle demo users journeys https")
+JOURNEY_RATE = float(os.environ.get("JOURNEY_RATE", 2000))
 USERS_WORKLOAD = os.path.abspath(
     os.environ.get("USERS_WORKLOAD", os.path.join(HERE, "..", "examples", "workloads", "users-crud.yaml")))
 # Figures measured against nginx (the others bring their own target).
-NGINX_FIGURES = ("accuracy", "peers", "ceiling", "profile", "idle")
+NGINX_FIGURES = ("accuracy", "peers", "ceiling", "profile", "idle", "journeys")
 HTTPS_RATES = [float(r) for r in env_list("HTTPS_RATES", "1000")]
 PEERS = env_list("PEERS", "wrk oha hey locust")
 PEER_PATH = os.environ.get("PEER_PATH", "/orders/1")
@@ -598,22 +600,41 @@ def fig_accuracy(nginx):
     return out
 
 
-def fig_https():
-    """https through awc next to plain http, same nginx, same rate, runs
-    interleaved: CPU per request, RSS, new connections."""
+def fig_https(peers):
+    """trafficgen and the https-capable peers (oha, hey) at the same rate on
+    the same nginx, plain and https, runs interleaved: CPU per request, RSS,
+    new connections. Each tool's https/http CPU ratio says how much of
+    trafficgen's is TLS itself and how much is ours."""
     nginx = Nginx(name="nginx-tls", tls=True)
+    https_url = f"https://127.0.0.1:{nginx.tls_port}"
+    https_peers = [p for p in peers if p in ("oha", "hey")]
     try:
         out = {}
         for rate in HTTPS_RATES:
             runs = {"http": [], "https": []}
+            peer_runs = {p: {"http": [], "https": []} for p in https_peers}
+            notes = {}
             for i in range(REPEATS):
                 for scheme in ("http", "https"):
                     log(f"https: trafficgen {scheme} {rate:g} req/s, run {i + 1}/{REPEATS} ({SECS} s)")
-                    url = f"https://127.0.0.1:{nginx.tls_port}" if scheme == "https" else nginx.url
+                    url = https_url if scheme == "https" else nginx.url
                     env = {"TLS_CA_FILE": nginx.ca_file} if scheme == "https" else None
                     runs[scheme].append(tg_run(nginx, rate, SECS, name=f"tg-{scheme}-{rate:g}-{i}", url=url,
                                                extra_env=env))
-            out[f"{rate:g}"] = {k: {"runs": v, "median": summarize(v)} for k, v in runs.items()}
+                    for peer in https_peers:
+                        log(f"https: {peer} {scheme} {rate:g} req/s, run {i + 1}/{REPEATS} ({SECS} s)")
+                        try:
+                            r, notes[peer] = peer_run(peer, nginx, rate, SECS, PEER_PATH, base_url=url,
+                                                      name=f"{peer}-{scheme}-{rate:g}-{i}")
+                        except Exception as e:
+                            log(f"  {peer} failed: {e}")
+                            notes[peer], r = f"failed: {e}", None
+                        if r is not None:
+                            peer_runs[peer][scheme].append(r)
+            fig = {k: {"runs": v, "median": summarize(v)} for k, v in runs.items()}
+            fig["peers"] = {p: {k: {"runs": v, "median": summarize(v)} for k, v in by.items()} | {"note": notes.get(p, "")}
+                            for p, by in peer_runs.items()}
+            out[f"{rate:g}"] = fig
         return out
     finally:
         nginx.stop()
@@ -649,12 +670,15 @@ def peer_cmd(peer, base_url, path, rate, dur, conns):
     """(command, env, warm-up seconds, note). rate None = closed loop max."""
     url = base_url + path
     d = int(math.ceil(dur))
+    https = base_url.startswith("https:")
     if peer == "wrk":
         if rate is not None:
             return None, None, 0, "no fixed-rate mode (closed loop only; wrk2 is not packaged)"
         return ["wrk", "-t1", f"-c{conns}", f"-d{d}s", url], None, 1, ""
     if peer == "oha":
         cmd = [oha_bin(), "--no-tui", "-z", f"{d}s", "-c", str(conns)]
+        if https:  # the run's own CA; verification costs once per connection anyway
+            cmd.append("--insecure")
         if rate is not None:
             cmd += ["-q", f"{rate:g}"]
         return cmd + [url], None, 1, ""
@@ -676,12 +700,15 @@ def peer_cmd(peer, base_url, path, rate, dur, conns):
     raise ValueError(peer)
 
 
-def peer_run(peer, target, rate, secs, path, conns=PEER_CONNS, name=None):
-    cmd, env, warm, note = peer_cmd(peer, target.url, path, rate, 0, conns)
+def peer_run(peer, target, rate, secs, path, conns=PEER_CONNS, name=None, base_url=None):
+    """One run of `peer` against `target` (at `base_url`, if not its own
+    URL: the https port)."""
+    base_url = base_url or target.url
+    cmd, env, warm, note = peer_cmd(peer, base_url, path, rate, 0, conns)
     if cmd is None:
         return None, note
     dur = warm + secs + 2
-    cmd, env, warm, note = peer_cmd(peer, target.url, path, rate, dur, conns)
+    cmd, env, warm, note = peer_cmd(peer, base_url, path, rate, dur, conns)
     kind = f"{peer}-{'max' if rate is None else 'rate'}-{target.kind}"
     p = Proc(name or f"{peer}-{rate}", cmd, GEN_CPU, dur + 20, env=env, kind=kind)
     try:
@@ -903,6 +930,38 @@ def fig_users():
     return out
 
 
+def fig_journeys(nginx):
+    """CPU per request of a journey workload (bench/workloads/journey.yaml,
+    four steps per arrival) next to the same requests drawn as a weighted mix
+    (journey-as-mix.yaml), both sending JOURNEY_RATE requests/s to nginx;
+    runs interleaved, medians and their ratio."""
+    steps = 4
+    files = {
+        "journey": (os.path.join(HERE, "workloads", "journey.yaml"), JOURNEY_RATE / steps),
+        "mix": (os.path.join(HERE, "workloads", "journey-as-mix.yaml"), JOURNEY_RATE),
+    }
+    runs = {k: [] for k in files}
+    for i in range(REPEATS):
+        for kind, (path, arrivals) in files.items():
+            log(f"journeys: {kind} at {JOURNEY_RATE:g} req/s ({arrivals:g} arrivals/s), run {i + 1}/{REPEATS}")
+            tg = Trafficgen(nginx.url, cap=JOURNEY_RATE * 1.2, name=f"tg-journeys-{kind}-{i}",
+                            bound=WARM_SECS + SECS + 30, extra_env={"WORKLOAD_FILE": path})
+            try:
+                tg.post("/mode/custom", {"rps": arrivals})
+                time.sleep(WARM_SECS)
+                r = window(nginx, tg.pid, SECS, requested=JOURNEY_RATE, tg=tg)
+                st = tg.status()
+                r["journeys"] = st.get("journeys")
+                runs[kind].append(r)
+            finally:
+                tg.stop()
+    out = {k: {"runs": v, "median": summarize(v)} for k, v in runs.items()}
+    j, m = out["journey"]["median"].get("cpu_us_per_req"), out["mix"]["median"].get("cpu_us_per_req")
+    out["cpu_ratio"] = (j / m) if j and m else None
+    out["rate"] = JOURNEY_RATE
+    return out
+
+
 # ----------------------------------------------------------------- profile
 
 
@@ -1031,6 +1090,9 @@ def main():
         if "idle" in FIGURES:
             results["idle"] = fig_idle(nginx)
             save()
+        if "journeys" in FIGURES:
+            results["journeys"] = fig_journeys(nginx)
+            save()
         if nginx:
             nginx.stop()
         if "switch" in FIGURES:
@@ -1043,7 +1105,7 @@ def main():
             results["users"] = fig_users()
             save()
         if "https" in FIGURES:
-            results["https"] = fig_https()
+            results["https"] = fig_https(peers)
             save()
     finally:
         results["elapsed_secs"] = round(time.monotonic() - t_start, 1)

@@ -425,27 +425,57 @@ def main():
                  "peak RSS MiB"], rows))
         w("")
 
+    # ---- journeys next to the same requests as a mix
+    journeys = R.get("journeys")
+    if journeys:
+        w(f"## 6c. Journeys next to the same requests as a weighted mix, {f_rate(journeys.get('rate'))} at nginx")
+        w("")
+        w("`bench/workloads/journey.yaml`: each arrival one instance of four steps (a create whose `id` is "
+          "captured into the instance's variable, a read of it, a list, the read again), at a quarter of the "
+          "rate in arrivals; `journey-as-mix.yaml`: the same requests drawn by weight (ids from a pool). "
+          "Runs interleaved; medians.")
+        w("")
+        rows = []
+        for kind, label in (("journey", "journeys (4 steps each)"), ("mix", "weighted mix")):
+            m = (journeys.get(kind) or {}).get("median") or {}
+            rows.append([label, f_rate(m.get("rate")), f_pct(m.get("error_pct")), f_lag(m.get("lag_p99_s")),
+                         f_num(m.get("dropped"), 0), f_num(m.get("failed"), 0), f_num(m.get("cpu_us_per_req")),
+                         f_mib(m.get("rss_peak_kib")), f_noise(m)])
+        w(table(["workload", "achieved req/s", "error", "lag p99", "dropped", "failed", "CPU µs/req",
+                 "peak RSS MiB", "other load"], rows))
+        ratio = journeys.get("cpu_ratio")
+        if ratio:
+            w("")
+            w(f"CPU per request, journeys over the mix: **{ratio:.2f}** (goal: at most 1.15).")
+        w("")
+
     # ---- https
     https = R.get("https")
     if https:
-        w("## 7. https (awc over rustls) next to plain http")
+        w("## 7. https next to plain http, beside oha and hey")
         w("")
         w("The same nginx (one worker, CPU " + f"{S['TARGET_CPU']}" + ") on a plain and an `ssl` port (EC P-256 "
-          "certificate from a CA made for the run, trusted with `TLS_CA_FILE`); http and https runs interleaved; "
-          "medians.")
+          "certificate from a CA made for the run; trafficgen trusts it with `TLS_CA_FILE`, oha runs with "
+          "`--insecure`, hey never checks); each tool at the same rate on http, then https, interleaved; medians. "
+          "trafficgen sends its default mix (60 % `POST` with a body), the peers `GET " + f"{S['PEER_PATH']}" + "`. "
+          "\"CPU vs http\" is each tool's own https/http ratio: what TLS costs it.")
         w("")
         rows = []
         for rate_s, fig in https.items():
-            h, t = fig["http"]["median"], fig["https"]["median"]
-            ratio = (t["cpu_us_per_req"] / h["cpu_us_per_req"]) if h.get("cpu_us_per_req") and t.get(
-                "cpu_us_per_req") else None
-            for scheme, m in (("http", h), ("https", t)):
-                rows.append([f"{scheme} at {f_rate(float(rate_s))}", f_rate(m.get("rate")), f_pct(m.get("error_pct")),
-                             f_num(m.get("failed"), 0), f_num(m.get("cpu_us_per_req")),
-                             f_num(ratio, 2) if scheme == "https" else "1", f_mib(m.get("rss_peak_kib")),
-                             f_num(m.get("new_connections"), 0)])
+            tools = [("trafficgen", fig)] + [(p, f) for p, f in (fig.get("peers") or {}).items()]
+            for tool, by in tools:
+                h, t = by["http"]["median"], by["https"]["median"]
+                ratio = (t["cpu_us_per_req"] / h["cpu_us_per_req"]) if h.get("cpu_us_per_req") and t.get(
+                    "cpu_us_per_req") else None
+                for scheme, m in (("http", h), ("https", t)):
+                    if m.get("n", 0) == 0:
+                        continue
+                    rows.append([f"{tool} {scheme} at {f_rate(float(rate_s))}", f_rate(m.get("rate")),
+                                 f_pct(m.get("error_pct")), f_num(m.get("failed"), 0), f_num(m.get("cpu_us_per_req")),
+                                 f_num(ratio, 2) if scheme == "https" else "1", f_mib(m.get("rss_peak_kib")),
+                                 f_num(m.get("new_connections"), 0), f_noise(m)])
         w(table(["run", "achieved req/s", "error", "failed", "CPU µs/req", "CPU vs http", "peak RSS MiB",
-                 "new connections"], rows))
+                 "new connections", "other load CPU 0 / 1, %"], rows))
         w("")
 
     # ---- profile

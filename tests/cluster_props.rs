@@ -217,7 +217,7 @@ mod peer_endpoint {
 
     fn state() -> ControlState {
         let target = TargetUrl::parse("http://127.0.0.1:9").unwrap();
-        let options = Options { target: Target::new(&target), default_pool_size: 50 };
+        let options = Options::new(Target::new(&target), 50);
         let workload = builtin_workload(Mix::default(), &options).unwrap();
         let settings = EngineSettings {
             target,
@@ -229,9 +229,12 @@ mod peer_endpoint {
             id_buffer_size: 50,
             request_timeout: Duration::from_secs(1),
             max_in_flight: 8,
+            max_journeys: 100,
+            data_dir: None,
             shutdown_grace: Duration::ZERO,
             client: Default::default(),
             trace: Default::default(),
+            memory: None,
         };
         // Never started: no request leaves this test, and the cluster never
         // polls (a peer's change is merged, never sent on).

@@ -29,7 +29,7 @@ const MAX_RPS: f64 = 1000.0;
 
 fn control_state() -> ControlState {
     let target = TargetUrl::parse("http://127.0.0.1:9").unwrap();
-    let options = Options { target: Target::new(&target), default_pool_size: 50 };
+    let options = Options::new(Target::new(&target), 50);
     let workload = builtin_workload(Mix::default(), &options).unwrap();
     let settings = EngineSettings {
         target,
@@ -41,9 +41,12 @@ fn control_state() -> ControlState {
         id_buffer_size: 50,
         request_timeout: Duration::from_secs(1),
         max_in_flight: 8,
+        max_journeys: 100,
+        data_dir: None,
         shutdown_grace: Duration::ZERO,
         client: Default::default(),
         trace: Default::default(),
+        memory: None,
     };
     // The engine is never started: no request leaves this test.
     let engine = Engine::new(settings, Arc::new(Metrics::new().unwrap()));

@@ -18,6 +18,8 @@ fn options() -> Options {
             trace: TraceHeaders::Off,
         },
         default_pool_size: 4,
+        data_dir: None,
+        env: Default::default(),
     }
 }
 
@@ -128,6 +130,7 @@ proptest! {
             slos: slo::parse("p95<1s,a:error_rate<1%,b:rps>=50%").unwrap(),
             max_in_flight: 8,
             endpoints: Some(vec!["b".into()]),
+            max_bytes: export::MAX_SCRIPT_BYTES,
         };
         for format in Format::ALL {
             let script = export::render(format, &w, &spec).unwrap();

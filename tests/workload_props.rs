@@ -23,6 +23,8 @@ fn options() -> Options {
             trace: TraceHeaders::Off,
         },
         default_pool_size: 4,
+        data_dir: None,
+        env: Default::default(),
     }
 }
 

@@ -23,7 +23,7 @@ pub fn run(args: &WorkloadCheckArgs) -> ExitCode {
         eprintln!("error: invalid ID_BUFFER_SIZE={}: must be from 1 to 1000000", args.id_buffer_size);
         return ExitCode::from(BAD_INPUT);
     }
-    let options = Options { target: Target::new(&target), default_pool_size: args.id_buffer_size };
+    let options = Options::new(Target::new(&target), args.id_buffer_size);
     match workload::load_file(&args.file, &options) {
         Ok(workload) => {
             print!("{}", check::report(&workload, target.as_str()));

@@ -183,6 +183,14 @@ pub struct SidecarArgs {
     #[arg(value_parser = number::<usize>, long, env = "MAX_IN_FLIGHT", default_value_t = 512)]
     pub max_in_flight: usize,
 
+    /// Bound on journey instances running at once; an arrival that finds it full is dropped and counted
+    #[arg(long, env = "MAX_JOURNEYS", default_value_t = 10000)]
+    pub max_journeys: usize,
+
+    /// Directory a workload's data files are read from (without it: the workload file's own; a workload put over the API reads none)
+    #[arg(long, env = env_unless_empty("DATA_DIR"))]
+    pub data_dir: Option<std::path::PathBuf>,
+
     /// Log line format (level from RUST_LOG, default info)
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]
     pub log_format: LogFormat,
@@ -214,6 +222,10 @@ pub struct SidecarArgs {
     /// A control connection that goes this long without an answer (slow head, slow body, idle) is closed, in ms
     #[arg(value_parser = number::<u64>, long, env = "CONTROL_REQUEST_TIMEOUT_MS", default_value_t = 5000)]
     pub control_request_timeout_ms: u64,
+
+    /// Memory the process may use, in MiB; a workload that cannot fit (requests in flight × their size and answer buffers, full pools) is refused
+    #[arg(value_parser = number::<u64>, long, env = "MEMORY_BUDGET_MB", default_value_t = crate::engine::memory::DEFAULT_MEMORY_BUDGET_MB)]
+    pub memory_budget_mb: u64,
 
     /// Replicas that split the rate and switch together: dns:NAME:PORT (every address NAME resolves to, e.g. a Compose service or a headless Service) or static:ADDR:PORT,…; empty = none
     #[arg(long, env = env_unless_empty("PEERS"))]

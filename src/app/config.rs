@@ -18,6 +18,7 @@ use crate::control::server::ServerLimits;
 use crate::demo_target::DemoTargetSettings;
 use crate::engine::EngineSettings;
 use crate::engine::client::ClientSettings;
+use crate::engine::memory::{MIB, MemoryBudget};
 use crate::engine::mode::{MIN_RPS, Mode, ModeTable, check_rate};
 use crate::engine::tls::{TlsError, TlsSettings, client_config};
 use crate::observe::logging::LogFormat;
@@ -33,7 +34,7 @@ pub const MAX_TOKEN_FILE_BYTES: u64 = 4096;
 fn read_token_file(setting: &'static str, path: &std::path::Path) -> Result<String, ConfigError> {
     use std::io::Read;
     let error = |reason: &dyn fmt::Display| ConfigError::new(setting, path.display(), reason);
-    let file = std::fs::File::open(path).map_err(|e| error(&format_args!("cannot be read: {e}")))?;
+    let file = crate::base::file::open_regular(path).map_err(|e| error(&format_args!("cannot be read: {e}")))?;
     let mut raw = Vec::new();
     file.take(MAX_TOKEN_FILE_BYTES + 1)
         .read_to_end(&mut raw)
@@ -143,6 +144,20 @@ fn check_cluster_secret(setting: &'static str, secret: &str, hint: &str) -> Resu
     Ok(())
 }
 
+/// What the process holds whatever the workload: the runtime, metrics and
+/// the log ring (measured 7.5 MiB idle; the ring holds up to 2 MiB), one
+/// workload check or export at a time (a megabyte of hostile YAML or a
+/// 4 MiB script: 16 MiB), the control API's answers waiting to be read
+/// (see `crate::control::output`), and each control connection's buffers
+/// at most (measured about 30 KiB).
+fn fixed_memory(control_connections: usize) -> u64 {
+    const CONTROL_CONNECTION_BYTES: u64 = 32 * 1024;
+    12 * MIB
+        + 16 * MIB
+        + crate::control::output::OUTPUT_BUDGET_BYTES as u64
+        + CONTROL_CONNECTION_BYTES.saturating_mul(control_connections as u64)
+}
+
 /// Everything the sidecar needs, validated.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -161,6 +176,8 @@ pub struct Config {
     pub allowed_origins: AllowedOrigins,
     /// Bounds of the control server.
     pub control_limits: ServerLimits,
+    /// `MEMORY_BUDGET_MB`, which the workload was checked against.
+    pub memory_budget: MemoryBudget,
     /// The other replicas and the key they share; `None`: this sidecar runs alone.
     pub peers: Option<Peers>,
     /// Said once the log is set up: settings that were taken but are
@@ -224,7 +241,7 @@ pub fn builtin_workload(mix: Mix, options: &workload::Options) -> Result<Workloa
 /// as `file:line:column: what is wrong`.
 fn load_workload(path: &std::path::Path, options: &workload::Options) -> Result<Workload, ConfigError> {
     workload::load_file(path, options).map_err(|e| {
-        let count = e.problems.len();
+        let count = e.count();
         let noun = if count == 1 { "problem" } else { "problems" };
         ConfigError::new("WORKLOAD_FILE", path.display(), format_args!("{count} {noun}:\n{e}"))
     })
@@ -293,10 +310,9 @@ impl TryFrom<SidecarArgs> for Config {
             (false, _) => TraceHeaders::Off,
             (true, sampled) => TraceHeaders::On { sampled },
         };
-        let options = workload::Options {
-            target: workload::Target::new(&target).with_trace(trace),
-            default_pool_size: id_buffer_size,
-        };
+        let data_dir = args.data_dir.clone().filter(|d| !d.as_os_str().is_empty());
+        let options = workload::Options::new(workload::Target::new(&target).with_trace(trace), id_buffer_size)
+            .with_data_dir(data_dir.clone());
         // An empty WORKLOAD_FILE (a Compose default) means none.
         let workload_file = args.workload_file.as_deref().filter(|p| !p.is_empty()).map(std::path::PathBuf::from);
         let openapi = match args.openapi_path.as_deref().filter(|p| !p.is_empty()) {
@@ -337,6 +353,21 @@ impl TryFrom<SidecarArgs> for Config {
         let stats_interval =
             if stats_secs == 0.0 { None } else { Some(seconds("STATS_INTERVAL_SECS", stats_secs, 1.0, 86_400.0)?) };
 
+        let control_limits = ServerLimits {
+            max_connections: whole("CONTROL_MAX_CONNECTIONS", args.control_max_connections, 4, 65_536)?,
+            request_timeout: Duration::from_millis(whole(
+                "CONTROL_REQUEST_TIMEOUT_MS",
+                args.control_request_timeout_ms,
+                100,
+                300_000,
+            )?),
+        };
+        let budget_mib = whole("MEMORY_BUDGET_MB", args.memory_budget_mb, 32, 1_048_576)?;
+        let memory_budget = MemoryBudget::new(budget_mib, fixed_memory(control_limits.max_connections));
+        memory_budget
+            .check(&workload, max_in_flight)
+            .map_err(|e| ConfigError::new("MEMORY_BUDGET_MB", budget_mib, e))?;
+
         let client = client_settings(&args, &target, max_in_flight)?;
         let state = match &args.state_dir {
             None => None,
@@ -356,6 +387,8 @@ impl TryFrom<SidecarArgs> for Config {
         let control_token = control_token(&args)?;
         let mut warnings = Vec::new();
         let peers = peers(&args, control_token.as_ref(), &mut warnings)?;
+        runtime_args.workload_file = None;
+        runtime_args.slo = None;
         Ok(Config {
             state,
             openapi,
@@ -375,9 +408,12 @@ impl TryFrom<SidecarArgs> for Config {
                     600_000,
                 )?),
                 max_in_flight,
+                max_journeys: whole("MAX_JOURNEYS", args.max_journeys, 1, 1_000_000)?,
+                data_dir,
                 shutdown_grace: seconds("SHUTDOWN_GRACE_SECS", args.shutdown_grace_secs, 0.0, 300.0)?,
                 client,
                 trace,
+                memory: Some(memory_budget),
             },
             listen: SocketAddr::new(args.bind, args.port),
             warmup,
@@ -393,15 +429,8 @@ impl TryFrom<SidecarArgs> for Config {
             warnings,
             slos,
             slo_window: window_duration("SLO_WINDOW", &args.slo_window, 10, 86_400)?,
-            control_limits: ServerLimits {
-                max_connections: whole("CONTROL_MAX_CONNECTIONS", args.control_max_connections, 4, 65_536)?,
-                request_timeout: Duration::from_millis(whole(
-                    "CONTROL_REQUEST_TIMEOUT_MS",
-                    args.control_request_timeout_ms,
-                    100,
-                    300_000,
-                )?),
-            },
+            control_limits,
+            memory_budget,
         })
     }
 }

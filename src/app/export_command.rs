@@ -79,7 +79,7 @@ pub fn build(args: &ExportArgs) -> Result<String, String> {
     let traffic = Traffic::new(scenario, rps, duration, ramp_up).map_err(|e| format!("invalid traffic: {e}"))?;
     let slos = slo::parse(args.slo.as_deref().unwrap_or_default()).map_err(|e| format!("invalid --slo (SLO): {e}"))?;
 
-    let options = Options { target: Target::new(&target), default_pool_size: args.id_buffer_size };
+    let options = Options::new(Target::new(&target), args.id_buffer_size);
     let (workload, source) = match &args.workload {
         Some(path) => {
             let workload = workload::load_file(path, &options).map_err(|e| {
@@ -109,10 +109,13 @@ pub fn build(args: &ExportArgs) -> Result<String, String> {
         slos,
         max_in_flight: args.max_in_flight,
         endpoints,
+        max_bytes: crate::export::MAX_SCRIPT_BYTES,
     };
     render(format, &workload, &spec).map_err(|e| match e {
         RenderError::Slo(e) => format!("invalid --slo (SLO): {e}"),
         RenderError::Endpoints(e) => format!("invalid --{e}"),
+        e @ RenderError::TooLarge { .. } => e.to_string(),
+        RenderError::NotExported(e) => e,
     })
 }
 

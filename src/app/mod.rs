@@ -16,8 +16,10 @@ pub mod openapi_source;
 pub mod run;
 pub mod runtime;
 
+use std::cell::Cell;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -166,13 +168,16 @@ impl Sidecar {
         let peers = state.cluster.as_ref().map(Cluster::start);
         let stats = actix_rt::spawn(log_stats(state.clone()));
         let driver = actix_rt::spawn(Arc::clone(&state.live).drive());
+        let memory = actix_rt::spawn(give_memory_back());
 
+        let reloads = Rc::new(Cell::new(0u8));
         // A sidecar whose engine died must not stay up looking healthy.
         let engine_died = loop {
             tokio::select! {
                 event = signals.next() => match event {
                     SignalEvent::Stop(_) => break false,
-                    SignalEvent::Hangup => reload(&state),
+                    SignalEvent::Hangup => reload(&state, &reloads),
+                    SignalEvent::Stats => log_stats_now(&state),
                 },
                 _ = engine_task.stopped() => break true,
             }
@@ -195,6 +200,7 @@ impl Sidecar {
         sampler.abort();
         stats.abort();
         driver.abort();
+        memory.abort();
         // Before the control server stops: event streams end with a
         // `shutdown` event instead of holding its graceful stop up.
         state.live.shut_down();
@@ -338,8 +344,20 @@ impl Sidecar {
 /// What SIGHUP does: re-read what can be changed without a restart, the
 /// workload file, and keep running (SIGHUP's default action would have
 /// ended it, exit 129, without a drain). A bad file is logged and ignored.
-pub fn reload(state: &ControlState) {
-    crate::control::reload_workload_file(&state.engine, state.cluster.as_ref());
+/// The file is read off the control thread; SIGHUPs that come while one
+/// reload runs and another waits are folded into the waiting one (it reads
+/// the file when its turn comes), so a storm of signals queues nothing.
+fn reload(state: &ControlState, reloads: &Rc<Cell<u8>>) {
+    if reloads.get() >= 2 {
+        log::info!(signal = "SIGHUP"; "received SIGHUP: a reload is already waiting to read the file; folded into it");
+        return;
+    }
+    reloads.set(reloads.get() + 1);
+    let (state, reloads) = (state.clone(), Rc::clone(reloads));
+    actix_rt::spawn(async move {
+        crate::control::reload_workload_file(state).await;
+        reloads.set(reloads.get() - 1);
+    });
 }
 
 /// The signals the sidecar acts on. Listening starts when this is made, so
@@ -349,6 +367,10 @@ pub struct Signals {
     terminate: Signal,
     interrupt: Signal,
     hangup: Signal,
+    /// SIGUSR1 and SIGUSR2, whose default action would end the process:
+    /// they log a stats line instead.
+    user1: Signal,
+    user2: Signal,
 }
 
 impl Signals {
@@ -358,6 +380,8 @@ impl Signals {
             terminate: signal(SignalKind::terminate())?,
             interrupt: signal(SignalKind::interrupt())?,
             hangup: signal(SignalKind::hangup())?,
+            user1: signal(SignalKind::user_defined1())?,
+            user2: signal(SignalKind::user_defined2())?,
         })
     }
 
@@ -367,6 +391,8 @@ impl Signals {
             _ = self.terminate.recv() => SignalEvent::Stop("SIGTERM"),
             _ = self.interrupt.recv() => SignalEvent::Stop("SIGINT"),
             _ = self.hangup.recv() => SignalEvent::Hangup,
+            _ = self.user1.recv() => SignalEvent::Stats,
+            _ = self.user2.recv() => SignalEvent::Stats,
         };
         if let SignalEvent::Stop(name) = event {
             log::info!(signal = name; "received {name}");
@@ -381,6 +407,7 @@ impl Signals {
             match self.next().await {
                 SignalEvent::Stop(name) => return name,
                 SignalEvent::Hangup => log::info!("received SIGHUP while stopping; ignored"),
+                SignalEvent::Stats => log::info!("received SIGUSR1/SIGUSR2 while stopping; ignored"),
             }
         }
     }
@@ -391,6 +418,58 @@ pub enum SignalEvent {
     /// SIGTERM or SIGINT, by name.
     Stop(&'static str),
     Hangup,
+    /// SIGUSR1 or SIGUSR2: log a stats line now.
+    Stats,
+}
+
+/// SIGUSR1/SIGUSR2: a stats line now, with the counts since start-up (the
+/// periodic line's intervals are left as they are).
+fn log_stats_now(state: &ControlState) {
+    let engine = &state.engine;
+    let (plan, stats) = (engine.plan(), engine.stats());
+    let uptime = state.started.elapsed().as_secs_f64();
+    log::info!(signal = "SIGUSR1/SIGUSR2", mode = plan.mode.as_str(), state = plan.state().as_str(),
+        target_rps = plan.sending_rps(), uptime_secs = (uptime * 100.0).round() / 100.0, sent = engine.sent(),
+        successful = stats.successful, failed = stats.failed, dropped = stats.dropped, in_flight = engine.in_flight(),
+        total = stats.total;
+        "stats on request (counts since start-up)");
+}
+
+/// How often resident memory is looked at, and how far above where the
+/// last trim left it a peak must have taken it to be given back.
+const MEMORY_LOOK_EVERY: Duration = Duration::from_secs(10);
+const MEMORY_PEAK_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Gives memory freed after a peak (requests in flight to a slow target,
+/// big answers, a large pool dropped) back to the system: glibc keeps
+/// freed pages of its arenas mapped, so without this the peak would stay
+/// resident. Looks every 10 s; trims (on a blocking thread, never the
+/// control thread) when resident memory grew 16 MiB past where the last
+/// trim left it.
+async fn give_memory_back() {
+    let mut every = actix_rt::time::interval(MEMORY_LOOK_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut settled = resident_bytes();
+    loop {
+        every.tick().await;
+        let (Some(now), Some(before)) = (resident_bytes(), settled) else { continue };
+        if now < before + MEMORY_PEAK_BYTES {
+            settled = Some(before.min(now));
+            continue;
+        }
+        let _ = actix_rt::task::spawn_blocking(crate::control::server::release_free_memory).await;
+        settled = resident_bytes();
+        log::debug!(before = now, after = settled.unwrap_or(0); "gave free memory back after a peak");
+    }
+}
+
+/// This process's resident memory, from /proc.
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf only reads a constant of the system.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * u64::try_from(page).ok()?)
 }
 
 /// Samples the sent counter once a second for the achieved rate.
@@ -399,6 +478,26 @@ async fn sample_sent_rate(state: ControlState) {
     loop {
         tick.tick().await;
         state.sent_rate.sample(Instant::now(), state.engine.sent());
+    }
+}
+
+/// Arrivals and journeys so far, for the stats line.
+struct JourneyTotals {
+    arrivals: u64,
+    active: usize,
+    completed: u64,
+    ended_early: u64,
+    dropped: u64,
+}
+
+fn journey_totals(engine: &crate::engine::Engine) -> JourneyTotals {
+    let counts = engine.metrics().journey_counts();
+    JourneyTotals {
+        arrivals: engine.metrics().arrivals_total(),
+        active: engine.journeys_active(),
+        completed: counts.values().map(|c| c.completed).sum(),
+        ended_early: counts.values().flat_map(|c| c.ended_early.values()).sum(),
+        dropped: counts.values().flat_map(|c| c.dropped.values()).sum(),
     }
 }
 
@@ -411,7 +510,7 @@ async fn log_stats(state: ControlState) {
     let engine = &state.engine;
     let mut interval = state.live.stats_interval();
     let mut every = *interval.borrow_and_update();
-    let mut last = (Instant::now(), engine.sent(), engine.stats());
+    let mut last = (Instant::now(), engine.sent(), engine.stats(), journey_totals(engine));
     loop {
         let Some(period) = every else {
             // Off: wait for a change.
@@ -432,17 +531,21 @@ async fn log_stats(state: ControlState) {
                 continue;
             }
         }
-        let now = (Instant::now(), engine.sent(), engine.stats());
+        let now = (Instant::now(), engine.sent(), engine.stats(), journey_totals(engine));
         let secs = now.0.duration_since(last.0).as_secs_f64().max(1e-9);
         let achieved = (now.1 - last.1) as f64 / secs;
         let plan = engine.plan();
         let (s, p) = (&now.2, &last.2);
+        let (j, pj) = (&now.3, &last.3);
         log::info!(
             mode = plan.mode.as_str(), state = plan.state().as_str(), target_rps = plan.sending_rps(),
             achieved_rps = (achieved * 100.0).round() / 100.0, interval_secs = (secs * 100.0).round() / 100.0,
             sent = now.1 - last.1, successful = s.successful - p.successful, failed = s.failed - p.failed,
-            dropped = s.dropped - p.dropped, in_flight = engine.in_flight(), order_ids_buffered = engine.ids_buffered(),
-            total = s.total;
+            dropped = s.dropped - p.dropped, in_flight = engine.in_flight(), order_ids_buffered = engine.ids_buffered().unwrap_or(0),
+            total = s.total, arrivals = j.arrivals.saturating_sub(pj.arrivals), journeys_active = j.active,
+            journeys_completed = j.completed.saturating_sub(pj.completed),
+            journeys_ended_early = j.ended_early.saturating_sub(pj.ended_early),
+            journeys_dropped = j.dropped.saturating_sub(pj.dropped);
             "stats"
         );
         last = now;

@@ -53,11 +53,15 @@ pub fn run(args: &FromOpenApiArgs) -> ExitCode {
     if derived.problems.len() > MAX_PRINTED {
         eprintln!("{source}: … and {} more problems", derived.problems.len() - MAX_PRINTED);
     }
-    // Checked as `workload check` would: what is written always loads.
+    // Checked as `workload check` would (with stand-ins for the credentials'
+    // variables): what is written always loads.
     let target = TargetUrl::parse("http://nginx").map(|t| Target::new(&t));
     if let Ok(target) = target
-        && let Err(e) =
-            workload::load_str("the derived workload", &derived.text, &Options { target, default_pool_size: 50 })
+        && let Err(e) = workload::load_str(
+            "the derived workload",
+            &derived.text,
+            &Options { env: openapi::stand_in_env(&derived), ..Options::new(target, 50) },
+        )
     {
         eprintln!("error: {source}: the derived workload does not load (a trafficgen bug; please report it):\n{e}");
         return ExitCode::FAILURE;
@@ -69,8 +73,18 @@ pub fn run(args: &FromOpenApiArgs) -> ExitCode {
     match written {
         Ok(to) => {
             let check = args.out.as_ref().map_or_else(|| "FILE".to_string(), |p| p.display().to_string());
+            let journeys = match derived.flows.len() {
+                0 => String::new(),
+                1 => " and 1 journey".to_string(),
+                n => format!(" and {n} journeys"),
+            };
+            let env = if derived.credentials.is_empty() {
+                String::new()
+            } else {
+                format!("{} ", derived.credentials.iter().map(|n| format!("{n}=…")).collect::<Vec<_>>().join(" "))
+            };
             eprintln!(
-                "{source}: OpenAPI {}: {} requests written to {to}, {} operations left out; see it with `trafficgen workload check {check}`",
+                "{source}: OpenAPI {}: {} requests{journeys} written to {to}, {} operations left out; see it with `{env}trafficgen workload check {check}`",
                 derived.version, derived.requests, derived.left_out
             );
             ExitCode::SUCCESS

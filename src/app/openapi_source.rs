@@ -94,8 +94,8 @@ pub async fn derive_at_start(engine: Engine, path: OpenApiPath, derived: Cancell
             actix_rt::task::spawn_blocking(move || fetch(&fetch_target, &fetch_path, fetch_tls, FETCH_TIMEOUT)).await;
         let result = match fetched {
             Ok(Ok(bytes)) => derive(&url, &bytes, &engine.workload_options()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(e) => Err(format!("the fetch did not finish: {e}")),
+            Ok(Err(e)) => Err(Failed::Again(e.to_string())),
+            Err(e) => Err(Failed::Again(format!("the fetch did not finish: {e}"))),
         };
         match result {
             Ok((workload, derived_from)) => {
@@ -115,7 +115,14 @@ pub async fn derive_at_start(engine: Engine, path: OpenApiPath, derived: Cancell
                 derived.cancel();
                 return;
             }
-            Err(reason) => {
+            Err(Failed::ForGood(reason)) => {
+                // Trying again fetches the same document into the same
+                // workload: a setting must change, so say so once and wait.
+                log::error!(url = url.as_str(), error = reason.as_str();
+                    "the workload derived from the OpenAPI document at {url} cannot be used: {reason}; nothing is sent until the sidecar is restarted with that fixed");
+                return;
+            }
+            Err(Failed::Again(reason)) => {
                 log::warn!(url = url.as_str(), attempt = attempt, retry_in_secs = wait.as_secs(), error = reason.as_str();
                     "cannot derive the workload from the OpenAPI document at {url} yet: {reason}; nothing is sent meanwhile; trying again in {} s",
                     wait.as_secs());
@@ -126,11 +133,24 @@ pub async fn derive_at_start(engine: Engine, path: OpenApiPath, derived: Cancell
     }
 }
 
+/// Why a derivation did not give a workload.
+enum Failed {
+    /// Perhaps not next time: the target is not up, or not serving its
+    /// document yet.
+    Again(String),
+    /// The same each time: the derived workload cannot be loaded here (a
+    /// credential's environment variable is not set).
+    ForGood(String),
+}
+
 /// The document's bytes into a workload for this sidecar.
-fn derive(url: &str, bytes: &[u8], options: &workload::Options) -> Result<(Workload, openapi::Derived), String> {
-    let derived = openapi::derive(url, bytes, &openapi::Options::default()).map_err(|e| e.to_string())?;
-    let workload = workload::load_str(url, &derived.text, options)
-        .map_err(|e| format!("the derived workload cannot be used (a trafficgen bug; please report it): {e}"))?;
+fn derive(url: &str, bytes: &[u8], options: &workload::Options) -> Result<(Workload, openapi::Derived), Failed> {
+    let derived =
+        openapi::derive(url, bytes, &openapi::Options::default()).map_err(|e| Failed::Again(e.to_string()))?;
+    let workload = workload::load_str(url, &derived.text, options).map_err(|e| {
+        let problems: Vec<String> = e.problems.iter().map(|p| p.message.clone()).collect();
+        Failed::ForGood(problems.join("; "))
+    })?;
     Ok((workload, derived))
 }
 

@@ -5,6 +5,7 @@
 
 pub mod descriptors;
 pub mod duration;
+pub mod file;
 pub mod json;
 pub mod setting;
 pub mod shape;

@@ -473,7 +473,7 @@ impl Cluster {
                     Ok(workload) => workload,
                     Err(e) => {
                         log::error!(version:% = section.version, by:% = section.version.replica,
-                            source = source.as_str(), problems = e.problems.len(), error:% = e;
+                            source = source.as_str(), problems = e.count(), error:% = e;
                             "cluster: workload version {} cannot be used on this replica; the running workload goes on",
                             section.version);
                         return;
@@ -481,6 +481,14 @@ impl Cluster {
                 }
             }
         };
+        // Checked where it was put, against that replica's budget: this
+        // one's may be smaller.
+        if let Err(e) = engine.memory_fits(&workload, engine.max_in_flight()) {
+            log::error!(version:% = section.version, by:% = section.version.replica, source = source.as_str();
+                "cluster: workload version {} does not fit this replica's MEMORY_BUDGET_MB ({e}); the running workload goes on",
+                section.version);
+            return;
+        }
         engine.replace_workload(workload);
         log::info!(version:% = section.version, by:% = section.version.replica, source = source.as_str(),
             workload = value.source.as_str(), bytes = value.text.len();

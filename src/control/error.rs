@@ -45,6 +45,13 @@ pub enum ApiError {
     /// 503: a bound is reached or the sidecar is stopping (event streams).
     #[error("{0}")]
     Unavailable(String),
+    /// 503 with `Retry-After`: the heavy lane or the output budget is full
+    /// for now (see `super::heavy`, `super::output`).
+    #[error("{0}")]
+    Busy(String),
+    /// 413: an answer would be larger than its bound.
+    #[error("{0}")]
+    AnswerTooLarge(String),
     /// 408: the body did not arrive in time.
     #[error("the request body did not arrive within {timeout:?} (CONTROL_REQUEST_TIMEOUT_MS)")]
     BodyTimeout { timeout: std::time::Duration },
@@ -80,7 +87,8 @@ impl ResponseError for ApiError {
                 StatusCode::NOT_FOUND
             }
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::AnswerTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadJson(_) => StatusCode::BAD_REQUEST,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -99,6 +107,9 @@ impl ResponseError for ApiError {
             }
             ApiError::Unauthorized | ApiError::TokenRejected => {
                 response.insert_header(("WWW-Authenticate", r#"Bearer realm="trafficgen""#));
+            }
+            ApiError::Busy(_) => {
+                response.insert_header(("Retry-After", "1"));
             }
             ApiError::Conflict { running_job_id, .. } => {
                 return response

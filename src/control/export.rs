@@ -5,13 +5,15 @@
 //! request names); or `job=ID`: that job's scenario, rate, length and
 //! endpoints.
 
-use actix_web::http::header;
+use std::sync::Arc;
+
+use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
-use super::guard::authorize;
+use super::guard::{authorize, refuse_foreign_origin};
 use super::{ApiError, ControlState};
-use crate::export::{self, Format, Spec, Traffic};
+use crate::export::{self, Format, RenderError, Spec, Traffic};
 use crate::jobs::scenario::ScenarioKind;
 use crate::observe::slo;
 use crate::workload::{BUILTIN_SOURCE, Workload};
@@ -42,7 +44,10 @@ pub async fn export(
             format!("unknown export format '{format}'; formats: /export/k6, /export/locust, /export/artillery");
         return Ok(HttpResponse::NotFound().json(serde_json::json!({ "error": message })));
     };
-    // A script holds the workload: its login bodies and seeded pool values too.
+    // A script holds the workload: its login bodies and seeded pool values
+    // too. A page on another origin may not read it either (with no token
+    // set, a DNS-rebinding page could otherwise fetch it).
+    refuse_foreign_origin(&request, &state)?;
     authorize(&request, &state)?;
     let query = web::Query::<ExportQuery>::from_query(request.query_string())
         .map_err(|e| {
@@ -126,17 +131,33 @@ pub async fn export(
         slos,
         max_in_flight: settings.max_in_flight,
         endpoints,
+        max_bytes: export::MAX_SCRIPT_BYTES,
     };
-    let script = export::render(format, &workload, &spec).map_err(|e| ApiError::Invalid(e.to_string()))?;
-    Ok(HttpResponse::Ok()
-        .content_type(format.content_type())
-        .insert_header((header::CONTENT_DISPOSITION, format!("inline; filename=\"trafficgen{}\"", format.suffix())))
-        .body(script))
+    // Writing a script of megabytes takes a while: off the thread that
+    // answers `/health`, one at a time, and only if its bytes can be held
+    // until the client reads them.
+    let room = state.server.output.reserve(spec.max_bytes)?;
+    let script = state
+        .server
+        .heavy
+        .run("an export", state.server.heavy_wait(), move || export::render(format, &workload, &spec))
+        .await?
+        .map_err(|e| match e {
+            RenderError::TooLarge { .. } => ApiError::AnswerTooLarge(e.to_string()),
+            e => ApiError::Invalid(e.to_string()),
+        })?;
+    drop(room);
+    let mut answer = state.server.output.answer(StatusCode::OK, format.content_type(), script)?;
+    let disposition = format!("inline; filename=\"trafficgen{}\"", format.suffix());
+    if let Ok(value) = header::HeaderValue::from_str(&disposition) {
+        answer.headers_mut().insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(answer)
 }
 
 /// The workload the sidecar sends now (after any `PUT /workload` or
 /// SIGHUP), and how a script names it.
-pub fn running_workload(state: &ControlState) -> Result<(Workload, String), String> {
+pub fn running_workload(state: &ControlState) -> Result<(Arc<Workload>, String), String> {
     let workload = state.engine.workload();
     let source = if workload.source() == BUILTIN_SOURCE {
         let size = state.engine.settings().id_buffer_size;
@@ -144,5 +165,5 @@ pub fn running_workload(state: &ControlState) -> Result<(Workload, String), Stri
     } else {
         format!("the workload {}", workload.source())
     };
-    Ok(((*workload).clone(), source))
+    Ok((workload, source))
 }

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::export::running_workload;
 use super::guard::{authorize, guarded_body, refuse_foreign_origin};
+use super::streams::{Share, Shared};
 use super::{ApiError, ControlState};
 use crate::control::events::{SubscribeError, Subscription, Topic, frame, names};
 use crate::jobs::{JobLimits, JobSpec, PRESETS};
@@ -25,14 +26,26 @@ pub async fn start(
     let limits = JobLimits::of(&workload, state.engine.modes().max_rps);
     let spec = JobSpec::parse(&body, &limits)?;
     let record = state.live.start_job(spec)?;
-    Ok(HttpResponse::Created().insert_header((header::LOCATION, format!("/jobs/{}", record.job_id))).json(record))
+    let location = format!("/jobs/{}", record.job_id);
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, location))
+        .json(super::config::with_persisted(&state, &record)))
 }
 
-pub async fn list(state: web::Data<ControlState>) -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "jobs": state.live.jobs() }))
+/// Jobs carry what an operator may not publish (their requests, labels,
+/// summaries): with a control token set, reading them needs it.
+pub async fn list(request: HttpRequest, state: web::Data<ControlState>) -> Result<HttpResponse, ApiError> {
+    guard_read(&request, &state)?;
+    // Up to 50 records of up to 64 requests each: a large answer.
+    state.server.output.json(actix_web::http::StatusCode::OK, &json!({ "jobs": state.live.jobs() }))
 }
 
-pub async fn get(id: web::Path<String>, state: web::Data<ControlState>) -> Result<HttpResponse, ApiError> {
+pub async fn get(
+    request: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<ControlState>,
+) -> Result<HttpResponse, ApiError> {
+    guard_read(&request, &state)?;
     let record = state.live.job(&id).ok_or_else(|| no_job(&id))?;
     let mut body = serde_json::to_value(&record).unwrap_or_default();
     // A running job's live numbers, as its stream last sent them.
@@ -52,7 +65,7 @@ pub async fn stop(
     refuse_foreign_origin(&request, &state)?;
     authorize(&request, &state)?;
     let record = state.live.stop_job(&id)?;
-    Ok(HttpResponse::Ok().json(record))
+    Ok(HttpResponse::Ok().json(super::config::with_persisted(&state, &record)))
 }
 
 pub async fn presets() -> HttpResponse {
@@ -66,12 +79,14 @@ pub async fn job_events(
     id: web::Path<String>,
     state: web::Data<ControlState>,
 ) -> Result<HttpResponse, ApiError> {
+    guard_read(&request, &state)?;
     if request.method() == Method::HEAD {
         state.live.job(&id).ok_or_else(|| no_job(&id))?;
         return Ok(event_stream_response().finish());
     }
+    let share = take_share(&request, &state)?;
     match state.live.job_stream(&id).ok_or_else(|| no_job(&id))? {
-        Ok(subscription) => Ok(stream(subscription?)),
+        Ok(subscription) => Ok(stream(subscription?, share)),
         Err(record) => {
             let data = serde_json::to_string(&record).unwrap_or_else(|_| "{}".into());
             let body = format!(": trafficgen events\n\n{}", frame(names::SUMMARY, 0, &data));
@@ -85,14 +100,29 @@ pub async fn job_events(
 pub async fn events(request: HttpRequest, state: web::Data<ControlState>) -> Result<HttpResponse, ApiError> {
     // A HEAD answer has no body: a subscription would never be read, and
     // never be freed, as nothing is ever written to notice the client left.
+    guard_read(&request, &state)?;
     if request.method() == Method::HEAD {
         return Ok(event_stream_response().finish());
     }
-    Ok(stream(state.live.hub().subscribe(Topic::Sidecar)?))
+    let share = take_share(&request, &state)?;
+    Ok(stream(state.live.hub().subscribe(Topic::Sidecar)?, share))
 }
 
-fn stream(subscription: Subscription) -> HttpResponse {
-    event_stream_response().streaming(subscription)
+/// A read of what an operator may not publish: from an allowed origin, and
+/// with the control token when one is set.
+fn guard_read(request: &HttpRequest, state: &ControlState) -> Result<(), ApiError> {
+    refuse_foreign_origin(request, state)?;
+    authorize(request, state)
+}
+
+/// A place in the client address's share of event streams.
+fn take_share(request: &HttpRequest, state: &ControlState) -> Result<Share, ApiError> {
+    let client = request.peer_addr().map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+    state.server.streams.take(client)
+}
+
+fn stream(subscription: Subscription, share: Share) -> HttpResponse {
+    event_stream_response().streaming(Shared::new(subscription, share))
 }
 
 fn event_stream_response() -> actix_web::HttpResponseBuilder {

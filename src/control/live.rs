@@ -44,6 +44,28 @@ pub struct SwitchOutcome {
     pub returns_in_secs: Option<f64>,
 }
 
+/// Arrivals and journeys now, summed over journeys.
+fn journey_measures(engine: &Engine) -> crate::jobs::JourneyMeasures {
+    let counts = engine.metrics().journey_counts();
+    let mut measures = crate::jobs::JourneyMeasures {
+        arrivals: engine.metrics().arrivals_total(),
+        active: engine.journeys_active() as u64,
+        durations: engine.journey_latency().snapshot(),
+        ..Default::default()
+    };
+    for c in counts.values() {
+        measures.started += c.started;
+        measures.completed += c.completed;
+        for (reason, n) in &c.ended_early {
+            *measures.ended.entry(reason.clone()).or_default() += n;
+        }
+        for (reason, n) in &c.dropped {
+            *measures.dropped.entry(reason.clone()).or_default() += n;
+        }
+    }
+    measures
+}
+
 /// `/status`'s `latency`: the last 10 s, in milliseconds.
 #[derive(Debug, Clone, Serialize)]
 pub struct RecentLatency {
@@ -86,6 +108,8 @@ pub struct Live {
     wake: Notify,
     /// The stats line's interval (`PUT /config` changes it).
     stats_every: watch::Sender<Option<Duration>>,
+    /// Why the last write to `STATE_DIR` failed, if it did.
+    save_error: Mutex<Option<String>>,
 }
 
 impl Live {
@@ -114,6 +138,7 @@ impl Live {
             store,
             wake: Notify::new(),
             stats_every: watch::channel(stats_every).0,
+            save_error: Mutex::new(None),
         });
         live.load();
         live
@@ -165,9 +190,20 @@ impl Live {
             config: inner.settings.as_ref().map(RuntimeSettings::overrides).unwrap_or_default(),
             jobs: inner.board.records(),
         };
-        if let Err(e) = store.save(&state) {
+        let saved = store.save(&state);
+        if let Err(e) = &saved {
             log::error!(error:% = e; "could not save the state to STATE_DIR");
         }
+        *self.save_error.lock() = saved.err().map(|e| e.to_string());
+    }
+
+    /// Whether the last change was kept in `STATE_DIR`: `None` without
+    /// one, else the reason it could not be written. A change that could
+    /// not be kept is in force all the same (pausing the load must work on
+    /// a full disk too); its answer says `"persisted": false`.
+    pub fn persisted(&self) -> Option<Result<(), String>> {
+        self.store.as_ref()?;
+        Some(self.save_error.lock().clone().map_or(Ok(()), Err))
     }
 
     /// Judges `slos` every second over `window` from now on: gauges,
@@ -283,6 +319,7 @@ impl Live {
             in_flight: engine.in_flight() as u64,
             latency: table.snapshot(),
             latency_names: table.names().to_vec(),
+            journeys: journey_measures(engine),
         }
     }
 
@@ -547,6 +584,11 @@ impl Live {
         self.inner.lock().settings.as_ref().map(RuntimeSettings::current)
     }
 
+    /// The settings as they were at start-up (what a reset brings back).
+    pub fn startup_config(&self) -> Option<RuntimeConfig> {
+        self.inner.lock().settings.as_ref().map(RuntimeSettings::startup)
+    }
+
     /// `PUT /config` (`body`) or `POST /config/reset` (`None`). With
     /// `PEERS`, what then differs from start-up goes to every replica.
     pub fn change_config(&self, body: Option<&[u8]>) -> Option<Result<RuntimeConfig, ConfigChangeError>> {
@@ -584,6 +626,16 @@ impl Live {
             return;
         }
         let before = self.engine.plan();
+        let asked_in_flight = section.value.overrides.get("max_in_flight").and_then(serde_json::Value::as_u64);
+        if let Some(in_flight) = asked_in_flight.and_then(|n| usize::try_from(n).ok())
+            && in_flight > self.engine.max_in_flight()
+            && let Err(e) = self.engine.memory_fits(&self.engine.workload(), in_flight)
+        {
+            log::error!(version:% = section.version;
+                "cluster: config version {} asks for max_in_flight {in_flight}, which does not fit this replica's MEMORY_BUDGET_MB ({e}); kept the settings in force",
+                section.version);
+            return;
+        }
         match settings.replace_overrides(&section.value.overrides) {
             Ok(config) => {
                 log::info!(version:% = section.version, by:% = section.version.replica, source = source.as_str();

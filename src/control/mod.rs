@@ -6,14 +6,17 @@ mod error;
 pub mod events;
 mod export;
 mod guard;
+pub mod heavy;
 mod jobs;
 pub mod live;
 mod mode;
 mod openapi;
 pub mod origin;
+pub mod output;
 mod panel;
 pub mod server;
 mod status;
+pub mod streams;
 mod workload;
 
 use std::sync::Arc;
@@ -59,17 +62,42 @@ pub struct ServerInfo {
     /// How the open-file limit was shared out at start (absent in tests
     /// that build the API in process).
     pub descriptors: Option<DescriptorBudget>,
+    /// Workload checks and exports: one at a time, off this thread.
+    pub heavy: heavy::HeavyLane,
+    /// Bytes of large answers held for clients that have not read them.
+    pub output: Arc<output::OutputBudget>,
+    /// Event streams by client address.
+    pub streams: streams::StreamShares,
 }
 
 impl ServerInfo {
     pub fn new(limits: ServerLimits, descriptors: Option<DescriptorBudget>) -> Self {
-        ServerInfo { limits, connections: ConnectionStats::default(), descriptors }
+        ServerInfo {
+            limits,
+            connections: ConnectionStats::default(),
+            descriptors,
+            heavy: heavy::HeavyLane::default(),
+            output: Arc::new(output::OutputBudget::default()),
+            streams: streams::StreamShares::default(),
+        }
+    }
+
+    /// How long a request waits for its turn in the heavy lane: half the
+    /// request timeout, so the job still has time to answer before the
+    /// connection is closed for going that long without one.
+    pub fn heavy_wait(&self) -> std::time::Duration {
+        self.limits.request_timeout / 2
     }
 }
 
 impl ControlState {
     fn metrics(&self) -> &Metrics {
         self.engine.metrics()
+    }
+
+    /// The in-flight bound in force (`PUT /config` may have lowered it).
+    fn max_in_flight(&self) -> usize {
+        self.live.config().map_or(self.engine.settings().max_in_flight, |c| c.max_in_flight)
     }
 }
 

@@ -1,5 +1,7 @@
 //! `GET /status`, `/health`, `/metrics`.
 
+use std::collections::BTreeMap;
+
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
@@ -7,8 +9,10 @@ use super::live::{RecentLatency, SloStatus};
 use super::{ControlState, ServerInfo};
 use crate::base::json::Health;
 use crate::cluster::ClusterView;
+use crate::engine::Engine;
 use crate::jobs::Progress;
-use crate::observe::metrics::Stats;
+use crate::observe::latency::Percentiles;
+use crate::observe::metrics::{DropReason, EndReason, Stats};
 
 #[derive(Debug, Serialize)]
 pub struct Status {
@@ -18,7 +22,12 @@ pub struct Status {
     pub state: &'static str,
     pub uptime_secs: f64,
     pub target_url: String,
-    pub order_ids_buffered: usize,
+    /// Ids in the built-in workload's `order_ids` pool; absent for a
+    /// workload without one (see `pools`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_ids_buffered: Option<usize>,
+    /// Values held by each pool of the running workload.
+    pub pools: std::collections::BTreeMap<String, usize>,
     /// Requests per second actually sent over the last few seconds.
     pub achieved_rps: f64,
     pub in_flight: usize,
@@ -43,6 +52,101 @@ pub struct Status {
     /// `SLO`'s objectives over `SLO_WINDOW`; absent without `SLO`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slo: Option<SloStatus>,
+    /// Arrivals and journey instances since start.
+    pub journeys: JourneysStatus,
+}
+
+/// `/status`'s `journeys`.
+#[derive(Debug, Serialize)]
+pub struct JourneysStatus {
+    /// Arrivals drawn by the schedule: each a request or a journey instance.
+    pub arrivals: u64,
+    /// Instances running now, and the bound (`MAX_JOURNEYS`).
+    pub active: usize,
+    pub max_active: usize,
+    pub started: u64,
+    pub completed: u64,
+    /// Ended before their last step, by reason.
+    pub ended_early: BTreeMap<&'static str, u64>,
+    /// Arrivals that started no instance, by reason.
+    pub dropped: BTreeMap<&'static str, u64>,
+    /// Completed instances, from arrival to the last answer: percentiles
+    /// since the running workload took over, in milliseconds.
+    pub duration_ms: Percentiles,
+    /// Their mean, since start (`null` before the first).
+    pub mean_duration_ms: Option<f64>,
+    /// Per journey of the running workload.
+    pub by_journey: BTreeMap<String, JourneyStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct JourneyStatus {
+    pub started: u64,
+    pub completed: u64,
+    pub ended_early: BTreeMap<&'static str, u64>,
+    pub dropped: BTreeMap<&'static str, u64>,
+    pub duration_ms: Percentiles,
+    pub mean_duration_ms: Option<f64>,
+}
+
+/// Every reason, at 0 unless counted.
+fn by_reason<const N: usize>(
+    reasons: [&'static str; N],
+    counted: &BTreeMap<String, u64>,
+) -> BTreeMap<&'static str, u64> {
+    reasons.into_iter().map(|r| (r, counted.get(r).copied().unwrap_or(0))).collect()
+}
+
+pub fn journeys(engine: &Engine) -> JourneysStatus {
+    let counts = engine.metrics().journey_counts();
+    let workload = engine.workload();
+    let table = engine.journey_latency();
+    let snapshot = table.snapshot();
+    let ended = EndReason::ALL.map(EndReason::as_str);
+    let dropped = DropReason::ALL.map(DropReason::as_str);
+    let mut totals = crate::observe::metrics::JourneyCounts::default();
+    let mut weighted_mean = 0.0;
+    for c in counts.values() {
+        totals.started += c.started;
+        totals.completed += c.completed;
+        for (k, n) in &c.ended_early {
+            *totals.ended_early.entry(k.clone()).or_default() += n;
+        }
+        for (k, n) in &c.dropped {
+            *totals.dropped.entry(k.clone()).or_default() += n;
+        }
+        weighted_mean += c.mean_duration_ms.unwrap_or(0.0) * c.completed as f64;
+    }
+    let by_journey = workload
+        .journeys()
+        .map(|j| {
+            let name = workload.journey_name(j).to_string();
+            let c = counts.get(&name).cloned().unwrap_or_default();
+            let durations = snapshot.name(j.index()).map(|p| Percentiles::of(&p.from_sent)).unwrap_or_default();
+            let status = JourneyStatus {
+                started: c.started,
+                completed: c.completed,
+                ended_early: by_reason(ended, &c.ended_early),
+                dropped: by_reason(dropped, &c.dropped),
+                duration_ms: durations,
+                mean_duration_ms: c.mean_duration_ms,
+            };
+            (name, status)
+        })
+        .collect();
+    JourneysStatus {
+        arrivals: engine.metrics().arrivals_total(),
+        active: engine.journeys_active(),
+        max_active: engine.max_journeys(),
+        started: totals.started,
+        completed: totals.completed,
+        ended_early: by_reason(ended, &totals.ended_early),
+        dropped: by_reason(dropped, &totals.dropped),
+        duration_ms: Percentiles::of(&snapshot.overall().from_sent),
+        mean_duration_ms: (totals.completed > 0)
+            .then(|| (weighted_mean / totals.completed as f64 * 1000.0).round() / 1000.0),
+        by_journey,
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -87,6 +191,7 @@ pub async fn status(state: web::Data<ControlState>) -> HttpResponse {
         uptime_secs: (uptime * 10.0).round() / 10.0,
         target_url: settings.target.to_string(),
         order_ids_buffered: engine.ids_buffered(),
+        pools: engine.pool_counts().into_iter().collect(),
         achieved_rps: state.sent_rate.rate(),
         in_flight: engine.in_flight(),
         max_in_flight: engine.max_in_flight(),
@@ -104,6 +209,7 @@ pub async fn status(state: web::Data<ControlState>) -> HttpResponse {
         latency: state.live.recent_latency(),
         job: state.live.progress(),
         slo: state.live.slo_status(),
+        journeys: journeys(engine),
     })
 }
 

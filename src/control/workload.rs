@@ -8,17 +8,25 @@
 //! Nothing here shows a pool's values (a pool may hold a login token) or a
 //! request's headers and bodies (they may hold credentials): names, paths,
 //! weights, pool sizes and how many values each pool holds.
+//!
+//! A body has no directory of its own, so its `data:` tables are read
+//! from `DATA_DIR` only; without it such a workload is refused (422) and
+//! no file is read: a `PUT /workload` can never make the sidecar send its
+//! own files to the target.
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use serde_json::json;
 
-use super::guard::guarded_body;
+use super::guard::{authorize, guarded_body, refuse_foreign_origin};
 use super::{ApiError, ControlState};
 use crate::cluster::Cluster;
 use crate::cluster::document::{DocumentError, WorkloadSection};
 use crate::engine::Engine;
-use crate::workload::{self, LoadError, MAX_FILE_BYTES, Role, Workload};
+use crate::engine::memory::MemoryBudget;
+use crate::workload::yaml::Pos;
+use crate::workload::{self, LoadError, MAX_FILE_BYTES, Problem, Role, Step, Workload};
 
 /// What a `PUT /workload` body is called in problem locations.
 const BODY_SOURCE: &str = "body";
@@ -32,6 +40,31 @@ struct WorkloadView {
     pools: Vec<PoolView>,
     /// How often the setup requests are sent again, if at all.
     setup_every_secs: Option<u64>,
+    /// Journeys: their steps (requests by name, pauses) and variables.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    journeys: Vec<JourneyView>,
+    /// Data tables: how many rows, in what order (never a value).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    data: Vec<TableView>,
+}
+
+#[derive(Debug, Serialize)]
+struct JourneyView {
+    name: String,
+    weight: u32,
+    /// Share of the arrivals that start it.
+    share_percent: f64,
+    /// Request steps by name (`journey/step`), pauses as `pause …`.
+    steps: Vec<String>,
+    variables: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct TableView {
+    name: String,
+    file: String,
+    rows: usize,
+    order: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -61,8 +94,12 @@ struct PoolView {
     values: usize,
 }
 
-pub async fn show(state: web::Data<ControlState>) -> HttpResponse {
-    HttpResponse::Ok().json(view(&state.engine))
+/// With a control token set, reading the workload needs it: its paths may
+/// carry what an operator would not publish (a key in a query string).
+pub async fn show(request: HttpRequest, state: web::Data<ControlState>) -> Result<HttpResponse, ApiError> {
+    refuse_foreign_origin(&request, &state)?;
+    authorize(&request, &state)?;
+    Ok(HttpResponse::Ok().json(view(&state.engine)))
 }
 
 pub async fn replace(
@@ -70,24 +107,56 @@ pub async fn replace(
     payload: web::Payload,
     state: web::Data<ControlState>,
 ) -> Result<HttpResponse, ApiError> {
+    refuse_foreign_origin(&request, &state)?;
+    authorize(&request, &state)?;
+    // A place in the lane first: when it is full, no megabyte of body is
+    // read only to be refused (60 clients held 60 MB so).
+    let place = state.server.heavy.admit("a workload check")?;
     let body = match guarded_body(&request, payload, &state, MAX_FILE_BYTES).await {
         Ok(body) => body,
         // A workload too large is one of its problems: 422, like the others.
         Err(ApiError::TooLarge { limit }) => {
-            let message = format!("{BODY_SOURCE}:1:1: larger than {limit} bytes (1 MiB); a workload is much smaller");
-            return Ok(unusable(&message, &[(1, 1, message.clone())]));
+            let message = format!("larger than {limit} bytes (1 MiB); a workload is much smaller");
+            return refused(&state, &LoadError::new(BODY_SOURCE, vec![Problem::new(Pos::new(1, 1), message)], 0));
         }
         Err(e) => return Err(e),
     };
-    let next = match workload::load_bytes(BODY_SOURCE, &body, &state.engine.workload_options()) {
-        Ok(next) => next,
-        Err(e) => return Ok(refused(&e)),
+    // Reading and checking a megabyte of YAML (and the data files, from
+    // DATA_DIR) takes a while: not on the thread that answers `/health`,
+    // and one at a time.
+    let options = state.engine.workload_options();
+    let (budget, in_flight) = (state.engine.settings().memory, state.max_in_flight());
+    let checked = place
+        .run(state.server.heavy_wait(), move || load_checked(BODY_SOURCE, body, &options, budget, in_flight))
+        .await?;
+    let (next, body) = match checked {
+        Ok(loaded) => loaded,
+        Err(e) => return refused(&state, &e),
     };
     if let Err(e) = put_in_force(&state.engine, state.cluster.as_ref(), BODY_SOURCE, body, next) {
-        let message = format!("{BODY_SOURCE}:1:1: {e}");
-        return Ok(unusable(&message, &[(1, 1, message.clone())]));
+        let message = e.to_string();
+        return refused(&state, &LoadError::new(BODY_SOURCE, vec![Problem::new(Pos::new(1, 1), message)], 0));
     }
     Ok(HttpResponse::Ok().json(view(&state.engine)))
+}
+
+/// `bytes` read, checked and compiled, and set against the memory budget
+/// with `in_flight` requests at once; the text comes back with it.
+fn load_checked(
+    source: &str,
+    bytes: Vec<u8>,
+    options: &workload::Options,
+    budget: Option<MemoryBudget>,
+    in_flight: usize,
+) -> Result<(Workload, Vec<u8>), LoadError> {
+    let next = workload::load_bytes(source, &bytes, options)?;
+    if let Some(budget) = budget
+        && let Err(e) = budget.check(&next, in_flight)
+    {
+        let message = format!("the workload {e}");
+        return Err(LoadError::new(source, vec![Problem::new(Pos::new(1, 1), message)], 0));
+    }
+    Ok((next, bytes))
 }
 
 /// Swaps `next` in; with `PEERS`, through the cluster, which sends its
@@ -112,48 +181,61 @@ fn put_in_force(
     Ok(())
 }
 
-/// SIGHUP: reads `WORKLOAD_FILE` again and runs it; a bad file is logged
-/// (every problem) and ignored, the running workload goes on.
-pub fn reload_file(engine: &Engine, cluster: Option<&Cluster>) {
+/// SIGHUP: reads `WORKLOAD_FILE` again and runs it; a bad file (not a
+/// regular file, unreadable, with mistakes, too large for the memory
+/// budget) is logged and ignored, the running workload goes on. The file
+/// is read and checked off the control thread, in the heavy lane.
+pub async fn reload_file(state: ControlState) {
+    let engine = &state.engine;
     let Some(path) = engine.settings().workload_file.clone() else {
         log::info!(signal = "SIGHUP";
             "received SIGHUP: nothing to reload (no workload file is configured); still running");
         return;
     };
     let source = path.display().to_string();
-    let loaded = workload::read_file(&path)
-        .and_then(|bytes| Ok((workload::load_bytes(&source, &bytes, &engine.workload_options())?, bytes)));
+    // Its data files, like at start, next to it (or in DATA_DIR).
+    let options = workload::file_options(&path, &engine.workload_options());
+    let (budget, in_flight) = (state.engine.settings().memory, state.max_in_flight());
+    let job_source = source.clone();
+    let loaded = state
+        .server
+        .heavy
+        .run_waiting(move || {
+            let bytes = workload::read_file(&path)?;
+            load_checked(&job_source, bytes, &options, budget, in_flight)
+        })
+        .await;
     match loaded {
-        Ok((next, bytes)) => {
-            log::info!(signal = "SIGHUP", file:% = path.display(); "received SIGHUP: workload file read again");
-            if let Err(e) = put_in_force(engine, cluster, &source, bytes, next) {
-                log::error!(signal = "SIGHUP", file:% = path.display(), error:% = e;
+        Ok(Ok((next, bytes))) => {
+            log::info!(signal = "SIGHUP", file = source.as_str(); "received SIGHUP: workload file read again");
+            if let Err(e) = put_in_force(engine, state.cluster.as_ref(), &source, bytes, next) {
+                log::error!(signal = "SIGHUP", file = source.as_str(), error:% = e;
                     "received SIGHUP: the workload file cannot be sent to the other replicas; the running workload goes on");
             }
         }
-        Err(e) => {
-            log::error!(signal = "SIGHUP", file:% = path.display(), problems = e.problems.len(), error:% = e;
+        Ok(Err(e)) => {
+            log::error!(signal = "SIGHUP", file = source.as_str(), problems = e.count(), error:% = e;
                 "received SIGHUP: the workload file cannot be used; the running workload goes on");
+        }
+        Err(e) => {
+            log::error!(signal = "SIGHUP", file = source.as_str(), error:% = e;
+                "received SIGHUP: the workload file was not read; the running workload goes on");
         }
     }
 }
 
-/// 422 naming every problem with its place.
-fn refused(error: &LoadError) -> HttpResponse {
-    let problems: Vec<(u32, u32, String)> =
-        error.problems.iter().map(|p| (p.pos.line, p.pos.col, p.message.clone())).collect();
-    unusable(&error.to_string(), &problems)
-}
-
-fn unusable(message: &str, problems: &[(u32, u32, String)]) -> HttpResponse {
-    let problems: Vec<serde_json::Value> = problems
-        .iter()
-        .map(|(line, column, message)| json!({"line": line, "column": column, "message": message}))
-        .collect();
-    HttpResponse::UnprocessableEntity().json(json!({
-        "error": format!("the workload cannot be used; nothing changed:\n{message}"),
+/// 422 naming the problems with their places (the first
+/// [`workload::MAX_LISTED_PROBLEMS`], then how many more), an answer of
+/// bounded size counted against the output budget.
+fn refused(state: &ControlState, error: &LoadError) -> Result<HttpResponse, ApiError> {
+    let problems: Vec<serde_json::Value> =
+        error.problems.iter().map(|p| json!({"line": p.pos.line, "column": p.pos.col, "message": p.message})).collect();
+    let answer = json!({
+        "error": format!("the workload cannot be used; nothing changed:\n{error}"),
         "problems": problems,
-    }))
+        "more_problems": error.more,
+    });
+    state.server.output.json(StatusCode::UNPROCESSABLE_ENTITY, &answer)
 }
 
 fn view(engine: &Engine) -> WorkloadView {
@@ -172,6 +254,34 @@ fn view(engine: &Engine) -> WorkloadView {
             })
             .collect(),
         setup_every_secs: workload.setup_every().map(|d| d.as_secs()),
+        journeys: workload
+            .journeys()
+            .map(|j| JourneyView {
+                name: workload.journey_name(j).to_string(),
+                weight: workload.journey_weight(j),
+                share_percent: (workload.journey_share(j) * 100.0).round() / 100.0,
+                steps: workload
+                    .steps(j)
+                    .iter()
+                    .map(|step| match step {
+                        Step::Request { id, .. } => workload.name(*id).to_string(),
+                        Step::Pause(pause) => format!("pause {pause}"),
+                    })
+                    .collect(),
+                variables: workload.journey_vars(j).to_vec(),
+            })
+            .collect(),
+        data: workload
+            .model()
+            .data
+            .iter()
+            .map(|t| TableView {
+                name: t.name.clone(),
+                file: t.file.clone(),
+                rows: workload.table_rows(&t.name),
+                order: t.order.as_str(),
+            })
+            .collect(),
     }
 }
 
@@ -185,6 +295,7 @@ fn requests(workload: &Workload) -> Vec<RequestView> {
                 Role::Weighted(_) => "weighted",
                 Role::Error => "error",
                 Role::Setup => "setup",
+                Role::Step => "step",
             },
             method: workload.method(id).as_str(),
             path: def.path.to_string(),

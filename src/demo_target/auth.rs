@@ -1,7 +1,9 @@
 //! The demo target's login: `POST /login` issues a bearer token (any user
-//! name, password `demo`), `GET /account` requires one. The tokens kept are
-//! bounded in number and age, so a client logging in in a loop cannot grow
-//! the target's memory.
+//! name, password `demo`), `GET /account` requires one, and users created
+//! with one belong to its account. The tokens kept are bounded in number
+//! and age, so a client logging in in a loop cannot grow the target's
+//! memory. Successful logins are counted per user name (bounded), for
+//! tests that check each account logged in exactly once.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -16,7 +18,9 @@ use super::{DemoState, json_body};
 /// The one password the demo target accepts.
 pub const PASSWORD: &str = "demo";
 /// Tokens kept; the oldest is forgotten when a new one is issued.
-pub const MAX_TOKENS: usize = 1000;
+pub const MAX_TOKENS: usize = 10_000;
+/// User names whose logins are counted one by one; the rest are counted together.
+pub const MAX_COUNTED_USERS: usize = 100_000;
 /// How long a token is good for.
 pub const TOKEN_TTL: Duration = Duration::from_secs(900);
 
@@ -68,6 +72,59 @@ impl TokenStore {
     }
 }
 
+/// Successful logins per user name, bounded.
+#[derive(Debug, Default)]
+pub struct LoginCounts {
+    by_user: HashMap<String, u64>,
+    /// Logins of names beyond [`MAX_COUNTED_USERS`].
+    others: u64,
+}
+
+impl LoginCounts {
+    pub fn count(&mut self, username: &str) {
+        let room = self.by_user.len() < MAX_COUNTED_USERS;
+        match self.by_user.get_mut(username) {
+            Some(n) => *n += 1,
+            None if room => {
+                self.by_user.insert(username.to_string(), 1);
+            }
+            None => self.others += 1,
+        }
+    }
+}
+
+/// `GET /stats/logins`: successful logins per user name.
+pub(super) async fn login_counts(state: web::Data<DemoState>) -> HttpResponse {
+    let counts = state.logins.lock();
+    let total: u64 = counts.by_user.values().sum::<u64>() + counts.others;
+    HttpResponse::Ok().json(json!({
+        "total": total,
+        "users": counts.by_user.len(),
+        "by_user": counts.by_user,
+        "others": counts.others,
+    }))
+}
+
+/// Who a request comes from: `Ok(None)` without `Authorization`, the
+/// user name of a live bearer token, or a 401 for any other token.
+pub(super) fn caller(state: &DemoState, req: &HttpRequest) -> Result<Option<String>, Box<HttpResponse>> {
+    let Some(value) = req.headers().get("authorization") else { return Ok(None) };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    match token.and_then(|t| state.tokens.lock().check(t, Instant::now()).map(str::to_string)) {
+        Some(username) => Ok(Some(username)),
+        None => Err(Box::new(unauthorized("unknown or expired token"))),
+    }
+}
+
+pub(super) fn unauthorized(message: &str) -> HttpResponse {
+    HttpResponse::Unauthorized().insert_header(("WWW-Authenticate", "Bearer")).json(json!({"error": message}))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Login {
@@ -89,6 +146,7 @@ pub(super) async fn login(state: web::Data<DemoState>, req: HttpRequest, body: w
             HttpResponse::Unauthorized().json(json!({"error": "wrong username or password"}))
         }
         Ok(login) => {
+            state.logins.lock().count(&login.username);
             let token = state.tokens.lock().issue(&login.username, Instant::now());
             HttpResponse::Ok().json(json!({
                 "token": token,

@@ -27,7 +27,7 @@ pub use users::{User, UserStore};
 pub const MAX_DELAY_MS: u64 = 10_000;
 
 /// The routes counted in `demo_target_requests_total`: a fixed set.
-pub const ROUTES: [&str; 10] = [
+pub const ROUTES: [&str; 11] = [
     "create_order",
     "list_orders",
     "get_order",
@@ -36,6 +36,7 @@ pub const ROUTES: [&str; 10] = [
     "list_users",
     "get_user",
     "update_user",
+    "delete_user",
     "login",
     "account",
 ];
@@ -69,6 +70,7 @@ struct DemoState {
     store: Mutex<OrderStore>,
     users: Mutex<UserStore>,
     tokens: Mutex<TokenStore>,
+    logins: Mutex<auth::LoginCounts>,
     latency: Duration,
     error_rate: f64,
     registry: Registry,
@@ -154,6 +156,7 @@ impl DemoState {
             store: Mutex::new(OrderStore::new(settings.max_orders)),
             users: Mutex::new(UserStore::new(settings.max_users)),
             tokens: Mutex::new(TokenStore::new(auth::MAX_TOKENS, auth::TOKEN_TTL)),
+            logins: Mutex::new(auth::LoginCounts::default()),
             latency: settings.latency,
             error_rate: settings.error_rate,
             registry,
@@ -235,11 +238,13 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/users/error", web::get().to(error_route))
         .route("/users/{id}", web::get().to(users::get_user))
         .route("/users/{id}", web::patch().to(users::update_user))
+        .route("/users/{id}", web::delete().to(users::delete_user))
         .route("/login", web::post().to(auth::login))
         .route("/account", web::get().to(auth::account))
         .route("/health", web::get().to(health))
         .route("/metrics", web::get().to(metrics))
         .route("/stats/arrivals", web::get().to(arrival_counts))
+        .route("/stats/logins", web::get().to(auth::login_counts))
         .route("/openapi.json", web::get().to(openapi))
         .default_service(web::to(|| async { HttpResponse::NotFound().json(json!({"error": "no such endpoint"})) }));
 }
@@ -462,6 +467,48 @@ mod tests {
         assert_eq!(call!(app, account(Some("Bearer 0123"))).0, 401);
         assert_eq!(call!(app, account(Some(token))).0, 401, "no scheme");
         assert_eq!(state.requests.with_label_values(&["account", "401"]).get(), 3);
+    }
+
+    #[actix_web::test]
+    async fn users_of_an_account_need_its_token_and_can_be_deleted() {
+        let state = app_state(0.0);
+        let app = test::init_service(App::new().app_data(state.clone()).configure(routes)).await;
+        let login = |name: &'static str| {
+            let body = format!(r#"{{"username":"{name}","password":"demo"}}"#);
+            test::TestRequest::post().uri("/login").set_payload(body)
+        };
+        let (_, _, ann) = call!(app, login("ann"));
+        let (_, _, bob) = call!(app, login("bob"));
+        call!(app, login("ann"));
+        let bearer = |v: &serde_json::Value| format!("Bearer {}", v["token"].as_str().unwrap());
+        let (ann, bob) = (bearer(&ann), bearer(&bob));
+        let create = test::TestRequest::post().uri("/users").insert_header(("Authorization", ann.clone()));
+        let (status, _, user) = call!(app, create.set_payload(r#"{"name":"mine"}"#));
+        assert_eq!(status, 201);
+        let uri = format!("/users/{}", user["id"]);
+        let with = |req: test::TestRequest, auth: Option<&str>| match auth {
+            Some(a) => req.insert_header(("Authorization", a.to_string())),
+            None => req,
+        };
+        for (auth, expected) in
+            [(None, 401), (Some("Bearer nope"), 401), (Some(bob.as_str()), 404), (Some(ann.as_str()), 200)]
+        {
+            assert_eq!(call!(app, with(test::TestRequest::get().uri(&uri), auth)).0, expected, "{auth:?}");
+            let patch = with(test::TestRequest::patch().uri(&uri), auth).set_payload(r#"{"age":3}"#);
+            assert_eq!(call!(app, patch).0, expected, "PATCH {auth:?}");
+        }
+        assert_eq!(call!(app, with(test::TestRequest::delete().uri(&uri), Some(&bob))).0, 404);
+        assert_eq!(call!(app, with(test::TestRequest::delete().uri(&uri), Some(&ann))).0, 204);
+        assert_eq!(call!(app, with(test::TestRequest::get().uri(&uri), Some(&ann))).0, 404, "gone");
+        assert_eq!(call!(app, with(test::TestRequest::delete().uri(&uri), Some(&ann))).0, 404);
+        // Users created without a token are anyone's.
+        let (_, _, open) = call!(app, test::TestRequest::post().uri("/users").set_payload(r#"{"name":"x"}"#));
+        let open_uri = format!("/users/{}", open["id"]);
+        assert_eq!(call!(app, with(test::TestRequest::get().uri(&open_uri), Some(&bob))).0, 200);
+        assert_eq!(call!(app, test::TestRequest::delete().uri(&open_uri)).0, 204);
+        let (_, _, logins) = call!(app, test::TestRequest::get().uri("/stats/logins"));
+        assert_eq!((logins["total"].as_u64(), logins["by_user"]["ann"].as_u64()), (Some(3), Some(2)));
+        assert_eq!(state.requests.with_label_values(&["delete_user", "204"]).get(), 2);
     }
 
     #[actix_web::test]

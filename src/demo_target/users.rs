@@ -1,6 +1,11 @@
 //! The demo target's users: a bounded in-memory resource to create, list,
-//! read and update (`PATCH`), so `examples/workloads/users-crud.yaml` has
-//! something real to talk to.
+//! read, update (`PATCH`) and delete, so `examples/workloads/users-crud.yaml`
+//! and `journey-users.yaml` have something real to talk to.
+//!
+//! A user created with a bearer token (`POST /login`) belongs to that
+//! account: reading, changing or deleting it then needs the same account's
+//! token (none, or an expired one: 401; another account's: 404, as if it
+//! were not there). Users created without a token are anyone's, as before.
 
 use std::collections::VecDeque;
 
@@ -8,6 +13,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::auth::{caller, unauthorized};
 use super::{DemoState, json_body};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -17,6 +23,9 @@ pub struct User {
     pub email: Option<String>,
     pub age: Option<u32>,
     pub status: String,
+    /// The account that created it, if it was created with a token.
+    #[serde(skip)]
+    pub owner: Option<String>,
 }
 
 /// A new user, as `POST /users` takes it.
@@ -79,13 +88,14 @@ impl UserStore {
         UserStore { users: VecDeque::new(), next_id: 1, capacity: capacity.max(1) }
     }
 
-    pub fn create(&mut self, new: NewUser) -> User {
+    pub fn create(&mut self, new: NewUser, owner: Option<String>) -> User {
         let user = User {
             id: self.next_id,
             name: new.name,
             email: new.email,
             age: new.age,
             status: new.status.unwrap_or_else(|| "active".to_string()),
+            owner,
         };
         self.next_id += 1;
         if self.users.len() == self.capacity {
@@ -118,6 +128,12 @@ impl UserStore {
         Some(user.clone())
     }
 
+    /// Removes the user; `None` if there is no such user.
+    pub fn delete(&mut self, id: u64) -> Option<User> {
+        let i = self.users.binary_search_by_key(&id, |u| u.id).ok()?;
+        self.users.remove(i)
+    }
+
     /// Up to `limit` users, newest first.
     pub fn recent(&self, limit: usize) -> Vec<User> {
         self.users.iter().rev().take(limit).cloned().collect()
@@ -136,17 +152,36 @@ fn not_found(id: &str) -> HttpResponse {
     HttpResponse::NotFound().json(json!({"error": format!("user {id} not found")}))
 }
 
+/// The user `id` as `caller` may see it: a user of another account is not
+/// found; one of an account, asked for without a token, needs one.
+fn visible(state: &DemoState, id: &str, caller: Option<&str>) -> Result<u64, Box<HttpResponse>> {
+    let n = id.parse::<u64>().map_err(|_| Box::new(not_found(id)))?;
+    let owner = state.users.lock().get(n).map(|u| u.owner.clone()).ok_or_else(|| Box::new(not_found(id)))?;
+    match (owner.as_deref(), caller) {
+        (None, _) => Ok(n),
+        (Some(owner), Some(caller)) if owner == caller => Ok(n),
+        (Some(_), None) => {
+            Err(Box::new(unauthorized("this user belongs to an account: send its `Authorization: Bearer <token>`")))
+        }
+        (Some(_), Some(_)) => Err(Box::new(not_found(id))),
+    }
+}
+
 pub(super) async fn create_user(state: web::Data<DemoState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     const ROUTE: &str = "create_user";
     if let Some(failure) = state.faults(&req).await {
         return state.counted(ROUTE, failure);
     }
+    let owner = match caller(&state, &req) {
+        Ok(owner) => owner,
+        Err(response) => return state.counted(ROUTE, *response),
+    };
     let response = match json_body::<NewUser>(&body, r#"{"name": "…", "email": "…", "age": N, "status": "…"}"#) {
         Err(response) => *response,
         Ok(new) => match new.validate() {
             Err(e) => HttpResponse::UnprocessableEntity().json(json!({"error": e})),
             Ok(()) => {
-                let user = state.users.lock().create(new);
+                let user = state.users.lock().create(new, owner);
                 HttpResponse::Created().insert_header(("Location", format!("/users/{}", user.id))).json(user)
             }
         },
@@ -178,10 +213,27 @@ pub(super) async fn get_user(state: web::Data<DemoState>, req: HttpRequest, id: 
     if let Some(failure) = state.faults(&req).await {
         return state.counted(ROUTE, failure);
     }
-    let found = id.parse::<u64>().ok().and_then(|n| state.users.lock().get(n).cloned());
-    let response = match found {
-        Some(user) => HttpResponse::Ok().json(user),
-        None => not_found(&id),
+    let response = match caller(&state, &req).and_then(|who| visible(&state, &id, who.as_deref())) {
+        Err(response) => *response,
+        Ok(n) => match state.users.lock().get(n).cloned() {
+            Some(user) => HttpResponse::Ok().json(user),
+            None => not_found(&id),
+        },
+    };
+    state.counted(ROUTE, response)
+}
+
+pub(super) async fn delete_user(state: web::Data<DemoState>, req: HttpRequest, id: web::Path<String>) -> HttpResponse {
+    const ROUTE: &str = "delete_user";
+    if let Some(failure) = state.faults(&req).await {
+        return state.counted(ROUTE, failure);
+    }
+    let response = match caller(&state, &req).and_then(|who| visible(&state, &id, who.as_deref())) {
+        Err(response) => *response,
+        Ok(n) => match state.users.lock().delete(n) {
+            Some(_) => HttpResponse::NoContent().finish(),
+            None => not_found(&id),
+        },
     };
     state.counted(ROUTE, response)
 }
@@ -196,11 +248,13 @@ pub(super) async fn update_user(
     if let Some(failure) = state.faults(&req).await {
         return state.counted(ROUTE, failure);
     }
-    let response = match json_body::<UserPatch>(&body, r#"any of {"name", "email", "age", "status"}"#) {
-        Err(response) => *response,
-        Ok(patch) => match patch.validate() {
+    let visible = caller(&state, &req).and_then(|who| visible(&state, &id, who.as_deref()));
+    let response = match (visible, json_body::<UserPatch>(&body, r#"any of {"name", "email", "age", "status"}"#)) {
+        (Err(response), _) => *response,
+        (_, Err(response)) => *response,
+        (Ok(n), Ok(patch)) => match patch.validate() {
             Err(e) => HttpResponse::UnprocessableEntity().json(json!({"error": e})),
-            Ok(()) => match id.parse::<u64>().ok().and_then(|n| state.users.lock().update(n, patch)) {
+            Ok(()) => match state.users.lock().update(n, patch) {
                 Some(user) => HttpResponse::Ok().json(user),
                 None => not_found(&id),
             },
@@ -221,7 +275,7 @@ mod tests {
     fn keeps_the_newest_users_and_updates_in_place() {
         let mut store = UserStore::new(2);
         for name in ["a", "b", "c"] {
-            store.create(new(name));
+            store.create(new(name), None);
         }
         assert_eq!(store.len(), 2);
         assert_eq!(store.get(1), None);
@@ -231,6 +285,8 @@ mod tests {
         assert_eq!(store.update(9, UserPatch::default()), None);
         let ids: Vec<u64> = store.recent(5).iter().map(|u| u.id).collect();
         assert_eq!(ids, [3, 2]);
+        assert_eq!(store.delete(2).map(|u| u.id), Some(2));
+        assert_eq!((store.delete(2), store.get(2), store.len()), (None, None, 1));
     }
 
     #[test]

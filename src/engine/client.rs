@@ -1,13 +1,13 @@
 //! `TargetClient`: the engine's HTTP/1.1 client, the only place that opens
 //! connections to the target.
 //!
-//! Plain `http://` goes through our own client, built for one job: sending a
-//! small fixed set of requests as cheaply as possible. Each request renders
-//! into its connection's buffer (no per-request URL parsing or header maps),
-//! goes out in one `write`, and the answer is read straight into a reused,
-//! bounded buffer. Connections are pooled last-in-first-out so the working set
-//! stays as small as the load needs and the rest age out. `https://` goes
-//! through awc (see [`super::tls`]) behind the same face.
+//! Built for one job: sending a small fixed set of requests as cheaply as
+//! possible. Each request renders into its connection's buffer (no
+//! per-request URL parsing or header maps), goes out in one `write`, and the
+//! answer is read straight into a reused, bounded buffer. Connections are
+//! pooled last-in-first-out so the working set stays as small as the load
+//! needs and the rest age out. `https://` is the same client over a rustls
+//! session (see [`super::tls`]): the same rules, bounds and error kinds.
 //!
 //! Redirects are never followed. One thing is retried, as browsers do: a
 //! request whose kept-alive connection failed before a single byte of answer
@@ -21,18 +21,18 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Context, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use rustls::ClientConnection;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 use super::http::{Answer, AnswerError, AnswerParser, Progress, max_answer_bytes};
 use super::resolve::{ResolveError, Resolver};
-use super::tls::{TlsClient, TlsError, TlsSettings, client_config};
+use super::tls::{self, TlsError, TlsSettings, TlsTarget, client_config};
 use crate::base::url::TargetUrl;
 use crate::observe::metrics::{ErrorKind, RetryCounters, RetryReason};
-use crate::workload::{RequestParts as WorkloadParts, Workload};
 
 /// Largest answer body read; a longer one ends the exchange unread and the
 /// connection is closed, so a target sending huge bodies cannot grow our memory.
@@ -52,7 +52,8 @@ pub const DEFAULT_IDLE_KEEP: Duration = Duration::from_millis(1500);
 pub struct ClientSettings {
     /// How long an idle connection is kept for reuse (0: never reused).
     pub idle_keep: Duration,
-    /// Bound on connections (the in-flight bound); awc needs it told.
+    /// The in-flight bound. A request holds one connection, so no more are
+    /// ever open; the idle pool is capped at it too.
     pub max_connections: usize,
     /// How https targets are trusted, checked once at start; `None` for
     /// plain targets (an https target then gets the compiled-in roots).
@@ -68,38 +69,17 @@ impl Default for ClientSettings {
 }
 
 /// One request of the workload, rendered, and what its answer must hand
-/// back. Its buffers come back with the outcome, to be reused.
+/// back. Its buffer comes back with the outcome, to be reused.
 #[derive(Debug)]
 pub struct Request {
-    pub rendered: Rendered,
+    /// The complete HTTP/1.1 request.
+    pub rendered: Vec<u8>,
     /// Hand the answer's body back (a JSON capture reads it).
     pub keep_body: bool,
     /// Hand the answer's headers back (a header capture reads one).
     pub keep_headers: bool,
     /// A HEAD request: its answer has no body.
     pub head: bool,
-}
-
-/// A rendered request, in the form its transport wants.
-#[derive(Debug)]
-pub enum Rendered {
-    /// The complete HTTP/1.1 request (plain targets).
-    Wire(Vec<u8>),
-    /// Its parts, for a client that builds requests itself (https).
-    Parts { workload: Arc<Workload>, parts: Box<WorkloadParts> },
-}
-
-/// A request as parts, for a client that builds its own requests (awc).
-#[derive(Debug, Clone, Copy)]
-pub struct RequestParts<'a> {
-    pub method: &'a str,
-    /// Path (with the target's prefix) and any query.
-    pub target: &'a [u8],
-    /// `User-Agent` and the workload's headers.
-    pub workload: &'a Workload,
-    pub parts: &'a WorkloadParts,
-    pub keep_body: bool,
-    pub keep_headers: bool,
 }
 
 /// What became of a request.
@@ -148,7 +128,7 @@ impl ClientError {
     /// Whether the request may be resent on a new connection: the
     /// connection failed before any answer byte, so the target cannot have
     /// processed it. Only asked of a reused connection.
-    pub(super) fn retry_reason(&self, answer_bytes: usize) -> Option<RetryReason> {
+    fn retry_reason(&self, answer_bytes: usize) -> Option<RetryReason> {
         if answer_bytes > 0 {
             return None;
         }
@@ -169,13 +149,16 @@ impl ClientError {
     }
 }
 
-/// A connection with its buffers. Readiness is managed by hand (`AsyncFd`):
-/// once an answer is complete its read readiness is cleared without the
-/// extra `read` that would otherwise be needed to see "would block", so a
-/// request costs one `write` and (usually) one `read`.
+/// A connection with its buffers, and its TLS session on an https target.
+/// Readiness is managed by hand (`AsyncFd`): once an answer is complete its
+/// read readiness is cleared without the extra `read` that would otherwise
+/// be needed to see "would block", so a request costs one `write` and
+/// (usually) one `read`.
 struct Connection {
     io: AsyncFd<TcpStream>,
-    /// The answer being read: `buf[..filled]`; `buf` is always initialised.
+    tls: Option<Box<ClientConnection>>,
+    /// The answer being read: `buf[..filled]` (plaintext); `buf` is always
+    /// initialised.
     buf: Vec<u8>,
     filled: usize,
     /// When it is closed rather than reused.
@@ -183,7 +166,10 @@ struct Connection {
 }
 
 impl Connection {
-    async fn write_all(&self, request: &[u8]) -> io::Result<()> {
+    async fn write_all(&mut self, request: &[u8]) -> io::Result<()> {
+        if let Some(tls) = &mut self.tls {
+            return tls::write_all(&self.io, tls, request).await;
+        }
         let mut rest = request;
         while !rest.is_empty() {
             let mut ready = self.io.writable().await?;
@@ -200,63 +186,106 @@ impl Connection {
     /// Reads until `parser` has a complete answer. The buffer grows as the
     /// answer needs, never past `MAX_BUFFER`.
     async fn read_answer(&mut self, parser: &mut AnswerParser) -> Result<Answer, ClientError> {
-        self.filled = 0;
+        let Connection { io, tls, buf, filled, .. } = self;
+        *filled = 0;
+        // The readiness of the latest socket read.
+        let mut last_ready = None;
         loop {
-            if self.buf.len() - self.filled < 1024 {
-                if self.buf.len() >= MAX_BUFFER {
+            if buf.len() - *filled < 1024 {
+                if buf.len() >= MAX_BUFFER {
                     // The parser refuses every answer before this; a guard, not a path.
                     return Err(ClientError::Answer(AnswerError::HeadTooLong));
                 }
-                let grown = (self.buf.len() * 2).clamp(BUFFER_START, MAX_BUFFER);
-                self.buf.resize(grown, 0);
+                let grown = (buf.len() * 2).clamp(BUFFER_START, MAX_BUFFER);
+                buf.resize(grown, 0);
             }
-            let mut ready = self.io.readable().await.map_err(ClientError::Receive)?;
-            let read = ready.try_io(|io| io.get_ref().read(&mut self.buf[self.filled..]));
-            let n = match read {
-                Ok(result) => result.map_err(ClientError::Receive)?,
-                Err(_would_block) => continue,
-            };
-            self.filled += n;
-            match parser.advance(&self.buf[..self.filled], n == 0).map_err(ClientError::Answer)? {
+            let n = match tls {
+                Some(tls) => tls::read(io, tls, &mut buf[*filled..], &mut last_ready).await,
+                None => {
+                    let mut ready = io.readable().await.map_err(ClientError::Receive)?;
+                    match ready.try_io(|io| io.get_ref().read(&mut buf[*filled..])) {
+                        Ok(result) => {
+                            last_ready = Some(ready);
+                            result
+                        }
+                        Err(_would_block) => continue,
+                    }
+                }
+            }
+            .map_err(ClientError::Receive)?;
+            *filled += n;
+            match parser.advance(&buf[..*filled], n == 0).map_err(ClientError::Answer)? {
                 Progress::Incomplete => {}
-                Progress::Complete(answer) => {
+                Progress::Complete(mut answer) => {
                     // Nothing more is due on this connection until the next
                     // request; a later close or stray byte sets it again.
-                    ready.clear_ready_matching(tokio::io::Ready::READABLE);
+                    if let Some(ready) = &mut last_ready {
+                        ready.clear_ready_matching(tokio::io::Ready::READABLE);
+                    }
+                    if let Some(tls) = tls {
+                        answer.reusable &= tls::is_quiet(tls);
+                    }
                     return Ok(answer);
                 }
             }
         }
     }
+
+    /// Whether an idle connection is still open and quiet. A connection the
+    /// target closed (or wrote to unasked) reads as ready; an open, quiet
+    /// one is pending. No system call needed: the readiness is what the
+    /// event loop last saw. (On https, what made it ready is read: a
+    /// session ticket leaves it good.) A close that crosses our request on
+    /// the wire is what the one retry is for.
+    fn still_open(&mut self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        match (self.io.poll_read_ready(&mut cx), &mut self.tls) {
+            (Poll::Pending, _) => true,
+            (Poll::Ready(Ok(ready)), Some(tls)) => tls::still_open_after(ready, tls),
+            (Poll::Ready(_), _) => false,
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if let Some(tls) = &mut self.tls {
+            tls::close(&self.io, tls);
+        }
+    }
 }
 
 pub struct TargetClient {
-    transport: Transport,
+    resolver: Rc<Resolver>,
+    /// How connections to an https target start their session.
+    tls: Option<TlsTarget>,
+    idle_keep: Duration,
+    /// Most idle connections kept.
+    max_idle: usize,
+    /// Idle connections, most recently used at the back.
+    idle: RefCell<VecDeque<Connection>>,
+    /// A clock the worker sets now and then (at every send and every sweep),
+    /// so pooling costs no clock read per request. It runs at most a sweep
+    /// interval behind, which only makes connections expire a little early.
+    clock: Cell<Instant>,
     retries: RetryCounters,
-}
-
-enum Transport {
-    Plain(PlainClient),
-    Tls(TlsClient),
 }
 
 impl fmt::Debug for TargetClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let transport = match &self.transport {
-            Transport::Plain(p) => format!("http {:?}", p.resolver),
-            Transport::Tls(_) => "https".to_string(),
-        };
-        f.debug_struct("TargetClient").field("transport", &transport).finish_non_exhaustive()
+        f.debug_struct("TargetClient")
+            .field("https", &self.tls.is_some())
+            .field("resolver", &self.resolver)
+            .finish_non_exhaustive()
     }
 }
 
 impl TargetClient {
     /// A client for `target`. Fails only for https settings that cannot be
-    /// used (a CA file that cannot be read), which the configuration checks
-    /// at start already.
+    /// used (a CA file that cannot be read, which the configuration checks
+    /// at start already, or a host that cannot be a TLS server name).
     pub fn new(target: &TargetUrl, settings: &ClientSettings, retries: RetryCounters) -> Result<Self, TlsError> {
-        let resolver = Rc::new(Resolver::new(target.host(), target.port()));
-        let transport = if target.is_https() {
+        let tls = if target.is_https() {
             if settings.tls_insecure {
                 log::warn!(target = target.as_str();
                     "TLS_INSECURE is on: the target's certificate is NOT checked; anyone on the path can read and change this traffic");
@@ -265,102 +294,51 @@ impl TargetClient {
                 Some(config) => Arc::clone(config),
                 None => client_config(&TlsSettings::default())?,
             };
-            Transport::Tls(TlsClient::new(target, settings, config, resolver))
+            Some(TlsTarget::new(config, target.host())?)
         } else {
-            Transport::Plain(PlainClient {
-                resolver,
-                idle_keep: settings.idle_keep,
-                idle: RefCell::new(VecDeque::new()),
-                clock: Cell::new(Instant::now()),
-            })
+            None
         };
-        Ok(TargetClient { transport, retries })
+        Ok(TargetClient {
+            resolver: Rc::new(Resolver::new(target.host(), target.port())),
+            tls,
+            idle_keep: settings.idle_keep,
+            max_idle: settings.max_connections,
+            idle: RefCell::new(VecDeque::new()),
+            clock: Cell::new(Instant::now()),
+            retries,
+        })
     }
 
-    /// Tells the client the time (see `PlainClient::clock`).
+    /// Tells the client the time (see `TargetClient::clock`).
     pub fn set_clock(&self, now: Instant) {
-        if let Transport::Plain(plain) = &self.transport {
-            plain.clock.set(now);
-        }
+        self.clock.set(now);
     }
 
     /// Sends `request` and reads its answer; hands the request back (its
-    /// buffers are reused). Not bounded in time: the caller puts a
-    /// deadline on it.
+    /// buffer is reused). Not bounded in time: the caller puts a deadline
+    /// on it.
     pub async fn send(self: Rc<Self>, request: Request) -> (Outcome, Request) {
-        let result = match (&self.transport, &request.rendered) {
-            (Transport::Plain(plain), Rendered::Wire(bytes)) => {
-                let parser = AnswerParser::new(request.keep_body, MAX_BODY_BYTES)
-                    .keeping_headers(request.keep_headers)
-                    .answering_head(request.head);
-                plain.exchange(bytes, parser, &self.retries).await
-            }
-            (Transport::Tls(tls), Rendered::Parts { workload, parts }) => {
-                let id = parts.request();
-                let parts = RequestParts {
-                    method: id.map_or("GET", |id| workload.method(id).as_str()),
-                    target: parts.target(),
-                    workload,
-                    parts,
-                    keep_body: request.keep_body,
-                    keep_headers: request.keep_headers,
-                };
-                tls.exchange(parts, &self.retries).await
-            }
-            // The worker renders for the transport it built; a guard, not a path.
-            _ => Err(ClientError::Send(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "request rendered for another transport",
-            ))),
-        };
-        let outcome = match result {
+        let parser = AnswerParser::new(request.keep_body, MAX_BODY_BYTES)
+            .keeping_headers(request.keep_headers)
+            .answering_head(request.head);
+        let outcome = match self.exchange(&request.rendered, parser).await {
             Ok(outcome) => outcome,
             Err(error) => Outcome::Failed { kind: error.kind(), error },
         };
         (outcome, request)
     }
 
-    /// Whether requests go out as parts (https) rather than whole.
-    pub fn wants_parts(&self) -> bool {
-        matches!(self.transport, Transport::Tls(_))
-    }
-
     /// Closes idle connections past their keep time; call now and then.
     pub fn close_stale(&self) {
-        if let Transport::Plain(plain) = &self.transport {
-            let now = plain.clock.get();
-            plain.idle.borrow_mut().retain(|c| c.expires > now);
-        }
+        let now = self.clock.get();
+        self.idle.borrow_mut().retain(|c| c.expires > now);
     }
 
     pub fn idle_connections(&self) -> usize {
-        match &self.transport {
-            Transport::Plain(plain) => plain.idle.borrow().len(),
-            // awc ages its own pool.
-            Transport::Tls(_) => 0,
-        }
+        self.idle.borrow().len()
     }
-}
 
-/// The plain-http fast path.
-struct PlainClient {
-    resolver: Rc<Resolver>,
-    idle_keep: Duration,
-    /// Idle connections, most recently used at the back.
-    idle: RefCell<VecDeque<Connection>>,
-    /// A clock the worker sets now and then (at every send and every sweep),
-    /// so pooling costs no clock read per request. It runs at most a sweep
-    /// interval behind, which only makes connections expire a little early.
-    clock: Cell<Instant>,
-}
-
-impl PlainClient {
-    async fn exchange(
-        &self,
-        request: &[u8],
-        fresh_parser: AnswerParser,
-        retries: &RetryCounters,
-    ) -> Result<Outcome, ClientError> {
+    async fn exchange(&self, request: &[u8], fresh_parser: AnswerParser) -> Result<Outcome, ClientError> {
         let mut reused = self.take_idle();
         loop {
             let is_reused = reused.is_some();
@@ -384,7 +362,7 @@ impl PlainClient {
                 }
                 Err(error) if is_reused => match error.retry_reason(conn.filled) {
                     // Once: the new connection is not reused, so this cannot loop.
-                    Some(reason) => retries.count(reason),
+                    Some(reason) => self.retries.count(reason),
                     None => return Err(ClientError::Reused(Box::new(error))),
                 },
                 Err(error) => return Err(error),
@@ -396,16 +374,8 @@ impl PlainClient {
     fn take_idle(&self) -> Option<Connection> {
         let now = self.clock.get();
         let mut idle = self.idle.borrow_mut();
-        while let Some(conn) = idle.pop_back() {
-            if conn.expires <= now {
-                continue;
-            }
-            // A connection the target closed (or wrote to unasked) reads as
-            // ready; an open, quiet one is pending. No system call needed:
-            // the readiness is what the event loop last saw. A close that
-            // crosses our request on the wire is what the one retry is for.
-            let mut cx = Context::from_waker(Waker::noop());
-            if conn.io.poll_read_ready(&mut cx).is_pending() {
+        while let Some(mut conn) = idle.pop_back() {
+            if conn.expires > now && conn.still_open() {
                 return Some(conn);
             }
         }
@@ -420,14 +390,15 @@ impl PlainClient {
             Some(secs) => self.idle_keep.min(Duration::from_secs(u64::from(secs)) * 3 / 4),
             None => self.idle_keep,
         };
-        if keep.is_zero() {
+        let mut idle = self.idle.borrow_mut();
+        if keep.is_zero() || idle.len() >= self.max_idle {
             return;
         }
         if conn.buf.len() > BUFFER_START {
             conn.buf = vec![0; BUFFER_START];
         }
         conn.expires = self.clock.get() + keep;
-        self.idle.borrow_mut().push_back(conn);
+        idle.push_back(conn);
     }
 
     async fn connect(&self) -> Result<Connection, ClientError> {
@@ -458,10 +429,14 @@ impl PlainClient {
         }
         // Writable it stays: the request write that follows needs no new wake-up.
         ready.retain_ready();
-        Ok(Connection { io, buf: vec![0; BUFFER_START], filled: 0, expires: self.clock.get() })
+        drop(ready);
+        let tls = match &self.tls {
+            Some(target) => Some(Box::new(target.handshake(&io).await.map_err(ClientError::Tls)?)),
+            None => None,
+        };
+        Ok(Connection { io, tls, buf: vec![0; BUFFER_START], filled: 0, expires: self.clock.get() })
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

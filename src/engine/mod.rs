@@ -12,6 +12,8 @@ pub mod client;
 mod deadline;
 pub mod focus;
 pub mod http;
+pub mod journeys;
+pub mod memory;
 
 pub mod mode;
 mod pace_timer;
@@ -53,12 +55,20 @@ pub struct EngineSettings {
     pub id_buffer_size: usize,
     pub request_timeout: Duration,
     pub max_in_flight: usize,
+    /// Journey instances running at once (`MAX_JOURNEYS`).
+    pub max_journeys: usize,
+    /// `DATA_DIR`: where data files are read; `None`: next to the workload
+    /// file, and not at all for a workload put over the API.
+    pub data_dir: Option<PathBuf>,
     pub shutdown_grace: Duration,
     /// Connection reuse and https trust.
     pub client: client::ClientSettings,
     /// `traceparent` and the synthetic-traffic marker on every request
     /// (what a swapped-in workload is compiled with too).
     pub trace: crate::workload::TraceHeaders,
+    /// `MEMORY_BUDGET_MB`: new workloads and in-flight bounds are checked
+    /// against it, wherever they come from (`None`: unchecked).
+    pub memory: Option<memory::MemoryBudget>,
 }
 
 /// A cheap, cloneable handle: change the plan, read the state.
@@ -95,6 +105,11 @@ struct Shared {
     /// Latencies of the answers, by request (the running workload's, in
     /// its order); the worker puts a new one in when the workload changes.
     latency: Mutex<Arc<LatencyTable>>,
+    /// Durations of completed journey instances, by journey (the running
+    /// workload's), likewise.
+    journey_latency: Mutex<Arc<LatencyTable>>,
+    /// Journey instances running now.
+    journeys_active: AtomicUsize,
     /// The settings `PUT /config` changes while the engine runs.
     modes: Mutex<ModeTable>,
     jitter_bits: AtomicU64,
@@ -136,6 +151,10 @@ impl Engine {
             sent: AtomicU64::new(0),
             abandoned: AtomicU64::new(NOT_STOPPED),
             latency: Mutex::new(Arc::new(latency_table_of(&workload))),
+            journey_latency: Mutex::new(Arc::new(LatencyTable::new(
+                workload.journeys().map(|j| workload.journey_name(j)),
+            ))),
+            journeys_active: AtomicUsize::new(0),
             modes: Mutex::new(settings.modes),
             jitter_bits: AtomicU64::new(settings.jitter.to_bits()),
             timeout_micros: AtomicU64::new(micros(settings.request_timeout)),
@@ -148,6 +167,12 @@ impl Engine {
             workload: Arc::new(watch::channel(workload).0),
             shared: Arc::new(shared),
         }
+    }
+
+    /// Whether `workload` with `in_flight` requests at once fits
+    /// `MEMORY_BUDGET_MB` (always, without one).
+    pub fn memory_fits(&self, workload: &Workload, in_flight: usize) -> Result<(), memory::MemoryError> {
+        self.shared.settings.memory.map_or(Ok(()), |budget| budget.check(workload, in_flight).map(|_| ()))
     }
 
     /// The workload running now.
@@ -218,9 +243,7 @@ impl Engine {
         // a small bound keeps a resolver problem from becoming a thread storm.
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().max_blocking_threads(2).build()?;
         std::thread::Builder::new().name("trafficgen-engine".into()).spawn(move || {
-            // awc (https targets) spawns local tasks to close connections.
-            let local = tokio::task::LocalSet::new();
-            local.block_on(&runtime, async move {
+            runtime.block_on(async move {
                 match worker::Worker::new(engine) {
                     Ok(worker) => worker.run(shutdown, abandon).await,
                     Err(e) => log::error!(error:% = e; "cannot start the engine"),
@@ -256,10 +279,11 @@ impl Engine {
     /// for this engine's target.
     pub fn workload_options(&self) -> crate::workload::Options {
         let settings = self.settings();
-        crate::workload::Options {
-            target: crate::workload::Target::new(&settings.target).with_trace(settings.trace),
-            default_pool_size: settings.id_buffer_size,
-        }
+        crate::workload::Options::new(
+            crate::workload::Target::new(&settings.target).with_trace(settings.trace),
+            settings.id_buffer_size,
+        )
+        .with_data_dir(settings.data_dir.clone())
     }
 
     /// The modes' rates now (`PUT /config` changes them) and the cap.
@@ -394,8 +418,10 @@ impl Engine {
 
     /// Order ids held: the `order_ids` pool of the built-in workload (or
     /// of a file that names a pool so); 0 without one.
-    pub fn ids_buffered(&self) -> usize {
-        self.pool_counts().into_iter().find(|(name, _)| name == ORDER_IDS).map_or(0, |(_, count)| count)
+    /// Ids in the built-in workload's `order_ids` pool; `None` for a
+    /// workload without one.
+    pub fn ids_buffered(&self) -> Option<usize> {
+        self.pool_counts().into_iter().find(|(name, _)| name == ORDER_IDS).map(|(_, count)| count)
     }
 
     /// Requests the worker gave up at exit (in flight when the grace period
@@ -418,6 +444,22 @@ impl Engine {
         Arc::clone(&self.shared.latency.lock())
     }
 
+    /// Durations of the journey instances completed so far, per journey
+    /// of the running workload; snapshot and subtract.
+    pub fn journey_latency(&self) -> Arc<LatencyTable> {
+        Arc::clone(&self.shared.journey_latency.lock())
+    }
+
+    /// Journey instances running now.
+    pub fn journeys_active(&self) -> usize {
+        self.shared.journeys_active.load(Ordering::Relaxed)
+    }
+
+    /// The bound on journey instances (`MAX_JOURNEYS`).
+    pub fn max_journeys(&self) -> usize {
+        self.shared.settings.max_journeys
+    }
+
     /// Request counts, an answer counted successful by its request's
     /// `success` codes in the running workload (any 2xx for names it no
     /// longer has).
@@ -434,6 +476,7 @@ impl Engine {
         let pools = self.pool_counts();
         let ids = pools.iter().find(|(name, _)| name == ORDER_IDS).map_or(0, |(_, count)| *count);
         self.shared.metrics.set_gauges(self.in_flight(), ids);
+        self.shared.metrics.set_journeys_active(self.journeys_active());
         self.shared.metrics.show_pools(pools.iter().map(|(name, count)| (name.as_str(), *count)));
     }
 }
@@ -451,6 +494,9 @@ fn register_series(metrics: &Metrics, workload: &Workload) {
         if workload.role(id) != Role::Error {
             metrics.request_series(workload.name(id));
         }
+    }
+    for j in workload.journeys() {
+        metrics.journey_series(workload.journey_name(j));
     }
 }
 

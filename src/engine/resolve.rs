@@ -91,6 +91,7 @@ impl Resolver {
     }
 
     /// Lookups started so far.
+    #[cfg(test)]
     pub fn lookups(&self) -> u64 {
         self.lookups.get()
     }
@@ -114,15 +115,6 @@ impl Resolver {
         }
         let addrs = result?;
         Ok(self.pick(&addrs))
-    }
-
-    /// Every address of the name, for a connector that tries them itself.
-    pub async fn addresses(&self) -> Result<Vec<SocketAddr>, ResolveError> {
-        let first = self.address().await?;
-        match &*self.known.borrow() {
-            Known::Addresses { addrs, .. } => Ok(addrs.to_vec()),
-            _ => Ok(vec![first]),
-        }
     }
 
     fn step(&self, now: Instant) -> Step {

@@ -1,56 +1,36 @@
-//! `https://` targets, through awc (the design card's client) over rustls.
+//! `https://` targets: the engine's own HTTP/1.1 client (see
+//! [`super::client`]) over a rustls session on the same non-blocking socket.
 //!
-//! Behind the same face as the plain client and with the same rules: awc's
-//! connection limit is the in-flight bound (its default of 100 would be a
-//! hidden queue), its own timeouts are off (the engine's deadline covers
-//! connect, handshake and answer), redirects are never followed, bodies are
-//! read up to the same cap, names are resolved by the engine's one resolver
-//! and failures get the same kinds, plus `tls` for a failed handshake.
+//! So https has exactly the plain path's rules, not a second client's: the
+//! one retry (a *reused* connection that died before any answer byte),
+//! bodies framed by length, chunks or the close, interim 1xx answers
+//! skipped, the same bounds and error kinds, plus `tls` for a failed
+//! handshake. Only HTTP/1.1 is offered (ALPN), never 0-RTT data (a POST
+//! must not be replayable), and sessions are resumed from rustls' in-memory
+//! cache when a new connection is needed.
 //!
-//! The one retry: awc does not say whether a request went out on a pooled
-//! connection, but every new connection asks the engine's resolver for an
-//! address first. A request during which no connection was opened at all
-//! (by it or by any other request) certainly used a pooled one; only such a
-//! request is resent, once, when it failed before its answer began, and on
-//! a connection that is certainly new (a second awc client that never reuses
-//! one). With other requests opening connections meanwhile it is not resent
-//! (a real failure must never be hidden), so the retry is certain at low
-//! rates, where idle connections and the idle-close race live.
+//! A body that ends at the close may end with the TCP close alone, without
+//! TLS `close_notify`: many servers close that way, and curl and browsers
+//! take it as the end (a truncation shows in a declared length or chunked
+//! framing, as on plain targets).
 //!
 //! Trust: Mozilla's roots compiled in (a scratch image has no CA store), or
 //! exactly the CAs of `TLS_CA_FILE`; `TLS_INSECURE` accepts any certificate
 //! (signatures of the handshake are still checked) and is logged loudly.
 
-use std::cell::Cell;
-use std::error::Error as StdError;
-use std::fmt;
-use std::io;
-use std::net::SocketAddr;
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
 use std::path::PathBuf;
-use std::pin::Pin;
-use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-
-use actix_rt::net::{ActixStream, Ready, TcpStream};
-use actix_service::Service;
-use actix_tls::connect::{ConnectInfo, Connection, Resolve, Resolver as ActixResolver};
-use awc::http::Uri;
-use futures_util::future::LocalBoxFuture;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
 
-use super::client::{ClientError, ClientSettings, MAX_BODY_BYTES, Outcome, RequestParts};
-use super::http::{AnswerError, max_answer_bytes};
-use super::resolve::{ResolveError, Resolver};
-use crate::base::url::TargetUrl;
-use crate::observe::metrics::{ErrorKind, RetryCounters};
+use crate::observe::metrics::ErrorKind;
 
 /// How certificates are checked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -92,6 +72,9 @@ pub fn client_config(settings: &TlsSettings) -> Result<Arc<ClientConfig>, TlsErr
     };
     // HTTP/1.1 only: the same protocol, framing and bounds as plain targets.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // rustls' defaults, said out loud: sessions resumed from an in-memory
+    // cache, and no early data (it could be replayed).
+    config.enable_early_data = false;
     Ok(Arc::new(config))
 }
 
@@ -151,264 +134,151 @@ impl ServerCertVerifier for AnyCertificate {
     }
 }
 
-/// awc with our rules (see the module's note), `idle_keep` as its
-/// keep-alive, lending it the engine's resolver.
-fn awc_client(
-    settings: &ClientSettings,
-    config: Arc<ClientConfig>,
-    resolver: &Rc<Resolver>,
-    count_connections: Option<Rc<Cell<u64>>>,
-    idle_keep: Duration,
-) -> awc::Client {
-    let lent = EngineResolver { resolver: Rc::clone(resolver), connections: count_connections };
-    let tcp = BoundedConnector(actix_tls::connect::Connector::new(ActixResolver::custom(lent)).service());
-    let connector = awc::Connector::new()
-        .connector(tcp)
-        .rustls_0_23(config)
-        .limit(settings.max_connections)
-        // The engine's deadline bounds every request; awc's own timeouts
-        // would only add timers (and a second, different timeout).
-        .timeout(Duration::from_secs(3600))
-        .handshake_timeout(Duration::from_secs(3600))
-        .conn_keep_alive(idle_keep.max(Duration::from_millis(1)))
-        .conn_lifetime(Duration::from_secs(3600));
-    awc::Client::builder().connector(connector).disable_redirects().disable_timeout().no_default_headers().finish()
-}
-
-/// Most bytes read on a connection between two writes: one answer's worth
-/// as the plain path bounds it (heads, body cap, chunk framing), plus TLS
-/// records' overhead. awc bounds the head and the body itself, but consumes
-/// chunk extensions and trailers without end; this makes every part of an
-/// answer bounded on https too, in bytes and so in time.
-const MAX_READ_PER_ANSWER: usize = max_answer_bytes(MAX_BODY_BYTES) + 32 * 1024;
-
-/// A TCP stream that fails a read once [`MAX_READ_PER_ANSWER`] bytes came
-/// in since the last write (the request).
+/// How every connection to one https target starts its session.
 #[derive(Debug)]
-struct BoundedIo {
-    tcp: TcpStream,
-    read_since_write: usize,
+pub(super) struct TlsTarget {
+    config: Arc<ClientConfig>,
+    /// The target's host: a name (sent as SNI, matched against the
+    /// certificate's DNS names) or an IP address (its IP entries; no SNI).
+    name: ServerName<'static>,
 }
 
-impl AsyncRead for BoundedIo {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        if self.read_since_write > MAX_READ_PER_ANSWER {
-            let message = format!("answer longer than {MAX_READ_PER_ANSWER} bytes on the wire");
-            return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, message)));
-        }
-        let before = buf.filled().len();
-        let result = Pin::new(&mut self.tcp).poll_read(cx, buf);
-        self.read_since_write += buf.filled().len() - before;
-        result
-    }
-}
-
-impl AsyncWrite for BoundedIo {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        let result = Pin::new(&mut self.tcp).poll_write(cx, data);
-        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
-            self.read_since_write = 0;
-        }
-        result
+impl TlsTarget {
+    pub(super) fn new(config: Arc<ClientConfig>, host: &str) -> Result<Self, TlsError> {
+        let name = ServerName::try_from(host.to_string())
+            .map_err(|e| TlsError::Setup(format!("{host} cannot be checked against a certificate: {e}")))?;
+        Ok(TlsTarget { config, name })
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_shutdown(cx)
-    }
-}
-
-impl ActixStream for BoundedIo {
-    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<Ready>> {
-        ActixStream::poll_read_ready(&self.tcp, cx)
-    }
-
-    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<Ready>> {
-        ActixStream::poll_write_ready(&self.tcp, cx)
-    }
-}
-
-/// actix-tls's connector (resolve, then connect), handing out [`BoundedIo`].
-#[derive(Clone)]
-struct BoundedConnector(actix_tls::connect::ConnectorService);
-
-impl Service<ConnectInfo<Uri>> for BoundedConnector {
-    type Response = Connection<Uri, BoundedIo>;
-    type Error = actix_tls::connect::ConnectError;
-    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
-
-    actix_service::always_ready!();
-
-    fn call(&self, info: ConnectInfo<Uri>) -> Self::Future {
-        let connecting = self.0.call(info);
-        Box::pin(async move {
-            let (tcp, connection) = connecting.await?.replace_io(());
-            Ok(connection.replace_io(BoundedIo { tcp, read_since_write: 0 }).1)
-        })
-    }
-}
-
-/// The engine's resolver, lent to awc's connector; it may count the
-/// connections awc opens (each asks for an address once).
-struct EngineResolver {
-    resolver: Rc<Resolver>,
-    connections: Option<Rc<Cell<u64>>>,
-}
-
-impl Resolve for EngineResolver {
-    fn lookup<'a>(
-        &'a self,
-        _host: &'a str,
-        _port: u16,
-    ) -> LocalBoxFuture<'a, Result<Vec<SocketAddr>, Box<dyn StdError>>> {
-        if let Some(connections) = &self.connections {
-            connections.set(connections.get() + 1);
-        }
-        Box::pin(async move { self.resolver.addresses().await.map_err(|e| Box::new(e) as Box<dyn StdError>) })
-    }
-}
-
-pub struct TlsClient {
-    client: awc::Client,
-    /// For the one resend: a client whose connections are never reused.
-    fresh: awc::Client,
-    /// Connections `client` has opened (see the module's note on the retry).
-    connections: Rc<Cell<u64>>,
-    /// `https://host[:port]`, each request's target (prefix, path, query) appended.
-    base: String,
-}
-
-impl fmt::Debug for TlsClient {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TlsClient").field("base", &self.base).finish_non_exhaustive()
-    }
-}
-
-impl TlsClient {
-    pub fn new(
-        target: &TargetUrl,
-        settings: &ClientSettings,
-        config: Arc<ClientConfig>,
-        resolver: Rc<Resolver>,
-    ) -> Self {
-        let connections = Rc::new(Cell::new(0));
-        let counted = Some(Rc::clone(&connections));
-        let client = awc_client(settings, Arc::clone(&config), &resolver, counted, settings.idle_keep);
-        // Its connections are never reused (idle for a moment, they are too
-        // old), so a resent request always goes out on a new one.
-        let fresh = awc_client(settings, config, &resolver, None, Duration::from_millis(1));
-        TlsClient { client, fresh, connections, base: format!("https://{}", target.authority()) }
-    }
-
-    /// Sends one request, resent once if it certainly went out on a pooled
-    /// connection and that failed before any answer; the status and, when
-    /// asked for and under the cap, the body.
-    pub async fn exchange(&self, parts: RequestParts<'_>, retries: &RetryCounters) -> Result<Outcome, ClientError> {
-        let mut resent = false;
-        loop {
-            let opened_before = self.connections.get();
-            let client = if resent { &self.fresh } else { &self.client };
-            let error = match self.attempt(client, parts).await {
-                Ok(answer) => return Ok(answer),
-                Err(error) => error,
-            };
-            let pooled = !resent && self.connections.get() == opened_before;
-            if !pooled || matches!(error, ClientError::Tls(_) | ClientError::Resolve(_) | ClientError::Connect(_)) {
-                return Err(error);
-            }
-            match error.retry_reason(0) {
-                Some(reason) => {
-                    retries.count(reason);
-                    resent = true;
+    /// A new session on a connected socket, its handshake done. The
+    /// client's last flight (its `Finished`) is left queued: it goes out
+    /// with the request, in the same write.
+    pub(super) async fn handshake(&self, io: &AsyncFd<TcpStream>) -> Result<ClientConnection, TlsError> {
+        let mut tls = ClientConnection::new(Arc::clone(&self.config), self.name.clone())
+            .map_err(|e| TlsError::Setup(e.to_string()))?;
+        while tls.is_handshaking() {
+            flush(io, &mut tls).await.map_err(TlsError::Handshake)?;
+            let mut ready = io.readable().await.map_err(TlsError::Handshake)?;
+            match ready.try_io(|io| tls.read_tls(&mut io.get_ref())) {
+                Ok(Ok(0)) => {
+                    let closed = io::Error::new(io::ErrorKind::UnexpectedEof, "the target closed the connection");
+                    return Err(TlsError::Handshake(closed));
                 }
-                None => return Err(ClientError::Reused(Box::new(error))),
+                Ok(Ok(_)) => process(io, &mut tls).map_err(TlsError::Handshake)?,
+                Ok(Err(e)) => return Err(TlsError::Handshake(e)),
+                Err(_would_block) => {}
             }
         }
+        Ok(tls)
     }
+}
 
-    async fn attempt(&self, client: &awc::Client, parts: RequestParts<'_>) -> Result<Outcome, ClientError> {
-        let invalid =
-            |e: &dyn fmt::Display| ClientError::Send(io::Error::new(io::ErrorKind::InvalidInput, e.to_string()));
-        // The workload's path and query are percent-encoded ASCII already.
-        let target = std::str::from_utf8(parts.target).map_err(|e| invalid(&e))?;
-        let mut url = String::with_capacity(self.base.len() + target.len());
-        url.push_str(&self.base);
-        url.push_str(target);
-        let method = awc::http::Method::from_bytes(parts.method.as_bytes()).map_err(|e| invalid(&e))?;
-        let mut request = client.request(method, url);
-        // `User-Agent` first, then the workload's own headers.
-        for (name, value) in parts.workload.part_headers(parts.parts) {
-            let value = awc::http::header::HeaderValue::from_bytes(value).map_err(|e| invalid(&e))?;
-            request = request.insert_header((name, value));
+/// Decrypts what came in; a TLS error (bad record, alert, certificate)
+/// sends its alert if the socket takes it at once and ends the connection.
+fn process(io: &AsyncFd<TcpStream>, tls: &mut ClientConnection) -> io::Result<()> {
+    match tls.process_new_packets() {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let _ = tls.write_tls(&mut io.get_ref());
+            Err(io::Error::new(io::ErrorKind::InvalidData, e))
         }
-        let sent = match (parts.parts.body(), parts.parts.request().and_then(|id| parts.workload.content_type(id))) {
-            (Some(body), content_type) => {
-                if let Some(content_type) = content_type {
-                    request = request.insert_header(("Content-Type", content_type));
+    }
+}
+
+/// Writes out what the session has queued (records, alerts).
+async fn flush(io: &AsyncFd<TcpStream>, tls: &mut ClientConnection) -> io::Result<()> {
+    while tls.wants_write() {
+        let mut ready = io.writable().await?;
+        match ready.try_io(|io| tls.write_tls(&mut io.get_ref())) {
+            Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_would_block) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Sends `request`: encrypted, and written with whatever was queued before
+/// it (the handshake's last flight), usually in one `writev`.
+pub(super) async fn write_all(io: &AsyncFd<TcpStream>, tls: &mut ClientConnection, request: &[u8]) -> io::Result<()> {
+    let mut rest = request;
+    loop {
+        // rustls takes as much as its send buffer allows (64 KiB).
+        let taken = tls.writer().write(rest)?;
+        if taken == 0 && !rest.is_empty() && !tls.wants_write() {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        rest = &rest[taken..];
+        flush(io, tls).await?;
+        if rest.is_empty() {
+            return Ok(());
+        }
+    }
+}
+
+/// Reads answer bytes into `out`: how many, or 0 at the end of the stream
+/// (`close_notify`, or the TCP close without it, as the module's note
+/// says). `last` keeps the readiness of the latest socket read, for the
+/// caller to clear once its answer is complete.
+pub(super) async fn read<'a>(
+    io: &'a AsyncFd<TcpStream>,
+    tls: &mut ClientConnection,
+    out: &mut [u8],
+    last: &mut Option<AsyncFdReadyGuard<'a, TcpStream>>,
+) -> io::Result<usize> {
+    loop {
+        match tls.reader().read(out) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+            Err(e) => return Err(e),
+        }
+        let mut ready = io.readable().await?;
+        match ready.try_io(|io| tls.read_tls(&mut io.get_ref())) {
+            Ok(Ok(_)) => {
+                process(io, tls)?;
+                *last = Some(ready);
+            }
+            Ok(Err(e)) => return Err(e),
+            Err(_would_block) => {}
+        }
+    }
+}
+
+/// Whether the session holds nothing after a complete answer: no
+/// plaintext nobody asked for, no `close_notify`. (A connection with
+/// either cannot carry the next request.)
+pub(super) fn is_quiet(tls: &mut ClientConnection) -> bool {
+    matches!(tls.reader().read(&mut [0u8; 1]), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+}
+
+/// An idle connection read as ready: reads what came in and says whether
+/// the connection is still good. Post-handshake messages (a session ticket,
+/// a key update) are; plaintext, `close_notify`, the close or an error are
+/// not. Reads until the socket is drained, which clears its readiness.
+pub(super) fn still_open_after(mut ready: AsyncFdReadyGuard<'_, TcpStream>, tls: &mut ClientConnection) -> bool {
+    // A few records' worth; a target that keeps writing to an idle
+    // connection is not one to reuse.
+    for _ in 0..4 {
+        match ready.try_io(|io| tls.read_tls(&mut io.get_ref())) {
+            Err(_would_block) => return true,
+            Ok(Ok(0) | Err(_)) => return false,
+            Ok(Ok(_)) => {
+                if tls.process_new_packets().is_err() || !is_quiet(tls) {
+                    return false;
                 }
-                request.send_body(body.to_vec()).await
             }
-            (None, _) => request.send().await,
-        };
-        let mut response = sent.map_err(send_error)?;
-        let status = response.status().as_u16();
-        if (100..200).contains(&status) && status != 101 {
-            // awc hands an interim answer back as the answer and cannot read
-            // past it; the plain path skips it. Not the target's status.
-            return Err(ClientError::Answer(AnswerError::BadHead("an interim 1xx answer (awc cannot read past it)")));
         }
-        let headers = if parts.keep_headers {
-            response
-                .headers()
-                .iter()
-                .map(|(name, value)| (name.as_str().to_string(), value.as_bytes().to_vec()))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let body = match response.body().limit(MAX_BODY_BYTES).await {
-            Ok(body) => Some(body.to_vec()),
-            // Over the cap: the status counts, the rest is not read (and
-            // awc closes the connection), as on the plain path.
-            Err(awc::error::PayloadError::Overflow) => None,
-            Err(e) => return Err(ClientError::Receive(io::Error::other(e.to_string()))),
-        };
-        Ok(Outcome::Answered { status, body: body.filter(|_| parts.keep_body), headers })
     }
+    false
 }
 
-/// awc's error as ours, with the same kinds as the plain path.
-fn send_error(error: awc::error::SendRequestError) -> ClientError {
-    use awc::error::{ConnectError, SendRequestError};
-    match error {
-        SendRequestError::Connect(ConnectError::Resolver(e)) => match e.downcast::<ResolveError>() {
-            Ok(e) => ClientError::Resolve(*e),
-            Err(e) => ClientError::Connect(io::Error::other(e.to_string())),
-        },
-        SendRequestError::Connect(ConnectError::Io(e)) if is_tls(&e) => ClientError::Tls(TlsError::Handshake(e)),
-        SendRequestError::Connect(ConnectError::Io(e)) => ClientError::Connect(e),
-        // The answer stream ended before a head: closed without a byte of answer.
-        SendRequestError::Connect(ConnectError::Disconnected) => {
-            ClientError::Receive(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed before the answer"))
-        }
-        SendRequestError::Connect(ConnectError::Timeout) => {
-            ClientError::Connect(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))
-        }
-        SendRequestError::Connect(e) => ClientError::Connect(io::Error::other(e.to_string())),
-        SendRequestError::Send(e) => ClientError::Send(e),
-        SendRequestError::Timeout => ClientError::Receive(io::Error::new(io::ErrorKind::TimedOut, "timed out")),
-        SendRequestError::Response(actix_web::error::ParseError::Io(e)) => ClientError::Receive(e),
-        other => ClientError::Receive(io::Error::other(other.to_string())),
-    }
-}
-
-/// Whether an I/O error of the connect step came from rustls (the
-/// handshake), not from TCP.
-fn is_tls(error: &io::Error) -> bool {
-    error.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) || error.kind() == io::ErrorKind::InvalidData
+/// Says goodbye on a connection we close (`close_notify`), if the socket
+/// takes it at once; a courtesy, so servers do not log an unclean close.
+pub(super) fn close(io: &AsyncFd<TcpStream>, tls: &mut ClientConnection) {
+    tls.send_close_notify();
+    let _ = tls.write_tls(&mut io.get_ref());
 }
 
 #[cfg(test)]
@@ -428,5 +298,16 @@ mod tests {
         let err = client_config(&TlsSettings { ca_file: Some(not_pem), insecure: false }).unwrap_err();
         assert!(err.to_string().contains("no PEM certificate"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn names_get_sni_and_addresses_are_matched_as_addresses() {
+        let config = client_config(&TlsSettings::default()).unwrap();
+        let by_name = TlsTarget::new(Arc::clone(&config), "shop.example").unwrap();
+        assert!(matches!(by_name.name, ServerName::DnsName(_)));
+        for address in ["127.0.0.1", "::1"] {
+            let by_address = TlsTarget::new(Arc::clone(&config), address).unwrap();
+            assert!(matches!(by_address.name, ServerName::IpAddress(_)), "{address}");
+        }
     }
 }

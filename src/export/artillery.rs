@@ -9,6 +9,7 @@
 //! scenario that sends that request first and captures from its answer
 //! (as trafficgen does while the pool is empty).
 
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use super::Spec;
@@ -24,14 +25,26 @@ const MAX_LIST: i128 = 1000;
 /// Deepest chain of requests filling each other's pools.
 const MAX_CHAIN: usize = 8;
 
-pub fn write(script: &Script, spec: &Spec, notes: &[String]) -> String {
-    let mut w = Writer { script, vars: Vec::new(), notes: Vec::new() };
+/// The script, or `None` once it passes `spec.max_bytes`: the variable
+/// lists and notes count as they are made, the scenarios after each step,
+/// so no more than one step is made past the bound.
+pub fn write(script: &Script, spec: &Spec, notes: &[String]) -> Option<String> {
+    let mut w = Writer {
+        script,
+        vars: Vec::new(),
+        var_names: HashMap::new(),
+        notes: Vec::new(),
+        noted: HashSet::new(),
+        made: 0,
+        max_bytes: spec.max_bytes,
+    };
     let flows = w.flows();
     let mut scenarios = String::new();
     for flow in &flows {
         let _ = writeln!(scenarios, "  - name: {}\n    weight: {}\n    flow:", yaml_str(&flow.name), flow.weight);
         for step in &flow.steps {
             w.step(&mut scenarios, "      ", *step);
+            w.within(scenarios.len())?;
         }
     }
     let mut before = String::new();
@@ -39,6 +52,7 @@ pub fn write(script: &Script, spec: &Spec, notes: &[String]) -> String {
         before.push_str("before:\n  flow:\n");
         for i in &script.setup {
             w.step(&mut before, "    ", *i);
+            w.within(scenarios.len() + before.len())?;
         }
         if let Some(every) = script.setup_every {
             w.note(format!(
@@ -95,7 +109,15 @@ pub fn write(script: &Script, spec: &Spec, notes: &[String]) -> String {
     out.push_str(&before);
     out.push_str("scenarios:\n");
     out.push_str(&scenarios);
-    out
+    w.within(out.len())?;
+    Some(out)
+}
+
+/// What a variable list takes in memory while the script is written (a
+/// `String` and its allocation per item; twice for the index that finds a
+/// list by its items), which is more than it takes in the script.
+fn list_bytes(items: &[String]) -> usize {
+    items.iter().map(|i| 2 * (std::mem::size_of::<String>() + i.len().max(16))).sum()
 }
 
 /// Whole seconds as a number, otherwise milliseconds (`1250ms`).
@@ -119,22 +141,41 @@ struct Writer<'s> {
     script: &'s Script,
     /// Variable lists: name and items (YAML scalars).
     vars: Vec<(String, Vec<String>)>,
+    /// The name of each list in `vars`, by its items (the same items share one).
+    var_names: HashMap<Vec<String>, String>,
     notes: Vec<String>,
+    noted: HashSet<String>,
+    /// Bytes of lists and notes made so far, in memory (see [`list_bytes`]).
+    made: usize,
+    max_bytes: usize,
 }
 
 impl Writer<'_> {
     fn note(&mut self, note: String) {
-        if !self.notes.contains(&note) {
+        if self.noted.insert(note.clone()) {
+            self.made += note.len();
             self.notes.push(note);
         }
     }
 
-    /// A variable list for these items; the same items share one.
+    /// `Some` while what is made, with `written` bytes of script, is
+    /// within the bound.
+    fn within(&self, written: usize) -> Option<()> {
+        (self.made.saturating_add(written) <= self.max_bytes).then_some(())
+    }
+
+    /// A variable list for these items; the same items share one. Past the
+    /// bound no list is kept (the script is refused anyway).
     fn var(&mut self, base: &str, items: Vec<String>) -> String {
-        if let Some((name, _)) = self.vars.iter().find(|(_, existing)| *existing == items) {
+        if let Some(name) = self.var_names.get(&items) {
             return name.clone();
         }
         let name = format!("{base}_{}", self.vars.len() + 1);
+        if self.within(0).is_none() {
+            return name;
+        }
+        self.made += list_bytes(&items);
+        self.var_names.insert(items.clone(), name.clone());
         self.vars.push((name.clone(), items));
         name
     }
@@ -153,7 +194,8 @@ impl Writer<'_> {
         }
         let name = pool_var(script, pool);
         if !self.vars.iter().any(|(n, _)| *n == name) {
-            let items = seed.iter().map(typed).collect();
+            let items: Vec<String> = seed.iter().map(typed).collect();
+            self.made += list_bytes(&items);
             self.vars.push((name, items));
         }
         true
@@ -383,7 +425,7 @@ impl Writer<'_> {
     /// `random_int`: a variable list of its values when there are few (a
     /// number, drawn per virtual user), else `$randomNumber` (a string).
     fn int(&mut self, min: i64, max: i64) -> String {
-        if i128::from(max) - i128::from(min) < MAX_LIST {
+        if i128::from(max) - i128::from(min) < MAX_LIST && self.within(0).is_some() {
             let items: Vec<String> = (min..=max).map(|n| n.to_string()).collect();
             let name = self.var("int", items);
             return format!("{{{{ {name} }}}}");

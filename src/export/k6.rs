@@ -17,16 +17,21 @@ const JSLIB: &str = "https://jslib.k6.io/k6-utils/1.4.0/index.js";
 /// The largest integer a JavaScript number holds exactly.
 const JS_EXACT: i64 = 1 << 53;
 
-pub fn write(script: &Script, spec: &Spec, notes: &[String]) -> String {
+/// The script, or `None` once it passes `spec.max_bytes` (checked after
+/// each part, so no more than one request's part is written past it).
+pub fn write(script: &Script, spec: &Spec, notes: &[String]) -> Option<String> {
     let mut out = String::new();
+    let within = |out: &String| (out.len() <= spec.max_bytes).then_some(());
     header(&mut out, script, spec, notes);
     options(&mut out, script, spec);
     helpers(&mut out, script);
+    within(&out)?;
     for (i, req) in script.requests.iter().enumerate() {
         request(&mut out, script, i, req);
+        within(&out)?;
     }
     mix_and_entry(&mut out, script);
-    out
+    Some(out)
 }
 
 fn c(out: &mut String, text: &str) {
@@ -466,6 +471,7 @@ fn request(out: &mut String, script: &Script, _index: usize, req: &Req) {
         Role::Weighted(w) => format!("weight {w}"),
         Role::Error => "an error request (sent by error injection only)".to_string(),
         Role::Setup => "a setup request".to_string(),
+        Role::Step => "a journey step".to_string(),
     };
     let _ = writeln!(out, "// {}: {} {}, {role}.", req.name, req.method, super::text::comment_text(&target_text(req)));
     let _ = writeln!(out, "function {}() {{", function_name(req));

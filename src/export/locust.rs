@@ -13,14 +13,16 @@ use crate::observe::slo::{Metric, Percentile};
 use crate::workload::Role;
 use crate::workload::template::Item;
 
-pub fn write(script: &Script, spec: &Spec, notes: &[String]) -> String {
+/// The script, or `None` once it passes `spec.max_bytes` (checked after
+/// each part, so no more than one request's part is written past it).
+pub fn write(script: &Script, spec: &Spec, notes: &[String]) -> Option<String> {
     let mut out = String::new();
     header(&mut out, spec, notes);
     shape(&mut out, spec);
     helpers(&mut out, script);
-    user(&mut out, script);
+    user(&mut out, script, spec.max_bytes)?;
     slos(&mut out, script, spec);
-    out
+    Some(out)
 }
 
 fn c(out: &mut String, indent: &str, text: &str) {
@@ -291,7 +293,7 @@ fn method_name(req: &Req) -> String {
     format!("send_{}", req.name)
 }
 
-fn user(out: &mut String, script: &Script) {
+fn user(out: &mut String, script: &Script, max_bytes: usize) -> Option<()> {
     out.push_str("class Traffic(HttpUser):\n    host = HOST\n    wait_time = constant_throughput(USER_RPS)\n");
     if !script.pools.is_empty() {
         out.push('\n');
@@ -343,9 +345,13 @@ fn user(out: &mut String, script: &Script) {
         let _ = writeln!(out, "        self.{}()", method_name(req));
     }
     for req in &script.requests {
+        if out.len() > max_bytes {
+            return None;
+        }
         request(out, script, req);
     }
     out.push_str("\n\n");
+    (out.len() <= max_bytes).then_some(())
 }
 
 fn request(out: &mut String, script: &Script, req: &Req) {
@@ -353,6 +359,7 @@ fn request(out: &mut String, script: &Script, req: &Req) {
         Role::Weighted(w) => format!("weight {w}"),
         Role::Error => "an error request (sent by error injection only)".to_string(),
         Role::Setup => "a setup request".to_string(),
+        Role::Step => "a journey step".to_string(),
     };
     let _ = writeln!(out, "\n    def {}(self):", method_name(req));
     c(out, "        ", &format!("{}: {}.", req.name, role));

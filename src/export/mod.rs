@@ -40,6 +40,11 @@ pub const MIN_RATE: f64 = 0.001;
 pub const MAX_RATE: f64 = 1_000_000.0;
 /// Bound on requests in flight when none is given (`MAX_IN_FLIGHT`'s default).
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 512;
+/// Largest script an export writes. A workload is at most 1 MiB and its
+/// script a few times that; a script past this bound comes from a workload
+/// made to blow up (Artillery writes each `random_int` range as a list of
+/// its values), and is refused while it is written, before it is.
+pub const MAX_SCRIPT_BYTES: usize = 4 * 1024 * 1024;
 
 /// The tools a script can be written for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -214,6 +219,8 @@ pub struct Spec {
     pub max_in_flight: usize,
     /// Only these weighted requests are drawn (a job's `endpoints`); `None`: all.
     pub endpoints: Option<Vec<String>>,
+    /// Largest script to write (see [`MAX_SCRIPT_BYTES`]).
+    pub max_bytes: usize,
 }
 
 /// Why a script cannot be written.
@@ -223,12 +230,61 @@ pub enum RenderError {
     Slo(#[from] SloError),
     #[error("{0}")]
     Endpoints(String),
+    /// The script would pass [`Spec::max_bytes`]; found while writing it.
+    #[error(
+        "the {format} script would be larger than {} KiB, the bound of an export{}",
+        limit / 1024,
+        if *format == Format::Artillery {
+            " (Artillery gets each random_int range of fewer than 1000 values as a list of them: use fewer distinct ranges)"
+        } else {
+            ""
+        }
+    )]
+    TooLarge { format: Format, limit: usize },
+    /// The workload uses what no export writes yet.
+    #[error("{0}")]
+    NotExported(String),
 }
 
-/// Writes `workload` as a `format` script. Fails only when an SLO or the
-/// endpoints name a request the workload does not have (or cannot draw).
+/// What `workload` uses that exports do not write yet (journeys, data
+/// tables, `take`, `env`, `base64`, regex and path captures): refused
+/// whole rather than written without it.
+pub fn not_exported(model: &Model) -> Option<String> {
+    use crate::workload::template::Hole;
+    let feature =
+        if !model.journeys.is_empty() {
+            "journeys"
+        } else if !model.data.is_empty() {
+            "data tables"
+        } else if let Some(hole) =
+            model.all_requests().flat_map(|r| r.templates()).flat_map(|t| t.holes()).map(|(h, _)| h).find(|h| {
+                matches!(h, Hole::Take(_) | Hole::Env(_) | Hole::Base64(_) | Hole::Var(_) | Hole::Data { .. })
+            })
+        {
+            match hole {
+                Hole::Take(_) => "take(pool)",
+                Hole::Env(_) => "env(…)",
+                Hole::Base64(_) => "base64(…)",
+                _ => "journey variables",
+            }
+        } else if model.all_requests().flat_map(|r| &r.captures).any(|c| c.regex.is_some()) {
+            "captures by regex"
+        } else if model.all_requests().flat_map(|r| &r.captures).any(|c| c.path) {
+            "path captures"
+        } else {
+            return None;
+        };
+    Some(format!("this workload uses {feature}, which are not exported yet; export a workload without them"))
+}
+
+/// Writes `workload` as a `format` script. Fails when an SLO or the
+/// endpoints name a request the workload does not have (or cannot draw),
+/// or when the script would pass `spec.max_bytes` (the writers stop there).
 pub fn render(format: Format, workload: &Workload, spec: &Spec) -> Result<String, RenderError> {
     let model = workload.model();
+    if let Some(why) = not_exported(model) {
+        return Err(RenderError::NotExported(why));
+    }
     let names: Vec<&str> = model.all_requests().map(|r| r.name.as_str()).collect();
     slo::check_scopes(&spec.slos, &names)?;
     if let Some(endpoints) = &spec.endpoints {
@@ -251,11 +307,12 @@ pub fn render(format: Format, workload: &Workload, spec: &Spec) -> Result<String
             }
         ));
     }
-    Ok(match format {
+    let written = match format {
         Format::K6 => k6::write(&script, spec, &notes),
         Format::Locust => locust::write(&script, spec, &notes),
         Format::Artillery => artillery::write(&script, spec, &notes),
-    })
+    };
+    written.filter(|s| s.len() <= spec.max_bytes).ok_or(RenderError::TooLarge { format, limit: spec.max_bytes })
 }
 
 /// `endpoints` must be a non-empty list of the model's weighted requests,

@@ -291,7 +291,9 @@ fn request(def: &RequestDef, pool_index: &dyn Fn(&str) -> usize, request_index: 
             Hole::Now => Gen::Now,
             Hole::UnixTime => Gen::UnixTime,
             Hole::UnixTimeMs => Gen::UnixTimeMs,
-            Hole::Pool(name) => Gen::Pool(pool_index(name)),
+            Hole::Pool(name) | Hole::Take(name) => Gen::Pool(pool_index(name)),
+            // Refused before a script is made (see `not_exported`).
+            Hole::Var(_) | Hole::Data { .. } | Hole::Env(_) | Hole::Base64(_) => Gen::Str(1),
         }
     };
     let pieces = |t: &Template, ctx: Ctx, encode_literals: bool| -> Vec<Piece> {
@@ -353,6 +355,8 @@ fn request(def: &RequestDef, pool_index: &dyn Fn(&str) -> usize, request_index: 
             source: match &c.source {
                 CaptureSource::Json(pointer) => CapSource::Json(pointer_tokens(pointer)),
                 CaptureSource::Header(name) => CapSource::Header(name.to_ascii_lowercase()),
+                // Refused before a script is made (see `not_exported`).
+                CaptureSource::Body => CapSource::Header(String::new()),
             },
             max_len: c.max_len,
             url_safe: c.url_safe,

@@ -13,6 +13,8 @@ fn workload(text: &str) -> Workload {
             trace: crate::workload::TraceHeaders::Off,
         },
         default_pool_size: 50,
+        data_dir: None,
+        env: Default::default(),
     };
     load_str("test.yaml", text, &options).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -25,6 +27,7 @@ fn spec(traffic: Traffic, slos: &str) -> Spec {
         slos: slo::parse(slos).unwrap(),
         max_in_flight: 64,
         endpoints: None,
+        max_bytes: MAX_SCRIPT_BYTES,
     }
 }
 

@@ -18,7 +18,7 @@ pub mod timed;
 
 pub use board::{Board, Clock, Finished, JobRecord, JobStatus, Resume, StopOutcome, StopReason, Switched};
 pub use spec::{JobLimits, JobSpec, PRESETS, Preset};
-pub use summary::{Measures, NameTotals, Progress, Summary, Totals};
+pub use summary::{JourneyMeasures, JourneySummary, Measures, NameTotals, Progress, Summary, Totals};
 
 /// Why a job request was refused; the control API maps each to its status.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -490,6 +490,8 @@ mod tests {
         let options = crate::workload::Options {
             target: crate::workload::Target::new(&crate::base::url::TargetUrl::parse("http://x").unwrap()),
             default_pool_size: 50,
+            data_dir: None,
+            env: Default::default(),
         };
         let workload = crate::workload::orders(crate::workload::OrderWeights::default(), &options).unwrap();
         let limits = JobLimits::of(&workload, 100.0);

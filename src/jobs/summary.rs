@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::observe::latency::{LatencyPercentiles, Snapshot};
+use crate::observe::latency::{LatencyPercentiles, Percentiles, Snapshot};
 
 /// The sidecar's counters at a moment (all traffic, since start).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +71,66 @@ pub struct Measures {
     pub latency: Snapshot,
     /// The latency table's names, in its order.
     pub latency_names: Vec<String>,
+    pub journeys: JourneyMeasures,
+}
+
+/// Arrivals and journeys at a moment (all traffic, since start).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JourneyMeasures {
+    /// Arrivals drawn: requests and journeys.
+    pub arrivals: u64,
+    /// Instances running now.
+    pub active: u64,
+    pub started: u64,
+    pub completed: u64,
+    /// Ended before their last step, by reason.
+    pub ended: BTreeMap<String, u64>,
+    /// Arrivals that started no instance, by reason.
+    pub dropped: BTreeMap<String, u64>,
+    /// Durations of the completed instances (the running workload's table).
+    pub durations: Snapshot,
+}
+
+/// Journeys over an interval: shown when any ran.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JourneySummary {
+    /// Arrivals drawn (requests and journeys).
+    pub arrivals: u64,
+    pub started: u64,
+    pub completed: u64,
+    /// Ended before their last step, by reason.
+    pub ended_early: BTreeMap<String, u64>,
+    /// Arrivals that started no instance, by reason.
+    pub dropped: BTreeMap<String, u64>,
+    /// Running at the end.
+    pub active_at_end: u64,
+    /// From the arrival to the end of the last step, of those completed.
+    pub duration_ms: Percentiles,
+}
+
+impl JourneySummary {
+    /// No journey ran: the summary leaves the section out.
+    pub fn is_empty(&self) -> bool {
+        self.started == 0 && self.active_at_end == 0 && self.dropped.values().all(|n| *n == 0)
+    }
+}
+
+fn since_by_reason(now: &BTreeMap<String, u64>, before: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    now.iter().map(|(k, v)| (k.clone(), v.saturating_sub(before.get(k).copied().unwrap_or(0)))).collect()
+}
+
+impl JourneyMeasures {
+    fn since(&self, start: &JourneyMeasures) -> JourneySummary {
+        JourneySummary {
+            arrivals: self.arrivals.saturating_sub(start.arrivals),
+            started: self.started.saturating_sub(start.started),
+            completed: self.completed.saturating_sub(start.completed),
+            ended_early: since_by_reason(&self.ended, &start.ended),
+            dropped: since_by_reason(&self.dropped, &start.dropped),
+            active_at_end: self.active,
+            duration_ms: Percentiles::of(&self.durations.since(&start.durations).overall().from_sent),
+        }
+    }
 }
 
 /// Requests of an interval.
@@ -108,6 +168,9 @@ pub struct Summary {
     /// Overall: from the scheduled send time and from the actual one.
     pub latency_ms: LatencyPercentiles,
     pub by_name: BTreeMap<String, NameSummary>,
+    /// Arrivals and journey instances, when the workload has journeys.
+    #[serde(default, skip_serializing_if = "JourneySummary::is_empty")]
+    pub journeys: JourneySummary,
 }
 
 impl Summary {
@@ -148,6 +211,7 @@ impl Summary {
             error_ratio: round4(totals.error_ratio()),
             latency_ms: report.overall,
             by_name,
+            journeys: end.journeys.since(&start.journeys),
         }
     }
 }
@@ -205,6 +269,7 @@ mod tests {
             in_flight,
             latency: table.snapshot(),
             latency_names: table.names().to_vec(),
+            journeys: JourneyMeasures::default(),
         }
     }
 

@@ -101,6 +101,30 @@ impl LogRing {
         lines.push_back(line);
     }
 
+    /// `{"lines":[…]}` with the newest `limit` lines, oldest first: the
+    /// stored lines are JSON objects already, so they are put together as
+    /// they are, without being parsed again.
+    pub fn recent_answer(&self, limit: usize) -> String {
+        let lines = self.lines.lock();
+        let skip = lines.len().saturating_sub(limit);
+        let size: usize = lines.iter().skip(skip).map(|l| l.len() + 1).sum();
+        let mut answer = String::with_capacity(size + 16);
+        answer.push_str("{\"lines\":[");
+        for (i, line) in lines.iter().skip(skip).enumerate() {
+            if i > 0 {
+                answer.push(',');
+            }
+            if line.starts_with('{') && line.ends_with('}') {
+                answer.push_str(line);
+            } else {
+                // Never the case for lines the logger kept; still JSON.
+                answer.push_str(&serde_json::Value::from(line.as_str()).to_string());
+            }
+        }
+        answer.push_str("]}");
+        answer
+    }
+
     /// The newest `limit` lines, oldest first, as JSON.
     pub fn recent(&self, limit: usize) -> Vec<serde_json::Value> {
         let lines = self.lines.lock();

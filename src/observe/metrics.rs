@@ -20,6 +20,56 @@ use serde::Serialize;
 pub const MAX_ENDPOINT_LABELS: usize = 256;
 /// The label of requests whose names came after the bound.
 pub const OTHER_ENDPOINT: &str = "_other";
+/// Most distinct journey names ever used as the `journey` label (a
+/// workload has at most 16); later names share [`OTHER_ENDPOINT`].
+pub const MAX_JOURNEY_LABELS: usize = 64;
+
+/// Why a journey instance ended before its last step (the `reason` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// A step was answered with a status its `success` does not list.
+    NotSuccess,
+    /// A step got no answer (timeout, connection, TLS…).
+    NoAnswer,
+    /// A value a step reads was missing: a variable its capture did not
+    /// fill, or an empty pool.
+    Unmet,
+    /// The traffic was paused, the workload replaced, or the sidecar stopped.
+    Stopped,
+}
+
+impl EndReason {
+    pub const ALL: [EndReason; 4] = [EndReason::NotSuccess, EndReason::NoAnswer, EndReason::Unmet, EndReason::Stopped];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::NotSuccess => "not_success",
+            EndReason::NoAnswer => "no_answer",
+            EndReason::Unmet => "unmet",
+            EndReason::Stopped => "stopped",
+        }
+    }
+}
+
+/// Why an arrival drawn as a journey did not start one (the `reason` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// `MAX_JOURNEYS` instances were running.
+    MaxJourneys,
+    /// A `unique` data table had given every row.
+    NoData,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 2] = [DropReason::MaxJourneys, DropReason::NoData];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::MaxJourneys => "max_journeys",
+            DropReason::NoData => "no_data",
+        }
+    }
+}
 
 /// Why a request got no HTTP answer (the `kind` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +142,8 @@ impl RetryCounters {
 
 /// Latency buckets from 1 ms to 10 s (roughly 1-2.5-5 per decade).
 const DURATION_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+/// A journey lasts from milliseconds (no pauses) to an hour of pauses.
+const JOURNEY_BUCKETS: &[f64] = &[0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0];
 /// Schedule lag is small when all is well; the upper buckets show starvation.
 const LAG_BUCKETS: &[f64] = &[0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
 
@@ -117,6 +169,29 @@ pub struct Metrics {
     mode_switches: IntCounter,
     retries: RetryCounters,
     events_dropped: IntCounter,
+    arrivals: IntCounter,
+    journeys_started: IntCounterVec,
+    journeys_completed: IntCounterVec,
+    journeys_ended: IntCounterVec,
+    journeys_dropped: IntCounterVec,
+    journeys_active: IntGauge,
+    journey_duration: prometheus::HistogramVec,
+    /// Names used as `journey` so far (bounded, see [`MAX_JOURNEY_LABELS`]).
+    journey_labels: Mutex<HashSet<String>>,
+}
+
+/// One journey's counts, as `/status` shows them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct JourneyCounts {
+    pub started: u64,
+    pub completed: u64,
+    /// Ended before the last step, by reason.
+    pub ended_early: BTreeMap<String, u64>,
+    /// Arrivals that did not start an instance, by reason.
+    pub dropped: BTreeMap<String, u64>,
+    /// Mean time from the arrival to the end of the last step, of the
+    /// completed instances; `null` before the first.
+    pub mean_duration_ms: Option<f64>,
 }
 
 /// Request counts of one endpoint, as `/status` shows them.
@@ -238,6 +313,41 @@ impl Metrics {
             "trafficgen_events_dropped_total",
             "Live events (GET /events, /jobs/{id}/events) a stream lost because its reader was too slow to keep up",
         )?;
+        let arrivals = IntCounter::new(
+            "trafficgen_arrivals_total",
+            "Arrivals drawn by the schedule: each sends one request or starts one journey",
+        )?;
+        let journeys_started = IntCounterVec::new(
+            Opts::new("trafficgen_journeys_started_total", "Journey instances started, by journey"),
+            &["journey"],
+        )?;
+        let journeys_completed = IntCounterVec::new(
+            Opts::new("trafficgen_journeys_completed_total", "Journey instances that ran every step, by journey"),
+            &["journey"],
+        )?;
+        let journeys_ended = IntCounterVec::new(
+            Opts::new(
+                "trafficgen_journeys_ended_total",
+                "Journey instances ended before their last step, by journey and reason (not_success, no_answer, unmet, stopped)",
+            ),
+            &["journey", "reason"],
+        )?;
+        let journeys_dropped = IntCounterVec::new(
+            Opts::new(
+                "trafficgen_journeys_dropped_total",
+                "Arrivals of a journey that started no instance, by journey and reason (max_journeys, no_data)",
+            ),
+            &["journey", "reason"],
+        )?;
+        let journeys_active = IntGauge::new("trafficgen_journeys_active", "Journey instances running now")?;
+        let journey_duration = prometheus::HistogramVec::new(
+            HistogramOpts::new(
+                "trafficgen_journey_duration_seconds",
+                "Time from a journey's arrival to the end of its last step, of the instances that completed",
+            )
+            .buckets(JOURNEY_BUCKETS.to_vec()),
+            &["journey"],
+        )?;
         let build_info = IntGaugeVec::new(
             Opts::new("trafficgen_build_info", "Always 1; the version is in the label"),
             &["version"],
@@ -263,6 +373,13 @@ impl Metrics {
             Box::new(mode_switches.clone()),
             Box::new(retries_vec),
             Box::new(events_dropped.clone()),
+            Box::new(arrivals.clone()),
+            Box::new(journeys_started.clone()),
+            Box::new(journeys_completed.clone()),
+            Box::new(journeys_ended.clone()),
+            Box::new(journeys_dropped.clone()),
+            Box::new(journeys_active.clone()),
+            Box::new(journey_duration.clone()),
             Box::new(build_info),
         ];
         for c in collectors {
@@ -292,7 +409,91 @@ impl Metrics {
             mode_switches,
             retries,
             events_dropped,
+            arrivals,
+            journeys_started,
+            journeys_completed,
+            journeys_ended,
+            journeys_dropped,
+            journeys_active,
+            journey_duration,
+            journey_labels: Mutex::new(HashSet::new()),
         })
+    }
+
+    /// The arrivals counter, for the engine's hot path.
+    pub fn arrivals(&self) -> IntCounter {
+        self.arrivals.clone()
+    }
+
+    /// Arrivals so far.
+    pub fn arrivals_total(&self) -> u64 {
+        self.arrivals.get()
+    }
+
+    pub fn set_journeys_active(&self, active: usize) {
+        self.journeys_active.set(i64::try_from(active).unwrap_or(i64::MAX));
+    }
+
+    /// The series of the journey `name`, created at zero if new (resolve
+    /// once per journey of a workload).
+    pub fn journey_series(&self, name: &str) -> JourneySeries {
+        let label = {
+            let mut known = self.journey_labels.lock();
+            if known.contains(name) {
+                name
+            } else if known.len() < MAX_JOURNEY_LABELS {
+                known.insert(name.to_string());
+                name
+            } else {
+                OTHER_ENDPOINT
+            }
+        };
+        JourneySeries {
+            label: label.to_string(),
+            started: self.journeys_started.with_label_values(&[label]),
+            completed: self.journeys_completed.with_label_values(&[label]),
+            ended: EndReason::ALL.map(|r| self.journeys_ended.with_label_values(&[label, r.as_str()])),
+            dropped: DropReason::ALL.map(|r| self.journeys_dropped.with_label_values(&[label, r.as_str()])),
+            duration: self.journey_duration.with_label_values(&[label]),
+        }
+    }
+
+    /// Every journey's counts so far, by its label (those of earlier
+    /// workloads too).
+    pub fn journey_counts(&self) -> BTreeMap<String, JourneyCounts> {
+        let mut out: BTreeMap<String, JourneyCounts> = BTreeMap::new();
+        let label = |metric: &prometheus::proto::Metric, name: &str| {
+            metric.get_label().iter().find(|l| l.name() == name).map(|l| l.value().to_string())
+        };
+        let each = |vec: &IntCounterVec,
+                    out: &mut BTreeMap<String, JourneyCounts>,
+                    f: &dyn Fn(&mut JourneyCounts, Option<String>, u64)| {
+            for family in vec.collect() {
+                for metric in family.get_metric() {
+                    let Some(journey) = label(metric, "journey") else { continue };
+                    let count = metric.get_counter().get_value() as u64;
+                    f(out.entry(journey).or_default(), label(metric, "reason"), count);
+                }
+            }
+        };
+        each(&self.journeys_started, &mut out, &|c, _, n| c.started += n);
+        each(&self.journeys_completed, &mut out, &|c, _, n| c.completed += n);
+        each(&self.journeys_ended, &mut out, &|c, reason, n| {
+            *c.ended_early.entry(reason.unwrap_or_default()).or_default() += n;
+        });
+        each(&self.journeys_dropped, &mut out, &|c, reason, n| {
+            *c.dropped.entry(reason.unwrap_or_default()).or_default() += n;
+        });
+        for family in self.journey_duration.collect() {
+            for metric in family.get_metric() {
+                let Some(journey) = label(metric, "journey") else { continue };
+                let h = metric.get_histogram();
+                let mean = (h.get_sample_count() > 0)
+                    .then(|| (h.get_sample_sum() / h.get_sample_count() as f64 * 1e6).round() / 1e3);
+                out.entry(journey).or_default().mean_duration_ms = mean;
+            }
+        }
+        out
     }
 
     /// The counter of live events lost to slow readers, for the event hub.
@@ -456,6 +657,39 @@ impl Metrics {
             log::error!(error:% = e; "could not encode metrics");
         }
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// The series of one journey (see [`Metrics::journey_series`]).
+pub struct JourneySeries {
+    label: String,
+    started: IntCounter,
+    completed: IntCounter,
+    ended: [IntCounter; 4],
+    dropped: [IntCounter; 2],
+    duration: Histogram,
+}
+
+impl JourneySeries {
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    pub fn started(&self) {
+        self.started.inc();
+    }
+
+    pub fn completed(&self, seconds: f64) {
+        self.completed.inc();
+        self.duration.observe(seconds);
+    }
+
+    pub fn ended(&self, reason: EndReason, n: u64) {
+        self.ended[reason as usize].inc_by(n);
+    }
+
+    pub fn dropped(&self, reason: DropReason) {
+        self.dropped[reason as usize].inc();
     }
 }
 

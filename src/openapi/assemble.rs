@@ -1,23 +1,36 @@
 //! The drafts made into the workload file: names, pools (which sources
-//! get one, within the bound), the setup login, the header that says what
-//! was derived and what was left out, and each request with its comment.
+//! get one, within the bound), the setup login, a journey per resource,
+//! the header that says what was derived and what was left out, and each
+//! request with its comment.
 
 use std::collections::HashMap;
 
 use super::*;
 
+/// What [`Deriver::write`] assembles.
+pub(super) struct Parts<'p, 'd> {
+    pub ops: &'p [operations::Operation<'d>],
+    pub resources: &'p resources::Resources,
+    pub login: Option<auth::Login>,
+    pub setup: Option<(Draft, String)>,
+    /// Requests of their own, in document order.
+    pub drafts: Vec<Draft>,
+    /// Operations sent only as journey steps.
+    pub steps_only: Vec<Draft>,
+    pub journeys: Vec<CrudFlow>,
+    pub left_out: Vec<LeftOut>,
+    pub base: String,
+}
+
+/// In a journey: the parameter its instances fill from their own create.
+struct InJourney<'a> {
+    source: usize,
+    var: &'a str,
+}
+
 impl<'d> Deriver<'_, 'd> {
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn write(
-        self,
-        ops: &[operations::Operation<'d>],
-        resources: &resources::Resources,
-        login: Option<auth::Login>,
-        setup: Option<(Draft, String)>,
-        drafts: Vec<Draft>,
-        left_out: Vec<LeftOut>,
-        base: String,
-    ) -> Result<Derived, Refusal> {
+    pub(super) fn write(self, parts: Parts<'_, 'd>) -> Result<Derived, Refusal> {
+        let Parts { ops, resources, login, setup, drafts, steps_only, journeys, left_out, base } = parts;
         let root = self.root;
         // Names: the operationId, else method and path; unique.
         let mut names: HashMap<usize, String> = HashMap::new();
@@ -26,8 +39,9 @@ impl<'d> Deriver<'_, 'd> {
             let name = unique(request_name(&ops[draft.op]), &mut taken);
             names.insert(draft.op, name);
         }
-        // Pools: a source's pool exists when its operation is sent and a
-        // request reads it, first come first served within the bound.
+        // Pools: a source's pool exists when its operation is a request of
+        // its own and another reads it, first come first served within the
+        // bound.
         let room = MAX_POOLS - usize::from(login.is_some());
         let mut pools: Vec<(usize, String)> = Vec::new();
         let mut pool_names: Vec<String> = vec![TOKEN_POOL.to_string()];
@@ -43,22 +57,8 @@ impl<'d> Deriver<'_, 'd> {
                 pools.push((*source, name));
             }
         }
-        let pool_of = |source: usize| pools.iter().find(|(s, _)| *s == source).map(|(_, n)| n.as_str());
 
         let mut file = write::File::default();
-        let mut flows = Vec::new();
-        for flow in &resources.flows {
-            let (Some(pool), Some(create)) = (pool_of(flow.source), names.get(&flow.create)) else { continue };
-            let name = |op: Option<usize>| op.and_then(|o| names.get(&o).cloned());
-            flows.push(NamedFlow {
-                resource: flow.resource.clone(),
-                pool: pool.to_string(),
-                create: create.clone(),
-                read: name(flow.read),
-                update: name(flow.update),
-                delete: name(flow.delete),
-            });
-        }
         if login.is_some() {
             file.pools.push(write::Pool {
                 name: TOKEN_POOL.to_string(),
@@ -85,11 +85,12 @@ impl<'d> Deriver<'_, 'd> {
                 ),
             });
         }
+        let cx = Names { ops, names: &names, resources, pools: &pools };
 
         match (&login, setup) {
             (Some(auth::Login::Operation { .. }), Some((draft, token_pointer))) => {
-                let mut request = self.request(ops, &draft, &names, resources, &pools, None);
-                request.captures.push((TOKEN_POOL.to_string(), token_pointer));
+                let mut request = cx.request(&draft, names[&draft.op].clone(), None, None);
+                request.captures.push(write::Capture::pool(TOKEN_POOL, &token_pointer));
                 file.setup.push(request);
                 file.setup_every_secs = Some(LOGIN_EVERY_SECS);
             }
@@ -99,7 +100,11 @@ impl<'d> Deriver<'_, 'd> {
                 fields.push(("password".to_string(), auth::credential(auth::PASSWORD_VAR)));
                 file.setup.push(write::Request {
                     comment: vec![
-                        format!("POST {} — the tokenUrl of OAuth2 scheme `{}`'s password flow (not an operation of the document)", doc::short(path), doc::short(scheme)),
+                        format!(
+                            "POST {} — the tokenUrl of OAuth2 scheme `{}`'s password flow (not an operation of the document)",
+                            doc::short(path),
+                            doc::short(scheme)
+                        ),
                         format!("the setup login: its access_token goes into {TOKEN_POOL}"),
                     ],
                     name: unique("login".to_string(), &mut taken),
@@ -108,9 +113,12 @@ impl<'d> Deriver<'_, 'd> {
                     path: format!("{base}{}", write::path_literal(path, true)),
                     query: Vec::new(),
                     headers: Vec::new(),
-                    body: Some(write::Body::Text(write::form(&fields), "application/x-www-form-urlencoded".to_string())),
+                    body: Some(write::Body::Text(
+                        write::form(&fields),
+                        "application/x-www-form-urlencoded".to_string(),
+                    )),
                     success: None,
-                    captures: vec![(TOKEN_POOL.to_string(), "/access_token".to_string())],
+                    captures: vec![write::Capture::pool(TOKEN_POOL, "/access_token")],
                     fallback: None,
                 });
                 file.setup_every_secs = Some(LOGIN_EVERY_SECS);
@@ -119,18 +127,70 @@ impl<'d> Deriver<'_, 'd> {
         }
         for draft in &drafts {
             let weight = if ops[draft.op].is_read() { self.options.read_weight } else { self.options.write_weight };
-            let request = self.request(ops, draft, &names, resources, &pools, Some(weight));
+            let request = cx.request(draft, names[&draft.op].clone(), Some(weight), None);
             file.requests.push(request);
         }
         break_fallback_cycles(&mut file.requests);
+
+        // A journey per resource.
+        let by_op: HashMap<usize, &Draft> = drafts.iter().chain(steps_only.iter()).map(|d| (d.op, d)).collect();
+        let mut flows = Vec::new();
+        for flow in &journeys {
+            let Some(create) = by_op.get(&flow.create) else { continue };
+            let source = &resources.sources[flow.source];
+            let var = sanitize(&source.param, "id");
+            let here = InJourney { source: flow.source, var: &var };
+            let mut steps = vec![cx.step(create, "create", &here, Some(&source.pointer))];
+            for (step, op) in [("read", flow.read), ("update", flow.update), ("delete", flow.delete)] {
+                if let Some(draft) = op.and_then(|o| by_op.get(&o)) {
+                    steps.push(cx.step(draft, step, &here, None));
+                }
+            }
+            let name = unique(sanitize(&format!("{}_lifecycle", flow.resource), "lifecycle"), &mut taken);
+            let described: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+            // The operationId, else `METHOD /path`.
+            let short = |op: usize| ops[op].operation_id.map_or_else(|| ops[op].label(), doc::short);
+            let label = |op: Option<usize>| op.filter(|o| by_op.contains_key(o)).map(short);
+            flows.push(NamedFlow {
+                resource: flow.resource.clone(),
+                journey: name.clone(),
+                create: short(flow.create),
+                read: label(flow.read),
+                update: label(flow.update),
+                delete: label(flow.delete),
+            });
+            file.journeys.push(write::Journey {
+                comment: vec![
+                    format!(
+                        "Each instance creates one of {} and works on that one: {}",
+                        doc::short(&flow.resource),
+                        described.join(" → ")
+                    ),
+                    format!(
+                        "`{{{}}}` is the instance's own variable `{var}`, from the create's answer (JSON {})",
+                        doc::short(&source.param),
+                        doc::short(&source.pointer)
+                    ),
+                    "Add think time between steps with `- pause: {uniform: [1s, 3s]}`.".to_string(),
+                ],
+                name,
+                weight: self.options.write_weight,
+                steps,
+            });
+        }
+
         file.header = self.header(root, login.as_ref(), &flows, &left_out, &base);
         let mut text = file.render();
-        let placeholders = placeholders(&text);
-        if !placeholders.is_empty() {
+        let credentials = credentials(&text);
+        if !credentials.is_empty() {
             // Said right after the header's first paragraph.
             let at = text.find("\n#\n").map_or(0, |i| i + 3);
-            let mut line = String::from("# Credentials: replace each of these below with its value:\n");
-            for name in &placeholders {
+            let mut line = String::from(if auth::READ_FROM_ENV {
+                "# Credentials come from the environment (env()): set these before running it or checking it:\n"
+            } else {
+                "# Credentials: replace each of these below with its value:\n"
+            });
+            for name in &credentials {
                 line.push_str(&format!("#   {name}\n"));
             }
             line.push_str("#\n");
@@ -151,6 +211,7 @@ impl<'d> Deriver<'_, 'd> {
             requests: file.setup.len() + file.requests.len(),
             left_out: left_out.len(),
             flows,
+            credentials,
             version: self.version,
         })
     }
@@ -176,10 +237,11 @@ impl<'d> Deriver<'_, 'd> {
             "`trafficgen workload check FILE` shows what it sends.".to_string(),
             String::new(),
             format!(
-                "Weights: each read (GET, HEAD, OPTIONS) {}, each write (POST, PUT, PATCH, DELETE) {}: most real traffic",
+                "Weights: each read (GET, HEAD, OPTIONS) {}, each write (POST, PUT, PATCH, DELETE) and each journey {}:",
                 o.read_weight, o.write_weight
             ),
-            "reads, and writes grow what the target stores (--read-weight and --write-weight change them).".to_string(),
+            "most real traffic reads, and writes grow what the target stores (--read-weight, --write-weight)."
+                .to_string(),
             "Values come from the document's examples, else from the schemas; an id a path names is taken from"
                 .to_string(),
             "a pool the operation that creates it fills (that operation is the fallback while the pool is empty)."
@@ -189,7 +251,11 @@ impl<'d> Deriver<'_, 'd> {
             h.push(format!("Paths start with the first server's path {base}; TARGET_URL names the host."));
         }
         if self.options.include_delete {
-            h.push("DELETE takes ids from the same pools: a read may then find an id deleted (404).".to_string());
+            h.push(
+                "A DELETE of a resource with a journey is sent only there, on the id that instance created;"
+                    .to_string(),
+            );
+            h.push("any other takes ids from the pools, so a read may then find an id deleted (404).".to_string());
         }
         if login.is_some() {
             h.push(format!(
@@ -198,7 +264,9 @@ impl<'d> Deriver<'_, 'd> {
         }
         if !flows.is_empty() {
             h.push(String::new());
-            h.push("Resources (create → read → update → delete), as pools and fallbacks:".to_string());
+            h.push(
+                "Journeys, one per resource (create → read → update → delete, on the instance's own id):".to_string(),
+            );
             for flow in flows.iter().take(MAX_LISTED) {
                 let steps: Vec<&str> =
                     [Some(&flow.create), flow.read.as_ref(), flow.update.as_ref(), flow.delete.as_ref()]
@@ -206,7 +274,7 @@ impl<'d> Deriver<'_, 'd> {
                         .flatten()
                         .map(String::as_str)
                         .collect();
-                h.push(format!("  {}: {} (ids in {})", flow.resource, steps.join(" → "), flow.pool));
+                h.push(format!("  {}: {}", flow.journey, steps.join(" → ")));
             }
         }
         if !left_out.is_empty() {
@@ -221,19 +289,39 @@ impl<'d> Deriver<'_, 'd> {
         }
         h
     }
+}
+
+/// What a request is written with: the requests' names and the pools.
+struct Names<'a, 'd> {
+    ops: &'a [operations::Operation<'d>],
+    names: &'a HashMap<usize, String>,
+    resources: &'a resources::Resources,
+    pools: &'a [(usize, String)],
+}
+
+impl Names<'_, '_> {
+    fn pool_of(&self, source: usize) -> Option<&str> {
+        self.pools.iter().find(|(s, _)| *s == source).map(|(_, n)| n.as_str())
+    }
+
+    /// A journey step: no weight or fallback; the journey's own parameter
+    /// from the instance's variable, captured by the create (`capture`).
+    fn step(&self, draft: &Draft, name: &str, here: &InJourney<'_>, capture: Option<&str>) -> write::Request {
+        let mut step = self.request(draft, name.to_string(), None, Some(here));
+        step.fallback = None;
+        step.captures = capture.map(|pointer| vec![write::Capture::var(here.var, pointer)]).unwrap_or_default();
+        step
+    }
 
     /// A draft as written, with its pools decided.
     fn request(
         &self,
-        ops: &[operations::Operation<'d>],
         draft: &Draft,
-        names: &HashMap<usize, String>,
-        resources: &resources::Resources,
-        pools: &[(usize, String)],
+        name: String,
         weight: Option<u32>,
+        journey: Option<&InJourney<'_>>,
     ) -> write::Request {
-        let op = &ops[draft.op];
-        let pool_of = |source: usize| pools.iter().find(|(s, _)| *s == source).map(|(_, n)| n.as_str());
+        let op = &self.ops[draft.op];
         let mut comment = vec![match (op.operation_id, op.summary) {
             (Some(id), Some(summary)) => format!("{} — {}: {}", op.label(), doc::short(id), doc::short(summary)),
             (Some(id), None) => format!("{} — {}", op.label(), doc::short(id)),
@@ -251,24 +339,30 @@ impl<'d> Deriver<'_, 'd> {
         for part in &draft.path {
             match part {
                 PathPart::Lit(text) => path.push_str(&text.replace("{{", "{{ '{{' }}")),
-                PathPart::Param { name, source, value } => match source.and_then(|s| pool_of(s).map(|p| (s, p))) {
+                PathPart::Param { source: Some(s), .. } if journey.is_some_and(|j| j.source == *s) => {
+                    path.push_str(&format!("{{{{ var({}) }}}}", journey.map_or("id", |j| j.var)));
+                }
+                PathPart::Param { name, source, value } => match source.and_then(|s| self.pool_of(s).map(|p| (s, p))) {
                     Some((s, pool)) => {
                         path.push_str(&format!("{{{{ pool({pool}) }}}}"));
-                        let creator = &names[&resources.sources[s].op];
+                        let creator = self.names.get(&self.resources.sources[s].op).cloned().unwrap_or_default();
                         comment.push(format!("{{{}}}: an id from {pool}, filled by {creator}", doc::short(name)));
-                        fallback = Some(creator.clone());
+                        fallback = Some(creator);
                     }
                     None => path.push_str(&write::path_value(value)),
                 },
             }
         }
-        let captures: Vec<(String, String)> = pools
+        let captures: Vec<write::Capture> = self
+            .pools
             .iter()
-            .filter(|(s, _)| resources.sources[*s].op == draft.op)
-            .map(|(s, pool)| (pool.clone(), resources.sources[*s].pointer.clone()))
+            .filter(|(s, _)| self.resources.sources[*s].op == draft.op)
+            .map(|(s, pool)| write::Capture::pool(pool, &self.resources.sources[*s].pointer))
             .collect();
-        for (pool, pointer) in &captures {
-            comment.push(format!("its answer's JSON {pointer} goes into {pool}"));
+        if journey.is_none() {
+            for capture in &captures {
+                comment.push(format!("its answer's JSON {} goes into {}", capture.pointer, capture.target));
+            }
         }
         comment.extend(draft.notes.iter().cloned());
         let mut headers: Vec<(String, String)> =
@@ -307,7 +401,8 @@ impl<'d> Deriver<'_, 'd> {
         };
         write::Request {
             comment,
-            name: names[&draft.op].clone(),
+            fallback: fallback.filter(|f| *f != name && !f.is_empty()),
+            name,
             weight,
             method: op.method,
             path: if path.is_empty() { "/".to_string() } else { path },
@@ -316,15 +411,16 @@ impl<'d> Deriver<'_, 'd> {
             body,
             success,
             captures,
-            fallback: fallback.filter(|f| *f != names[&draft.op]),
         }
     }
 }
 
-/// The credential placeholders a text holds, each once, in order.
-fn placeholders(text: &str) -> Vec<String> {
+/// The environment variables (or, without `env()`, the placeholders) a
+/// text's credentials read, each once, in order.
+pub fn credentials(text: &str) -> Vec<String> {
+    let marker = if auth::READ_FROM_ENV { auth::ENV_PREFIX } else { auth::PLACEHOLDER };
     let mut found: Vec<String> = Vec::new();
-    for (at, _) in text.match_indices(auth::PLACEHOLDER) {
+    for (at, _) in text.match_indices(marker) {
         let name: String =
             text[at..].chars().take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_').collect();
         if !found.contains(&name) {

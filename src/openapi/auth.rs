@@ -9,9 +9,10 @@ use super::sample::Text;
 use crate::workload::Method;
 
 /// Whether credentials are read from the environment by the workload's
-/// `env()` template function (journeys, issue 24) or written as
-/// placeholders. The one line to change once `env()` is on main.
-const READ_FROM_ENV: bool = false;
+/// `env()` template function, or written as placeholders a person fills in
+/// (what was written before `env()` existed; kept for a file meant to hold
+/// its credentials, one line away).
+pub const READ_FROM_ENV: bool = true;
 
 /// Environment variables a workload may read start with this (the
 /// allow-listed prefix of `env()`).
@@ -369,9 +370,10 @@ mod tests {
     }
 
     #[test]
-    fn placeholders_say_which_variable_and_switch_to_env_in_one_place() {
-        assert_eq!(credential(PASSWORD_VAR).as_literal().as_deref(), Some("REPLACE_ME_TRAFFICGEN_ENV_PASSWORD"));
-        assert!(credential("X").as_literal().unwrap().chars().all(|c| c.is_ascii_uppercase() || c == '_'));
+    fn credentials_name_their_variable() {
+        assert_eq!(credential(PASSWORD_VAR).template(), "{{ env(TRAFFICGEN_ENV_PASSWORD) }}");
+        let basic = basic_credentials("TRAFFICGEN_ENV_U", "TRAFFICGEN_ENV_P").template();
+        assert_eq!(basic, "{{ base64(env(TRAFFICGEN_ENV_U), ':', env(TRAFFICGEN_ENV_P)) }}");
     }
 
     #[test]

@@ -59,6 +59,10 @@ const TOKEN_POOL: &str = "login_token";
 /// How often the setup login runs again: under the 5 minutes many
 /// identity providers give an access token.
 const LOGIN_EVERY_SECS: u64 = 240;
+/// Most journey steps, so that the requests of their own keep room.
+const MAX_JOURNEY_STEPS: usize = 32;
+/// Most journeys in a workload.
+const MAX_JOURNEYS: usize = crate::workload::model::MAX_JOURNEYS;
 /// Most left-out operations listed one by one in the file.
 const MAX_LISTED: usize = 40;
 
@@ -100,22 +104,31 @@ pub struct Derived {
     pub requests: usize,
     /// Operations left out, for any reason.
     pub left_out: usize,
-    /// The create → read → update (→ delete) flow of each resource, by
-    /// request name.
+    /// The create → read → update (→ delete) journey of each resource.
     pub flows: Vec<NamedFlow>,
+    /// The environment variables the credentials are read from, each once.
+    pub credentials: Vec<String>,
     /// `3.1.0`
     pub version: String,
 }
 
-/// A [`CrudFlow`] with request names: what a journey per resource follows.
+/// A resource's journey, as written: its name, and the operations its steps
+/// send (by operationId, or `METHOD /path`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NamedFlow {
     pub resource: String,
-    pub pool: String,
+    pub journey: String,
     pub create: String,
     pub read: Option<String>,
     pub update: Option<String>,
     pub delete: Option<String>,
+}
+
+/// Stand-in values for the variables a derived workload's credentials read,
+/// to check the workload without them (the values are never sent).
+pub fn stand_in_env(derived: &Derived) -> crate::workload::EnvSource {
+    let values = derived.credentials.iter().map(|name| (name.clone(), crate::workload::Secret("x".to_string())));
+    crate::workload::EnvSource::Fixed(std::sync::Arc::new(values.collect()))
 }
 
 /// Derives a workload from a document's bytes; `source` names it in the
@@ -187,7 +200,7 @@ impl<'a, 'd> Deriver<'a, 'd> {
                     Some("deprecated (--include-deprecated sends it)".to_string())
                 } else if op.method == Method::Delete && !self.options.include_delete {
                     Some(
-                        "DELETE is left out unless --include-delete: it empties the pools reads take ids from"
+                        "DELETE is left out unless --include-delete (then a resource's journey deletes what it created)"
                             .to_string(),
                     )
                 } else if operations::answers(root, op).streams {
@@ -233,11 +246,27 @@ impl<'a, 'd> Deriver<'a, 'd> {
             Some(auth::Login::Operation { op, .. }) => Some(*op),
             _ => None,
         };
+        // A journey per resource: create → read → update (→ delete), each
+        // instance on the id it created. Their steps count against the
+        // bound of requests, so they are planned first.
+        let mut journeys: Vec<CrudFlow> = Vec::new();
+        let mut journey_steps = 0;
+        for flow in resources.flows.iter().filter(|f| Some(f.create) != login_op) {
+            let steps = [flow.read, flow.update, flow.delete].iter().flatten().count() + 1;
+            if journeys.len() == MAX_JOURNEYS || journey_steps + steps > MAX_JOURNEY_STEPS {
+                break;
+            }
+            journey_steps += steps;
+            journeys.push(flow.clone());
+        }
+        // A DELETE of a resource with a journey is sent only there, on the
+        // id the instance created, so it never takes an id a read needs.
+        let journey_only: Vec<usize> = journeys.iter().filter_map(|f| f.delete).collect();
         let cx = build::Context { root, ops: &ops, resources: &resources, base: base.clone(), login: login.is_some() };
-        let room = MAX_REQUESTS - usize::from(login.is_some());
+        let room = MAX_REQUESTS - usize::from(login.is_some()) - journey_steps;
         let mut drafts: Vec<Draft> = Vec::new();
         for (i, op) in ops.iter().enumerate() {
-            if !usable[i] || Some(i) == login_op {
+            if !usable[i] || Some(i) == login_op || journey_only.contains(&i) {
                 continue;
             }
             if drafts.len() == room {
@@ -255,11 +284,37 @@ impl<'a, 'd> Deriver<'a, 'd> {
                 }
             }
         }
+        // The journeys' operations that are not also requests of their own.
+        let mut steps_only: Vec<Draft> = Vec::new();
+        for op in journeys.iter().flat_map(|f| [Some(f.create), f.read, f.update, f.delete]).flatten() {
+            if drafts.iter().chain(steps_only.iter()).any(|d| d.op == op) {
+                continue;
+            }
+            match build::build(&cx, op, &mut walker) {
+                Ok(draft) => steps_only.push(draft),
+                Err(problem) => {
+                    if journey_only.contains(&op) {
+                        left_out.push(LeftOut { label: describe(&ops[op]), why: problem.message.clone() });
+                    }
+                    self.problems.push(problem);
+                }
+            }
+        }
         if drafts.is_empty() {
             let first = self.problems.first().map(|p| format!(" (first: {p})")).unwrap_or_default();
             return Err(Refusal(format!("no operation could be made into a request{first}")));
         }
-        self.write(&ops, &resources, login, setup, drafts, left_out, base)
+        self.write(assemble::Parts {
+            ops: &ops,
+            resources: &resources,
+            login,
+            setup,
+            drafts,
+            steps_only,
+            journeys,
+            left_out,
+            base,
+        })
     }
 }
 

@@ -4,7 +4,12 @@ use crate::workload::{self, Target};
 
 fn options() -> workload::Options {
     let url = TargetUrl::parse("http://api.test").unwrap();
-    workload::Options { target: Target::new(&url), default_pool_size: 50 }
+    workload::Options::new(Target::new(&url), 50)
+}
+
+/// The options a derived workload loads with: its credentials' variables set.
+fn options_for(derived: &Derived) -> workload::Options {
+    workload::Options { env: stand_in_env(derived), ..options() }
 }
 
 /// Derives and checks the text is a workload the reader accepts.
@@ -14,7 +19,7 @@ fn derived(doc: &str) -> Derived {
 
 fn derived_with(doc: &str, opts: &Options) -> Derived {
     let derived = derive("doc.json", doc.as_bytes(), opts).unwrap_or_else(|e| panic!("refused: {e}"));
-    if let Err(e) = workload::load_str("derived.yaml", &derived.text, &options()) {
+    if let Err(e) = workload::load_str("derived.yaml", &derived.text, &options_for(&derived)) {
         panic!("the derived workload does not load:\n{e}\n---\n{}", derived.text);
     }
     derived
@@ -31,8 +36,20 @@ fn body_keys(w: &workload::Workload, name: &str) -> Vec<String> {
     }
 }
 
+/// A journey's steps: (name, path template).
+fn journey_steps(w: &workload::Workload, journey: &str) -> Vec<(String, String)> {
+    let def = w.model().journeys.iter().find(|j| j.name == journey).unwrap_or_else(|| panic!("no journey {journey}"));
+    def.steps
+        .iter()
+        .filter_map(|s| match s {
+            workload::model::StepDef::Request { request, .. } => Some((request.name.clone(), request.path.to_string())),
+            workload::model::StepDef::Pause(_) => None,
+        })
+        .collect()
+}
+
 fn load(derived: &Derived) -> workload::Workload {
-    workload::load_str("derived.yaml", &derived.text, &options()).unwrap()
+    workload::load_str("derived.yaml", &derived.text, &options_for(derived)).unwrap()
 }
 
 #[test]
@@ -44,8 +61,9 @@ fn the_sidecars_own_document_converts() {
     assert!(w.find("events").is_none() && w.find("jobEvents").is_none(), "{}", d.text);
     assert!(d.text.contains("GET /events (events): answers a stream"), "{}", d.text);
     assert!(w.find("status").is_some() && w.find("switchMode").is_some());
-    // Its bearer scheme has no login: a placeholder names the variable.
-    assert!(d.text.contains("REPLACE_ME_TRAFFICGEN_ENV_BEARER_TOKEN"), "{}", d.text);
+    // Its bearer scheme has no login: the token comes from the environment.
+    assert!(d.text.contains("Authorization: \"Bearer {{ env(TRAFFICGEN_ENV_BEARER_TOKEN) }}\""), "{}", d.text);
+    assert_eq!(d.credentials, ["TRAFFICGEN_ENV_BEARER_TOKEN"]);
     assert!(d.problems.is_empty(), "{:?}", d.problems);
 }
 
@@ -92,10 +110,10 @@ const USERS: &str = r##"{
 fn a_users_api_becomes_creates_reads_and_updates_of_the_same_ids() {
     let d = derived(USERS);
     let w = load(&d);
-    let names: Vec<&str> = w.requests().map(|id| w.name(id)).collect();
+    let names: Vec<&str> = w.requests().filter(|id| w.role(*id) != workload::Role::Step).map(|id| w.name(id)).collect();
     assert_eq!(names, ["create_user", "list_users", "get_user", "update_user"], "{}", d.text);
-    // Reads 4, writes 1.
-    assert_eq!(w.mix(), "create_user=1,list_users=4,get_user=4,update_user=1");
+    // Reads 4, writes and journeys 1.
+    assert_eq!(w.mix(), "create_user=1,list_users=4,get_user=4,update_user=1,users_lifecycle=1");
     let get = w.find("get_user").unwrap();
     assert_eq!(w.fallback(get).map(|f| w.name(f)), Some("create_user"));
     assert_eq!(w.needs(get).iter().map(|p| w.pool_name(*p)).collect::<Vec<_>>(), ["users_user_id"]);
@@ -109,13 +127,23 @@ fn a_users_api_becomes_creates_reads_and_updates_of_the_same_ids() {
         d.flows,
         vec![NamedFlow {
             resource: "users".into(),
-            pool: "users_user_id".into(),
+            journey: "users_lifecycle".into(),
             create: "create_user".into(),
             read: Some("get_user".into()),
             update: Some("update_user".into()),
             delete: None,
         }]
     );
+    // The journey: each instance reads and changes the user it created.
+    assert_eq!(
+        journey_steps(&w, "users_lifecycle"),
+        [
+            ("users_lifecycle/create".to_string(), "/users".to_string()),
+            ("users_lifecycle/read".to_string(), "/users/{{ var(user_id) }}".to_string()),
+            ("users_lifecycle/update".to_string(), "/users/{{ var(user_id) }}".to_string()),
+        ]
+    );
+    assert!(d.text.contains("          - var: user_id\n            json: \"/id\""), "{}", d.text);
     // The body: readOnly id out, pattern and format followed.
     let keys = body_keys(&w, "create_user");
     assert_eq!(keys, ["username", "email", "age", "role", "born", "tags"]);
@@ -137,8 +165,11 @@ fn flags_bring_deletes_and_deprecated_operations_back_and_change_weights() {
     };
     let d = derived_with(USERS, &opts);
     let w = load(&d);
-    assert_eq!(w.mix(), "create_user=2,list_users=9,get_user=9,update_user=2,delete_user=2,old=9");
+    // The DELETE is sent only in the journey, on the id its instance created.
+    assert_eq!(w.mix(), "create_user=2,list_users=9,get_user=9,update_user=2,old=9,users_lifecycle=2");
     assert_eq!(d.flows[0].delete.as_deref(), Some("delete_user"));
+    let steps = journey_steps(&w, "users_lifecycle");
+    assert_eq!(steps[3], ("users_lifecycle/delete".to_string(), "/users/{{ var(user_id) }}".to_string()));
 }
 
 /// A document of `paths` (JSON text of the paths object) and `components`.
@@ -199,10 +230,10 @@ fn an_oauth2_password_flow_becomes_the_setup_login_with_placeholders() {
     assert_eq!(setup.path.as_literal(), Some("/auth/token"));
     assert_eq!(setup.content_type.as_deref(), Some("application/x-www-form-urlencoded"));
     assert_eq!(w.needs(w.find("me").unwrap()).iter().map(|p| w.pool_name(*p)).collect::<Vec<_>>(), ["login_token"]);
-    assert!(d.text.contains("grant_type=password&username=REPLACE_ME_TRAFFICGEN_ENV_USERNAME&password=REPLACE_ME_TRAFFICGEN_ENV_PASSWORD"), "{}", d.text);
+    assert!(d.text.contains("grant_type=password&username={{ env(TRAFFICGEN_ENV_USERNAME) }}&password={{ env(TRAFFICGEN_ENV_PASSWORD) }}"), "{}", d.text);
     assert!(
         d.text.contains(
-            "# Credentials: replace each of these below with its value:\n#   REPLACE_ME_TRAFFICGEN_ENV_USERNAME\n"
+            "# Credentials come from the environment (env()): set these before running it or checking it:\n#   TRAFFICGEN_ENV_USERNAME\n#   TRAFFICGEN_ENV_PASSWORD\n"
         ),
         "{}",
         d.text
@@ -216,7 +247,7 @@ fn an_oauth2_password_flow_becomes_the_setup_login_with_placeholders() {
         &Options { login: LoginChoice::Off, ..Options::default() },
     );
     assert!(load(&d).setup().is_empty());
-    assert!(d.text.contains("Authorization: \"Bearer REPLACE_ME_TRAFFICGEN_ENV_OAUTH_TOKEN\""), "{}", d.text);
+    assert!(d.text.contains("Authorization: \"Bearer {{ env(TRAFFICGEN_ENV_OAUTH_TOKEN) }}\""), "{}", d.text);
 }
 
 #[test]
@@ -234,15 +265,19 @@ fn api_keys_and_basic_credentials_go_where_the_scheme_says() {
     let w = load(&d);
     let a = w.model().requests.iter().find(|r| r.name == "a").unwrap();
     assert_eq!(a.headers[0].0, "X-Api-Key");
-    assert_eq!(a.headers[0].1.as_literal(), Some("REPLACE_ME_TRAFFICGEN_ENV_KEY_KEY"));
+    assert_eq!(a.headers[0].1.to_string(), "{{ env(TRAFFICGEN_ENV_KEY_KEY) }}");
+    assert_eq!(a.query[0].1.to_string(), "{{ env(TRAFFICGEN_ENV_Q_KEY) }}");
     assert_eq!(a.query[0].0, "api_key");
     let b = w.model().requests.iter().find(|r| r.name == "b").unwrap();
-    assert_eq!(
-        b.headers[0].1.as_literal(),
-        Some("Basic REPLACE_ME_BASE64_OF_TRAFFICGEN_ENV_BASIC_USERNAME_COLON_TRAFFICGEN_ENV_BASIC_PASSWORD")
+    let basic = b.headers[0].1.to_string();
+    assert!(
+        basic.starts_with("Basic {{ base64(")
+            && basic.contains("env(TRAFFICGEN_ENV_BASIC_USERNAME)")
+            && basic.contains("env(TRAFFICGEN_ENV_BASIC_PASSWORD)"),
+        "{basic}"
     );
     let c = w.model().requests.iter().find(|r| r.name == "c").unwrap();
-    assert_eq!(c.headers[0].1.as_literal(), Some("sid=REPLACE_ME_TRAFFICGEN_ENV_SESSION_KEY"));
+    assert_eq!(c.headers[0].1.to_string(), "sid={{ env(TRAFFICGEN_ENV_SESSION_KEY) }}");
     // Digest alone cannot be sent: left out with its place.
     assert!(w.find("d").is_none());
     assert!(

@@ -22,9 +22,37 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     pub body: Option<Body>,
     pub success: Option<String>,
-    /// (pool, JSON pointer)
-    pub captures: Vec<(String, String)>,
+    pub captures: Vec<Capture>,
     pub fallback: Option<String>,
+}
+
+/// A value taken from a JSON answer: into a pool, or (in a journey) into
+/// the instance's own variable.
+#[derive(Debug, Clone)]
+pub struct Capture {
+    /// `pool` or `var`.
+    pub key: &'static str,
+    pub target: String,
+    pub pointer: String,
+}
+
+impl Capture {
+    pub fn pool(pool: &str, pointer: &str) -> Capture {
+        Capture { key: "pool", target: pool.to_string(), pointer: pointer.to_string() }
+    }
+
+    pub fn var(var: &str, pointer: &str) -> Capture {
+        Capture { key: "var", target: var.to_string(), pointer: pointer.to_string() }
+    }
+}
+
+/// A journey as written.
+#[derive(Debug, Clone)]
+pub struct Journey {
+    pub comment: Vec<String>,
+    pub name: String,
+    pub weight: u32,
+    pub steps: Vec<Request>,
 }
 
 #[derive(Debug, Clone)]
@@ -52,6 +80,7 @@ pub struct File {
     pub setup_every_secs: Option<u64>,
     pub setup: Vec<Request>,
     pub requests: Vec<Request>,
+    pub journeys: Vec<Journey>,
 }
 
 /// A YAML double-quoted scalar: printable characters as they are,
@@ -137,6 +166,21 @@ impl File {
             }
             request.render("  ", &mut out);
         }
+        if !self.journeys.is_empty() {
+            out.push_str("\njourneys:\n");
+            for (i, journey) in self.journeys.iter().enumerate() {
+                if i > 0 {
+                    out.push('\n');
+                }
+                for line in &journey.comment {
+                    let _ = writeln!(out, "  # {}", comment_text(line));
+                }
+                let _ = writeln!(out, "  - name: {}\n    weight: {}\n    steps:", journey.name, journey.weight);
+                for step in &journey.steps {
+                    step.render("      ", &mut out);
+                }
+            }
+        }
         out
     }
 }
@@ -181,8 +225,9 @@ impl Request {
         }
         if !self.captures.is_empty() {
             let _ = writeln!(out, "{inner}capture:");
-            for (pool, pointer) in &self.captures {
-                let _ = writeln!(out, "{inner}  - pool: {pool}\n{inner}    json: {}", quoted(pointer));
+            for capture in &self.captures {
+                let _ = writeln!(out, "{inner}  - {}: {}", capture.key, capture.target);
+                let _ = writeln!(out, "{inner}    json: {}", quoted(&capture.pointer));
             }
         }
         if let Some(fallback) = &self.fallback {

@@ -79,6 +79,7 @@ impl StateStore {
     /// The store in `dir`, which must be a directory we can write: checked
     /// once at start (a bad `STATE_DIR` is a bad setting, exit 2).
     pub fn open(dir: &Path) -> Result<StateStore, StateError> {
+        use std::os::unix::fs::OpenOptionsExt;
         let fail = |reason: String| StateError::Dir { dir: dir.display().to_string(), reason };
         let meta = fs::metadata(dir).map_err(|e| fail(format!("cannot be read ({e})")))?;
         if !meta.is_dir() {
@@ -92,6 +93,8 @@ impl StateStore {
             .create(true)
             .truncate(false)
             .write(true)
+            // A FIFO in its place must not hang start-up.
+            .custom_flags(libc::O_NONBLOCK)
             .open(dir.join(LOCK_FILE))
             .map_err(|e| fail(format!("its lock file cannot be opened ({e})")))?;
         match lock.try_lock() {
@@ -148,7 +151,7 @@ impl StateStore {
         let path = self.path();
         let temporary = self.dir.join(format!(".{STATE_FILE}.tmp-{}", std::process::id()));
         let write = || -> std::io::Result<()> {
-            let mut file = File::create(&temporary)?;
+            let mut file = create_regular(&temporary)?;
             file.write_all(&bytes)?;
             file.sync_all()?;
             fs::rename(&temporary, &path)?;
@@ -202,10 +205,28 @@ impl StateStore {
     }
 }
 
+/// Creates (or empties) a regular file to write. Whatever else holds the
+/// name (a FIFO would wait for a reader for ever) is refused, and a
+/// symbolic link is not followed.
+fn create_regular(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"));
+    }
+    Ok(file)
+}
+
 /// The file's bytes; `None` if there is none; an error if it is too large
 /// or unreadable.
 fn read_bounded(path: &Path, max_bytes: usize) -> Result<Option<Vec<u8>>, String> {
-    let file = match File::open(path) {
+    // Only a regular file: a FIFO put there would hang start-up.
+    let file = match crate::base::file::open_regular(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("cannot be read ({e})")),

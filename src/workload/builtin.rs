@@ -59,7 +59,10 @@ pub fn orders_model(weights: OrderWeights) -> Model {
     // The id of a create answer: a number, or a URL-safe string of at most 64.
     create.captures = vec![CaptureDef {
         pool: ORDER_IDS.to_string(),
+        var: None,
         source: CaptureSource::Json("/id".to_string()),
+        regex: None,
+        path: false,
         max_len: 64,
         url_safe: true,
         pos: Pos::default(),
@@ -83,6 +86,8 @@ pub fn orders_model(weights: OrderWeights) -> Model {
         pools: vec![PoolDef { name: ORDER_IDS.to_string(), size: None, values: Vec::new(), pos: Pos::default() }],
         setup: None,
         requests: vec![create, list, get, error],
+        journeys: Vec::new(),
+        data: Vec::new(),
     }
 }
 

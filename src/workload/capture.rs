@@ -1,7 +1,9 @@
 //! The capture step: after a successful answer, values taken out of its
-//! JSON body (RFC 6901 pointers) or headers go into pools. A value that is
-//! missing, not a string or number, too long, or unsafe is counted and
-//! dropped; nothing an answer holds can fail the run.
+//! JSON body (RFC 6901 pointers), headers or body text (a regular
+//! expression's group) go into pools, or into the variables of the journey
+//! instance that sent it. A value that is missing, not a string or number,
+//! too long, or unsafe is counted and dropped; nothing an answer holds can
+//! fail the run.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -11,7 +13,8 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde_json::value::RawValue;
 
 use super::Workload;
-use super::compile::{Capture, RequestId};
+use super::compile::{Capture, RequestId, Store};
+use super::locals::Locals;
 use super::model::CaptureSource;
 use super::pool::{self, Refusal};
 use super::render::RunState;
@@ -44,14 +47,17 @@ impl Workload {
     /// Whether answers to `id` must hand their body back: a JSON capture
     /// reads it. Without captures, the body need not be kept at all.
     pub fn wants_body(&self, id: RequestId) -> bool {
-        self.compiled.requests[id.index()].captures.iter().any(|c| matches!(c.source, CaptureSource::Json(_)))
+        self.compiled.requests[id.index()]
+            .captures
+            .iter()
+            .any(|c| matches!(c.source, CaptureSource::Json(_) | CaptureSource::Body))
     }
 
     /// The answer headers the captures of `id` read.
     pub fn wanted_headers(&self, id: RequestId) -> impl Iterator<Item = &str> {
         self.compiled.requests[id.index()].captures.iter().filter_map(|c| match &c.source {
             CaptureSource::Header(name) => Some(name.as_str()),
-            CaptureSource::Json(_) => None,
+            CaptureSource::Json(_) | CaptureSource::Body => None,
         })
     }
 
@@ -72,37 +78,56 @@ impl Workload {
         body: Option<&[u8]>,
         state: &mut RunState,
     ) -> CaptureReport {
+        self.capture_in(id, status, headers, body, state, None)
+    }
+
+    /// [`Workload::capture`] for a journey step: captures into variables
+    /// go into the instance's `locals`.
+    pub fn capture_in(
+        &self,
+        id: RequestId,
+        status: u16,
+        headers: &[(&str, &[u8])],
+        body: Option<&[u8]>,
+        state: &mut RunState,
+        mut locals: Option<&mut Locals>,
+    ) -> CaptureReport {
         let request = &self.compiled.requests[id.index()];
         let mut report = CaptureReport::default();
         if request.captures.is_empty() || !request.success.contains(status) {
             return report;
         }
         for capture in &request.captures {
+            let mut into = Into { state: &mut *state, locals: locals.as_deref_mut(), report: &mut report };
             match &capture.source {
                 CaptureSource::Header(name) => match headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
-                    None => report.missing += 1,
-                    Some((_, value)) => store(capture, value.trim_ascii(), false, state, &mut report),
+                    None => into.report.missing += 1,
+                    Some((_, value)) => into.store(capture, value.trim_ascii(), false),
+                },
+                CaptureSource::Body => match body.filter(|b| !b.is_empty()) {
+                    None => into.report.no_body += 1,
+                    Some(body) => into.store(capture, body, false),
                 },
                 CaptureSource::Json(_) => {
                     let Some(body) = body.filter(|b| !b.is_empty()) else {
-                        report.no_body += 1;
+                        into.report.no_body += 1;
                         continue;
                     };
                     match find(body, &capture.pointer) {
-                        None => report.not_json += 1,
-                        Some(Found::Missing) => report.missing += 1,
-                        Some(Found::Other) => refuse(Refusal::NotAValue, &mut report),
-                        Some(Found::Text(text)) => store(capture, text.as_bytes(), false, state, &mut report),
-                        Some(Found::NumberText(text)) => store(capture, text.as_bytes(), true, state, &mut report),
+                        None => into.report.not_json += 1,
+                        Some(Found::Missing) => into.report.missing += 1,
+                        Some(Found::Other) => refuse(Refusal::NotAValue, into.report),
+                        Some(Found::Text(text)) => into.store(capture, text.as_bytes(), false),
+                        Some(Found::NumberText(text)) => into.store(capture, text.as_bytes(), true),
                         Some(Found::Number(number)) => {
                             let mut text = [0u8; 40];
                             let mut cursor = std::io::Cursor::new(&mut text[..]);
                             match write!(cursor, "{number}") {
                                 Ok(()) => {
                                     let len = usize::try_from(cursor.position()).unwrap_or(0);
-                                    store(capture, &text[..len], true, state, &mut report);
+                                    into.store(capture, &text[..len], true);
                                 }
-                                Err(_) => refuse(Refusal::TooLong, &mut report),
+                                Err(_) => refuse(Refusal::TooLong, into.report),
                             }
                         }
                     }
@@ -113,13 +138,48 @@ impl Workload {
     }
 }
 
-fn store(capture: &Capture, text: &[u8], number: bool, state: &mut RunState, report: &mut CaptureReport) {
-    match pool::accept(text, capture.max_len, capture.url_safe) {
-        Ok(()) => {
-            state.push(capture.pool, text, number);
-            report.stored += 1;
+/// Where the captures of one answer store.
+struct Into<'a> {
+    state: &'a mut RunState,
+    locals: Option<&'a mut Locals>,
+    report: &'a mut CaptureReport,
+}
+
+impl Into<'_> {
+    /// Keeps `text` (after the capture's regex, if it has one) where the
+    /// capture says, if it passes the capture's rules.
+    fn store(&mut self, capture: &Capture, text: &[u8], number: bool) {
+        let (text, number) = match &capture.regex {
+            None => (text, number),
+            Some(regex) => {
+                // A regex reads text; the group's text is kept as text.
+                let Ok(haystack) = std::str::from_utf8(text) else {
+                    refuse(Refusal::ControlCharacter, self.report);
+                    return;
+                };
+                match regex.0.captures(haystack).and_then(|c| c.get(1)) {
+                    Some(group) => (&text[group.start()..group.end()], false),
+                    None => {
+                        self.report.missing += 1;
+                        return;
+                    }
+                }
+            }
+        };
+        match pool::accept_path(text, capture.max_len, capture.url_safe, capture.path) {
+            Ok(()) => {
+                match capture.store {
+                    Store::Pool(pool) => self.state.push(pool, text, number),
+                    Store::Var(slot) => match self.locals.as_deref_mut() {
+                        Some(locals) => locals.set(slot, text, number),
+                        // Only steps capture into variables, and only with their instance.
+                        None => return,
+                    },
+                }
+                self.report.stored += 1;
+            }
+            Err(refusal) => refuse(refusal, self.report),
         }
-        Err(refusal) => refuse(refusal, report),
     }
 }
 

@@ -8,7 +8,7 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
 use super::model::{Body, RequestDef};
-use super::{Draw, RequestId, Role, RunState, Workload};
+use super::{Draw, RequestId, Role, RunState, Step, Workload};
 
 /// Longest sample body shown.
 const SAMPLE_BODY_CHARS: usize = 2000;
@@ -17,14 +17,17 @@ const SAMPLE_BODY_CHARS: usize = 2000;
 pub fn report(workload: &Workload, target_url: &str) -> String {
     let mut out = String::new();
     let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
-    let traffic = workload.requests().filter(|id| workload.role(*id) != Role::Setup).count();
+    let traffic =
+        workload.requests().filter(|id| matches!(workload.role(*id), Role::Weighted(_) | Role::Error)).count();
+    let journeys = workload.journeys().count();
     let _ = writeln!(
         out,
-        "{}: valid: {}, {}, {}",
+        "{}: valid: {}, {}, {}{}",
         workload.source(),
         count(traffic, "request"),
         count(workload.setup().len(), "setup request"),
-        count(workload.pools().count(), "pool")
+        count(workload.pools().count(), "pool"),
+        if journeys == 0 { String::new() } else { format!(", {}", count(journeys, "journey")) }
     );
 
     let defs: Vec<&RequestDef> = workload.model().all_requests().collect();
@@ -36,12 +39,14 @@ pub fn report(workload: &Workload, target_url: &str) -> String {
             let _ = writeln!(out, "  {:width$}  {:>6}  {note}", "", "");
         }
     };
-    let _ = writeln!(out, "\nRequests (share of the traffic, drawn by weight):");
+    if traffic > 0 {
+        let _ = writeln!(out, "\nRequests (share of the traffic, drawn by weight):");
+    }
     for id in workload.requests() {
         match workload.role(id) {
             Role::Weighted(_) => row(&mut out, id, &format!("{:.1}%", workload.share(id).unwrap_or(0.0))),
             Role::Error => row(&mut out, id, "error"),
-            Role::Setup => {}
+            Role::Setup | Role::Step => {}
         }
     }
     if workload.error_requests().next().is_some() {
@@ -55,6 +60,39 @@ pub fn report(workload: &Workload, target_url: &str) -> String {
         let _ = writeln!(out, "\nSetup ({when}, in this order):");
         for id in workload.setup() {
             row(&mut out, *id, "setup");
+        }
+    }
+    for j in workload.journeys() {
+        let vars = workload.journey_vars(j);
+        let _ = writeln!(
+            out,
+            "\nJourney {} ({:.1}% of the arrivals; each instance has its own {}):",
+            workload.journey_name(j),
+            workload.journey_share(j),
+            if vars.is_empty() { "nothing".to_string() } else { format!("variables {}", vars.join(", ")) }
+        );
+        for step in workload.steps(j) {
+            match step {
+                Step::Request { id, go_on } => {
+                    row(&mut out, *id, if *go_on { "go on" } else { "step" });
+                }
+                Step::Pause(pause) => {
+                    let _ = writeln!(out, "  {:width$}  {:>6}  pause {pause}", "", "");
+                }
+            }
+        }
+    }
+    if !workload.model().data.is_empty() {
+        let _ = writeln!(out, "\nData (values never shown; one row per journey instance):");
+        for t in &workload.model().data {
+            let _ = writeln!(
+                out,
+                "  {}: {} rows from {}, {}",
+                t.name,
+                workload.table_rows(&t.name),
+                t.file,
+                t.order.as_str()
+            );
         }
     }
     if workload.pools().next().is_some() {
@@ -84,7 +122,7 @@ pub fn report(workload: &Workload, target_url: &str) -> String {
     }
     let _ = writeln!(
         out,
-        "\nSamples, as they would be sent to {target_url} (pool values shown as {{{{ pool(name) }}}}; nothing is sent):"
+        "\nSamples, as they would be sent to {target_url} (pool, variable, data and env values shown as {{{{ pool(name) }}}}…; nothing is sent):"
     );
     let mut state = RunState::new(workload);
     state.show_placeholders();
@@ -154,7 +192,13 @@ fn notes(workload: &Workload, id: RequestId) -> Vec<String> {
             (false, 256) => String::new(),
             (false, n) => format!(", at most {n} bytes"),
         };
-        notes.push(format!("captures {} into {}{rules}", c.source, c.pool));
+        let how = match (&c.regex, c.path) {
+            (Some(r), _) => format!(" (regex {r:?})"),
+            (None, true) => " (a path to follow)".to_string(),
+            (None, false) => String::new(),
+        };
+        let into = c.var.as_ref().map_or_else(|| c.pool.clone(), |var| format!("variable {var}"));
+        notes.push(format!("captures {}{how} into {into}{rules}", c.source));
     }
     if def.success != super::model::StatusSet::success() {
         notes.push(format!("success: {}", def.success));

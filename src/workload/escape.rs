@@ -49,6 +49,20 @@ pub(crate) fn percent_encode(text: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+/// Standard base64 (RFC 4648, with `=` padding), as Basic auth wants it.
+pub(crate) fn base64_encode(bytes: &[u8], out: &mut Vec<u8>) {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        let sextet = |shift: u32| ALPHABET[((n >> shift) & 63) as usize];
+        out.push(sextet(18));
+        out.push(sextet(12));
+        out.push(if chunk.len() > 1 { sextet(6) } else { b'=' });
+        out.push(if chunk.len() > 2 { sextet(0) } else { b'=' });
+    }
+}
+
 /// The inside of a JSON string.
 pub(crate) fn json_escape(text: &[u8], out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -64,5 +78,31 @@ pub(crate) fn json_escape(text: &[u8], out: &mut Vec<u8>) {
             }
             _ => out.push(b),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc_4648_test_vectors() {
+        for (input, expected) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+            ("Aladdin:open sesame", "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="),
+        ] {
+            let mut out = Vec::new();
+            base64_encode(input.as_bytes(), &mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), expected, "{input}");
+        }
+        let mut out = Vec::new();
+        base64_encode(&[0xfb, 0xff], &mut out);
+        assert_eq!(out, b"+/8=");
     }
 }

@@ -9,8 +9,9 @@ use rand::{Rng, RngExt};
 
 use super::Workload;
 use super::compile::{RequestId, Weights};
+use super::journey::Arrival;
 use super::model::Role;
-use super::render::{Draw, RunState};
+use super::render::RunState;
 
 /// The draw of one focus against one workload.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,17 +51,20 @@ impl FocusedDraw {
         FocusedDraw { weights, errors, error_share }
     }
 
-    /// The next request of the traffic under this focus.
-    pub fn draw(&self, workload: &Workload, rng: &mut impl Rng, state: &RunState) -> Draw {
+    /// The next arrival of the traffic under this focus: without named
+    /// requests, the whole workload's draw (journeys included).
+    pub fn draw(&self, workload: &Workload, rng: &mut impl Rng, state: &RunState) -> Arrival {
         if self.error_share > 0.0 && rng.random_bool(self.error_share) {
             let asked = self.errors[rng.random_range(0..self.errors.len())];
-            return workload.resolve(asked, rng, state);
+            return Arrival::Request(workload.resolve(asked, rng, state));
         }
-        let asked = match &self.weights {
-            Some(weights) => weights.pick(rng.random_range(0..weights.total)),
-            None => workload.pick(rng),
-        };
-        workload.resolve(asked, rng, state)
+        match &self.weights {
+            Some(weights) => {
+                let asked = weights.pick(rng.random_range(0..weights.total));
+                Arrival::Request(workload.resolve(asked, rng, state))
+            }
+            None => workload.draw_arrival(rng, state),
+        }
     }
 
     /// The share of draws that go to error requests.
@@ -77,7 +81,7 @@ mod tests {
     use rand::rngs::SmallRng;
 
     use super::*;
-    use crate::workload::{Options, Target, load_str};
+    use crate::workload::{Draw, Options, Target, load_str};
 
     const FILE: &str = r#"
 pools:
@@ -116,7 +120,7 @@ requests:
             user_agent: "ua".into(),
             trace: crate::workload::TraceHeaders::Off,
         };
-        load_str("focus.yaml", FILE, &Options { target, default_pool_size: 8 }).expect("valid workload")
+        load_str("focus.yaml", FILE, &Options::new(target, 8)).expect("valid workload")
     }
 
     /// Names of what `draws` draws sent, counted.
@@ -124,7 +128,7 @@ requests:
         let mut rng = SmallRng::seed_from_u64(7);
         let mut seen = BTreeMap::new();
         for _ in 0..draws {
-            if let Draw::Send(chosen) = focus.draw(workload, &mut rng, state) {
+            if let Arrival::Request(Draw::Send(chosen)) = focus.draw(workload, &mut rng, state) {
                 *seen.entry(workload.name(chosen.request()).to_string()).or_insert(0) += 1;
             }
         }
@@ -187,7 +191,7 @@ requests:
             user_agent: "ua".into(),
             trace: crate::workload::TraceHeaders::Off,
         };
-        let options = Options { target, default_pool_size: 8 };
+        let options = Options::new(target, 8);
         let w = load_str("x.yaml", "requests:\n  - name: a\n    weight: 1\n    method: GET\n    path: /\n", &options)
             .expect("valid");
         let focus = FocusedDraw::new(&w, None, 0.5);

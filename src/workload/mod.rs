@@ -31,8 +31,12 @@ mod builtin;
 pub mod capture;
 pub mod check;
 mod compile;
+pub mod data;
 pub mod escape;
 pub mod focus;
+pub mod journey;
+mod locals;
+pub mod memory;
 pub mod mix;
 pub mod model;
 pub mod pool;
@@ -42,7 +46,8 @@ pub mod yaml;
 
 use std::fmt;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::SeedableRng;
@@ -50,9 +55,12 @@ use rand::rngs::SmallRng;
 
 pub use builtin::{BUILTIN_SOURCE, ORDER_IDS, OrderWeights, orders, orders_model};
 pub use capture::CaptureReport;
+pub use compile::journeys::{JourneyId, Step};
 use compile::{Compiled, MediaKind};
-pub use compile::{MAX_REQUEST_BYTES, PoolId, RequestId};
-pub use model::{MAX_POOLS, MAX_REQUESTS, Method, Model, Problem, Role};
+pub use compile::{MAX_ENV_BYTES, MAX_REQUEST_BYTES, PoolId, RequestId};
+pub use journey::{Arrival, Missing, NoRow};
+pub use locals::Locals;
+pub use model::{MAX_POOLS, MAX_REQUESTS, Method, Model, OnFailure, PauseDef, Problem, Role};
 pub use render::{Chosen, Clock, Draw, RequestParts, RunState};
 
 use crate::base::url::TargetUrl;
@@ -117,23 +125,105 @@ pub struct Options {
     pub target: Target,
     /// Size of a pool that does not give one (`ID_BUFFER_SIZE`).
     pub default_pool_size: usize,
+    /// Where data files are read (`DATA_DIR`); `None`: next to the
+    /// workload file ([`load_file`]), and nowhere for a workload given as
+    /// text (`PUT /workload`), which then cannot have data tables.
+    pub data_dir: Option<PathBuf>,
+    /// Where `env(…)` reads.
+    pub env: EnvSource,
 }
 
-/// Every problem of a workload that cannot be used, with its place.
+impl Options {
+    /// For `target`, pools of `default_pool_size`, the process's
+    /// environment, data next to the workload file.
+    pub fn new(target: Target, default_pool_size: usize) -> Options {
+        Options { target, default_pool_size, data_dir: None, env: EnvSource::Process }
+    }
+
+    /// Data files from `dir` (`DATA_DIR`), whatever the workload's source.
+    pub fn with_data_dir(mut self, dir: Option<PathBuf>) -> Options {
+        self.data_dir = dir;
+        self
+    }
+
+    pub fn with_env(mut self, env: EnvSource) -> Options {
+        self.env = env;
+        self
+    }
+}
+
+/// Where `env(NAME)` reads `NAME` (only names under
+/// [`template::ENV_PREFIX`] are ever asked for).
+#[derive(Debug, Clone, Default)]
+pub enum EnvSource {
+    /// The sidecar's own environment.
+    #[default]
+    Process,
+    /// Fixed values (tests, samples). `Debug` shows the names only.
+    Fixed(Arc<Vec<(String, Secret)>>),
+}
+
+/// A value that is never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{} bytes>", self.0.len())
+    }
+}
+
+impl EnvSource {
+    pub fn get(&self, name: &str) -> Option<String> {
+        if !name.starts_with(template::ENV_PREFIX) {
+            return None;
+        }
+        match self {
+            EnvSource::Process => std::env::var(name).ok(),
+            EnvSource::Fixed(values) => values.iter().find(|(n, _)| n == name).map(|(_, v)| v.0.clone()),
+        }
+    }
+}
+
+/// Problems a [`LoadError`] lists; the others are counted. A file full of
+/// mistakes (100 000 unknown keys) must not become an answer or a log line
+/// of megabytes: the first few tell what is wrong.
+pub const MAX_LISTED_PROBLEMS: usize = 50;
+
+/// The problems of a workload that cannot be used, with their places: the
+/// first [`MAX_LISTED_PROBLEMS`] in file order, and how many more there are.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct LoadError {
     /// The file name (or what stands for it).
     pub file: String,
     pub problems: Vec<Problem>,
+    /// Problems found but not listed.
+    pub more: usize,
 }
 
 impl LoadError {
+    /// Sorted by place, without repeats, the first [`MAX_LISTED_PROBLEMS`]
+    /// listed; `not_kept` problems were found but never stored.
+    pub fn new(source: &str, mut problems: Vec<Problem>, not_kept: usize) -> LoadError {
+        problems.sort();
+        problems.dedup();
+        let more = problems.len().saturating_sub(MAX_LISTED_PROBLEMS) + not_kept;
+        problems.truncate(MAX_LISTED_PROBLEMS);
+        LoadError { file: source.to_string(), problems, more }
+    }
+
     fn one(source: &str, pos: yaml::Pos, message: impl Into<String>) -> LoadError {
-        LoadError { file: source.to_string(), problems: vec![Problem::new(pos, message)] }
+        LoadError { file: source.to_string(), problems: vec![Problem::new(pos, message)], more: 0 }
+    }
+
+    /// Every problem found, listed or not.
+    pub fn count(&self) -> usize {
+        self.problems.len() + self.more
     }
 }
 
-/// One line per problem: `file:line:column: what is wrong`.
+/// One line per problem: `file:line:column: what is wrong`, then a line
+/// with the count of those not listed.
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, p) in self.problems.iter().enumerate() {
@@ -141,6 +231,10 @@ impl fmt::Display for LoadError {
                 f.write_str("\n")?;
             }
             write!(f, "{}:{}: {}", self.file, p.pos, p.message)?;
+        }
+        if self.more > 0 {
+            let noun = if self.more == 1 { "problem" } else { "problems" };
+            write!(f, "\n{}: … and {} more {noun} not listed (fix these first)", self.file, self.more)?;
         }
         Ok(())
     }
@@ -157,16 +251,30 @@ pub struct Workload {
 }
 
 /// Reads a workload file: at most [`MAX_FILE_BYTES`], UTF-8, YAML or JSON.
+/// Its data files are read from its own directory (or `options.data_dir`).
 pub fn load_file(path: &Path, options: &Options) -> Result<Workload, LoadError> {
     let bytes = read_file(path)?;
-    load_bytes(&path.display().to_string(), &bytes, options)
+    load_bytes(&path.display().to_string(), &bytes, &file_options(path, options))
+}
+
+/// `options`, with data read next to the file at `path` unless a data
+/// directory is set.
+pub fn file_options(path: &Path, options: &Options) -> Options {
+    let mut options = options.clone();
+    if options.data_dir.is_none() {
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        options.data_dir = Some(dir.to_path_buf());
+    }
+    options
 }
 
 /// A workload file's bytes (one byte past the bound at most, so that
 /// [`load_bytes`] says it is too large), for a caller that keeps the text.
+/// Only a regular file is read (see [`crate::base::file::open_regular`]).
 pub fn read_file(path: &Path) -> Result<Vec<u8>, LoadError> {
     let mut bytes = Vec::new();
-    let read = std::fs::File::open(path).and_then(|f| f.take(MAX_FILE_BYTES as u64 + 1).read_to_end(&mut bytes));
+    let read =
+        crate::base::file::open_regular(path).and_then(|f| f.take(MAX_FILE_BYTES as u64 + 1).read_to_end(&mut bytes));
     match read {
         Ok(_) => Ok(bytes),
         Err(e) => {
@@ -201,24 +309,22 @@ pub fn load_str(source: &str, text: &str, options: &Options) -> Result<Workload,
         return load_bytes(source, text.as_bytes(), options);
     }
     let root = yaml::parse(text).map_err(|e| LoadError::one(source, e.pos, e.message))?;
-    let (model, mut problems) = model::read(&root);
+    let (model, mut problems, not_kept) = model::read(&root);
     problems.extend(model.check_references());
-    if !problems.is_empty() {
-        problems.sort();
-        problems.dedup();
-        return Err(LoadError { file: source.to_string(), problems });
+    if !problems.is_empty() || not_kept > 0 {
+        return Err(LoadError::new(source, problems, not_kept));
     }
     from_model(source, model, options)
 }
 
 /// Compiles a model (one read from a file, or built in code).
 pub fn from_model(source: &str, model: Model, options: &Options) -> Result<Workload, LoadError> {
-    let fail = |problems: Vec<Problem>| LoadError { file: source.to_string(), problems };
+    let fail = |problems: Vec<Problem>| LoadError::new(source, problems, 0);
     let references = model.check_references();
     if !references.is_empty() {
         return Err(fail(references));
     }
-    let compiled = compile::compile(&model, &options.target, options.default_pool_size).map_err(fail)?;
+    let compiled = compile::compile(&model, options).map_err(fail)?;
     let warnings = model.warnings();
     let workload = Workload { source: source.to_string(), model, compiled, warnings };
     let bad_json = workload.check_json_bodies();
@@ -305,7 +411,8 @@ impl Workload {
         self.pools().find(|id| self.pool_name(*id) == name)
     }
 
-    /// The weights as `MIX` writes them: `create_order=60,list_orders=25,get_order=15`.
+    /// The weights as `MIX` writes them: `create_order=60,list_orders=25,get_order=15`
+    /// (journeys after the requests).
     pub fn mix(&self) -> String {
         let parts: Vec<String> = self
             .requests()
@@ -313,14 +420,16 @@ impl Workload {
                 Role::Weighted(w) => Some(format!("{}={w}", self.name(id))),
                 _ => None,
             })
+            .chain(self.journeys().map(|j| format!("{}={}", self.journey_name(j), self.journey_weight(j))))
             .collect();
         parts.join(",")
     }
 
-    /// The share of the traffic drawn as `id`, in percent (before fallbacks).
+    /// The share of the arrivals drawn as `id`, in percent (before fallbacks).
     pub fn share(&self, id: RequestId) -> Option<f64> {
+        let total = self.compiled.arrivals.as_ref().map_or(self.compiled.weights.total, |d| d.total);
         match self.role(id) {
-            Role::Weighted(w) => Some(f64::from(w) * 100.0 / f64::from(self.compiled.weights.total)),
+            Role::Weighted(w) if total > 0 => Some(f64::from(w) * 100.0 / f64::from(total)),
             _ => None,
         }
     }
@@ -331,7 +440,7 @@ impl Workload {
     }
 
     /// JSON bodies are JSON once rendered: renders each a few times, with
-    /// pools holding a number and then an awkward string.
+    /// pools and variables holding a number and then an awkward string.
     fn check_json_bodies(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
         for (id, def) in self.requests().zip(self.model.all_requests()) {
@@ -341,21 +450,28 @@ impl Workload {
             }
             'samples: for (text, number) in [("1", true), ("x\"\\</y", false)] {
                 let mut state = RunState::new(self);
-                for ring in &mut state.pools {
-                    ring.push(text.as_bytes(), number);
-                }
+                let mut locals = Locals::new();
+                locals.fill_for_samples(text.as_bytes(), number);
                 let mut rng = SmallRng::seed_from_u64(u64::from(id.0));
                 let mut parts = RequestParts::default();
                 for _ in 0..8 {
+                    // Taken values come back: every sample has one.
+                    for ring in &mut state.pools {
+                        if ring.is_empty() {
+                            ring.push(text.as_bytes(), number);
+                        }
+                    }
                     let Draw::Send(chosen) = self.resolve(id, &mut rng, &state) else { break };
-                    self.render_parts(&chosen, &mut rng, &mut state, &mut parts);
+                    self.render_parts_in(&chosen, &mut rng, &mut state, Some(&locals), &mut parts);
                     let body = parts.body().unwrap_or_default();
                     if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(body) {
-                        let sample: String = String::from_utf8_lossy(body).chars().take(80).collect();
+                        // Where, never what: the rendered body may hold a
+                        // password, and this message reaches logs (SIGHUP)
+                        // and answers.
                         problems.push(Problem::new(
                             def.body_pos,
                             format!(
-                                "the body of `{}` is not valid JSON once rendered ({e}); for example: {sample}",
+                                "the body of `{}` is not valid JSON once rendered ({e} of the rendered body)",
                                 def.name
                             ),
                         ));

@@ -5,10 +5,18 @@
 
 use std::fmt;
 
-use super::template::{self, Hole, Item, Origin, Template};
+use super::template::{self, Hole, Item, Origin, Part, Template};
 use super::yaml::{Node, NodeKind, Plain, Pos};
 
-/// Most requests in a workload (setup included): names become metric labels.
+mod journey;
+
+pub use journey::{
+    DataDef, DataOrder, JourneyDef, MAX_DATA_TABLES, MAX_JOURNEYS, MAX_PAUSE_SECS, MAX_STEPS, MAX_VARS, OnFailure,
+    PauseDef, StepDef,
+};
+
+/// Most requests in a workload (setup and journey steps included): names
+/// become metric labels.
 pub const MAX_REQUESTS: usize = 64;
 /// Most pools in a workload.
 pub const MAX_POOLS: usize = 16;
@@ -22,6 +30,13 @@ pub const MAX_NAME: usize = 64;
 const MAX_TEXT: usize = 8 * 1024;
 /// Longest re-run interval of the setup requests.
 pub const MAX_SETUP_EVERY_SECS: u64 = 86_400;
+/// Longest problem message, in characters: a message quotes what the file
+/// says (an unknown key may be a megabyte long), and every message goes
+/// into an answer or a log line.
+pub const MAX_MESSAGE_CHARS: usize = 500;
+/// Problems a reading keeps; the rest are only counted, so a file of
+/// 100 000 mistakes costs no more memory than one of a few hundred.
+const MAX_KEPT_PROBLEMS: usize = 500;
 
 /// One mistake in a workload, and where it is.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -34,13 +49,21 @@ impl Problem {
     /// A message is one line whatever text it quotes from the file: line
     /// breaks and other control characters in it are written escaped
     /// (`\n`), so `file:line:column: message` stays one line per problem.
+    ///
+    /// At most [`MAX_MESSAGE_CHARS`] are kept (then `…`).
     pub fn new(pos: Pos, message: impl Into<String>) -> Problem {
         let message = message.into();
-        let message = if message.chars().any(char::is_control) {
-            message
-                .chars()
-                .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
-                .collect()
+        let clean = |c: char| if c.is_control() { c.escape_default().to_string() } else { c.to_string() };
+        let message = if message.chars().any(char::is_control) || message.len() > MAX_MESSAGE_CHARS {
+            let mut shown = String::new();
+            for (i, c) in message.chars().enumerate() {
+                if i == MAX_MESSAGE_CHARS {
+                    shown.push('…');
+                    break;
+                }
+                shown.push_str(&clean(c));
+            }
+            shown
         } else {
             message
         };
@@ -155,6 +178,10 @@ pub struct Model {
     pub pools: Vec<PoolDef>,
     pub setup: Option<SetupDef>,
     pub requests: Vec<RequestDef>,
+    /// Ordered steps with their own variables (see [`JourneyDef`]).
+    pub journeys: Vec<JourneyDef>,
+    /// Data tables read from files next to the workload.
+    pub data: Vec<DataDef>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -185,6 +212,8 @@ pub enum Role {
     Error,
     /// Sent before the traffic (and every `every_secs`).
     Setup,
+    /// A step of a journey: sent by a running instance, in its turn.
+    Step,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -228,8 +257,17 @@ pub enum Json {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaptureDef {
+    /// The pool the value goes into; empty when it goes into `var`.
     pub pool: String,
+    /// The journey variable it goes into instead (journey steps only).
+    pub var: Option<String>,
     pub source: CaptureSource,
+    /// A regular expression with one group: the group's text is kept.
+    pub regex: Option<String>,
+    /// The value is a path to follow (`Location: /api/v1/users/12`):
+    /// refused unless it is a safe absolute path, and written into a
+    /// request's path with its slashes kept.
+    pub path: bool,
     /// Longer values are refused (not stored).
     pub max_len: usize,
     /// Only unreserved URL characters (letters, digits, `-._~`) accepted.
@@ -243,6 +281,8 @@ pub enum CaptureSource {
     Json(String),
     /// An answer header, e.g. `Location`.
     Header(String),
+    /// The whole body as text (with a `regex`).
+    Body,
 }
 
 impl fmt::Display for CaptureSource {
@@ -250,6 +290,7 @@ impl fmt::Display for CaptureSource {
         match self {
             CaptureSource::Json(pointer) => write!(f, "JSON {pointer}"),
             CaptureSource::Header(name) => write!(f, "header {name}"),
+            CaptureSource::Body => f.write_str("the body"),
         }
     }
 }
@@ -261,15 +302,28 @@ const RESERVED_HEADERS: [&str; 9] =
 /// Reads a YAML tree into a [`Model`], with every problem found. With
 /// problems, the model holds what could be read (for checking references
 /// too, so one run reports as much as it can) and must not be used.
-pub fn read(root: &Node) -> (Model, Vec<Problem>) {
-    let mut reader = Reader { problems: Vec::new(), requests_seen: 0 };
+///
+/// Only the first few hundred problems are kept; the count of the others
+/// comes back as the third value.
+pub fn read(root: &Node) -> (Model, Vec<Problem>, usize) {
+    let mut reader = Reader { problems: Vec::new(), not_kept: 0, requests_seen: 0 };
     let model = reader.model(root);
-    (model, reader.problems)
+    (model, reader.problems, reader.not_kept)
 }
 
 struct Reader {
     problems: Vec<Problem>,
+    /// Problems found beyond [`MAX_KEPT_PROBLEMS`].
+    not_kept: usize,
     requests_seen: usize,
+}
+
+/// Where a request is written, which decides the keys it takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Traffic,
+    Setup,
+    Step,
 }
 
 /// A mapping's entries by key.
@@ -286,24 +340,41 @@ impl<'n> Fields<'n> {
 
 impl Reader {
     fn problem(&mut self, pos: Pos, message: impl Into<String>) {
-        self.problems.push(Problem::new(pos, message));
+        if self.problems.len() < MAX_KEPT_PROBLEMS {
+            self.problems.push(Problem::new(pos, message));
+        } else {
+            self.not_kept += 1;
+        }
     }
 
     fn model(&mut self, root: &Node) -> Model {
-        let mut model = Model { pools: Vec::new(), setup: None, requests: Vec::new() };
-        let Some(fields) = self.fields(root, "the workload", &["pools", "setup", "requests"]) else { return model };
+        let mut model =
+            Model { pools: Vec::new(), setup: None, requests: Vec::new(), journeys: Vec::new(), data: Vec::new() };
+        let keys = ["pools", "setup", "requests", "journeys", "data"];
+        let Some(fields) = self.fields(root, "the workload", &keys) else { return model };
         if let Some(pools) = fields.get("pools") {
             model.pools = self.pools(pools);
+        }
+        if let Some(data) = fields.get("data") {
+            model.data = self.data_tables(data);
         }
         if let Some(setup) = fields.get("setup") {
             model.setup = self.setup(setup);
         }
         match fields.get("requests") {
-            Some(list) => model.requests = self.requests(list, false),
-            None => self.problem(fields.pos, "the workload needs `requests`: a list of requests"),
+            Some(list) => model.requests = self.requests(list, Kind::Traffic),
+            None if fields.get("journeys").is_some() => {}
+            None => self.problem(fields.pos, "the workload needs `requests` (a list of requests) or `journeys`"),
         }
-        if !model.requests.is_empty() && !model.requests.iter().any(|r| matches!(r.role, Role::Weighted(_))) {
-            self.problem(fields.pos, "no request has a weight: at least one request must be drawn by weight");
+        if let Some(journeys) = fields.get("journeys") {
+            model.journeys = self.journeys(journeys);
+        }
+        let weighted = model.requests.iter().any(|r| matches!(r.role, Role::Weighted(_))) || !model.journeys.is_empty();
+        if (!model.requests.is_empty() || fields.get("journeys").is_some()) && !weighted {
+            self.problem(
+                fields.pos,
+                "no request has a weight: at least one request (or a journey) must be drawn by weight",
+            );
         }
         model
     }
@@ -504,7 +575,7 @@ impl Reader {
         let fields = self.fields(node, "`setup`", &["every_secs", "requests"])?;
         let every_secs = fields.get("every_secs").and_then(|n| self.whole(n, "every_secs", 1, MAX_SETUP_EVERY_SECS));
         let requests = match fields.get("requests") {
-            Some(list) => self.requests(list, true),
+            Some(list) => self.requests(list, Kind::Setup),
             None => {
                 self.problem(fields.pos, "`setup` needs `requests`: the requests to send before the traffic");
                 Vec::new()
@@ -513,8 +584,9 @@ impl Reader {
         Some(SetupDef { every_secs, requests, pos: fields.pos })
     }
 
-    fn requests(&mut self, node: &Node, setup: bool) -> Vec<RequestDef> {
-        let Some(items) = self.list(node, if setup { "setup `requests`" } else { "`requests`" }) else {
+    fn requests(&mut self, node: &Node, kind: Kind) -> Vec<RequestDef> {
+        let what = if kind == Kind::Setup { "setup `requests`" } else { "`requests`" };
+        let Some(items) = self.list(node, what) else {
             return Vec::new();
         };
         if items.is_empty() {
@@ -522,19 +594,24 @@ impl Reader {
         }
         let mut requests = Vec::new();
         for item in items {
-            self.requests_seen += 1;
-            if self.requests_seen == MAX_REQUESTS + 1 {
-                self.problem(item.pos, format!("more than {MAX_REQUESTS} requests (setup included)"));
-            }
-            if let Some(request) = self.request(item, setup) {
+            self.count_request(item.pos);
+            if let Some(request) = self.request(item, kind) {
                 requests.push(request);
             }
         }
         requests
     }
 
-    fn request(&mut self, node: &Node, setup: bool) -> Option<RequestDef> {
-        const KEYS: [&str; 12] = [
+    /// One more request (setup and journey steps count too).
+    fn count_request(&mut self, pos: Pos) {
+        self.requests_seen += 1;
+        if self.requests_seen == MAX_REQUESTS + 1 {
+            self.problem(pos, format!("more than {MAX_REQUESTS} requests (setup and journey steps included)"));
+        }
+    }
+
+    fn request(&mut self, node: &Node, kind: Kind) -> Option<RequestDef> {
+        const KEYS: [&str; 13] = [
             "name",
             "method",
             "path",
@@ -544,12 +621,18 @@ impl Reader {
             "content_type",
             "success",
             "capture",
+            "on_failure",
             "weight",
             "error",
             "fallback",
         ];
-        let (what, allowed) = if setup { ("a setup request", &KEYS[..9]) } else { ("a request", &KEYS[..]) };
-        let fields = self.fields(node, what, allowed)?;
+        let (what, allowed): (&str, Vec<&str>) = match kind {
+            Kind::Setup => ("a setup request", KEYS[..9].to_vec()),
+            Kind::Step => ("a journey step", KEYS[..10].to_vec()),
+            Kind::Traffic => ("a request", KEYS[..9].iter().chain(&KEYS[10..]).copied().collect()),
+        };
+        let setup = kind == Kind::Setup;
+        let fields = self.fields(node, what, &allowed)?;
         let name = match fields.get("name") {
             Some(n) => self.name(n, "request name"),
             None => {
@@ -599,6 +682,7 @@ impl Reader {
         let error = fields.get("error").and_then(|n| self.boolean(n, "error")).unwrap_or(false);
         let weight = fields.get("weight").and_then(|n| self.weight(n));
         let role = match (setup, error, weight, fields.get("weight")) {
+            _ if kind == Kind::Step => Role::Step,
             (true, ..) => Role::Setup,
             (false, true, _, Some(n)) => {
                 self.problem(n.pos, "an error request (`error: true`) is never drawn by weight: remove `weight`");
@@ -653,7 +737,11 @@ impl Reader {
     fn path(&mut self, node: &Node) -> Option<Template> {
         let text = self.string(node, "path")?;
         let template = self.template(node, text)?;
-        if !text.starts_with('/') {
+        // A captured path (`capture: {path: true}`) may begin it: checked
+        // with the references, once the captures are known.
+        let starts_with_value =
+            matches!(template.parts.first(), Some(Part::Hole(Hole::Var(_) | Hole::Pool(_) | Hole::Take(_), _)));
+        if !text.starts_with('/') && !starts_with_value {
             self.problem(node.pos, format!("path `{text}` must start with `/`"));
             return None;
         }
@@ -862,15 +950,26 @@ impl Reader {
     }
 
     fn capture(&mut self, node: &Node) -> Option<CaptureDef> {
-        let fields = self.fields(node, "a capture", &["pool", "json", "header", "max_len", "url_safe"])?;
-        let pool = match fields.get("pool") {
-            Some(n) => self.name(n, "pool"),
-            None => {
-                self.problem(fields.pos, "a capture needs the `pool` to put the value in");
-                None
+        let keys = ["pool", "var", "json", "header", "regex", "path", "max_len", "url_safe"];
+        let fields = self.fields(node, "a capture", &keys)?;
+        let (pool, var) = match (fields.get("pool"), fields.get("var")) {
+            (Some(n), None) => (self.name(n, "pool"), None),
+            (None, Some(n)) => (Some(String::new()), Some(self.name(n, "variable")?)),
+            (Some(_), Some(_)) => {
+                self.problem(fields.pos, "a capture puts its value in one place: a `pool` or a journey's `var`");
+                (None, None)
+            }
+            (None, None) => {
+                self.problem(
+                    fields.pos,
+                    "a capture needs the `pool` (or, in a journey, the `var`) to put the value in",
+                );
+                (None, None)
             }
         };
+        let regex = fields.get("regex").and_then(|n| self.regex(n));
         let source = match (fields.get("json"), fields.get("header")) {
+            (None, None) if fields.get("regex").is_some() => Some(CaptureSource::Body),
             (Some(n), None) => self.string(n, "json").and_then(|p| {
                 let valid = json_pointer_ok(p);
                 if !valid {
@@ -891,16 +990,32 @@ impl Reader {
                 valid.then(|| CaptureSource::Header(h.to_string()))
             }),
             _ => {
-                self.problem(fields.pos, "a capture takes one of `json` (a JSON pointer such as /id) or `header`");
+                self.problem(
+                    fields.pos,
+                    "a capture takes one of `json` (a JSON pointer such as /id) or `header` (or only a `regex`, over the body)",
+                );
                 None
             }
         };
+        let path = fields.get("path").and_then(|n| self.boolean(n, "path")).unwrap_or(false);
         let max_len = fields
             .get("max_len")
             .and_then(|n| self.whole(n, "max_len", 1, template::MAX_VALUE_BYTES as u64))
             .map_or(template::MAX_VALUE_BYTES, |n| n as usize);
         let url_safe = fields.get("url_safe").and_then(|n| self.boolean(n, "url_safe")).unwrap_or(false);
-        Some(CaptureDef { pool: pool?, source: source?, max_len, url_safe, pos: fields.pos })
+        Some(CaptureDef { pool: pool?, var, source: source?, regex, path, max_len, url_safe, pos: fields.pos })
+    }
+
+    /// A regular expression with exactly one group, bounded in size.
+    fn regex(&mut self, node: &Node) -> Option<String> {
+        let text = self.string(node, "regex")?;
+        match template::check_regex(text) {
+            Ok(()) => Some(text.to_string()),
+            Err(e) => {
+                self.problem(node.pos, e);
+                None
+            }
+        }
     }
 }
 
@@ -955,9 +1070,13 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 impl Model {
-    /// Every request, traffic first, then setup.
+    /// Every request, traffic first, then setup, then the journeys' steps
+    /// (in journey and step order).
     pub fn all_requests(&self) -> impl Iterator<Item = &RequestDef> {
-        self.requests.iter().chain(self.setup.iter().flat_map(|s| s.requests.iter()))
+        self.requests
+            .iter()
+            .chain(self.setup.iter().flat_map(|s| s.requests.iter()))
+            .chain(self.journeys.iter().flat_map(JourneyDef::requests))
     }
 
     /// Checks what refers to what: unique names, known pools and requests,
@@ -976,14 +1095,14 @@ impl Model {
         };
         for r in &all {
             for (hole, pos) in r.templates().flat_map(Template::holes) {
-                if let Hole::Pool(name) = hole
-                    && !pool_names.contains(&name.as_str())
+                if let Some(name) = hole.pool()
+                    && !pool_names.contains(&name)
                 {
                     problems.push(Problem::new(pos, format!("unknown pool `{name}` (pools: {})", known_pools())));
                 }
             }
             for c in &r.captures {
-                if !pool_names.contains(&c.pool.as_str()) {
+                if c.var.is_none() && !pool_names.contains(&c.pool.as_str()) {
                     problems.push(Problem::new(
                         c.pos,
                         format!("capture into unknown pool `{}` (pools: {})", c.pool, known_pools()),
@@ -1013,6 +1132,7 @@ impl Model {
                 Some(_) => {}
             }
         }
+        problems.extend(self.check_journeys());
         // Fallback cycles: follow each chain; a chain longer than the number
         // of requests has come back on itself.
         for start in &self.requests {
@@ -1071,6 +1191,7 @@ impl Model {
                 ));
             }
         }
+        warnings.extend(self.journey_warnings());
         warnings
     }
 }
@@ -1131,13 +1252,13 @@ mod tests {
     use crate::workload::yaml;
 
     fn read_str(text: &str) -> Result<Model, Vec<Problem>> {
-        let (model, problems) = read(&yaml::parse(text).expect("YAML"));
+        let (model, problems, _) = read(&yaml::parse(text).expect("YAML"));
         if problems.is_empty() { Ok(model) } else { Err(problems) }
     }
 
     /// The problems of `text`, as `line:col: message`.
     fn problems(text: &str) -> Vec<String> {
-        let (model, mut all) = read(&yaml::parse(text).expect("YAML"));
+        let (model, mut all, _) = read(&yaml::parse(text).expect("YAML"));
         all.extend(model.check_references());
         all.sort();
         all.dedup();
@@ -1256,7 +1377,8 @@ mod tests {
     fn paths_start_with_a_slash_and_hold_only_path_characters() {
         let at = |path: &str| format!("requests:\n  - {{name: a, weight: 1, method: GET, path: {path}}}\n");
         assert_problem(&at("users"), "2:45", "must start with `/`");
-        assert_problem(&at("'{{ pool(p) }}/x'"), "2:45", "must start with `/`");
+        // Only a captured path may begin a path (see journey tests).
+        assert_problem(&at("'{{ pool(p) }}/x'"), "2:46", "only when every capture into it has `path: true`");
         assert_problem(&at("'/a?b=1'"), "2:45", "put its parameters under `query`");
         assert_problem(&at("'/a#top'"), "2:45", "fragment");
         assert_problem(&at("'/a b'"), "2:45", "may not contain ' '");

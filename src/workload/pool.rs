@@ -83,12 +83,37 @@ impl Ring {
         self.capacity
     }
 
+    /// Takes the value at `index` out (a `take(pool)`): the newest value
+    /// moves into its place, so this costs the same at any size. The
+    /// eviction order is then only nearly oldest-first.
+    pub fn take(&mut self, index: usize) {
+        let _ = self.values.swap_remove_back(index);
+    }
+
     /// Changes the capacity, keeping the newest values.
     pub fn resize(&mut self, capacity: usize) {
         self.capacity = capacity.max(1);
         while self.values.len() > self.capacity {
             self.values.pop_front();
         }
+    }
+
+    /// Changes the capacity, keeping the newest values, and hands back a
+    /// ring of those that no longer fit (for the caller to free where it
+    /// suits it; nothing is copied).
+    pub fn cut_to(&mut self, capacity: usize) -> Ring {
+        self.capacity = capacity.max(1);
+        let excess = self.values.len().saturating_sub(self.capacity);
+        let cut: VecDeque<PoolValue> = self.values.drain(..excess).collect();
+        if excess > 0 && self.values.capacity() > 2 * self.capacity {
+            self.values.shrink_to_fit();
+        }
+        Ring { values: cut, capacity: excess.max(1) }
+    }
+
+    /// Keeps only the values `keep` says yes to.
+    pub fn retain(&mut self, keep: impl FnMut(&PoolValue) -> bool) {
+        self.values.retain(keep);
     }
 
     /// The values, oldest first (for carrying them into a new workload).
@@ -110,6 +135,8 @@ pub enum Refusal {
     NotUrlSafe,
     /// `.` or `..`: a path segment that would move up the path.
     DotSegment,
+    /// `path` was asked for and it is not a safe absolute path.
+    NotAPath,
 }
 
 impl Refusal {
@@ -121,8 +148,19 @@ impl Refusal {
             Refusal::ControlCharacter => "control_character",
             Refusal::NotUrlSafe => "not_url_safe",
             Refusal::DotSegment => "dot_segment",
+            Refusal::NotAPath => "not_a_path",
         }
     }
+}
+
+/// Whether a captured text may be kept; `path`: it must be a safe path
+/// (see [`is_safe_path`]).
+pub fn accept_path(text: &[u8], max_len: usize, url_safe: bool, path: bool) -> Result<(), Refusal> {
+    accept(text, max_len, url_safe)?;
+    if path && !is_safe_path(text) {
+        return Err(Refusal::NotAPath);
+    }
+    Ok(())
 }
 
 /// Whether a captured text may go into a pool.
@@ -145,6 +183,48 @@ pub fn accept(text: &[u8], max_len: usize, url_safe: bool) -> Result<(), Refusal
         return Err(Refusal::ControlCharacter);
     }
     Ok(())
+}
+
+/// Whether a captured value may go into a request's path as it is (a
+/// `Location` to follow): an absolute path, `/` then segments of RFC 3986
+/// path characters (`%` only before two hex digits), no empty segment (no
+/// `//`, which some servers read as a host), no `.` or `..` segment
+/// however written (`%2e`), no query or fragment. An answer cannot make us
+/// leave the target's path, split the request line or add to it.
+pub fn is_safe_path(text: &[u8]) -> bool {
+    if text.first() != Some(&b'/') || text.len() < 2 {
+        return false;
+    }
+    let pchar = |b: u8| is_unreserved(b) || b"!$&'()*+,;=:@%".contains(&b);
+    if !text.iter().all(|b| *b == b'/' || pchar(*b)) {
+        return false;
+    }
+    let percent_ok = text.iter().enumerate().filter(|(_, b)| **b == b'%').all(|(i, _)| {
+        text.get(i + 1).is_some_and(u8::is_ascii_hexdigit) && text.get(i + 2).is_some_and(u8::is_ascii_hexdigit)
+    });
+    if !percent_ok {
+        return false;
+    }
+    text[1..].split(|b| *b == b'/').enumerate().all(|(i, segment)| {
+        let last = i == text[1..].iter().filter(|b| **b == b'/').count();
+        // A trailing slash leaves one empty last segment: allowed.
+        if segment.is_empty() {
+            return last;
+        }
+        let mut dots = 0;
+        let mut rest = segment;
+        while !rest.is_empty() {
+            if rest[0] == b'.' {
+                rest = &rest[1..];
+            } else if rest.len() >= 3 && rest[0] == b'%' && rest[1] == b'2' && rest[2].eq_ignore_ascii_case(&b'e') {
+                rest = &rest[3..];
+            } else {
+                return true;
+            }
+            dots += 1;
+        }
+        dots > 2
+    })
 }
 
 /// RFC 3986 unreserved: the characters never percent-encoded.
@@ -193,6 +273,51 @@ mod tests {
         ring.resize(2);
         assert_eq!(texts(&ring), ["c", "d"]);
         assert_eq!(ring.capacity(), 2);
+    }
+
+    #[test]
+    fn only_safe_absolute_paths_pass_as_paths() {
+        for ok in ["/api/v1/users/12", "/users/12/", "/a%20b/c", "/x:y@z/~a_b-c.d", "/...", "/a.b/..c"] {
+            assert!(is_safe_path(ok.as_bytes()), "{ok}");
+        }
+        for bad in [
+            "",
+            "/",
+            "users/12",
+            "//evil.example/x",
+            "/a//b",
+            "/a/../admin",
+            "/a/./b",
+            "/..",
+            "/a/%2e%2E/b",
+            "/a/.%2e",
+            "/a b",
+            "/a?x=1",
+            "/a#f",
+            "/a\r\nX: y",
+            "/a%zz",
+            "/a%2",
+            "/a\\b",
+            "http://evil/x",
+            "/é",
+        ] {
+            assert!(!is_safe_path(bad.as_bytes()), "{bad:?}");
+        }
+        assert_eq!(accept_path(b"/a/../b", 64, false, true), Err(Refusal::NotAPath));
+        assert_eq!(accept_path(b"/a/b", 64, false, true), Ok(()));
+        assert_eq!(accept_path(b"a b", 64, false, false), Ok(()));
+    }
+
+    #[test]
+    fn taking_a_value_removes_it() {
+        let mut ring = Ring::new(4);
+        for v in [b"a", b"b", b"c"] {
+            ring.push(v, false);
+        }
+        ring.take(0);
+        assert_eq!(texts(&ring), ["c", "b"]);
+        ring.take(7);
+        assert_eq!(ring.len(), 2, "an index past the end takes nothing");
     }
 
     #[test]

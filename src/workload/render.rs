@@ -9,7 +9,8 @@ use rand::{Rng, RngExt};
 
 use super::Workload;
 use super::compile::{Fill, PoolId, RequestId, Seg};
-use super::escape::{Ctx, encode};
+use super::escape::{Ctx, base64_encode, encode};
+use super::locals::Locals;
 use super::model::{MAX_POOLS, Method};
 use super::pool::Ring;
 
@@ -18,6 +19,10 @@ use super::pool::Ring;
 #[derive(Debug, Clone)]
 pub struct RunState {
     pub(crate) pools: Vec<Ring>,
+    /// Per data table: the next row (`sequential`, `unique`).
+    pub(crate) cursors: Vec<usize>,
+    /// What `base64(…)` encodes is written here first.
+    scratch: Vec<u8>,
     seq: u64,
     clock: Clock,
     /// `workload check`: pool values are shown as `{{ pool(name) }}`.
@@ -47,26 +52,53 @@ impl RunState {
                 ring
             })
             .collect();
-        RunState { pools, seq: 0, clock: Clock::System, placeholders: false }
+        let cursors = vec![0; workload.compiled.tables.len()];
+        RunState { pools, cursors, scratch: Vec::new(), seq: 0, clock: Clock::System, placeholders: false }
     }
 
     /// The state for `next` after a swap from `previous`: pools whose names
     /// survive keep their newest values (up to the new size), new pools
     /// start with their `values`, the sequence goes on.
-    pub fn carry_over(&self, previous: &Workload, next: &Workload) -> RunState {
-        let mut state = RunState::new(next);
-        state.seq = self.seq;
-        state.clock = self.clock;
-        for (i, spec) in next.compiled.pools.iter().enumerate() {
-            let Some(old) = previous.compiled.pools.iter().position(|p| p.name == spec.name) else { continue };
-            let Some(old_ring) = self.pools.get(old) else { continue };
-            let ring = &mut state.pools[i];
-            *ring = Ring::new(spec.size);
-            for value in old_ring.iter() {
-                ring.push(value.as_bytes(), value.is_number());
+    ///
+    /// In place, on the engine's thread between two requests: a surviving
+    /// pool is moved, not copied (a swap of 16 pools of 100 000 values
+    /// costs no allocation per value), and what the old pools leave behind
+    /// is freed on another thread, so the swap never holds the schedule up.
+    pub fn carry_over(&mut self, previous: &Workload, next: &Workload) {
+        let mut old: Vec<Option<Ring>> = std::mem::take(&mut self.pools).into_iter().map(Some).collect();
+        let mut left_behind: Vec<Ring> = Vec::new();
+        let mut pools = Vec::with_capacity(next.compiled.pools.len());
+        for spec in &next.compiled.pools {
+            let kept = previous
+                .compiled
+                .pools
+                .iter()
+                .position(|p| p.name == spec.name)
+                .and_then(|i| old.get_mut(i))
+                .and_then(Option::take);
+            match kept {
+                Some(mut ring) => {
+                    left_behind.push(ring.cut_to(spec.size));
+                    if spec.path {
+                        // A pool of paths keeps only what is a safe path.
+                        ring.retain(|value| super::pool::is_safe_path(value.as_bytes()));
+                    }
+                    pools.push(ring);
+                }
+                None => {
+                    let mut ring = Ring::new(spec.size);
+                    for item in &spec.seed {
+                        ring.push(item.text.as_bytes(), item.number);
+                    }
+                    pools.push(ring);
+                }
             }
         }
-        state
+        left_behind.extend(old.into_iter().flatten());
+        self.pools = pools;
+        // The data tables start over with the new workload's.
+        self.cursors = vec![0; next.compiled.tables.len()];
+        free_elsewhere(left_behind);
     }
 
     /// How many values each pool of `workload` (by pool index) starts
@@ -114,6 +146,21 @@ impl RunState {
             Clock::Fixed(t) => t,
         }
     }
+}
+
+/// Values fewer than this are freed where they are: a thread costs more.
+const FREE_ELSEWHERE_FROM: usize = 4096;
+
+/// Frees `rings` on a thread of its own when they hold many values
+/// (freeing a million values takes tens of milliseconds).
+fn free_elsewhere(rings: Vec<Ring>) {
+    let values: usize = rings.iter().map(Ring::len).sum();
+    if values < FREE_ELSEWHERE_FROM {
+        return;
+    }
+    let freeing = std::thread::Builder::new().name("trafficgen-free".into()).spawn(move || drop(rings));
+    // Without a thread (none can be made now), they are freed here.
+    drop(freeing);
 }
 
 /// A request chosen to be sent, with its pool values picked.
@@ -228,14 +275,28 @@ impl Workload {
     /// the workload's headers, `Content-Type` and `Content-Length` when
     /// there is a body, and the body.
     pub fn render(&self, chosen: &Chosen, rng: &mut impl Rng, state: &mut RunState, out: &mut Vec<u8>) {
+        self.render_in(chosen, rng, state, None, out);
+    }
+
+    /// [`Workload::render`] for a journey step: its variables and data
+    /// rows come from the instance's `locals`.
+    pub fn render_in(
+        &self,
+        chosen: &Chosen,
+        rng: &mut impl Rng,
+        state: &mut RunState,
+        locals: Option<&Locals>,
+        out: &mut Vec<u8>,
+    ) {
         out.clear();
         let request = &self.compiled.requests[chosen.request.index()];
-        self.write(&request.head, chosen, rng, state, out);
+        let from = From { chosen, locals };
+        self.write(&request.head, &from, rng, state, out);
         if let (true, Some(body)) = (request.dynamic_body, &request.body) {
             // The length is known once the body is written: write it after
             // the head, then move it up by the length line.
             let start = out.len();
-            self.write(body, chosen, rng, state, out);
+            self.write(body, &from, rng, state, out);
             let len = out.len() - start;
             let mut line = [0u8; 48];
             let n = content_length_line(len, &mut line);
@@ -243,24 +304,50 @@ impl Workload {
             out.copy_within(start..start + len, start + n);
             out[start..start + n].copy_from_slice(&line[..n]);
         }
+        self.take_values(chosen, state);
     }
 
     /// Writes the request's parts into `parts` (its buffers reused).
     pub fn render_parts(&self, chosen: &Chosen, rng: &mut impl Rng, state: &mut RunState, parts: &mut RequestParts) {
+        self.render_parts_in(chosen, rng, state, None, parts);
+    }
+
+    /// [`Workload::render_parts`] for a journey step (see [`Workload::render_in`]).
+    pub fn render_parts_in(
+        &self,
+        chosen: &Chosen,
+        rng: &mut impl Rng,
+        state: &mut RunState,
+        locals: Option<&Locals>,
+        parts: &mut RequestParts,
+    ) {
         let request = &self.compiled.requests[chosen.request.index()];
+        let from = From { chosen, locals };
         parts.request = Some(chosen.request);
         parts.target.clear();
-        self.write(&request.target, chosen, rng, state, &mut parts.target);
+        self.write(&request.target, &from, rng, state, &mut parts.target);
         parts.values.clear();
         parts.value_ends.clear();
         for (_, value) in &request.headers {
-            self.write(value, chosen, rng, state, &mut parts.values);
+            self.write(value, &from, rng, state, &mut parts.values);
             parts.value_ends.push(parts.values.len());
         }
         parts.body.clear();
         parts.has_body = request.body.is_some();
         if let Some(body) = &request.body {
-            self.write(body, chosen, rng, state, &mut parts.body);
+            self.write(body, &from, rng, state, &mut parts.body);
+        }
+        self.take_values(chosen, state);
+    }
+
+    /// Removes the values a request took (`take(pool)`) from their pools:
+    /// rendered, they are spent.
+    fn take_values(&self, chosen: &Chosen, state: &mut RunState) {
+        if state.placeholders {
+            return;
+        }
+        for pool in &self.compiled.requests[chosen.request.index()].takes {
+            state.pools[pool.index()].take(chosen.picks[pool.index()] as usize);
         }
     }
 
@@ -284,11 +371,11 @@ impl Workload {
         self.compiled.requests[id.index()].content_type.as_deref()
     }
 
-    fn write(&self, segs: &[Seg], chosen: &Chosen, rng: &mut impl Rng, state: &mut RunState, out: &mut Vec<u8>) {
+    fn write(&self, segs: &[Seg], from: &From<'_>, rng: &mut impl Rng, state: &mut RunState, out: &mut Vec<u8>) {
         for seg in segs {
             match seg {
                 Seg::Lit(bytes) => out.extend_from_slice(bytes),
-                Seg::Hole(fill, ctx) => self.fill(fill, *ctx, chosen, rng, state, out),
+                Seg::Hole(fill, ctx) => self.fill(fill, *ctx, from, rng, state, out),
             }
         }
     }
@@ -297,11 +384,12 @@ impl Workload {
         &self,
         fill: &Fill,
         ctx: Ctx,
-        chosen: &Chosen,
+        from: &From<'_>,
         rng: &mut impl Rng,
         state: &mut RunState,
         out: &mut Vec<u8>,
     ) {
+        let chosen = from.chosen;
         let mut digits = [0u8; 24];
         match fill {
             Fill::Int { min, max } => {
@@ -352,20 +440,98 @@ impl Workload {
                 let len = write_u64(n, &mut digits);
                 encode(ctx, &digits[..len], true, out);
             }
-            Fill::Pool(id) => {
+            Fill::Pool(id) | Fill::Take(id) => {
+                let spec = &self.compiled.pools[id.index()];
                 if state.placeholders {
-                    out.extend_from_slice(b"{{ pool(");
-                    out.extend_from_slice(self.compiled.pools[id.index()].name.as_bytes());
-                    out.extend_from_slice(b") }}");
+                    let function = if matches!(fill, Fill::Take(_)) { "take" } else { "pool" };
+                    placeholder(function, &spec.name, out);
                     return;
                 }
                 let pick = chosen.picks[id.index()] as usize;
                 // A pool is only read by a request that was resolved against it.
                 if let Some(value) = state.pools[id.index()].get(pick) {
-                    encode(ctx, value.as_bytes(), value.is_number(), out);
+                    value_into(ctx, value.as_bytes(), value.is_number(), spec.path, out);
                 }
             }
+            Fill::Var { slot, path, name } => {
+                if state.placeholders || from.locals.is_none() {
+                    placeholder("var", name, out);
+                    return;
+                }
+                // A step is only sent once every variable it reads is set.
+                if let Some((value, number)) = from.locals.and_then(|l| l.get(*slot)) {
+                    value_into(ctx, value, number, *path, out);
+                }
+            }
+            Fill::Data { table, column, name } => {
+                if state.placeholders || from.locals.is_none() {
+                    placeholder("data", name, out);
+                    return;
+                }
+                let row = from.locals.map_or(0, |l| l.row(*table));
+                let cell =
+                    self.compiled.tables.get(usize::from(*table)).and_then(|t| t.cell(row, usize::from(*column)));
+                if let Some((value, number)) = cell {
+                    encode(ctx, value, number, out);
+                }
+            }
+            Fill::Env(value) => {
+                if state.placeholders {
+                    placeholder("env", &value.name, out);
+                    return;
+                }
+                encode(ctx, &value.value, false, out);
+            }
+            Fill::Base64(segs) => {
+                if state.placeholders {
+                    out.extend_from_slice(b"{{ base64(");
+                    let mut inner = Vec::new();
+                    self.write(segs, from, rng, state, &mut inner);
+                    out.extend_from_slice(&inner);
+                    out.extend_from_slice(b") }}");
+                    return;
+                }
+                let mut scratch = std::mem::take(&mut state.scratch);
+                scratch.clear();
+                self.write(segs, from, rng, state, &mut scratch);
+                let start = out.len();
+                base64_encode(&scratch, out);
+                if ctx != Ctx::Header && ctx != Ctx::Raw {
+                    // `+`, `/` and `=` need writing for where they land.
+                    let encoded = out.split_off(start);
+                    encode(ctx, &encoded, false, out);
+                }
+                state.scratch = scratch;
+            }
         }
+    }
+}
+
+/// Where a request's values come from besides the pools.
+struct From<'a> {
+    chosen: &'a Chosen,
+    /// The journey instance's, for a step.
+    locals: Option<&'a Locals>,
+}
+
+/// `{{ function(name) }}`: what `workload check` shows instead of a value.
+fn placeholder(function: &str, name: &str, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{{ ");
+    out.extend_from_slice(function.as_bytes());
+    out.push(b'(');
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b") }}");
+}
+
+/// A value where it lands; a captured path (checked safe when it was
+/// captured) keeps its slashes in a path.
+fn value_into(ctx: Ctx, value: &[u8], number: bool, path: bool, out: &mut Vec<u8>) {
+    // Checked again here, cheaply: whatever filled it, nothing but a safe
+    // path is ever written unencoded.
+    if path && ctx == Ctx::Path && super::pool::is_safe_path(value) {
+        out.extend_from_slice(value);
+    } else {
+        encode(ctx, value, number, out);
     }
 }
 

@@ -17,7 +17,10 @@ pub const MAX_RANDOM_STRING: u32 = 1024;
 pub const MAX_VALUE_BYTES: usize = 256;
 
 /// The template functions, for messages and `workload check`.
-pub const FUNCTIONS: &str = "random_int(min, max), choice(a, b, …), random_string(length), uuid(), seq(), now(), unix_time(), unix_time_ms(), pool(name)";
+pub const FUNCTIONS: &str = "random_int(min, max), choice(a, b, …), random_string(length), uuid(), seq(), now(), unix_time(), unix_time_ms(), pool(name), take(pool), var(name), data(table, column), env(NAME), base64(…)";
+
+/// Most pieces of one `base64(…)`.
+pub const MAX_BASE64_PIECES: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
@@ -52,7 +55,32 @@ pub enum Hole {
     UnixTimeMs,
     /// A value from the named pool.
     Pool(String),
+    /// A value taken out of the named pool: read like `pool`, and gone
+    /// from it once the request is rendered (the delete of an id).
+    Take(String),
+    /// A journey instance's own variable, filled by a capture (`var:`) of
+    /// an earlier step.
+    Var(String),
+    /// A field of the journey instance's row of a data table.
+    Data { table: String, column: String },
+    /// An environment variable of the sidecar, read once at load (for
+    /// credentials); only names under [`ENV_PREFIX`].
+    Env(String),
+    /// The pieces written one after the other, base64-encoded (Basic auth).
+    Base64(Vec<Piece>),
 }
+
+/// One piece of a `base64(…)`: text, or a function's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    Text(String),
+    Hole(Hole),
+}
+
+/// Only environment variables whose names start with this may be read by
+/// `env(…)`: the sidecar's own settings (`CONTROL_TOKEN`, TLS, every other
+/// one) never can, so a workload put in over the API cannot send them.
+pub const ENV_PREFIX: &str = "TRAFFICGEN_ENV_";
 
 /// One item of a `choice`: a number (written bare; a bare JSON number when
 /// it fills a whole JSON value) or text.
@@ -146,11 +174,27 @@ impl Template {
         }
     }
 
+    /// Every hole, those inside a `base64(…)` too (at the outer one's place).
     pub fn holes(&self) -> impl Iterator<Item = (&Hole, Pos)> {
-        self.parts.iter().filter_map(|p| match p {
-            Part::Hole(hole, pos) => Some((hole, *pos)),
-            Part::Literal(_) => None,
-        })
+        self.parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::Hole(hole, pos) => Some((hole, *pos)),
+                Part::Literal(_) => None,
+            })
+            .flat_map(|(hole, pos)| {
+                let nested: Vec<&Hole> = match hole {
+                    Hole::Base64(pieces) => pieces
+                        .iter()
+                        .filter_map(|p| match p {
+                            Piece::Hole(h) => Some(h),
+                            Piece::Text(_) => None,
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                std::iter::once((hole, pos)).chain(nested.into_iter().map(move |h| (h, pos)))
+            })
     }
 
     pub fn literals(&self) -> impl Iterator<Item = &str> {
@@ -195,13 +239,26 @@ impl Hole {
             Hole::UnixTime => "unix_time",
             Hole::UnixTimeMs => "unix_time_ms",
             Hole::Pool(_) => "pool",
+            Hole::Take(_) => "take",
+            Hole::Var(_) => "var",
+            Hole::Data { .. } => "data",
+            Hole::Env(_) => "env",
+            Hole::Base64(_) => "base64",
         }
     }
 
-    /// The pool it reads, if any.
+    /// The pool it reads (or takes from), if any.
     pub fn pool(&self) -> Option<&str> {
         match self {
-            Hole::Pool(name) => Some(name),
+            Hole::Pool(name) | Hole::Take(name) => Some(name),
+            _ => None,
+        }
+    }
+
+    /// The journey variable it reads, if any.
+    pub fn var(&self) -> Option<&str> {
+        match self {
+            Hole::Var(name) => Some(name),
             _ => None,
         }
     }
@@ -232,7 +289,24 @@ impl fmt::Display for Hole {
                 f.write_str(")")
             }
             Hole::RandomString(len) => write!(f, "random_string({len})"),
-            Hole::Pool(name) => write!(f, "pool({name})"),
+            Hole::Pool(name) | Hole::Take(name) | Hole::Var(name) | Hole::Env(name) => {
+                write!(f, "{}({name})", self.function())
+            }
+            Hole::Data { table, column } => write!(f, "data({table}, {column})"),
+            Hole::Base64(pieces) => {
+                f.write_str("base64(")?;
+                for (i, piece) in pieces.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    match piece {
+                        Piece::Text(t) if t.contains('\'') => write!(f, "\"{t}\"")?,
+                        Piece::Text(t) => write!(f, "'{t}'")?,
+                        Piece::Hole(h) => write!(f, "{h}")?,
+                    }
+                }
+                f.write_str(")")
+            }
             other => write!(f, "{}()", other.function()),
         }
     }
@@ -276,13 +350,15 @@ enum Arg {
     Number(String),
     /// A bare word.
     Word(String),
+    /// A function call, as written: `var(user)` (only `base64` takes one).
+    Call(String),
 }
 
 impl Arg {
     fn describe(&self) -> String {
         match self {
             Arg::Text(t) => format!("'{t}'"),
-            Arg::Number(n) | Arg::Word(n) => n.clone(),
+            Arg::Number(n) | Arg::Word(n) | Arg::Call(n) => n.clone(),
         }
     }
 }
@@ -330,6 +406,7 @@ fn expression(inner: &str) -> Result<Expression, String> {
                     let (text, number) = match arg {
                         Arg::Number(n) => (n, true),
                         Arg::Text(t) | Arg::Word(t) => (t, false),
+                        Arg::Call(c) => return Err(format!("choice items are values, not functions: {c}")),
                     };
                     check_value(&text).map_err(|e| format!("choice item '{text}' {e}"))?;
                     Ok(Item { text, number })
@@ -355,16 +432,62 @@ fn expression(inner: &str) -> Result<Expression, String> {
                 _ => Hole::UnixTimeMs,
             }
         }
-        "pool" => {
-            count(1, "a pool name: pool(user_ids)")?;
-            match &args[0] {
-                Arg::Word(w) | Arg::Text(w) => Hole::Pool(w.clone()),
-                Arg::Number(n) => return Err(format!("pool name expected, found the number {n}")),
+        "pool" | "take" => {
+            count(1, &format!("a pool name: {name}(user_ids)"))?;
+            let pool = word(&args[0], "pool name")?;
+            if name == "pool" { Hole::Pool(pool) } else { Hole::Take(pool) }
+        }
+        "var" => {
+            count(1, "a variable name: var(user_id)")?;
+            Hole::Var(word(&args[0], "variable name")?)
+        }
+        "data" => {
+            count(2, "a table and a column: data(accounts, username)")?;
+            Hole::Data { table: word(&args[0], "table name")?, column: word(&args[1], "column name")? }
+        }
+        "env" => {
+            count(1, &format!("a variable name: env({ENV_PREFIX}PASSWORD)"))?;
+            let var = word(&args[0], "environment variable name")?;
+            if !var.starts_with(ENV_PREFIX) || var.len() == ENV_PREFIX.len() {
+                return Err(format!(
+                    "env({var}): only environment variables whose names start with {ENV_PREFIX} may be read (the sidecar's own settings, such as CONTROL_TOKEN, never can)"
+                ));
             }
+            Hole::Env(var)
+        }
+        "base64" => {
+            if args.is_empty() || args.len() > MAX_BASE64_PIECES {
+                return Err(format!(
+                    "base64 takes 1 to {MAX_BASE64_PIECES} pieces, written one after the other: base64(var(user), ':', var(password))"
+                ));
+            }
+            let pieces = args
+                .into_iter()
+                .map(|arg| match arg {
+                    Arg::Text(t) | Arg::Number(t) => Ok(Piece::Text(t)),
+                    Arg::Word(w) => Err(format!("`{w}` in base64: quote text ('{w}'), or call a function (var({w}))")),
+                    Arg::Call(call) => match expression(&call)? {
+                        Expression::Text(t) => Ok(Piece::Text(t)),
+                        Expression::Hole(Hole::Base64(_) | Hole::Take(_)) => {
+                            Err(format!("`{call}` cannot be used inside base64"))
+                        }
+                        Expression::Hole(hole) => Ok(Piece::Hole(hole)),
+                    },
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            Hole::Base64(pieces)
         }
         other => return Err(format!("unknown template function `{other}` (known: {FUNCTIONS})")),
     };
     Ok(Expression::Hole(hole))
+}
+
+/// A name given as an argument: a bare word (or quoted text).
+fn word(arg: &Arg, what: &str) -> Result<String, String> {
+    match arg {
+        Arg::Word(w) | Arg::Text(w) if !w.is_empty() => Ok(w.clone()),
+        other => Err(format!("{what} expected, found {}", other.describe())),
+    }
 }
 
 /// `'text'` or `"text"` (no escapes), or `None` if not quoted.
@@ -383,6 +506,7 @@ fn arguments(s: &str) -> Result<Vec<Arg>, String> {
     }
     let mut args = Vec::new();
     let mut quote: Option<char> = None;
+    let mut depth = 0usize;
     let mut start = 0;
     let mut pieces = Vec::new();
     for (i, c) in s.char_indices() {
@@ -390,7 +514,9 @@ fn arguments(s: &str) -> Result<Vec<Arg>, String> {
             Some(q) if c == q => quote = None,
             Some(_) => {}
             None if c == '\'' || c == '"' => quote = Some(c),
-            None if c == ',' => {
+            None if c == '(' => depth += 1,
+            None if c == ')' => depth = depth.checked_sub(1).ok_or("a `)` without its `(`")?,
+            None if c == ',' && depth == 0 => {
                 pieces.push(&s[start..i]);
                 start = i + 1;
             }
@@ -399,6 +525,9 @@ fn arguments(s: &str) -> Result<Vec<Arg>, String> {
     }
     if let Some(q) = quote {
         return Err(format!("the quote {q} does not close"));
+    }
+    if depth > 0 {
+        return Err("a `(` without its `)`".to_string());
     }
     pieces.push(&s[start..]);
     for piece in pieces {
@@ -412,6 +541,11 @@ fn arguments(s: &str) -> Result<Vec<Arg>, String> {
             args.push(Arg::Number(piece.to_string()));
         } else if piece.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
             args.push(Arg::Word(piece.to_string()));
+        } else if let Some(open) = piece.find('(')
+            && piece.ends_with(')')
+            && piece[..open].trim_end().chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            args.push(Arg::Call(piece.to_string()));
         } else {
             return Err(format!("`{piece}` is not an argument: quote text, e.g. '{piece}'"));
         }
@@ -447,6 +581,37 @@ pub fn check_value(text: &str) -> Result<(), String> {
         return Err("contains a control character (such as CR or LF)".to_string());
     }
     Ok(())
+}
+
+/// Longest `regex` of a capture, in characters.
+pub const MAX_REGEX_CHARS: usize = 256;
+/// Bound on a capture regex's compiled program (bytes): matching is linear
+/// in the answer's length, and this keeps the factor small.
+const REGEX_SIZE_LIMIT: usize = 256 * 1024;
+
+/// A capture's regular expression, compiled: at most [`MAX_REGEX_CHARS`],
+/// exactly one group (the value kept). regex-lite matches in time linear
+/// in the text (no backtracking), so no answer can make a capture slow.
+pub fn compile_regex(pattern: &str) -> Result<regex_lite::Regex, String> {
+    if pattern.chars().count() > MAX_REGEX_CHARS {
+        return Err(format!("regex is longer than {MAX_REGEX_CHARS} characters"));
+    }
+    let regex = regex_lite::RegexBuilder::new(pattern)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .nest_limit(32)
+        .build()
+        .map_err(|e| format!("regex {pattern:?} is not a regular expression: {e}"))?;
+    match regex.captures_len() {
+        2 => Ok(regex),
+        n => Err(format!(
+            "regex {pattern:?} must have exactly one group `( … )`, whose text is the value kept; it has {}",
+            n - 1
+        )),
+    }
+}
+
+pub fn check_regex(pattern: &str) -> Result<(), String> {
+    compile_regex(pattern).map(|_| ())
 }
 
 #[cfg(test)]

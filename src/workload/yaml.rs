@@ -12,6 +12,17 @@ use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 /// whoever walks the tree.
 pub const MAX_DEPTH: usize = 64;
 
+/// Most values (scalars, lists, mappings) in a document. A megabyte of
+/// `- 1` lines is 260 000 of them, about 100 bytes each once read; a
+/// workload (64 requests, pools of up to 100 000 values) needs fewer.
+pub const MAX_NODES: usize = 120_000;
+
+/// Most entries in flow collections (`[a, b]`, `{a: 1}`, all of JSON) in
+/// a document. saphyr-parser holds every token of a flow collection until
+/// it closes, at 400 to 900 bytes an entry: a megabyte of `[1,1,1,…]` took
+/// 205 MB. Long lists are cheap in block style (one `- item` a line).
+pub const MAX_FLOW_ENTRIES: usize = 10_000;
+
 /// A place in the file: line and column from 1. Line 0 means "not from a
 /// file" (the built-in workload).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, PartialOrd, Ord)]
@@ -182,6 +193,8 @@ enum Open {
 
 /// Parses one YAML document into a [`Node`] tree.
 pub fn parse(text: &str) -> Result<Node, SyntaxError> {
+    check_flow_entries(text)?;
+    let mut nodes = 0usize;
     let mut locator = Locator::new(text);
     let mut stack: Vec<Open> = Vec::new();
     let mut root: Option<Node> = None;
@@ -195,6 +208,14 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
         })?;
         let pos = Pos::new(span.start.line(), span.start.col() + 1);
         let refuse = |message: &str| Err(SyntaxError { pos, message: message.to_string() });
+        if matches!(event, Event::Scalar(..) | Event::SequenceStart(..) | Event::MappingStart(..)) {
+            nodes += 1;
+            if nodes > MAX_NODES {
+                return refuse(&format!(
+                    "more than {MAX_NODES} values (keys, items, scalars) in one document; a workload is much smaller"
+                ));
+            }
+        }
         let node = match event {
             Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => continue,
             Event::DocumentStart(_) => {
@@ -232,7 +253,10 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
             Event::Scalar(value, style, _, None) => {
                 let text_pos = if value.contains("{{") { locator.text_pos(&value, style, span) } else { None };
                 Node {
-                    kind: NodeKind::Scalar { value: value.into_owned(), plain: style == ScalarStyle::Plain },
+                    // A copy of exactly its length: the scanner's string
+                    // has room to spare (about 130 bytes for `k1`), which a
+                    // document of 100 000 keys would keep 13 MB of.
+                    kind: NodeKind::Scalar { value: String::from(&*value), plain: style == ScalarStyle::Plain },
                     pos,
                     text_pos,
                 }
@@ -248,6 +272,81 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
         }
     }
     root.ok_or(SyntaxError { pos: Pos::new(1, 1), message: "the document is empty".to_string() })
+}
+
+/// Refuses a document with more than [`MAX_FLOW_ENTRIES`] entries in flow
+/// collections before saphyr-parser reads it (see there why). A quick pass
+/// that knows just enough YAML: quoted scalars, comments, and that `[` or
+/// `{` starts a collection only where a value starts (`/a[1]` is text).
+/// It may count a little more or less than a parser would; it only has to
+/// stop the megabyte of commas.
+fn check_flow_entries(text: &str) -> Result<(), SyntaxError> {
+    #[derive(PartialEq)]
+    enum In {
+        Plain,
+        Single,
+        Double,
+        Comment,
+    }
+    let (mut state, mut depth, mut entries) = (In::Plain, 0usize, 0usize);
+    let (mut line, mut col) = (1usize, 0usize);
+    let mut start = Pos::new(1, 1);
+    // The last byte that was not white space (b'\n' at a line's start),
+    // and whether white space came since.
+    let (mut last, mut spaced) = (b'\n', true);
+    let mut escaped = false;
+    for &b in text.as_bytes() {
+        if b == b'\n' {
+            line += 1;
+            col = 0;
+        } else if b & 0xC0 != 0x80 {
+            col += 1;
+        }
+        match state {
+            In::Comment if b == b'\n' => state = In::Plain,
+            // `''` inside a single-quoted scalar is a quote: it closes and
+            // reopens at once, which changes nothing here.
+            In::Single if b == b'\'' => state = In::Plain,
+            In::Double if escaped => escaped = false,
+            In::Double if b == b'\\' => escaped = true,
+            In::Double if b == b'"' => state = In::Plain,
+            In::Comment | In::Single | In::Double => {}
+            In::Plain => {
+                let value_start = matches!(last, b'\n' | b':' | b'-' | b'[' | b'{' | b',' | b'?');
+                match b {
+                    b'#' if spaced => state = In::Comment,
+                    b'\'' if value_start => state = In::Single,
+                    b'"' if value_start => state = In::Double,
+                    b'[' | b'{' if depth > 0 || value_start => {
+                        if depth == 0 {
+                            start = Pos::new(line, col);
+                        }
+                        depth += 1;
+                    }
+                    b']' | b'}' if depth > 0 => depth -= 1,
+                    b',' if depth > 0 => {
+                        entries += 1;
+                        if entries > MAX_FLOW_ENTRIES {
+                            return Err(SyntaxError {
+                                pos: start,
+                                message: format!(
+                                    "more than {MAX_FLOW_ENTRIES} entries in flow collections ([…], {{…}}, all of JSON); write long lists in block style, one `- item` a line"
+                                ),
+                            });
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        match b {
+            b'\n' => (last, spaced) = (b'\n', true),
+            b' ' | b'\t' | b'\r' => spaced = true,
+            _ if state == In::Plain || matches!(b, b'\'' | b'"') => (last, spaced) = (b, false),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The place just after the last character (YAML breaks lines at LF,
@@ -398,6 +497,33 @@ mod tests {
         }
         assert_eq!(end_of("ab\r\ncd\re"), Pos::new(3, 2));
         assert_eq!(end_of(""), Pos::new(1, 1));
+    }
+
+    #[test]
+    fn a_megabyte_of_flow_entries_or_values_is_refused_before_it_is_held() {
+        // 205 MB were held for a megabyte of `[1,1,…]` before this bound.
+        // Entries are counted by their separators.
+        let flow = format!("[{}]", vec!["1"; MAX_FLOW_ENTRIES + 2].join(","));
+        let Err(err) = parse(&flow) else { panic!("too many flow entries passed") };
+        assert!(err.message.contains("flow collections"), "{err:?}");
+        assert_eq!(err.pos, Pos::new(1, 1));
+        let nested = format!("requests:\n  - {{a: 1, {}}}\n", vec!["b: 2"; MAX_FLOW_ENTRIES + 1].join(", "));
+        assert_eq!(parse(&nested).err().map(|e| e.pos), Some(Pos::new(2, 5)));
+        let block = "- 1\n".repeat(MAX_NODES + 1);
+        let message = parse(&block).err().map(|e| e.message).unwrap_or_default();
+        assert!(message.contains("more than 120000 values"), "{message}");
+        // Commas in text, quoted or plain, and comments are not entries.
+        let text = format!(
+            "a: '{}'\nb: \"{}\"\nc: /x[1],{}\n# [{}]\nd: [1, 2]\n",
+            ",".repeat(20_000),
+            ",\\\",".repeat(20_000),
+            ",".repeat(20_000),
+            ",".repeat(20_000)
+        );
+        assert!(parse(&text).is_ok(), "{:?}", parse(&text).err());
+        // Just under the bound is fine.
+        let fits = format!("[{}]", vec!["1"; MAX_FLOW_ENTRIES + 1].join(","));
+        assert!(parse(&fits).is_ok());
     }
 
     #[test]

@@ -86,7 +86,7 @@ fn a_name_that_does_not_resolve_costs_one_lookup_per_interval_and_fails_fast_as_
         return;
     }
     let dns = FakeDns::start();
-    // Plain targets (the engine's client) and https ones (awc, lent the engine's resolver).
+    // Plain targets and https ones: one client, one resolver.
     for scheme in ["http", "https"] {
         unresolvable(&dns, scheme);
     }

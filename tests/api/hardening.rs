@@ -265,9 +265,11 @@ fn under_a_1024_descriptor_limit_a_connection_flood_leaves_the_engine_and_health
 #[test]
 fn a_max_in_flight_that_cannot_fit_the_descriptor_limit_is_refused_naming_both() {
     let prlimit = ["prlimit", "--nofile=1024:1024", "--", BIN];
-    let out = run_to_exit(&prlimit, &[("MAX_IN_FLIGHT", "2000")]);
+    // Memory for that many is there: the descriptors are what is short.
+    let budget = ("MEMORY_BUDGET_MB", "65536");
+    let out = run_to_exit(&prlimit, &[("MAX_IN_FLIGHT", "2000"), budget]);
     assert_refused(&out, &["MAX_IN_FLIGHT", "2000", "1024", "at most 702"], "MAX_IN_FLIGHT=2000 at 1024");
-    let out = run_to_exit(&prlimit, &[("MAX_IN_FLIGHT", "100000")]);
+    let out = run_to_exit(&prlimit, &[("MAX_IN_FLIGHT", "100000"), budget]);
     assert_refused(&out, &["MAX_IN_FLIGHT", "100000", "1024"], "MAX_IN_FLIGHT=100000 at 1024");
 }
 
@@ -275,7 +277,7 @@ fn a_max_in_flight_that_cannot_fit_the_descriptor_limit_is_refused_naming_both()
 fn the_soft_descriptor_limit_is_raised_to_the_hard_one_and_reported() {
     let target = start_demo_target(&[]);
     let url = format!("http://{}", target.addr);
-    let env = sidecar_env(&url, &[("INITIAL_MODE", "pause"), ("MAX_IN_FLIGHT", "1000")]);
+    let env = sidecar_env(&url, &[("INITIAL_MODE", "pause"), ("MAX_IN_FLIGHT", "1000"), ("MEMORY_BUDGET_MB", "1024")]);
     // 1000 in flight does not fit a soft limit of 256, but fits the hard 4096.
     let sidecar = start_wrapped(&["prlimit", "--nofile=256:4096", "--"], &[], &env);
     let limits = sidecar.get_json("/status")["limits"].clone();

@@ -16,6 +16,10 @@ pub struct Proc {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
     pub addr: SocketAddr,
+    /// `CONTROL_TOKEN` it was started with: [`Proc::get_json`] reads state
+    /// as the operator does, with it (reads of logs, jobs and the workload
+    /// need it when one is set).
+    token: Option<String>,
 }
 
 impl Proc {
@@ -66,7 +70,8 @@ impl Proc {
                 err_sink.lock().unwrap().push(format!("stderr: {line}"));
             }
         });
-        Proc { child, lines, addr: SocketAddr::from(([127, 0, 0, 1], 0)) }
+        let token = env.iter().find(|(k, _)| *k == "CONTROL_TOKEN").map(|(_, v)| v.to_string());
+        Proc { child, lines, addr: SocketAddr::from(([127, 0, 0, 1], 0)), token }
     }
 
     /// Every JSON log line matching `pred` so far.
@@ -194,8 +199,12 @@ impl Proc {
         request(self.addr, "POST", path, &[], body)
     }
 
+    /// `GET path` as JSON, asserting a 200; with the sidecar's control
+    /// token, if it has one.
     pub fn get_json(&self, path: &str) -> serde_json::Value {
-        let res = self.get(path);
+        let bearer = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = bearer.iter().map(|b| ("Authorization", b.as_str())).collect();
+        let res = request(self.addr, "GET", path, &headers, None);
         assert_eq!(res.status, 200, "GET {path}: {}", res.body);
         res.json()
     }
@@ -512,7 +521,8 @@ pub fn start_wrapped(wrapper: &[&str], args: &[&str], env: &[(&str, &str)]) -> P
             }
         });
     }
-    let mut proc = Proc { child, lines, addr: SocketAddr::from(([127, 0, 0, 1], 0)) };
+    let token = env.iter().find(|(k, _)| *k == "CONTROL_TOKEN").map(|(_, v)| v.to_string());
+    let mut proc = Proc { child, lines, addr: SocketAddr::from(([127, 0, 0, 1], 0)), token };
     let listening = |v: &serde_json::Value| v["message"].as_str().is_some_and(|m| m.contains("listening"));
     let deadline = Instant::now() + Duration::from_secs(15);
     let port = loop {

@@ -291,14 +291,23 @@ fn a_timed_mode_comes_back_and_a_custom_ramp_starts_from_the_current_rate() {
 }
 
 /// An open `text/event-stream`: the events as they arrive, with their time.
-struct EventStream {
+pub(crate) struct EventStream {
     stream: TcpStream,
     buffer: String,
 }
 
 impl EventStream {
     fn open(sidecar: &Proc, path: &str) -> (u16, EventStream) {
-        let mut stream = TcpStream::connect(sidecar.addr).expect("connect");
+        EventStream::open_from(sidecar, path, [127, 0, 0, 1])
+    }
+
+    /// From the loopback address `source` (each client address has a share
+    /// of the streams).
+    pub(crate) fn open_from(sidecar: &Proc, path: &str, source: [u8; 4]) -> (u16, EventStream) {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+        socket.bind(&std::net::SocketAddr::from((source, 0)).into()).expect("bind the source address");
+        socket.connect(&sidecar.addr.into()).expect("connect");
+        let mut stream: TcpStream = socket.into();
         stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         write!(stream, "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n", sidecar.addr).unwrap();
         let mut events = EventStream { stream, buffer: String::new() };
@@ -451,9 +460,11 @@ fn config_and_the_job_history_survive_a_restart_with_state_dir_and_a_corrupt_fil
     let jobs = sidecar.get_json("/jobs")["jobs"].clone();
     assert_eq!(jobs[0]["job_id"], job_id(&job).as_str(), "{jobs}");
     assert_eq!(jobs[0]["status"], "completed");
-    // Reset: the start-up values, kept as such.
+    // Reset: the start-up values, kept as such (and the answer says so).
     let res = sidecar.post("/config/reset", None);
-    assert_eq!((res.status, res.json()), (200, startup.clone()));
+    let mut kept = startup.clone();
+    kept["persisted"] = json!(true);
+    assert_eq!((res.status, res.json()), (200, kept));
     assert!(sidecar.terminate(Duration::from_secs(10)).is_some_and(|s| s.success()));
     let sidecar = start_sidecar(&target, &env);
     assert_eq!(sidecar.get_json("/config"), startup);
@@ -562,8 +573,10 @@ fn jobs_and_config_need_the_token_and_refuse_foreign_origins() {
     let id = job_id(&res.json());
     assert_eq!(sidecar.post(&format!("/jobs/{id}/stop"), None).status, 401);
     assert_eq!(request(sidecar.addr, "POST", &format!("/jobs/{id}/stop"), &auth, None).status, 200);
-    // Reading needs no token.
-    assert_eq!(sidecar.get(&format!("/jobs/{id}")).status, 200);
+    // Reading jobs needs it too (they may hold what an operator would not
+    // publish); the settings, numbers only, stay open.
+    assert_eq!(sidecar.get(&format!("/jobs/{id}")).status, 401);
+    assert_eq!(request(sidecar.addr, "GET", &format!("/jobs/{id}"), &auth, None).status, 200);
     assert_eq!(sidecar.get("/config").status, 200);
 }
 
@@ -629,14 +642,15 @@ fn at_most_64_streams_are_open_and_a_reader_that_left_or_a_head_holds_none() {
     for _ in 0..70 {
         assert_eq!(request(sidecar.addr, "HEAD", "/events", &[], None).status, 200);
     }
+    // Four client addresses, each within its share of 16.
     let open: Vec<EventStream> = (0..64)
         .map(|i| {
-            let (status, stream) = EventStream::open(&sidecar, "/events");
+            let (status, stream) = EventStream::open_from(&sidecar, "/events", [127, 0, 0, 1 + i / 16]);
             assert_eq!(status, 200, "stream {i}");
             stream
         })
         .collect();
-    let (status, _) = EventStream::open(&sidecar, "/events");
+    let (status, _) = EventStream::open_from(&sidecar, "/events", [127, 0, 0, 9]);
     assert_eq!(status, 503, "the 65th stream");
     drop(open);
     // A stream whose reader left is freed at its next event (stats, every second).

@@ -51,36 +51,73 @@ fn from_openapi(args: &[&str], stdin: Option<&[u8]>) -> (i32, String, String) {
     )
 }
 
-/// Derives a workload from `doc` (written to `dir`), checks that `workload
-/// check` takes it, and fills in its credential placeholders as a user
-/// would: the path of the workload to run.
-fn derive_and_fill(dir: &Path, doc: &str, username: &str, password: &str) -> PathBuf {
+/// Derives a workload from `doc` (written to `dir`) and checks that
+/// `workload check` takes it with the credentials' variables set (`env`):
+/// the path of the workload.
+fn derive(dir: &Path, doc: &str, env: &[(&str, &str)]) -> PathBuf {
     let spec = dir.join("openapi.json");
     std::fs::write(&spec, doc).unwrap();
     let derived = dir.join("derived.yaml");
     let (code, _, stderr) = from_openapi(&[spec.to_str().unwrap(), "--out", derived.to_str().unwrap()], None);
     assert_eq!(code, 0, "from-openapi: {stderr}");
-    assert!(stderr.contains("requests written to"), "{stderr}");
-    let check = Command::new(BIN).args(["workload", "check"]).arg(&derived).env_clear().output().unwrap();
+    assert!(stderr.contains("requests and 1 journey written to") || stderr.contains("journeys written to"), "{stderr}");
+    for (name, _) in env {
+        assert!(stderr.contains(&format!("{name}=…")), "the summary names {name}: {stderr}");
+    }
+    let check = Command::new(BIN)
+        .args(["workload", "check"])
+        .arg(&derived)
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
     assert!(check.status.success(), "workload check: {}", String::from_utf8_lossy(&check.stderr));
-    let text = std::fs::read_to_string(&derived).unwrap();
-    let filled = text
-        .replace("REPLACE_ME_TRAFFICGEN_ENV_USERNAME", username)
-        .replace("REPLACE_ME_TRAFFICGEN_ENV_PASSWORD", password);
-    let run = dir.join("run.yaml");
-    std::fs::write(&run, filled).unwrap();
-    run
+    let unset = Command::new(BIN).args(["workload", "check"]).arg(&derived).env_clear().output().unwrap();
+    if !env.is_empty() {
+        assert_eq!(unset.status.code(), Some(2), "a credential's variable unset is a problem");
+        assert!(
+            String::from_utf8_lossy(&unset.stderr).contains(&format!("environment variable {} is not set", env[0].0))
+        );
+    }
+    derived
 }
 
-/// Runs `workload` at 100 arrivals/s for [`RUN`] against `target`; returns
-/// the sidecar, paused and settled.
-fn run_at_100(target: &str, workload: &Path) -> Proc {
-    let env = sidecar_env(target, &[("WORKLOAD_FILE", workload.to_str().unwrap()), ("INITIAL_MODE", "pause")]);
-    let sidecar = Proc::start(&[], &env);
+/// Runs `workload` at 100 arrivals/s for [`RUN`] against `target`, with
+/// `env` set (the credentials); returns the sidecar, paused and settled.
+fn run_at_100(target: &str, workload: &Path, env: &[(&str, &str)]) -> Proc {
+    let mut all = vec![("WORKLOAD_FILE", workload.to_str().unwrap()), ("INITIAL_MODE", "pause")];
+    all.extend_from_slice(env);
+    let sidecar = Proc::start(&[], &sidecar_env(target, &all));
     assert_eq!(sidecar.post("/mode/custom", Some(r#"{"rps":100}"#)).status, 200);
     std::thread::sleep(RUN);
     pause_and_settle(&sidecar);
     sidecar
+}
+
+/// The operation a request of the running workload sends (its method and
+/// path template matched against the document's paths): its operationId.
+fn operation_of(doc: &serde_json::Value, method: &str, path: &str) -> Option<String> {
+    let segments = |p: &str| p.trim_end_matches('/').split('/').map(str::to_string).collect::<Vec<_>>();
+    let sent = segments(path);
+    for (doc_path, item) in doc["paths"].as_object()? {
+        let documented = segments(doc_path);
+        let same = documented.len() == sent.len()
+            && documented.iter().zip(&sent).all(|(d, s)| d == s || (d.starts_with('{') && s.contains("{{")));
+        if same && let Some(id) = item[method.to_ascii_lowercase()]["operationId"].as_str() {
+            return Some(id.to_string());
+        }
+    }
+    None
+}
+
+/// The number of a journey's instances that ran every step, and that ended
+/// early because a step failed.
+fn journeys_of(sidecar: &Proc, journey: &str) -> (f64, f64) {
+    let metrics = metrics_of(sidecar);
+    (
+        sum(&metrics, "trafficgen_journeys_completed_total", &[("journey", journey)]),
+        sum(&metrics, "trafficgen_journeys_ended_total", &[("journey", journey), ("reason", "not_success")]),
+    )
 }
 
 /// The answer codes the document lists for each operation, by
@@ -125,25 +162,36 @@ fn the_demo_targets_own_document_derives_a_workload_that_runs_as_documented() {
     let documented = Documented::new(&doc);
 
     let dir = dir("demo");
-    let workload = derive_and_fill(&dir, &served.body, "tester", "demo");
-    let sidecar = run_at_100(&format!("http://{}", demo.addr), &workload);
+    let credentials = [("TRAFFICGEN_ENV_USERNAME", "tester"), ("TRAFFICGEN_ENV_PASSWORD", "demo")];
+    let workload = derive(&dir, &served.body, &credentials);
+    let sidecar = run_at_100(&format!("http://{}", demo.addr), &workload, &credentials);
 
-    // By endpoint (the operationIds) and answer code, as trafficgen counted them.
+    // Each request and journey step, by the operation it sends.
+    let shown = sidecar.get_json("/workload");
+    let mut operation: BTreeMap<String, String> = BTreeMap::new();
+    for r in shown["requests"].as_array().unwrap() {
+        let (name, method, path) =
+            (r["name"].as_str().unwrap(), r["method"].as_str().unwrap(), r["path"].as_str().unwrap());
+        let id = operation_of(&doc, method, path).unwrap_or_else(|| panic!("{name}: {method} {path} is in no path"));
+        operation.insert(name.to_string(), id);
+    }
+    // By operation and answer code, as trafficgen counted them.
     let mut answers: BTreeMap<(String, String), f64> = BTreeMap::new();
     for s in metrics_of(&sidecar).iter().filter(|s| s.name == "trafficgen_requests_total" && s.value > 0.0) {
-        *answers.entry((s.label("endpoint").to_string(), s.label("code").to_string())).or_default() += s.value;
+        let id = operation[s.label("endpoint")].clone();
+        *answers.entry((id, s.label("code").to_string())).or_default() += s.value;
     }
     let sent: BTreeSet<&str> = answers.keys().map(|(e, _)| e.as_str()).collect();
-    let every: BTreeSet<&str> = documented.by_id.keys().map(String::as_str).collect();
+    let mut every: BTreeSet<&str> = documented.by_id.keys().map(String::as_str).collect();
+    every.remove("delete_user"); // DELETE is left out unless --include-delete
     assert_eq!(sent, every, "every operation of the document is sent, and nothing else");
     let total: f64 = answers.values().sum();
     let as_documented: f64 =
-        answers.iter().filter(|((endpoint, code), _)| listed(&documented.by_id[endpoint], code)).map(|(_, n)| n).sum();
+        answers.iter().filter(|((id, code), _)| listed(&documented.by_id[id], code)).map(|(_, n)| n).sum();
     eprintln!("demo target: {total} answers, {as_documented} as documented: {answers:?}");
     assert!(total >= 800.0, "too few requests in {RUN:?} at 100/s: {total}");
     assert!(as_documented / total >= 0.95, "{as_documented} of {total} as documented: {answers:?}");
-    let count =
-        |endpoint: &str, code: &str| answers.get(&(endpoint.to_string(), code.to_string())).copied().unwrap_or(0.0);
+    let count = |id: &str, code: &str| answers.get(&(id.to_string(), code.to_string())).copied().unwrap_or(0.0);
     for body in ["create_order", "create_user", "update_user", "login"] {
         assert_eq!(count(body, "422") + count(body, "400"), 0.0, "{body}: a generated body was refused: {answers:?}");
     }
@@ -151,8 +199,13 @@ fn the_demo_targets_own_document_derives_a_workload_that_runs_as_documented() {
         assert_eq!(count(read, "404"), 0.0, "{read} missed a created resource: {answers:?}");
         assert!(count(read, "200") > 0.0, "{read}: {answers:?}");
     }
-    // The login's token reached the route behind it.
+    // The login's token (from the environment's credentials) reached the
+    // route behind it; the journeys ran through.
     assert!(count("account", "200") > 0.0 && count("account", "401") == 0.0, "{answers:?}");
+    for journey in ["orders_lifecycle", "users_lifecycle"] {
+        let (completed, failed) = journeys_of(&sidecar, journey);
+        assert!(completed > 0.0 && failed == 0.0, "{journey}: {completed} completed, {failed} ended by a failed step");
+    }
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -231,7 +284,8 @@ fn a_fastapi_users_api_behind_a_login_runs_as_its_document_says() {
     assert_eq!(served.status, 200, "{}", served.body);
     let doc = served.json();
     let documented = Documented::new(&doc);
-    let workload = derive_and_fill(&dir, &served.body, "ann", "s3cret-pw");
+    let credentials = [("TRAFFICGEN_ENV_USERNAME", "ann"), ("TRAFFICGEN_ENV_PASSWORD", "s3cret-pw")];
+    let workload = derive(&dir, &served.body, &credentials);
     let text = std::fs::read_to_string(&workload).unwrap();
     // The OAuth2 password flow's tokenUrl is the setup login; DELETE and the
     // deprecated search are left out, and say so.
@@ -242,11 +296,17 @@ fn a_fastapi_users_api_behind_a_login_runs_as_its_document_says() {
     );
     assert!(text.contains("GET /users/search (search_users_users_search_get): deprecated"), "{text}");
 
-    let sidecar = run_at_100(&format!("http://{}", api.addr), &workload);
+    let sidecar = run_at_100(&format!("http://{}", api.addr), &workload, &credentials);
     let status = sidecar.get_json("/status");
     let shown = sidecar.get_json("/workload");
     let names: Vec<&str> = shown["requests"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
-    assert_eq!(names.len(), 9, "{shown}");
+    // 8 operations, the login, and the users journey's 3 steps.
+    assert_eq!(names.len(), 12, "{shown}");
+    let (completed, failed) = journeys_of(&sidecar, "users_lifecycle");
+    assert!(
+        completed > 0.0 && failed == 0.0,
+        "users_lifecycle: {completed} completed, {failed} ended by a failed step"
+    );
     for name in &names {
         let sent = status["stats"]["by_endpoint"][name]["total"].as_u64().unwrap_or(0);
         assert!(sent > 0, "{name} was never sent: {}", status["stats"]);
@@ -296,7 +356,15 @@ fn openapi_path_derives_the_workload_once_the_target_is_up() {
     let port = server_port();
     let target = format!("http://127.0.0.1:{port}");
     let url = format!("{target}/openapi.json");
-    let env = sidecar_env(&target, &[("OPENAPI_PATH", "/openapi.json"), ("STEADY_RPS", "20")]);
+    let env = sidecar_env(
+        &target,
+        &[
+            ("OPENAPI_PATH", "/openapi.json"),
+            ("STEADY_RPS", "20"),
+            ("TRAFFICGEN_ENV_USERNAME", "sidecar"),
+            ("TRAFFICGEN_ENV_PASSWORD", "demo"),
+        ],
+    );
     let sidecar = Proc::start(&[], &env);
     // The target is not up: the sidecar says why, waits, and sends nothing.
     let waiting = sidecar.wait_for_log(
@@ -323,7 +391,7 @@ fn openapi_path_derives_the_workload_once_the_target_is_up() {
     );
     let derived = derived.unwrap_or_else(|| panic!("not derived:\n{}", sidecar.output()));
     assert_eq!(derived["url"], url.as_str());
-    assert_eq!(derived["requests"], 14, "{derived}");
+    assert_eq!(derived["requests"], 15, "{derived}");
     let shown = sidecar.get_json("/workload");
     assert_eq!(shown["source"], url.as_str(), "GET /workload names where it came from");
     assert!(shown["requests"].as_array().unwrap().iter().any(|r| r["name"] == "get_user"), "{shown}");
@@ -333,6 +401,26 @@ fn openapi_path_derives_the_workload_once_the_target_is_up() {
     });
     assert!(reading, "{}", sidecar.get_json("/status"));
     assert!(target_count(&demo, Some("get_user")) > 0);
+    // The login's credentials came from the sidecar's environment.
+    let logins = demo.get_json("/stats/logins");
+    assert!(logins["by_user"]["sidecar"].as_u64() >= Some(1), "{logins}");
+    let account_ok = eventually(Duration::from_secs(20), || {
+        sidecar.get_json("/status")["stats"]["by_endpoint"]["account"]["successful"].as_u64().unwrap_or(0) > 0
+    });
+    assert!(account_ok, "{}", sidecar.get_json("/status"));
+
+    // Without them the derived workload cannot be used: said once, nothing sent.
+    let bare = Proc::start(&[], &sidecar_env(&target, &[("OPENAPI_PATH", "/openapi.json")]));
+    let refused = bare
+        .wait_for_log(|v| v["message"].as_str().is_some_and(|m| m.contains("cannot be used")), Duration::from_secs(20));
+    let refused = refused.unwrap_or_else(|| panic!("no line:\n{}", bare.output()));
+    assert_eq!(refused["level"], "error");
+    assert!(
+        refused["error"].as_str().unwrap().contains("environment variable TRAFFICGEN_ENV_USERNAME is not set"),
+        "{refused}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(bare.get_json("/status")["stats"]["total"], 0);
 }
 
 #[test]
@@ -377,7 +465,8 @@ fn documents_that_cannot_be_used_are_refused_in_a_line() {
         let mut proc = Proc::spawn(&[], &all);
         let exit = proc.wait_exit(Duration::from_secs(10)).expect("exits");
         assert_eq!(exit.code(), Some(2), "{}", proc.output());
-        assert!(proc.output().contains("OPENAPI_PATH") && proc.output().contains(fragment), "{}", proc.output());
+        let line = proc.wait_for_line("OPENAPI_PATH", Duration::from_secs(5)).unwrap_or_default();
+        assert!(line.contains(fragment), "{line:?}: {}", proc.output());
     }
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -160,6 +160,11 @@ fn the_stats_line_comes_every_interval_with_the_counts_of_that_interval() {
         "in_flight",
         "order_ids_buffered",
         "total",
+        "arrivals",
+        "journeys_active",
+        "journeys_completed",
+        "journeys_ended_early",
+        "journeys_dropped",
     ]
     .into_iter()
     .map(String::from)

@@ -182,6 +182,33 @@ pub fn start_uvicorn(keep_alive_secs: u32) -> Server {
     Server { child, addr, dir }
 }
 
+/// uvicorn serving `module:app` from `files` (name, contents) written into a
+/// private directory, with `env` set (and `PATH`), on a free loopback port.
+pub fn start_uvicorn_app(files: &[(&str, &str)], module: &str, env: &[(&str, &str)]) -> Server {
+    let dir = private_dir("uvicorn-app");
+    for (name, contents) in files {
+        std::fs::write(dir.join(name), contents).unwrap();
+    }
+    let port = server_port();
+    let log = dir.join("logs/uvicorn.log");
+    let mut command = Command::new("timeout");
+    command
+        .args(["300", "uvicorn", &format!("{module}:app"), "--app-dir"])
+        .arg(&dir)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--lifespan", "off", "--no-access-log"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("APP_DIR", &dir);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child =
+        command.stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap()).spawn().expect("start uvicorn");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    wait_listening(&mut child, addr, "uvicorn", &log);
+    Server { child, addr, dir }
+}
+
 /// Runs the sidecar against `url` at 2/s for `fast`, then at `slow_rps` (gaps
 /// near the server's keep-alive timeout) for `slow`; returns it paused.
 fn steady_then_slow(url: &str, fast: Duration, slow_rps: &str, slow: Duration) -> Proc {

@@ -147,6 +147,7 @@ fn bad_input_exits_2_with_one_line_and_sends_nothing() {
         (&["--workload", "/nonexistent/w.yaml"], "/nonexistent/w.yaml"),
         (&["--progress", "loud"], "--progress"),
         (&["--duration", "0s"], "duration"),
+        (&["--duration", "0.5s"], "--duration: must be from 1"),
         (&["--summary-json", "/nonexistent/dir/summary.json"], "--summary-json"),
     ];
     for (args, needle) in cases {
@@ -158,6 +159,13 @@ fn bad_input_exits_2_with_one_line_and_sends_nothing() {
         assert!(stderr.contains(needle), "{args:?}: {needle:?} not in {stderr:?}");
         assert!(out.stdout.is_empty(), "{args:?}: printed {:?}", String::from_utf8_lossy(&out.stdout));
     }
+    // A summary file from before stays as it was when the run never starts.
+    let kept = summary_path("kept");
+    std::fs::write(&kept, b"{\"from\": \"an earlier run\"}").unwrap();
+    let (out, _) = run(&["--slo", "p95<300", "--summary-json", kept.to_str().unwrap(), &url]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(std::fs::read(&kept).unwrap(), b"{\"from\": \"an earlier run\"}", "exit 2 touched the old summary");
+    let _ = std::fs::remove_file(&kept);
     let (out, _) = run(&["--duration", "2s", "not a url"]);
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(target_count(&target, None), 0, "bad input sent nothing");
@@ -274,4 +282,36 @@ requests:
         "an objective for all traffic still has requests:\n{}",
         sidecar.output()
     );
+}
+
+#[test]
+fn the_summary_adds_up_with_a_setup_login_and_equals_the_target_counts() {
+    let _timing = timing_test();
+    let target = start_demo_target(&[]);
+    let url = format!("http://{}", target.addr);
+    let json = summary_path("setup");
+    let workload = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/workloads/login-then-api.yaml");
+    let (out, _) = run(&[
+        "--workload",
+        workload,
+        "--duration",
+        "3s",
+        "--max-rps",
+        "20",
+        "--summary-json",
+        json.to_str().unwrap(),
+        "--progress",
+        "none",
+        &url,
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let summary = take_summary(&json);
+    let requests = &summary["summary"]["requests"];
+    let count = |k: &str| requests[k].as_u64().unwrap_or_else(|| panic!("no {k} in {summary}"));
+    // The setup login is sent like any request: it is in `sent` as in
+    // `successful` (it was in `successful` only).
+    assert_eq!(count("sent"), count("successful") + count("failed"), "{summary}");
+    assert_eq!(target_count(&target, Some("login")), 1);
+    assert_eq!(target_count(&target, None), count("sent"), "{summary}");
 }

@@ -300,7 +300,7 @@ fn send(
 /// requests first, then draws by weight, as the engine will.
 fn play(name: &str, target: &Proc, requests: u32) -> (Workload, Seen) {
     let url = trafficgen::base::url::TargetUrl::parse(&format!("http://{}", target.addr)).unwrap();
-    let options = Options { target: Target::new(&url), default_pool_size: 50 };
+    let options = Options::new(Target::new(&url), 50);
     let workload = workload::load_file(&example(name), &options).unwrap_or_else(|e| panic!("{e}"));
     let mut state = RunState::new(&workload);
     let mut rng = SmallRng::seed_from_u64(2024);
@@ -389,7 +389,7 @@ fn login_then_api_sends_nothing_while_it_has_no_token() {
         std::fs::read_to_string(example("login-then-api.yaml")).unwrap().replace("password: demo", "password: wrong");
     let file = TempFile::new("wrong-password.yaml", text.as_bytes());
     let url = trafficgen::base::url::TargetUrl::parse(&format!("http://{}", target.addr)).unwrap();
-    let options = Options { target: Target::new(&url), default_pool_size: 50 };
+    let options = Options::new(Target::new(&url), 50);
     let workload = workload::load_file(Path::new(file.path()), &options).unwrap();
     let mut state = RunState::new(&workload);
     let mut rng = SmallRng::seed_from_u64(1);
@@ -536,6 +536,8 @@ fn the_engine_runs_users_crud_and_reads_and_patches_users_it_created() {
     let pooled = sum(&samples, "trafficgen_pool_values", &[("pool", "user_ids")]);
     assert!(pooled > 0.0 && pooled <= 200.0, "user_ids holds {pooled}");
     assert_eq!(sum(&samples, "trafficgen_order_ids_buffered", &[]), 0.0, "kept, at 0 without orders");
+    assert!(status.get("order_ids_buffered").is_none(), "no orders pool, no order ids in /status: {status}");
+    assert!(status["pools"]["user_ids"].as_u64() > Some(0), "{status}");
     let view = sidecar.get_json("/workload");
     assert_eq!(view["source"], example_path("users-crud.yaml"));
     let pool = &view["pools"][0];
@@ -824,7 +826,7 @@ fn a_focus_narrows_the_engines_draw_to_its_requests_and_error_share() {
     let _heavy = heavy_test();
     let demo = start_demo_target(&[]);
     let target = TargetUrl::parse(&format!("http://{}", demo.addr)).unwrap();
-    let options = Options { target: Target::new(&target), default_pool_size: 50 };
+    let options = Options::new(Target::new(&target), 50);
     let settings = EngineSettings {
         workload: Arc::new(builtin_workload(Mix::default(), &options).unwrap()),
         target,
@@ -835,9 +837,12 @@ fn a_focus_narrows_the_engines_draw_to_its_requests_and_error_share() {
         id_buffer_size: 50,
         request_timeout: Duration::from_secs(2),
         max_in_flight: 64,
+        max_journeys: 100,
+        data_dir: None,
         shutdown_grace: Duration::from_secs(1),
         client: Default::default(),
         trace: Default::default(),
+        memory: None,
     };
     let engine = Engine::new(settings, Arc::new(trafficgen::observe::metrics::Metrics::new().unwrap()));
     engine.set_focus(Some(Focus { requests: Some(vec!["list_orders".into()]), error_share: 0.5 }));

@@ -6,6 +6,7 @@
 pub mod report;
 
 use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -102,9 +103,8 @@ pub fn run(args: &RunArgs) -> ExitCode {
     }
     let _ = std::io::stdout().flush();
     if let Some(path) = &args.summary_json {
-        let written = serde_json::to_vec_pretty(&report)
-            .map_err(|e| e.to_string())
-            .and_then(|json| std::fs::write(path, json).map_err(|e| e.to_string()));
+        let written =
+            serde_json::to_vec_pretty(&report).map_err(|e| e.to_string()).and_then(|json| write_whole(path, &json));
         if let Err(e) = written {
             eprintln!("error: cannot write --summary-json {}: {e}", path.display());
             return ExitCode::from(BAD_INPUT);
@@ -131,9 +131,10 @@ fn plan(args: &RunArgs) -> Result<RunPlan, String> {
         "none" => ProgressStyle::None,
         other => return Err(format!("invalid --progress {other:?}: must be auto, bar, plain or none")),
     };
-    // A summary that cannot be written is known before the run, not after.
+    // A summary that cannot be written is known before the run, not after;
+    // the file itself is not touched until the run writes it.
     if let Some(path) = &args.summary_json {
-        std::fs::File::create(path).map_err(|e| format!("cannot write --summary-json {}: {e}", path.display()))?;
+        can_write_beside(path).map_err(|e| format!("cannot write --summary-json {}: {e}", path.display()))?;
     }
     // The window: SLO_WINDOW, or 1 m; the whole run when that is shorter.
     let window = match &args.slo_window {
@@ -203,8 +204,44 @@ fn plan(args: &RunArgs) -> Result<RunPlan, String> {
     }
     let limits = JobLimits::of(&config.engine.workload, config.engine.modes.max_rps);
     let body = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
-    let spec = JobSpec::parse(&body, &limits).map_err(|e| e.to_string())?;
+    let spec = JobSpec::parse(&body, &limits).map_err(|e| as_flags(&e.to_string()))?;
     Ok(RunPlan { config, spec, scenario, progress })
+}
+
+/// A job error in the words of `run`'s flags: the job's fields are
+/// `--duration`, `--max-rps`… here.
+fn as_flags(message: &str) -> String {
+    const FLAGS: [(&str, &str); 4] = [
+        ("duration_secs", "--duration"),
+        ("ramp_up_secs", "--ramp-up"),
+        ("max_rps", "--max-rps"),
+        ("endpoints", "--endpoints"),
+    ];
+    FLAGS.iter().fold(message.to_string(), |m, (field, flag)| m.replace(field, flag))
+}
+
+/// The temporary file `path` is written through, beside it.
+fn temporary_beside(path: &Path) -> PathBuf {
+    let name = path.file_name().map_or_else(|| "summary".into(), |n| n.to_string_lossy().into_owned());
+    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+}
+
+/// Whether a file can be written beside `path` (and so renamed onto it).
+fn can_write_beside(path: &Path) -> Result<(), String> {
+    let probe = temporary_beside(path);
+    std::fs::File::create(&probe).map_err(|e| e.to_string())?;
+    std::fs::remove_file(&probe).map_err(|e| e.to_string())
+}
+
+/// Writes `bytes` to `path` whole: to a temporary file beside it, then
+/// renamed over it, so a reader never sees half a summary.
+fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let temporary = temporary_beside(path);
+    let written = std::fs::write(&temporary, bytes).and_then(|()| std::fs::rename(&temporary, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written.map_err(|e| e.to_string())
 }
 
 /// One progress line (plain) or a redrawn bar (terminal), on stderr so

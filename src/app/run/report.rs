@@ -90,6 +90,23 @@ impl RunReport {
             ms(s.latency_ms.from_scheduled.p99),
             ms(s.latency_ms.from_scheduled.max)
         );
+        let j = &s.journeys;
+        if !j.is_empty() {
+            let early: u64 = j.ended_early.values().sum();
+            let dropped: u64 = j.dropped.values().sum();
+            let _ = writeln!(
+                out,
+                "journeys: {} arrivals, {} started, {} completed (p50 {} p99 {}), {} ended early, {} dropped, {} running at the end",
+                j.arrivals,
+                j.started,
+                j.completed,
+                ms(j.duration_ms.p50),
+                ms(j.duration_ms.p99),
+                early,
+                dropped,
+                j.active_at_end
+            );
+        }
         if !self.slo.is_empty() {
             let _ = writeln!(out, "\nSLOs over the last {} s:", trim(self.slo_window_secs));
             let width = self.slo.iter().map(|x| x.slo.len()).max().unwrap_or(0);
@@ -251,6 +268,7 @@ mod tests {
                 error_ratio: 10.0 / 150.0,
                 latency_ms: percentiles(1.5, 1500.0),
                 by_name,
+                journeys: Default::default(),
             },
             errors_by_kind: kinds,
             slo: vec![
@@ -278,6 +296,25 @@ mod tests {
             ],
             slo_window_secs: 60.0,
         }
+    }
+
+    #[test]
+    fn journeys_get_a_line_only_when_any_ran() {
+        let mut r = report(true);
+        assert!(!r.table().contains("journeys:"), "none ran");
+        let j = &mut r.summary.journeys;
+        j.arrivals = 150;
+        j.started = 150;
+        j.completed = 140;
+        j.ended_early.insert("not_success".into(), 6);
+        j.dropped.insert("max_journeys".into(), 2);
+        j.active_at_end = 4;
+        j.duration_ms.p50 = Some(1500.0);
+        let table = r.table();
+        assert!(
+            table.contains("journeys: 150 arrivals, 150 started, 140 completed (p50 1.50s p99 -), 6 ended early, 2 dropped, 4 running at the end"),
+            "{table}"
+        );
     }
 
     #[test]

@@ -316,6 +316,16 @@
     setText("h-rate", `${fmt(s.achieved_rps)} / ${fmt(s.rps)} req/s`);
     setText("h-target", s.target_url || "–");
     setText("h-uptime", duration(s.uptime_secs));
+    // Journeys: shown once a workload has any (or instances ran).
+    const j = obj(s.journeys);
+    const shown = isNum(j.started) && (j.started > 0 || Object.keys(obj(j.by_journey)).length > 0);
+    $("h-journeys-box").hidden = !shown;
+    if (shown) {
+      const early = Object.values(obj(j.ended_early)).filter(isNum).reduce((a, b) => a + b, 0);
+      const p50 = obj(j.duration_ms).p50;
+      const took = isNum(p50) ? `, p50 ${fmt(p50 / 1000)} s` : "";
+      setText("h-journeys", `${fmt(j.active)} / ${fmt(j.completed)} / ${fmt(early)}${took}`);
+    }
     for (const b of document.querySelectorAll("button[data-mode]")) {
       b.setAttribute("aria-pressed", String(b.dataset.mode === s.mode));
     }

@@ -191,7 +191,7 @@ fn random_documents_from_a_fixed_seed() {
         let text = random_document(&mut rng);
         match derive("doc", text.as_bytes(), &Options { include_delete: rng.random_bool(0.3), ..Options::default() }) {
             Ok(d) => {
-                if let Err(e) = workload::load_str("derived.yaml", &d.text, &options()) {
+                if let Err(e) = workload::load_str("derived.yaml", &d.text, &options_for(&d)) {
                     panic!(
                         "case {case}: the derived workload does not load:\n{e}\n--- document:\n{text}\n--- workload:\n{}",
                         d.text

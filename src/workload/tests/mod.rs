@@ -59,6 +59,8 @@ fn options() -> Options {
             trace: TraceHeaders::Off,
         },
         default_pool_size: 50,
+        data_dir: None,
+        env: Default::default(),
     }
 }
 
@@ -166,6 +168,8 @@ fn assert_same_as_engine(weights: OrderWeights, authority: &str, prefix: &str, r
             trace: TraceHeaders::Off,
         },
         default_pool_size: 7,
+        data_dir: None,
+        env: Default::default(),
     };
     let workload = orders(weights, &options).unwrap();
     let mut state = RunState::new(&workload);
@@ -596,10 +600,36 @@ fn a_swap_keeps_the_values_of_pools_that_survive() {
         state.push(old.pool_id("ids").unwrap(), v, true);
     }
     state.push(old.pool_id("gone").unwrap(), b"g", false);
-    let carried = state.carry_over(&old, &new);
+    let mut carried = state.clone();
+    carried.carry_over(&old, &new);
     let ids: Vec<&[u8]> = carried.pool(new.pool_id("ids").unwrap()).iter().map(|v| v.as_bytes()).collect();
     assert_eq!(ids, [b"2", b"3"], "the newest that fit");
     assert_eq!(carried.pool(new.pool_id("fresh").unwrap()).len(), 1);
+}
+
+/// Issue 21: a swap of 1.6 million pool values dropped requests at
+/// 1 000/s, because every value was copied on the engine thread. A
+/// surviving pool is moved: its values keep their very buffers.
+#[test]
+fn a_swap_moves_surviving_pools_without_copying_a_value() {
+    let text = |size: usize| {
+        format!(
+            "pools: {{ids: {{size: {size}}}}}\nrequests:\n  - {{name: a, weight: 1, method: GET, path: '/{{{{ pool(ids) }}}}'}}\n"
+        )
+    };
+    let (old, same, smaller) = (load(&text(100_000)), load(&text(100_000)), load(&text(10)));
+    let mut state = RunState::new(&old);
+    let ids = old.pool_id("ids").unwrap();
+    for v in 0..100_000 {
+        state.push(ids, format!("value-{v}").as_bytes(), false);
+    }
+    let before: Vec<*const u8> = state.pool(ids).iter().map(|v| v.as_bytes().as_ptr()).collect();
+    state.carry_over(&old, &same);
+    let after: Vec<*const u8> = state.pool(ids).iter().map(|v| v.as_bytes().as_ptr()).collect();
+    assert!(before == after, "values were copied");
+    state.carry_over(&same, &smaller);
+    let kept: Vec<*const u8> = state.pool(ids).iter().map(|v| v.as_bytes().as_ptr()).collect();
+    assert_eq!(kept, before[before.len() - 10..], "the newest ten, moved");
 }
 
 /// `GET /workload` counts a swapped-in workload's pools this way until the
@@ -624,8 +654,8 @@ fn counts_after_a_swap_are_those_of_the_carried_state() {
             state.push(old.pool_id("ids").unwrap(), format!("{v}").as_bytes(), true);
         }
         let held = counts(&state, &old);
-        let carried = state.carry_over(&old, &new);
-        assert_eq!(RunState::carried_counts(&old, &held, &new), counts(&carried, &new), "{filled} ids held");
+        state.carry_over(&old, &new);
+        assert_eq!(RunState::carried_counts(&old, &held, &new), counts(&state, &new), "{filled} ids held");
     }
     assert_eq!(RunState::carried_counts(&old, &[4, 3], &new), [3, 2, 0], "a kept pool's count, up to the new size");
 }

@@ -2,16 +2,25 @@
 //! that is due, records answers as they complete, and re-anchors whenever the
 //! plan changes.
 //!
-//! What is sent is the running workload's: each request is drawn (by
-//! weight, or by a job's focus), rendered into a reused buffer, and its
-//! answer's captures fill the workload's pools. Setup requests go first,
-//! one after the other, before the traffic starts and again every
-//! `setup.every_secs`. A swapped workload takes over between two requests.
+//! What is sent is the running workload's: each arrival is drawn (by
+//! weight, or by a job's focus) and is one request, rendered into a reused
+//! buffer, or a new journey instance that sends its steps one after the
+//! other (`journeys.rs`); answers' captures fill the workload's pools and
+//! the instances' variables. Setup requests go first, one after the other,
+//! before the traffic starts and again every `setup.every_secs`
+//! (`setup.rs`). A swapped workload takes over between two requests.
 //!
 //! Everything happens on one thread in one task: requests in flight are
 //! futures polled by this loop (not spawned tasks), their timeouts come from
 //! one periodic sweep (not a timer each), and the two timers the loop needs
-//! are created once and only moved.
+//! are created once and only moved: the send timer wakes for the next
+//! arrival, the next pause that ends, or the next room under `MAX_RPS`,
+//! whichever is first.
+
+mod answers;
+mod journeys;
+mod send;
+mod setup;
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -21,7 +30,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
-use futures_util::FutureExt;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
@@ -30,18 +38,18 @@ use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 
 use super::cap::SendCap;
-use super::client::{Outcome, Rendered, Request, TargetClient};
+use super::client::{Outcome, Request, TargetClient};
 use super::deadline::{Deadlines, TimedOut};
 use super::focus::Focus;
+use super::journeys::{Journeys, Key};
 use super::mode::{Plan, Share};
 use super::pace_timer::PaceTimer;
 use super::schedule::{Pacer, pickup, send_instant};
-use super::tls::TlsError;
 use super::{Engine, InFlightPermit};
 use crate::observe::latency::LatencyTable;
-use crate::observe::metrics::{ErrorKind, RequestSeries};
+use crate::observe::metrics::{ErrorKind, JourneySeries, RequestSeries};
 use crate::workload::focus::FocusedDraw;
-use crate::workload::{Chosen, Draw, Method, RequestId, Role, RunState, Workload};
+use crate::workload::{RequestId, Role, RunState, Workload};
 
 /// The engine wakes exactly when the next request is due and sends every
 /// request due within this window with it (up to the window early): at most
@@ -63,6 +71,10 @@ const MAX_SPARE_BUFFERS: usize = 4096;
 /// A spare buffer larger than this is dropped rather than kept.
 const MAX_SPARE_BUFFER_BYTES: usize = 64 * 1024;
 
+/// Spare buffers kept beyond the requests in flight: after a peak, the
+/// buffers it needed are freed as its answers come back.
+const SPARE_BUFFER_SLACK: usize = 64;
+
 /// A setup request that could not be sent (in-flight bound full) is tried
 /// again after this.
 const SETUP_RETRY: Duration = Duration::from_secs(1);
@@ -73,12 +85,22 @@ type InFlightFuture = Pin<Box<dyn Future<Output = Completed>>>;
 /// The series of one request, shared by its requests in flight.
 type Series = Rc<RefCell<RequestSeries>>;
 
+/// Why a request was sent: its answer moves that on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// An arrival of the traffic.
+    Traffic,
+    /// A setup request (its answer moves the setup on).
+    Setup,
+    /// A step of a journey instance.
+    Step(Key),
+}
+
 struct Completed {
     request: RequestId,
     /// The workload it was drawn from (see `Worker::generation`).
     generation: u64,
-    /// A setup request (its answer moves the setup on).
-    setup: bool,
+    origin: Origin,
     series: Series,
     started: Instant,
     /// How late it left against its scheduled time.
@@ -173,6 +195,13 @@ pub(super) struct Worker {
     /// The send timer was set late for the cap: the next turn's first
     /// request waited for room.
     held_by_cap: bool,
+    /// Journey instances running (`MAX_JOURNEYS` at most).
+    journeys: Journeys,
+    /// By journey id of the running workload.
+    journey_series: Vec<JourneySeries>,
+    /// Durations of completed instances, by journey.
+    journey_latency: Arc<LatencyTable>,
+    arrivals: prometheus::IntCounter,
 }
 
 /// A fresh latency table for `workload`, put where readers find it.
@@ -180,6 +209,18 @@ fn install_latency_table(engine: &Engine, workload: &Workload) -> Arc<LatencyTab
     let table = Arc::new(super::latency_table_of(workload));
     *engine.shared.latency.lock() = Arc::clone(&table);
     table
+}
+
+/// A fresh table of journey durations for `workload`, put where readers find it.
+fn install_journey_table(engine: &Engine, workload: &Workload) -> Arc<LatencyTable> {
+    let table = Arc::new(LatencyTable::new(workload.journeys().map(|j| workload.journey_name(j))));
+    *engine.shared.journey_latency.lock() = Arc::clone(&table);
+    table
+}
+
+/// The series of the journeys of `workload`, by journey id.
+fn journey_series_of(engine: &Engine, workload: &Workload) -> Vec<JourneySeries> {
+    workload.journeys().map(|j| engine.shared.metrics.journey_series(workload.journey_name(j))).collect()
 }
 
 impl Worker {
@@ -195,8 +236,16 @@ impl Worker {
         engine.publish_pool_counts(&workload, state.pools.iter().map(crate::workload::pool::Ring::len));
         let series = series_of(&engine, &workload);
         let latency = install_latency_table(&engine, &workload);
+        let journey_latency = install_journey_table(&engine, &workload);
+        let journey_series = journey_series_of(&engine, &workload);
         let cap = SendCap::new(engine.modes().max_rps);
+        let journeys = Journeys::new(engine.shared.settings.max_journeys);
+        let arrivals = engine.shared.metrics.arrivals();
         Ok(Worker {
+            journeys,
+            journey_series,
+            journey_latency,
+            arrivals,
             latency,
             engine,
             client: None,
@@ -260,6 +309,8 @@ impl Worker {
         });
         let clock = ScheduleClock { anchor, origin };
         if pacer.is_none() && !holding {
+            // Paused: running journeys end with the traffic.
+            self.end_journeys();
             // In-flight requests hold their own handle and finish first.
             self.client = None;
         }
@@ -287,6 +338,8 @@ impl Worker {
                 }
                 (next, _) => next,
             };
+            // Journeys: the next pause that ends, and steps waiting for room.
+            let next = earliest(next, self.journeys_wake(room));
             let armed = match next {
                 Some(at) => self.send_timer.arm(at),
                 // No deadline (warm-up, pause, or one beyond the clock):
@@ -324,11 +377,10 @@ impl Worker {
                     }
                 }
                 Event::Sweep => self.sweep(),
-                Event::SendDue => {
-                    if let Some(pacer) = pacer.as_mut() {
-                        self.send_due(pacer, &clock);
-                    }
-                }
+                Event::SendDue => match pacer.as_mut() {
+                    Some(pacer) => self.send_due(pacer, &clock),
+                    None => self.run_journeys(Instant::now()),
+                },
             }
         }
     }
@@ -352,190 +404,6 @@ impl Worker {
         }
     }
 
-    fn send_due(&mut self, pacer: &mut Pacer, clock: &ScheduleClock) {
-        let now = Instant::now();
-        if let Some(client) = &self.client {
-            client.set_clock(now);
-        }
-        self.follow_workload();
-        self.follow_focus();
-        if self.setup.next.is_none() && self.setup.due.is_some_and(|due| now >= due) {
-            self.start_setup(now);
-        }
-        self.started_traffic = true;
-        let elapsed = clock.elapsed(now);
-        let skipped = pacer.skip_before(elapsed - MAX_LATENESS, &mut self.rng);
-        if skipped > 0 {
-            self.engine.shared.metrics.add_dropped(skipped);
-            log::warn!(skipped = skipped; "engine fell behind its schedule; skipped the missed requests");
-        }
-        let window = BATCH_WINDOW.as_secs_f64();
-        let horizon = elapsed + window;
-        if std::mem::take(&mut self.held_by_cap) {
-            self.engine.shared.metrics.count_capped();
-        }
-        // What is left over is due already; the timer fires again at once
-        // (or when the cap has room).
-        for _ in 0..Pacer::turn_limit(pacer.rate_at(elapsed), window) {
-            if pacer.next_send_time().is_none_or(|t| t > horizon) || self.cap.free_at(now).is_some() {
-                break;
-            }
-            let Some(due) = pacer.pop_due(horizon, &mut self.rng) else { break };
-            self.fire(now, elapsed - due);
-        }
-    }
-
-    /// Sends one request of the traffic now, if the in-flight bound allows.
-    fn fire(&mut self, now: Instant, lag_secs: f64) {
-        let draw = match &self.focused {
-            Some(focus) => focus.draw(&self.workload, &mut self.rng, &self.state),
-            None => self.workload.draw(&mut self.rng, &self.state),
-        };
-        let chosen = match draw {
-            Draw::Send(chosen) => chosen,
-            Draw::Unmet { asked, .. } => {
-                self.series(asked).borrow().unmet();
-                return;
-            }
-        };
-        let Some(permit) = self.engine.shared.in_flight.try_acquire() else {
-            self.engine.shared.metrics.add_dropped(1);
-            return;
-        };
-        if !self.cap.try_take(now) {
-            // `send_due` checked for room: only a cap of 0 gets here.
-            self.engine.shared.metrics.add_dropped(1);
-            return;
-        }
-        let shared = &self.engine.shared;
-        shared.metrics.observe_lag(lag_secs);
-        shared.sent.fetch_add(1, Ordering::Relaxed);
-        let lag = Duration::try_from_secs_f64(lag_secs.max(0.0)).unwrap_or(Duration::ZERO);
-        self.send(&chosen, now, lag, permit, false);
-    }
-
-    /// Renders `chosen` and puts it in flight; false if it could not be
-    /// sent (no client: counted as a failure). `lag`: how late it leaves
-    /// against its scheduled time.
-    fn send(&mut self, chosen: &Chosen, started: Instant, lag: Duration, permit: InFlightPermit, setup: bool) -> bool {
-        let id = chosen.request();
-        let series = self.series(id);
-        let client = match self.client() {
-            Ok(client) => client,
-            Err(e) => {
-                let series = series.borrow();
-                series.failure(ErrorKind::Tls, 0.0);
-                self.errors.note(series.label(), ErrorKind::Tls, &e);
-                return false;
-            }
-        };
-        let workload = &self.workload;
-        let rendered = if client.wants_parts() {
-            let mut parts = Box::default();
-            workload.render_parts(chosen, &mut self.rng, &mut self.state, &mut parts);
-            Rendered::Parts { workload: Arc::clone(workload), parts }
-        } else {
-            let mut buffer = self.spare_buffers.pop().unwrap_or_default();
-            workload.render(chosen, &mut self.rng, &mut self.state, &mut buffer);
-            Rendered::Wire(buffer)
-        };
-        let request = Request {
-            rendered,
-            keep_body: workload.wants_body(id),
-            keep_headers: workload.wanted_headers(id).next().is_some(),
-            head: workload.method(id) == Method::Head,
-        };
-        let timeout = self.engine.request_timeout();
-        let exchange = self.deadlines.guard(started + timeout, client.send(request));
-        let generation = self.generation;
-        self.in_flight.push(Box::pin(async move {
-            let result = exchange.await;
-            Completed { request: id, generation, setup, series, started, lag, result, _permit: permit }
-        }));
-        true
-    }
-
-    /// The series of request `id` of the running workload.
-    fn series(&mut self, id: RequestId) -> Series {
-        let slot = &mut self.series[id.index()];
-        let series = slot.get_or_insert_with(|| {
-            Rc::new(RefCell::new(self.engine.shared.metrics.request_series(self.workload.name(id))))
-        });
-        Rc::clone(series)
-    }
-
-    /// Starts the setup requests from the first (if there are any).
-    fn start_setup(&mut self, now: Instant) {
-        self.setup.due = None;
-        if self.workload.setup().is_empty() {
-            self.setup.holding = false;
-            return;
-        }
-        self.setup.next = Some(0);
-        self.send_setup(now);
-    }
-
-    /// Sends the setup request at `setup.next`, or the first after it that
-    /// can be sent; after the last, the setup is done until `every_secs`.
-    fn send_setup(&mut self, now: Instant) {
-        if self.stopping {
-            // Draining: nothing new goes out.
-            self.setup.next = None;
-            return;
-        }
-        while let Some(i) = self.setup.next {
-            let Some(&asked) = self.workload.setup().get(i) else {
-                self.finish_setup(now);
-                return;
-            };
-            let chosen = match self.workload.resolve(asked, &mut self.rng, &self.state) {
-                Draw::Send(chosen) => chosen,
-                Draw::Unmet { .. } => {
-                    self.series(asked).borrow().unmet();
-                    self.setup.next = Some(i + 1);
-                    continue;
-                }
-            };
-            if let Some(room) = self.cap.free_at(now) {
-                // Setup requests count against MAX_RPS too: sent first when there is room.
-                self.setup.next = None;
-                self.setup.holding = false;
-                self.setup.due = Some(room);
-                return;
-            }
-            let Some(permit) = self.engine.shared.in_flight.try_acquire() else {
-                log::warn!(request = self.workload.name(asked); "in-flight bound full: setup requests are tried again in 1 s");
-                self.setup.next = None;
-                self.setup.holding = false;
-                self.setup.due = Some(now + SETUP_RETRY);
-                return;
-            };
-            self.cap.try_take(now);
-            if self.send(&chosen, now, Duration::ZERO, permit, true) {
-                return;
-            }
-            self.setup.next = Some(i + 1);
-        }
-    }
-
-    fn finish_setup(&mut self, now: Instant) {
-        self.setup.next = None;
-        self.setup.ran = true;
-        self.setup.holding = false;
-        self.setup.due = self.workload.setup_every().and_then(|every| now.checked_add(every));
-    }
-
-    /// Whether the traffic must wait for setup requests: there are some and
-    /// they have not run yet for this workload, before any traffic was sent.
-    fn hold_for_setup(&mut self) -> bool {
-        // A retry already scheduled (the in-flight bound was full) is sent
-        // along with the traffic instead.
-        let hold =
-            !self.started_traffic && !self.setup.ran && self.setup.due.is_none() && !self.workload.setup().is_empty();
-        self.setup.holding = hold;
-        hold
-    }
-
     /// Takes over a swapped-in workload: pools carried over by name, the
     /// sequence goes on, its setup requests are sent at once (traffic goes
     /// on meanwhile, on the values the pools kept).
@@ -547,9 +415,13 @@ impl Worker {
         if Arc::ptr_eq(&next, &self.workload) {
             return;
         }
-        self.state = self.state.carry_over(&self.workload, &next);
+        // Its instances' steps and variables belong to the old workload.
+        self.end_journeys();
+        self.state.carry_over(&self.workload, &next);
         self.series = series_of(&self.engine, &next);
         self.latency = install_latency_table(&self.engine, &next);
+        self.journey_latency = install_journey_table(&self.engine, &next);
+        self.journey_series = journey_series_of(&self.engine, &next);
         self.workload = next;
         self.generation += 1;
         self.focuses.mark_changed();
@@ -579,98 +451,12 @@ impl Worker {
         self.engine.store_pool_counts(self.state.pools.iter().map(crate::workload::pool::Ring::len));
     }
 
-    /// Records `first` and every other request that has completed by now,
-    /// with one clock read for the lot.
-    fn record_ready(&mut self, first: Completed) {
-        let now = Instant::now();
-        self.record(first, now);
-        while let Some(Some(done)) = self.in_flight.next().now_or_never() {
-            self.record(done, now);
-        }
-    }
-
-    fn record(&mut self, done: Completed, now: Instant) {
-        let from_sent = now.saturating_duration_since(done.started);
-        let secs = from_sent.as_secs_f64();
-        let current = done.generation == self.generation;
-        // Every answer, and every wait that ended in a timeout: both are
-        // what a user would have waited (a refused connection is not). A
-        // request of a workload swapped out since has no row in the table.
-        if current && matches!(done.result, Ok((Outcome::Answered { .. }, _)) | Err(TimedOut)) {
-            self.latency.record(done.request.index(), from_sent, done.lag);
-        }
-        let mut series = done.series.borrow_mut();
-        match done.result {
-            Ok((Outcome::Answered { status, body, headers }, request)) => {
-                series.answer(status, secs);
-                self.recycle(request);
-                if current {
-                    self.capture(done.request, status, &headers, body.as_deref(), &series);
-                }
-                if done.setup && !self.workload.is_success(done.request, status) && current {
-                    log::warn!(request = series.label(), status = status;
-                        "setup request answered {status}; requests that need what it captures wait or fall back");
-                }
-            }
-            Ok((Outcome::Failed { kind, error }, request)) => {
-                series.failure(kind, secs);
-                self.recycle(request);
-                self.errors.note(series.label(), kind, &error);
-            }
-            Err(TimedOut) => {
-                series.failure(ErrorKind::Timeout, secs);
-                let timeout = self.engine.request_timeout();
-                self.errors.note(series.label(), ErrorKind::Timeout, &format_args!("no answer within {timeout:?}"));
-            }
-        }
-        drop(series);
-        if done.setup
-            && current
-            && let Some(i) = self.setup.next
-        {
-            self.setup.next = Some(i + 1);
-            self.send_setup(now);
-        }
-    }
-
-    /// The answer's captures into the pools; what stored nothing is counted.
-    fn capture(
-        &mut self,
-        id: RequestId,
-        status: u16,
-        headers: &[(String, Vec<u8>)],
-        body: Option<&[u8]>,
-        series: &RequestSeries,
-    ) {
-        // Empty (no allocation) unless a header capture asked for them.
-        let headers: Vec<(&str, &[u8])> = headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect();
-        let report = self.workload.capture(id, status, &headers, body, &mut self.state);
-        if report.stored > 0 {
-            self.publish_pools();
-        }
-        if report.failed() > 0 {
-            series.capture_failures("no_body", report.no_body);
-            series.capture_failures("not_json", report.not_json);
-            series.capture_failures("missing", report.missing);
-            series.capture_failures("refused", report.refused);
-        }
-    }
-
-    /// Keeps a plain request's buffer for the next one.
-    fn recycle(&mut self, request: Request) {
-        if let Rendered::Wire(buffer) = request.rendered
-            && self.spare_buffers.len() < MAX_SPARE_BUFFERS
-            && buffer.capacity() <= MAX_SPARE_BUFFER_BYTES
-        {
-            self.spare_buffers.push(buffer);
-        }
-    }
-
     /// After shutdown: lets the requests in flight finish within the grace
     /// period (or until `abandon`), recording them; abandons the rest and
     /// notes how many.
     async fn drain(&mut self, abandon: &CancellationToken) {
         self.stopping = true;
+        self.end_journeys();
         let grace = self.engine.shared.settings.shutdown_grace;
         // Saturating: the grace period is a user's number too.
         let give_up = Instant::now().checked_add(grace).unwrap_or_else(|| Instant::now() + Duration::from_secs(300));
@@ -699,20 +485,6 @@ impl Worker {
         self.engine.shared.abandoned.store(self.in_flight.len() as u64, Ordering::Release);
         self.in_flight.clear();
     }
-
-    /// The client, built when first needed. Building can fail only for an
-    /// https target given no trust settings (the configuration always gives
-    /// some) whose built-in ones cannot be set up.
-    fn client(&mut self) -> Result<Rc<TargetClient>, TlsError> {
-        if let Some(client) = &self.client {
-            return Ok(Rc::clone(client));
-        }
-        let shared = &self.engine.shared;
-        let settings = &shared.settings;
-        let client = Rc::new(TargetClient::new(&settings.target, &settings.client, shared.metrics.retry_counters())?);
-        self.client = Some(Rc::clone(&client));
-        Ok(client)
-    }
 }
 
 /// The series of the requests of `workload` sent by weight or in setup,
@@ -725,6 +497,14 @@ fn series_of(engine: &Engine, workload: &Workload) -> Vec<Option<Series>> {
             (workload.role(id) != Role::Error).then(|| Rc::new(RefCell::new(metrics.request_series(workload.name(id)))))
         })
         .collect()
+}
+
+/// The earlier of two instants, either of which may be missing.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Schedule time against the monotonic clock: schedule time `origin` is

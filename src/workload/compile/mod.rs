@@ -4,13 +4,26 @@
 //! fallback, its success codes and captures; a weight table; pool sizes.
 //! Nothing here runs per request.
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::Target;
-use super::escape::{Ctx, encode, json_escape, percent_encode};
-use super::model::{Body, CaptureSource, Json, Method, Model, PoolDef, Problem, RequestDef, Role, StatusSet};
+use super::data::Table;
+use super::escape::{Ctx, json_escape, percent_encode};
+mod fill;
+pub(crate) mod journeys;
+
+use super::model::{
+    Body, CaptureSource, Json, Method, Model, OnFailure, PoolDef, Problem, RequestDef, Role, StatusSet, StepDef,
+};
 use super::template::{Hole, Item, Part, Template};
 use super::yaml::Pos;
+use super::{Options, Target};
+use fill::{Names, fill_of};
+use journeys::{CompiledJourney, Draws, Step};
+
+/// Longest value `env(…)` may read.
+pub const MAX_ENV_BYTES: usize = 4096;
 
 /// Largest request a workload may render (head and body): bounds every
 /// connection buffer that holds one.
@@ -52,9 +65,41 @@ pub(crate) enum Fill {
     UnixTime,
     UnixTimeMs,
     Pool(PoolId),
+    /// A value taken out of the pool (read like `Pool`, removed once rendered).
+    Take(PoolId),
+    /// A journey instance's variable, by slot; `path`: it only ever holds
+    /// captured paths, written into a path with their slashes.
+    Var {
+        slot: u8,
+        path: bool,
+        name: Box<str>,
+    },
+    /// A field of the instance's row of a table.
+    Data {
+        table: u8,
+        column: u16,
+        name: Box<str>,
+    },
+    /// An environment variable's value, read at load.
+    Env(EnvValue),
+    /// The segments written raw, then base64-encoded.
+    Base64(Box<[Seg]>),
     /// `traceparent`'s ids: 32 hex digits of trace id, `-`, 16 of span id
     /// (random, never all zero).
     TraceIds,
+}
+
+/// A value read from the environment: its name is shown, its value never.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct EnvValue {
+    pub name: Box<str>,
+    pub value: Box<[u8]>,
+}
+
+impl fmt::Debug for EnvValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EnvValue({}: <{} bytes>)", self.name, self.value.len())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,11 +146,34 @@ impl Segs {
     }
 }
 
+/// Where a captured value goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Store {
+    Pool(PoolId),
+    /// A slot of the journey instance that sent the request.
+    Var(u8),
+}
+
+/// A capture's regular expression (compared by its pattern).
+#[derive(Debug, Clone)]
+pub(crate) struct CaptureRegex(pub regex_lite::Regex);
+
+impl PartialEq for CaptureRegex {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl Eq for CaptureRegex {}
+
 /// A capture, compiled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Capture {
-    pub pool: PoolId,
+    pub store: Store,
     pub source: CaptureSource,
+    pub regex: Option<CaptureRegex>,
+    /// Only safe absolute paths are kept.
+    pub path: bool,
     /// A JSON pointer's reference tokens, unescaped (`/a~1b/0` → `a/b`, `0`).
     pub pointer: Vec<String>,
     pub max_len: usize,
@@ -132,6 +200,10 @@ pub(crate) struct CompiledRequest {
     /// Pools read, in order of first use: each is picked once per request,
     /// so a value used twice (path and body) is the same value.
     pub needs: Vec<PoolId>,
+    /// Pools a value is taken out of (`take`), once rendered.
+    pub takes: Vec<PoolId>,
+    /// Bit per journey variable slot it reads.
+    pub vars: u32,
     pub fallback: Option<RequestId>,
     pub success: StatusSet,
     pub captures: Vec<Capture>,
@@ -142,6 +214,8 @@ pub(crate) struct PoolSpec {
     pub name: String,
     pub size: usize,
     pub seed: Vec<Item>,
+    /// Filled only by `path: true` captures: its values are safe paths.
+    pub path: bool,
 }
 
 /// Cumulative weights of the requests drawn by weight.
@@ -163,26 +237,49 @@ impl Weights {
 /// Everything the engine runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Compiled {
-    /// Traffic requests in file order, then setup requests.
+    /// Traffic requests in file order, then setup requests, then journey
+    /// steps (journey by journey).
     pub requests: Vec<CompiledRequest>,
     pub weights: Weights,
     pub pools: Vec<PoolSpec>,
     pub setup: Vec<RequestId>,
     pub setup_every: Option<Duration>,
+    pub journeys: Vec<CompiledJourney>,
+    /// The draw of an arrival among requests and journeys; `None` without
+    /// journeys (an arrival is then a request, drawn as it always was).
+    pub arrivals: Option<Draws>,
+    pub tables: Vec<Arc<Table>>,
 }
 
-pub(crate) fn compile(model: &Model, target: &Target, default_pool_size: usize) -> Result<Compiled, Vec<Problem>> {
+pub(crate) fn compile(model: &Model, options: &Options) -> Result<Compiled, Vec<Problem>> {
     let mut problems = Vec::new();
-    let pools: Vec<PoolSpec> = model.pools.iter().map(|p| pool_spec(p, default_pool_size, &mut problems)).collect();
-    let pool_id = |name: &str| pools.iter().position(|p| p.name == name).map(|i| PoolId(i as u8));
+    let pools: Vec<PoolSpec> = model
+        .pools
+        .iter()
+        .map(|p| {
+            let mut spec = pool_spec(p, options.default_pool_size, &mut problems);
+            spec.path = model.is_path_pool(&p.name);
+            spec
+        })
+        .collect();
+    let tables = super::data::read_tables(model, options, &mut problems);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
     let defs: Vec<&RequestDef> = model.all_requests().collect();
-    let request_id = |name: &str| model.requests.iter().position(|r| r.name == name).map(|i| RequestId(i as u8));
-
+    let journey_of: Vec<Option<usize>> = model
+        .requests
+        .iter()
+        .chain(model.setup.iter().flat_map(|s| s.requests.iter()))
+        .map(|_| None)
+        .chain(model.journeys.iter().enumerate().flat_map(|(j, journey)| journey.requests().map(move |_| Some(j))))
+        .collect();
     let mut requests = Vec::new();
-    for def in &defs {
-        match request(def, target, &pool_id, &request_id) {
+    for (def, journey) in defs.iter().zip(&journey_of) {
+        let names = Names { pools: &pools, model, tables: &tables, options, journey: *journey };
+        match request(def, &options.target, &names) {
             Ok(r) => requests.push(r),
-            Err(p) => problems.push(p),
+            Err(p) => problems.extend(p),
         }
     }
     if !problems.is_empty() {
@@ -200,16 +297,54 @@ pub(crate) fn compile(model: &Model, target: &Target, default_pool_size: usize) 
             ids.push(RequestId(i as u8));
         }
     }
-    if total == 0 {
+    if total == 0 && model.journeys.is_empty() {
         return Err(vec![Problem::new(Pos::new(1, 1), "no request has a weight above 0")]);
     }
     let setup = requests.iter().enumerate().filter(|(_, r)| r.role == Role::Setup).map(|(i, _)| RequestId(i as u8));
+    let setup: Vec<RequestId> = setup.collect();
+    let weights = Weights { ends, ids, total };
+    let mut next_step = model.requests.len() + setup.len();
+    let journeys: Vec<CompiledJourney> = model
+        .journeys
+        .iter()
+        .map(|journey| {
+            let steps = journey
+                .steps
+                .iter()
+                .map(|step| match step {
+                    StepDef::Request { on_failure, .. } => {
+                        let id = RequestId(next_step as u8);
+                        next_step += 1;
+                        Step::Request { id, go_on: *on_failure == OnFailure::Continue }
+                    }
+                    StepDef::Pause(pause) => Step::Pause(*pause),
+                })
+                .collect();
+            let tables = journey
+                .tables()
+                .iter()
+                .filter_map(|t| tables.iter().position(|table| table.name == *t))
+                .map(|i| i as u8)
+                .collect();
+            CompiledJourney {
+                name: journey.name.clone(),
+                weight: journey.weight,
+                steps,
+                vars: journey.vars().iter().map(|v| v.to_string()).collect(),
+                tables,
+            }
+        })
+        .collect();
+    let arrivals = (!journeys.is_empty()).then(|| Draws::new(&weights, &journeys));
     Ok(Compiled {
-        setup: setup.collect(),
+        setup,
         setup_every: model.setup.as_ref().and_then(|s| s.every_secs).map(Duration::from_secs),
         requests,
-        weights: Weights { ends, ids, total },
+        weights,
         pools,
+        journeys,
+        arrivals,
+        tables,
     })
 }
 
@@ -221,42 +356,19 @@ fn pool_spec(def: &PoolDef, default_size: usize, problems: &mut Vec<Problem>) ->
             format!("pool `{}` has {} values but holds {size}", def.name, def.values.len()),
         ));
     }
-    PoolSpec { name: def.name.clone(), size, seed: def.values.clone() }
+    PoolSpec { name: def.name.clone(), size, seed: def.values.clone(), path: false }
 }
 
-fn request(
-    def: &RequestDef,
-    target: &Target,
-    pool_id: &dyn Fn(&str) -> Option<PoolId>,
-    request_id: &dyn Fn(&str) -> Option<RequestId>,
-) -> Result<CompiledRequest, Problem> {
-    // References were checked before; a miss here is a bug, reported as a problem.
-    let unknown = |what: &str| Problem::new(def.pos, format!("internal: unresolved {what} in `{}`", def.name));
-    let fill = |hole: &Hole, ctx: Ctx| -> Result<Fill, Problem> {
-        Ok(match hole {
-            Hole::RandomInt { min, max } => Fill::Int { min: *min, max: *max },
-            Hole::Choice(items) => Fill::Choice(
-                items
-                    .iter()
-                    .map(|item| {
-                        let mut out = Vec::new();
-                        encode(ctx, item.text.as_bytes(), item.number, &mut out);
-                        out.into_boxed_slice()
-                    })
-                    .collect(),
-            ),
-            Hole::RandomString(n) => Fill::Str(*n),
-            Hole::Uuid => Fill::Uuid,
-            Hole::Seq => Fill::Seq,
-            Hole::Now => Fill::Now,
-            Hole::UnixTime => Fill::UnixTime,
-            Hole::UnixTimeMs => Fill::UnixTimeMs,
-            Hole::Pool(name) => Fill::Pool(pool_id(name).ok_or_else(|| unknown("pool"))?),
-        })
-    };
-    // A template whose literal text is written one way and holes another.
+fn request(def: &RequestDef, target: &Target, names: &Names<'_>) -> Result<CompiledRequest, Vec<Problem>> {
+    let unknown = |what: &str| vec![Problem::new(def.pos, format!("internal: unresolved {what} in `{}`", def.name))];
+    let pool_id = |name: &str| names.pool(name);
+    let request_id = |name: &str| names.request(name);
+    let fill = |hole: &Hole, ctx: Ctx, pos: Pos| -> Result<Fill, Problem> { fill_of(hole, ctx, pos, def, names) };
+    // A template whose literal text is written one way and holes another;
+    // every problem of its holes is reported.
     let template =
-        |segs: &mut Segs, t: &Template, literal: &dyn Fn(&str, &mut Vec<u8>), ctx: Ctx| -> Result<(), Problem> {
+        |segs: &mut Segs, t: &Template, literal: &dyn Fn(&str, &mut Vec<u8>), ctx: Ctx| -> Result<(), Vec<Problem>> {
+            let mut problems = Vec::new();
             for part in &t.parts {
                 match part {
                     Part::Literal(text) => {
@@ -264,10 +376,13 @@ fn request(
                         literal(text, &mut bytes);
                         segs.lit(&bytes);
                     }
-                    Part::Hole(hole, _) => segs.hole(fill(hole, ctx)?, ctx),
+                    Part::Hole(hole, pos) => match fill(hole, ctx, *pos) {
+                        Ok(f) => segs.hole(f, ctx),
+                        Err(p) => problems.push(p),
+                    },
                 }
             }
-            Ok(())
+            if problems.is_empty() { Ok(()) } else { Err(problems) }
         };
     let as_is = |text: &str, out: &mut Vec<u8>| out.extend_from_slice(text.as_bytes());
     let percent = |text: &str, out: &mut Vec<u8>| percent_encode(text.as_bytes(), out);
@@ -310,13 +425,13 @@ fn request(
         None => None,
         Some(Body::Json(json)) => {
             let mut segs = Segs::default();
-            json_segs(json, &mut segs, &fill)?;
+            json_segs(json, &mut segs, &fill).map_err(|p| vec![p])?;
             Some(segs.finish())
         }
         Some(Body::Raw(t)) => {
             let mut segs = Segs::default();
             match content_type.as_deref().map(media_kind) {
-                Some(MediaKind::Json) => raw_json_segs(t, &mut segs, &fill)?,
+                Some(MediaKind::Json) => raw_json_segs(t, &mut segs, &fill).map_err(|p| vec![p])?,
                 Some(MediaKind::Form) => template(&mut segs, t, &as_is, Ctx::Query)?,
                 _ => template(&mut segs, t, &as_is, Ctx::Raw)?,
             }
@@ -355,12 +470,20 @@ fn request(
     }
 
     let mut needs: Vec<PoolId> = Vec::new();
+    let mut takes: Vec<PoolId> = Vec::new();
+    let mut vars = 0u32;
     for (hole, _) in def.templates().flat_map(Template::holes) {
         if let Some(name) = hole.pool() {
             let id = pool_id(name).ok_or_else(|| unknown("pool"))?;
             if !needs.contains(&id) {
                 needs.push(id);
             }
+            if matches!(hole, Hole::Take(_)) && !takes.contains(&id) {
+                takes.push(id);
+            }
+        }
+        if let Some(name) = hole.var() {
+            vars |= 1 << names.var(name).ok_or_else(|| unknown("variable"))?.0;
         }
     }
     let fallback = match &def.fallback {
@@ -371,18 +494,30 @@ fn request(
         .captures
         .iter()
         .map(|c| {
+            let store = match &c.var {
+                Some(var) => Store::Var(names.var(var).ok_or_else(|| unknown("variable"))?.0),
+                None => Store::Pool(pool_id(&c.pool).ok_or_else(|| unknown("pool"))?),
+            };
+            let regex = match &c.regex {
+                Some(pattern) => Some(CaptureRegex(
+                    super::template::compile_regex(pattern).map_err(|e| vec![Problem::new(c.pos, e)])?,
+                )),
+                None => None,
+            };
             Ok(Capture {
-                pool: pool_id(&c.pool).ok_or_else(|| unknown("pool"))?,
+                store,
                 source: c.source.clone(),
+                regex,
+                path: c.path,
                 pointer: match &c.source {
                     CaptureSource::Json(p) => pointer_tokens(p),
-                    CaptureSource::Header(_) => Vec::new(),
+                    CaptureSource::Header(_) | CaptureSource::Body => Vec::new(),
                 },
                 max_len: c.max_len,
                 url_safe: c.url_safe,
             })
         })
-        .collect::<Result<Vec<_>, Problem>>()?;
+        .collect::<Result<Vec<_>, Vec<Problem>>>()?;
 
     let compiled = CompiledRequest {
         name: def.name.clone(),
@@ -395,22 +530,28 @@ fn request(
         head: head.finish(),
         dynamic_body,
         needs,
+        takes,
+        vars,
         fallback,
         success: def.success,
         captures,
     };
     let max = compiled.max_bytes();
     if max > MAX_REQUEST_BYTES {
-        return Err(Problem::new(
+        return Err(vec![Problem::new(
             def.pos,
             format!("`{}` may render to {max} bytes; a request may have at most {MAX_REQUEST_BYTES}", def.name),
-        ));
+        )]);
     }
     Ok(compiled)
 }
 
 /// A structured body: compact JSON, keys in file order.
-fn json_segs(json: &Json, segs: &mut Segs, fill: &dyn Fn(&Hole, Ctx) -> Result<Fill, Problem>) -> Result<(), Problem> {
+fn json_segs(
+    json: &Json,
+    segs: &mut Segs,
+    fill: &dyn Fn(&Hole, Ctx, Pos) -> Result<Fill, Problem>,
+) -> Result<(), Problem> {
     match json {
         Json::Null => segs.lit(b"null"),
         Json::Bool(b) => segs.lit(if *b { b"true" } else { b"false" }),
@@ -418,13 +559,16 @@ fn json_segs(json: &Json, segs: &mut Segs, fill: &dyn Fn(&Hole, Ctx) -> Result<F
         Json::Text(t) => match t.single_hole() {
             // A string that is exactly one hole is the hole's value: a
             // number stays a number.
-            Some(hole) => segs.hole(fill(hole, Ctx::JsonValue)?, Ctx::JsonValue),
+            Some(hole) => {
+                let pos = t.holes().next().map(|(_, p)| p).unwrap_or_default();
+                segs.hole(fill(hole, Ctx::JsonValue, pos)?, Ctx::JsonValue)
+            }
             None => {
                 segs.lit(b"\"");
                 for part in &t.parts {
                     match part {
                         Part::Literal(text) => json_escape(text.as_bytes(), &mut segs.lit),
-                        Part::Hole(hole, _) => segs.hole(fill(hole, Ctx::JsonString)?, Ctx::JsonString),
+                        Part::Hole(hole, pos) => segs.hole(fill(hole, Ctx::JsonString, *pos)?, Ctx::JsonString),
                     }
                 }
                 segs.lit(b"\"");
@@ -463,7 +607,7 @@ fn json_segs(json: &Json, segs: &mut Segs, fill: &dyn Fn(&Hole, Ctx) -> Result<F
 fn raw_json_segs(
     t: &Template,
     segs: &mut Segs,
-    fill: &dyn Fn(&Hole, Ctx) -> Result<Fill, Problem>,
+    fill: &dyn Fn(&Hole, Ctx, Pos) -> Result<Fill, Problem>,
 ) -> Result<(), Problem> {
     let mut in_string = false;
     let mut escaped = false;
@@ -484,9 +628,9 @@ fn raw_json_segs(
                 }
                 segs.lit(text.as_bytes());
             }
-            Part::Hole(hole, _) => {
+            Part::Hole(hole, pos) => {
                 let ctx = if in_string { Ctx::JsonString } else { Ctx::JsonValue };
-                segs.hole(fill(hole, ctx)?, ctx);
+                segs.hole(fill(hole, ctx, *pos)?, ctx);
             }
         }
     }
@@ -535,7 +679,8 @@ fn literal_only(segs: &[Seg]) -> Option<Vec<u8>> {
 impl CompiledRequest {
     /// The most bytes a rendering can take.
     pub fn max_bytes(&self) -> usize {
-        let body = self.body.as_deref().map_or(0, seg_max);
+        // A body without holes is in `head` already (with its length).
+        let body = self.body.as_deref().filter(|_| self.dynamic_body).map_or(0, seg_max);
         seg_max(&self.head).saturating_add(body).saturating_add(40)
     }
 }
@@ -552,7 +697,12 @@ fn seg_max(segs: &[Seg]) -> usize {
                     Fill::Uuid => 36,
                     Fill::TraceIds => 49,
                     Fill::Now => 24,
-                    Fill::Pool(_) => super::template::MAX_VALUE_BYTES,
+                    Fill::Pool(_) | Fill::Take(_) | Fill::Var { .. } | Fill::Data { .. } => {
+                        super::template::MAX_VALUE_BYTES
+                    }
+                    Fill::Env(secret) => secret.value.len(),
+                    // Four characters for every three bytes, rounded up.
+                    Fill::Base64(inner) => seg_max(inner).div_ceil(3) * 4,
                 };
                 // Worst case of the context's encoding: %XX, or \u00XX plus quotes.
                 match ctx {

@@ -1,0 +1,114 @@
+//! Answers: every request that has completed is recorded (counts,
+//! latencies, errors), its captures fill the pools and, for a journey step,
+//! the instance's variables; then the setup or the instance moves on.
+
+use std::time::Instant;
+
+use futures_util::FutureExt;
+use futures_util::stream::StreamExt;
+
+use super::{Completed, Origin, Worker};
+use crate::engine::client::Outcome;
+use crate::engine::deadline::TimedOut;
+use crate::engine::journeys::Key;
+use crate::observe::metrics::{ErrorKind, RequestSeries};
+use crate::workload::RequestId;
+
+impl Worker {
+    /// Records `first` and every other request that has completed by now,
+    /// with one clock read for the lot.
+    pub(super) fn record_ready(&mut self, first: Completed) {
+        let now = Instant::now();
+        self.record(first, now);
+        while let Some(Some(done)) = self.in_flight.next().now_or_never() {
+            self.record(done, now);
+        }
+    }
+
+    pub(super) fn record(&mut self, done: Completed, now: Instant) {
+        let from_sent = now.saturating_duration_since(done.started);
+        let secs = from_sent.as_secs_f64();
+        let current = done.generation == self.generation;
+        // Every answer, and every wait that ended in a timeout: both are
+        // what a user would have waited (a refused connection is not). A
+        // request of a workload swapped out since has no row in the table.
+        if current && matches!(done.result, Ok((Outcome::Answered { .. }, _)) | Err(TimedOut)) {
+            self.latency.record(done.request.index(), from_sent, done.lag);
+        }
+        let step = match done.origin {
+            Origin::Step(key) if current => Some(key),
+            _ => None,
+        };
+        let mut series = done.series.borrow_mut();
+        // For a step: answered with a success, answered otherwise, or not at all.
+        let answered = match done.result {
+            Ok((Outcome::Answered { status, body, headers }, request)) => {
+                series.answer(status, secs);
+                self.recycle(request);
+                if current {
+                    self.capture(done.request, status, &headers, body.as_deref(), &series, step);
+                }
+                if done.origin == Origin::Setup && !self.workload.is_success(done.request, status) && current {
+                    log::warn!(request = series.label(), status = status;
+                        "setup request answered {status}; requests that need what it captures wait or fall back");
+                }
+                Some(self.workload.is_success(done.request, status))
+            }
+            Ok((Outcome::Failed { kind, error }, request)) => {
+                series.failure(kind, secs);
+                self.recycle(request);
+                self.errors.note(series.label(), kind, &error);
+                None
+            }
+            Err(TimedOut) => {
+                series.failure(ErrorKind::Timeout, secs);
+                let timeout = self.engine.request_timeout();
+                self.errors.note(series.label(), ErrorKind::Timeout, &format_args!("no answer within {timeout:?}"));
+                None
+            }
+        };
+        drop(series);
+        if done.origin == Origin::Setup
+            && current
+            && let Some(i) = self.setup.next
+        {
+            self.setup.next = Some(i + 1);
+            self.send_setup(now);
+        }
+        if let Some(key) = step {
+            self.step_done(key, answered, now);
+        }
+        // Its permit is free now (dropped with `done`): a step waiting
+        // for one may go.
+        drop(done._permit);
+        if self.journeys.any_waiting() {
+            self.run_journeys(now);
+        }
+    }
+
+    /// The answer's captures into the pools (and, for a step, its
+    /// instance's variables); what stored nothing is counted.
+    pub(super) fn capture(
+        &mut self,
+        id: RequestId,
+        status: u16,
+        headers: &[(String, Vec<u8>)],
+        body: Option<&[u8]>,
+        series: &RequestSeries,
+        step: Option<Key>,
+    ) {
+        // Empty (no allocation) unless a header capture asked for them.
+        let headers: Vec<(&str, &[u8])> = headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect();
+        let locals = step.and_then(|key| self.journeys.get_mut(key)).map(|instance| &mut instance.locals);
+        let report = self.workload.capture_in(id, status, &headers, body, &mut self.state, locals);
+        if report.stored > 0 {
+            self.publish_pools();
+        }
+        if report.failed() > 0 {
+            series.capture_failures("no_body", report.no_body);
+            series.capture_failures("not_json", report.not_json);
+            series.capture_failures("missing", report.missing);
+            series.capture_failures("refused", report.refused);
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! Sending: every due arrival of a turn (a request, or a new journey
+//! instance), rendered into a reused buffer and put in flight behind the
+//! in-flight bound and `MAX_RPS`; the client, built when first needed.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::{
+    BATCH_WINDOW, Completed, MAX_LATENESS, MAX_SPARE_BUFFER_BYTES, MAX_SPARE_BUFFERS, Origin, SPARE_BUFFER_SLACK,
+    ScheduleClock, Series, Worker,
+};
+use crate::engine::InFlightPermit;
+use crate::engine::client::{Request, TargetClient};
+use crate::engine::schedule::Pacer;
+use crate::engine::tls::TlsError;
+use crate::observe::metrics::ErrorKind;
+use crate::workload::{Arrival, Chosen, Draw, Locals, Method, RequestId};
+
+impl Worker {
+    pub(super) fn send_due(&mut self, pacer: &mut Pacer, clock: &ScheduleClock) {
+        let now = Instant::now();
+        if let Some(client) = &self.client {
+            client.set_clock(now);
+        }
+        self.follow_workload();
+        self.follow_focus();
+        if self.setup.next.is_none() && self.setup.due.is_some_and(|due| now >= due) {
+            self.start_setup(now);
+        }
+        self.started_traffic = true;
+        let elapsed = clock.elapsed(now);
+        let skipped = pacer.skip_before(elapsed - MAX_LATENESS, &mut self.rng);
+        if skipped > 0 {
+            self.engine.shared.metrics.add_dropped(skipped);
+            log::warn!(skipped = skipped; "engine fell behind its schedule; skipped the missed requests");
+        }
+        let window = BATCH_WINDOW.as_secs_f64();
+        let horizon = elapsed + window;
+        if std::mem::take(&mut self.held_by_cap) {
+            self.engine.shared.metrics.count_capped();
+        }
+        // Running instances' steps before new arrivals: they take the room first.
+        self.run_journeys(now);
+        // What is left over is due already; the timer fires again at once
+        // (or when the cap has room).
+        for _ in 0..Pacer::turn_limit(pacer.rate_at(elapsed), window) {
+            if pacer.next_send_time().is_none_or(|t| t > horizon)
+                || self.cap.free_at(now).is_some()
+                || self.journeys.any_waiting()
+            {
+                break;
+            }
+            let Some(due) = pacer.pop_due(horizon, &mut self.rng) else { break };
+            self.fire(now, elapsed - due);
+        }
+    }
+
+    /// One arrival of the traffic now: a request, sent if the in-flight
+    /// bound allows, or a journey instance, started if `MAX_JOURNEYS` allows.
+    pub(super) fn fire(&mut self, now: Instant, lag_secs: f64) {
+        let arrival = match &self.focused {
+            Some(focus) => focus.draw(&self.workload, &mut self.rng, &self.state),
+            None => self.workload.draw_arrival(&mut self.rng, &self.state),
+        };
+        self.arrivals.inc();
+        let chosen = match arrival {
+            Arrival::Request(Draw::Send(chosen)) => chosen,
+            Arrival::Request(Draw::Unmet { asked, .. }) => {
+                self.series(asked).borrow().unmet();
+                return;
+            }
+            Arrival::Journey(journey) => {
+                self.engine.shared.metrics.observe_lag(lag_secs);
+                self.start_journey(journey, now);
+                return;
+            }
+        };
+        let Some(permit) = self.engine.shared.in_flight.try_acquire() else {
+            self.engine.shared.metrics.add_dropped(1);
+            return;
+        };
+        if !self.cap.try_take(now) {
+            // `send_due` checked for room: only a cap of 0 gets here.
+            self.engine.shared.metrics.add_dropped(1);
+            return;
+        }
+        let shared = &self.engine.shared;
+        shared.metrics.observe_lag(lag_secs);
+        shared.sent.fetch_add(1, Ordering::Relaxed);
+        let lag = Duration::try_from_secs_f64(lag_secs.max(0.0)).unwrap_or(Duration::ZERO);
+        self.send(&chosen, now, lag, permit, Origin::Traffic);
+    }
+
+    /// Renders `chosen` and puts it in flight; false if it could not be
+    /// sent (no client: counted as a failure). `lag`: how late it leaves
+    /// against its scheduled time.
+    pub(super) fn send(
+        &mut self,
+        chosen: &Chosen,
+        started: Instant,
+        lag: Duration,
+        permit: InFlightPermit,
+        origin: Origin,
+    ) -> bool {
+        self.send_with(chosen, started, lag, permit, origin, None)
+    }
+
+    /// [`Worker::send`], for a journey step rendered with its instance's `locals`.
+    pub(super) fn send_with(
+        &mut self,
+        chosen: &Chosen,
+        started: Instant,
+        lag: Duration,
+        permit: InFlightPermit,
+        origin: Origin,
+        locals: Option<&Locals>,
+    ) -> bool {
+        let id = chosen.request();
+        let series = self.series(id);
+        let client = match self.client() {
+            Ok(client) => client,
+            Err(e) => {
+                let series = series.borrow();
+                series.failure(ErrorKind::Tls, 0.0);
+                self.errors.note(series.label(), ErrorKind::Tls, &e);
+                return false;
+            }
+        };
+        let workload = &self.workload;
+        let mut rendered = self.spare_buffers.pop().unwrap_or_default();
+        workload.render_in(chosen, &mut self.rng, &mut self.state, locals, &mut rendered);
+        let request = Request {
+            rendered,
+            keep_body: workload.wants_body(id),
+            keep_headers: workload.wanted_headers(id).next().is_some(),
+            head: workload.method(id) == Method::Head,
+        };
+        let timeout = self.engine.request_timeout();
+        let exchange = self.deadlines.guard(started + timeout, client.send(request));
+        let generation = self.generation;
+        self.in_flight.push(Box::pin(async move {
+            let result = exchange.await;
+            Completed { request: id, generation, origin, series, started, lag, result, _permit: permit }
+        }));
+        true
+    }
+
+    /// The series of request `id` of the running workload.
+    pub(super) fn series(&mut self, id: RequestId) -> Series {
+        let slot = &mut self.series[id.index()];
+        let series = slot.get_or_insert_with(|| {
+            Rc::new(RefCell::new(self.engine.shared.metrics.request_series(self.workload.name(id))))
+        });
+        Rc::clone(series)
+    }
+
+    /// Keeps a plain request's buffer for the next one.
+    pub(super) fn recycle(&mut self, request: Request) {
+        let buffer = request.rendered;
+        let keep = (self.in_flight.len() + SPARE_BUFFER_SLACK).min(MAX_SPARE_BUFFERS);
+        self.spare_buffers.truncate(keep);
+        if self.spare_buffers.len() < keep && buffer.capacity() <= MAX_SPARE_BUFFER_BYTES {
+            self.spare_buffers.push(buffer);
+        }
+    }
+
+    /// The client, built when first needed. Building can fail only for an
+    /// https target given no trust settings (the configuration always gives
+    /// some) whose built-in ones cannot be set up.
+    pub(super) fn client(&mut self) -> Result<Rc<TargetClient>, TlsError> {
+        if let Some(client) = &self.client {
+            return Ok(Rc::clone(client));
+        }
+        let shared = &self.engine.shared;
+        let settings = &shared.settings;
+        let client = Rc::new(TargetClient::new(&settings.target, &settings.client, shared.metrics.retry_counters())?);
+        self.client = Some(Rc::clone(&client));
+        Ok(client)
+    }
+}
