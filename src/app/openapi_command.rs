@@ -50,8 +50,9 @@ pub fn run(args: &FromOpenApiArgs) -> ExitCode {
     for problem in derived.problems.iter().take(MAX_PRINTED) {
         eprintln!("{source}{problem}");
     }
-    if derived.problems.len() > MAX_PRINTED {
-        eprintln!("{source}: … and {} more problems", derived.problems.len() - MAX_PRINTED);
+    let more = derived.problems.len().saturating_sub(MAX_PRINTED) + derived.more_problems;
+    if more > 0 {
+        eprintln!("{source}: … and {more} more problems");
     }
     // Checked as `workload check` would (with stand-ins for the credentials'
     // variables): what is written always loads.
@@ -103,7 +104,7 @@ fn read_spec(spec: &str) -> Result<Vec<u8>, String> {
     let read = if spec == "-" {
         std::io::stdin().lock().take(limit).read_to_end(&mut bytes)
     } else {
-        std::fs::File::open(spec).and_then(|f| f.take(limit).read_to_end(&mut bytes))
+        crate::base::file::open_regular(std::path::Path::new(spec)).and_then(|f| f.take(limit).read_to_end(&mut bytes))
     };
     read.map_err(|e| format!("cannot read it: {e}"))?;
     Ok(bytes)

@@ -93,7 +93,7 @@ pub async fn derive_at_start(engine: Engine, path: OpenApiPath, derived: Cancell
         let fetched =
             actix_rt::task::spawn_blocking(move || fetch(&fetch_target, &fetch_path, fetch_tls, FETCH_TIMEOUT)).await;
         let result = match fetched {
-            Ok(Ok(bytes)) => derive(&url, &bytes, &engine.workload_options()),
+            Ok(Ok(bytes)) => derive(&url, &bytes, &engine),
             Ok(Err(e)) => Err(Failed::Again(e.to_string())),
             Err(e) => Err(Failed::Again(format!("the fetch did not finish: {e}"))),
         };
@@ -143,14 +143,20 @@ enum Failed {
     ForGood(String),
 }
 
-/// The document's bytes into a workload for this sidecar.
-fn derive(url: &str, bytes: &[u8], options: &workload::Options) -> Result<(Workload, openapi::Derived), Failed> {
+/// The document's bytes into a workload for this sidecar, set against its
+/// memory budget as a workload put over the API is.
+fn derive(url: &str, bytes: &[u8], engine: &Engine) -> Result<(Workload, openapi::Derived), Failed> {
     let derived =
         openapi::derive(url, bytes, &openapi::Options::default()).map_err(|e| Failed::Again(e.to_string()))?;
-    let workload = workload::load_str(url, &derived.text, options).map_err(|e| {
+    let workload = workload::load_str(url, &derived.text, &engine.workload_options()).map_err(|e| {
         let problems: Vec<String> = e.problems.iter().map(|p| p.message.clone()).collect();
         Failed::ForGood(problems.join("; "))
     })?;
+    if let Some(budget) = engine.settings().memory
+        && let Err(e) = budget.check(&workload, engine.max_in_flight())
+    {
+        return Err(Failed::ForGood(format!("the workload {e}")));
+    }
     Ok((workload, derived))
 }
 

@@ -18,7 +18,7 @@ pub(super) struct Parts<'p, 'd> {
     /// Operations sent only as journey steps.
     pub steps_only: Vec<Draft>,
     pub journeys: Vec<CrudFlow>,
-    pub left_out: Vec<LeftOut>,
+    pub left_out: LeftOutList,
     pub base: String,
 }
 
@@ -209,7 +209,8 @@ impl<'d> Deriver<'_, 'd> {
             text,
             problems,
             requests: file.setup.len() + file.requests.len(),
-            left_out: left_out.len(),
+            left_out: left_out.count,
+            more_problems: self.more_problems,
             flows,
             credentials,
             version: self.version,
@@ -221,7 +222,7 @@ impl<'d> Deriver<'_, 'd> {
         root: &doc::Value,
         login: Option<&auth::Login>,
         flows: &[NamedFlow],
-        left_out: &[LeftOut],
+        left_out: &LeftOutList,
         base: &str,
     ) -> Vec<String> {
         let info = root.get("info");
@@ -277,14 +278,14 @@ impl<'d> Deriver<'_, 'd> {
                 h.push(format!("  {}: {}", flow.journey, steps.join(" → ")));
             }
         }
-        if !left_out.is_empty() {
+        if left_out.count > 0 {
             h.push(String::new());
-            h.push(format!("Left out ({}):", left_out.len()));
-            for entry in left_out.iter().take(MAX_LISTED) {
+            h.push(format!("Left out ({}):", left_out.count));
+            for entry in &left_out.shown {
                 h.push(format!("  {}: {}", entry.label, entry.why));
             }
-            if left_out.len() > MAX_LISTED {
-                h.push(format!("  … and {} more", left_out.len() - MAX_LISTED));
+            if left_out.count > left_out.shown.len() {
+                h.push(format!("  … and {} more", left_out.count - left_out.shown.len()));
             }
         }
         h

@@ -1,9 +1,11 @@
 //! A workload derived from an OpenAPI 3.0 or 3.1 document: every operation
 //! a request, with values from the document's examples or its schemas,
-//! ids captured from the operations that create them, credentials where
-//! the security schemes say, a setup login where a token is issued, and
-//! weights that favour reads. The result is workload text — an ordinary,
-//! editable file that the workload reader then checks like any other.
+//! ids captured from the operations that create them, credentials read
+//! from the environment where the security schemes say, a setup login
+//! where a token is issued, a create → read → update (→ delete) journey
+//! per resource, and weights that favour reads. The result is workload
+//! text — an ordinary, editable file that the workload reader then checks
+//! like any other.
 //!
 //! Pure: bytes in, text out, no I/O. `trafficgen workload from-openapi`
 //! and `OPENAPI_PATH` (in `app`) read the document and use the text.
@@ -63,6 +65,8 @@ const LOGIN_EVERY_SECS: u64 = 240;
 const MAX_JOURNEY_STEPS: usize = 32;
 /// Most journeys in a workload.
 const MAX_JOURNEYS: usize = crate::workload::model::MAX_JOURNEYS;
+/// Most problems kept one by one.
+pub const MAX_PROBLEMS: usize = 1000;
 /// Most left-out operations listed one by one in the file.
 const MAX_LISTED: usize = 40;
 
@@ -98,8 +102,11 @@ pub struct Refusal(pub String);
 pub struct Derived {
     /// The workload file's text.
     pub text: String,
-    /// A line for each part of the document that could not be used.
+    /// A line for each part of the document that could not be used (the
+    /// first [`MAX_PROBLEMS`]).
     pub problems: Vec<Problem>,
+    /// Problems beyond those.
+    pub more_problems: usize,
     /// Requests written (setup included).
     pub requests: usize,
     /// Operations left out, for any reason.
@@ -173,6 +180,7 @@ struct Deriver<'a, 'd> {
     source: &'a str,
     version: String,
     problems: Vec<Problem>,
+    more_problems: usize,
 }
 
 /// Why an operation is not in the workload.
@@ -181,18 +189,44 @@ struct LeftOut {
     why: String,
 }
 
+/// The operations left out: how many, and the first few with why (a
+/// document of 100 000 operations keeps 40 of them, not 99 936).
+#[derive(Default)]
+struct LeftOutList {
+    shown: Vec<LeftOut>,
+    count: usize,
+}
+
+impl LeftOutList {
+    fn push(&mut self, op: &operations::Operation<'_>, why: String) {
+        self.count += 1;
+        if self.shown.len() < MAX_LISTED {
+            self.shown.push(LeftOut { label: describe(op), why });
+        }
+    }
+}
+
 impl<'a, 'd> Deriver<'a, 'd> {
     fn new(root: &'d doc::Value, options: &'a Options, source: &'a str, version: String) -> Self {
-        Deriver { root, options, source, version, problems: Vec::new() }
+        Deriver { root, options, source, version, problems: Vec::new(), more_problems: 0 }
+    }
+
+    /// Kept up to [`MAX_PROBLEMS`]; the rest counted.
+    fn problem(&mut self, problem: Problem) {
+        if self.problems.len() < MAX_PROBLEMS {
+            self.problems.push(problem);
+        } else {
+            self.more_problems += 1;
+        }
     }
 
     fn run(mut self) -> Result<Derived, Refusal> {
         let root = self.root;
-        let ops = operations::list(root, &mut self.problems);
+        let ops = operations::list(root, &mut |p| self.problem(p));
         if ops.is_empty() {
             return Err(Refusal("no operations under `paths`: nothing to send".to_string()));
         }
-        let mut left_out: Vec<LeftOut> = Vec::new();
+        let mut left_out = LeftOutList::default();
         let usable: Vec<bool> = ops
             .iter()
             .map(|op| {
@@ -212,7 +246,7 @@ impl<'a, 'd> Deriver<'a, 'd> {
                     None
                 };
                 if let Some(why) = &why {
-                    left_out.push(LeftOut { label: describe(op), why: why.clone() });
+                    left_out.push(op, why.clone());
                 }
                 why.is_none()
             })
@@ -236,8 +270,8 @@ impl<'a, 'd> Deriver<'a, 'd> {
                     setup = Some((draft, token_pointer.clone()));
                 }
                 Err(problem) => {
-                    left_out.push(LeftOut { label: describe(&ops[*op]), why: problem.message.clone() });
-                    self.problems.push(problem);
+                    left_out.push(&ops[*op], problem.message.clone());
+                    self.problem(problem);
                     login = None;
                 }
             }
@@ -270,17 +304,14 @@ impl<'a, 'd> Deriver<'a, 'd> {
                 continue;
             }
             if drafts.len() == room {
-                left_out.push(LeftOut {
-                    label: describe(op),
-                    why: format!("a workload holds at most {MAX_REQUESTS} requests"),
-                });
+                left_out.push(op, format!("a workload holds at most {MAX_REQUESTS} requests"));
                 continue;
             }
             match build::build(&cx, i, &mut walker) {
                 Ok(draft) => drafts.push(draft),
                 Err(problem) => {
-                    left_out.push(LeftOut { label: describe(op), why: problem.message.clone() });
-                    self.problems.push(problem);
+                    left_out.push(op, problem.message.clone());
+                    self.problem(problem);
                 }
             }
         }
@@ -294,9 +325,9 @@ impl<'a, 'd> Deriver<'a, 'd> {
                 Ok(draft) => steps_only.push(draft),
                 Err(problem) => {
                     if journey_only.contains(&op) {
-                        left_out.push(LeftOut { label: describe(&ops[op]), why: problem.message.clone() });
+                        left_out.push(&ops[op], problem.message.clone());
                     }
-                    self.problems.push(problem);
+                    self.problem(problem);
                 }
             }
         }

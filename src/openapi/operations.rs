@@ -67,19 +67,19 @@ impl std::fmt::Display for Problem {
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 
 /// Every operation, and a problem for each path item that cannot be read.
-pub fn list<'d>(root: &'d Value, problems: &mut Vec<Problem>) -> Vec<Operation<'d>> {
+pub fn list<'d>(root: &'d Value, problems: &mut impl FnMut(Problem)) -> Vec<Operation<'d>> {
     let mut out = Vec::new();
     let Some(paths) = root.get("paths").and_then(Value::as_object) else { return out };
     for (path, item) in paths.iter() {
         let pointer = format!("#/paths/{}", escape_token(path));
         if !path.starts_with('/') {
-            problems.push(Problem::new(pointer, "a path must start with `/`; left out"));
+            problems(Problem::new(pointer, "a path must start with `/`; left out"));
             continue;
         }
         let item = match doc::follow(root, item) {
             Ok((item, _)) => item,
             Err(e) => {
-                problems.push(Problem::new(pointer, format!("{e}; left out")));
+                problems(Problem::new(pointer, format!("{e}; left out")));
                 continue;
             }
         };
@@ -89,8 +89,7 @@ pub fn list<'d>(root: &'d Value, problems: &mut Vec<Problem>) -> Vec<Operation<'
                 continue;
             }
             let Some(method) = Method::parse(key) else {
-                problems
-                    .push(Problem::new(format!("{pointer}/{key}"), "TRACE is not a method a workload sends; left out"));
+                problems(Problem::new(format!("{pointer}/{key}"), "TRACE is not a method a workload sends; left out"));
                 continue;
             };
             out.push(Operation {

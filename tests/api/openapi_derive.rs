@@ -153,6 +153,8 @@ fn listed(codes: &[String], status: &str) -> bool {
 
 #[test]
 fn the_demo_targets_own_document_derives_a_workload_that_runs_as_documented() {
+    // Counts at a rate: not while a heavy test loads the machine.
+    let _rate = timing_test();
     let demo = start_demo_target(&[]);
     let served = demo.get("/openapi.json");
     assert_eq!(served.status, 200);
@@ -278,6 +280,7 @@ fn a_fastapi_users_api_behind_a_login_runs_as_its_document_says() {
     if !have_fastapi() {
         return;
     }
+    let _rate = timing_test();
     let dir = dir("fastapi");
     let api = start_fastapi(&dir);
     let served = request(api.addr, "GET", "/openapi.json", &[], None);

@@ -56,6 +56,15 @@ fn a_hundred_thousand_operations() {
     assert_eq!(d.left_out, 100_000 - MAX_REQUESTS);
     assert!(d.text.contains(&format!("  … and {} more", 100_000 - MAX_REQUESTS - MAX_LISTED)), "{}", &d.text[..2000]);
     assert!(d.text.len() < 64 * 1024, "{} bytes", d.text.len());
+    // As many that cannot be used: a line each for the first thousand, the
+    // rest counted.
+    let mut paths = String::from(r#"{"/ok": {"get": {"responses": {"200": {"description": ""}}}}"#);
+    for i in 0..100_000 {
+        let _ = write!(paths, ",\"p{i}\": {{}}");
+    }
+    paths.push('}');
+    let d = timed("100 000 paths without a leading /", || derived(&doc(&paths, "{}")));
+    assert_eq!((d.problems.len(), d.more_problems), (MAX_PROBLEMS, 100_000 - MAX_PROBLEMS));
 }
 
 #[test]
