@@ -52,6 +52,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -78,13 +79,16 @@ CEIL_STEPS = [float(r) for r in env_list("CEIL_STEPS", "10000 20000 30000 40000 
 CEIL_SECS = env_int("CEIL_SECS", 5)
 IDLE_SECS = env_int("IDLE_SECS", 60)
 DEMO_RATES = [float(r) for r in env_list("DEMO_RATES", "1000 10000")]
-FIGURES = env_list("FIGURES", "accuracy peers ceiling switch idle demo users journeys https")
+FIGURES = env_list("FIGURES", "accuracy peers ceiling switch idle demo users journeys https spans")
 JOURNEY_RATE = float(os.environ.get("JOURNEY_RATE", 2000))
 USERS_WORKLOAD = os.path.abspath(
     os.environ.get("USERS_WORKLOAD", os.path.join(HERE, "..", "examples", "workloads", "users-crud.yaml")))
 # Figures measured against nginx (the others bring their own target).
-NGINX_FIGURES = ("accuracy", "peers", "ceiling", "profile", "idle", "journeys")
+NGINX_FIGURES = ("accuracy", "peers", "ceiling", "profile", "idle", "journeys", "spans")
 HTTPS_RATES = [float(r) for r in env_list("HTTPS_RATES", "1000")]
+# Spans (issue 28): the rate, and how long each collector fault is held.
+SPANS_RATE = float(os.environ.get("SPANS_RATE", "2000"))
+SPANS_FAULT_SECS = env_int("SPANS_FAULT_SECS", 30)
 PEERS = env_list("PEERS", "wrk oha hey locust")
 PEER_PATH = os.environ.get("PEER_PATH", "/orders/1")
 PEER_CONNS = env_int("PEER_CONNS", 50)
@@ -504,6 +508,7 @@ def window(target, pid, secs, requested=None, tg=None):
         c = target.count()
         return (a + time.monotonic()) / 2, c
 
+    rss_start = proc_status_kib(pid, "VmRSS")
     t0, c0 = stamp()
     acc0 = getattr(target, "accepts", None)
     marks = [(t0, c0)]
@@ -529,6 +534,7 @@ def window(target, pid, secs, requested=None, tg=None):
         "cpu_us_per_req": (cpu_s * 1e6 / count) if count else None,
         "rss_peak_kib": proc_status_kib(pid, "VmHWM"),
         "rss_kib": proc_status_kib(pid, "VmRSS"),
+        "rss_start_kib": rss_start,
         "slices": [round(s, 2) for s in slices],
     }
     if acc0 is not None:
@@ -579,9 +585,114 @@ def tg_run(target, rate, secs, warm=None, name="trafficgen", url=None, extra_env
         r = window(target, tg.pid, secs, requested=rate, tg=tg)
         st = tg.status()
         r["status_stats"] = st.get("stats")
+        r["spans"] = span_counts(tg.metrics())
         return r
     finally:
         tg.stop()
+
+
+def span_counts(text):
+    """trafficgen_spans_exported_total and _dropped_total by reason."""
+    out = {"exported": sum(v for _, v in metric_samples(text, "trafficgen_spans_exported_total"))}
+    for labels, v in metric_samples(text, "trafficgen_spans_dropped_total"):
+        reason = re.search(r'reason="([^"]*)"', labels)
+        if reason and v:
+            out[f"dropped_{reason.group(1)}"] = v
+    return out
+
+
+class OtlpReceiver:
+    """An OTLP/HTTP endpoint in this process (threads): accepts every
+    `POST /v1/traces`, or answers 500/503, or takes 1 s per batch, or
+    never answers. It reads bodies but decodes nothing: the black-box tests
+    check what the spans say, this only takes them."""
+
+    def __init__(self):
+        import http.server
+        receiver = self
+        self.mode = "accept"
+        self.posts = 0
+        self.bytes = 0
+        self.closing = False
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                receiver.posts += 1
+                receiver.bytes += length
+                mode = receiver.mode
+                if mode == "hang":
+                    deadline = time.monotonic() + 120
+                    while not receiver.closing and time.monotonic() < deadline:
+                        time.sleep(0.05)
+                    self.close_connection = True
+                    return
+                if mode == "slow":
+                    time.sleep(1.0)
+                status = int(mode) if mode.isdigit() else 200
+                self.send_response(status)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.closing = True
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def fig_spans(nginx):
+    """Span export at SPANS_RATE: CPU per request with export off, sampling
+    0 and sampling 1.0 (interleaved runs, medians); then each collector
+    fault held SPANS_FAULT_SECS with every request sampled: the rate at the
+    target, RSS at the start and the end of the window, drops by reason."""
+    receiver = OtlpReceiver()
+    endpoint = f"http://127.0.0.1:{receiver.port}"
+    on = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_BSP_SCHEDULE_DELAY": "1000"}
+    variants = {
+        "off": {},
+        "sampling 0": dict(on, OTEL_TRACES_SAMPLER="traceidratio", OTEL_TRACES_SAMPLER_ARG="0"),
+        "sampling 1.0": dict(on, OTEL_TRACES_SAMPLER="always_on"),
+    }
+    out = {"rate": SPANS_RATE, "variants": {}, "faults": {}}
+    runs = {name: [] for name in variants}
+    try:
+        for i in range(REPEATS):
+            for name, env in variants.items():
+                log(f"spans: {name} at {SPANS_RATE:g} req/s, run {i + 1}/{REPEATS}")
+                runs[name].append(tg_run(nginx, SPANS_RATE, SECS, name=f"tg-spans-{name.replace(' ', '-')}-{i}",
+                                         extra_env=env))
+        for name, rs in runs.items():
+            m = summarize(rs)
+            m["spans_exported"] = median([r["spans"].get("exported") for r in rs])
+            out["variants"][name] = {"runs": rs, "median": m}
+        faults = [("down", "accept"), ("hanging", "hang"), ("500", "500"), ("503", "503"), ("slow 1 s/batch", "slow")]
+        for name, mode in faults:
+            receiver.mode = mode
+            env = dict(on, OTEL_TRACES_SAMPLER="always_on")
+            if name == "down":
+                env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{free_port()}"
+            log(f"spans: collector {name}, {SPANS_FAULT_SECS} s at {SPANS_RATE:g} req/s")
+            r = tg_run(nginx, SPANS_RATE, SPANS_FAULT_SECS, name=f"tg-spans-fault-{mode}", extra_env=env)
+            out["faults"][name] = r
+            receiver.closing = True
+            time.sleep(0.2)
+            receiver.closing = False
+        out["receiver_posts"] = receiver.posts
+    finally:
+        receiver.stop()
+    return out
 
 
 def window_secs(rate):
@@ -1059,7 +1170,7 @@ def main():
         "settings": {"REPEATS": REPEATS, "SECS": SECS, "LOW_SECS": LOW_SECS, "WARM_SECS": WARM_SECS,
                      "CEIL_SECS": CEIL_SECS, "IDLE_SECS": IDLE_SECS, "GEN_CPU": GEN_CPU, "TARGET_CPU": TARGET_CPU,
                      "PEER_PATH": PEER_PATH, "PEER_CONNS": PEER_CONNS, "FIGURES": FIGURES,
-                     "RATES": RATES, "PEER_RATES": PEER_RATES, "HTTPS_RATES": HTTPS_RATES, "CEIL_STEPS": CEIL_STEPS, "DEMO_RATES": DEMO_RATES,
+                     "RATES": RATES, "PEER_RATES": PEER_RATES, "HTTPS_RATES": HTTPS_RATES, "SPANS_RATE": SPANS_RATE, "SPANS_FAULT_SECS": SPANS_FAULT_SECS, "CEIL_STEPS": CEIL_STEPS, "DEMO_RATES": DEMO_RATES,
                      "TG_BIN": TG_BIN, "OHA_BIN": oha_bin(), "LOCUST_PYTHON": locust_python()},
         "peers": peers, "peers_missing": missing, "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
@@ -1092,6 +1203,9 @@ def main():
             save()
         if "journeys" in FIGURES:
             results["journeys"] = fig_journeys(nginx)
+            save()
+        if "spans" in FIGURES:
+            results["spans"] = fig_spans(nginx)
             save()
         if nginx:
             nginx.stop()

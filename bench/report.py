@@ -510,6 +510,53 @@ def main():
                 w(table(["self", "shared object" if name == "dso" else "symbol"], rows[:12 if name == "dso" else 25]))
                 w("")
 
+    # ---- spans
+    spans = R.get("spans")
+    if spans:
+        rate = spans.get("rate")
+        w(f"## 10. Span export (OTLP/HTTP) at {f_rate(rate)} req/s (issue 28)")
+        w("")
+        w("trafficgen against nginx as above, its spans posted to an OTLP/HTTP receiver in the harness "
+          "(Python threads; it reads each batch and answers). Runs interleaved (off, sampling 0, sampling 1.0, "
+          "again), medians. \"Off\": no endpoint; \"sampling 0\": an endpoint and "
+          "`OTEL_TRACES_SAMPLER=traceidratio`, `_ARG=0` (decided per request, nothing exported); \"sampling "
+          "1.0\": a client span per request.")
+        w("")
+        variants = spans.get("variants", {})
+        off = (variants.get("off") or {}).get("median", {}).get("cpu_us_per_req")
+        offs = [r.get("cpu_us_per_req") for r in (variants.get("off") or {}).get("runs", [])]
+        rows = []
+        for name, fig in variants.items():
+            m = fig["median"]
+            cpu = m.get("cpu_us_per_req")
+            ratio = f"{cpu / off:.2f}×" if cpu and off else "–"
+            rows.append([name, f_rate(m.get("rate")), f_pct(m.get("error_pct")), f_num(cpu), ratio,
+                         f_num(m.get("spans_exported"), 0), f_num(m.get("dropped"), 0), f_mib(m.get("rss_peak_kib"))])
+        w(table(["spans", "achieved req/s", "error", "CPU µs/req", "vs off", "spans exported", "requests dropped",
+                 "peak RSS MiB"], rows))
+        w("")
+        if offs and len([o for o in offs if o]) > 1:
+            vals = [o for o in offs if o]
+            w(f"Noise: the \"off\" runs alone spread {min(vals):.1f}–{max(vals):.1f} µs/req.")
+            w("")
+        faults = spans.get("faults", {})
+        if faults:
+            w(f"A collector in trouble, each for {S.get('SPANS_FAULT_SECS', '?')} s at {f_rate(rate)}, every request "
+              "sampled (`OTEL_EXPORTER_OTLP_TIMEOUT` 10 s, queue 2048, batches of 512): the rate nginx saw, "
+              "trafficgen's RSS at the start and the end of the window, and what became of the spans.")
+            w("")
+            rows = []
+            for name, r in faults.items():
+                sp = r.get("spans", {})
+                drops = ", ".join(f"{k[len('dropped_'):]} {v:.0f}" for k, v in sorted(sp.items())
+                                  if k.startswith("dropped_")) or "none"
+                rows.append([name, f_rate(r.get("rate")), f_pct(r.get("error_pct")),
+                             f"{f_mib(r.get('rss_start_kib'))} → {f_mib(r.get('rss_kib'))}",
+                             f_lag(r.get("lag_p99_s")), f_num(sp.get("exported"), 0), drops])
+            w(table(["collector", "achieved req/s", "error", "RSS MiB start → end", "lag p99", "spans exported",
+                     "spans dropped (since start)"], rows))
+            w("")
+
     # ---- goals
     if goals:
         w("## Goals of issue #4")

@@ -90,7 +90,8 @@ def main(root, resolved_full, resolved_sidecar):
         portable_subset(path, yaml.safe_load(text))
 
     for needle in ("${TRAFFICGEN_IMAGE:-trafficgen:local}", "${PROMETHEUS_IMAGE:-prom/prometheus",
-                   "${GRAFANA_IMAGE:-grafana/grafana"):
+                   "${GRAFANA_IMAGE:-grafana/grafana", "${OTEL_COLLECTOR_IMAGE:-otel/opentelemetry-collector:",
+                   "${JAEGER_IMAGE:-jaegertracing/all-in-one:"):
         if needle not in raw_text:
             err(f"{raw_path}: image not overridable as {needle}...")
     if "${TRAFFICGEN_IMAGE:-trafficgen:local}" not in side_text:
@@ -109,7 +110,8 @@ def main(root, resolved_full, resolved_sidecar):
 
     full = load(resolved_full)["services"]
     want = {"demo-target": None, "traffic-generator": None,
-            "prometheus": {"monitoring", "full"}, "grafana": {"monitoring", "full"}}
+            "prometheus": {"monitoring", "full"}, "grafana": {"monitoring", "full"},
+            "otel-collector": {"tracing", "full"}, "jaeger": {"tracing", "full"}}
     for name, profiles in want.items():
         if name not in full:
             err(f"{raw_path}: no service {name}")
@@ -186,11 +188,25 @@ def main(root, resolved_full, resolved_sidecar):
         base = next((t for t in mounts if home.startswith(t.rstrip("/") + "/")), None)
         if not base or not os.path.exists(mounts[base] + home[len(base):]):
             err(f"grafana home dashboard {home} is not in a mounted directory")
-    datasources = load(os.path.join(root, "deploy/grafana/provisioning/datasources/prometheus.yml"))
+    datasources = {"datasources": [
+        ds for f in ("prometheus.yml", "jaeger.yml")
+        for ds in load(os.path.join(root, "deploy/grafana/provisioning/datasources", f)).get("datasources", [])]}
     for ds in datasources.get("datasources", []):
         host = urlparse(ds.get("url", "")).hostname
         if host not in full:
             err(f"grafana datasource {ds.get('name')} points at {host!r}, not a compose service")
+
+    # Tracing: both programs pass the endpoint through (empty: no spans),
+    # and the collector's config is the one in deploy/ (checked by
+    # ci/otel_collector_check.py).
+    for name in ("traffic-generator", "demo-target"):
+        if f"OTEL_EXPORTER_OTLP_ENDPOINT: ${{OTEL_EXPORTER_OTLP_ENDPOINT:-}}" not in raw_text:
+            err(f"{raw_path}: {name} must take OTEL_EXPORTER_OTLP_ENDPOINT from the variable, empty by default")
+        if "OTEL_EXPORTER_OTLP_ENDPOINT" not in (full.get(name, {}).get("environment") or {}):
+            err(f"{raw_path}: {name} does not set OTEL_EXPORTER_OTLP_ENDPOINT")
+    collector_mounts = [str(v) for v in full.get("otel-collector", {}).get("volumes", [])]
+    if not any("deploy/otel-collector/config.yaml" in str(v) for v in full.get("otel-collector", {}).get("volumes", [])):
+        err(f"{raw_path}: otel-collector does not mount deploy/otel-collector/config.yaml: {collector_mounts}")
 
     side = load(resolved_sidecar)["services"]
     gen = side.get("traffic-generator")

@@ -121,7 +121,7 @@ check "Dockerfile: multi-stage, scratch runtime, non-root, EXPOSE, HEALTHCHECK, 
 # ---------------------------------------------------------------- scripts
 check "shellcheck ci/*.sh" timeout 60 shellcheck -x ci/*.sh
 check "python scripts parse" timeout 60 "$py" -c 'import ast, sys; [ast.parse(open(f).read(), f) for f in sys.argv[1:]]' \
-  ci/metrics_tool.py ci/compose_policy.py ci/docker_api_build.py
+  ci/metrics_tool.py ci/compose_policy.py ci/docker_api_build.py ci/otel_collector_check.py
 
 # ------------------------------------------------------------------ YAML
 check "yamllint compose deploy ci/fixtures" timeout 60 yamllint -s -c ci/yamllint.yml compose deploy ci/fixtures
@@ -131,7 +131,7 @@ check "yamllint compose deploy ci/fixtures" timeout 60 yamllint -s -c ci/yamllin
 export CLUSTER_SECRET=packaging-checks-cluster-secret TRAFFICGEN_CLUSTER_SECRET=packaging-checks-cluster-secret
 compose_configs() {
   local f=compose/docker-compose.yml rc=0 p
-  for p in "" "--profile monitoring" "--profile full"; do
+  for p in "" "--profile monitoring" "--profile tracing" "--profile full"; do
     # shellcheck disable=SC2086
     timeout 60 docker-compose -f "$f" $p config -q || { echo "docker-compose -f $f $p config failed"; rc=1; }
   done
@@ -139,7 +139,7 @@ compose_configs() {
     || { echo "compose/sidecar.yml as an override of ci/fixtures/app-stack.yml failed"; rc=1; }
   return $rc
 }
-check "docker-compose v1 config: default, monitoring, full; sidecar.yml as an override" compose_configs
+check "docker-compose v1 config: default, monitoring, tracing, full; sidecar.yml as an override" compose_configs
 check "compose spec schema (check-jsonschema vendor.compose-spec)" \
   timeout 60 check-jsonschema --builtin-schema vendor.compose-spec \
     compose/docker-compose.yml compose/sidecar.yml ci/fixtures/app-stack.yml
@@ -150,6 +150,15 @@ compose_policy() {
   "$py" ci/compose_policy.py "$root" "$work/full.yml" "$work/sidecar.yml"
 }
 check "compose policy: v1/v2 subset, profiles, restart, limits, log rotation, healthchecks, mounts" compose_policy
+
+# The collector's image cannot be pulled here, so no `otelcol validate`:
+# its config is checked for structure and core components instead.
+otel_collector_config() {
+  timeout 60 docker-compose -f compose/docker-compose.yml --profile full config >"$work/full-otel.yml" || return 1
+  "$py" ci/otel_collector_check.py deploy/otel-collector/config.yaml "$work/full-otel.yml"
+}
+check "OpenTelemetry Collector config: core components, pipelines, OTLP/HTTP on 4318, exporting to jaeger" \
+  otel_collector_config
 
 # ------------------------------------------------------------ Prometheus
 check "promtool check config deploy/prometheus/prometheus.yml" \

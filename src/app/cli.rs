@@ -265,9 +265,16 @@ pub struct SidecarArgs {
     #[arg(long, env = "TRACE_HEADERS", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub trace_headers: bool,
 
-    /// The sampled flag of the traceparent header (true: 01, false: 00)
+    /// The sampled flag of the traceparent header (true: 01, false: 00) while no spans are exported; with spans, OTEL_TRACES_SAMPLER decides
     #[arg(long, env = "TRACE_SAMPLED", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub trace_sampled: bool,
+
+    /// Add W3C baggage synthetic_request=true to every request (with TRACE_HEADERS), so instrumented services pass the mark on
+    #[arg(long, env = "TRACE_BAGGAGE", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub trace_baggage: bool,
+
+    #[command(flatten)]
+    pub otel: OtelArgs,
 
     /// Service level objectives judged continuously, e.g. "p95<300ms,error_rate<1%,rps>=95%,create_order:p99<1s"
     #[arg(long, env = env_unless_empty("SLO"))]
@@ -312,6 +319,71 @@ pub struct DemoTargetArgs {
     /// Log line format
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]
     pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub otel: OtelArgs,
+}
+
+/// Span export (issue 28): the OpenTelemetry SDK's own environment
+/// variables, with the spec's defaults. The sidecar and the demo target
+/// read the same ones. An empty variable counts as unset, as the spec says.
+#[derive(Debug, Clone, Args)]
+pub struct OtelArgs {
+    /// OTLP/HTTP base URL spans are sent to, /v1/traces appended (http only, e.g. http://otel-collector:4318); unset = no spans exported
+    #[arg(long, env = env_unless_empty("OTEL_EXPORTER_OTLP_ENDPOINT"))]
+    pub otel_exporter_otlp_endpoint: Option<String>,
+
+    /// The traces URL itself, used as is (wins over OTEL_EXPORTER_OTLP_ENDPOINT)
+    #[arg(long, env = env_unless_empty("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))]
+    pub otel_exporter_otlp_traces_endpoint: Option<String>,
+
+    /// The export protocol: only http/protobuf (grpc and http/json are refused)
+    #[arg(long, env = env_unless_empty("OTEL_EXPORTER_OTLP_PROTOCOL"), default_value = "http/protobuf")]
+    pub otel_exporter_otlp_protocol: String,
+
+    /// Headers sent with every export, key=value,… with percent-encoded values (e.g. an API key)
+    #[arg(long, env = env_unless_empty("OTEL_EXPORTER_OTLP_HEADERS"), hide_env_values = true)]
+    pub otel_exporter_otlp_headers: Option<String>,
+
+    /// Longest one export may take, connect to answer, in milliseconds; then its spans are dropped
+    #[arg(value_parser = number::<u64>, long, env = env_unless_empty("OTEL_EXPORTER_OTLP_TIMEOUT"), default_value_t = 10_000)]
+    pub otel_exporter_otlp_timeout: u64,
+
+    /// service.name of the spans (default trafficgen; the demo target's: demo-target)
+    #[arg(long, env = env_unless_empty("OTEL_SERVICE_NAME"))]
+    pub otel_service_name: Option<String>,
+
+    /// More resource attributes, key=value,… (e.g. deployment.environment=demo)
+    #[arg(long, env = env_unless_empty("OTEL_RESOURCE_ATTRIBUTES"))]
+    pub otel_resource_attributes: Option<String>,
+
+    /// Which traces are sampled: always_on, always_off, traceidratio or parentbased_ of these
+    #[arg(long, env = env_unless_empty("OTEL_TRACES_SAMPLER"), default_value = "parentbased_always_on")]
+    pub otel_traces_sampler: String,
+
+    /// The ratio of traceidratio, 0 to 1 [default: 1.0]
+    #[arg(long, env = env_unless_empty("OTEL_TRACES_SAMPLER_ARG"))]
+    pub otel_traces_sampler_arg: Option<String>,
+
+    /// otlp, or none for no spans even with an endpoint set
+    #[arg(long, env = env_unless_empty("OTEL_TRACES_EXPORTER"), default_value = "otlp")]
+    pub otel_traces_exporter: String,
+
+    /// true: no spans, whatever else is set
+    #[arg(long, env = env_unless_empty("OTEL_SDK_DISABLED"), default_value = "false")]
+    pub otel_sdk_disabled: String,
+
+    /// Longest a span waits to be sent in a batch that is not full, in milliseconds
+    #[arg(value_parser = number::<u64>, long, env = env_unless_empty("OTEL_BSP_SCHEDULE_DELAY"), default_value_t = 5000)]
+    pub otel_bsp_schedule_delay: u64,
+
+    /// Spans waiting to be sent; when full, new spans are dropped and counted
+    #[arg(value_parser = number::<usize>, long, env = env_unless_empty("OTEL_BSP_MAX_QUEUE_SIZE"), default_value_t = 2048)]
+    pub otel_bsp_max_queue_size: usize,
+
+    /// Most spans in one export (at most OTEL_BSP_MAX_QUEUE_SIZE)
+    #[arg(value_parser = number::<usize>, long, env = env_unless_empty("OTEL_BSP_MAX_EXPORT_BATCH_SIZE"), default_value_t = 512)]
+    pub otel_bsp_max_export_batch_size: usize,
 }
 
 /// Settings of `trafficgen healthcheck`.

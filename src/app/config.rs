@@ -5,10 +5,13 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::app::cli::{DemoTargetArgs, SidecarArgs};
+use crate::app::cli::{DemoTargetArgs, OtelArgs, SidecarArgs};
 use crate::app::openapi_source::{self, OpenApiPath};
+use crate::base::otlp::settings as otlp_settings;
+use crate::base::otlp::{Endpoint as OtlpEndpoint, ExportSettings, SpanExport};
 pub use crate::base::setting::ConfigError;
 pub use crate::base::token::ControlToken;
+use crate::base::trace_context::Sampler;
 pub use crate::base::url::TargetUrl;
 use crate::cluster::Peers;
 use crate::cluster::auth::{ClusterKey, MIN_SECRET_CHARS};
@@ -144,6 +147,63 @@ fn check_cluster_secret(setting: &'static str, secret: &str, hint: &str) -> Resu
     Ok(())
 }
 
+/// Span export from the OpenTelemetry SDK's variables, every one checked
+/// (set or not, so a mistake shows before it matters); `None` when no
+/// endpoint is set, `OTEL_SDK_DISABLED=true` or `OTEL_TRACES_EXPORTER=none`.
+/// `service` names the spans when `OTEL_SERVICE_NAME` does not.
+pub fn span_export(args: &OtelArgs, service: &str) -> Result<Option<SpanExport>, ConfigError> {
+    let bad = |setting: &'static str, value: &str, reason: String| ConfigError::new(setting, value, reason);
+    otlp_settings::check_protocol(&args.otel_exporter_otlp_protocol)
+        .map_err(|e| bad("OTEL_EXPORTER_OTLP_PROTOCOL", &args.otel_exporter_otlp_protocol, e))?;
+    let disabled = otlp_settings::boolean(&args.otel_sdk_disabled)
+        .map_err(|e| bad("OTEL_SDK_DISABLED", &args.otel_sdk_disabled, e))?;
+    let exporter = args.otel_traces_exporter.trim();
+    let exporting = match exporter {
+        "otlp" => true,
+        "none" => false,
+        _ => return Err(bad("OTEL_TRACES_EXPORTER", exporter, "must be otlp or none".into())),
+    };
+    let endpoint = match (&args.otel_exporter_otlp_traces_endpoint, &args.otel_exporter_otlp_endpoint) {
+        (Some(raw), _) => {
+            Some(OtlpEndpoint::from_signal(raw).map_err(|e| bad("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", raw, e))?)
+        }
+        (None, Some(raw)) => {
+            Some(OtlpEndpoint::from_base(raw).map_err(|e| bad("OTEL_EXPORTER_OTLP_ENDPOINT", raw, e))?)
+        }
+        (None, None) => None,
+    };
+    let sampler = Sampler::parse(&args.otel_traces_sampler, args.otel_traces_sampler_arg.as_deref())
+        .map_err(|e| bad("OTEL_TRACES_SAMPLER", &args.otel_traces_sampler, e))?;
+    let headers = match &args.otel_exporter_otlp_headers {
+        None => Vec::new(),
+        Some(raw) => otlp_settings::headers(raw).map_err(|e| bad("OTEL_EXPORTER_OTLP_HEADERS", "<redacted>", e))?,
+    };
+    let attributes = match &args.otel_resource_attributes {
+        None => Vec::new(),
+        Some(raw) => otlp_settings::resource_attributes(raw).map_err(|e| bad("OTEL_RESOURCE_ATTRIBUTES", raw, e))?,
+    };
+    let service_name = args.otel_service_name.as_deref().map(str::trim).filter(|n| !n.is_empty());
+    if let Some(name) = service_name
+        && name.len() > otlp_settings::MAX_ATTRIBUTE_VALUE_BYTES
+    {
+        return Err(bad("OTEL_SERVICE_NAME", name, "is too long".into()));
+    }
+    let timeout = whole("OTEL_EXPORTER_OTLP_TIMEOUT", args.otel_exporter_otlp_timeout, 1, 600_000)?;
+    let delay = whole("OTEL_BSP_SCHEDULE_DELAY", args.otel_bsp_schedule_delay, 1, 600_000)?;
+    let queue_size = whole("OTEL_BSP_MAX_QUEUE_SIZE", args.otel_bsp_max_queue_size, 1, 1_000_000)?;
+    // At most the queue (the spec's rule), so a small queue needs no second setting.
+    let batch_size =
+        whole("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", args.otel_bsp_max_export_batch_size, 1, 100_000)?.min(queue_size);
+    let Some(endpoint) = endpoint.filter(|_| exporting && !disabled) else { return Ok(None) };
+    let mut export = ExportSettings::new(endpoint, service).with_resource(attributes, service_name);
+    export.headers = headers;
+    export.timeout = Duration::from_millis(timeout);
+    export.schedule_delay = Duration::from_millis(delay);
+    export.queue_size = queue_size;
+    export.batch_size = batch_size;
+    Ok(Some(SpanExport { export, sampler }))
+}
+
 /// What the process holds whatever the workload: the runtime, metrics and
 /// the log ring (measured 7.5 MiB idle; the ring holds up to 2 MiB), one
 /// workload check or export at a time (a megabyte of hostile YAML or a
@@ -156,6 +216,14 @@ fn fixed_memory(control_connections: usize) -> u64 {
         + 16 * MIB
         + crate::control::output::OUTPUT_BUDGET_BYTES as u64
         + CONTROL_CONNECTION_BYTES.saturating_mul(control_connections as u64)
+}
+
+/// What span export holds at most: the queue full of spans (each about
+/// 200 bytes and a URL of at most `MAX_URL_BYTES`), the batch taken from
+/// it and its encoding.
+fn span_memory(spans: Option<&SpanExport>) -> u64 {
+    const SPAN_BYTES: u64 = 256 + crate::engine::spans::MAX_URL_BYTES as u64;
+    spans.map_or(0, |s| SPAN_BYTES.saturating_mul((s.export.queue_size + 2 * s.export.batch_size) as u64))
 }
 
 /// Everything the sidecar needs, validated.
@@ -187,6 +255,8 @@ pub struct Config {
     pub slos: Vec<Slo>,
     /// The window they are judged over.
     pub slo_window: Duration,
+    /// Client spans over OTLP; `None`: none are made.
+    pub spans: Option<SpanExport>,
     /// Where config changes and the job history are kept; `None`: memory only.
     pub state: Option<crate::state::StateStore>,
     /// The settings as given, without secrets or files: what `PUT /config`
@@ -306,9 +376,26 @@ impl TryFrom<SidecarArgs> for Config {
         }
         let mix: Mix = args.mix.parse().map_err(|e| ConfigError::new("MIX", &args.mix, e))?;
         let id_buffer_size = whole("ID_BUFFER_SIZE", args.id_buffer_size, 1, 1_000_000)?;
+        let spans = span_export(&args.otel, "trafficgen")?;
+        if spans.is_some() && !args.trace_headers {
+            return Err(ConfigError::new(
+                "TRACE_HEADERS",
+                "false",
+                "spans are exported (OTEL_EXPORTER_OTLP_ENDPOINT) but requests would carry no traceparent to tie \
+                 them to; set TRACE_HEADERS=true, or OTEL_SDK_DISABLED=true for no spans",
+            ));
+        }
+        if spans.is_some() && !args.trace_sampled {
+            return Err(ConfigError::new(
+                "TRACE_SAMPLED",
+                "false",
+                "with spans exported OTEL_TRACES_SAMPLER decides the sampled flag; for unsampled traces set \
+                 OTEL_TRACES_SAMPLER=always_off (or traceidratio with OTEL_TRACES_SAMPLER_ARG)",
+            ));
+        }
         let trace = match (args.trace_headers, args.trace_sampled) {
             (false, _) => TraceHeaders::Off,
-            (true, sampled) => TraceHeaders::On { sampled },
+            (true, sampled) => TraceHeaders::On { sampled, baggage: args.trace_baggage },
         };
         let data_dir = args.data_dir.clone().filter(|d| !d.as_os_str().is_empty());
         let options = workload::Options::new(workload::Target::new(&target).with_trace(trace), id_buffer_size)
@@ -363,7 +450,8 @@ impl TryFrom<SidecarArgs> for Config {
             )?),
         };
         let budget_mib = whole("MEMORY_BUDGET_MB", args.memory_budget_mb, 32, 1_048_576)?;
-        let memory_budget = MemoryBudget::new(budget_mib, fixed_memory(control_limits.max_connections));
+        let fixed = fixed_memory(control_limits.max_connections) + span_memory(spans.as_ref());
+        let memory_budget = MemoryBudget::new(budget_mib, fixed);
         memory_budget
             .check(&workload, max_in_flight)
             .map_err(|e| ConfigError::new("MEMORY_BUDGET_MB", budget_mib, e))?;
@@ -427,6 +515,7 @@ impl TryFrom<SidecarArgs> for Config {
             },
             peers,
             warnings,
+            spans,
             slos,
             slo_window: window_duration("SLO_WINDOW", &args.slo_window, 10, 86_400)?,
             control_limits,
@@ -470,6 +559,7 @@ pub fn demo_target_settings(args: &DemoTargetArgs) -> Result<DemoTargetSettings,
         max_orders: args.max_orders,
         max_users: args.max_users,
         workers: args.workers,
+        spans: span_export(&args.otel, "demo-target")?,
     })
 }
 
@@ -517,13 +607,28 @@ mod tests {
     }
 
     #[test]
+    fn span_export_at_its_defaults_fits_the_default_memory_budget() {
+        let c = config(&["--otel-exporter-otlp-endpoint", "http://collector:4318"]).expect("defaults fit");
+        let spans = c.spans.expect("spans on");
+        assert_eq!(spans.export.endpoint.path, "/v1/traces");
+        assert_eq!((spans.export.queue_size, spans.export.batch_size), (2048, 512));
+        assert_eq!(spans.export.service_name(), "trafficgen");
+        assert!(config(&[]).unwrap().spans.is_none(), "no endpoint, no spans");
+        let off = ["--otel-exporter-otlp-endpoint", "http://c:4318", "--otel-sdk-disabled", "TRUE"];
+        assert!(config(&off).unwrap().spans.is_none());
+    }
+
+    #[test]
     fn trace_headers_and_slos_are_read_once() {
         let c = config(&[]).unwrap();
-        assert_eq!(c.engine.trace, TraceHeaders::On { sampled: true }, "on by default");
+        assert_eq!(c.engine.trace, TraceHeaders::On { sampled: true, baggage: false }, "on by default");
         assert!(c.slos.is_empty());
         assert_eq!(c.slo_window, Duration::from_secs(60));
         assert_eq!(config(&["--trace-headers", "false"]).unwrap().engine.trace, TraceHeaders::Off);
-        assert_eq!(config(&["--trace-sampled", "false"]).unwrap().engine.trace, TraceHeaders::On { sampled: false });
+        assert_eq!(
+            config(&["--trace-sampled", "false"]).unwrap().engine.trace,
+            TraceHeaders::On { sampled: false, baggage: false }
+        );
         let c = config(&["--slo", "p95<300ms, create_order:error_rate<1%", "--slo-window", "90"]).unwrap();
         assert_eq!(
             c.slos.iter().map(ToString::to_string).collect::<Vec<_>>(),

@@ -30,14 +30,17 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::config::{Config, TargetUrl};
 use crate::base::descriptors::DescriptorBudget;
+use crate::base::otlp::Exporter;
 use crate::cluster::Cluster;
 use crate::control::live::Live;
 use crate::control::server as control_server;
 use crate::control::{ControlState, ServerInfo};
 use crate::demo_target::{DemoTarget, DemoTargetSettings};
 use crate::engine::Engine;
+use crate::engine::spans::SpanSetup;
 use crate::observe::metrics::Metrics;
 use crate::observe::rate::SentRate;
+use crate::observe::trace::{SpanCounters, SpanSink};
 
 /// Window of the achieved rate in `/status`.
 const ACHIEVED_RATE_WINDOW: Duration = Duration::from_secs(10);
@@ -63,7 +66,13 @@ pub struct Sidecar {
     listener: TcpListener,
     addr: SocketAddr,
     demo: Option<Server>,
+    /// The span exporters (the sidecar's, and the in-process demo
+    /// target's), flushed once the engine has stopped.
+    exporters: Vec<Exporter>,
 }
+
+/// How long the span exporters may take at exit to send what is queued.
+const SPAN_FLUSH: Duration = Duration::from_secs(1);
 
 impl Sidecar {
     /// Binds the control port and prepares the engine; sends nothing.
@@ -77,17 +86,33 @@ impl Sidecar {
             hint: "set PORT/BIND",
         })?;
         let addr = listener.local_addr()?;
+        let mut exporters = Vec::new();
         let demo = if config.demo {
-            let demo = DemoTarget::start(&DemoTargetSettings::default())?;
+            // The in-process demo target continues the sidecar's traces too.
+            let spans = config.spans.clone().map(|mut spans| {
+                spans.export.resource[0].1 = "demo-target".to_string();
+                spans
+            });
+            let demo = DemoTarget::start(&DemoTargetSettings { spans, ..DemoTargetSettings::default() })?;
             settings.target = TargetUrl::parse(&format!("http://{}", demo.addr)).map_err(anyhow::Error::msg)?;
             log::info!(addr:% = demo.addr; "demo target listening on {}", demo.addr);
+            exporters.extend(demo.spans);
             Some(demo.server)
         } else {
             None
         };
 
         let metrics = Arc::new(Metrics::new().context("could not set up metrics")?);
-        let engine = Engine::new(settings, metrics);
+        let mut engine = Engine::new(settings, Arc::clone(&metrics));
+        if let Some(spans) = &config.spans {
+            let counters = SpanCounters::register(metrics.registry()).context("could not set up span metrics")?;
+            let (queue, exporter) = crate::base::otlp::start(spans.export.clone(), counters)
+                .context("could not start the span exporter")?;
+            exporters.push(exporter);
+            log::info!(endpoint = spans.export.endpoint.url().as_str(), service_name = spans.export.service_name();
+                "exporting client spans over OTLP");
+            engine = engine.with_spans(SpanSetup { sink: SpanSink::new(queue), sampler: spans.sampler });
+        }
         let cluster = config.peers.clone().map(|p| Cluster::new(p, engine.clone()));
         let runtime = runtime::runtime_settings(&config);
         let live = Live::new(engine.clone(), cluster.clone(), Some(runtime), config.state.clone());
@@ -102,7 +127,7 @@ impl Sidecar {
             server: Arc::new(ServerInfo::new(config.control_limits, descriptors)),
             cluster,
         };
-        Ok(Sidecar { config, state, listener, addr, demo })
+        Ok(Sidecar { config, state, listener, addr, demo, exporters })
     }
 
     /// The control server's address (with the real port when 0 was asked).
@@ -118,7 +143,7 @@ impl Sidecar {
     /// the grace period; a second SIGTERM/SIGINT ends the drain at once.
     /// SIGHUP reloads (see [`reload`]) and keeps running.
     pub async fn run_until_stopped(self, mut signals: Signals) -> anyhow::Result<()> {
-        let Sidecar { config, state, listener, addr, demo } = self;
+        let Sidecar { config, state, listener, addr, demo, exporters } = self;
         let engine = state.engine.clone();
         let control =
             control_server::start(listener, state.clone()).await.context("could not start the control server")?;
@@ -233,6 +258,7 @@ impl Sidecar {
         if let Some(demo) = demo_handle {
             demo.stop(!forced).await;
         }
+        flush_spans(exporters);
         let stats = engine.stats();
         // Sent and never answered: not in `total`, which counts answers and failures.
         let abandoned = engine.abandoned().unwrap_or(engine.in_flight() as u64);
@@ -275,7 +301,7 @@ impl Sidecar {
         options: PlayOptions,
         mut tick: impl FnMut(Option<crate::jobs::Progress>),
     ) -> anyhow::Result<Played> {
-        let Sidecar { config, state, listener, addr, demo: _ } = self;
+        let Sidecar { config, state, listener, addr, demo: _, exporters } = self;
         let engine = state.engine.clone();
         let control = if options.serve_control {
             let control =
@@ -337,7 +363,18 @@ impl Sidecar {
         if let Some(control) = control {
             control.stop(true).await;
         }
+        flush_spans(exporters);
         Ok(Played { record, aborted_for, interrupted, slo, errors_by_kind })
+    }
+}
+
+/// Sends what the span exporters hold, a second at most for all of them
+/// (they flush side by side).
+fn flush_spans(exporters: Vec<Exporter>) {
+    let flushing: Vec<_> =
+        exporters.into_iter().map(|exporter| std::thread::spawn(move || exporter.shutdown(SPAN_FLUSH))).collect();
+    for flush in flushing {
+        let _ = flush.join();
     }
 }
 

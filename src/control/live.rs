@@ -423,6 +423,7 @@ impl Live {
         let stages = scenario.stages(spec.duration_secs, max_rps, spec.ramp_up_secs);
         let shape = Shape::Story { stages: stages.into(), pauses: scenario.pauses(), seed };
         self.engine.set_focus(Some(Focus { requests: spec.endpoints.clone(), error_share: scenario.error_share() }));
+        self.engine.set_job(Some(&record.job_id));
         self.apply(Plan::new(Mode::Custom, max_rps).shaped(shape, clock.wall), "job_started", None);
         self.hub.publish(&Topic::Sidecar, names::JOB_STARTED, &job_event(record), false);
         log::info!(job_id = record.job_id.as_str(), scenario = scenario.as_str(), max_rps = max_rps,
@@ -518,6 +519,7 @@ impl Live {
     /// the job stream's last event.
     fn job_ended(&self, inner: &mut Inner, record: &JobRecord) {
         self.engine.set_focus(None);
+        self.engine.set_job(None);
         inner.progress = None;
         let topic = Topic::Job(record.job_id.clone());
         // The record carries the summary: what `GET /jobs/{id}` shows.

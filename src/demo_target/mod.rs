@@ -4,6 +4,7 @@
 
 mod arrivals;
 mod auth;
+mod spans;
 mod store;
 mod users;
 
@@ -18,6 +19,8 @@ use prometheus::{Encoder, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 use rand::RngExt;
 use serde::Deserialize;
 use serde_json::json;
+
+use crate::base::otlp::{Exporter, SpanExport};
 
 pub use auth::TokenStore;
 pub use store::{Order, OrderStore};
@@ -50,6 +53,8 @@ pub struct DemoTargetSettings {
     pub max_orders: usize,
     pub max_users: usize,
     pub workers: usize,
+    /// Server spans over OTLP, continuing the callers' traces; `None`: none.
+    pub spans: Option<SpanExport>,
 }
 
 impl Default for DemoTargetSettings {
@@ -61,6 +66,7 @@ impl Default for DemoTargetSettings {
             max_orders: 10_000,
             max_users: 10_000,
             workers: 1,
+            spans: None,
         }
     }
 }
@@ -78,12 +84,16 @@ struct DemoState {
     orders_stored: IntGauge,
     users_stored: IntGauge,
     tokens_stored: IntGauge,
+    /// Server spans, when they are exported.
+    spans: Option<spans::ServerSpans>,
 }
 
 /// A running demo target.
 pub struct DemoTarget {
     pub server: Server,
     pub addr: SocketAddr,
+    /// The span exporter, to flush when the server has stopped.
+    pub spans: Option<Exporter>,
 }
 
 impl DemoTarget {
@@ -94,7 +104,16 @@ impl DemoTarget {
             .with_context(|| format!("demo target cannot listen on {}", settings.listen))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        let state = web::Data::new(DemoState::new(settings)?);
+        let mut state = DemoState::new(settings)?;
+        let exporter = match &settings.spans {
+            Some(export) => {
+                let (spans, exporter) = spans::ServerSpans::start(export, &state.registry, addr.port())?;
+                state.spans = Some(spans);
+                Some(exporter)
+            }
+            None => None,
+        };
+        let state = web::Data::new(state);
         let server = HttpServer::new(move || {
             let arrivals = state.clone();
             App::new()
@@ -102,14 +121,25 @@ impl DemoTarget {
                 .wrap_fn(move |req, srv| {
                     // Every API request, as it arrives (not health, metrics or these stats).
                     let path = req.path();
-                    if !(path == "/health"
+                    let api = !(path == "/health"
                         || path == "/metrics"
                         || path == "/openapi.json"
-                        || path.starts_with("/stats/"))
-                    {
+                        || path.starts_with("/stats/"));
+                    if api {
                         arrivals.arrivals.lock().record(std::time::Instant::now());
                     }
-                    actix_service::Service::call(srv, req)
+                    let begun = arrivals.spans.as_ref().filter(|_| api).and_then(|spans| spans.begin(&req));
+                    let traced = begun.map(|begun| (begun, arrivals.clone()));
+                    let answer = actix_service::Service::call(srv, req);
+                    async move {
+                        let res = answer.await?;
+                        if let Some((begun, state)) = traced
+                            && let Some(spans) = &state.spans
+                        {
+                            spans.end(begun, &res);
+                        }
+                        Ok(res)
+                    }
                 })
                 .configure(routes)
         })
@@ -118,7 +148,7 @@ impl DemoTarget {
         .shutdown_timeout(1)
         .listen(listener)?
         .run();
-        Ok(DemoTarget { server, addr })
+        Ok(DemoTarget { server, addr, spans: exporter })
     }
 }
 
@@ -127,10 +157,18 @@ pub async fn run(settings: DemoTargetSettings) -> anyhow::Result<()> {
     let target = DemoTarget::start(&settings)?;
     log::info!(addr:% = target.addr, port = target.addr.port(), latency_ms = settings.latency.as_millis() as u64, error_rate = settings.error_rate;
         "demo target listening on {}", target.addr);
+    if let Some(spans) = &settings.spans {
+        log::info!(endpoint = spans.export.endpoint.url().as_str(), service_name = spans.export.service_name();
+            "exporting server spans over OTLP");
+    }
     let handle = target.server.handle();
     actix_rt::spawn(target.server);
     crate::base::signal::shutdown_signal().await;
     handle.stop(true).await;
+    if let Some(exporter) = target.spans {
+        // What the last requests left in the queue, within a second.
+        exporter.shutdown(std::time::Duration::from_secs(1));
+    }
     log::info!("demo target stopped");
     Ok(())
 }
@@ -164,6 +202,7 @@ impl DemoState {
             orders_stored,
             users_stored,
             tokens_stored,
+            spans: None,
         })
     }
 

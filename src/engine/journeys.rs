@@ -38,6 +38,8 @@ pub struct Instance {
     pub started: Instant,
     /// When its current step became due (for the lag of the step).
     pub due: Instant,
+    /// Its trace, while spans are exported: its steps are its children.
+    pub trace: Option<super::spans::JourneyTrace>,
     serial: u32,
     live: bool,
 }
@@ -88,6 +90,7 @@ impl Journeys {
                 instance.step = 0;
                 instance.started = now;
                 instance.due = now;
+                instance.trace = None;
                 instance.serial = serial;
                 instance.live = true;
                 slot
@@ -100,6 +103,7 @@ impl Journeys {
                     locals: Locals::new(),
                     started: now,
                     due: now,
+                    trace: None,
                     serial,
                     live: true,
                 });
@@ -127,6 +131,11 @@ impl Journeys {
 
     /// Ends every instance (the traffic paused, the workload changed, the
     /// engine stops); returns how many of each journey (by index) ended.
+    /// The instances running, for their spans when they are all ended.
+    pub fn live(&self) -> impl Iterator<Item = &Instance> {
+        self.slots.iter().filter(|i| i.live)
+    }
+
     pub fn end_all(&mut self) -> Vec<u64> {
         let mut ended = Vec::new();
         for (slot, instance) in self.slots.iter_mut().enumerate() {

@@ -20,6 +20,7 @@ mod pace_timer;
 mod resolve;
 
 pub mod schedule;
+pub mod spans;
 pub mod stages;
 pub mod tls;
 mod worker;
@@ -81,6 +82,10 @@ pub struct Engine {
     /// requests, with the schedule untouched.
     workload: Arc<watch::Sender<Arc<Workload>>>,
     shared: Arc<Shared>,
+    /// Client spans, when they are exported (see [`spans`]).
+    spans: Option<spans::SpanSetup>,
+    /// The running job's id, for the spans (`None` outside jobs).
+    job: Arc<watch::Sender<Option<Arc<str>>>>,
 }
 
 /// State the worker writes and the control API reads.
@@ -166,7 +171,21 @@ impl Engine {
             focus: Arc::new(watch::channel(None).0),
             workload: Arc::new(watch::channel(workload).0),
             shared: Arc::new(shared),
+            spans: None,
+            job: Arc::new(watch::channel(None).0),
         }
+    }
+
+    /// This engine, making a client span of every sampled request (before
+    /// [`Engine::start`]).
+    pub fn with_spans(mut self, setup: spans::SpanSetup) -> Engine {
+        self.spans = Some(setup);
+        self
+    }
+
+    /// The running job, for the spans' `trafficgen.job_id` (`None`: none).
+    pub fn set_job(&self, job_id: Option<&str>) {
+        self.job.send_replace(job_id.map(Arc::from));
     }
 
     /// Whether `workload` with `in_flight` requests at once fits

@@ -649,6 +649,11 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of everything.
+    /// For metrics defined beside their subject (the span counters).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     pub fn render(&self) -> String {
         let mut out = Vec::with_capacity(16 * 1024);
         // Encoding into a Vec cannot fail on I/O; a failure here would be a

@@ -8,3 +8,4 @@ pub mod logging;
 pub mod metrics;
 pub mod rate;
 pub mod slo;
+pub mod trace;

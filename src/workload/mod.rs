@@ -61,7 +61,7 @@ pub use compile::{MAX_ENV_BYTES, MAX_REQUEST_BYTES, PoolId, RequestId};
 pub use journey::{Arrival, Missing, NoRow};
 pub use locals::Locals;
 pub use model::{MAX_POOLS, MAX_REQUESTS, Method, Model, OnFailure, PauseDef, Problem, Role};
-pub use render::{Chosen, Clock, Draw, RequestParts, RunState};
+pub use render::{Chosen, Clock, Draw, NextTrace, RequestParts, RunState};
 
 use crate::base::url::TargetUrl;
 
@@ -103,19 +103,26 @@ impl Target {
 /// on, so services and tracing backends can tell synthetic traffic apart.
 pub const SYNTHETIC_HEADER: (&str, &str) = ("X-Synthetic-Traffic", "trafficgen");
 
+/// The W3C baggage every request carries with `TRACE_BAGGAGE`: the mark
+/// the OpenTelemetry demo's services look for on synthetic traffic, which
+/// instrumented services pass on to the services they call.
+pub const SYNTHETIC_BAGGAGE: (&str, &str) = ("baggage", "synthetic_request=true");
+
 /// Whether requests carry `traceparent` (random trace and span ids per
-/// request) and `X-Synthetic-Traffic: trafficgen` (`TRACE_HEADERS`), and
-/// the sampled flag of `traceparent` (`TRACE_SAMPLED`). A workload that
-/// sets its own `traceparent` keeps it.
+/// request) and `X-Synthetic-Traffic: trafficgen` (`TRACE_HEADERS`), the
+/// sampled flag of `traceparent` (`TRACE_SAMPLED`; a renderer given a
+/// trace to continue takes its flag instead, see [`RunState::set_trace`])
+/// and `baggage: synthetic_request=true` (`TRACE_BAGGAGE`). A workload that
+/// sets its own `traceparent` or `baggage` keeps it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TraceHeaders {
     Off,
-    On { sampled: bool },
+    On { sampled: bool, baggage: bool },
 }
 
 impl Default for TraceHeaders {
     fn default() -> Self {
-        TraceHeaders::On { sampled: true }
+        TraceHeaders::On { sampled: true, baggage: false }
     }
 }
 

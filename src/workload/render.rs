@@ -13,6 +13,7 @@ use super::escape::{Ctx, base64_encode, encode};
 use super::locals::Locals;
 use super::model::{MAX_POOLS, Method};
 use super::pool::Ring;
+use crate::base::trace_context::{SpanId, TraceId, TraceParent};
 
 /// What a workload remembers while it runs: its pools and the sequence
 /// counter. Owned by whoever renders (the engine's worker thread).
@@ -27,6 +28,23 @@ pub struct RunState {
     clock: Clock,
     /// `workload check`: pool values are shown as `{{ pool(name) }}`.
     placeholders: bool,
+    trace: TraceSlot,
+}
+
+/// The trace a request's `traceparent` belongs to, when the renderer is
+/// not to start a fresh one: the engine's sampling decision for a root,
+/// or a journey instance's trace for its steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextTrace {
+    pub trace_id: TraceId,
+    pub sampled: bool,
+}
+
+/// What the engine asked of the next `traceparent`, and what the last one said.
+#[derive(Debug, Clone, Copy, Default)]
+struct TraceSlot {
+    next: Option<NextTrace>,
+    rendered: Option<TraceParent>,
 }
 
 /// Where `now()` and `unix_time()` read the time.
@@ -53,7 +71,15 @@ impl RunState {
             })
             .collect();
         let cursors = vec![0; workload.compiled.tables.len()];
-        RunState { pools, cursors, scratch: Vec::new(), seq: 0, clock: Clock::System, placeholders: false }
+        RunState {
+            pools,
+            cursors,
+            scratch: Vec::new(),
+            seq: 0,
+            clock: Clock::System,
+            placeholders: false,
+            trace: TraceSlot::default(),
+        }
     }
 
     /// The state for `next` after a swap from `previous`: pools whose names
@@ -121,6 +147,21 @@ impl RunState {
                 kept.map_or(spec.seed.len(), |&n| n).min(spec.size.max(1))
             })
             .collect()
+    }
+
+    /// The trace id and sampled flag the next rendered `traceparent`
+    /// carries (its span id is drawn); `None`: a fresh random trace with
+    /// the target's flag, as when nothing was set.
+    pub fn set_trace(&mut self, next: Option<NextTrace>) {
+        self.trace.next = next;
+    }
+
+    /// What the last rendering wrote into its `traceparent` (`None` if it
+    /// wrote none: trace headers off, or the workload's own header), and
+    /// forgets what [`RunState::set_trace`] asked.
+    pub fn take_trace(&mut self) -> Option<TraceParent> {
+        self.trace.next = None;
+        self.trace.rendered.take()
     }
 
     pub fn set_clock(&mut self, clock: Clock) {
@@ -422,8 +463,25 @@ impl Workload {
                 encode(ctx, &uuid, false, out);
             }
             Fill::TraceIds => {
-                let ids = trace_ids(rng.random(), rng.random(), rng.random());
-                out.extend_from_slice(&ids);
+                let (trace_id, span_id) = match state.trace.next {
+                    Some(next) => (next.trace_id, SpanId::from_random(rng.random())),
+                    None => {
+                        let (high, low, span): (u64, u64, u64) = (rng.random(), rng.random(), rng.random());
+                        (TraceId::from_random(u128::from(high) << 64 | u128::from(low)), SpanId::from_random(span))
+                    }
+                };
+                out.extend_from_slice(&trace_id.to_hex());
+                out.push(b'-');
+                out.extend_from_slice(&span_id.to_hex());
+                let sampled = state.trace.next.is_some_and(|n| n.sampled);
+                state.trace.rendered = Some(TraceParent { trace_id, parent_id: span_id, sampled });
+            }
+            Fill::TraceFlags(default) => {
+                let sampled = state.trace.next.map_or(*default, |n| n.sampled);
+                out.extend_from_slice(if sampled { b"01" } else { b"00" });
+                if let Some(rendered) = &mut state.trace.rendered {
+                    rendered.sampled = sampled;
+                }
             }
             Fill::Seq => {
                 state.seq = state.seq.wrapping_add(1);
@@ -573,24 +631,6 @@ fn write_i64(n: i64, out: &mut [u8; 24]) -> usize {
     len + 1
 }
 
-/// A W3C trace context's `trace-id-span-id` (lower-case hex). An all-zero
-/// id is invalid there, so the lowest bit of each is set when it would be.
-fn trace_ids(trace_high: u64, trace_low: u64, span: u64) -> [u8; 49] {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let trace_low = if trace_high == 0 && trace_low == 0 { 1 } else { trace_low };
-    let span = span.max(1);
-    let mut text = [b'-'; 49];
-    for (i, b) in trace_high.to_be_bytes().iter().chain(&trace_low.to_be_bytes()).enumerate() {
-        text[2 * i] = HEX[usize::from(b >> 4)];
-        text[2 * i + 1] = HEX[usize::from(b & 15)];
-    }
-    for (i, b) in span.to_be_bytes().iter().enumerate() {
-        text[33 + 2 * i] = HEX[usize::from(b >> 4)];
-        text[33 + 2 * i + 1] = HEX[usize::from(b & 15)];
-    }
-    text
-}
-
 /// A random (version 4, RFC 9562) UUID in its usual text form.
 fn uuid_v4(high: u64, low: u64) -> [u8; 36] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -690,8 +730,12 @@ mod tests {
 
     #[test]
     fn trace_ids_are_never_all_zero() {
-        assert_eq!(&trace_ids(0, 0, 0)[..], b"00000000000000000000000000000001-0000000000000001");
-        assert_eq!(&trace_ids(u64::MAX, 0x0123, 0xabc)[..], b"ffffffffffffffff0000000000000123-0000000000000abc");
+        let ids = |high: u64, low: u64, span: u64| {
+            let trace = TraceId::from_random(u128::from(high) << 64 | u128::from(low));
+            format!("{trace}-{}", SpanId::from_random(span))
+        };
+        assert_eq!(ids(0, 0, 0), "00000000000000000000000000000001-0000000000000001");
+        assert_eq!(ids(u64::MAX, 0x0123, 0xabc), "ffffffffffffffff0000000000000123-0000000000000abc");
     }
 
     #[test]

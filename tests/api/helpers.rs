@@ -15,6 +15,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_trafficgen");
 pub struct Proc {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
+    /// How many of the two output readers reached the end of their pipe.
+    readers_done: Arc<std::sync::atomic::AtomicUsize>,
     pub addr: SocketAddr,
     /// `CONTROL_TOKEN` it was started with: [`Proc::get_json`] reads state
     /// as the operator does, with it (reads of logs, jobs and the workload
@@ -54,24 +56,9 @@ impl Proc {
             command.env(k, v);
         }
         let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start trafficgen");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let stdout = child.stdout.take().expect("stdout");
-        let sink = Arc::clone(&lines);
-        // Drain stdout for the whole life of the process so it never blocks.
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let stderr = child.stderr.take().expect("stderr");
-        let err_sink = Arc::clone(&lines);
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                err_sink.lock().unwrap().push(format!("stderr: {line}"));
-            }
-        });
+        let (lines, readers_done) = drain_output(&mut child);
         let token = env.iter().find(|(k, _)| *k == "CONTROL_TOKEN").map(|(_, v)| v.to_string());
-        Proc { child, lines, addr: SocketAddr::from(([127, 0, 0, 1], 0)), token }
+        Proc { child, lines, readers_done, addr: SocketAddr::from(([127, 0, 0, 1], 0)), token }
     }
 
     /// Every JSON log line matching `pred` so far.
@@ -129,6 +116,10 @@ impl Proc {
         let deadline = Instant::now() + timeout;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
+                // Its last lines may still be in the pipes: wait for the
+                // readers to reach their end (on a busy machine they lag).
+                let done = &self.readers_done;
+                eventually(Duration::from_secs(5), || done.load(std::sync::atomic::Ordering::Acquire) == 2);
                 return Some(status);
             }
             if Instant::now() >= deadline {
@@ -274,7 +265,7 @@ pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &st
 /// Sends `raw` bytes as they are and parses the answer.
 pub fn raw_request(addr: SocketAddr, raw: &[u8]) -> Response {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     stream.write_all(raw).expect("send");
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer).expect("read answer");
@@ -494,6 +485,29 @@ pub fn stat(sidecar: &Proc, key: &str) -> u64 {
     sidecar.get_json("/status")["stats"][key].as_u64().unwrap_or_else(|| panic!("no stats.{key}"))
 }
 
+/// Reads the child's stdout and stderr (stderr lines marked) into lines for
+/// the whole life of the process, so it never blocks on a full pipe; the
+/// counter says how many of the two reached their end.
+fn drain_output(child: &mut Child) -> (Arc<Mutex<Vec<String>>>, Arc<std::sync::atomic::AtomicUsize>) {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let readers_done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let pipes = [
+        child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+        child.stderr.take().map(|p| Box::new(p) as _),
+    ];
+    for (i, pipe) in pipes.into_iter().enumerate() {
+        let (sink, done) = (Arc::clone(&lines), Arc::clone(&readers_done));
+        let pipe = pipe.expect("pipe");
+        thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(if i == 0 { line } else { format!("stderr: {line}") });
+            }
+            done.fetch_add(1, std::sync::atomic::Ordering::Release);
+        });
+    }
+    (lines, readers_done)
+}
+
 /// Starts `wrapper… trafficgen args…` (a namespace, a tracer) with exactly
 /// `env`, like [`Proc::start`]; the process is the wrapper, which must exec
 /// trafficgen or stay its parent.
@@ -505,24 +519,9 @@ pub fn start_wrapped(wrapper: &[&str], args: &[&str], env: &[(&str, &str)]) -> P
         command.env(k, v);
     }
     let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start wrapper");
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    for (i, pipe) in [
-        child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
-        child.stderr.take().map(|p| Box::new(p) as _),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let sink = Arc::clone(&lines);
-        let pipe = pipe.expect("pipe");
-        thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(if i == 0 { line } else { format!("stderr: {line}") });
-            }
-        });
-    }
+    let (lines, readers_done) = drain_output(&mut child);
     let token = env.iter().find(|(k, _)| *k == "CONTROL_TOKEN").map(|(_, v)| v.to_string());
-    let mut proc = Proc { child, lines, addr: SocketAddr::from(([127, 0, 0, 1], 0)), token };
+    let mut proc = Proc { child, lines, readers_done, addr: SocketAddr::from(([127, 0, 0, 1], 0)), token };
     let listening = |v: &serde_json::Value| v["message"].as_str().is_some_and(|m| m.contains("listening"));
     let deadline = Instant::now() + Duration::from_secs(15);
     let port = loop {

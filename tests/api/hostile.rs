@@ -88,7 +88,10 @@ fn start_paused(target: &Proc, extra: &[(&str, &str)]) -> Proc {
 fn a_megabyte_of_mistakes_gets_a_short_answer_off_the_thread_that_answers_health() {
     let _heavy = heavy_test();
     let target = start_demo_target(&[]);
-    let sidecar = start_paused(&target, &[]);
+    // A debug build on a busy machine takes seconds per check: a long
+    // request timeout keeps the answers coming (the turn-or-503 rule is
+    // judged below either way).
+    let sidecar = start_paused(&target, &[("CONTROL_REQUEST_TIMEOUT_MS", "20000")]);
     let body = unknown_keys_yaml();
     let rss_start = rss_kib(sidecar.pid());
     let probe = HealthProbe::start(sidecar.addr);

@@ -11,7 +11,9 @@ use super::{Completed, Origin, Worker};
 use crate::engine::client::Outcome;
 use crate::engine::deadline::TimedOut;
 use crate::engine::journeys::Key;
+use crate::engine::spans::SpanStart;
 use crate::observe::metrics::{ErrorKind, RequestSeries};
+use crate::observe::trace::SpanOutcome;
 use crate::workload::RequestId;
 
 impl Worker {
@@ -39,6 +41,16 @@ impl Worker {
             Origin::Step(key) if current => Some(key),
             _ => None,
         };
+        // A failure's line names its trace, to find it in the tracing backend.
+        let trace_id = done.span.as_deref().map(SpanStart::trace_id);
+        if let (Some(tracer), Some(span)) = (&mut self.tracer, done.span) {
+            let outcome = match &done.result {
+                Ok((Outcome::Answered { status, .. }, _)) => SpanOutcome::Answered(*status),
+                Ok((Outcome::Failed { kind, .. }, _)) => SpanOutcome::Failed(kind.as_str()),
+                Err(TimedOut) => SpanOutcome::Failed(ErrorKind::Timeout.as_str()),
+            };
+            tracer.finish(*span, from_sent, outcome);
+        }
         let mut series = done.series.borrow_mut();
         // For a step: answered with a success, answered otherwise, or not at all.
         let answered = match done.result {
@@ -57,12 +69,14 @@ impl Worker {
             Ok((Outcome::Failed { kind, error }, request)) => {
                 series.failure(kind, secs);
                 self.recycle(request);
+                self.errors.trace_id = trace_id;
                 self.errors.note(series.label(), kind, &error);
                 None
             }
             Err(TimedOut) => {
                 series.failure(ErrorKind::Timeout, secs);
                 let timeout = self.engine.request_timeout();
+                self.errors.trace_id = trace_id;
                 self.errors.note(series.label(), ErrorKind::Timeout, &format_args!("no answer within {timeout:?}"));
                 None
             }

@@ -68,6 +68,9 @@ impl Worker {
             return;
         }
         series.started();
+        if let (Some(tracer), Some(instance)) = (&self.tracer, self.journeys.get_mut(key)) {
+            instance.trace = Some(tracer.begin_journey(&mut self.rng));
+        }
         self.advance(key, now);
         self.publish_journeys();
     }
@@ -174,7 +177,11 @@ impl Worker {
     fn finish(&mut self, key: Key, reason: Option<EndReason>, now: Instant) {
         let Some(instance) = self.journeys.get_mut(key) else { return };
         let (journey, took) = (instance.journey, now.saturating_duration_since(instance.started));
+        let (trace, step) = (instance.trace, instance.step);
         self.journeys.end(key);
+        if let (Some(tracer), Some(trace)) = (&mut self.tracer, trace) {
+            tracer.end_journey(&trace, journey.index(), took, reason.is_none(), step);
+        }
         let series = &self.journey_series[journey.index()];
         match reason {
             None => {
@@ -190,6 +197,15 @@ impl Worker {
     pub(super) fn end_journeys(&mut self) {
         if self.journeys.active() == 0 {
             return;
+        }
+        if let Some(tracer) = &mut self.tracer {
+            let now = Instant::now();
+            for instance in self.journeys.live() {
+                if let Some(trace) = instance.trace {
+                    let took = now.saturating_duration_since(instance.started);
+                    tracer.end_journey(&trace, instance.journey.index(), took, false, instance.step);
+                }
+            }
         }
         for (journey, ended) in self.journeys.end_all().into_iter().enumerate() {
             if ended > 0

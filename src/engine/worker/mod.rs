@@ -45,6 +45,7 @@ use super::journeys::{Journeys, Key};
 use super::mode::{Plan, Share};
 use super::pace_timer::PaceTimer;
 use super::schedule::{Pacer, pickup, send_instant};
+use super::spans::{SpanStart, Tracer};
 use super::{Engine, InFlightPermit};
 use crate::observe::latency::LatencyTable;
 use crate::observe::metrics::{ErrorKind, JourneySeries, RequestSeries};
@@ -106,6 +107,8 @@ struct Completed {
     /// How late it left against its scheduled time.
     lag: Duration,
     result: Result<(Outcome, Request), TimedOut>,
+    /// A sampled request's span, while spans are exported.
+    span: Option<Box<SpanStart>>,
     /// Released (after recording) when this is dropped.
     _permit: InFlightPermit,
 }
@@ -202,6 +205,8 @@ pub(super) struct Worker {
     /// Durations of completed instances, by journey.
     journey_latency: Arc<LatencyTable>,
     arrivals: prometheus::IntCounter,
+    /// Client spans, while they are exported.
+    tracer: Option<Tracer>,
 }
 
 /// A fresh latency table for `workload`, put where readers find it.
@@ -241,7 +246,12 @@ impl Worker {
         let cap = SendCap::new(engine.modes().max_rps);
         let journeys = Journeys::new(engine.shared.settings.max_journeys);
         let arrivals = engine.shared.metrics.arrivals();
+        let tracer = engine
+            .spans
+            .clone()
+            .map(|setup| Tracer::new(setup, &engine.shared.settings.target, &workload, engine.job.subscribe()));
         Ok(Worker {
+            tracer,
             journeys,
             journey_series,
             journey_latency,
@@ -282,6 +292,9 @@ impl Worker {
     /// new one) or shutdown (returns false).
     async fn follow(&mut self, plans: &mut watch::Receiver<Plan>, shutdown: &CancellationToken) -> bool {
         let plan = plans.borrow_and_update().clone();
+        if let Some(tracer) = &mut self.tracer {
+            tracer.set_mode(plan.mode.as_str());
+        }
         // Replicas share the cap as they share the schedule.
         self.cap.set_rate(plan.share.of(self.engine.modes().max_rps));
         self.follow_workload();
@@ -420,6 +433,9 @@ impl Worker {
         self.state.carry_over(&self.workload, &next);
         self.series = series_of(&self.engine, &next);
         self.latency = install_latency_table(&self.engine, &next);
+        if let Some(tracer) = &mut self.tracer {
+            tracer.follow_workload(&next, self.engine.shared.settings.target.path_prefix());
+        }
         self.journey_latency = install_journey_table(&self.engine, &next);
         self.journey_series = journey_series_of(&self.engine, &next);
         self.workload = next;
@@ -538,17 +554,24 @@ fn signed_secs_since(anchor: SystemTime, now: SystemTime) -> f64 {
 struct ErrorLog {
     last: Option<Instant>,
     suppressed: u64,
+    /// The trace of the failure being noted, when its span is exported.
+    trace_id: Option<crate::base::trace_context::TraceId>,
 }
 
 impl ErrorLog {
     fn note(&mut self, endpoint: &str, kind: ErrorKind, error: &dyn std::fmt::Display) {
+        let trace_id = self.trace_id.take();
         let now = Instant::now();
         if self.last.is_some_and(|t| now.duration_since(t) < ERROR_LOG_INTERVAL) {
             self.suppressed += 1;
             return;
         }
-        log::warn!(endpoint = endpoint, kind = kind.as_str(), error:% = error, suppressed = self.suppressed;
-            "request failed");
+        match trace_id {
+            Some(trace_id) => log::warn!(endpoint = endpoint, kind = kind.as_str(), error:% = error,
+                suppressed = self.suppressed, trace_id:% = trace_id; "request failed"),
+            None => log::warn!(endpoint = endpoint, kind = kind.as_str(), error:% = error,
+                suppressed = self.suppressed; "request failed"),
+        }
         self.last = Some(now);
         self.suppressed = 0;
     }

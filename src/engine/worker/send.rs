@@ -14,6 +14,7 @@ use super::{
 use crate::engine::InFlightPermit;
 use crate::engine::client::{Request, TargetClient};
 use crate::engine::schedule::Pacer;
+use crate::engine::spans::request_target;
 use crate::engine::tls::TlsError;
 use crate::observe::metrics::ErrorKind;
 use crate::workload::{Arrival, Chosen, Draw, Locals, Method, RequestId};
@@ -130,7 +131,24 @@ impl Worker {
         };
         let workload = &self.workload;
         let mut rendered = self.spare_buffers.pop().unwrap_or_default();
+        // The trace it joins: its journey instance's, or one of its own.
+        let journey = match origin {
+            Origin::Step(key) => {
+                self.journeys.get_mut(key).and_then(|i| i.trace.map(|trace| (trace, i.journey.index())))
+            }
+            _ => None,
+        };
+        if let Some(tracer) = &self.tracer {
+            match &journey {
+                Some((trace, _)) => tracer.before_step(&mut self.state, trace),
+                None => tracer.before_render(&mut self.rng, &mut self.state),
+            }
+        }
         workload.render_in(chosen, &mut self.rng, &mut self.state, locals, &mut rendered);
+        let span = self.tracer.as_ref().and_then(|tracer| {
+            let (parent, step) = journey.as_ref().map_or((None, None), |(trace, j)| tracer.step_labels(*j, trace));
+            tracer.after_render(&mut self.state, id, request_target(&rendered), parent, step)
+        });
         let request = Request {
             rendered,
             keep_body: workload.wants_body(id),
@@ -142,7 +160,7 @@ impl Worker {
         let generation = self.generation;
         self.in_flight.push(Box::pin(async move {
             let result = exchange.await;
-            Completed { request: id, generation, origin, series, started, lag, result, _permit: permit }
+            Completed { request: id, generation, origin, series, started, lag, result, span, _permit: permit }
         }));
         true
     }

@@ -85,8 +85,12 @@ pub(crate) enum Fill {
     /// The segments written raw, then base64-encoded.
     Base64(Box<[Seg]>),
     /// `traceparent`'s ids: 32 hex digits of trace id, `-`, 16 of span id
-    /// (random, never all zero).
+    /// (random, never all zero; the trace id may be given, see
+    /// `RunState::set_trace`).
     TraceIds,
+    /// `traceparent`'s flags, `01` or `00`: the given trace's decision, or
+    /// this default (`TRACE_SAMPLED`).
+    TraceFlags(bool),
 }
 
 /// A value read from the environment: its name is shown, its value never.
@@ -402,15 +406,22 @@ fn request(def: &RequestDef, target: &Target, names: &Names<'_>) -> Result<Compi
     if !def.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("user-agent")) {
         headers.push(("User-Agent".to_string(), vec![Seg::Lit(target.user_agent.as_bytes().into())]));
     }
-    if let super::TraceHeaders::On { sampled } = target.trace {
+    if let super::TraceHeaders::On { sampled, baggage } = target.trace {
         if !def.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("traceparent")) {
-            let flags: &[u8] = if sampled { b"-01" } else { b"-00" };
-            let value =
-                vec![Seg::Lit((*b"00-").into()), Seg::Hole(Fill::TraceIds, Ctx::Header), Seg::Lit(flags.into())];
+            let value = vec![
+                Seg::Lit((*b"00-").into()),
+                Seg::Hole(Fill::TraceIds, Ctx::Header),
+                Seg::Lit((*b"-").into()),
+                Seg::Hole(Fill::TraceFlags(sampled), Ctx::Header),
+            ];
             headers.push(("traceparent".to_string(), value));
         }
         let (name, value) = super::SYNTHETIC_HEADER;
         if !def.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            headers.push((name.to_string(), vec![Seg::Lit(value.as_bytes().into())]));
+        }
+        let (name, value) = super::SYNTHETIC_BAGGAGE;
+        if baggage && !def.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
             headers.push((name.to_string(), vec![Seg::Lit(value.as_bytes().into())]));
         }
     }
@@ -696,6 +707,7 @@ fn seg_max(segs: &[Seg]) -> usize {
                     Fill::Str(n) => *n as usize,
                     Fill::Uuid => 36,
                     Fill::TraceIds => 49,
+                    Fill::TraceFlags(_) => 2,
                     Fill::Now => 24,
                     Fill::Pool(_) | Fill::Take(_) | Fill::Var { .. } | Fill::Data { .. } => {
                         super::template::MAX_VALUE_BYTES

@@ -793,7 +793,7 @@ fn render_cost() {
 fn trace_headers_carry_a_fresh_w3c_traceparent_and_the_synthetic_marker() {
     let text = "requests:\n  - {name: a, weight: 1, method: GET, path: /a}\n  - {name: b, weight: 1, method: GET, path: /b, headers: {traceparent: '00-{{ uuid() }}-01'}}\n";
     let mut opts = options();
-    opts.target.trace = TraceHeaders::On { sampled: true };
+    opts.target.trace = TraceHeaders::On { sampled: true, baggage: false };
     let workload = load_str("t.yaml", text, &opts).unwrap();
     let mut state = RunState::new(&workload);
     let mut rng = SmallRng::seed_from_u64(1);
@@ -822,7 +822,7 @@ fn trace_headers_carry_a_fresh_w3c_traceparent_and_the_synthetic_marker() {
     let own = b.lines().find(|l| l.starts_with("traceparent: ")).unwrap_or_default();
     assert_eq!(own.len(), "traceparent: 00-".len() + 36 + 3, "the workload's uuid template, not ours: {own}");
     // Unsampled, and off.
-    opts.target.trace = TraceHeaders::On { sampled: false };
+    opts.target.trace = TraceHeaders::On { sampled: false, baggage: false };
     let unsampled = load_str("t.yaml", text, &opts).unwrap();
     let a = render_one(&unsampled, "a", &mut RunState::new(&unsampled));
     assert!(a.lines().any(|l| l.starts_with("traceparent: 00-") && l.ends_with("-00")), "{a}");
@@ -831,6 +831,46 @@ fn trace_headers_carry_a_fresh_w3c_traceparent_and_the_synthetic_marker() {
     let a = render_one(&off, "a", &mut RunState::new(&off));
     assert!(!a.contains("traceparent") && !a.contains("X-Synthetic-Traffic"), "{a}");
     assert!(workload.max_request_bytes() >= a.len() + 49 + 40);
+}
+
+#[test]
+fn a_given_trace_and_flag_go_into_the_traceparent_and_come_back_out() {
+    use crate::base::trace_context::{TraceId, TraceParent};
+    use crate::workload::NextTrace;
+    let text = "requests:\n  - {name: a, weight: 1, method: GET, path: /a}\n  - {name: b, weight: 1, method: GET, path: /b, headers: {traceparent: x, baggage: mine}}\n";
+    let mut opts = options();
+    opts.target.trace = TraceHeaders::On { sampled: true, baggage: true };
+    let workload = load_str("t.yaml", text, &opts).unwrap();
+    let mut state = RunState::new(&workload);
+    let header = |text: &str, name: &str| {
+        let prefix = format!("{name}: ");
+        text.lines().find_map(|l| l.strip_prefix(prefix.as_str())).map(str::to_string)
+    };
+    // Nothing asked: a fresh trace with the target's flag, reported back.
+    let a = render_one(&workload, "a", &mut state);
+    let sent = TraceParent::parse(header(&a, "traceparent").unwrap().as_bytes()).unwrap();
+    assert_eq!(state.take_trace(), Some(sent));
+    assert!(sent.sampled);
+    assert_eq!(header(&a, "baggage").as_deref(), Some("synthetic_request=true"));
+    assert_eq!(state.take_trace(), None, "taken once");
+    // A trace to join, unsampled: its id and flag, a span id of its own.
+    let trace_id = TraceId::new(0xabc).unwrap();
+    state.set_trace(Some(NextTrace { trace_id, sampled: false }));
+    let a = render_one(&workload, "a", &mut state);
+    let value = header(&a, "traceparent").unwrap();
+    assert!(value.starts_with("00-00000000000000000000000000000abc-") && value.ends_with("-00"), "{value}");
+    let rendered = state.take_trace().unwrap();
+    assert_eq!((rendered.trace_id, rendered.sampled), (trace_id, false));
+    assert_eq!(value, String::from_utf8(rendered.to_header().to_vec()).unwrap());
+    // The next request is on its own again.
+    let a = render_one(&workload, "a", &mut state);
+    assert!(!header(&a, "traceparent").unwrap().contains("0abc-"));
+    state.take_trace();
+    // A workload's own traceparent and baggage: nothing of ours, nothing reported.
+    state.set_trace(Some(NextTrace { trace_id, sampled: true }));
+    let b = render_one(&workload, "b", &mut state);
+    assert_eq!((header(&b, "traceparent").as_deref(), header(&b, "baggage").as_deref()), (Some("x"), Some("mine")));
+    assert_eq!(state.take_trace(), None);
 }
 
 #[test]
