@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs the real servers and tools the black-box tests run on 127.0.0.1
-# (tests/api/real_servers.rs, tls.rs, dns.rs): nginx from Debian, strace,
-# and uvicorn and FastAPI from PyPI in a private virtualenv. Idempotent: installs only
+# (tests/api/real_servers.rs, tls.rs, dns.rs, openapi_derive.rs): nginx from
+# Debian, strace, and uvicorn and FastAPI (with python-multipart, which its
+# form login needs) from PyPI in a private virtualenv. Idempotent: installs only
 # what is missing. Prints the directory to put first on PATH (the
 # virtualenv's bin) as its only line on stdout; everything else goes to
 # stderr.
 set -euo pipefail
 
 venv="${TRAFFICGEN_TEST_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/trafficgen/test-servers-venv}"
-pip_pkgs=(uvicorn==0.54.0 fastapi==0.163.2)
+pip_pkgs=(uvicorn==0.54.0 fastapi==0.163.2 python-multipart==0.0.34)
 
 {
   apt_pkgs=()

@@ -10,6 +10,7 @@
 //! - [`jobs`]: the stories — scenarios, timed jobs, their summaries and SLOs.
 //! - [`export`]: a workload's traffic as a k6, Locust or Artillery script.
 //! - [`engine`]: the pacer, the worker loop and the HTTP client.
+//! - [`openapi`]: a workload derived from an OpenAPI document (pure).
 //! - [`workload`]: the workload language — parse, check, compile, render.
 //! - [`observe`]: metrics, latency percentiles, SLO syntax, logs, rates.
 //! - [`base`]: small leaf types every layer may use.
@@ -24,5 +25,6 @@ pub mod engine;
 pub mod export;
 pub mod jobs;
 pub mod observe;
+pub mod openapi;
 pub mod state;
 pub mod workload;

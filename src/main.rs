@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         Some(Command::Healthcheck(args)) => healthcheck::run(args),
         Some(Command::Workload(args)) => match args.command {
             WorkloadCommand::Check(check) => trafficgen::app::check_command::run(&check),
+            WorkloadCommand::FromOpenapi(args) => trafficgen::app::openapi_command::run(&args),
         },
         Some(Command::Export(args)) => trafficgen::app::export_command::run(&args),
         Some(Command::Run(args)) => trafficgen::app::run::run(&args),

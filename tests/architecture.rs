@@ -11,13 +11,29 @@ use std::path::{Path, PathBuf};
 /// Each top-level module and what it may import, top-down. The order is the
 /// layering: a module may import only modules listed after it.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("app", &["control", "cluster", "state", "jobs", "export", "engine", "workload", "observe", "base", "demo_target"]),
+    (
+        "app",
+        &[
+            "control",
+            "cluster",
+            "state",
+            "jobs",
+            "export",
+            "engine",
+            "openapi",
+            "workload",
+            "observe",
+            "base",
+            "demo_target",
+        ],
+    ),
     ("control", &["cluster", "state", "jobs", "export", "engine", "workload", "observe", "base"]),
     ("cluster", &["state", "jobs", "engine", "workload", "observe", "base"]),
     ("state", &["jobs", "engine", "workload", "observe", "base"]),
     ("export", &["jobs", "workload", "observe", "base"]),
     ("jobs", &["engine", "workload", "observe", "base"]),
     ("engine", &["workload", "observe", "base"]),
+    ("openapi", &["workload", "base"]),
     ("workload", &["observe", "base"]),
     ("observe", &["base"]),
     ("demo_target", &["base"]),

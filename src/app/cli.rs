@@ -171,6 +171,10 @@ pub struct SidecarArgs {
     #[arg(long = "workload", env = env_unless_empty("WORKLOAD_FILE"))]
     pub workload_file: Option<String>,
 
+    /// Path of the target's OpenAPI document (e.g. /openapi.json): without WORKLOAD_FILE, the workload is derived from it at start; empty = none
+    #[arg(long, env = env_unless_empty("OPENAPI_PATH"))]
+    pub openapi_path: Option<String>,
+
     /// Per-request timeout in milliseconds
     #[arg(value_parser = number::<u64>, long, env = "REQUEST_TIMEOUT_MS", default_value_t = 5000)]
     pub request_timeout_ms: u64,
@@ -406,6 +410,40 @@ pub enum WorkloadCommand {
     /// Read and check a workload file; print it normalised with a sample of each request (sends nothing).
     /// Exit 0, or 2 with one `file:line:column: problem` line per problem
     Check(WorkloadCheckArgs),
+    /// Derive a workload from an OpenAPI 3.0/3.1 document (JSON or YAML, a file or - for stdin) and write it (sends nothing).
+    /// Exit 0 with a workload, 2 when the document gives none
+    FromOpenapi(FromOpenApiArgs),
+}
+
+/// Settings of `trafficgen workload from-openapi`.
+#[derive(Debug, Clone, Args)]
+pub struct FromOpenApiArgs {
+    /// The OpenAPI document (JSON or YAML, at most 8 MiB), or - to read it from stdin
+    pub spec: String,
+
+    /// Write the workload to this file instead of stdout
+    #[arg(short, long)]
+    pub out: Option<std::path::PathBuf>,
+
+    /// Weight of each read (GET, HEAD, OPTIONS)
+    #[arg(value_parser = number::<u32>, long, default_value_t = crate::openapi::READ_WEIGHT)]
+    pub read_weight: u32,
+
+    /// Weight of each write (POST, PUT, PATCH, DELETE)
+    #[arg(value_parser = number::<u32>, long, default_value_t = crate::openapi::WRITE_WEIGHT)]
+    pub write_weight: u32,
+
+    /// Also send DELETE operations (they take ids from the same pools, so reads may find them gone)
+    #[arg(long)]
+    pub include_delete: bool,
+
+    /// Also send operations marked deprecated
+    #[arg(long)]
+    pub include_deprecated: bool,
+
+    /// The operation that logs in (its operationId, or "POST /path"), or none [default: an OAuth2 password flow's tokenUrl, else an operation that takes a password and answers a token]
+    #[arg(long)]
+    pub login: Option<String>,
 }
 
 /// Settings of `trafficgen workload check`.

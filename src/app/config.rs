@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::app::cli::{DemoTargetArgs, OtelArgs, SidecarArgs};
+use crate::app::openapi_source::{self, OpenApiPath};
 use crate::base::otlp::settings as otlp_settings;
 use crate::base::otlp::{Endpoint as OtlpEndpoint, ExportSettings, SpanExport};
 pub use crate::base::setting::ConfigError;
@@ -261,6 +262,8 @@ pub struct Config {
     /// The settings as given, without secrets or files: what `PUT /config`
     /// checks a change against (see [`crate::state::RuntimeSettings`]).
     pub runtime_args: SidecarArgs,
+    /// `OPENAPI_PATH`: the workload is derived from the target's document at start.
+    pub openapi: Option<OpenApiPath>,
 }
 
 const MAX_RPS_LIMIT: f64 = 1_000_000.0;
@@ -399,15 +402,35 @@ impl TryFrom<SidecarArgs> for Config {
             .with_data_dir(data_dir.clone());
         // An empty WORKLOAD_FILE (a Compose default) means none.
         let workload_file = args.workload_file.as_deref().filter(|p| !p.is_empty()).map(std::path::PathBuf::from);
-        let workload = match &workload_file {
-            Some(path) => load_workload(path, &options)?,
-            None => builtin_workload(mix, &options).map_err(|e| ConfigError::new("MIX", &args.mix, e))?,
+        let openapi = match args.openapi_path.as_deref().filter(|p| !p.is_empty()) {
+            None => None,
+            Some(_) if workload_file.is_some() => {
+                return Err(ConfigError::new(
+                    "OPENAPI_PATH",
+                    args.openapi_path.as_deref().unwrap_or_default(),
+                    "set WORKLOAD_FILE (a workload file) or OPENAPI_PATH (derive one from the target's document), not both",
+                ));
+            }
+            Some(raw) => Some(OpenApiPath::parse(raw).map_err(|e| ConfigError::new("OPENAPI_PATH", raw, e))?),
         };
-        // Per-request objectives must name requests the workload has.
+        let workload = match (&workload_file, &openapi) {
+            (Some(path), _) => load_workload(path, &options)?,
+            (None, Some(path)) => {
+                // Replaced by the derived workload once the document is read.
+                let url = path.url(&target);
+                openapi_source::waiting_workload(&url, &options)
+                    .map_err(|e| ConfigError::new("OPENAPI_PATH", path.as_str(), e))?
+            }
+            (None, None) => builtin_workload(mix, &options).map_err(|e| ConfigError::new("MIX", &args.mix, e))?,
+        };
+        // Per-request objectives must name requests the workload has (a
+        // derived workload's names are known only once it is derived).
         let slo_text = args.slo.as_deref().unwrap_or_default();
         let slos = crate::observe::slo::parse(slo_text).map_err(|e| ConfigError::new("SLO", slo_text, e))?;
         let names: Vec<&str> = workload.requests().map(|id| workload.name(id)).collect();
-        crate::observe::slo::check_scopes(&slos, &names).map_err(|e| ConfigError::new("SLO", slo_text, e))?;
+        if openapi.is_none() {
+            crate::observe::slo::check_scopes(&slos, &names).map_err(|e| ConfigError::new("SLO", slo_text, e))?;
+        }
 
         let max_in_flight = whole("MAX_IN_FLIGHT", args.max_in_flight, 1, 100_000)?;
         let default_warmup = if args.demo { 1.0 } else { 10.0 };
@@ -456,6 +479,7 @@ impl TryFrom<SidecarArgs> for Config {
         runtime_args.slo = None;
         Ok(Config {
             state,
+            openapi,
             runtime_args,
             engine: EngineSettings {
                 target,

@@ -11,6 +11,8 @@ pub mod env_names;
 
 pub mod export_command;
 pub mod healthcheck;
+pub mod openapi_command;
+pub mod openapi_source;
 pub mod run;
 pub mod runtime;
 
@@ -166,10 +168,25 @@ impl Sidecar {
             handle
         });
 
+        // With OPENAPI_PATH the traffic starts once the workload is derived
+        // from the target's document and the warm-up is over.
+        let derived = CancellationToken::new();
+        let openapi_task = match &config.openapi {
+            Some(path) => {
+                log::info!(url = path.url(&engine.settings().target).as_str();
+                    "deriving the workload from the OpenAPI document at {}", path.url(&engine.settings().target));
+                Some(actix_rt::spawn(openapi_source::derive_at_start(engine.clone(), path.clone(), derived.clone())))
+            }
+            None => {
+                derived.cancel();
+                None
+            }
+        };
         let warmup = config.warmup;
         let warmup_engine = engine.clone();
         let warmup_task = actix_rt::spawn(async move {
             actix_rt::time::sleep(warmup).await;
+            derived.cancelled().await;
             warmup_engine.end_warmup();
         });
         let sampler = actix_rt::spawn(sample_sent_rate(state.clone()));
@@ -202,6 +219,9 @@ impl Sidecar {
         log::info!(grace_secs = grace.as_secs_f64();
             "shutting down: no new requests will be sent (a second SIGTERM/SIGINT exits at once)");
         warmup_task.abort();
+        if let Some(task) = openapi_task {
+            task.abort();
+        }
         sampler.abort();
         stats.abort();
         driver.abort();

@@ -121,7 +121,10 @@ impl DemoTarget {
                 .wrap_fn(move |req, srv| {
                     // Every API request, as it arrives (not health, metrics or these stats).
                     let path = req.path();
-                    let api = !(path == "/health" || path == "/metrics" || path.starts_with("/stats/"));
+                    let api = !(path == "/health"
+                        || path == "/metrics"
+                        || path == "/openapi.json"
+                        || path.starts_with("/stats/"));
                     if api {
                         arrivals.arrivals.lock().record(std::time::Instant::now());
                     }
@@ -281,6 +284,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics))
         .route("/stats/arrivals", web::get().to(arrival_counts))
         .route("/stats/logins", web::get().to(auth::login_counts))
+        .route("/openapi.json", web::get().to(openapi))
         .default_service(web::to(|| async { HttpResponse::NotFound().json(json!({"error": "no such endpoint"})) }));
 }
 
@@ -362,6 +366,14 @@ async fn error_route(state: web::Data<DemoState>, req: HttpRequest) -> HttpRespo
         Ok(rate) => HttpResponse::Ok().json(json!({"status": "ok", "rate": rate})),
     };
     state.counted(ROUTE, response)
+}
+
+/// What `GET /openapi.json` answers: every route above, described (a test
+/// derives a workload from it and runs it, which keeps it true).
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(OPENAPI)
 }
 
 async fn health() -> HttpResponse {

@@ -18,6 +18,7 @@ mod journeys;
 mod keep_alive;
 mod metrics;
 mod openapi;
+mod openapi_derive;
 mod otlp;
 mod panel;
 mod peers;
