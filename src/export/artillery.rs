@@ -292,10 +292,19 @@ impl Writer<'_> {
                     }
                 }
                 let _ = writeln!(out, "{inner}    as: {}", yaml_str(&var));
-                if cap.url_safe || cap.path || cap.max_len != crate::workload::template::MAX_VALUE_BYTES {
+                let checks: Vec<&str> = [
+                    (cap.max_len != crate::workload::template::MAX_VALUE_BYTES, "max_len"),
+                    (cap.url_safe, "url_safe"),
+                    (cap.path, "path"),
+                ]
+                .into_iter()
+                .filter_map(|(set, name)| set.then_some(name))
+                .collect();
+                if !checks.is_empty() {
                     self.note(format!(
-                        "Artillery keeps any captured value: the checks of `{}`'s capture into {into} (max_len, url_safe, path) are not made.",
-                        req.name
+                        "Artillery keeps any captured value: the checks of `{}`'s capture into {into} ({}) are not made.",
+                        req.name,
+                        checks.join(", ")
                     ));
                 }
             }

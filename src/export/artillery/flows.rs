@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use super::super::journeys::{Pause, Step};
-use super::super::script::{Entry, Gen, JsonExpr, Piece, Req, Script};
+use super::super::script::{Body, Entry, Gen, JsonExpr, Piece, Req, Script};
 use super::super::text::{num, yaml_str};
 use super::{MAX_CHAIN, Writer, list_bytes, pool_var, typed};
 use crate::workload::Role;
@@ -292,13 +292,9 @@ pub fn cannot(script: &Script) -> Option<String> {
             check(value, name.eq_ignore_ascii_case("authorization"));
         }
         match &req.body {
-            Some(super::super::script::Body::Text(p)) => check(p, false),
-            Some(super::super::script::Body::Json(j)) => {
-                if json_needs_base64(j) {
-                    found = true;
-                }
-            }
-            None => {}
+            Some(Body::Text(p)) => check(p, false),
+            Some(Body::Json(j)) if json_needs_base64(j) => found = true,
+            Some(Body::Json(_)) | None => {}
         }
         if found {
             return Some(format!(
