@@ -145,12 +145,14 @@ class TrafficShape(LoadTestShape):
 /// The user: the pacer, its bounds, the pools, setup, and every request
 /// and journey as a method.
 fn user(out: &mut String, script: &Script, max_bytes: usize) -> Option<()> {
-    out.push_str(
+    let connections = if script.journeys.is_empty() { "MAX_IN_FLIGHT" } else { "MAX_IN_FLIGHT + MAX_JOURNEYS" };
+    let _ = write!(
+        out,
         "class Traffic(HttpUser):
     host = HOST
     wait_time = constant(0)
-    # One connection pool for every arrival in flight.
-    pool_manager = PoolManager(maxsize=MAX_IN_FLIGHT, block=False)
+    # One connection pool for every request in flight (a journey instance has one at a time).
+    pool_manager = PoolManager(maxsize={connections}, block=False)
 ",
     );
     if !script.pools.is_empty() {

@@ -284,8 +284,8 @@ def ends(journey, result, go_on):
 class Traffic(HttpUser):
     host = HOST
     wait_time = constant(0)
-    # One connection pool for every arrival in flight.
-    pool_manager = PoolManager(maxsize=MAX_IN_FLIGHT, block=False)
+    # One connection pool for every request in flight (a journey instance has one at a time).
+    pool_manager = PoolManager(maxsize=MAX_IN_FLIGHT + MAX_JOURNEYS, block=False)
 
     # Pools: bounded deques on the class, shared by every arrival as trafficgen shares its pools.
     pools = {

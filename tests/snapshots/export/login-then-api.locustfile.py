@@ -169,7 +169,7 @@ def set_var(v, name, value, max_len, url_safe, path=False):
 class Traffic(HttpUser):
     host = HOST
     wait_time = constant(0)
-    # One connection pool for every arrival in flight.
+    # One connection pool for every request in flight (a journey instance has one at a time).
     pool_manager = PoolManager(maxsize=MAX_IN_FLIGHT, block=False)
 
     # Pools: bounded deques on the class, shared by every arrival as trafficgen shares its pools.
