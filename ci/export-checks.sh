@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Proves `trafficgen export` with the real tools PyPI has (ci/export_checks.py):
 # Locust runs the exported Locust files headless against the demo target on
-# 127.0.0.1; esprima parses the k6 scripts and PyYAML the Artillery files,
-# and their stages, thresholds and captures are checked. k6 and Artillery
-# themselves cannot run here (no registry of this machine has them).
+# 127.0.0.1 (journeys included), and against a timing server of its own to
+# measure how evenly its arrivals are spread; esprima parses the k6 scripts
+# and PyYAML the Artillery files, and their stages, thresholds, captures and
+# journey flows are checked. k6 and Artillery themselves cannot run here (no
+# registry of this machine has them).
 #
 # Installs Locust, esprima and PyYAML, pinned, into a private virtualenv;
 # idempotent (installs only when missing or the pins changed). Takes a few

@@ -10,7 +10,8 @@ use crate::export::{Format, RenderError, Spec, Traffic, UnknownFormat, render};
 use crate::jobs::scenario::ScenarioKind;
 use crate::observe::slo;
 use crate::workload::mix::{Endpoint, Mix};
-use crate::workload::{self, Options, OrderWeights, Target, Workload};
+use crate::workload::template::ENV_PREFIX;
+use crate::workload::{self, EnvSource, Options, OrderWeights, Secret, Target, Workload};
 
 /// Exit code for bad input, as for bad settings.
 const BAD_INPUT: u8 = 2;
@@ -82,7 +83,11 @@ pub fn build(args: &ExportArgs) -> Result<String, String> {
     let options = Options::new(Target::new(&target), args.id_buffer_size);
     let (workload, source) = match &args.workload {
         Some(path) => {
-            let workload = workload::load_file(path, &options).map_err(|e| {
+            let loaded = workload::read_file(path).and_then(|bytes| {
+                let options = workload::file_options(path, &options).with_env(env_placeholders(&bytes));
+                workload::load_bytes(&path.display().to_string(), &bytes, &options)
+            });
+            let workload = loaded.map_err(|e| {
                 let mut lines = e.to_string().lines().map(str::to_string).collect::<Vec<_>>();
                 let more = lines.len().saturating_sub(1);
                 let first = if lines.is_empty() { String::from("cannot be read") } else { lines.swap_remove(0) };
@@ -108,6 +113,8 @@ pub fn build(args: &ExportArgs) -> Result<String, String> {
         traffic,
         slos,
         max_in_flight: args.max_in_flight,
+        // The export command has no flag of its own for it: the sidecar's default.
+        max_journeys: crate::export::DEFAULT_MAX_JOURNEYS,
         endpoints,
         max_bytes: crate::export::MAX_SCRIPT_BYTES,
     };
@@ -130,4 +137,17 @@ pub fn builtin(mix: Mix, id_buffer_size: usize, options: &Options) -> Result<(Wo
     let workload = workload::orders(weights, options).map_err(|e| e.to_string())?;
     let shown: Vec<String> = Endpoint::ALL.iter().map(|e| format!("{e}={}", mix.weight(*e))).collect();
     Ok((workload, format!("the built-in orders workload (MIX={}, ID_BUFFER_SIZE={id_buffer_size})", shown.join(","))))
+}
+
+/// What `env(…)` reads while a workload is exported: a placeholder for
+/// every name the file could read. A script reads the tool's own
+/// environment when it runs, so the exporting process needs none of the
+/// values, and none of them can end up in a script.
+fn env_placeholders(bytes: &[u8]) -> EnvSource {
+    let text = String::from_utf8_lossy(bytes);
+    let names: std::collections::BTreeSet<String> = text
+        .match_indices(ENV_PREFIX)
+        .map(|(at, _)| text[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').take(256).collect())
+        .collect();
+    EnvSource::Fixed(std::sync::Arc::new(names.into_iter().map(|n| (n, Secret("x".to_string()))).collect()))
 }

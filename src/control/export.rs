@@ -130,6 +130,7 @@ pub async fn export(
         traffic,
         slos,
         max_in_flight: settings.max_in_flight,
+        max_journeys: settings.max_journeys,
         endpoints,
         max_bytes: export::MAX_SCRIPT_BYTES,
     };

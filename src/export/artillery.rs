@@ -1,23 +1,28 @@
 //! The Artillery script (YAML): `phases` with `arrivalRate`/`rampTo` over
-//! the stages, one weighted scenario per request, templates as Artillery's
-//! `$randomNumber`/`$randomString`/`$uuid` and variable lists, captures
-//! into variables, the setup requests in `before`, and the SLOs as
-//! `ensure` conditions.
+//! the stages, one weighted scenario per request and per journey (a
+//! journey's `flow` is its steps with `think` for its pauses), templates
+//! as Artillery's `$randomNumber`/`$randomString`/`$uuid`/`$env` and
+//! variable lists, captures into variables, data tables as `payload`, the
+//! setup requests in `before`, and the SLOs as `ensure` conditions.
 //!
 //! Artillery's virtual users share nothing and each runs one scenario, so
 //! a request that reads a pool filled by another request's capture gets a
 //! scenario that sends that request first and captures from its answer
 //! (as trafficgen does while the pool is empty).
 
+mod config;
+mod flows;
+
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use super::Spec;
-use super::script::{Body, CapSource, Ctx, Gen, JsonExpr, Piece, Script};
-use super::text::{comment, num, yaml_str};
-use crate::observe::slo::{Metric, Percentile};
-use crate::workload::Role;
+use super::script::{Body, CapSource, Ctx, Gen, JsonExpr, Piece, Script, Store};
+use super::text::{comment, js_regex, num, yaml_str};
 use crate::workload::template::Item;
+
+use flows::FlowStep;
+pub use flows::cannot;
 
 /// Most values a `random_int` may have to become a variable list (a typed
 /// number, drawn per virtual user) rather than `$randomNumber` (a string).
@@ -43,7 +48,10 @@ pub fn write(script: &Script, spec: &Spec, notes: &[String]) -> Option<String> {
     for flow in &flows {
         let _ = writeln!(scenarios, "  - name: {}\n    weight: {}\n    flow:", yaml_str(&flow.name), flow.weight);
         for step in &flow.steps {
-            w.step(&mut scenarios, "      ", *step);
+            match step {
+                FlowStep::Send(i) => w.step(&mut scenarios, "      ", *i),
+                FlowStep::Think(pause) => w.think(&mut scenarios, "      ", *pause),
+            }
             w.within(scenarios.len())?;
         }
     }
@@ -60,10 +68,12 @@ pub fn write(script: &Script, spec: &Spec, notes: &[String]) -> Option<String> {
             ));
         }
     }
-    let weight: u64 = flows.iter().map(|f| f.weight).sum();
-    let sent: u64 = flows.iter().map(|f| f.weight * f.steps.len() as u64).sum();
-    // Arrivals per request sent: scenarios that fill a pool first send two.
-    let scale = if sent == 0 { 1.0 } else { weight as f64 / sent as f64 };
+    let payload = w.payload();
+    // Requests trafficgen sends per arrival of these scenarios, and those
+    // Artillery sends: scenarios that fill a pool first send more.
+    let ours: f64 = flows.iter().map(|f| f.weight as f64 * f.ours).sum();
+    let sent: u64 = flows.iter().map(|f| f.weight * f.sends() as u64).sum();
+    let scale = if sent == 0 { 1.0 } else { ours / sent as f64 };
     let ensure = w.ensure(spec, &flows, sent);
 
     let mut out = String::new();
@@ -79,7 +89,7 @@ pub fn write(script: &Script, spec: &Spec, notes: &[String]) -> Option<String> {
         &mut out,
         "",
         "# ",
-        "Each arrival is a new virtual user that runs one scenario, picked by weight. Artillery's virtual users share nothing, so a pool cannot be shared across them as trafficgen shares it: a request that reads a pool filled by another request's capture has a scenario that sends that request first and captures its value into a variable (as trafficgen sends the fallback while the pool is empty); pools seeded with values are variable lists, pools filled by setup requests come from `before`. Arrival rates are the traffic's rates times the arrivals per request sent, so requests per second match. At most maxVusers (trafficgen's MAX_IN_FLIGHT) run at once. Redirects are not followed. Artillery times an answer to its first byte; trafficgen to its last.",
+        "Each arrival is a new virtual user that runs one scenario, picked by weight: a request, or a journey (its steps in order, with `think` for its pauses and its variables as the virtual user's). Artillery's virtual users share nothing, so a pool cannot be shared across them as trafficgen shares it: a request that reads a pool filled by another request's capture has a scenario that sends that request first and captures its value into a variable (as trafficgen sends the fallback while the pool is empty); pools seeded with values are variable lists, pools filled by setup requests come from `before`. Arrival rates are the traffic's rates times the requests trafficgen sends per request sent here, so requests per second match. At most maxVusers (trafficgen's MAX_IN_FLIGHT) run at once. Redirects are not followed. Artillery times an answer to its first byte; trafficgen to its last.",
     );
     for note in notes.iter().chain(&w.notes) {
         out.push_str("#\n");
@@ -87,18 +97,8 @@ pub fn write(script: &Script, spec: &Spec, notes: &[String]) -> Option<String> {
     }
     out.push_str("config:\n");
     let _ = writeln!(out, "  target: {}", yaml_str(&spec.target_url));
-    if scale != 1.0 {
-        let _ = writeln!(out, "  # Arrivals per request sent: {weight}/{sent} = {}.", num((scale * 1e6).round() / 1e6));
-    }
-    out.push_str("  phases:\n");
-    for stage in &spec.traffic.stages {
-        let _ = writeln!(out, "    - duration: {}", duration(stage.secs));
-        let _ = writeln!(out, "      arrivalRate: {}", rate(stage.from_rps * scale));
-        if stage.to_rps != stage.from_rps {
-            let _ = writeln!(out, "      rampTo: {}", rate(stage.to_rps * scale));
-        }
-        let _ = writeln!(out, "      maxVusers: {}", spec.max_in_flight.max(1));
-    }
+    config::phases(&mut out, spec, scale, ours, sent);
+    out.push_str(&payload);
     if !w.vars.is_empty() {
         out.push_str("  # Lists: each virtual user draws one value of each.\n  variables:\n");
         for (name, items) in &w.vars {
@@ -128,13 +128,6 @@ fn duration(secs: f64) -> String {
 
 fn rate(rps: f64) -> String {
     num((rps * 1e6).round() / 1e6)
-}
-
-struct Flow {
-    name: String,
-    weight: u64,
-    /// Requests sent in order.
-    steps: Vec<usize>,
 }
 
 struct Writer<'s> {
@@ -180,90 +173,6 @@ impl Writer<'_> {
         name
     }
 
-    /// Pools a request can read in any virtual user: seeded from the start
-    /// (a variable list) or filled by the setup requests (`before`).
-    fn pool_ready(&mut self, pool: usize) -> bool {
-        let script = self.script;
-        let by_setup = script.setup.iter().any(|s| script.requests[*s].captures.iter().any(|c| c.pool == pool));
-        if by_setup {
-            return true;
-        }
-        let seed = &script.pools[pool].seed;
-        if seed.is_empty() {
-            return false;
-        }
-        let name = pool_var(script, pool);
-        if !self.vars.iter().any(|(n, _)| *n == name) {
-            let items: Vec<String> = seed.iter().map(typed).collect();
-            self.made += list_bytes(&items);
-            self.vars.push((name, items));
-        }
-        true
-    }
-
-    /// The requests to send, in order, so that `request` finds its pools
-    /// filled in one virtual user; `None` when some pool cannot be.
-    fn chain(&mut self, request: usize, depth: usize) -> Option<Vec<usize>> {
-        let script = self.script;
-        let req = &script.requests[request];
-        let mut steps: Vec<usize> = Vec::new();
-        for &pool in &req.needs {
-            if self.pool_ready(pool)
-                || steps.iter().any(|s| script.requests[*s].captures.iter().any(|c| c.pool == pool))
-            {
-                continue;
-            }
-            let fills = |i: &usize| script.requests[*i].captures.iter().any(|c| c.pool == pool);
-            let producer = req
-                .fallback
-                .filter(fills)
-                .or_else(|| script.fillers(pool).find(|i| *i != request && script.requests[*i].role != Role::Setup));
-            let producer = producer.filter(|_| depth < MAX_CHAIN)?;
-            for step in self.chain(producer, depth + 1)? {
-                if !steps.contains(&step) {
-                    steps.push(step);
-                }
-            }
-        }
-        steps.push(request);
-        Some(steps)
-    }
-
-    fn flows(&mut self) -> Vec<Flow> {
-        let script = self.script;
-        let mut flows = Vec::new();
-        for &(i, weight) in &script.mix {
-            let req = &script.requests[i];
-            let steps = match self.chain(i, 0) {
-                Some(steps) => steps,
-                None => {
-                    let pools: Vec<&str> = req.needs.iter().map(|p| script.pools[*p].name.as_str()).collect();
-                    match req.fallback.and_then(|f| self.chain(f, 0)) {
-                        Some(steps) => {
-                            self.note(format!(
-                                "`{}` reads {} that nothing fills within one virtual user; its fallback `{}` is sent in its place.",
-                                req.name,
-                                pools.join(", "),
-                                script.requests[req.fallback.unwrap_or(i)].name
-                            ));
-                            steps
-                        }
-                        None => {
-                            self.note(format!(
-                                "`{}` reads {} that nothing fills within one virtual user and has no fallback: it is left out, so the other requests' shares grow.",
-                                req.name,
-                                pools.join(", ")
-                            ));
-                            continue;
-                        }
-                    }
-                }
-            };
-            flows.push(Flow { name: req.name.clone(), weight, steps });
-        }
-        flows
-    }
-
     /// One request as a flow step.
     fn step(&mut self, out: &mut String, indent: &str, index: usize) {
         let script = self.script;
@@ -273,7 +182,14 @@ impl Writer<'_> {
         let _ = writeln!(out, "{inner}name: {}", yaml_str(&req.name));
         let url = self.pieces(&req.target);
         let _ = writeln!(out, "{inner}url: {}", yaml_str(&url));
-        let mut headers: Vec<(String, String)> = req.headers.iter().map(|(n, v)| (n.clone(), self.pieces(v))).collect();
+        let auth = flows::auth_header(req);
+        let mut headers: Vec<(String, String)> = Vec::new();
+        for (i, (name, value)) in req.headers.iter().enumerate() {
+            if Some(i) != auth {
+                let value = self.pieces(value);
+                headers.push((name.clone(), value));
+            }
+        }
         let json_default = matches!(&req.body, Some(Body::Json(_)))
             && req.content_type.as_deref().is_some_and(|ct| ct.eq_ignore_ascii_case("application/json"));
         if let Some(ct) = &req.content_type
@@ -286,6 +202,15 @@ impl Writer<'_> {
             for (name, value) in &headers {
                 let _ = writeln!(out, "{inner}  {}: {}", yaml_str(name), yaml_str(value));
             }
+        }
+        if let Some((user, pass)) = auth.and_then(|i| flows::basic_auth(&req.headers[i].1)) {
+            self.note(format!(
+                "`{}`'s `Authorization: Basic {{{{ base64(…) }}}}` is Artillery's `auth` (user and pass), which sends the same header.",
+                req.name
+            ));
+            let (user, pass) = (self.pieces(&user), self.pieces(&pass));
+            let _ =
+                writeln!(out, "{inner}auth:\n{inner}  user: {}\n{inner}  pass: {}", yaml_str(&user), yaml_str(&pass));
         }
         match &req.body {
             None => {}
@@ -308,20 +233,55 @@ impl Writer<'_> {
         if !req.captures.is_empty() {
             let _ = writeln!(out, "{inner}capture:");
             for cap in &req.captures {
-                let var = pool_var(script, cap.pool);
-                match &cap.source {
-                    CapSource::Json(tokens) => {
+                let (var, into) = match &cap.store {
+                    Store::Pool(p) => (pool_var(script, *p), script.pools[*p].name.clone()),
+                    Store::Var(v) => (flows::var_name(v), format!("variable {v}")),
+                };
+                match (&cap.source, &cap.regex) {
+                    (CapSource::Header(name), regex) => {
+                        let _ = writeln!(out, "{inner}  - header: {}", yaml_str(name));
+                        if regex.is_some() {
+                            self.note(format!(
+                                "Artillery's regexp captures read the body only: `{}`'s capture from the {name} header into {into} keeps the whole header, its regex is not applied.",
+                                req.name
+                            ));
+                        }
+                    }
+                    (CapSource::Json(tokens), None) => {
                         let _ = writeln!(out, "{inner}  - json: {}", yaml_str(&json_path(tokens)));
                     }
-                    CapSource::Header(name) => {
-                        let _ = writeln!(out, "{inner}  - header: {}", yaml_str(name));
+                    (source, Some(regex)) => {
+                        if matches!(source, CapSource::Json(_)) {
+                            self.note(format!(
+                                "Artillery's regexp captures read the whole body: `{}`'s regex for {into} is applied to the body's text, not to one JSON value.",
+                                req.name
+                            ));
+                        }
+                        let (pattern, flags) = js_regex(regex);
+                        let _ = writeln!(out, "{inner}  - regexp: {}\n{inner}    group: 1", yaml_str(&pattern));
+                        if !flags.is_empty() {
+                            let _ = writeln!(out, "{inner}    flags: {}", yaml_str(&flags));
+                        }
+                    }
+                    (CapSource::Body, None) => {
+                        // A body capture always has a regex (checked at load).
+                        let _ = writeln!(out, "{inner}  - regexp: \"([\\\\s\\\\S]+)\"\n{inner}    group: 1");
                     }
                 }
                 let _ = writeln!(out, "{inner}    as: {}", yaml_str(&var));
-                if cap.url_safe || cap.max_len != crate::workload::template::MAX_VALUE_BYTES {
+                let checks: Vec<&str> = [
+                    (cap.max_len != crate::workload::template::MAX_VALUE_BYTES, "max_len"),
+                    (cap.url_safe, "url_safe"),
+                    (cap.path, "path"),
+                ]
+                .into_iter()
+                .filter_map(|(set, name)| set.then_some(name))
+                .collect();
+                if !checks.is_empty() {
                     self.note(format!(
-                        "Artillery keeps any captured value: the checks of `{}`'s capture into {} (max_len, url_safe) are not made.",
-                        req.name, script.pools[cap.pool].name
+                        "Artillery keeps any captured value: the checks of `{}`'s capture into {into} ({}) are not made.",
+                        req.name,
+                        checks.join(", ")
                     ));
                 }
             }
@@ -361,7 +321,7 @@ impl Writer<'_> {
                     .iter()
                     .map(|item| match ctx {
                         Ctx::Text => typed(item),
-                        Ctx::Url => yaml_str(&percent(&item.text)),
+                        Ctx::Url | Ctx::PathValue => yaml_str(&percent(&item.text)),
                         Ctx::JsonString => {
                             let json = serde_json::Value::String(item.text.clone()).to_string();
                             yaml_str(&json[1..json.len() - 1])
@@ -405,20 +365,65 @@ impl Writer<'_> {
                 let script = self.script;
                 let url_safe = script
                     .fillers(*p)
-                    .all(|i| script.requests[i].captures.iter().filter(|c| c.pool == *p).all(|c| c.url_safe))
+                    .all(|i| script.requests[i].captures.iter().filter(|c| c.pool() == Some(*p)).all(|c| c.url_safe))
                     && script.pools[*p].seed.iter().all(|v| percent(&v.text) == v.text);
-                match ctx {
-                    Ctx::Url if url_safe => {}
-                    Ctx::Url => self.note(format!(
-                        "Artillery puts a value into a path or query as it is: values of {name} are not percent-encoded."
-                    )),
-                    Ctx::JsonString | Ctx::JsonValue => self.note(format!(
-                        "Artillery puts a value into a text body as it is: values of {name} are not JSON-escaped or quoted."
-                    )),
-                    Ctx::Text => {}
-                }
+                self.as_is(ctx, &format!("values of {name}"), url_safe);
                 format!("{{{{ {} }}}}", pool_var(self.script, *p))
             }
+            Gen::Var(var) => {
+                let script = self.script;
+                let captures =
+                    script.requests.iter().flat_map(|r| &r.captures).filter(|c| c.store == Store::Var(var.clone()));
+                let url_safe = captures.clone().all(|c| c.url_safe);
+                if ctx == Ctx::PathValue && captures.clone().all(|c| c.path) {
+                    self.note(format!(
+                        "Artillery follows a captured path as it is, without trafficgen's check that it is a safe path (variable {var})."
+                    ));
+                }
+                self.as_is(ctx, &format!("values of the variable {var}"), url_safe);
+                format!("{{{{ {} }}}}", flows::var_name(var))
+            }
+            Gen::Data { table, column } => {
+                let name = self.script.tables[*table].name.clone();
+                self.as_is(ctx, &format!("values of table {name}"), false);
+                format!("{{{{ {} }}}}", flows::data_var(&name, column))
+            }
+            Gen::Env(name) => {
+                self.as_is(ctx, &format!("values of {name}"), false);
+                format!("{{{{ $env.{name} }}}}")
+            }
+            Gen::Base64(inner) => {
+                // Only constant text gets here (see `flows::cannot` and `auth`): encoded now.
+                let mut text = String::new();
+                for piece in inner {
+                    if let Piece::Lit(t) = piece {
+                        text.push_str(t);
+                    }
+                }
+                let mut encoded = Vec::new();
+                crate::workload::escape::base64_encode(text.as_bytes(), &mut encoded);
+                let encoded = String::from_utf8_lossy(&encoded).into_owned();
+                match ctx {
+                    Ctx::Url | Ctx::PathValue => percent(&encoded),
+                    Ctx::JsonValue => format!("\"{encoded}\""),
+                    Ctx::Text | Ctx::JsonString => encoded,
+                }
+            }
+        }
+    }
+
+    /// Notes that a value Artillery writes as it is lands where trafficgen
+    /// would encode it.
+    fn as_is(&mut self, ctx: Ctx, what: &str, url_safe: bool) {
+        match ctx {
+            Ctx::Url | Ctx::PathValue if url_safe => {}
+            Ctx::PathValue => {}
+            Ctx::Url => self
+                .note(format!("Artillery puts a value into a path or query as it is: {what} are not percent-encoded.")),
+            Ctx::JsonString | Ctx::JsonValue => self.note(format!(
+                "Artillery puts a value into a text body as it is: {what} are not JSON-escaped or quoted."
+            )),
+            Ctx::Text => {}
         }
     }
 
@@ -472,102 +477,6 @@ impl Writer<'_> {
                 format!("{{{}}}", entries.join(", "))
             }
         }
-    }
-
-    fn ensure(&mut self, spec: &Spec, flows: &[Flow], sent: u64) -> String {
-        if spec.slos.is_empty() {
-            return String::new();
-        }
-        let script = self.script;
-        let duration = num(spec.traffic.duration_secs);
-        let mut conditions: Vec<(String, String)> = Vec::new();
-        let mut by_name = false;
-        for slo in &spec.slos {
-            let op = slo.op.as_str();
-            let expression = match (slo.metric, &slo.scope) {
-                (Metric::Latency(p), scope) => {
-                    let stat = match p {
-                        Percentile::P50 => "p50",
-                        Percentile::P90 => "p90",
-                        Percentile::P95 => "p95",
-                        Percentile::P99 => "p99",
-                        Percentile::Max => "max",
-                    };
-                    let metric = match scope {
-                        Some(name) => {
-                            by_name = true;
-                            format!("plugins.metrics-by-endpoint.response_time.{name}.{stat}")
-                        }
-                        None => format!("http.response_time.{stat}"),
-                    };
-                    format!("{metric} {op} {}", num(slo.threshold_ms()))
-                }
-                (Metric::ErrorRate, None) => {
-                    if script.requests.iter().any(|r| r.success != [(200, 299)]) {
-                        self.note(
-                            "Artillery has no success codes per request: error_rate counts every answer that is not 2xx, and requests without an answer, as errors."
-                                .to_string(),
-                        );
-                    }
-                    format!(
-                        "(http.requests - http.response_time.2xx.count) / http.requests {op} {}",
-                        num(slo.threshold)
-                    )
-                }
-                (Metric::ErrorRate, Some(_)) => {
-                    self.note(format!(
-                        "{slo}: Artillery counts answers by code per request name but not failures, so this objective is left out."
-                    ));
-                    continue;
-                }
-                (Metric::Rps, scope) => {
-                    // Requests per second over the run, against the share of
-                    // the mean target rate these scenarios send.
-                    let sent_share = match scope {
-                        None => 1.0,
-                        Some(name) => {
-                            let Some(index) = script.find(name) else { continue };
-                            let of_name: u64 = flows
-                                .iter()
-                                .map(|f| f.weight * f.steps.iter().filter(|s| **s == index).count() as u64)
-                                .sum();
-                            if of_name == 0 || sent == 0 {
-                                self.note(format!(
-                                    "{slo}: no scenario sends `{name}`, so it has no target rate; left out."
-                                ));
-                                continue;
-                            }
-                            of_name as f64 / sent as f64
-                        }
-                    };
-                    let expected = spec.traffic.mean_rps() * sent_share * slo.threshold;
-                    let count = match scope {
-                        None => "http.requests".to_string(),
-                        Some(name) => {
-                            by_name = true;
-                            format!("plugins.metrics-by-endpoint.response_time.{name}.count")
-                        }
-                    };
-                    format!("{count} / {duration} {op} {}", num((expected * 1000.0).round() / 1000.0))
-                }
-            };
-            conditions.push((expression, slo.to_string()));
-        }
-        let mut out = String::from("  plugins:\n    ensure: {}\n");
-        if by_name {
-            out.push_str("    metrics-by-endpoint:\n      useOnlyRequestNames: true\n");
-        }
-        if conditions.is_empty() {
-            return out;
-        }
-        out.push_str(
-            "  # The SLOs: Artillery exits 1 when one is missed. rps is a share of the mean target rate of the whole run.\n",
-        );
-        out.push_str("  ensure:\n    conditions:\n");
-        for (expression, clause) in &conditions {
-            let _ = writeln!(out, "      - expression: {} # {clause}", yaml_str(expression));
-        }
-        out
     }
 }
 

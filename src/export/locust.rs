@@ -1,26 +1,38 @@
-//! The Locust file: one `HttpUser` whose tasks are the requests with their
-//! weights, a `LoadTestShape` that plays the stages, class-level bounded
-//! deques for pools, setup requests sent once before the traffic (and again
-//! every `every_secs`), and the SLOs as a check on the totals when Locust
-//! quits (exit code 1 when one is missed).
+//! The Locust file: an open model, as trafficgen's. One `HttpUser` is a
+//! pacer: it starts each arrival at its scheduled time (the stages'
+//! integral, evenly spread) in a greenlet of its own, bounded like
+//! trafficgen's in-flight requests and journey instances. An arrival is
+//! one request, drawn by weight, or one journey instance, whose steps go
+//! in order with gevent sleeps for its pauses, its own variables and one
+//! row of each data table it reads. Pools are bounded deques shared by
+//! every arrival; setup requests are sent before the first arrival (and
+//! again every `every_secs`); the SLOs are checked on the totals when
+//! Locust quits (exit code 1 when one is missed).
+
+mod requests;
+mod runtime;
 
 use std::fmt::Write as _;
 
-use super::script::{Body, CapSource, Ctx, Gen, JsonExpr, Piece, Req, Script};
+use super::script::{Entry, Script};
 use super::text::{comment, num, py_str};
 use super::{Spec, expected_rps};
 use crate::observe::slo::{Metric, Percentile};
-use crate::workload::Role;
-use crate::workload::template::Item;
+
+/// An arrival this late (the process could not keep up) is skipped and
+/// counted rather than sent in a burst with the others, as trafficgen's
+/// pacer gives up slots it woke far behind.
+const LATE_SECS: f64 = 1.0;
 
 /// The script, or `None` once it passes `spec.max_bytes` (checked after
 /// each part, so no more than one request's part is written past it).
 pub fn write(script: &Script, spec: &Spec, notes: &[String]) -> Option<String> {
     let mut out = String::new();
-    header(&mut out, spec, notes);
-    shape(&mut out, spec);
-    helpers(&mut out, script);
+    header(&mut out, script, spec, notes);
+    schedule(&mut out, script, spec);
+    runtime::helpers(&mut out, script);
     user(&mut out, script, spec.max_bytes)?;
+    mix(&mut out, script);
     slos(&mut out, script, spec);
     Some(out)
 }
@@ -29,411 +41,271 @@ fn c(out: &mut String, indent: &str, text: &str) {
     comment(out, indent, "# ", text);
 }
 
-fn header(out: &mut String, spec: &Spec, notes: &[String]) {
+fn header(out: &mut String, script: &Script, spec: &Spec, notes: &[String]) {
     c(out, "", &format!("Locust file made by `trafficgen export --format locust` from {}.", spec.source));
     c(out, "", &format!("Traffic: {}.", spec.traffic.describe()));
-    out.push_str("#\n#   locust -f script.locustfile.py --headless --host http://127.0.0.1:8080\n#\n");
+    let data_dir = if script.tables.is_empty() { "" } else { "DATA_DIR=. " };
+    let _ = writeln!(out, "#\n#   {data_dir}locust -f script.locustfile.py --headless --host http://127.0.0.1:8080\n#");
+    let what = if script.journeys.is_empty() {
+        "one request, drawn by weight as trafficgen draws it"
+    } else {
+        "one request or one journey instance (its steps one after the other, each after the previous answer and its pause), drawn by weight as trafficgen draws them"
+    };
     c(
         out,
         "",
-        "The shape below plays the rate and stops the run at its end; each task sends one request, drawn by weight as trafficgen draws it. Redirects are not followed. With SLOs, the exit code is 1 when one is missed, 0 otherwise.",
+        &format!(
+            "An open model, as trafficgen's: one user (the pacer) starts each arrival at its scheduled time, spread evenly over the rate, whatever the answers take; an arrival is {what}. Run it in one process (no --processes, no workers): the pacer is one user. Redirects are not followed and no cookies are kept. With SLOs, the exit code is 1 when one is missed, 0 otherwise."
+        ),
     );
     for note in notes {
         out.push_str("#\n");
         c(out, "", &format!("Note: {note}"));
     }
+    out.push('\n');
+    let mut imports: Vec<&str> = vec!["json", "math", "os", "random", "re", "time", "uuid"];
+    if script.uses(|g| matches!(g, super::script::Gen::Base64(_))) {
+        imports.push("base64");
+    }
+    if script.tables.iter().any(|t| !t.json) {
+        imports.push("csv");
+    }
+    imports.sort_unstable();
+    for module in imports {
+        let _ = writeln!(out, "import {module}");
+    }
     out.push_str(
-        "
-import json
-import math
-import os
-import random
-import re
-import time
-import uuid
-from collections import deque
+        "from collections import deque
 from datetime import datetime, timezone
+from http import cookiejar
 from itertools import count
 from urllib.parse import quote
 
-import gevent.lock
-from locust import HttpUser, LoadTestShape, constant_throughput, events, task
+import gevent
+from gevent.pool import Pool
+from locust import HttpUser, LoadTestShape, constant, events, task
+from urllib3 import PoolManager
 
 ",
     );
     let _ = writeln!(out, "HOST = os.environ.get(\"TARGET_URL\", {}).rstrip(\"/\")\n", py_str(&spec.target_url));
 }
 
-fn shape(out: &mut String, spec: &Spec) {
+/// The rate as a schedule of arrival times, and the shape that keeps the
+/// pacer running for the duration. Every stage and shape of the Locust
+/// file is written here, and only here.
+fn schedule(out: &mut String, script: &Script, spec: &Spec) {
     let traffic = &spec.traffic;
-    c(out, "", "The rate: stages of (seconds, requests/s at the start, requests/s at the end), linear in between.");
+    c(out, "", "The rate: stages of (seconds, arrivals/s at the start, arrivals/s at the end), linear in between.");
     out.push_str("STAGES = [\n");
     for s in &traffic.stages {
         let _ = writeln!(out, "    ({}, {}, {}),", num(s.secs), num(s.from_rps), num(s.to_rps));
     }
     out.push_str("]\n");
     let _ = writeln!(out, "DURATION = {}", num(traffic.duration_secs));
-    let peak = traffic.peak_rps();
-    let users = (peak.ceil() as u64).max(1);
-    c(
-        out,
-        "",
-        "Locust is a closed model: a user waits for each answer. To send an arrival rate, each user sends at most USER_RPS requests a second (constant_throughput) and the shape runs rate / USER_RPS users, so the rate holds while answers take less than 1 / USER_RPS s; a slower target gets fewer requests than trafficgen would send it (trafficgen keeps the rate, with more requests in flight).",
-    );
-    let _ = writeln!(out, "PEAK_RPS = {}", num(peak));
-    let _ = writeln!(out, "USERS = {users}");
-    out.push_str("USER_RPS = PEAK_RPS / USERS\n");
+    c(out, "", "Bounds, as trafficgen's: arrivals over them are dropped and counted, never queued.");
+    let _ = writeln!(out, "MAX_IN_FLIGHT = {}", spec.max_in_flight.max(1));
+    if !script.journeys.is_empty() {
+        let _ = writeln!(out, "MAX_JOURNEYS = {}", spec.max_journeys.max(1));
+    }
+    let _ = writeln!(out, "LATE_SECS = {}", num(LATE_SECS));
     out.push_str(
         "
 
-def rate_at(t):
-    start = 0.0
-    for secs, from_rps, to_rps in STAGES:
-        if t < start + secs:
-            return from_rps + (to_rps - from_rps) * (t - start) / secs
+def arrival_time(n):
+    \"\"\"When arrival n (0, 1, 2…) is due, in seconds from the start: when the count of arrivals
+    the rate gives (its integral) reaches n, as trafficgen's pacer schedules them. None past the end.\"\"\"
+    start = done = 0.0
+    for secs, a, b in STAGES:
+        arrivals = (a + b) / 2 * secs
+        if n < done + arrivals:
+            k = n - done
+            if k <= 0:
+                return start
+            # a·t + (b − a)·t²/(2·secs) = k, in a form exact also when a = b
+            return start + 2 * k / (a + math.sqrt(a * a + 2 * (b - a) / secs * k))
         start += secs
-    return 0.0
+        done += arrivals
+    return None
 
 
 class TrafficShape(LoadTestShape):
+    \"\"\"One user, the pacer, for the duration; then the run stops.\"\"\"
+
     def tick(self):
-        t = self.get_run_time()
-        if t >= DURATION:
+        if self.get_run_time() >= DURATION:
             return None
-        return (min(USERS, math.ceil(rate_at(t) / USER_RPS - 1e-9)), USERS)
+        return (1, 1)
 
 
 ",
     );
 }
 
-fn helpers(out: &mut String, script: &Script) {
-    out.push_str(
-        "ALNUM = \"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789\"
-URL_SAFE = re.compile(\"[A-Za-z0-9._~-]+\")
-CONTROL = re.compile(\"[\\x00-\\x1f\\x7f-\\x9f]\")
-INDEX = re.compile(\"0|[1-9][0-9]*\")
-SEQ = count(1)
-
-
-def random_string(n):
-    return \"\".join(random.choices(ALNUM, k=n))
-
-
-def now():
-    return datetime.now(timezone.utc).isoformat(timespec=\"milliseconds\").replace(\"+00:00\", \"Z\")
-
-
-def seq():
-    return next(SEQ)
-
-
-def pct(value):
-    \"\"\"Percent-encodes all but letters, digits and -._~, as trafficgen writes values in paths and queries.\"\"\"
-    return quote(str(value), safe=\"\")
-
-
-def json_text(value):
-    \"\"\"A value inside a JSON string: escaped, without the quotes.\"\"\"
-    return json.dumps(str(value), ensure_ascii=False)[1:-1]
-
-
-def json_value(value):
-    return json.dumps(value, ensure_ascii=False)
-
-
-def compact(value):
-    return json.dumps(value, ensure_ascii=False, separators=(\",\", \":\")).encode()
-
-
-",
-    );
-    if script.pools.is_empty() {
-        return;
-    }
-    out.push_str(
-        "def pick(pool):
-    return random.choice(pool) if pool else None
-
-
-def json_at(res, tokens):
-    \"\"\"The value at a JSON pointer's tokens in the answer, or None.\"\"\"
-    try:
-        node = res.json()
-    except ValueError:
-        return None
-    for token in tokens:
-        if isinstance(node, list):
-            if not INDEX.fullmatch(token) or int(token) >= len(node):
-                return None
-            node = node[int(token)]
-        elif isinstance(node, dict) and token in node:
-            node = node[token]
-        else:
-            return None
-    return node
-
-
-def header_of(res, name):
-    value = res.headers.get(name)
-    return None if value is None else value.strip()
-
-
-",
-    );
-    c(
-        out,
-        "",
-        "A captured value is kept as trafficgen keeps it: a string or a number, not empty, at most max_len bytes, not \".\" or \"..\", no control characters, and only letters, digits and -._~ when url_safe.",
-    );
-    out.push_str(
-        "def capture(pool, value, max_len, url_safe):
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        return
-    text = value if isinstance(value, str) else json.dumps(value)
-    if text in (\"\", \".\", \"..\") or len(text.encode()) > max_len:
-        return
-    if (url_safe and not URL_SAFE.fullmatch(text)) or CONTROL.search(text):
-        return
-    pool.append(value)
-
-
-",
-    );
-}
-
-fn item(item: &Item) -> String {
-    if item.number { item.text.clone() } else { py_str(&item.text) }
-}
-
-fn pool_var(script: &Script, pool: usize) -> String {
-    format!("pool_{}", script.pools[pool].name)
-}
-
-fn drawn(script: &Script, g: &Gen) -> String {
-    match g {
-        Gen::Int { min, max } => format!("random.randint({min}, {max})"),
-        Gen::Choice(items) => {
-            let items: Vec<String> = items.iter().map(item).collect();
-            format!("random.choice([{}])", items.join(", "))
-        }
-        Gen::Str(n) => format!("random_string({n})"),
-        Gen::Uuid => "str(uuid.uuid4())".to_string(),
-        Gen::Seq => "seq()".to_string(),
-        Gen::Now => "now()".to_string(),
-        Gen::UnixTime => "int(time.time())".to_string(),
-        Gen::UnixTimeMs => "int(time.time() * 1000)".to_string(),
-        Gen::Pool(p) => pool_var(script, *p),
-    }
-}
-
-fn pieces(script: &Script, pieces: &[Piece]) -> String {
-    if pieces.is_empty() {
-        return "\"\"".to_string();
-    }
-    let parts: Vec<String> = pieces
-        .iter()
-        .map(|p| match p {
-            Piece::Lit(text) => py_str(text),
-            Piece::Hole(g, ctx) => {
-                let value = drawn(script, g);
-                match ctx {
-                    Ctx::Url => format!("pct({value})"),
-                    Ctx::Text if g.numeric() == Some(false) => value,
-                    Ctx::Text => format!("str({value})"),
-                    Ctx::JsonString => format!("json_text({value})"),
-                    Ctx::JsonValue => format!("json_value({value})"),
-                }
-            }
-        })
-        .collect();
-    parts.join(" + ")
-}
-
-fn json(script: &Script, j: &JsonExpr) -> String {
-    match j {
-        JsonExpr::Literal(text) => match text.as_str() {
-            "null" => "None".to_string(),
-            "true" => "True".to_string(),
-            "false" => "False".to_string(),
-            // JSON's number syntax is a subset of Python's.
-            number => number.to_string(),
-        },
-        JsonExpr::Value(g) => drawn(script, g),
-        JsonExpr::Text(p) => pieces(script, p),
-        JsonExpr::Array(items) => {
-            let items: Vec<String> = items.iter().map(|i| json(script, i)).collect();
-            format!("[{}]", items.join(", "))
-        }
-        JsonExpr::Object(entries) => {
-            let entries: Vec<String> =
-                entries.iter().map(|(k, v)| format!("{}: {}", py_str(k), json(script, v))).collect();
-            format!("{{{}}}", entries.join(", "))
-        }
-    }
-}
-
-/// `res.status_code == 201`, `200 <= res.status_code <= 299`.
-fn success_test(ranges: &[(u16, u16)]) -> String {
-    if ranges.is_empty() {
-        return "False".to_string();
-    }
-    let parts: Vec<String> = ranges
-        .iter()
-        .map(
-            |(lo, hi)| {
-                if lo == hi { format!("res.status_code == {lo}") } else { format!("{lo} <= res.status_code <= {hi}") }
-            },
-        )
-        .collect();
-    parts.join(" or ")
-}
-
-fn method_name(req: &Req) -> String {
-    format!("send_{}", req.name)
-}
-
+/// The user: the pacer, its bounds, the pools, setup, and every request
+/// and journey as a method.
 fn user(out: &mut String, script: &Script, max_bytes: usize) -> Option<()> {
-    out.push_str("class Traffic(HttpUser):\n    host = HOST\n    wait_time = constant_throughput(USER_RPS)\n");
+    let connections = if script.journeys.is_empty() { "MAX_IN_FLIGHT" } else { "MAX_IN_FLIGHT + MAX_JOURNEYS" };
+    let _ = write!(
+        out,
+        "class Traffic(HttpUser):
+    host = HOST
+    wait_time = constant(0)
+    # One connection pool for every request in flight (a journey instance has one at a time).
+    pool_manager = PoolManager(maxsize={connections}, block=False)
+",
+    );
     if !script.pools.is_empty() {
         out.push('\n');
-        c(
-            out,
-            "    ",
-            "Pools: bounded deques on the class, shared by every user of this Locust process as trafficgen shares its pools (with several processes or workers, each process has its own).",
-        );
+        c(out, "    ", "Pools: bounded deques on the class, shared by every arrival as trafficgen shares its pools.");
         out.push_str("    pools = {\n");
         for pool in &script.pools {
-            let values: Vec<String> = pool.seed.iter().map(item).collect();
+            let values: Vec<String> = pool.seed.iter().map(requests::item).collect();
             let _ =
                 writeln!(out, "        {}: deque([{}], maxlen={}),", py_str(&pool.name), values.join(", "), pool.size);
         }
         out.push_str("    }\n");
     }
+    out.push_str(
+        "
+    def on_start(self):
+        # trafficgen keeps no cookies: neither does this session.
+        self.client.cookies.set_policy(cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+        self.in_flight = Pool(MAX_IN_FLIGHT)
+",
+    );
+    if !script.journeys.is_empty() {
+        out.push_str("        self.running = Pool(MAX_JOURNEYS)\n");
+    }
     if !script.setup.is_empty() {
-        out.push('\n');
         let again = match script.setup_every {
             Some(every) => format!(", and again every {every} s"),
             None => String::new(),
         };
-        c(
-            out,
-            "    ",
-            &format!(
-                "Setup requests: sent before the traffic by the first user to start (the others wait for them){again}."
-            ),
-        );
-        out.push_str("    setup_lock = gevent.lock.Semaphore()\n    setup_due = 0.0\n\n");
-        out.push_str("    def on_start(self):\n        self.run_setup_when_due()\n\n");
-        out.push_str("    def run_setup_when_due(self):\n        with Traffic.setup_lock:\n            if time.monotonic() < Traffic.setup_due:\n                return\n");
-        match script.setup_every {
-            Some(every) => {
-                let _ = writeln!(out, "            Traffic.setup_due = time.monotonic() + {every}");
-            }
-            None => out.push_str("            Traffic.setup_due = math.inf\n"),
+        c(out, "        ", &format!("Setup requests: sent before the first arrival{again}."));
+        out.push_str("        self.run_setup()\n");
+        if script.setup_every.is_some() {
+            out.push_str("        gevent.spawn(self.setup_again)\n");
         }
+        out.push_str("\n    def run_setup(self):\n");
         for i in &script.setup {
-            let _ = writeln!(out, "            self.{}()", method_name(&script.requests[*i]));
+            let _ = writeln!(out, "        self.{}()", requests::method_name(&script.requests[*i]));
+        }
+        if let Some(every) = script.setup_every {
+            let _ = writeln!(
+                out,
+                "\n    def setup_again(self):\n        while True:\n            gevent.sleep({every})\n            self.run_setup()"
+            );
         }
     }
-    for (i, weight) in &script.mix {
-        let req = &script.requests[*i];
-        let _ = writeln!(out, "\n    @task({weight})\n    def task_{}(self):", req.name);
-        if script.setup_every.is_some() {
-            out.push_str("        self.run_setup_when_due()\n");
-        }
-        let _ = writeln!(out, "        self.{}()", method_name(req));
+    out.push_str(
+        "
+    @task
+    def arrivals(self):
+        \"\"\"Starts arrival n at start + arrival_time(n), each in its own greenlet: evenly spread,
+        whatever the answers take.\"\"\"
+        start = time.monotonic()
+        n = 0
+        while True:
+            due = arrival_time(n)
+            if due is None:
+                gevent.sleep(DURATION)
+                continue
+            n += 1
+            late = time.monotonic() - start - due
+            if late < 0:
+                gevent.sleep(-late)
+            elif late > LATE_SECS:
+                COUNTS[\"late\"] += 1
+                continue
+            COUNTS[\"arrivals\"] += 1
+            send, journey = draw()
+",
+    );
+    if script.journeys.is_empty() {
+        out.push_str(
+            "            if self.in_flight.full():
+                COUNTS[\"dropped\"] += 1
+            else:
+                self.in_flight.spawn(send, self)
+",
+        );
+    } else {
+        out.push_str(
+            "            pool = self.running if journey else self.in_flight
+            if pool.full():
+                COUNTS[\"dropped_max_journeys\" if journey else \"dropped\"] += 1
+            else:
+                pool.spawn(send, self)
+",
+        );
     }
     for req in &script.requests {
         if out.len() > max_bytes {
             return None;
         }
-        request(out, script, req);
+        requests::request(out, script, req);
+    }
+    for j in 0..script.journeys.len() {
+        if out.len() > max_bytes {
+            return None;
+        }
+        requests::journey(out, script, j);
     }
     out.push_str("\n\n");
     (out.len() <= max_bytes).then_some(())
 }
 
-fn request(out: &mut String, script: &Script, req: &Req) {
-    let role = match req.role {
-        Role::Weighted(w) => format!("weight {w}"),
-        Role::Error => "an error request (sent by error injection only)".to_string(),
-        Role::Setup => "a setup request".to_string(),
-        Role::Step => "a journey step".to_string(),
-    };
-    let _ = writeln!(out, "\n    def {}(self):", method_name(req));
-    c(out, "        ", &format!("{}: {}.", req.name, role));
-    for pool in &req.needs {
-        let _ = writeln!(
-            out,
-            "        {} = pick(self.pools[{}])",
-            pool_var(script, *pool),
-            py_str(&script.pools[*pool].name)
-        );
-    }
-    if !req.needs.is_empty() {
-        let empty: Vec<String> = req.needs.iter().map(|p| format!("{} is None", pool_var(script, *p))).collect();
-        let names: Vec<&str> = req.needs.iter().map(|p| script.pools[*p].name.as_str()).collect();
-        let _ = writeln!(out, "        if {}:", empty.join(" or "));
-        match req.fallback {
-            Some(f) => {
-                let _ = writeln!(
-                    out,
-                    "            return self.{}()  # the fallback, while {} is empty",
-                    method_name(&script.requests[f]),
-                    names.join(" or ")
-                );
-            }
-            None => {
-                let _ = writeln!(
-                    out,
-                    "            return  # nothing is sent while {} is empty (no fallback); trafficgen counts these",
-                    names.join(" or ")
-                );
-            }
-        }
-    }
-    let mut headers: Vec<String> =
-        req.headers.iter().map(|(name, value)| format!("{}: {}", py_str(name), pieces(script, value))).collect();
-    if let Some(ct) = &req.content_type {
-        headers.push(format!("\"Content-Type\": {}", py_str(ct)));
-    }
-    let mut args = vec![py_str(req.method), pieces(script, &req.target), format!("name={}", py_str(&req.name))];
-    if !headers.is_empty() {
-        args.push(format!("headers={{{}}}", headers.join(", ")));
-    }
-    match &req.body {
-        None => {}
-        Some(Body::Json(j)) => args.push(format!("data=compact({})", json(script, j))),
-        Some(Body::Text(p)) => args.push(format!("data=({}).encode()", pieces(script, p))),
-    }
-    args.push("allow_redirects=False".to_string());
-    args.push("catch_response=True".to_string());
-    let _ = writeln!(
-        out,
-        "        with self.client.request(\n            {},\n        ) as res:",
-        args.join(",\n            ")
-    );
-    let _ = writeln!(out, "            if {}:", success_test(&req.success));
-    out.push_str("                res.success()\n");
-    for cap in &req.captures {
-        let value = match &cap.source {
-            CapSource::Json(tokens) => {
-                let tokens: Vec<String> = tokens.iter().map(|t| py_str(t)).collect();
-                let trailing = if tokens.len() == 1 { "," } else { "" };
-                format!("json_at(res, ({}{trailing}))", tokens.join(", "))
-            }
-            CapSource::Header(name) => format!("header_of(res, {})", py_str(name)),
+/// The draw of an arrival, and what the run counts (printed when Locust quits).
+fn mix(out: &mut String, script: &Script) {
+    c(out, "", "The mix: each arrival draws one entry in proportion to these weights (weight, method, is a journey).");
+    out.push_str("MIX = [\n");
+    for (entry, weight) in &script.mix {
+        let (name, journey) = match entry {
+            Entry::Request(i) => (requests::method_name(&script.requests[*i]), "False"),
+            Entry::Journey(j) => (requests::journey_name(&script.journeys[*j].name), "True"),
         };
-        let _ = writeln!(
-            out,
-            "                capture(self.pools[{}], {value}, {}, {})",
-            py_str(&script.pools[cap.pool].name),
-            cap.max_len,
-            if cap.url_safe { "True" } else { "False" }
-        );
+        let _ = writeln!(out, "    ({weight}, Traffic.{name}, {journey}),");
     }
-    out.push_str("            else:\n                res.failure(\"status %d\" % res.status_code)\n");
+    out.push_str("]\n");
+    let _ = writeln!(out, "MIX_TOTAL = {}", script.total_weight());
+    out.push_str(
+        "
+
+def draw():
+    roll = random.random() * MIX_TOTAL
+    for weight, send, journey in MIX:
+        if roll < weight:
+            return send, journey
+        roll -= weight
+    return MIX[-1][1], MIX[-1][2]
+
+
+",
+    );
+    c(
+        out,
+        "",
+        "What trafficgen counts beside the requests: arrivals, those dropped over a bound or skipped late, and journeys by how they ended. Printed when Locust quits.",
+    );
+    out.push_str(
+        "COUNTS = {\"arrivals\": 0, \"dropped\": 0, \"dropped_max_journeys\": 0, \"late\": 0}
+JOURNEYS = {}
+
+
+def journey_over(journey, outcome):
+    JOURNEYS[(journey, outcome)] = JOURNEYS.get((journey, outcome), 0) + 1
+
+
+@events.quitting.add_listener
+def print_counts(environment, **_kwargs):
+    print(\"Arrivals: %s\" % \", \".join(\"%s %d\" % item for item in COUNTS.items()))
+    for (journey, outcome), n in sorted(JOURNEYS.items()):
+        print(\"Journey %s: %s %d\" % (journey, outcome, n))
+
+
+",
+    );
 }
 
 fn slos(out: &mut String, script: &Script, spec: &Spec) {

@@ -1,19 +1,24 @@
 //! Export: the traffic of a workload as one runnable k6, Locust or
-//! Artillery script — each request with its weight, templates as the
-//! tool's own random functions, captures and pools, fallbacks, setup
-//! requests, the rate as an arrival rate over the scenario's stages, and
-//! the SLOs as the tool's thresholds. What a tool cannot do is said in a
-//! comment in the script, never dropped silently.
+//! Artillery script — each request and journey with its weight (an
+//! arrival is one request or one journey instance, as trafficgen draws
+//! it), journeys as the tool's own flow with their pauses, variables and
+//! data files, templates as the tool's own functions, captures and pools,
+//! fallbacks, setup requests, the rate as an arrival rate over the
+//! scenario's stages, and the SLOs as the tool's thresholds. What a tool
+//! cannot do is said in a comment in the script, never dropped silently;
+//! what it cannot express at all is refused with one line.
 //!
 //! Pure: same input, same bytes (no clock, no randomness, no maps).
 //!
 //! # Layout
-//! - `script`: the workload as tool-independent pieces (shared by all three).
+//! - `script`: the workload as tool-independent pieces (shared by all three);
+//!   `journeys`: its journeys and data tables.
 //! - `text`: string literals, comments, numbers and durations per language.
 //! - `k6`, `locust`, `artillery`: one writer each.
 //! - [`command`]: `trafficgen export …`.
 
 mod artillery;
+mod journeys;
 mod k6;
 mod locust;
 mod script;
@@ -40,6 +45,9 @@ pub const MIN_RATE: f64 = 0.001;
 pub const MAX_RATE: f64 = 1_000_000.0;
 /// Bound on requests in flight when none is given (`MAX_IN_FLIGHT`'s default).
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 512;
+/// Bound on journey instances running at once when none is given
+/// (`MAX_JOURNEYS`'s default).
+pub const DEFAULT_MAX_JOURNEYS: usize = 10_000;
 /// Largest script an export writes. A workload is at most 1 MiB and its
 /// script a few times that; a script past this bound comes from a workload
 /// made to blow up (Artillery writes each `random_int` range as a list of
@@ -217,6 +225,8 @@ pub struct Spec {
     pub slos: Vec<Slo>,
     /// The bound on requests in flight (k6's `maxVUs`).
     pub max_in_flight: usize,
+    /// The bound on journey instances running at once (`MAX_JOURNEYS`).
+    pub max_journeys: usize,
     /// Only these weighted requests are drawn (a job's `endpoints`); `None`: all.
     pub endpoints: Option<Vec<String>>,
     /// Largest script to write (see [`MAX_SCRIPT_BYTES`]).
@@ -241,50 +251,18 @@ pub enum RenderError {
         }
     )]
     TooLarge { format: Format, limit: usize },
-    /// The workload uses what no export writes yet.
+    /// The workload uses what this tool cannot express at all.
     #[error("{0}")]
     NotExported(String),
 }
 
-/// What `workload` uses that exports do not write yet (journeys, data
-/// tables, `take`, `env`, `base64`, regex and path captures): refused
-/// whole rather than written without it.
-pub fn not_exported(model: &Model) -> Option<String> {
-    use crate::workload::template::Hole;
-    let feature =
-        if !model.journeys.is_empty() {
-            "journeys"
-        } else if !model.data.is_empty() {
-            "data tables"
-        } else if let Some(hole) =
-            model.all_requests().flat_map(|r| r.templates()).flat_map(|t| t.holes()).map(|(h, _)| h).find(|h| {
-                matches!(h, Hole::Take(_) | Hole::Env(_) | Hole::Base64(_) | Hole::Var(_) | Hole::Data { .. })
-            })
-        {
-            match hole {
-                Hole::Take(_) => "take(pool)",
-                Hole::Env(_) => "env(…)",
-                Hole::Base64(_) => "base64(…)",
-                _ => "journey variables",
-            }
-        } else if model.all_requests().flat_map(|r| &r.captures).any(|c| c.regex.is_some()) {
-            "captures by regex"
-        } else if model.all_requests().flat_map(|r| &r.captures).any(|c| c.path) {
-            "path captures"
-        } else {
-            return None;
-        };
-    Some(format!("this workload uses {feature}, which are not exported yet; export a workload without them"))
-}
-
 /// Writes `workload` as a `format` script. Fails when an SLO or the
 /// endpoints name a request the workload does not have (or cannot draw),
-/// or when the script would pass `spec.max_bytes` (the writers stop there).
+/// when the tool cannot express what the workload does (see
+/// [`RenderError::NotExported`]), or when the script would pass
+/// `spec.max_bytes` (the writers stop there).
 pub fn render(format: Format, workload: &Workload, spec: &Spec) -> Result<String, RenderError> {
     let model = workload.model();
-    if let Some(why) = not_exported(model) {
-        return Err(RenderError::NotExported(why));
-    }
     let names: Vec<&str> = model.all_requests().map(|r| r.name.as_str()).collect();
     slo::check_scopes(&spec.slos, &names)?;
     if let Some(endpoints) = &spec.endpoints {
@@ -292,7 +270,22 @@ pub fn render(format: Format, workload: &Workload, spec: &Spec) -> Result<String
     }
     let sizes: Vec<usize> = workload.pools().map(|id| workload.pool_size(id)).collect();
     let error_share = spec.traffic.scenario.map_or(0.0, ScenarioKind::error_share);
-    let script = Script::new(model, &sizes, error_share, spec.endpoints.as_deref());
+    let mut script = Script::new(model, &sizes, error_share, spec.endpoints.as_deref());
+    for table in &mut script.tables {
+        // The file's own column order: Artillery reads fields by position.
+        table.columns = workload
+            .compiled
+            .tables
+            .iter()
+            .find(|t| t.name == table.name)
+            .map(|t| t.columns().to_vec())
+            .unwrap_or_default();
+    }
+    if format == Format::Artillery
+        && let Some(why) = artillery::cannot(&script)
+    {
+        return Err(RenderError::NotExported(why));
+    }
     let mut notes = script.notes.clone();
     if let Some(PausePattern { pauses: (shortest, longest), .. }) = spec.traffic.scenario.and_then(ScenarioKind::pauses)
     {
@@ -342,11 +335,13 @@ fn check_endpoints(model: &Model, endpoints: &[String]) -> Result<(), String> {
     }
 }
 
-/// The share of the mean target rate a per-name `rps` objective expects.
+/// The requests per second an `rps` objective expects: the mean arrival
+/// rate times the requests an arrival sends (one, or a journey's steps),
+/// for one name its share of them.
 fn expected_rps(script: &Script, spec: &Spec, name: Option<&str>) -> Option<f64> {
     let mean = spec.traffic.mean_rps();
     match name {
-        None => Some(mean),
+        None => Some(mean * script.sends_per_arrival()),
         Some(name) => script.find(name).map(|i| mean * script.share(i)).filter(|r| *r > 0.0),
     }
 }

@@ -1,29 +1,42 @@
 //! What every exported script is made of, independent of the tool: the
 //! workload's requests as pieces (literal text and typed holes, each hole
 //! with the way its value is written where it sits), the weights to draw
-//! by (with error injection's share), pools, captures, fallbacks and setup.
+//! an arrival by (requests and journeys, with error injection's share),
+//! pools, captures, fallbacks, setup, journeys and data tables.
 
-use crate::workload::escape::percent_encode;
-use crate::workload::model::{Body as ModelBody, CaptureSource, Json, Model, RequestDef, Role, StatusSet};
-use crate::workload::template::{Hole, Item, Part, Template};
+mod request;
 
-use super::text::pointer_tokens;
+use crate::workload::model::{Model, RequestDef, Role};
+use crate::workload::template::{Hole, Item};
+
+use super::journeys::{self, Journey, Table};
+use request::{Names, request};
 
 /// The workload, ready to write out.
 #[derive(Debug, Clone)]
 pub struct Script {
-    /// Traffic requests (weighted and error) in file order, then setup requests.
+    /// Traffic requests (weighted and error) in file order, then setup
+    /// requests, then the journeys' request steps (in journey order).
     pub requests: Vec<Req>,
     pub pools: Vec<Pool>,
-    /// The requests drawn per arrival and their weights (error requests
+    pub journeys: Vec<Journey>,
+    pub tables: Vec<Table>,
+    /// What an arrival draws and the weights to draw by (error requests
     /// included when a scenario injects errors).
-    pub mix: Vec<(usize, u64)>,
+    pub mix: Vec<(Entry, u64)>,
     /// Setup requests, in the order they are sent.
     pub setup: Vec<usize>,
     pub setup_every: Option<u64>,
     /// What the tool-independent translation could not carry, for the
     /// script's header.
     pub notes: Vec<String>,
+}
+
+/// What one arrival is: one request, or one instance of a journey.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry {
+    Request(usize),
+    Journey(usize),
 }
 
 #[derive(Debug, Clone)]
@@ -36,6 +49,7 @@ pub struct Pool {
 
 #[derive(Debug, Clone)]
 pub struct Req {
+    /// For a journey step, `journey/step`.
     pub name: String,
     pub role: Role,
     pub method: &'static str,
@@ -50,6 +64,10 @@ pub struct Req {
     pub captures: Vec<Cap>,
     /// Pools read, in order of first use.
     pub needs: Vec<usize>,
+    /// Pools whose picked value is taken out once the request is sent (`take`).
+    pub takes: Vec<usize>,
+    /// Journey variables read, in order of first use (a step only).
+    pub vars: Vec<String>,
     pub fallback: Option<usize>,
 }
 
@@ -74,8 +92,21 @@ pub enum Gen {
     Now,
     UnixTime,
     UnixTimeMs,
-    /// The value picked from this pool for the request.
+    /// The value picked from this pool for the request (`pool` and `take`).
     Pool(usize),
+    /// The journey instance's variable.
+    Var(String),
+    /// A field of the instance's row of table `table` (an index into the script's tables).
+    Data {
+        table: usize,
+        column: String,
+    },
+    /// An environment variable of the tool's process (`TRAFFICGEN_ENV_…`),
+    /// read when the script starts: its value is never in the script.
+    Env(String),
+    /// The pieces written one after the other, then base64-encoded. Holes
+    /// inside are [`Ctx::Text`].
+    Base64(Vec<Piece>),
 }
 
 impl Gen {
@@ -83,9 +114,9 @@ impl Gen {
     pub fn numeric(&self) -> Option<bool> {
         match self {
             Gen::Int { .. } | Gen::Seq | Gen::UnixTime | Gen::UnixTimeMs => Some(true),
-            Gen::Str(_) | Gen::Uuid | Gen::Now => Some(false),
-            // Depends on the item or the captured value.
-            Gen::Choice(_) | Gen::Pool(_) => None,
+            Gen::Str(_) | Gen::Uuid | Gen::Now | Gen::Env(_) | Gen::Base64(_) => Some(false),
+            // Depends on the item, the captured value or the data file.
+            Gen::Choice(_) | Gen::Pool(_) | Gen::Var(_) | Gen::Data { .. } => None,
         }
     }
 }
@@ -95,6 +126,10 @@ impl Gen {
 pub enum Ctx {
     /// Path or query value: percent-encoded, all but unreserved characters.
     Url,
+    /// In the path, a value of a variable or pool that only `path: true`
+    /// captures fill: written as it is when it is a safe path (slashes
+    /// kept, a `Location` followed), percent-encoded otherwise.
+    PathValue,
     /// As it is (headers, text bodies, strings of a structured JSON body).
     Text,
     /// Inside a string of a JSON text body: JSON-escaped.
@@ -125,10 +160,23 @@ pub enum JsonExpr {
 
 #[derive(Debug, Clone)]
 pub struct Cap {
-    pub pool: usize,
+    pub store: Store,
     pub source: CapSource,
+    /// A regular expression with one group, applied to the found text:
+    /// the group's text is kept (as text).
+    pub regex: Option<String>,
+    /// Only a safe absolute path is kept.
+    pub path: bool,
     pub max_len: usize,
     pub url_safe: bool,
+}
+
+/// Where a captured value goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Store {
+    Pool(usize),
+    /// The journey instance's variable.
+    Var(String),
 }
 
 #[derive(Debug, Clone)]
@@ -137,6 +185,18 @@ pub enum CapSource {
     Json(Vec<String>),
     /// An answer header, lower case.
     Header(String),
+    /// The whole body as text (with a regex).
+    Body,
+}
+
+impl Cap {
+    /// The pool it fills, if it fills one.
+    pub fn pool(&self) -> Option<usize> {
+        match self.store {
+            Store::Pool(p) => Some(p),
+            Store::Var(_) => None,
+        }
+    }
 }
 
 impl Script {
@@ -145,11 +205,31 @@ impl Script {
     /// weighted requests named in `endpoints` when it is given (a job's
     /// focus; the others stay in the script as fallbacks and setup).
     /// `pool_sizes` are the compiled workload's, in the model's pool order.
+    /// Tables come without their columns (see [`journeys::tables`]).
     pub fn new(model: &Model, pool_sizes: &[usize], error_share: f64, endpoints: Option<&[String]>) -> Script {
         let defs: Vec<&RequestDef> = model.all_requests().collect();
         let pool_index = |name: &str| model.pools.iter().position(|p| p.name == name).unwrap_or(0);
         let request_index = |name: &str| defs.iter().position(|d| d.name == name);
-        let requests: Vec<Req> = defs.iter().map(|def| request(def, &pool_index, &request_index)).collect();
+        let table_index = |name: &str| model.data.iter().position(|t| t.name == name).unwrap_or(0);
+        let first_step = model.requests.len() + model.setup.as_ref().map_or(0, |s| s.requests.len());
+        let mut requests: Vec<Req> = Vec::with_capacity(defs.len());
+        for def in &defs[..first_step.min(defs.len())] {
+            let path_value = |hole: &Hole| hole.pool().is_some_and(|p| model.is_path_pool(p));
+            let names =
+                Names { pool: &pool_index, request: &request_index, table: &table_index, path_value: &path_value };
+            requests.push(request(def, &names));
+        }
+        for journey in &model.journeys {
+            for def in journey.requests() {
+                let path_value = |hole: &Hole| match hole {
+                    Hole::Var(var) => journeys::path_var(journey, var),
+                    hole => hole.pool().is_some_and(|p| model.is_path_pool(p)),
+                };
+                let names =
+                    Names { pool: &pool_index, request: &request_index, table: &table_index, path_value: &path_value };
+                requests.push(request(def, &names));
+            }
+        }
         let pools = model
             .pools
             .iter()
@@ -160,10 +240,21 @@ impl Script {
                 seed: p.values.clone(),
             })
             .collect();
+        let journeys = journeys::journeys(model, first_step);
+        let tables = journeys::tables(model, &|_| Vec::new());
         let setup: Vec<usize> = (0..requests.len()).filter(|i| requests[*i].role == Role::Setup).collect();
         let mut notes = Vec::new();
-        let mix = mix(&requests, error_share, endpoints, &mut notes);
-        Script { requests, pools, mix, setup, setup_every: model.setup.as_ref().and_then(|s| s.every_secs), notes }
+        let mix = mix(&requests, &journeys, error_share, endpoints, &mut notes);
+        Script {
+            requests,
+            pools,
+            journeys,
+            tables,
+            mix,
+            setup,
+            setup_every: model.setup.as_ref().and_then(|s| s.every_secs),
+            notes,
+        }
     }
 
     /// Sum of the mix's weights.
@@ -171,11 +262,44 @@ impl Script {
         self.mix.iter().map(|(_, w)| w).sum()
     }
 
-    /// The share of the draws that go to request `index` (0 when never drawn).
-    pub fn share(&self, index: usize) -> f64 {
+    /// The share of the arrivals that draw `entry` (0 when never drawn).
+    pub fn entry_share(&self, entry: Entry) -> f64 {
         let total = self.total_weight();
-        let weight: u64 = self.mix.iter().filter(|(i, _)| *i == index).map(|(_, w)| w).sum();
+        let weight: u64 = self.mix.iter().filter(|(e, _)| *e == entry).map(|(_, w)| w).sum();
         if total == 0 { 0.0 } else { weight as f64 / total as f64 }
+    }
+
+    /// How often request `index` is sent per arrival: its share of the
+    /// draws, or for a journey step its journey's (0 when never drawn).
+    pub fn share(&self, index: usize) -> f64 {
+        match self.journey_of(index) {
+            Some(j) => self.entry_share(Entry::Journey(j)),
+            None => self.entry_share(Entry::Request(index)),
+        }
+    }
+
+    /// Requests sent per arrival, on average, when every step goes.
+    pub fn sends_per_arrival(&self) -> f64 {
+        let total = self.total_weight();
+        if total == 0 {
+            return 1.0;
+        }
+        let sends: u64 = self
+            .mix
+            .iter()
+            .map(|(e, w)| match e {
+                Entry::Request(_) => *w,
+                Entry::Journey(j) => w * self.journeys[*j].sends() as u64,
+            })
+            .sum();
+        sends as f64 / total as f64
+    }
+
+    /// The journey whose step request `index` is.
+    pub fn journey_of(&self, index: usize) -> Option<usize> {
+        self.journeys
+            .iter()
+            .position(|j| j.steps.iter().any(|s| matches!(s, journeys::Step::Send { req, .. } if *req == index)))
     }
 
     /// Index of the request named `name`.
@@ -184,19 +308,26 @@ impl Script {
     }
 
     /// Every hole of every request, with where it sits (a whole value of a
-    /// structured JSON body counts as text).
+    /// structured JSON body counts as text; the holes inside a `base64`
+    /// follow it).
     pub fn holes(&self) -> Vec<(&Gen, Ctx)> {
         fn from_pieces<'a>(pieces: &'a [Piece], out: &mut Vec<(&'a Gen, Ctx)>) {
             for piece in pieces {
                 if let Piece::Hole(g, ctx) = piece {
-                    out.push((g, *ctx));
+                    from_gen(g, *ctx, out);
                 }
+            }
+        }
+        fn from_gen<'a>(g: &'a Gen, ctx: Ctx, out: &mut Vec<(&'a Gen, Ctx)>) {
+            out.push((g, ctx));
+            if let Gen::Base64(inner) = g {
+                from_pieces(inner, out);
             }
         }
         fn from_json<'a>(j: &'a JsonExpr, out: &mut Vec<(&'a Gen, Ctx)>) {
             match j {
                 JsonExpr::Literal(_) => {}
-                JsonExpr::Value(g) => out.push((g, Ctx::Text)),
+                JsonExpr::Value(g) => from_gen(g, Ctx::Text, out),
                 JsonExpr::Text(p) => from_pieces(p, out),
                 JsonExpr::Array(items) => items.iter().for_each(|i| from_json(i, out)),
                 JsonExpr::Object(entries) => entries.iter().for_each(|(_, v)| from_json(v, out)),
@@ -217,34 +348,68 @@ impl Script {
         out
     }
 
+    /// Whether any hole of any request is one that `f` picks.
+    pub fn uses(&self, f: impl Fn(&Gen) -> bool) -> bool {
+        self.holes().iter().any(|(g, _)| f(g))
+    }
+
     /// Requests that capture into pool `pool`, in order.
     pub fn fillers(&self, pool: usize) -> impl Iterator<Item = usize> + '_ {
-        (0..self.requests.len()).filter(move |i| self.requests[*i].captures.iter().any(|c| c.pool == pool))
+        (0..self.requests.len()).filter(move |i| self.requests[*i].captures.iter().any(|c| c.pool() == Some(pool)))
+    }
+
+    /// Every capture with a regex.
+    pub fn regexes(&self) -> impl Iterator<Item = &str> {
+        self.requests.iter().flat_map(|r| &r.captures).filter_map(|c| c.regex.as_deref())
     }
 }
 
 /// Weights, and error requests' when a share of the traffic goes to them:
-/// with weights `w` (total `W`), `k` error requests and a share `p/q`,
-/// each weight becomes `w·(q−p)·k` and each error request gets `W·p`, so
-/// error requests get exactly `p/q` of the draws. Reduced by their common
-/// divisor so they stay readable.
-fn mix(requests: &[Req], error_share: f64, endpoints: Option<&[String]>, notes: &mut Vec<String>) -> Vec<(usize, u64)> {
+/// with weights `w` (total `W`, requests and journeys), `k` error requests
+/// and a share `p/q`, each weight becomes `w·(q−p)·k` and each error
+/// request gets `W·p`, so error requests get exactly `p/q` of the draws
+/// (trafficgen draws them first, then the rest as usual). Reduced by their
+/// common divisor so they stay readable. With `endpoints`, only those
+/// requests are drawn, no journey (as a job's focus).
+fn mix(
+    requests: &[Req],
+    journeys: &[Journey],
+    error_share: f64,
+    endpoints: Option<&[String]>,
+    notes: &mut Vec<String>,
+) -> Vec<(Entry, u64)> {
     let chosen = |r: &Req| endpoints.is_none_or(|names| names.contains(&r.name));
-    let mut weighted: Vec<(usize, u64)> = requests
+    let mut weighted: Vec<(Entry, u64)> = requests
         .iter()
         .enumerate()
         .filter_map(|(i, r)| match r.role {
-            Role::Weighted(w) if w > 0 && chosen(r) => Some((i, u64::from(w))),
+            Role::Weighted(w) if w > 0 && chosen(r) => Some((Entry::Request(i), u64::from(w))),
             _ => None,
         })
         .collect();
+    if endpoints.is_none() {
+        weighted.extend(
+            journeys
+                .iter()
+                .enumerate()
+                .filter(|(_, j)| j.weight > 0)
+                .map(|(i, j)| (Entry::Journey(i), u64::from(j.weight))),
+        );
+    }
     if weighted.is_empty() {
         // As trafficgen's own focus: names that match nothing draw from all.
-        weighted = mix(requests, 0.0, None, &mut Vec::new());
+        weighted = mix(requests, journeys, 0.0, None, &mut Vec::new());
     } else if endpoints.is_some() {
-        let names: Vec<&str> = weighted.iter().map(|(i, _)| requests[*i].name.as_str()).collect();
+        let names: Vec<&str> = weighted
+            .iter()
+            .filter_map(|(e, _)| match e {
+                Entry::Request(i) => Some(requests[*i].name.as_str()),
+                Entry::Journey(_) => None,
+            })
+            .collect();
+        let journeys_left_out = if journeys.is_empty() { "" } else { " and no journey" };
         notes.push(format!(
-            "Only {} {} drawn by weight (the job's endpoints); the workload's other requests are here as fallbacks and setup.",
+            "Only {} {} drawn by weight (the job's endpoints){journeys_left_out}; the workload's other requests are here as fallbacks and setup.",
             names.join(", "),
             if names.len() == 1 { "is" } else { "are" }
         ));
@@ -265,14 +430,17 @@ fn mix(requests: &[Req], error_share: f64, endpoints: Option<&[String]>, notes: 
     let p = ((error_share.min(1.0) * q as f64).round() as u64).clamp(1, q);
     let total: u64 = weighted.iter().map(|(_, w)| w).sum();
     let k = errors.len() as u64;
-    let mut mix: Vec<(usize, u64)> = weighted.iter().map(|(i, w)| (*i, w * (q - p) * k)).collect();
-    mix.extend(errors.iter().map(|i| (*i, total * p)));
+    let mut mix: Vec<(Entry, u64)> = weighted.iter().map(|(e, w)| (*e, w * (q - p) * k)).collect();
+    mix.extend(errors.iter().map(|i| (Entry::Request(*i), total * p)));
     mix.retain(|(_, w)| *w > 0);
     let divisor = mix.iter().fold(0, |g, (_, w)| gcd(g, *w)).max(1);
     for (_, w) in &mut mix {
         *w /= divisor;
     }
-    mix.sort_by_key(|(i, _)| *i);
+    mix.sort_by_key(|(e, _)| match e {
+        Entry::Request(i) => (0, *i),
+        Entry::Journey(j) => (1, *j),
+    });
     mix
 }
 
@@ -280,203 +448,19 @@ fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 { a } else { gcd(b, a % b) }
 }
 
-fn request(def: &RequestDef, pool_index: &dyn Fn(&str) -> usize, request_index: &dyn Fn(&str) -> Option<usize>) -> Req {
-    let drawn = |hole: &Hole| -> Gen {
-        match hole {
-            Hole::RandomInt { min, max } => Gen::Int { min: *min, max: *max },
-            Hole::Choice(items) => Gen::Choice(items.clone()),
-            Hole::RandomString(n) => Gen::Str(*n),
-            Hole::Uuid => Gen::Uuid,
-            Hole::Seq => Gen::Seq,
-            Hole::Now => Gen::Now,
-            Hole::UnixTime => Gen::UnixTime,
-            Hole::UnixTimeMs => Gen::UnixTimeMs,
-            Hole::Pool(name) | Hole::Take(name) => Gen::Pool(pool_index(name)),
-            // Refused before a script is made (see `not_exported`).
-            Hole::Var(_) | Hole::Data { .. } | Hole::Env(_) | Hole::Base64(_) => Gen::Str(1),
-        }
-    };
-    let pieces = |t: &Template, ctx: Ctx, encode_literals: bool| -> Vec<Piece> {
-        let mut out: Vec<Piece> = Vec::new();
-        for part in &t.parts {
-            match part {
-                Part::Literal(text) => {
-                    let text = if encode_literals { percent(text) } else { text.clone() };
-                    match out.last_mut() {
-                        Some(Piece::Lit(prev)) => prev.push_str(&text),
-                        _ => out.push(Piece::Lit(text)),
-                    }
-                }
-                Part::Hole(hole, _) => out.push(Piece::Hole(drawn(hole), ctx)),
-            }
-        }
-        out
-    };
-
-    // The path's literals are path characters already (checked at load).
-    let mut target = pieces(&def.path, Ctx::Url, false);
-    for (i, (name, value)) in def.query.iter().enumerate() {
-        let lead = format!("{}{}=", if i == 0 { "?" } else { "&" }, percent(name));
-        match target.last_mut() {
-            Some(Piece::Lit(prev)) => prev.push_str(&lead),
-            _ => target.push(Piece::Lit(lead)),
-        }
-        for piece in pieces(value, Ctx::Url, true) {
-            match (target.last_mut(), piece) {
-                (Some(Piece::Lit(prev)), Piece::Lit(text)) => prev.push_str(&text),
-                (_, piece) => target.push(piece),
-            }
-        }
-    }
-
-    let headers = def.headers.iter().map(|(name, value)| (name.clone(), pieces(value, Ctx::Text, false))).collect();
-    let content_type = def.effective_content_type().map(str::to_string);
-    let body = match &def.body {
-        None => None,
-        Some(ModelBody::Json(json)) => Some(Body::Json(json_expr(json, &drawn, &pieces))),
-        Some(ModelBody::Raw(t)) => Some(Body::Text(match content_type.as_deref().map(media_kind) {
-            Some(Media::Json) => raw_json(t, &drawn),
-            Some(Media::Form) => pieces(t, Ctx::Url, false),
-            _ => pieces(t, Ctx::Text, false),
-        })),
-    };
-    let mut needs: Vec<usize> = Vec::new();
-    for name in def.pools_read() {
-        let i = pool_index(name);
-        if !needs.contains(&i) {
-            needs.push(i);
-        }
-    }
-    let captures = def
-        .captures
-        .iter()
-        .map(|c| Cap {
-            pool: pool_index(&c.pool),
-            source: match &c.source {
-                CaptureSource::Json(pointer) => CapSource::Json(pointer_tokens(pointer)),
-                CaptureSource::Header(name) => CapSource::Header(name.to_ascii_lowercase()),
-                // Refused before a script is made (see `not_exported`).
-                CaptureSource::Body => CapSource::Header(String::new()),
-            },
-            max_len: c.max_len,
-            url_safe: c.url_safe,
-        })
-        .collect();
-    Req {
-        name: def.name.clone(),
-        role: def.role,
-        method: def.method.as_str(),
-        target,
-        headers,
-        body,
-        content_type,
-        success: ranges(&def.success),
-        captures,
-        needs,
-        fallback: def.fallback.as_ref().and_then(|(name, _)| request_index(name)),
-    }
-}
-
-fn json_expr(
-    json: &Json,
-    drawn: &dyn Fn(&Hole) -> Gen,
-    pieces: &dyn Fn(&Template, Ctx, bool) -> Vec<Piece>,
-) -> JsonExpr {
-    match json {
-        Json::Null => JsonExpr::Literal("null".into()),
-        Json::Bool(b) => JsonExpr::Literal(b.to_string()),
-        Json::Number(n) => JsonExpr::Literal(n.clone()),
-        Json::Text(t) => match t.single_hole() {
-            Some(hole) => JsonExpr::Value(drawn(hole)),
-            None => JsonExpr::Text(pieces(t, Ctx::Text, false)),
-        },
-        Json::Array(items) => JsonExpr::Array(items.iter().map(|i| json_expr(i, drawn, pieces)).collect()),
-        Json::Object(entries) => {
-            JsonExpr::Object(entries.iter().map(|(k, v)| (k.clone(), json_expr(v, drawn, pieces))).collect())
-        }
-    }
-}
-
-/// A JSON body written as text: a hole inside a JSON string is escaped,
-/// one outside a string is a whole value (as trafficgen renders it).
-fn raw_json(t: &Template, drawn: &dyn Fn(&Hole) -> Gen) -> Vec<Piece> {
-    let mut out = Vec::new();
-    let mut in_string = false;
-    let mut escaped = false;
-    for part in &t.parts {
-        match part {
-            Part::Literal(text) => {
-                for b in text.bytes() {
-                    if in_string {
-                        match (escaped, b) {
-                            (true, _) => escaped = false,
-                            (false, b'\\') => escaped = true,
-                            (false, b'"') => in_string = false,
-                            _ => {}
-                        }
-                    } else if b == b'"' {
-                        in_string = true;
-                    }
-                }
-                out.push(Piece::Lit(text.clone()));
-            }
-            Part::Hole(hole, _) => {
-                out.push(Piece::Hole(drawn(hole), if in_string { Ctx::JsonString } else { Ctx::JsonValue }))
-            }
-        }
-    }
-    out
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Media {
-    Json,
-    Form,
-    Other,
-}
-
-fn media_kind(content_type: &str) -> Media {
-    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    if essence == "application/json" || essence.ends_with("+json") {
-        Media::Json
-    } else if essence == "application/x-www-form-urlencoded" {
-        Media::Form
-    } else {
-        Media::Other
-    }
-}
-
-fn percent(text: &str) -> String {
-    let mut out = Vec::new();
-    percent_encode(text.as_bytes(), &mut out);
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// A status set as inclusive ranges over 100…599.
-pub fn ranges(set: &StatusSet) -> Vec<(u16, u16)> {
-    let mut out: Vec<(u16, u16)> = Vec::new();
-    for code in 100..=599u16 {
-        if set.contains(code) {
-            match out.last_mut() {
-                Some((_, end)) if *end + 1 == code => *end = code,
-                _ => out.push((code, code)),
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workload::model::StatusSet;
     use crate::workload::{OrderWeights, orders_model};
+    use request::ranges;
 
     #[test]
     fn the_built_in_workload_becomes_pieces() {
         let script = Script::new(&orders_model(OrderWeights::default()), &[50], 0.0, None);
         let names: Vec<&str> = script.requests.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["create_order", "list_orders", "get_order", "order_error"]);
-        assert_eq!(script.mix, [(0, 60), (1, 25), (2, 15)]);
+        assert_eq!(script.mix, [(Entry::Request(0), 60), (Entry::Request(1), 25), (Entry::Request(2), 15)]);
         let get = &script.requests[2];
         assert_eq!(get.target, [Piece::Lit("/orders/".into()), Piece::Hole(Gen::Pool(0), Ctx::Url)]);
         assert_eq!(get.fallback, Some(0));
@@ -495,7 +479,8 @@ mod tests {
         // The others keep their proportions.
         assert_eq!(script.share(0) / script.share(1), 60.0 / 25.0);
         assert_eq!(script.mix.iter().map(|(_, w)| w).sum::<u64>(), total);
-        assert_eq!(script.mix, [(0, 84), (1, 35), (2, 21), (3, 60)]);
+        let expected = [(0, 84), (1, 35), (2, 21), (3, 60)].map(|(i, w)| (Entry::Request(i), w));
+        assert_eq!(script.mix, expected);
     }
 
     #[test]

@@ -26,6 +26,7 @@ fn spec(traffic: Traffic, slos: &str) -> Spec {
         traffic,
         slos: slo::parse(slos).unwrap(),
         max_in_flight: 64,
+        max_journeys: 100,
         endpoints: None,
         max_bytes: MAX_SCRIPT_BYTES,
     }
@@ -69,14 +70,14 @@ fn every_format_is_deterministic_and_names_every_request() {
 }
 
 #[test]
-fn fractional_rates_get_a_k6_time_unit_and_locust_users() {
+fn fractional_rates_get_a_k6_time_unit_and_locust_stages() {
     let w = workload(CRUD);
     let k6 = render(Format::K6, &w, &spec(constant(2.5), "")).unwrap();
     assert!(k6.contains("rate: 25,") && k6.contains("timeUnit: \"10s\""), "{k6}");
     let slow = render(Format::K6, &w, &spec(constant(0.001), "")).unwrap();
     assert!(slow.contains("rate: 1,") && slow.contains("timeUnit: \"1000s\""), "{slow}");
     let locust = render(Format::Locust, &w, &spec(constant(2.5), "")).unwrap();
-    assert!(locust.contains("PEAK_RPS = 2.5\nUSERS = 3\nUSER_RPS = PEAK_RPS / USERS\n"), "{locust}");
+    assert!(locust.contains("STAGES = [\n    (60, 2.5, 2.5),\n]"), "{locust}");
 }
 
 #[test]
@@ -161,7 +162,7 @@ requests:
     assert!(k6.contains("export function setup()") && k6.contains("SETUP_EVERY_MS = 60000"), "{k6}");
     assert!(k6.contains("\"token\": POOLS[\"token\"].values.slice()"), "{k6}");
     let locust = render(Format::Locust, &w, &s).unwrap();
-    assert!(locust.contains("Traffic.setup_due = time.monotonic() + 60"), "{locust}");
+    assert!(locust.contains("            gevent.sleep(60)\n            self.run_setup()"), "{locust}");
     let yaml = render(Format::Artillery, &w, &s).unwrap();
     assert!(yaml.contains("before:\n  flow:\n    - post:"), "{yaml}");
     assert!(yaml.contains("Artillery runs `before` once"), "{yaml}");
@@ -235,4 +236,232 @@ fn endpoints_narrow_the_draw_and_keep_the_other_requests_as_fallbacks() {
         let e = render(Format::K6, &w, &narrowed).unwrap_err().to_string();
         assert!(e.contains(expected), "{e}");
     }
+}
+
+/// A workload read from `dir`, where its data files are; `env()` reads `secret`.
+fn workload_in(dir: &std::path::Path, text: &str, secret: &str) -> Workload {
+    let options = Options {
+        target: Target {
+            authority: "x".into(),
+            path_prefix: String::new(),
+            user_agent: "t".into(),
+            trace: crate::workload::TraceHeaders::Off,
+        },
+        default_pool_size: 50,
+        data_dir: Some(dir.to_path_buf()),
+        env: crate::workload::EnvSource::Fixed(std::sync::Arc::new(vec![(
+            "TRAFFICGEN_ENV_PASSWORD".to_string(),
+            crate::workload::Secret(secret.to_string()),
+        )])),
+    };
+    load_str("test.yaml", text, &options).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn data_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("trafficgen-export-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("accounts.csv"), "username,password\nann,SeCrEtRoW\n").unwrap();
+    std::fs::write(dir.join("items.json"), r#"[{"sku": "a", "price": 1}]"#).unwrap();
+    dir
+}
+
+const JOURNEYS: &str = r#"
+pools:
+  ids:
+data:
+  accounts: {file: accounts.csv, order: unique}
+  items: {file: items.json, order: random}
+requests:
+  - name: list
+    weight: 3
+    method: GET
+    path: /users
+  - name: drop
+    weight: 1
+    method: DELETE
+    path: "/users/{{ take(ids) }}"
+  - name: boom
+    error: true
+    method: GET
+    path: /error
+journeys:
+  - name: member
+    weight: 2
+    steps:
+      - name: login
+        method: POST
+        path: /login
+        headers:
+          Authorization: "Basic {{ base64(data(accounts, username), ':', env(TRAFFICGEN_ENV_PASSWORD)) }}"
+        capture:
+          - {var: token, json: /token}
+          - {var: session, header: Set-Session, regex: "(?i)id=([0-9a-f]+)"}
+      - pause: 2s
+      - name: create
+        method: POST
+        path: /users
+        headers: {Authorization: "Bearer {{ var(token) }}"}
+        body: {sku: "{{ data(items, sku) }}"}
+        success: [201]
+        capture:
+          - {var: user_path, header: Location, path: true}
+          - {var: user_id, json: /id}
+          - {pool: ids, json: /id}
+      - pause: {uniform: [500ms, 1500ms]}
+      - name: read
+        method: GET
+        path: "{{ var(user_path) }}"
+        on_failure: continue
+      - pause: {exponential: 1s}
+      - name: remove
+        method: DELETE
+        path: "/users/{{ var(user_id) }}"
+        success: [204]
+"#;
+
+#[test]
+fn journeys_become_each_tools_own_flow() {
+    let dir = data_dir("flow");
+    let w = workload_in(&dir, JOURNEYS, "pw");
+    let s = spec(constant(10.0), "");
+    let k6 = render(Format::K6, &w, &s).unwrap();
+    for expected in [
+        "function journey_member() {",
+        "  rows[0] = rowOf(0, \"unique\");",
+        "  if (ends(\"member\", step_member__login(v, rows), false)) return;\n  sleep(2);\n",
+        "  sleep(pauseUniform(0.5, 1.5));\n",
+        "  sleep(pauseExponential(1));\n",
+        "  if (ends(\"member\", step_member__read(v, rows), true)) return;",
+        "BASE_URL + pathValue(v[\"user_path\"])",
+        "const MAX_VUS = 64 + 100; // MAX_IN_FLIGHT + MAX_JOURNEYS",
+        "new SharedArray(\"accounts\"",
+        "JSON.parse(open(path))",
+        "  [3, send_list],\n  [1, send_drop],\n  [2, journey_member],\n",
+    ] {
+        assert!(k6.contains(expected), "k6: {expected}\n{k6}");
+    }
+    let locust = render(Format::Locust, &w, &s).unwrap();
+    for expected in [
+        "    def journey_member(self):",
+        "        rows[0] = row_of(0, \"unique\")\n        if rows[0] is None:",
+        "        gevent.sleep(2)\n",
+        "        gevent.sleep(random.uniform(0.5, 1.5))\n",
+        "        gevent.sleep(pause_exponential(1))\n",
+        "        if ends(\"member\", self.step_member__read(v, rows), True):",
+        "    (3, Traffic.send_list, False),\n    (1, Traffic.send_drop, False),\n    (2, Traffic.journey_member, True),\n",
+        "read_table(\"items\", \"items.json\", [\"sku\"])",
+    ] {
+        assert!(locust.contains(expected), "locust: {expected}\n{locust}");
+    }
+    let yaml = render(Format::Artillery, &w, &s).unwrap();
+    for expected in [
+        "  - name: \"member\"\n    weight: 2\n    flow:\n",
+        "      - think: 2\n",
+        "      - think: 1\n        jitter: 500\n",
+        "    - path: \"accounts.csv\"\n      fields: [\"data_accounts_username\", \"data_accounts_password\"]\n      skipHeader: true\n      order: sequence\n      cast: false\n",
+        "write the rows of items.json as items.csv",
+        "          auth:\n            user: \"{{ data_accounts_username }}\"\n            pass: \"{{ $env.TRAFFICGEN_ENV_PASSWORD }}\"\n",
+        "              as: \"var_token\"",
+        "url: \"{{ var_user_path }}\"",
+        "an exponential pause around 1 s is a",
+    ] {
+        assert!(yaml.contains(expected), "artillery: {expected}\n{yaml}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn secrets_and_data_stay_out_of_every_script() {
+    let dir = data_dir("secrets");
+    let w = workload_in(&dir, JOURNEYS, "Pa55Word-Only-In-Env");
+    for format in Format::ALL {
+        let script = render(format, &w, &spec(constant(1.0), "")).unwrap();
+        assert!(!script.contains("Pa55Word-Only-In-Env"), "{format}: an env() value is in the script");
+        assert!(!script.contains("SeCrEtRoW"), "{format}: a data value is in the script");
+        assert!(script.contains("TRAFFICGEN_ENV_PASSWORD"), "{format}: reads the variable by name");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn the_k6_script_needs_nothing_from_the_internet() {
+    let dir = data_dir("offline");
+    for (name, w) in [("crud", workload(CRUD)), ("journeys", workload_in(&dir, JOURNEYS, "pw"))] {
+        let k6 = render(Format::K6, &w, &spec(constant(1.0), "")).unwrap();
+        let imports: Vec<&str> = k6.lines().filter(|l| l.starts_with("import ")).collect();
+        assert!(
+            imports.iter().all(|l| l.contains(" from \"k6") && !l.contains("://")),
+            "{name}: only k6's own modules: {imports:?}"
+        );
+        assert!(!k6.contains("jslib") && !k6.contains("https://"), "{name}");
+    }
+    let k6 = render(Format::K6, &workload(CRUD), &spec(constant(1.0), "")).unwrap();
+    assert!(k6.contains("function randomIntBetween(min, max) {"), "{k6}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn arrivals_are_drawn_among_requests_and_journeys_as_trafficgen_draws_them() {
+    let dir = data_dir("mix");
+    let w = workload_in(&dir, JOURNEYS, "pw");
+    let script = Script::new(w.model(), &[50], 0.0, None);
+    let member = script::Entry::Journey(0);
+    assert_eq!(script.entry_share(member), 2.0 / 6.0);
+    // A journey's steps are sent once per instance: 3/6·1 + 1/6·1 + 2/6·4 requests per arrival.
+    assert!((script.sends_per_arrival() - 12.0 / 6.0).abs() < 1e-9);
+    assert_eq!(script.share(script.find("member/create").unwrap()), 2.0 / 6.0);
+    // Error injection takes its share of the arrivals, the rest keep their proportions.
+    let injected = Script::new(w.model(), &[50], 0.3, None);
+    assert!((injected.share(injected.find("boom").unwrap()) - 0.3).abs() < 1e-9);
+    assert!((injected.entry_share(member) - 0.7 * 2.0 / 6.0).abs() < 1e-9);
+    // A job's endpoints draw only those requests: no journey.
+    let focused = Script::new(w.model(), &[50], 0.0, Some(&["list".to_string()]));
+    assert_eq!(focused.entry_share(member), 0.0);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn artillery_refuses_a_base64_it_cannot_write_and_says_why() {
+    let dir = data_dir("base64");
+    let text = JOURNEYS.replace("Authorization: \"Basic {{", "X-Token: \"Basic {{");
+    let w = workload_in(&dir, &text, "pw");
+    let e = render(Format::Artillery, &w, &spec(constant(1.0), "")).unwrap_err().to_string();
+    assert!(e.contains("Artillery has no base64 template") && e.contains("`member/login`"), "{e}");
+    assert!(!e.contains('\n'), "{e}");
+    for format in [Format::K6, Format::Locust] {
+        let script = render(format, &w, &spec(constant(1.0), "")).unwrap();
+        assert!(script.contains("b64encode"), "{format}");
+    }
+    // Constant text is encoded at export.
+    let constant_auth = workload(
+        "requests:\n  - name: a\n    weight: 1\n    method: GET\n    path: /a\n    headers:\n      X-Auth: \"{{ base64('u', ':', 'p') }}\"\n",
+    );
+    let yaml = render(Format::Artillery, &constant_auth, &spec(constant(1.0), "")).unwrap();
+    assert!(yaml.contains("\"X-Auth\": \"dTpw\""), "{yaml}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn regexes_and_takes_map_to_each_tools_own() {
+    let dir = data_dir("regex");
+    let w = workload_in(&dir, JOURNEYS, "pw");
+    let s = spec(constant(1.0), "");
+    let k6 = render(Format::K6, &w, &s).unwrap();
+    assert!(k6.contains("const RE_1 = new RegExp(\"id=([0-9a-f]+)\", \"i\");"), "{k6}");
+    assert!(k6.contains("setVar(v, \"session\", group(headerOf(res, \"set-session\"), RE_1), 256, false);"), "{k6}");
+    assert!(k6.contains("  poolTake(\"ids\", pool_ids);"), "{k6}");
+    let locust = render(Format::Locust, &w, &s).unwrap();
+    assert!(locust.contains("RE_1 = re.compile(\"(?i)id=([0-9a-f]+)\")"), "{locust}");
+    assert!(locust.contains("take(self.pools[\"ids\"], pool_ids)"), "{locust}");
+    let yaml = render(Format::Artillery, &w, &s).unwrap();
+    assert!(yaml.contains("its regex is not applied"), "{yaml}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn locust_paces_arrivals_evenly_instead_of_users_in_step() {
+    let locust = render(Format::Locust, &workload(CRUD), &spec(constant(50.0), "")).unwrap();
+    assert!(!locust.contains("constant_throughput"), "{locust}");
+    assert!(locust.contains("def arrival_time(n):") && locust.contains("return (1, 1)"), "{locust}");
+    assert!(locust.contains("self.in_flight.spawn(send, self)"), "{locust}");
 }

@@ -123,6 +123,28 @@ pub fn pointer_tokens(pointer: &str) -> Vec<String> {
     pointer.split('/').skip(1).map(|t| t.replace("~1", "/").replace("~0", "~")).collect()
 }
 
+/// A Rust regex as a JavaScript `RegExp` source and flags: leading inline
+/// flags (`(?i)`, `(?s)`, `(?m)`) become flags, `(?P<name>` becomes `(?<name>`.
+pub fn js_regex(pattern: &str) -> (String, String) {
+    let mut source = pattern;
+    let mut flags = String::new();
+    if let Some(rest) = source.strip_prefix("(?")
+        && let Some(end) = rest.find(')')
+        && end > 0
+        && rest[..end].chars().all(|f| matches!(f, 'i' | 's' | 'm'))
+    {
+        for f in rest[..end].chars() {
+            if !flags.contains(f) {
+                flags.push(f);
+            }
+        }
+        source = &rest[end + 1..];
+    }
+    let mut flags: Vec<char> = flags.chars().collect();
+    flags.sort_unstable();
+    (source.replace("(?P<", "(?<"), flags.into_iter().collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,5 +185,13 @@ mod tests {
         assert_eq!(secs(30.0), "30 s");
         assert_eq!(pointer_tokens("/a~1b/0"), ["a/b", "0"]);
         assert_eq!(pointer_tokens(""), Vec::<String>::new());
+    }
+
+    #[test]
+    fn rust_inline_flags_become_javascript_flags() {
+        assert_eq!(js_regex("(?i)id=(\\d+)"), ("id=(\\d+)".into(), "i".into()));
+        assert_eq!(js_regex("(?si)a(?P<x>b)"), ("a(?<x>b)".into(), "is".into()));
+        assert_eq!(js_regex("(?:a)(b)"), ("(?:a)(b)".into(), String::new()));
+        assert_eq!(js_regex("(b)"), ("(b)".into(), String::new()));
     }
 }

@@ -19,7 +19,7 @@ const FORMATS: [(&str, &str); 3] = [("k6", ".k6.js"), ("locust", ".locustfile.py
 
 /// Each snapshot case: its name, the workload file (none: the built-in)
 /// and the rest of the arguments.
-const CASES: [(&str, Option<&str>, &[&str]); 5] = [
+const CASES: [(&str, Option<&str>, &[&str]); 7] = [
     ("builtin", None, &[]),
     (
         "orders",
@@ -60,6 +60,16 @@ const CASES: [(&str, Option<&str>, &[&str]); 5] = [
             "--slo",
             "p50<=20ms,max<2s,create:error_rate<1%,read:rps>=50%,broken:rps>=1%,login:rps>=1%,raw:p90>1ms",
         ],
+    ),
+    (
+        "journeys",
+        Some("tests/fixtures/export/journeys.yaml"),
+        &["--scenario", "error_injection", "--max-rps", "10", "--slo", "p95<300ms,rps>=90%,browse:p99<1s"],
+    ),
+    (
+        "journey-users",
+        Some("examples/workloads/journey-users.yaml"),
+        &["--scenario", "peak", "--duration", "2m", "--max-rps", "20"],
     ),
 ];
 
@@ -162,6 +172,13 @@ fn export_bad_input_exits_2_with_one_line_naming_it() {
     let broken = dir.join("broken.yaml");
     std::fs::write(&broken, "requests:\n  - name: a\n    weight: 0\n    method: GET\n    path: x\n").unwrap();
     let broken = broken.to_str().unwrap();
+    let drawn_base64 = dir.join("base64.yaml");
+    std::fs::write(
+        &drawn_base64,
+        "requests:\n  - name: a\n    weight: 1\n    method: GET\n    path: /a\n    headers:\n      X-Key: \"{{ base64(random_string(8)) }}\"\n",
+    )
+    .unwrap();
+    let drawn_base64 = drawn_base64.to_str().unwrap();
     let cases: &[(&[&str], &str)] = &[
         (&["--format", "jmeter"], "unknown export format 'jmeter'; formats: k6, locust, artillery"),
         (&["--format", "k6", "--scenario", "tsunami", "--max-rps", "5"], "unknown scenario 'tsunami'"),
@@ -187,6 +204,7 @@ fn export_bad_input_exits_2_with_one_line_naming_it() {
         (&["--format", "k6", "--max-in-flight", "0"], "invalid --max-in-flight"),
         (&["--format", "k6", "--workload", "/nonexistent/w.yaml"], "cannot read the file"),
         (&["--format", "k6", "--workload", broken], "and 1 more"),
+        (&["--format", "artillery", "--workload", drawn_base64], "Artillery has no base64 template: `a` uses base64"),
         (&["--format", "k6", "-o", "/nonexistent/dir/x.js"], "cannot write /nonexistent/dir/x.js"),
         (&["--frmat", "k6"], "unexpected argument"),
         (&[], "--format"),
@@ -283,4 +301,54 @@ fn the_api_export_needs_the_control_token_when_one_is_set() {
     assert_eq!(wrong.status, 401);
     let allowed = request(sidecar.addr, "GET", "/export/k6", &[("Authorization", "Bearer s3cret")], None);
     assert_eq!(allowed.status, 200, "{}", allowed.body);
+}
+
+#[test]
+fn the_api_exports_a_running_journey_workload_as_each_tools_flow() {
+    let file = repo().join("examples/workloads/journey-users.yaml");
+    let sidecar = quiet_sidecar(&[("WORKLOAD_FILE", file.to_str().unwrap())]);
+    let expected = [
+        ("k6", "function journey_user_lifecycle() {"),
+        ("locust", "    def journey_user_lifecycle(self):"),
+        ("artillery", "  - name: \"user_lifecycle\"\n    weight: 1\n    flow:\n"),
+    ];
+    for (format, flow) in expected {
+        let res = sidecar.get(&format!("/export/{format}?rps=5"));
+        assert_eq!(res.status, 200, "{format}: {}", res.body);
+        assert!(res.body.contains(flow), "{format}: {}", res.body);
+        // Data values stay in the data file: the script reads it where it runs.
+        assert!(res.body.contains("accounts.csv") && !res.body.contains("user001"), "{format}: {}", res.body);
+    }
+}
+
+#[test]
+fn env_values_are_read_where_the_script_runs_never_written_into_it() {
+    let dir = std::env::temp_dir().join(format!("trafficgen-export-env-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("env.yaml");
+    std::fs::write(
+        &file,
+        "requests:\n  - name: a\n    weight: 1\n    method: GET\n    path: /a\n    headers:\n      Authorization: \"Basic {{ base64('me:', env(TRAFFICGEN_ENV_PASSWORD)) }}\"\n",
+    )
+    .unwrap();
+    // The exporting process has no such variable: the script reads the tool's own.
+    for (format, read) in [
+        ("k6", "requireEnv(\"TRAFFICGEN_ENV_PASSWORD\")"),
+        ("locust", "require_env(\"TRAFFICGEN_ENV_PASSWORD\")"),
+        ("artillery", "{{ $env.TRAFFICGEN_ENV_PASSWORD }}"),
+    ] {
+        let out = export(&["--format", format, "--workload", file.to_str().unwrap()]);
+        assert!(out.status.success(), "{format}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).contains(read), "{format}");
+    }
+    // With the variable set, its value still stays out of the script.
+    let file_text = file.to_str().unwrap().to_string();
+    let sidecar = quiet_sidecar(&[("WORKLOAD_FILE", &file_text), ("TRAFFICGEN_ENV_PASSWORD", "Only-In-The-Env-9")]);
+    for (format, _) in FORMATS {
+        let res = sidecar.get(&format!("/export/{format}?rps=1"));
+        assert_eq!(res.status, 200, "{format}: {}", res.body);
+        assert!(!res.body.contains("Only-In-The-Env-9") && res.body.contains("TRAFFICGEN_ENV_PASSWORD"), "{format}");
+    }
+    drop(sidecar);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

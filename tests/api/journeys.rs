@@ -481,26 +481,28 @@ fn bad_journeys_are_refused_at_load_with_their_place_and_send_nothing() {
     assert!(target.request_lines().iter().all(|l| l.contains("/orders")), "{:?}", target.request_lines());
 }
 
-/// Exports do not write journeys yet: they say so in one line rather than
-/// write a script without them.
+/// Exports write journeys as each tool's own flow (issue 24, item 8), from
+/// the command line and from the running sidecar alike.
 #[test]
-fn exporting_journeys_is_refused_in_one_line() {
+fn exporting_journeys_writes_each_tools_flow() {
     let dir =
         WorkloadDir::new(&[("users.yaml", DEMO_USERS_JOURNEY), ("accounts.csv", "username,password\nann,demo\n")]);
     let file = dir.path("users.yaml");
-    for format in ["k6", "locust", "artillery"] {
+    for (format, flow) in [
+        ("k6", "function journey_"),
+        ("locust", "    def journey_"),
+        ("artillery", "  - name: \"member\"\n    weight: 1\n    flow:\n"),
+    ] {
         let out = run_bounded(&["export", "--format", format, "--workload", &file], &[]);
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{format}: {err}");
-        assert_eq!(err.trim().lines().count(), 1, "{format}: {err}");
-        assert!(err.contains("this workload uses journeys, which are not exported yet"), "{format}: {err}");
-        assert!(out.stdout.is_empty(), "{format}: a script was written");
+        assert_eq!(out.status.code(), Some(0), "{format}: {err}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains(flow), "{format}: no journey flow");
     }
     let target = start_demo_target(&[]);
     let sidecar = start_sidecar(&target, &[("WORKLOAD_FILE", &file), ("INITIAL_MODE", "pause")]);
     let answer = sidecar.get("/export/k6?rps=10");
-    assert_eq!(answer.status, 422, "{}", answer.body);
-    assert!(answer.json()["error"].as_str().unwrap().contains("not exported yet"), "{}", answer.body);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert!(answer.body.contains("function journey_"), "{}", answer.body);
 }
 
 /// SIGHUP reads the workload file again with its data next to it, as at

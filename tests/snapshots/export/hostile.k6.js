@@ -11,11 +11,9 @@
 
 import http from "k6/http";
 import exec from "k6/execution";
-import { randomIntBetween, randomItem, randomString, uuidv4 } from "https://jslib.k6.io/k6-utils/1.4.0/index.js";
 
 const BASE_URL = (__ENV.TARGET_URL || "http://nginx").replace(/\/+$/, "");
 const MAX_VUS = 512;
-const ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 export const options = {
   scenarios: {
@@ -44,20 +42,51 @@ export const options = {
   },
 };
 
+// A whole number from min to max, both included.
+function randomIntBetween(min, max) {
+  return Math.floor(Math.random() * (max - min + 1)) + min;
+}
+
+function randomItem(items) {
+  return items[Math.floor(Math.random() * items.length)];
+}
+
+const ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+// n letters and digits.
+function randomString(n) {
+  let text = "";
+  for (let i = 0; i < n; i++) text += ALNUM[Math.floor(Math.random() * ALNUM.length)];
+  return text;
+}
+
+// A random version 4 UUID.
+function uuidv4() {
+  const hex = "0123456789abcdef";
+  let text = "";
+  for (let i = 0; i < 36; i++) {
+    if (i === 8 || i === 13 || i === 18 || i === 23) text += "-";
+    else if (i === 14) text += "4";
+    else if (i === 19) text += hex[8 + Math.floor(Math.random() * 4)];
+    else text += hex[Math.floor(Math.random() * 16)];
+  }
+  return text;
+}
+
 // Pools. k6 runs every virtual user (VU) in its own JavaScript runtime, so a module-level array
 // cannot be shared across VUs as trafficgen shares a pool: each VU keeps its own bounded pool (the
 // newest `size` values), filled by its own captures and by the setup requests' captures (handed
 // over by setup()). While a VU's pool is empty it sends the fallback, as trafficgen does while its
 // shared pool is empty.
 const POOLS = {
-  "tokens": { size: 3, values: ["seed\"quote", "back\\slash", 42], next: 0 },
-  "ids": { size: 50, values: [], next: 0 },
+  "tokens": { size: 3, values: ["seed\"quote", "back\\slash", 42] },
+  "ids": { size: 50, values: [] },
 };
 
 function poolPut(name, value) {
   const pool = POOLS[name];
-  pool.values[pool.next] = value;
-  pool.next = (pool.next + 1) % pool.size;
+  pool.values.push(value);
+  if (pool.values.length > pool.size) pool.values.shift();
 }
 
 function poolPick(name) {
@@ -66,15 +95,22 @@ function poolPick(name) {
 }
 
 // A captured value is kept as trafficgen keeps it: a string or a number, not empty, at most maxLen
-// bytes, not "." or "..", no control characters, and only letters, digits and -._~ when urlSafe.
-function capture(name, value, maxLen, urlSafe) {
-  if (typeof value !== "string" && typeof value !== "number") return;
+// bytes, not "." or "..", no control characters, only letters, digits and -._~ when urlSafe, and a
+// safe absolute path when path; otherwise it is dropped.
+function kept(value, maxLen, urlSafe, path) {
+  if (typeof value !== "string" && typeof value !== "number") return undefined;
   const text = String(value);
-  if (text === "" || text === "." || text === "..") return;
-  if (utf8Length(text) > maxLen) return;
-  if (urlSafe && !/^[A-Za-z0-9._~-]+$/.test(text)) return;
-  if (/[\u0000-\u001f\u007f-\u009f]/.test(text)) return;
-  poolPut(name, value);
+  if (text === "" || text === "." || text === "..") return undefined;
+  if (utf8Length(text) > maxLen) return undefined;
+  if (urlSafe && !/^[A-Za-z0-9._~-]+$/.test(text)) return undefined;
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(text)) return undefined;
+  if (path && !isSafePath(text)) return undefined;
+  return value;
+}
+
+function capture(name, value, maxLen, urlSafe, path) {
+  const value_ = kept(value, maxLen, urlSafe, path);
+  if (value_ !== undefined) poolPut(name, value_);
 }
 
 function utf8Length(text) {
@@ -176,7 +212,7 @@ function send_raw() {
   if (pool_ids === undefined || pool_tokens === undefined) {
     return send_create(); // the fallback, while ids or tokens is empty
   }
-  http.request("PUT", BASE_URL + "/raw", "{\"id\": " + JSON.stringify(pool_ids) + ", \"note\": \"x " + jsonText(pool_tokens) + " \\\"q\\\"\", \"s\": " + JSON.stringify(randomString(4, ALNUM)) + "}", {
+  http.request("PUT", BASE_URL + "/raw", "{\"id\": " + JSON.stringify(pool_ids) + ", \"note\": \"x " + jsonText(pool_tokens) + " \\\"q\\\"\", \"s\": " + JSON.stringify(randomString(4)) + "}", {
     headers: { "Content-Type": "application/json" },
     tags: { name: "raw" },
     redirects: 0,

@@ -40,13 +40,13 @@ export const options = {
 // over by setup()). While a VU's pool is empty it sends the fallback, as trafficgen does while its
 // shared pool is empty.
 const POOLS = {
-  "token": { size: 1, values: [], next: 0 },
+  "token": { size: 1, values: [] },
 };
 
 function poolPut(name, value) {
   const pool = POOLS[name];
-  pool.values[pool.next] = value;
-  pool.next = (pool.next + 1) % pool.size;
+  pool.values.push(value);
+  if (pool.values.length > pool.size) pool.values.shift();
 }
 
 function poolPick(name) {
@@ -55,15 +55,22 @@ function poolPick(name) {
 }
 
 // A captured value is kept as trafficgen keeps it: a string or a number, not empty, at most maxLen
-// bytes, not "." or "..", no control characters, and only letters, digits and -._~ when urlSafe.
-function capture(name, value, maxLen, urlSafe) {
-  if (typeof value !== "string" && typeof value !== "number") return;
+// bytes, not "." or "..", no control characters, only letters, digits and -._~ when urlSafe, and a
+// safe absolute path when path; otherwise it is dropped.
+function kept(value, maxLen, urlSafe, path) {
+  if (typeof value !== "string" && typeof value !== "number") return undefined;
   const text = String(value);
-  if (text === "" || text === "." || text === "..") return;
-  if (utf8Length(text) > maxLen) return;
-  if (urlSafe && !/^[A-Za-z0-9._~-]+$/.test(text)) return;
-  if (/[\u0000-\u001f\u007f-\u009f]/.test(text)) return;
-  poolPut(name, value);
+  if (text === "" || text === "." || text === "..") return undefined;
+  if (utf8Length(text) > maxLen) return undefined;
+  if (urlSafe && !/^[A-Za-z0-9._~-]+$/.test(text)) return undefined;
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(text)) return undefined;
+  if (path && !isSafePath(text)) return undefined;
+  return value;
+}
+
+function capture(name, value, maxLen, urlSafe, path) {
+  const value_ = kept(value, maxLen, urlSafe, path);
+  if (value_ !== undefined) poolPut(name, value_);
 }
 
 function utf8Length(text) {

@@ -11,11 +11,9 @@
 
 import http from "k6/http";
 import exec from "k6/execution";
-import { randomIntBetween, randomItem, randomString } from "https://jslib.k6.io/k6-utils/1.4.0/index.js";
 
 const BASE_URL = (__ENV.TARGET_URL || "http://nginx").replace(/\/+$/, "");
 const MAX_VUS = 512;
-const ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 export const options = {
   scenarios: {
@@ -41,19 +39,37 @@ export const options = {
   },
 };
 
+// A whole number from min to max, both included.
+function randomIntBetween(min, max) {
+  return Math.floor(Math.random() * (max - min + 1)) + min;
+}
+
+function randomItem(items) {
+  return items[Math.floor(Math.random() * items.length)];
+}
+
+const ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+// n letters and digits.
+function randomString(n) {
+  let text = "";
+  for (let i = 0; i < n; i++) text += ALNUM[Math.floor(Math.random() * ALNUM.length)];
+  return text;
+}
+
 // Pools. k6 runs every virtual user (VU) in its own JavaScript runtime, so a module-level array
 // cannot be shared across VUs as trafficgen shares a pool: each VU keeps its own bounded pool (the
 // newest `size` values), filled by its own captures and by the setup requests' captures (handed
 // over by setup()). While a VU's pool is empty it sends the fallback, as trafficgen does while its
 // shared pool is empty.
 const POOLS = {
-  "user_ids": { size: 200, values: [], next: 0 },
+  "user_ids": { size: 200, values: [] },
 };
 
 function poolPut(name, value) {
   const pool = POOLS[name];
-  pool.values[pool.next] = value;
-  pool.next = (pool.next + 1) % pool.size;
+  pool.values.push(value);
+  if (pool.values.length > pool.size) pool.values.shift();
 }
 
 function poolPick(name) {
@@ -62,15 +78,22 @@ function poolPick(name) {
 }
 
 // A captured value is kept as trafficgen keeps it: a string or a number, not empty, at most maxLen
-// bytes, not "." or "..", no control characters, and only letters, digits and -._~ when urlSafe.
-function capture(name, value, maxLen, urlSafe) {
-  if (typeof value !== "string" && typeof value !== "number") return;
+// bytes, not "." or "..", no control characters, only letters, digits and -._~ when urlSafe, and a
+// safe absolute path when path; otherwise it is dropped.
+function kept(value, maxLen, urlSafe, path) {
+  if (typeof value !== "string" && typeof value !== "number") return undefined;
   const text = String(value);
-  if (text === "" || text === "." || text === "..") return;
-  if (utf8Length(text) > maxLen) return;
-  if (urlSafe && !/^[A-Za-z0-9._~-]+$/.test(text)) return;
-  if (/[\u0000-\u001f\u007f-\u009f]/.test(text)) return;
-  poolPut(name, value);
+  if (text === "" || text === "." || text === "..") return undefined;
+  if (utf8Length(text) > maxLen) return undefined;
+  if (urlSafe && !/^[A-Za-z0-9._~-]+$/.test(text)) return undefined;
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(text)) return undefined;
+  if (path && !isSafePath(text)) return undefined;
+  return value;
+}
+
+function capture(name, value, maxLen, urlSafe, path) {
+  const value_ = kept(value, maxLen, urlSafe, path);
+  if (value_ !== undefined) poolPut(name, value_);
 }
 
 function utf8Length(text) {
@@ -126,7 +149,7 @@ function seq() {
 // create_user: POST /users, weight 20.
 function send_create_user() {
   const body = {
-    "name": "user-" + randomString(8, ALNUM),
+    "name": "user-" + randomString(8),
     "email": "user" + seq() + "@example.com",
     "age": randomIntBetween(18, 90),
   };

@@ -4,9 +4,11 @@
 #
 #   locust -f script.locustfile.py --headless --host http://127.0.0.1:8080
 #
-# The shape below plays the rate and stops the run at its end; each task sends one request, drawn by
-# weight as trafficgen draws it. Redirects are not followed. With SLOs, the exit code is 1 when one
-# is missed, 0 otherwise.
+# An open model, as trafficgen's: one user (the pacer) starts each arrival at its scheduled time,
+# spread evenly over the rate, whatever the answers take; an arrival is one request, drawn by weight
+# as trafficgen draws it. Run it in one process (no --processes, no workers): the pacer is one user.
+# Redirects are not followed and no cookies are kept. With SLOs, the exit code is 1 when one is
+# missed, 0 otherwise.
 
 import json
 import math
@@ -17,45 +19,53 @@ import time
 import uuid
 from collections import deque
 from datetime import datetime, timezone
+from http import cookiejar
 from itertools import count
 from urllib.parse import quote
 
-import gevent.lock
-from locust import HttpUser, LoadTestShape, constant_throughput, events, task
+import gevent
+from gevent.pool import Pool
+from locust import HttpUser, LoadTestShape, constant, events, task
+from urllib3 import PoolManager
 
 HOST = os.environ.get("TARGET_URL", "http://nginx").rstrip("/")
 
-# The rate: stages of (seconds, requests/s at the start, requests/s at the end), linear in between.
+# The rate: stages of (seconds, arrivals/s at the start, arrivals/s at the end), linear in between.
 STAGES = [
     (30, 0, 50),
     (60, 50, 50),
     (30, 50, 0),
 ]
 DURATION = 120
-# Locust is a closed model: a user waits for each answer. To send an arrival rate, each user sends
-# at most USER_RPS requests a second (constant_throughput) and the shape runs rate / USER_RPS users,
-# so the rate holds while answers take less than 1 / USER_RPS s; a slower target gets fewer requests
-# than trafficgen would send it (trafficgen keeps the rate, with more requests in flight).
-PEAK_RPS = 50
-USERS = 50
-USER_RPS = PEAK_RPS / USERS
+# Bounds, as trafficgen's: arrivals over them are dropped and counted, never queued.
+MAX_IN_FLIGHT = 512
+LATE_SECS = 1
 
 
-def rate_at(t):
-    start = 0.0
-    for secs, from_rps, to_rps in STAGES:
-        if t < start + secs:
-            return from_rps + (to_rps - from_rps) * (t - start) / secs
+def arrival_time(n):
+    """When arrival n (0, 1, 2…) is due, in seconds from the start: when the count of arrivals
+    the rate gives (its integral) reaches n, as trafficgen's pacer schedules them. None past the end."""
+    start = done = 0.0
+    for secs, a, b in STAGES:
+        arrivals = (a + b) / 2 * secs
+        if n < done + arrivals:
+            k = n - done
+            if k <= 0:
+                return start
+            # a·t + (b − a)·t²/(2·secs) = k, in a form exact also when a = b
+            return start + 2 * k / (a + math.sqrt(a * a + 2 * (b - a) / secs * k))
         start += secs
-    return 0.0
+        done += arrivals
+    return None
 
 
 class TrafficShape(LoadTestShape):
+    """One user, the pacer, for the duration; then the run stops."""
+
     def tick(self):
-        t = self.get_run_time()
-        if t >= DURATION:
+        if self.get_run_time() >= DURATION:
             return None
-        return (min(USERS, math.ceil(rate_at(t) / USER_RPS - 1e-9)), USERS)
+        return (1, 1)
 
 
 ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
@@ -122,44 +132,79 @@ def header_of(res, name):
     return None if value is None else value.strip()
 
 
+def body_of(res):
+    return res.text or None
+
+
 # A captured value is kept as trafficgen keeps it: a string or a number, not empty, at most max_len
-# bytes, not "." or "..", no control characters, and only letters, digits and -._~ when url_safe.
-def capture(pool, value, max_len, url_safe):
+# bytes, not "." or "..", no control characters, only letters, digits and -._~ when url_safe, and a
+# safe absolute path when path; otherwise it is dropped (None).
+def kept(value, max_len, url_safe, path=False):
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        return
+        return None
     text = value if isinstance(value, str) else json.dumps(value)
     if text in ("", ".", "..") or len(text.encode()) > max_len:
-        return
+        return None
     if (url_safe and not URL_SAFE.fullmatch(text)) or CONTROL.search(text):
-        return
-    pool.append(value)
+        return None
+    if path and not is_safe_path(text):
+        return None
+    return value
+
+
+def capture(pool, value, max_len, url_safe, path=False):
+    value = kept(value, max_len, url_safe, path)
+    if value is not None:
+        pool.append(value)
+
+
+def set_var(v, name, value, max_len, url_safe, path=False):
+    """Into the journey instance's own variables; a value not kept leaves the variable as it was."""
+    value = kept(value, max_len, url_safe, path)
+    if value is not None:
+        v[name] = value
 
 
 class Traffic(HttpUser):
     host = HOST
-    wait_time = constant_throughput(USER_RPS)
+    wait_time = constant(0)
+    # One connection pool for every request in flight (a journey instance has one at a time).
+    pool_manager = PoolManager(maxsize=MAX_IN_FLIGHT, block=False)
 
-    # Pools: bounded deques on the class, shared by every user of this Locust process as trafficgen
-    # shares its pools (with several processes or workers, each process has its own).
+    # Pools: bounded deques on the class, shared by every arrival as trafficgen shares its pools.
     pools = {
         "user_ids": deque([], maxlen=200),
     }
 
-    @task(20)
-    def task_create_user(self):
-        self.send_create_user()
+    def on_start(self):
+        # trafficgen keeps no cookies: neither does this session.
+        self.client.cookies.set_policy(cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+        self.in_flight = Pool(MAX_IN_FLIGHT)
 
-    @task(20)
-    def task_list_users(self):
-        self.send_list_users()
-
-    @task(40)
-    def task_get_user(self):
-        self.send_get_user()
-
-    @task(20)
-    def task_update_user(self):
-        self.send_update_user()
+    @task
+    def arrivals(self):
+        """Starts arrival n at start + arrival_time(n), each in its own greenlet: evenly spread,
+        whatever the answers take."""
+        start = time.monotonic()
+        n = 0
+        while True:
+            due = arrival_time(n)
+            if due is None:
+                gevent.sleep(DURATION)
+                continue
+            n += 1
+            late = time.monotonic() - start - due
+            if late < 0:
+                gevent.sleep(-late)
+            elif late > LATE_SECS:
+                COUNTS["late"] += 1
+                continue
+            COUNTS["arrivals"] += 1
+            send, journey = draw()
+            if self.in_flight.full():
+                COUNTS["dropped"] += 1
+            else:
+                self.in_flight.spawn(send, self)
 
     def send_create_user(self):
         # create_user: weight 20.
@@ -172,7 +217,8 @@ class Traffic(HttpUser):
             allow_redirects=False,
             catch_response=True,
         ) as res:
-            if res.status_code == 201:
+            success = res.status_code == 201
+            if success:
                 res.success()
                 capture(self.pools["user_ids"], json_at(res, ("id",)), 256, False)
             else:
@@ -187,7 +233,8 @@ class Traffic(HttpUser):
             allow_redirects=False,
             catch_response=True,
         ) as res:
-            if 200 <= res.status_code <= 299:
+            success = 200 <= res.status_code <= 299
+            if success:
                 res.success()
             else:
                 res.failure("status %d" % res.status_code)
@@ -204,7 +251,8 @@ class Traffic(HttpUser):
             allow_redirects=False,
             catch_response=True,
         ) as res:
-            if 200 <= res.status_code <= 299:
+            success = 200 <= res.status_code <= 299
+            if success:
                 res.success()
             else:
                 res.failure("status %d" % res.status_code)
@@ -223,7 +271,8 @@ class Traffic(HttpUser):
             allow_redirects=False,
             catch_response=True,
         ) as res:
-            if 200 <= res.status_code <= 299:
+            success = 200 <= res.status_code <= 299
+            if success:
                 res.success()
             else:
                 res.failure("status %d" % res.status_code)
@@ -237,10 +286,48 @@ class Traffic(HttpUser):
             allow_redirects=False,
             catch_response=True,
         ) as res:
-            if 200 <= res.status_code <= 299:
+            success = 200 <= res.status_code <= 299
+            if success:
                 res.success()
             else:
                 res.failure("status %d" % res.status_code)
+
+
+# The mix: each arrival draws one entry in proportion to these weights (weight, method, is a
+# journey).
+MIX = [
+    (20, Traffic.send_create_user, False),
+    (20, Traffic.send_list_users, False),
+    (40, Traffic.send_get_user, False),
+    (20, Traffic.send_update_user, False),
+]
+MIX_TOTAL = 100
+
+
+def draw():
+    roll = random.random() * MIX_TOTAL
+    for weight, send, journey in MIX:
+        if roll < weight:
+            return send, journey
+        roll -= weight
+    return MIX[-1][1], MIX[-1][2]
+
+
+# What trafficgen counts beside the requests: arrivals, those dropped over a bound or skipped late,
+# and journeys by how they ended. Printed when Locust quits.
+COUNTS = {"arrivals": 0, "dropped": 0, "dropped_max_journeys": 0, "late": 0}
+JOURNEYS = {}
+
+
+def journey_over(journey, outcome):
+    JOURNEYS[(journey, outcome)] = JOURNEYS.get((journey, outcome), 0) + 1
+
+
+@events.quitting.add_listener
+def print_counts(environment, **_kwargs):
+    print("Arrivals: %s" % ", ".join("%s %d" % item for item in COUNTS.items()))
+    for (journey, outcome), n in sorted(JOURNEYS.items()):
+        print("Journey %s: %s %d" % (journey, outcome, n))
 
 
 # The SLOs, checked on the run's totals when Locust quits: (objective, request name or None for all,
