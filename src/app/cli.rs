@@ -316,6 +316,14 @@ pub struct DemoTargetArgs {
     #[arg(value_parser = number::<usize>, long, env = "DEMO_WORKERS", default_value_t = 1)]
     pub workers: usize,
 
+    /// POST /login answers 503 for this many seconds after start (an auth service still starting)
+    #[arg(value_parser = number::<u64>, long, env = "DEMO_LOGIN_FAIL_SECS", default_value_t = 0)]
+    pub login_fail_secs: u64,
+
+    /// How long a login token lives, in seconds (the login's `expires_in`)
+    #[arg(value_parser = number::<u64>, long, env = "DEMO_TOKEN_TTL_SECS", default_value_t = 900)]
+    pub token_ttl_secs: u64,
+
     /// Log line format
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]
     pub log_format: LogFormat,

@@ -552,6 +552,16 @@ pub fn demo_target_settings(args: &DemoTargetArgs) -> Result<DemoTargetSettings,
     if !(1..=64).contains(&args.workers) {
         return Err(bad("DEMO_WORKERS", args.workers.to_string(), "must be from 1 to 64"));
     }
+    if args.login_fail_secs > 31_536_000 {
+        return Err(bad(
+            "DEMO_LOGIN_FAIL_SECS",
+            args.login_fail_secs.to_string(),
+            "must be from 0 to 31536000 (a year)",
+        ));
+    }
+    if !(1..=86_400).contains(&args.token_ttl_secs) {
+        return Err(bad("DEMO_TOKEN_TTL_SECS", args.token_ttl_secs.to_string(), "must be from 1 to 86400"));
+    }
     Ok(DemoTargetSettings {
         listen: SocketAddr::new(args.bind, args.port),
         latency: Duration::from_millis(args.latency_ms),
@@ -560,6 +570,8 @@ pub fn demo_target_settings(args: &DemoTargetArgs) -> Result<DemoTargetSettings,
         max_users: args.max_users,
         workers: args.workers,
         spans: span_export(&args.otel, "demo-target")?,
+        login_fail: Duration::from_secs(args.login_fail_secs),
+        token_ttl: Duration::from_secs(args.token_ttl_secs),
     })
 }
 

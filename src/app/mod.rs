@@ -574,15 +574,19 @@ async fn log_stats(state: ControlState) {
         let plan = engine.plan();
         let (s, p) = (&now.2, &last.2);
         let (j, pj) = (&now.3, &last.3);
+        let setup = engine.setup_status();
         log::info!(
             mode = plan.mode.as_str(), state = plan.state().as_str(), target_rps = plan.sending_rps(),
             achieved_rps = (achieved * 100.0).round() / 100.0, interval_secs = (secs * 100.0).round() / 100.0,
             sent = now.1 - last.1, successful = s.successful - p.successful, failed = s.failed - p.failed,
-            dropped = s.dropped - p.dropped, in_flight = engine.in_flight(), order_ids_buffered = engine.ids_buffered().unwrap_or(0),
+            dropped = s.dropped - p.dropped, unmet = s.unmet.saturating_sub(p.unmet),
+            capture_failures = s.capture_failures.saturating_sub(p.capture_failures),
+            in_flight = engine.in_flight(), order_ids_buffered = engine.ids_buffered().unwrap_or(0),
             total = s.total, arrivals = j.arrivals.saturating_sub(pj.arrivals), journeys_active = j.active,
             journeys_completed = j.completed.saturating_sub(pj.completed),
             journeys_ended_early = j.ended_early.saturating_sub(pj.ended_early),
-            journeys_dropped = j.dropped.saturating_sub(pj.dropped);
+            journeys_dropped = j.dropped.saturating_sub(pj.dropped), setup = setup.state.as_str(),
+            setup_attempts = setup.attempts;
             "stats"
         );
         last = now;

@@ -36,6 +36,8 @@ pub struct Status {
     pub max_rps: f64,
     pub mix: String,
     pub stats: Stats,
+    /// The workload's setup (its login): working or failing, and why.
+    pub setup: SetupView,
     /// The descriptor and connection bounds in force.
     pub limits: Limits,
     pub control_connections: ControlConnections,
@@ -56,6 +58,46 @@ pub struct Status {
     pub journeys: JourneysStatus,
 }
 
+/// `/status`'s `setup`.
+#[derive(Debug, Serialize)]
+pub struct SetupView {
+    /// `none` (no setup requests), `pending` (not run yet), `ok` or `failing`.
+    pub state: &'static str,
+    /// A run is under way.
+    pub running: bool,
+    /// Failed runs since the setup last worked.
+    pub attempts: u32,
+    pub runs_ok: u64,
+    pub runs_failed: u64,
+    /// Runs started because an answer refused the setup's values (401).
+    pub relogins: u64,
+    /// Why the last failed run failed; `null` if none has.
+    pub last_error: Option<String>,
+    /// Seconds until the next run (a retry, or a refresh); `null` if none
+    /// is planned.
+    pub next_try_in_secs: Option<f64>,
+    /// The wait between two runs in force: `every_secs`, or the one the
+    /// login's answer gave; `null`: once.
+    pub every_secs: Option<f64>,
+}
+
+pub fn setup(engine: &Engine) -> SetupView {
+    let status = engine.setup_status();
+    let now = std::time::Instant::now();
+    let tenths = |secs: f64| (secs * 10.0).round() / 10.0;
+    SetupView {
+        state: status.state.as_str(),
+        running: status.running,
+        attempts: status.attempts,
+        runs_ok: status.runs_ok,
+        runs_failed: status.runs_failed,
+        relogins: status.relogins,
+        last_error: status.last_error,
+        next_try_in_secs: status.next_try.map(|at| tenths(at.saturating_duration_since(now).as_secs_f64())),
+        every_secs: status.every.map(|every| tenths(every.as_secs_f64())),
+    }
+}
+
 /// `/status`'s `journeys`.
 #[derive(Debug, Serialize)]
 pub struct JourneysStatus {
@@ -70,6 +112,8 @@ pub struct JourneysStatus {
     pub ended_early: BTreeMap<&'static str, u64>,
     /// Arrivals that started no instance, by reason.
     pub dropped: BTreeMap<&'static str, u64>,
+    /// Login steps run again because a later step was answered 401.
+    pub relogins: u64,
     /// Completed instances, from arrival to the last answer: percentiles
     /// since the running workload took over, in milliseconds.
     pub duration_ms: Percentiles,
@@ -142,6 +186,7 @@ pub fn journeys(engine: &Engine) -> JourneysStatus {
         completed: totals.completed,
         ended_early: by_reason(ended, &totals.ended_early),
         dropped: by_reason(dropped, &totals.dropped),
+        relogins: engine.metrics().relogins_total("journey"),
         duration_ms: Percentiles::of(&snapshot.overall().from_sent),
         mean_duration_ms: (totals.completed > 0)
             .then(|| (weighted_mean / totals.completed as f64 * 1000.0).round() / 1000.0),
@@ -198,6 +243,7 @@ pub async fn status(state: web::Data<ControlState>) -> HttpResponse {
         max_rps: settings.modes.max_rps,
         mix: engine.workload().mix(),
         stats: engine.stats(),
+        setup: setup(engine),
         limits: limits(&state.server),
         control_connections: ControlConnections {
             open: state.server.connections.open(),

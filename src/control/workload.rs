@@ -40,12 +40,22 @@ struct WorkloadView {
     pools: Vec<PoolView>,
     /// How often the setup requests are sent again, if at all.
     setup_every_secs: Option<u64>,
+    /// Or when: at a fraction of the life the login's answer gives.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    setup_refresh: Option<RefreshView>,
     /// Journeys: their steps (requests by name, pauses) and variables.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     journeys: Vec<JourneyView>,
     /// Data tables: how many rows, in what order (never a value).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     data: Vec<TableView>,
+}
+
+/// `every_secs: {json: …, fraction: …}`.
+#[derive(Debug, Serialize)]
+struct RefreshView {
+    json: String,
+    fraction: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -254,6 +264,7 @@ fn view(engine: &Engine) -> WorkloadView {
             })
             .collect(),
         setup_every_secs: workload.setup_every().map(|d| d.as_secs()),
+        setup_refresh: workload.refresh_rule().map(|(json, fraction)| RefreshView { json, fraction }),
         journeys: workload
             .journeys()
             .map(|j| JourneyView {

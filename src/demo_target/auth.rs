@@ -21,7 +21,7 @@ pub const PASSWORD: &str = "demo";
 pub const MAX_TOKENS: usize = 10_000;
 /// User names whose logins are counted one by one; the rest are counted together.
 pub const MAX_COUNTED_USERS: usize = 100_000;
-/// How long a token is good for.
+/// How long a token is good for, unless `DEMO_TOKEN_TTL_SECS` says.
 pub const TOKEN_TTL: Duration = Duration::from_secs(900);
 
 #[derive(Debug)]
@@ -67,6 +67,14 @@ impl TokenStore {
         self.sessions.len()
     }
 
+    /// Forgets every token; returns how many there were.
+    pub fn revoke_all(&mut self) -> usize {
+        let n = self.sessions.len();
+        self.sessions.clear();
+        self.order.clear();
+        n
+    }
+
     pub fn is_empty(&self) -> bool {
         self.sessions.is_empty()
     }
@@ -105,6 +113,14 @@ pub(super) async fn login_counts(state: web::Data<DemoState>) -> HttpResponse {
     }))
 }
 
+/// `POST /admin/revoke-tokens`: every token stops working at once, as
+/// when an auth service restarts and forgets its sessions (for tests of
+/// clients that must log in again).
+pub(super) async fn revoke_tokens(state: web::Data<DemoState>) -> HttpResponse {
+    let revoked = state.tokens.lock().revoke_all();
+    HttpResponse::Ok().json(json!({"revoked": revoked}))
+}
+
 /// Who a request comes from: `Ok(None)` without `Authorization`, the
 /// user name of a live bearer token, or a 401 for any other token.
 pub(super) fn caller(state: &DemoState, req: &HttpRequest) -> Result<Option<String>, Box<HttpResponse>> {
@@ -137,6 +153,11 @@ pub(super) async fn login(state: web::Data<DemoState>, req: HttpRequest, body: w
     if let Some(failure) = state.faults(&req).await {
         return state.counted(ROUTE, failure);
     }
+    if Instant::now() < state.login_from {
+        let starting = HttpResponse::ServiceUnavailable()
+            .json(json!({"error": "the login is not ready yet (DEMO_LOGIN_FAIL_SECS)"}));
+        return state.counted(ROUTE, starting);
+    }
     let response = match json_body::<Login>(&body, r#"{"username": "…", "password": "…"}"#) {
         Err(response) => *response,
         Ok(login) if login.username.is_empty() || login.username.chars().count() > 100 => {
@@ -151,7 +172,7 @@ pub(super) async fn login(state: web::Data<DemoState>, req: HttpRequest, body: w
             HttpResponse::Ok().json(json!({
                 "token": token,
                 "token_type": "Bearer",
-                "expires_in": TOKEN_TTL.as_secs(),
+                "expires_in": state.token_ttl.as_secs(),
             }))
         }
     };

@@ -55,6 +55,10 @@ pub struct DemoTargetSettings {
     pub workers: usize,
     /// Server spans over OTLP, continuing the callers' traces; `None`: none.
     pub spans: Option<SpanExport>,
+    /// `POST /login` answers 503 for this long after start.
+    pub login_fail: Duration,
+    /// How long a login token lives.
+    pub token_ttl: Duration,
 }
 
 impl Default for DemoTargetSettings {
@@ -67,6 +71,8 @@ impl Default for DemoTargetSettings {
             max_users: 10_000,
             workers: 1,
             spans: None,
+            login_fail: Duration::ZERO,
+            token_ttl: auth::TOKEN_TTL,
         }
     }
 }
@@ -77,6 +83,9 @@ struct DemoState {
     users: Mutex<UserStore>,
     tokens: Mutex<TokenStore>,
     logins: Mutex<auth::LoginCounts>,
+    /// Logins are refused (503) until then.
+    login_from: std::time::Instant,
+    token_ttl: Duration,
     latency: Duration,
     error_rate: f64,
     registry: Registry,
@@ -124,7 +133,8 @@ impl DemoTarget {
                     let api = !(path == "/health"
                         || path == "/metrics"
                         || path == "/openapi.json"
-                        || path.starts_with("/stats/"));
+                        || path.starts_with("/stats/")
+                        || path.starts_with("/admin/"));
                     if api {
                         arrivals.arrivals.lock().record(std::time::Instant::now());
                     }
@@ -155,7 +165,8 @@ impl DemoTarget {
 /// `trafficgen demo-target`: serve until SIGTERM/SIGINT.
 pub async fn run(settings: DemoTargetSettings) -> anyhow::Result<()> {
     let target = DemoTarget::start(&settings)?;
-    log::info!(addr:% = target.addr, port = target.addr.port(), latency_ms = settings.latency.as_millis() as u64, error_rate = settings.error_rate;
+    log::info!(addr:% = target.addr, port = target.addr.port(), latency_ms = settings.latency.as_millis() as u64, error_rate = settings.error_rate,
+        login_fail_secs = settings.login_fail.as_secs(), token_ttl_secs = settings.token_ttl.as_secs();
         "demo target listening on {}", target.addr);
     if let Some(spans) = &settings.spans {
         log::info!(endpoint = spans.export.endpoint.url().as_str(), service_name = spans.export.service_name();
@@ -193,8 +204,10 @@ impl DemoState {
             arrivals: Mutex::new(arrivals::Arrivals::new(std::time::Instant::now())),
             store: Mutex::new(OrderStore::new(settings.max_orders)),
             users: Mutex::new(UserStore::new(settings.max_users)),
-            tokens: Mutex::new(TokenStore::new(auth::MAX_TOKENS, auth::TOKEN_TTL)),
+            tokens: Mutex::new(TokenStore::new(auth::MAX_TOKENS, settings.token_ttl)),
             logins: Mutex::new(auth::LoginCounts::default()),
+            login_from: std::time::Instant::now() + settings.login_fail,
+            token_ttl: settings.token_ttl,
             latency: settings.latency,
             error_rate: settings.error_rate,
             registry,
@@ -285,6 +298,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/stats/arrivals", web::get().to(arrival_counts))
         .route("/stats/logins", web::get().to(auth::login_counts))
         .route("/openapi.json", web::get().to(openapi))
+        .route("/admin/revoke-tokens", web::post().to(auth::revoke_tokens))
         .default_service(web::to(|| async { HttpResponse::NotFound().json(json!({"error": "no such endpoint"})) }));
 }
 
@@ -478,6 +492,32 @@ mod tests {
         }
         assert_eq!(state.requests.with_label_values(&["update_user", "200"]).get(), 1);
         assert_eq!(state.requests.with_label_values(&["create_user", "201"]).get(), 2);
+    }
+
+    #[actix_web::test]
+    async fn a_login_can_fail_while_it_starts_and_tokens_can_be_short_lived_or_revoked() {
+        let settings = DemoTargetSettings {
+            login_fail: Duration::from_millis(300),
+            token_ttl: Duration::from_secs(7),
+            ..DemoTargetSettings::default()
+        };
+        let state = web::Data::new(DemoState::new(&settings).unwrap());
+        let app = test::init_service(App::new().app_data(state.clone()).configure(routes)).await;
+        let login = || test::TestRequest::post().uri("/login").set_payload(r#"{"username":"ann","password":"demo"}"#);
+        let (status, _, body) = call!(app, login());
+        assert_eq!(status, 503, "{body}");
+        assert!(body["error"].as_str().unwrap().contains("not ready"));
+        actix_rt::time::sleep(Duration::from_millis(350)).await;
+        let (status, _, issued) = call!(app, login());
+        assert_eq!((status, issued["expires_in"].as_u64()), (200, Some(7)), "{issued}");
+        let bearer = format!("Bearer {}", issued["token"].as_str().unwrap());
+        let account = || test::TestRequest::get().uri("/account").insert_header(("Authorization", bearer.clone()));
+        assert_eq!(call!(app, account()).0, 200);
+        let (status, _, revoked) = call!(app, test::TestRequest::post().uri("/admin/revoke-tokens"));
+        assert_eq!((status, revoked["revoked"].as_u64()), (200, Some(1)));
+        assert_eq!(call!(app, account()).0, 401, "a revoked token is refused");
+        assert_eq!(state.requests.with_label_values(&["login", "503"]).get(), 1);
+        assert_eq!(state.requests.with_label_values(&["account", "401"]).get(), 1);
     }
 
     #[actix_web::test]

@@ -40,8 +40,27 @@ pub struct Instance {
     pub due: Instant,
     /// Its trace, while spans are exported: its steps are its children.
     pub trace: Option<super::spans::JourneyTrace>,
+    /// The step it logs in again for: after its login step's answer it
+    /// goes back there (see [`Instance::next_step`]).
+    pub back_to: Option<usize>,
     serial: u32,
     live: bool,
+}
+
+impl Instance {
+    /// The step after the one just answered: the next one; or, after a
+    /// login step run again for step `back_to`, that step (once: its
+    /// answer moves the instance on).
+    pub fn next_step(&mut self) -> usize {
+        match self.back_to {
+            Some(back) if self.step < back => back,
+            Some(_) => {
+                self.back_to = None;
+                self.step + 1
+            }
+            None => self.step + 1,
+        }
+    }
 }
 
 pub struct Journeys {
@@ -91,6 +110,7 @@ impl Journeys {
                 instance.started = now;
                 instance.due = now;
                 instance.trace = None;
+                instance.back_to = None;
                 instance.serial = serial;
                 instance.live = true;
                 slot
@@ -104,6 +124,7 @@ impl Journeys {
                     started: now,
                     due: now,
                     trace: None,
+                    back_to: None,
                     serial,
                     live: true,
                 });
@@ -239,6 +260,26 @@ mod tests {
         assert_eq!(js.get_mut(c).unwrap().step, 0);
         assert_eq!(js.get_mut(b).unwrap().journey, j(1));
         assert_eq!(js.slots.len(), 2, "no slot beyond the bound");
+    }
+
+    #[test]
+    fn after_a_login_run_again_an_instance_goes_back_to_the_step_that_asked_once() {
+        let t0 = Instant::now();
+        let mut js = Journeys::new(1);
+        let key = js.start(j(0), t0).unwrap();
+        let instance = js.get_mut(key).unwrap();
+        instance.step = 4;
+        assert_eq!(instance.next_step(), 5);
+        // Step 4 asked for the login of step 0.
+        instance.back_to = Some(4);
+        instance.step = 0;
+        instance.step = instance.next_step();
+        assert_eq!(instance.step, 4, "back to the step that asked");
+        instance.step = instance.next_step();
+        assert_eq!((instance.step, instance.back_to), (5, None), "then on, and only once");
+        js.end(key);
+        let again = js.start(j(0), t0).unwrap();
+        assert_eq!(js.get_mut(again).unwrap().back_to, None, "a reused slot starts afresh");
     }
 
     #[test]

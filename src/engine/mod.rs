@@ -7,12 +7,14 @@
 //! runtime, so a saturated engine never slows the control API and its hot
 //! path needs no locks or cross-thread wake-ups.
 
+pub mod backoff;
 pub mod cap;
 pub mod client;
 mod deadline;
 pub mod focus;
 pub mod http;
 pub mod journeys;
+pub mod login;
 pub mod memory;
 
 pub mod mode;
@@ -115,6 +117,9 @@ struct Shared {
     journey_latency: Mutex<Arc<LatencyTable>>,
     /// Journey instances running now.
     journeys_active: AtomicUsize,
+    /// The setup's state, as the worker last published it (on each change
+    /// of it, never per request).
+    setup: Mutex<login::SetupStatus>,
     /// The settings `PUT /config` changes while the engine runs.
     modes: Mutex<ModeTable>,
     jitter_bits: AtomicU64,
@@ -160,6 +165,7 @@ impl Engine {
                 workload.journeys().map(|j| workload.journey_name(j)),
             ))),
             journeys_active: AtomicUsize::new(0),
+            setup: Mutex::new(login::SetupStatus::default()),
             modes: Mutex::new(settings.modes),
             jitter_bits: AtomicU64::new(settings.jitter.to_bits()),
             timeout_micros: AtomicU64::new(micros(settings.request_timeout)),
@@ -467,6 +473,17 @@ impl Engine {
     /// of the running workload; snapshot and subtract.
     pub fn journey_latency(&self) -> Arc<LatencyTable> {
         Arc::clone(&self.shared.journey_latency.lock())
+    }
+
+    /// The setup's state now.
+    pub fn setup_status(&self) -> login::SetupStatus {
+        self.shared.setup.lock().clone()
+    }
+
+    /// For the worker: the setup's state changed.
+    fn publish_setup(&self, status: &login::SetupStatus) {
+        self.shared.metrics.show_setup_failing(status.state == login::SetupState::Failing);
+        status.clone_into(&mut self.shared.setup.lock());
     }
 
     /// Journey instances running now.

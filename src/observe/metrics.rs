@@ -159,6 +159,9 @@ pub struct Metrics {
     slo_value: GaugeVec,
     unmet: IntCounterVec,
     capture_failures: IntCounterVec,
+    setup_failing: IntGauge,
+    setup_failures: IntCounter,
+    relogins: IntCounterVec,
     schedule_lag: Histogram,
     target_rps: Gauge,
     mode: IntGaugeVec,
@@ -216,6 +219,11 @@ pub struct Stats {
     pub successful: u64,
     pub failed: u64,
     pub dropped: u64,
+    /// Requests drawn and not sent: a pool or variable they read was
+    /// empty and they have no fallback (not in `total`).
+    pub unmet: u64,
+    /// Captures that stored nothing.
+    pub capture_failures: u64,
     /// Of `total`, those that got an HTTP answer (any status); not shown.
     #[serde(skip)]
     pub answered: u64,
@@ -280,6 +288,21 @@ impl Metrics {
                 "Captures that stored nothing, by request and reason (no_body, not_json, missing, refused)",
             ),
             &["endpoint", "reason"],
+        )?;
+        let setup_failing = IntGauge::new(
+            "trafficgen_setup_failing",
+            "1 while the workload's setup (its login) fails and is tried again with a backoff, 0 otherwise",
+        )?;
+        let setup_failures = IntCounter::new(
+            "trafficgen_setup_failures_total",
+            "Setup runs that failed (no answer, not a success, a capture or a refresh time that found nothing)",
+        )?;
+        let relogins = IntCounterVec::new(
+            Opts::new(
+                "trafficgen_relogins_total",
+                "Logins run again because an answer refused their values (relogin_on, 401 by default), by scope: setup or journey",
+            ),
+            &["scope"],
         )?;
         let pool_values = IntGaugeVec::new(
             Opts::new("trafficgen_pool_values", "Values held in each pool of the running workload"),
@@ -370,6 +393,9 @@ impl Metrics {
             Box::new(slo_value.clone()),
             Box::new(unmet.clone()),
             Box::new(capture_failures.clone()),
+            Box::new(setup_failing.clone()),
+            Box::new(setup_failures.clone()),
+            Box::new(relogins.clone()),
             Box::new(mode_switches.clone()),
             Box::new(retries_vec),
             Box::new(events_dropped.clone()),
@@ -385,6 +411,10 @@ impl Metrics {
         for c in collectors {
             registry.register(c)?;
         }
+        // Shown at 0 from the start, so a rate over them has a beginning.
+        for scope in ["setup", "journey"] {
+            relogins.with_label_values(&[scope]);
+        }
         #[cfg(target_os = "linux")]
         registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
 
@@ -399,6 +429,9 @@ impl Metrics {
             slo_value,
             unmet,
             capture_failures,
+            setup_failing,
+            setup_failures,
+            relogins,
             schedule_lag,
             target_rps,
             mode,
@@ -418,6 +451,35 @@ impl Metrics {
             journey_duration,
             journey_labels: Mutex::new(HashSet::new()),
         })
+    }
+
+    /// The setup fails (or works again).
+    pub fn show_setup_failing(&self, failing: bool) {
+        self.setup_failing.set(i64::from(failing));
+    }
+
+    pub fn count_setup_failure(&self) {
+        self.setup_failures.inc();
+    }
+
+    /// A login run again in `scope` (`setup` or `journey`).
+    pub fn count_relogin(&self, scope: &str) {
+        self.relogins.with_label_values(&[scope]).inc();
+    }
+
+    /// Logins run again in `scope` so far.
+    pub fn relogins_total(&self, scope: &str) -> u64 {
+        self.relogins.with_label_values(&[scope]).get()
+    }
+
+    /// Requests drawn but not sent so far (every endpoint).
+    pub fn unmet_total(&self) -> u64 {
+        sum_of(&self.unmet)
+    }
+
+    /// Captures that stored nothing so far (every endpoint and reason).
+    pub fn capture_failures_total(&self) -> u64 {
+        sum_of(&self.capture_failures)
     }
 
     /// The arrivals counter, for the engine's hot path.
@@ -609,7 +671,12 @@ impl Metrics {
     /// [`Metrics::stats`], with `success(endpoint, status)` saying which
     /// answers count as successful (a workload's `success` codes).
     pub fn stats_by(&self, success: impl Fn(&str, u16) -> bool) -> Stats {
-        let mut stats = Stats { dropped: self.dropped.get(), ..Stats::default() };
+        let mut stats = Stats {
+            dropped: self.dropped.get(),
+            unmet: self.unmet_total(),
+            capture_failures: self.capture_failures_total(),
+            ..Stats::default()
+        };
         let label = |metric: &prometheus::proto::Metric, name: &str| {
             metric.get_label().iter().find(|l| l.name() == name).map(|l| l.value().to_string())
         };
@@ -753,6 +820,11 @@ impl RequestSeries {
             self.capture_failures.with_label_values(&[self.label.as_str(), reason]).inc_by(u64::from(n));
         }
     }
+}
+
+/// The sum of every series of a counter family.
+fn sum_of(counters: &IntCounterVec) -> u64 {
+    counters.collect().iter().flat_map(|f| f.get_metric()).map(|m| m.get_counter().get_value() as u64).sum()
 }
 
 fn itoa_buf() -> [u8; 3] {

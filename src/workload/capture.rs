@@ -51,6 +51,7 @@ impl Workload {
             .captures
             .iter()
             .any(|c| matches!(c.source, CaptureSource::Json(_) | CaptureSource::Body))
+            || self.refreshes(id)
     }
 
     /// The answer headers the captures of `id` read.
@@ -190,7 +191,7 @@ fn refuse(why: Refusal, report: &mut CaptureReport) {
 
 /// What a JSON pointer found in a body.
 #[derive(Debug, PartialEq)]
-enum Found<'de> {
+pub(super) enum Found<'de> {
     Missing,
     Text(Cow<'de, str>),
     Number(serde_json::Number),
@@ -203,7 +204,7 @@ enum Found<'de> {
 /// The value at `pointer` in `body`, or `None` if the body is not JSON.
 /// Found while parsing: everything off the pointer's path is skipped, not
 /// built, so a capture costs one pass and (usually) no allocation.
-fn find<'de>(body: &'de [u8], pointer: &[String]) -> Option<Found<'de>> {
+pub(super) fn find<'de>(body: &'de [u8], pointer: &[String]) -> Option<Found<'de>> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let found = AtPointer(pointer).deserialize(&mut de).ok()?;
     de.end().ok()?;

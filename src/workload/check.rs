@@ -53,13 +53,23 @@ pub fn report(workload: &Workload, target_url: &str) -> String {
         let _ = writeln!(out, "  (an `error` request is never drawn by weight; scenarios that inject errors send it)");
     }
     if !workload.setup().is_empty() {
-        let when = match workload.setup_every() {
-            Some(every) => format!("before the traffic, then every {} s", every.as_secs()),
-            None => "once, before the traffic".to_string(),
+        let when = match (workload.setup_every(), workload.refresh_rule()) {
+            (_, Some((pointer, fraction))) => {
+                format!("before the traffic, then at {fraction} of the seconds its answer gives at {pointer}")
+            }
+            (Some(every), None) => format!("before the traffic, then every {} s", every.as_secs()),
+            (None, None) => "once, before the traffic".to_string(),
         };
         let _ = writeln!(out, "\nSetup ({when}, in this order):");
         for id in workload.setup() {
             row(&mut out, *id, "setup");
+        }
+        let _ = writeln!(out, "  a run that fails is tried again after 1 s, then up to 30 s apart");
+        let readers: Vec<&str> =
+            workload.requests().filter(|id| workload.reads_setup_values(*id)).map(|id| workload.name(id)).collect();
+        let codes = workload.setup_relogin_on();
+        if !readers.is_empty() && !codes.is_empty() {
+            let _ = writeln!(out, "  answered {codes}, {} make the setup run again at once", readers.join(", "));
         }
     }
     for j in workload.journeys() {

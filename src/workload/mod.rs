@@ -41,6 +41,7 @@ pub mod mix;
 pub mod model;
 pub mod pool;
 pub mod render;
+mod setup;
 pub mod template;
 pub mod yaml;
 
@@ -62,6 +63,7 @@ pub use journey::{Arrival, Missing, NoRow};
 pub use locals::Locals;
 pub use model::{MAX_POOLS, MAX_REQUESTS, Method, Model, OnFailure, PauseDef, Problem, Role};
 pub use render::{Chosen, Clock, Draw, NextTrace, RequestParts, RunState};
+pub use setup::RefreshError;
 
 use crate::base::url::TargetUrl;
 

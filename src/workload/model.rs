@@ -9,11 +9,13 @@ use super::template::{self, Hole, Item, Origin, Part, Template};
 use super::yaml::{Node, NodeKind, Plain, Pos};
 
 mod journey;
+mod setup;
 
 pub use journey::{
     DataDef, DataOrder, JourneyDef, MAX_DATA_TABLES, MAX_JOURNEYS, MAX_PAUSE_SECS, MAX_STEPS, MAX_VARS, OnFailure,
     PauseDef, StepDef,
 };
+pub use setup::{DEFAULT_REFRESH_FRACTION, RefreshDef, SetupDef};
 
 /// Most requests in a workload (setup and journey steps included): names
 /// become metric labels.
@@ -191,14 +193,6 @@ pub struct PoolDef {
     pub size: Option<usize>,
     /// Values it holds from the start.
     pub values: Vec<Item>,
-    pub pos: Pos,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct SetupDef {
-    /// Sent again every so many seconds; `None`: once, before the traffic.
-    pub every_secs: Option<u64>,
-    pub requests: Vec<RequestDef>,
     pub pos: Pos,
 }
 
@@ -436,7 +430,7 @@ impl Reader {
     fn string<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n str> {
         let s = node.string();
         if s.is_none() {
-            self.problem(node.pos, format!("{what} must be text, not {}", node.describe()));
+            self.problem(node.pos, format!("{what} must be text, not {}{}", node.describe(), unquoted_template(node)));
         }
         s
     }
@@ -451,7 +445,10 @@ impl Reader {
             }
             Some(s) => Some(s),
             None => {
-                self.problem(node.pos, format!("{what} must be text, not {}", node.describe()));
+                self.problem(
+                    node.pos,
+                    format!("{what} must be text, not {}{}", node.describe(), unquoted_template(node)),
+                );
                 None
             }
         }
@@ -569,19 +566,6 @@ impl Reader {
             }
         }
         values
-    }
-
-    fn setup(&mut self, node: &Node) -> Option<SetupDef> {
-        let fields = self.fields(node, "`setup`", &["every_secs", "requests"])?;
-        let every_secs = fields.get("every_secs").and_then(|n| self.whole(n, "every_secs", 1, MAX_SETUP_EVERY_SECS));
-        let requests = match fields.get("requests") {
-            Some(list) => self.requests(list, Kind::Setup),
-            None => {
-                self.problem(fields.pos, "`setup` needs `requests`: the requests to send before the traffic");
-                Vec::new()
-            }
-        };
-        Some(SetupDef { every_secs, requests, pos: fields.pos })
     }
 
     fn requests(&mut self, node: &Node, kind: Kind) -> Vec<RequestDef> {
@@ -909,6 +893,11 @@ impl Reader {
     }
 
     fn success(&mut self, node: &Node) -> StatusSet {
+        self.status_set(node, "success")
+    }
+
+    /// Answer codes (100 to 599) and classes (`2xx`), one or a list.
+    fn status_set(&mut self, node: &Node, what: &str) -> StatusSet {
         let mut set = StatusSet::EMPTY;
         let single = std::slice::from_ref(node);
         let items = match &node.kind {
@@ -928,14 +917,14 @@ impl Reader {
                 _ => self.problem(
                     item.pos,
                     format!(
-                        "success must list answer codes (100 to 599) or classes such as 2xx, not {}",
+                        "{what} must list answer codes (100 to 599) or classes such as 2xx, not {}",
                         item.describe()
                     ),
                 ),
             }
         }
         if set == StatusSet::EMPTY && items.is_empty() {
-            self.problem(node.pos, "success is empty: no answer could count as success");
+            self.problem(node.pos, format!("{what} is empty: no answer could count as {what}"));
         }
         set
     }
@@ -1034,6 +1023,17 @@ fn percent_escapes_ok(s: &str) -> bool {
 /// RFC 9110 `tchar`.
 pub fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// The hint for a template written without quotes, which YAML reads as a
+/// mapping whose key is a mapping (`{{ x }}` is `{ {x: null}: null }`).
+fn unquoted_template(node: &Node) -> &'static str {
+    match &node.kind {
+        NodeKind::Map(entries) if entries.first().is_some_and(|(key, _)| matches!(key.kind, NodeKind::Map(_))) => {
+            ": a template used as a value must be quoted: \"{{ … }}\" (unquoted, YAML reads `{` as a mapping)"
+        }
+        _ => "",
+    }
 }
 
 fn json_pointer_ok(p: &str) -> bool {
@@ -1409,12 +1409,22 @@ mod tests {
         let at = |path: &str| format!("requests:\n  - {{name: a, weight: 1, method: GET, path: {path}}}\n");
         assert_problem(&at("'/u/{{ pool(ids)'"), "2:49", "does not close");
         assert_problem(&at("'/u/{{ random(1) }}'"), "2:49", "unknown template function `random`");
-        // Unquoted, YAML reads `{{ … }}` as a mapping: say how to fix it.
+        // Unquoted, YAML reads `{{ … }}` as a mapping: say how to fix it,
+        // in a body, a header, a query parameter and a path alike.
         assert_problem(
             "requests:\n  - name: a\n    weight: 1\n    method: POST\n    path: /\n    body:\n      n: {{ seq() }}\n",
             "7:11",
             "must be quoted",
         );
+        let request = "requests:\n  - name: a\n    weight: 1\n    method: GET\n";
+        for (extra, place) in [
+            ("    path: /\n    headers:\n      Authorization: {{ pool(t) }}\n", "8:22"),
+            ("    path: /\n    query:\n      q: {{ seq() }}\n", "8:10"),
+            ("    path: {{ seq() }}\n", "6:11"),
+        ] {
+            let text = format!("pools: {{t: ~}}\n{request}{extra}");
+            assert_problem(&text, place, "a template used as a value must be quoted");
+        }
     }
 
     #[test]

@@ -168,12 +168,14 @@ fn status_and_health_have_the_contract_shape() {
             "target_url": format!("http://{}", target.addr), "order_ids_buffered": 0, "pools": {"order_ids": 0},
             "achieved_rps": 0.0, "in_flight": 0, "max_in_flight": 512, "max_rps": 1000,
             "mix": "create_order=60,list_orders=25,get_order=15",
-            "stats": {"total": 0, "successful": 0, "failed": 0, "dropped": 0,
+            "stats": {"total": 0, "successful": 0, "failed": 0, "dropped": 0, "unmet": 0, "capture_failures": 0,
                       "by_endpoint": {"create_order": zero, "list_orders": zero, "get_order": zero}},
+            "setup": {"state": "none", "running": false, "attempts": 0, "runs_ok": 0, "runs_failed": 0,
+                      "relogins": 0, "last_error": null, "next_try_in_secs": null, "every_secs": null},
             "job": null,
             "journeys": {"arrivals": 0, "active": 0, "max_active": 10000, "started": 0, "completed": 0,
                          "ended_early": {"no_answer": 0, "not_success": 0, "stopped": 0, "unmet": 0},
-                         "dropped": {"max_journeys": 0, "no_data": 0},
+                         "dropped": {"max_journeys": 0, "no_data": 0}, "relogins": 0,
                          "duration_ms": {"count": 0, "p50": null, "p90": null, "p95": null, "p99": null, "max": null},
                          "mean_duration_ms": null, "by_journey": {}}
         })

@@ -16,6 +16,7 @@ mod hostile;
 pub mod jobs;
 mod journeys;
 mod keep_alive;
+mod logins;
 mod metrics;
 mod openapi;
 mod openapi_derive;

@@ -145,8 +145,12 @@ fn the_answers_the_panel_reads_have_the_fields_it_reads() {
     for key in ["mode", "state", "target_url", "mix"] {
         assert!(status[key].is_string(), "/status {key}: {status}");
     }
-    for key in ["successful", "failed", "dropped"] {
+    for key in ["successful", "failed", "dropped", "unmet"] {
         number(&status["stats"][key], key);
+    }
+    assert!(status["setup"]["state"].is_string(), "/status setup: {status}");
+    for key in ["attempts", "relogins"] {
+        number(&status["setup"][key], key);
     }
     let scheduled = &status["latency"]["overall"]["from_scheduled"];
     assert!(["p50", "p95", "p99"].iter().all(|p| scheduled.get(p).is_some()), "/status latency: {status}");

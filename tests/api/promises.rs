@@ -157,6 +157,8 @@ fn the_stats_line_comes_every_interval_with_the_counts_of_that_interval() {
         "successful",
         "failed",
         "dropped",
+        "unmet",
+        "capture_failures",
         "in_flight",
         "order_ids_buffered",
         "total",
@@ -165,6 +167,8 @@ fn the_stats_line_comes_every_interval_with_the_counts_of_that_interval() {
         "journeys_completed",
         "journeys_ended_early",
         "journeys_dropped",
+        "setup",
+        "setup_attempts",
     ]
     .into_iter()
     .map(String::from)

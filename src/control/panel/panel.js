@@ -326,6 +326,7 @@
       const took = isNum(p50) ? `, p50 ${fmt(p50 / 1000)} s` : "";
       setText("h-journeys", `${fmt(j.active)} / ${fmt(j.completed)} / ${fmt(early)}${took}`);
     }
+    renderSetup(s);
     for (const b of document.querySelectorAll("button[data-mode]")) {
       b.setAttribute("aria-pressed", String(b.dataset.mode === s.mode));
     }
@@ -338,6 +339,25 @@
     if (typeof job.job_id === "string" && job.status !== "completed" && job.status !== "stopped" && !currentJob) {
       adoptJob(job);
     }
+  }
+
+  // The workload's setup (its login), once it has one; a failing one is
+  // said in words: why, how often tried, when next, and what is not sent.
+  function renderSetup(s) {
+    const setup = obj(s.setup);
+    const state = typeof setup.state === "string" ? setup.state : "none";
+    $("h-setup-box").hidden = state === "none";
+    const relogins = isNum(setup.relogins) && setup.relogins > 0 ? `, ${fmt(setup.relogins)} logins again after a 401` : "";
+    setText("h-setup", `${state}${relogins}`);
+    const failing = state === "failing";
+    $("setup-alert").hidden = !failing;
+    if (!failing) { setText("setup-alert", ""); return; }
+    const tries = isNum(setup.attempts) ? `${fmt(setup.attempts)} failed ${setup.attempts === 1 ? "try" : "tries"}` : "failing";
+    const next = isNum(setup.next_try_in_secs) ? `; next try in ${fmt(setup.next_try_in_secs)} s` : "";
+    const unmet = isNum(obj(s.stats).unmet) ? `; ${fmt(s.stats.unmet)} requests not sent so far (a value they need is missing)` : "";
+    const why = typeof setup.last_error === "string" ? setup.last_error : "no reason given";
+    // Text, never markup: the reason may quote the target.
+    setText("setup-alert", `Setup (login) failing, ${tries}: ${why}${next}${unmet}.`);
   }
 
   // Without a live stream, /status itself feeds the charts.

@@ -7,6 +7,7 @@ use std::time::Instant;
 use futures_util::FutureExt;
 use futures_util::stream::StreamExt;
 
+use super::setup::SetupAnswer;
 use super::{Completed, Origin, Worker};
 use crate::engine::client::Outcome;
 use crate::engine::deadline::TimedOut;
@@ -14,7 +15,7 @@ use crate::engine::journeys::Key;
 use crate::engine::spans::SpanStart;
 use crate::observe::metrics::{ErrorKind, RequestSeries};
 use crate::observe::trace::SpanOutcome;
-use crate::workload::RequestId;
+use crate::workload::{CaptureReport, RequestId};
 
 impl Worker {
     /// Records `first` and every other request that has completed by now,
@@ -52,45 +53,65 @@ impl Worker {
             tracer.finish(*span, from_sent, outcome);
         }
         let mut series = done.series.borrow_mut();
+        // What a setup run needs of the answer, and the status for a 401 check.
+        let mut setup: Option<SetupAnswer> = None;
+        let mut status_seen = None;
+        let is_setup = done.origin == Origin::Setup;
         // For a step: answered with a success, answered otherwise, or not at all.
         let answered = match done.result {
             Ok((Outcome::Answered { status, body, headers }, request)) => {
                 series.answer(status, secs);
                 self.recycle(request);
-                if current {
-                    self.capture(done.request, status, &headers, body.as_deref(), &series, step);
-                }
-                if done.origin == Origin::Setup && !self.workload.is_success(done.request, status) && current {
-                    log::warn!(request = series.label(), status = status;
-                        "setup request answered {status}; requests that need what it captures wait or fall back");
+                let report = if current {
+                    self.capture(done.request, status, &headers, body.as_deref(), &series, step)
+                } else {
+                    CaptureReport::default()
+                };
+                status_seen = Some(status);
+                if is_setup {
+                    setup = Some(SetupAnswer::Answered { status, report, body });
                 }
                 Some(self.workload.is_success(done.request, status))
             }
             Ok((Outcome::Failed { kind, error }, request)) => {
                 series.failure(kind, secs);
                 self.recycle(request);
-                self.errors.trace_id = trace_id;
-                self.errors.note(series.label(), kind, &error);
+                if is_setup {
+                    // Said by the setup's own line, one per try.
+                    setup = Some(SetupAnswer::NoAnswer(format!("{}: {error}", kind.as_str())));
+                } else {
+                    self.errors.trace_id = trace_id;
+                    self.errors.note(series.label(), kind, &error);
+                }
                 None
             }
             Err(TimedOut) => {
                 series.failure(ErrorKind::Timeout, secs);
                 let timeout = self.engine.request_timeout();
-                self.errors.trace_id = trace_id;
-                self.errors.note(series.label(), ErrorKind::Timeout, &format_args!("no answer within {timeout:?}"));
+                if is_setup {
+                    setup = Some(SetupAnswer::NoAnswer(format!("no answer within {timeout:?}")));
+                } else {
+                    self.errors.trace_id = trace_id;
+                    self.errors.note(series.label(), ErrorKind::Timeout, &format_args!("no answer within {timeout:?}"));
+                }
                 None
             }
         };
         drop(series);
-        if done.origin == Origin::Setup
-            && current
-            && let Some(i) = self.setup.next
-        {
-            self.setup.next = Some(i + 1);
-            self.send_setup(now);
+        if current {
+            match (setup, status_seen) {
+                (Some(setup), _) => self.setup_answered(done.request, setup, now),
+                (None, Some(status)) => self.check_setup_values(done.request, status, done.epoch, now),
+                (None, None) => {}
+            }
         }
         if let Some(key) = step {
-            self.step_done(key, answered, now);
+            // A code that calls for its instance's login goes back to it
+            // first (see `relogin_journey`); otherwise the instance goes on.
+            let relogged = status_seen.is_some_and(|status| self.relogin_journey(key, status, now));
+            if !relogged {
+                self.step_done(key, answered, now);
+            }
         }
         // Its permit is free now (dropped with `done`): a step waiting
         // for one may go.
@@ -110,7 +131,7 @@ impl Worker {
         body: Option<&[u8]>,
         series: &RequestSeries,
         step: Option<Key>,
-    ) {
+    ) -> CaptureReport {
         // Empty (no allocation) unless a header capture asked for them.
         let headers: Vec<(&str, &[u8])> = headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect();
         let locals = step.and_then(|key| self.journeys.get_mut(key)).map(|instance| &mut instance.locals);
@@ -124,5 +145,33 @@ impl Worker {
             series.capture_failures("missing", report.missing);
             series.capture_failures("refused", report.refused);
         }
+        report
+    }
+
+    /// A step of `key` answered `status`: when the journey's `relogin_on`
+    /// names it and the step sends, in a header, a variable an earlier
+    /// step captured (its login), the instance runs that step again and
+    /// then sends this one once more; a second such answer to it ends the
+    /// instance as any failure would. Returns whether it went back.
+    ///
+    /// Sent again, unlike a request of the traffic: a 401 is an answer
+    /// the target gives without acting on the request (RFC 9110 15.5.2),
+    /// and the instance is one user whose later steps need this step's
+    /// answer. The 401 itself is counted as the answer it is.
+    pub(super) fn relogin_journey(&mut self, key: Key, status: u16, now: Instant) -> bool {
+        if self.stopping {
+            return false;
+        }
+        let Some(instance) = self.journeys.get_mut(key) else { return false };
+        if instance.back_to == Some(instance.step) {
+            return false;
+        }
+        let Some(login) = self.workload.relogin_step(instance.journey, instance.step, status) else { return false };
+        instance.back_to = Some(instance.step);
+        instance.step = login;
+        instance.due = now;
+        self.engine.shared.metrics.count_relogin("journey");
+        self.advance(key, now);
+        true
     }
 }

@@ -77,7 +77,7 @@ impl Worker {
 
     /// Runs `key` from its current step: pauses are scheduled, the next
     /// request is sent (or waits for room), the end completes it.
-    fn advance(&mut self, key: Key, now: Instant) {
+    pub(super) fn advance(&mut self, key: Key, now: Instant) {
         loop {
             let Some(instance) = self.journeys.get_mut(key) else { return };
             let steps = self.workload.steps(instance.journey);
@@ -120,7 +120,7 @@ impl Worker {
         let chosen = match self.workload.resolve_step(id, &mut self.rng, &self.state, &instance.locals) {
             Ok(chosen) => chosen,
             Err(_) => {
-                self.series(id).borrow().unmet();
+                self.count_unmet(id, now);
                 self.finish(key, Some(EndReason::Unmet), now);
                 return Sent::Ended;
             }
@@ -166,7 +166,7 @@ impl Worker {
             return;
         }
         if let Some(instance) = self.journeys.get_mut(key) {
-            instance.step += 1;
+            instance.step = instance.next_step();
             instance.due = now;
         }
         self.advance(key, now);

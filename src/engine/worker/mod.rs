@@ -7,8 +7,10 @@
 //! buffer, or a new journey instance that sends its steps one after the
 //! other (`journeys.rs`); answers' captures fill the workload's pools and
 //! the instances' variables. Setup requests go first, one after the other,
-//! before the traffic starts and again every `setup.every_secs`
-//! (`setup.rs`). A swapped workload takes over between two requests.
+//! before the traffic starts, again every `setup.every_secs` (or when the
+//! login's answer says), after a backoff when they fail, and at once when
+//! their values are refused (`setup.rs`). A swapped workload takes over
+//! between two requests.
 //!
 //! Everything happens on one thread in one task: requests in flight are
 //! futures polled by this loop (not spawned tasks), their timeouts come from
@@ -19,6 +21,7 @@
 
 mod answers;
 mod journeys;
+mod notices;
 mod send;
 mod setup;
 
@@ -51,6 +54,8 @@ use crate::observe::latency::LatencyTable;
 use crate::observe::metrics::{ErrorKind, JourneySeries, RequestSeries};
 use crate::workload::focus::FocusedDraw;
 use crate::workload::{RequestId, Role, RunState, Workload};
+use notices::Notices;
+use setup::Setup;
 
 /// The engine wakes exactly when the next request is due and sends every
 /// request due within this window with it (up to the window early): at most
@@ -75,10 +80,6 @@ const MAX_SPARE_BUFFER_BYTES: usize = 64 * 1024;
 /// Spare buffers kept beyond the requests in flight: after a peak, the
 /// buffers it needed are freed as its answers come back.
 const SPARE_BUFFER_SLACK: usize = 64;
-
-/// A setup request that could not be sent (in-flight bound full) is tried
-/// again after this.
-const SETUP_RETRY: Duration = Duration::from_secs(1);
 
 /// A request in flight, resolving to its completion record.
 type InFlightFuture = Pin<Box<dyn Future<Output = Completed>>>;
@@ -106,24 +107,13 @@ struct Completed {
     started: Instant,
     /// How late it left against its scheduled time.
     lag: Duration,
+    /// The epoch of the setup values it was sent with (see `engine::login`).
+    epoch: u32,
     result: Result<(Outcome, Request), TimedOut>,
     /// A sampled request's span, while spans are exported.
     span: Option<Box<SpanStart>>,
     /// Released (after recording) when this is dropped.
     _permit: InFlightPermit,
-}
-
-/// Where the setup requests are.
-#[derive(Debug, Default)]
-struct Setup {
-    /// Index into `Workload::setup` of the request in flight.
-    next: Option<usize>,
-    /// When they are sent again.
-    due: Option<Instant>,
-    /// They have been sent (for this workload) at least once.
-    ran: bool,
-    /// Traffic waits until they are done (only before the first traffic).
-    holding: bool,
 }
 
 /// A timer made once and re-armed, so the loop never builds one per turn.
@@ -187,6 +177,8 @@ pub(super) struct Worker {
     focuses: watch::Receiver<Option<Arc<Focus>>>,
     focused: Option<FocusedDraw>,
     setup: Setup,
+    /// Rate-limited warnings about traffic not sent.
+    notices: Notices,
     /// Traffic has been sent since start.
     started_traffic: bool,
     /// Shutting down: in-flight requests finish, nothing new is sent.
@@ -250,6 +242,8 @@ impl Worker {
             .spans
             .clone()
             .map(|setup| Tracer::new(setup, &engine.shared.settings.target, &workload, engine.job.subscribe()));
+        let setup = Setup::of(&workload);
+        engine.publish_setup(setup.login.status());
         Ok(Worker {
             tracer,
             journeys,
@@ -273,7 +267,8 @@ impl Worker {
             series,
             focuses,
             focused: None,
-            setup: Setup::default(),
+            setup,
+            notices: Notices::default(),
             started_traffic: false,
             stopping: false,
             spare_buffers: Vec::new(),
@@ -353,6 +348,8 @@ impl Worker {
             };
             // Journeys: the next pause that ends, and steps waiting for room.
             let next = earliest(next, self.journeys_wake(room));
+            // While traffic runs, the setup's next run (a retry or a refresh).
+            let next = if pacer.is_some() { earliest(next, self.setup_wake()) } else { next };
             let armed = match next {
                 Some(at) => self.send_timer.arm(at),
                 // No deadline (warm-up, pause, or one beyond the clock):
@@ -442,7 +439,8 @@ impl Worker {
         self.generation += 1;
         self.focuses.mark_changed();
         self.follow_focus();
-        self.setup = Setup::default();
+        self.setup = Setup::of(&self.workload);
+        self.publish_setup();
         // The counts and the workload they belong to change together.
         let counts = self.state.pools.iter().map(crate::workload::pool::Ring::len);
         self.engine.publish_pool_counts(&self.workload, counts);

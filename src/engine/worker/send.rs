@@ -27,9 +27,7 @@ impl Worker {
         }
         self.follow_workload();
         self.follow_focus();
-        if self.setup.next.is_none() && self.setup.due.is_some_and(|due| now >= due) {
-            self.start_setup(now);
-        }
+        self.setup_if_due(now);
         self.started_traffic = true;
         let elapsed = clock.elapsed(now);
         let skipped = pacer.skip_before(elapsed - MAX_LATENESS, &mut self.rng);
@@ -69,7 +67,7 @@ impl Worker {
         let chosen = match arrival {
             Arrival::Request(Draw::Send(chosen)) => chosen,
             Arrival::Request(Draw::Unmet { asked, .. }) => {
-                self.series(asked).borrow().unmet();
+                self.count_unmet(asked, now);
                 return;
             }
             Arrival::Journey(journey) => {
@@ -79,7 +77,7 @@ impl Worker {
             }
         };
         let Some(permit) = self.engine.shared.in_flight.try_acquire() else {
-            self.engine.shared.metrics.add_dropped(1);
+            self.count_in_flight_full(now);
             return;
         };
         if !self.cap.try_take(now) {
@@ -158,9 +156,10 @@ impl Worker {
         let timeout = self.engine.request_timeout();
         let exchange = self.deadlines.guard(started + timeout, client.send(request));
         let generation = self.generation;
+        let epoch = self.setup.login.epoch();
         self.in_flight.push(Box::pin(async move {
             let result = exchange.await;
-            Completed { request: id, generation, origin, series, started, lag, result, span, _permit: permit }
+            Completed { request: id, generation, origin, series, started, lag, epoch, result, span, _permit: permit }
         }));
         true
     }

@@ -2,7 +2,7 @@
 //! of an arrival among the weighted requests and the journeys.
 
 use super::{RequestId, Weights};
-use crate::workload::model::PauseDef;
+use crate::workload::model::{PauseDef, StatusSet};
 
 /// A journey of a compiled workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -34,6 +34,11 @@ pub(crate) struct CompiledJourney {
     pub vars: Vec<String>,
     /// The tables its steps read (indexes into `Compiled::tables`).
     pub tables: Vec<u8>,
+    /// Answer codes that make an instance log in again.
+    pub relogin_on: StatusSet,
+    /// By step: the step an instance logs in again with (see
+    /// `compile::relogin_steps`).
+    pub relogin_steps: Vec<Option<usize>>,
 }
 
 impl Eq for CompiledJourney {}

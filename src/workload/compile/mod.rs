@@ -208,6 +208,8 @@ pub(crate) struct CompiledRequest {
     pub takes: Vec<PoolId>,
     /// Bit per journey variable slot it reads.
     pub vars: u32,
+    /// Of those, the slots it reads in a header (where credentials go).
+    pub header_vars: u32,
     pub fallback: Option<RequestId>,
     pub success: StatusSet,
     pub captures: Vec<Capture>,
@@ -248,12 +250,30 @@ pub(crate) struct Compiled {
     pub pools: Vec<PoolSpec>,
     pub setup: Vec<RequestId>,
     pub setup_every: Option<Duration>,
+    /// When the setup is sent again from an answer's own word.
+    pub setup_refresh: Option<Refresh>,
+    /// Answer codes that call for a new setup run (see `Workload::relogs_setup`).
+    pub setup_relogin_on: StatusSet,
+    /// The pools setup requests capture into.
+    pub setup_pools: Vec<PoolId>,
     pub journeys: Vec<CompiledJourney>,
     /// The draw of an arrival among requests and journeys; `None` without
     /// journeys (an arrival is then a request, drawn as it always was).
     pub arrivals: Option<Draws>,
     pub tables: Vec<Arc<Table>>,
 }
+
+/// `every_secs: {json: …, fraction: …}`, compiled.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Refresh {
+    /// The setup request whose answer gives the life.
+    pub request: RequestId,
+    pub pointer: Vec<String>,
+    pub fraction: f64,
+}
+
+// The fraction is checked at load: a number, never NaN.
+impl Eq for Refresh {}
 
 pub(crate) fn compile(model: &Model, options: &Options) -> Result<Compiled, Vec<Problem>> {
     let mut problems = Vec::new();
@@ -323,7 +343,8 @@ pub(crate) fn compile(model: &Model, options: &Options) -> Result<Compiled, Vec<
                     }
                     StepDef::Pause(pause) => Step::Pause(*pause),
                 })
-                .collect();
+                .collect::<Vec<Step>>();
+            let relogin_steps = relogin_steps(&steps, &requests);
             let tables = journey
                 .tables()
                 .iter()
@@ -336,13 +357,33 @@ pub(crate) fn compile(model: &Model, options: &Options) -> Result<Compiled, Vec<
                 steps,
                 vars: journey.vars().iter().map(|v| v.to_string()).collect(),
                 tables,
+                relogin_on: journey.relogin_on,
+                relogin_steps,
             }
         })
         .collect();
     let arrivals = (!journeys.is_empty()).then(|| Draws::new(&weights, &journeys));
+    let mut setup_pools: Vec<PoolId> = Vec::new();
+    for capture in setup.iter().flat_map(|id| &requests[id.index()].captures) {
+        if let Store::Pool(pool) = capture.store
+            && !setup_pools.contains(&pool)
+        {
+            setup_pools.push(pool);
+        }
+    }
+    let setup_refresh = model.setup.as_ref().and_then(|s| s.refresh.as_ref()).and_then(|refresh| {
+        let request = match &refresh.request {
+            Some((name, _)) => setup.iter().copied().find(|id| requests[id.index()].name == *name),
+            None => setup.first().copied(),
+        }?;
+        Some(Refresh { request, pointer: pointer_tokens(&refresh.pointer), fraction: refresh.fraction })
+    });
     Ok(Compiled {
-        setup,
         setup_every: model.setup.as_ref().and_then(|s| s.every_secs).map(Duration::from_secs),
+        setup_refresh,
+        setup_relogin_on: model.setup.as_ref().map_or(StatusSet::EMPTY, |s| s.relogin_on),
+        setup_pools,
+        setup,
         requests,
         weights,
         pools,
@@ -350,6 +391,33 @@ pub(crate) fn compile(model: &Model, options: &Options) -> Result<Compiled, Vec<
         arrivals,
         tables,
     })
+}
+
+/// For each step of a journey, the step it logs in again with: the
+/// earliest earlier step that captures a variable this one sends in a
+/// header (`Authorization: Bearer {{ var(token) }}`, a cookie). Only
+/// header values count, because credentials travel there; a variable in
+/// the path or body is data, and re-running the step that made it (a
+/// create) would write twice.
+fn relogin_steps(steps: &[Step], requests: &[CompiledRequest]) -> Vec<Option<usize>> {
+    let request = |step: &Step| match step {
+        Step::Request { id, .. } => requests.get(id.index()),
+        Step::Pause(_) => None,
+    };
+    let captures_into = |r: &CompiledRequest, slots: u32| {
+        r.captures.iter().any(|c| matches!(c.store, Store::Var(slot) if slots & (1 << slot) != 0))
+    };
+    steps
+        .iter()
+        .enumerate()
+        .map(|(i, step)| {
+            let slots = request(step).map_or(0, |r| r.header_vars);
+            if slots == 0 {
+                return None;
+            }
+            steps[..i].iter().position(|earlier| request(earlier).is_some_and(|r| captures_into(r, slots)))
+        })
+        .collect()
 }
 
 fn pool_spec(def: &PoolDef, default_size: usize, problems: &mut Vec<Problem>) -> PoolSpec {
@@ -483,6 +551,12 @@ fn request(def: &RequestDef, target: &Target, names: &Names<'_>) -> Result<Compi
     let mut needs: Vec<PoolId> = Vec::new();
     let mut takes: Vec<PoolId> = Vec::new();
     let mut vars = 0u32;
+    let mut header_vars = 0u32;
+    for (hole, _) in def.headers.iter().flat_map(|(_, t)| t.holes()) {
+        if let Some(name) = hole.var() {
+            header_vars |= 1 << names.var(name).ok_or_else(|| unknown("variable"))?.0;
+        }
+    }
     for (hole, _) in def.templates().flat_map(Template::holes) {
         if let Some(name) = hole.pool() {
             let id = pool_id(name).ok_or_else(|| unknown("pool"))?;
@@ -543,6 +617,7 @@ fn request(def: &RequestDef, target: &Target, names: &Names<'_>) -> Result<Compi
         needs,
         takes,
         vars,
+        header_vars,
         fallback,
         success: def.success,
         captures,

@@ -11,7 +11,7 @@
 //! `{{ data(table, column) }}`; the files are read when the workload is
 //! loaded (see `workload::data`), the names and orders here.
 
-use super::{Kind, Model, Problem, Reader, RequestDef, Role};
+use super::{Kind, Model, Problem, Reader, RequestDef, Role, StatusSet};
 use crate::base::duration::parse_duration;
 use crate::workload::template::Hole;
 use crate::workload::yaml::{Node, NodeKind, Pos};
@@ -34,6 +34,9 @@ pub struct JourneyDef {
     pub name: String,
     pub weight: u32,
     pub steps: Vec<StepDef>,
+    /// Answer codes on a step that sends a variable in a header which make
+    /// the instance log in again (see `Workload::relogin_step`); empty: none.
+    pub relogin_on: StatusSet,
     pub pos: Pos,
 }
 
@@ -207,7 +210,7 @@ impl Reader {
     }
 
     fn journey(&mut self, node: &Node) -> Option<JourneyDef> {
-        let fields = self.fields(node, "a journey", &["name", "weight", "steps"])?;
+        let fields = self.fields(node, "a journey", &["name", "weight", "steps", "relogin_on"])?;
         let name = match fields.get("name") {
             Some(n) => self.name(n, "journey name"),
             None => {
@@ -238,7 +241,8 @@ impl Reader {
                 self.problem(fields.pos, "a journey needs at least one request step (pauses alone send nothing)");
             }
         }
-        Some(JourneyDef { name: name?, weight: weight.unwrap_or(1), steps, pos: fields.pos })
+        let relogin_on = fields.get("relogin_on").map_or_else(super::setup::unauthorized, |n| self.relogin_on(n));
+        Some(JourneyDef { name: name?, weight: weight.unwrap_or(1), steps, relogin_on, pos: fields.pos })
     }
 
     fn steps(&mut self, node: &Node, journey: &str) -> Vec<StepDef> {

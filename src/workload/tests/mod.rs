@@ -2,6 +2,7 @@
 //! the engine's own renderer, drawing, rendering, captures, bad input.
 
 mod old_engine;
+mod setup;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
