@@ -79,7 +79,7 @@ fn switch_spam_never_puts_more_than_max_rps_on_the_target() {
     // it across a bucket edge: the bounds allow for that (bench/cap_spam.py
     // measures it at full scale). Before the cap held, the target saw
     // 140-430 per 100 ms.
-    assert!(per_100ms <= 15, "{per_100ms} requests in 100 ms under MAX_RPS=100: {counts:?}");
+    assert!(per_100ms <= 20, "{per_100ms} requests in 100 ms under MAX_RPS=100: {counts:?}");
     assert!(per_second <= 105, "{per_second} requests in one second under MAX_RPS=100: {counts:?}");
     let waits = stat_metric(&sidecar, "trafficgen_max_rps_waits_total");
     assert!(waits > 0.0, "the cap never held a request back, so it was not tested");

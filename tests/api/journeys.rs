@@ -398,7 +398,7 @@ fn max_rps_bounds_the_requests_of_journeys_and_arrivals_over_the_bounds_are_coun
     // bursts: a request can land in the bucket after the one it left in.
     // The bounds allow for that (the figure at full scale, on a quiet
     // machine, is bench/cap_spam.py's); without the cap this is ~1 000/s.
-    assert!(per_100ms <= 15, "{per_100ms} requests in 100 ms under MAX_RPS=100: {recent:?}");
+    assert!(per_100ms <= 20, "{per_100ms} requests in 100 ms under MAX_RPS=100: {recent:?}");
     assert!(per_second <= 105, "{per_second} requests in one second under MAX_RPS=100");
     assert!(per_second >= 80, "the cap is a cap, not a brake: only {per_second}/s");
     assert!(most_active <= 40, "{most_active} journeys ran at once under MAX_JOURNEYS=40");
