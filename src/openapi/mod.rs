@@ -230,7 +230,9 @@ impl<'a, 'd> Deriver<'a, 'd> {
         let usable: Vec<bool> = ops
             .iter()
             .map(|op| {
-                let why = if op.deprecated && !self.options.include_deprecated {
+                let why = if op.internal {
+                    Some("marked x-internal (an operator's route, not a user's)".to_string())
+                } else if op.deprecated && !self.options.include_deprecated {
                     Some("deprecated (--include-deprecated sends it)".to_string())
                 } else if op.method == Method::Delete && !self.options.include_delete {
                     Some(

@@ -18,6 +18,9 @@ pub struct Operation<'d> {
     pub operation_id: Option<&'d str>,
     pub summary: Option<&'d str>,
     pub deprecated: bool,
+    /// `x-internal: true` marks an operation for operators, not users
+    /// (an admin route); a derived workload never sends it.
+    pub internal: bool,
 }
 
 impl Operation<'_> {
@@ -100,6 +103,7 @@ pub fn list<'d>(root: &'d Value, problems: &mut impl FnMut(Problem)) -> Vec<Oper
                 operation_id: op.str_at("operationId"),
                 summary: op.str_at("summary"),
                 deprecated: op.is_true("deprecated"),
+                internal: op.is_true("x-internal"),
             });
         }
     }

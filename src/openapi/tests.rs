@@ -88,7 +88,8 @@ const USERS: &str = r##"{
         "responses": {"200": {"description": "ok"}}},
       "delete": {"operationId": "delete_user", "responses": {"204": {"description": "gone"}}}
     },
-    "/old": {"get": {"operationId": "old", "deprecated": true, "responses": {"200": {"description": "ok"}}}}
+    "/old": {"get": {"operationId": "old", "deprecated": true, "responses": {"200": {"description": "ok"}}}},
+    "/admin/reset": {"post": {"operationId": "reset", "x-internal": true, "responses": {"200": {"description": "ok"}}}}
   },
   "components": {"schemas": {
     "NewUser": {"type": "object", "required": ["username", "email", "age"],
@@ -123,6 +124,7 @@ fn a_users_api_becomes_creates_reads_and_updates_of_the_same_ids() {
     // DELETE and deprecated operations are listed as left out.
     assert!(d.text.contains("DELETE /users/{user_id} (delete_user): DELETE is left out"), "{}", d.text);
     assert!(d.text.contains("GET /old (old): deprecated"), "{}", d.text);
+    assert!(d.text.contains("POST /admin/reset (reset): marked x-internal"), "{}", d.text);
     assert_eq!(
         d.flows,
         vec![NamedFlow {
