@@ -348,7 +348,7 @@ fn help_settings(args: &[&str]) -> BTreeMap<Setting, Option<String>> {
 fn the_settings_tables_list_exactly_what_help_lists() {
     let text = all_text();
     for (args, heading) in [
-        (&[][..], "# Configuration\n"),
+        (&[][..], "\n## Settings\n"),
         (&["demo-target"][..], "Demo target (`trafficgen demo-target`):"),
         (&["healthcheck"][..], "Health probe (`trafficgen healthcheck`):"),
     ] {
