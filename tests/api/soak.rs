@@ -31,10 +31,11 @@ fn soak_at_1000_rps_keeps_memory_and_descriptors_flat_and_counts_consistent() {
     sleep(settle);
     let (rss0, fds0) = (rss_kib(sidecar.pid()), open_fds(sidecar.pid()));
     let started = Instant::now();
-    let mut peak_rss = rss0;
+    let (mut peak_rss, mut peak_fds) = (rss0, fds0);
     while started.elapsed() < Duration::from_secs(secs) - settle {
         sleep(Duration::from_secs(1));
         peak_rss = peak_rss.max(rss_kib(sidecar.pid()));
+        peak_fds = peak_fds.max(open_fds(sidecar.pid()));
     }
     let (rss1, fds1) = (rss_kib(sidecar.pid()), open_fds(sidecar.pid()));
     let achieved = sidecar.get_json("/status")["achieved_rps"].as_f64().unwrap();
@@ -55,7 +56,16 @@ fn soak_at_1000_rps_keeps_memory_and_descriptors_flat_and_counts_consistent() {
          achieved {achieved}/s (bench/ measures the rate on a quiet machine), {dropped} dropped, \
          {timeouts} timeouts, stats {stats}"
     );
-    assert!(rss1 <= rss0 + 2048, "RSS grew from {rss0} to {rss1} KiB");
+    // Memory follows the connections open at once, which a starved engine
+    // or target raises towards MAX_IN_FLIGHT (about 13 KiB each, measured):
+    // beyond that, 2 MiB. A connection that is never freed is caught below.
+    let peak_fds = peak_fds.max(fds1);
+    let allowed = 2048 + 16 * peak_fds.saturating_sub(fds0) as u64;
+    assert!(
+        rss1 <= rss0 + allowed,
+        "RSS grew from {rss0} to {rss1} KiB, more than the {allowed} KiB that 2 MiB and {} more connections explain",
+        peak_fds.saturating_sub(fds0)
+    );
     // Open connections follow the peak concurrency while the load runs; in
     // pause every descriptor the run opened must be closed again.
     let back_to_idle = eventually(Duration::from_secs(6), || open_fds(sidecar.pid()) <= fds_idle + 1);
