@@ -1,6 +1,6 @@
 //! The numbers the panel shows, from outside: the rate asked now (not a
 //! job's maximum), this replica against the cluster, the last minutes'
-//! history, the per-request table.
+//! history, the per-request table, the lateness of a starved engine.
 
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::cluster::Replicas;
 use crate::helpers::*;
+use crate::peers::{Behaviour, FakeTarget, answer};
 
 fn num(v: &Value, key: &str) -> f64 {
     v[key].as_f64().unwrap_or_else(|| panic!("{key} is not a number in {v}"))
@@ -146,4 +147,28 @@ fn replicas_show_their_share_and_the_whole_cluster() {
         // This replica's achieved rate is its own, about a third.
         assert!((num(s, "achieved_rps") - 10.0).abs() <= 2.0, "{s}");
     }
+}
+
+#[test]
+fn a_starved_engine_shows_its_lateness_from_the_scheduled_send_and_not_from_the_actual_one() {
+    let _timing = timing_test();
+    let target = FakeTarget::start(Behaviour::Answer(answer("200 OK", &["Content-Type: application/json"], "{}")));
+    let sidecar = Proc::start(&[], &sidecar_env(&target.url(), &[("INITIAL_MODE", "pause"), ("JITTER", "0")]));
+    assert_eq!(sidecar.post("/mode/custom", Some(r#"{"rps": 100}"#)).status, 200);
+    assert!(eventually(Duration::from_secs(5), || target.requests() >= 100), "traffic did not start");
+    // Off the CPU for a second: the slots of that second leave late (those
+    // over 250 ms late are dropped, the rest sent at once on waking), while
+    // the target answers each one as fast as before.
+    sidecar.signal(libc::SIGSTOP);
+    sleep(Duration::from_secs(1));
+    sidecar.signal(libc::SIGCONT);
+    sleep(Duration::from_millis(1500));
+    let latency = &sidecar.get_json("/status")["latency"]["overall"];
+    let p99 = |which: &str| latency[which]["p99"].as_f64().unwrap_or_else(|| panic!("{which} p99: {latency}"));
+    let (scheduled, sent) = (p99("from_scheduled"), p99("from_sent"));
+    eprintln!("after a 1 s stall at 100/s: p99 from the scheduled send {scheduled} ms, from the actual send {sent} ms");
+    // About 25 requests up to 250 ms late among about 1000: the p99 from
+    // the schedule is one of them; the answers themselves stayed fast.
+    assert!(scheduled >= 100.0, "the lateness does not show from the scheduled send: {latency}");
+    assert!(sent * 2.0 < scheduled, "the actual send's latency shows the lateness too: {latency}");
 }
