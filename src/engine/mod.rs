@@ -526,6 +526,9 @@ impl Engine {
         let pools = self.pool_counts();
         let ids = pools.iter().find(|(name, _)| name == ORDER_IDS).map_or(0, |(_, count)| *count);
         self.shared.metrics.set_gauges(self.in_flight(), ids);
+        // A ramp or a job: the rate asked at this moment, not its maximum.
+        let plan = self.plan();
+        self.shared.metrics.show_target_rps(plan.share.of(plan.rate_at(std::time::SystemTime::now())));
         self.shared.metrics.set_journeys_active(self.journeys_active());
         self.shared.metrics.show_pools(pools.iter().map(|(name, count)| (name.as_str(), *count)));
     }

@@ -657,6 +657,12 @@ impl Metrics {
         self.target_rps.set(rps);
     }
 
+    /// The rate being sent now, between mode switches (a ramp's or a
+    /// job's rate moves without one).
+    pub fn show_target_rps(&self, rps: f64) {
+        self.target_rps.set(rps);
+    }
+
     pub fn count_mode_switch(&self) {
         self.mode_switches.inc();
     }

@@ -46,6 +46,12 @@ fn during_a_peak_the_target_is_the_rate_asked_now_and_rises() {
     }
     assert!(num(&early, "target_rps") < 20.0, "early in the rise, below half the maximum: {early}");
     assert!(num(&later, "target_rps") > num(&early, "target_rps") + 6.0, "the target rises: {early} then {later}");
+    // The gauge says the same: the rate asked now, not the maximum.
+    let gauge = sum(&parse_metrics(&sidecar.get("/metrics").body), "trafficgen_target_rps", &[]);
+    assert!(
+        gauge >= num(&later, "target_rps") && gauge < 40.0,
+        "trafficgen_target_rps {gauge} during the rise: {later}"
+    );
 
     // The history has a point a second, with the target rising under it,
     // and never the maximum during the rise.
