@@ -93,12 +93,12 @@ pub struct RequestRow {
     /// or no answer (`timeout`, `connect`, `dns`, `tls`, `reused`, `other`).
     pub failures: BTreeMap<&'static str, u64>,
     /// The last 10 s, from the scheduled send time, in milliseconds.
-    pub latency_ms: Trio,
+    pub latency_ms: RequestPercentiles,
 }
 
 /// Three percentiles, in milliseconds; `null` without answers.
 #[derive(Debug, Default, Serialize)]
-pub struct Trio {
+pub struct RequestPercentiles {
     pub p50: Option<f64>,
     pub p95: Option<f64>,
     pub p99: Option<f64>,
@@ -140,7 +140,11 @@ pub fn requests(engine: &Engine, live: &super::live::Live, stats: &Stats, latenc
                     .get(&name)
                     .cloned()
                     .unwrap_or_else(|| crate::observe::metrics::FAILURE_KINDS.iter().map(|k| (*k, 0)).collect()),
-                latency_ms: p.map_or_else(Trio::default, |p| Trio { p50: p.p50, p95: p.p95, p99: p.p99 }),
+                latency_ms: p.map_or_else(RequestPercentiles::default, |p| RequestPercentiles {
+                    p50: p.p50,
+                    p95: p.p95,
+                    p99: p.p99,
+                }),
             };
             (name, row)
         })
