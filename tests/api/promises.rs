@@ -151,6 +151,9 @@ fn the_stats_line_comes_every_interval_with_the_counts_of_that_interval() {
         "mode",
         "state",
         "target_rps",
+        "cluster_target_rps",
+        "cluster_achieved_rps",
+        "replicas",
         "achieved_rps",
         "interval_secs",
         "sent",
@@ -178,6 +181,9 @@ fn the_stats_line_comes_every_interval_with_the_counts_of_that_interval() {
         assert_eq!(keys(line), fields, "{line}");
         assert_eq!((line["mode"].as_str(), line["state"].as_str()), (Some("burst"), Some("running")), "{line}");
         assert_eq!(line["target_rps"], 20.0, "{line}");
+        // Alone, the cluster is this replica.
+        assert_eq!((line["cluster_target_rps"].as_f64(), line["replicas"].as_u64()), (Some(20.0), Some(1)), "{line}");
+        assert_eq!(line["cluster_achieved_rps"], line["achieved_rps"], "{line}");
         // The counts are those of the interval since the previous line.
         assert_eq!(
             count(line, "total") - count(prev, "total"),
