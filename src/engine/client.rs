@@ -349,6 +349,11 @@ impl TargetClient {
             // No byte of this answer yet (a failed write must not see the last one's).
             conn.filled = 0;
             let mut parser = fresh_parser.clone();
+            #[cfg(feature = "syscall-probe")]
+            // SAFETY: getpid takes no arguments and cannot fail.
+            unsafe {
+                libc::syscall(libc::SYS_getpid);
+            }
             let result = match conn.write_all(request).await {
                 Ok(()) => conn.read_answer(&mut parser).await,
                 Err(e) => Err(ClientError::Send(e)),
