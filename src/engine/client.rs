@@ -338,6 +338,11 @@ impl TargetClient {
         self.idle.borrow().len()
     }
 
+    /// When the first idle connection is past its keep time, if any is idle.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.idle.borrow().iter().map(|c| c.expires).min()
+    }
+
     async fn exchange(&self, request: &[u8], fresh_parser: AnswerParser) -> Result<Outcome, ClientError> {
         let mut reused = self.take_idle();
         loop {

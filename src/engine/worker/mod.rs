@@ -191,6 +191,8 @@ pub(super) struct Worker {
     sweep_every: Duration,
     send_timer: PaceTimer,
     sweep_timer: Timer,
+    /// The sweep is armed for the requests in flight (not for the pool).
+    sweep_for_deadlines: bool,
     errors: ErrorLog,
     rng: SmallRng,
     workloads: watch::Receiver<Arc<Workload>>,
@@ -286,6 +288,7 @@ impl Worker {
             sweep_every,
             send_timer: PaceTimer::new()?,
             sweep_timer: Timer::new(),
+            sweep_for_deadlines: false,
             errors: ErrorLog::default(),
             rng: SmallRng::seed_from_u64(rand::random()),
             workloads,
@@ -423,13 +426,30 @@ impl Worker {
         }
     }
 
-    /// Keeps a sweep scheduled while anything is in flight or pooled.
+    /// Keeps a sweep scheduled every sweep interval while requests are in
+    /// flight (their timeouts), and otherwise for when the first idle
+    /// connection expires: at a few requests a second, sweeping every
+    /// interval only for the pool woke the loop several times per request
+    /// (issue 30).
     fn arm_sweep(&mut self) {
-        let pooled = self.client.as_ref().is_some_and(|c| c.idle_connections() > 0);
-        if self.sweep_timer.is_armed() || (self.deadlines.is_empty() && !pooled) {
+        if !self.deadlines.is_empty() {
+            if self.sweep_timer.is_armed() && self.sweep_for_deadlines {
+                return;
+            }
+            let at = Instant::now() + self.sweep_every;
+            self.sweep_for_deadlines = true;
+            if self.sweep_timer.armed_for.is_none_or(|armed| armed > at) {
+                self.sweep_timer.arm(at);
+            }
             return;
         }
-        self.sweep_timer.arm(Instant::now() + self.sweep_every);
+        if self.sweep_timer.is_armed() {
+            return;
+        }
+        if let Some(at) = self.client.as_ref().and_then(|c| c.next_expiry()) {
+            self.sweep_for_deadlines = false;
+            self.sweep_timer.arm(at);
+        }
     }
 
     fn sweep(&mut self) {
