@@ -338,6 +338,11 @@ impl TargetClient {
         self.idle.borrow().len()
     }
 
+    /// When the first idle connection is past its keep time, if any is idle.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.idle.borrow().iter().map(|c| c.expires).min()
+    }
+
     async fn exchange(&self, request: &[u8], fresh_parser: AnswerParser) -> Result<Outcome, ClientError> {
         let mut reused = self.take_idle();
         loop {
@@ -349,6 +354,11 @@ impl TargetClient {
             // No byte of this answer yet (a failed write must not see the last one's).
             conn.filled = 0;
             let mut parser = fresh_parser.clone();
+            #[cfg(feature = "syscall-probe")]
+            // SAFETY: getpid takes no arguments and cannot fail.
+            unsafe {
+                libc::syscall(libc::SYS_getpid);
+            }
             let result = match conn.write_all(request).await {
                 Ok(()) => conn.read_answer(&mut parser).await,
                 Err(e) => Err(ClientError::Send(e)),

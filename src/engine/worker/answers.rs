@@ -5,7 +5,6 @@
 use std::time::Instant;
 
 use futures_util::FutureExt;
-use futures_util::stream::StreamExt;
 
 use super::setup::SetupAnswer;
 use super::{Completed, Origin, Worker};

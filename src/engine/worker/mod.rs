@@ -20,6 +20,7 @@
 //! whichever is first.
 
 mod answers;
+mod in_flight;
 mod journeys;
 mod notices;
 mod send;
@@ -33,7 +34,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
-use futures_util::stream::{FuturesUnordered, StreamExt};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tokio::sync::watch;
@@ -54,14 +54,42 @@ use crate::observe::latency::LatencyTable;
 use crate::observe::metrics::{ErrorKind, JourneySeries, RequestSeries};
 use crate::workload::focus::FocusedDraw;
 use crate::workload::{RequestId, Role, RunState, Workload};
+use in_flight::InFlight;
 use notices::Notices;
 use setup::Setup;
 
 /// The engine wakes exactly when the next request is due and sends every
-/// request due within this window with it (up to the window early): at most
+/// request due within a window with it (up to the window early): at most
 /// about a thousand wake-ups a second at any rate, while requests further
-/// apart than the window each leave at their own time.
+/// apart than the window each leave at their own time. Journeys' pauses use
+/// the shortest window.
 const BATCH_WINDOW: Duration = Duration::from_millis(1);
+
+/// Below a few thousand requests a second the window widens so that one
+/// wake-up sends about this many requests: a wake-up (and the one for their
+/// answers, which come back together) costs more CPU than the requests
+/// themselves (issue 30).
+const REQUESTS_PER_WAKE: f64 = 4.0;
+
+/// The widest window: how early a request may leave with the one due before
+/// it. Lateness is what the lag metric reports, and stays as it was.
+const MAX_BATCH_WINDOW: Duration = Duration::from_millis(4);
+
+/// The window of a turn at `rate` requests per second (see `BATCH_WINDOW`)
+/// under a cap of `cap_allowed` requests per `cap_window`. It widens only
+/// while the cap's window holds the schedule's share plus the requests sent
+/// early: at a rate at its cap, requests sent early would keep the cap's
+/// window full, so that every request after a late wake-up waited for room
+/// and the wake-up's delay was never made up.
+fn batch_window(rate: f64, cap_allowed: usize, cap_window: Duration) -> f64 {
+    let (min, max) = (BATCH_WINDOW.as_secs_f64(), MAX_BATCH_WINDOW.as_secs_f64());
+    if !(rate.is_finite() && rate > 0.0) {
+        return min;
+    }
+    let wide = (REQUESTS_PER_WAKE / rate).clamp(min, max);
+    let needed = rate * (cap_window.as_secs_f64() + wide) + REQUESTS_PER_WAKE;
+    if cap_allowed as f64 >= needed { wide } else { min }
+}
 
 /// Slots that fell due longer ago than this (the thread was starved) are
 /// skipped and counted as dropped rather than sent in one burst.
@@ -158,11 +186,13 @@ pub(super) struct Worker {
     /// Built when traffic starts, dropped while nothing is scheduled, so a
     /// paused sidecar holds no connections to the target.
     client: Option<Rc<TargetClient>>,
-    in_flight: FuturesUnordered<InFlightFuture>,
+    in_flight: InFlight,
     deadlines: Rc<Deadlines>,
     sweep_every: Duration,
     send_timer: PaceTimer,
     sweep_timer: Timer,
+    /// The sweep is armed for the requests in flight (not for the pool).
+    sweep_for_deadlines: bool,
     errors: ErrorLog,
     rng: SmallRng,
     workloads: watch::Receiver<Arc<Workload>>,
@@ -253,11 +283,12 @@ impl Worker {
             latency,
             engine,
             client: None,
-            in_flight: FuturesUnordered::new(),
+            in_flight: InFlight::new(),
             deadlines: Deadlines::new(),
             sweep_every,
             send_timer: PaceTimer::new()?,
             sweep_timer: Timer::new(),
+            sweep_for_deadlines: false,
             errors: ErrorLog::default(),
             rng: SmallRng::seed_from_u64(rand::random()),
             workloads,
@@ -395,13 +426,30 @@ impl Worker {
         }
     }
 
-    /// Keeps a sweep scheduled while anything is in flight or pooled.
+    /// Keeps a sweep scheduled every sweep interval while requests are in
+    /// flight (their timeouts), and otherwise for when the first idle
+    /// connection expires: at a few requests a second, sweeping every
+    /// interval only for the pool woke the loop several times per request
+    /// (issue 30).
     fn arm_sweep(&mut self) {
-        let pooled = self.client.as_ref().is_some_and(|c| c.idle_connections() > 0);
-        if self.sweep_timer.is_armed() || (self.deadlines.is_empty() && !pooled) {
+        if !self.deadlines.is_empty() {
+            if self.sweep_timer.is_armed() && self.sweep_for_deadlines {
+                return;
+            }
+            let at = Instant::now() + self.sweep_every;
+            self.sweep_for_deadlines = true;
+            if self.sweep_timer.armed_for.is_none_or(|armed| armed > at) {
+                self.sweep_timer.arm(at);
+            }
             return;
         }
-        self.sweep_timer.arm(Instant::now() + self.sweep_every);
+        if self.sweep_timer.is_armed() {
+            return;
+        }
+        if let Some(at) = self.client.as_ref().and_then(|c| c.next_expiry()) {
+            self.sweep_for_deadlines = false;
+            self.sweep_timer.arm(at);
+        }
     }
 
     fn sweep(&mut self) {
@@ -572,5 +620,41 @@ impl ErrorLog {
         }
         self.last = Some(now);
         self.suppressed = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_batch_window_holds_a_few_requests_between_one_and_four_ms() {
+        let ms = |secs: f64| (secs * 1e3 * 1e6).round() / 1e6;
+        // A cap far above the rate.
+        let window = |rate: f64| ms(batch_window(rate, 100_000, Duration::from_millis(100)));
+        assert_eq!(window(1_000.0), 4.0);
+        assert_eq!(window(2_000.0), 2.0);
+        // Above 4 000/s a millisecond already holds four or more.
+        assert_eq!(window(10_000.0), 1.0);
+        // Low rates: requests further apart than the window leave alone.
+        assert_eq!(window(100.0), 4.0);
+        for rate in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert_eq!(window(rate), 1.0, "rate {rate}");
+        }
+    }
+
+    #[test]
+    fn a_rate_at_its_cap_sends_in_the_narrow_window() {
+        let ms = |secs: f64| (secs * 1e3 * 1e6).round() / 1e6;
+        let tenth = Duration::from_millis(100);
+        // MAX_RPS 1000 (100 per 100 ms) at 1000/s: no room to send early.
+        assert_eq!(ms(batch_window(1_000.0, 100, tenth)), 1.0);
+        // 5 % under it: still none (104 + 4 needed).
+        assert_eq!(ms(batch_window(950.0, 100, tenth)), 1.0);
+        // A tenth under it: room for the early share.
+        assert_eq!(ms(batch_window(900.0, 100, tenth)), 4.0);
+        // Low caps count over a second.
+        assert_eq!(ms(batch_window(2.0, 2, Duration::from_secs(1))), 1.0);
+        assert_eq!(ms(batch_window(2.0, 20, Duration::from_secs(1))), 4.0);
     }
 }

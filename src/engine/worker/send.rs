@@ -8,8 +8,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::{
-    BATCH_WINDOW, Completed, MAX_LATENESS, MAX_SPARE_BUFFER_BYTES, MAX_SPARE_BUFFERS, Origin, SPARE_BUFFER_SLACK,
-    ScheduleClock, Series, Worker,
+    Completed, MAX_LATENESS, MAX_SPARE_BUFFER_BYTES, MAX_SPARE_BUFFERS, Origin, SPARE_BUFFER_SLACK, ScheduleClock,
+    Series, Worker, batch_window,
 };
 use crate::engine::InFlightPermit;
 use crate::engine::client::{Request, TargetClient};
@@ -35,7 +35,9 @@ impl Worker {
             self.engine.shared.metrics.add_dropped(skipped);
             log::warn!(skipped = skipped; "engine fell behind its schedule; skipped the missed requests");
         }
-        let window = BATCH_WINDOW.as_secs_f64();
+        let rate = pacer.rate_at(elapsed);
+        let (cap_allowed, cap_window) = self.cap.window();
+        let window = batch_window(rate, cap_allowed, cap_window);
         let horizon = elapsed + window;
         if std::mem::take(&mut self.held_by_cap) {
             self.engine.shared.metrics.count_capped();
@@ -44,7 +46,7 @@ impl Worker {
         self.run_journeys(now);
         // What is left over is due already; the timer fires again at once
         // (or when the cap has room).
-        for _ in 0..Pacer::turn_limit(pacer.rate_at(elapsed), window) {
+        for _ in 0..Pacer::turn_limit(rate, window) {
             if pacer.next_send_time().is_none_or(|t| t > horizon)
                 || self.cap.free_at(now).is_some()
                 || self.journeys.any_waiting()

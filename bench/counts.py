@@ -1,0 +1,365 @@
+#!/usr/bin/env python3
+"""What one request costs trafficgen in system calls, context switches, CPU
+and memory, at fixed rates (issue 30). Python standard library only.
+
+Counts, unlike times, barely move with the load of the machine: a system
+call is made or it is not. So the figures of this script can gate CI
+(`--check`), where a CPU time cannot.
+
+For each rate it starts a target (nginx from bench/nginx.conf, or the
+built-in demo target) and a fresh trafficgen sidecar in `pause`, sets
+`POST /mode/custom {"rps": N}`, waits WARM seconds, then measures two
+windows of SECS seconds, requests counted at the target:
+
+1. untraced: voluntary and nonvoluntary context switches of every thread
+   (/proc/PID/task/*/status), CPU time (schedstat, ns), peak RSS (VmHWM),
+   and, where `perf` can count the `raw_syscalls:sys_enter` tracepoint,
+   system calls per thread at next to no cost;
+2. traced: `strace -f -c -p PID` (every thread), for system calls by name.
+   ptrace slows each call down, so at high rates the traced engine batches
+   more and the figure is a little low; the untraced perf count (when
+   there is one) is the one to read there.
+
+The control API is not touched inside a window (its thread would count).
+
+  python3 bench/counts.py --bin target/release/trafficgen             # 100, 1000, 10000 req/s
+  python3 bench/counts.py --bin B --rates 1000 --check bench/counts-baseline.json   # the CI guard
+  python3 bench/counts.py --bin B --rates 1000 --write-baseline bench/counts-baseline.json
+
+Every process runs under `timeout` and is stopped by its PID; traffic goes
+to 127.0.0.1 only.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import bench  # noqa: E402  (Proc, Nginx, DemoTarget, Trafficgen, stop_all)
+
+ENGINE_THREAD = "trafficgen-engi"
+# Above every normal (CFS) task, far below the kernel's own RT threads.
+RT_PRIORITY = 10  # "trafficgen-engine", cut to 15 characters by the kernel
+
+
+def log(msg):
+    print(f"[counts {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def threads(pid):
+    """{tid: (name, voluntary, nonvoluntary, cpu ns)} of every live thread."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                status = dict(line.split(":", 1) for line in f if ":" in line)
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                ns = int(f.read().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        out[int(tid)] = (status["Name"].strip(), int(status["voluntary_ctxt_switches"]),
+                         int(status["nonvoluntary_ctxt_switches"]), ns)
+    return out
+
+
+def thread_deltas(t0, t1):
+    """Per thread name: (voluntary, nonvoluntary, cpu ns) over the window;
+    threads that began or ended inside it count from zero or not at all."""
+    by_name = {}
+    for tid, (name, vol, nonvol, ns) in t1.items():
+        _, vol0, nonvol0, ns0 = t0.get(tid, (name, 0, 0, 0))
+        v, n, c = by_name.get(name, (0, 0, 0))
+        by_name[name] = (v + vol - vol0, n + nonvol - nonvol0, c + ns - ns0)
+    return by_name
+
+
+def perf_usable():
+    if not shutil.which("perf"):
+        return False
+    try:
+        r = subprocess.run(["timeout", "10", "perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "--", "true"],
+                           capture_output=True, text=True)
+    except OSError:
+        return False
+    return r.returncode == 0 and "raw_syscalls" in r.stderr and "<not" not in r.stderr
+
+
+def start_perf(pid, out_path):
+    return subprocess.Popen(["timeout", "-s", "INT", "120", "perf", "stat", "-x,", "--per-thread", "-e",
+                             "raw_syscalls:sys_enter", "-o", out_path, "-p", str(pid)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def perf_counts(path):
+    """{thread name: syscalls} from `perf stat -x, --per-thread` output
+    (lines like `trafficgen-engi-1234,5678,,raw_syscalls:sys_enter,...`)."""
+    out = {}
+    with open(path) as f:
+        for line in f:
+            parts = line.strip().split(",")
+            if len(parts) < 4 or "raw_syscalls" not in line or not parts[1].strip().isdigit():
+                continue
+            name = parts[0].rsplit("-", 1)[0].strip()
+            out[name] = out.get(name, 0) + int(parts[1])
+    return out
+
+
+def strace_summary(path):
+    """{syscall: calls} from `strace -c` output."""
+    calls = {}
+    with open(path) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) < 5 or not parts[0].replace(".", "", 1).isdigit() or parts[-1] == "total":
+                continue
+            # % time, seconds, usecs/call, calls, [errors,] syscall
+            calls[parts[-1]] = calls.get(parts[-1], 0) + int(parts[3])
+    return calls
+
+
+def stop_proc(p, sig=signal.SIGINT, grace=10):
+    """Ends a helper we started (strace, perf) by its PID and waits for it."""
+    if p.poll() is None:
+        p.send_signal(sig)
+    try:
+        p.wait(grace)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait(5)
+
+
+def rt_usable():
+    """Whether this process may give a child SCHED_FIFO (root, or CAP_SYS_NICE)."""
+    if not shutil.which("chrt"):
+        return False
+    probe = subprocess.Popen(["sleep", "5"])
+    try:
+        return subprocess.run(["chrt", "-f", "-p", str(RT_PRIORITY), str(probe.pid)],
+                              capture_output=True).returncode == 0
+    finally:
+        stop_proc(probe, signal.SIGTERM)
+
+
+def make_rt(pid, all_threads=True):
+    """SCHED_FIFO for a process we started (every thread): it runs as soon as
+    it wakes, as on a quiet machine, whatever else the CPU is busy with."""
+    cmd = ["chrt", "-f", "-p", str(RT_PRIORITY), str(pid)]
+    if all_threads:
+        cmd.insert(1, "-a")
+    subprocess.run(cmd, check=True, capture_output=True)
+
+
+def measure(target, rate, secs, warm, use_perf, rt, extra_env):
+    # MAX_RPS with headroom (twice the rate, at least the default 1000): a
+    # rate at its cap sends in the narrowest batch window (see
+    # `batch_window` in src/engine/worker/mod.rs).
+    cap = max(1000.0, 2 * rate)
+    tg = bench.Trafficgen(target.url, cap, initial_mode="pause", name=f"counts-{int(rate)}", bound=warm + 2 * secs + 60,
+                          extra_env=extra_env)
+    try:
+        if rt:
+            make_rt(tg.pid)
+        tg.post("/mode/custom", {"rps": rate})
+        time.sleep(warm)
+        pid = tg.pid
+        scratch = tempfile.mkdtemp(prefix="tg-counts-")
+        try:
+            # Window 1: untraced.
+            perf = start_perf(pid, os.path.join(scratch, "perf.txt")) if use_perf else None
+            if perf:
+                time.sleep(0.2)  # attached
+            c0, t0 = target.count(), threads(pid)
+            time.sleep(secs)
+            c1, t1 = target.count(), threads(pid)
+            if perf:
+                stop_proc(perf)
+            rss_peak = bench.proc_status_kib(pid, "VmHWM")
+            rss = bench.proc_status_kib(pid, "VmRSS")
+            deltas = thread_deltas(t0, t1)
+            requests = c1 - c0
+            perf_by_thread = perf_counts(os.path.join(scratch, "perf.txt")) if perf else None
+            # perf's window is 0.2 s longer at the start and some ms at the end:
+            # scale its counts to the request window.
+            res = {"rate": rate, "secs": secs, "requests": requests, "achieved": requests / secs,
+                   "rss_kib": rss, "rss_peak_kib": rss_peak, "threads": deltas}
+            vol = sum(v for v, _, _ in deltas.values())
+            nonvol = sum(n for _, n, _ in deltas.values())
+            cpu_ns = sum(c for _, _, c in deltas.values())
+            eng = deltas.get(ENGINE_THREAD, (0, 0, 0))
+            per = max(requests, 1)
+            res.update(voluntary_per_req=vol / per, nonvoluntary_per_req=nonvol / per,
+                       engine_voluntary_per_req=eng[0] / per, engine_nonvoluntary_per_req=eng[1] / per,
+                       cpu_us_per_req=cpu_ns / 1000 / per, engine_cpu_us_per_req=eng[2] / 1000 / per)
+            if perf_by_thread is not None:
+                res["perf_syscalls_per_req"] = sum(perf_by_thread.values()) / per
+                res["perf_engine_syscalls_per_req"] = perf_by_thread.get(ENGINE_THREAD, 0) / per
+                res["perf_syscalls_by_thread"] = perf_by_thread
+            # Window 2: traced.
+            if True:
+                out = os.path.join(scratch, "strace.txt")
+                c0 = target.count()
+                # strace too runs first when it wakes: a traced call waits for it.
+                chrt = ["chrt", "-f", str(RT_PRIORITY)] if rt else []
+                st = subprocess.Popen(["timeout", "-s", "INT", str(int(secs + 30))] + chrt + ["strace", "-f", "-c", "-o", out,
+                                       "-p", str(pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(secs)
+                stop_proc(st)
+                c1 = target.count()
+                calls = strace_summary(out)
+                traced = max(c1 - c0, 1)
+                res["strace_requests"] = c1 - c0
+                res["syscalls_per_req"] = sum(calls.values()) / traced
+                res["syscalls_by_name_per_req"] = {k: v / traced for k, v in sorted(calls.items(), key=lambda kv: -kv[1])}
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return res
+    finally:
+        tg.stop()
+
+
+def fmt_row(r):
+    names = r.get("syscalls_by_name_per_req", {})
+    top = ", ".join(f"{k} {v:.2f}" for k, v in list(names.items())[:6])
+    perf = r.get("perf_syscalls_per_req")
+    return (f"| {r['rate']:,.0f} | {r['achieved']:,.1f} | {r.get('syscalls_per_req', float('nan')):.2f} | "
+            f"{'–' if perf is None else f'{perf:.2f}'} | "
+            f"{'–' if perf is None else format(r['perf_engine_syscalls_per_req'], '.2f')} | "
+            f"{r['voluntary_per_req']:.2f} / {r['nonvoluntary_per_req']:.2f} | "
+            f"{r['engine_voluntary_per_req']:.2f} / {r['engine_nonvoluntary_per_req']:.2f} | "
+            f"{r['cpu_us_per_req']:.1f} | {r['rss_peak_kib'] / 1024:.1f} | {top} |")
+
+
+TABLE_HEAD = ("| req/s | achieved | syscalls/req (strace, all threads) | syscalls/req (perf, all) | "
+              "syscalls/req (perf, engine thread) | ctx switches/req vol / nonvol (all) | "
+              "engine vol / nonvol | CPU µs/req | peak RSS MiB | by name, per request (strace) |\n"
+              "|---|---|---|---|---|---|---|---|---|---|")
+
+
+# The gated figures: system calls per request by strace (always there:
+# ci/install-test-servers.sh installs it) and, where perf can count them
+# untraced, by perf too; voluntary context switches per request (every
+# thread). Nonvoluntary switches are not gated: they count preemption by
+# other processes, i.e. the machine's load, not our code.
+GATED = ("syscalls_per_req", "perf_syscalls_per_req", "voluntary_per_req")
+
+
+def guarded_figures(runs):
+    """The gated figures there are, each the median of the runs."""
+    return {key: statistics.median(r[key] for r in runs) for key in GATED if all(key in r for r in runs)}
+
+
+def check(figures, baseline, baseline_path):
+    """Prints the verdict of each gated figure; returns the names of those
+    that rose past the baseline's margin."""
+    margin = float(baseline.get("margin", 0.2))
+    failed = []
+    for key in GATED:
+        if key not in baseline or key not in figures:
+            print(f"{key}: not measured here or not in the baseline; not checked")
+            continue
+        limit = baseline[key] * (1 + margin)
+        ok = figures[key] <= limit
+        print(f"{key}: {figures[key]:.3f} (baseline {baseline[key]:.3f}, limit {limit:.3f} = +{margin:.0%}): "
+              f"{'ok' if ok else 'TOO HIGH'}")
+        if not ok:
+            failed.append(key)
+        elif figures[key] < baseline[key] * (1 - margin):
+            print(f"  {key} fell well below the baseline: lower it in {baseline_path} to keep the guard tight")
+    return failed
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bin", required=True, help="trafficgen binary (a release build)")
+    ap.add_argument("--rates", type=float, nargs="+", default=[100, 1000, 10000])
+    ap.add_argument("--secs", type=float, default=4.0, help="each measured window (default 4)")
+    ap.add_argument("--warm", type=float, default=1.5, help="run time before the first window (default 1.5)")
+    ap.add_argument("--repeats", type=int, default=1, help="runs per rate; figures are medians")
+    ap.add_argument("--target", choices=["auto", "nginx", "demo"], default="auto",
+                    help="nginx (bench/nginx.conf, needs nginx on PATH) or the demo target; auto: nginx if present")
+    ap.add_argument("--no-perf", action="store_true", help="skip the untraced perf count")
+    ap.add_argument("--no-rt", action="store_true",
+                    help="leave the generator and the target at normal priority (default: SCHED_FIFO where allowed)")
+    ap.add_argument("--json", help="write every run here")
+    ap.add_argument("--check", metavar="BASELINE", help="fail (exit 1) when a gated figure rises past the margin")
+    ap.add_argument("--write-baseline", metavar="BASELINE", help="write the measured gated figures there")
+    ap.add_argument("--env", action="append", default=[], metavar="K=V", help="extra environment for trafficgen")
+    args = ap.parse_args()
+
+    bench.TG_BIN = os.path.abspath(args.bin)
+    bench.OUT_DIR = tempfile.mkdtemp(prefix="tg-counts-out-")
+    bench.LOG_DIR = os.path.join(bench.OUT_DIR, "logs")
+    if not shutil.which("strace"):
+        sys.exit("counts: strace is not installed (ci/install-test-servers.sh installs it)")
+    kind = args.target
+    if kind == "auto":
+        kind = "nginx" if shutil.which("nginx") else "demo"
+    use_perf = not args.no_perf and perf_usable()
+    rt = not args.no_rt and rt_usable()
+    extra_env = dict(kv.split("=", 1) for kv in args.env)
+    # Counts only: no pinning of the generator next to busy neighbours is
+    # needed, but pin the two apart so the target does not steal its CPU.
+    results = {"target": kind, "perf": use_perf, "rt": rt, "runs": []}
+    try:
+        target = bench.Nginx() if kind == "nginx" else bench.DemoTarget()
+        if rt:
+            for pid in target.cpu_pids():
+                make_rt(pid)
+        for rate in args.rates:
+            for i in range(args.repeats):
+                log(f"{rate:g} req/s, run {i + 1}/{args.repeats} against {kind}")
+                results["runs"].append(measure(target, rate, args.secs, args.warm, use_perf, rt, extra_env))
+        target.stop()
+    finally:
+        bench.stop_all()
+        shutil.rmtree(bench.OUT_DIR, ignore_errors=True)
+
+    print(f"target: {kind}; untraced syscall count by perf: {'yes' if use_perf else 'no'}; "
+          f"SCHED_FIFO: {'yes' if rt else 'no'}; "
+          f"windows of {args.secs:g} s after {args.warm:g} s")
+    print(TABLE_HEAD)
+    for r in results["runs"]:
+        print(fmt_row(r))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+    at = [r for r in results["runs"] if r["rate"] == 1000]
+    if args.write_baseline:
+        if not at:
+            sys.exit("counts: --write-baseline needs a run at 1000 req/s")
+        baseline = {"rate": 1000, "target": kind, "margin": 0.2, "rt": rt}
+        baseline.update({k: round(v, 3) for k, v in guarded_figures(at).items()})
+        baseline["measured"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        baseline["how"] = (f"python3 bench/counts.py --bin BIN --rates 1000 --secs {args.secs:g} "
+                           f"--repeats {args.repeats} --write-baseline FILE")
+        with open(args.write_baseline, "w") as f:
+            json.dump(baseline, f, indent=1)
+            f.write("\n")
+        print(f"baseline written to {args.write_baseline}: {baseline}")
+    if args.check:
+        with open(args.check) as f:
+            baseline = json.load(f)
+        if not at:
+            sys.exit("counts: --check needs a run at 1000 req/s")
+        if baseline.get("target") != kind:
+            print(f"note: the baseline was measured against {baseline.get('target')}, this run against {kind}")
+        failed = check(guarded_figures(at), baseline, args.check)
+        if failed:
+            print(f"counts guard FAILED: {', '.join(failed)} at 1000 req/s rose more than "
+                  f"{float(baseline.get('margin', 0.2)):.0%} above {args.check}", file=sys.stderr)
+            sys.exit(1)
+        print("counts guard passed")
+
+
+if __name__ == "__main__":
+    main()
