@@ -109,6 +109,9 @@ pub struct StatsEvent {
     pub target_rps: f64,
     /// Over the last second.
     pub achieved_rps: f64,
+    /// Users mode (the closed model): this replica's users wanted and running.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub users: Option<UsersEvent>,
     pub in_flight: u64,
     /// Since start.
     pub requests: crate::jobs::Totals,
@@ -118,6 +121,14 @@ pub struct StatsEvent {
     pub latency_ms: crate::observe::latency::LatencyPercentiles,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
+}
+
+/// A stats event's `users`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct UsersEvent {
+    pub target: usize,
+    pub active: usize,
+    pub finishing: usize,
 }
 
 /// Why a stream cannot be opened.
@@ -385,6 +396,7 @@ mod tests {
             state: "running",
             target_rps: 2.0,
             achieved_rps: 2.0,
+            users: None,
             in_flight: 0,
             requests: crate::jobs::Totals::default(),
             error_ratio: 0.0,

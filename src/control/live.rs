@@ -808,6 +808,10 @@ impl Live {
             state: plan.state().as_str(),
             target_rps: round3(plan.rate_at(SystemTime::now())),
             achieved_rps,
+            users: plan.is_users().then(|| {
+                let users = self.engine.users();
+                super::events::UsersEvent { target: users.target, active: users.active, finishing: users.finishing }
+            }),
             in_flight: measures.in_flight,
             requests: totals,
             error_ratio,

@@ -99,7 +99,8 @@ pub async fn switch(
     let outcome = state.live.switch_mode(plan.clone(), duration);
     let mut answer = if plan.is_users() {
         let pause = plan.user_pause.unwrap_or(modes.user_pause);
-        json!({"mode": plan.mode.as_str(), "model": "closed", "users": plan.rps as u64, "pause": pause.to_string()})
+        // `rps` 0: the closed model has no rate of its own.
+        json!({"mode": plan.mode.as_str(), "rps": 0, "model": "closed", "users": plan.rps as u64, "pause": pause.to_string()})
     } else {
         json!({"mode": plan.mode.as_str(), "rps": rate_value(plan.rps)})
     };
