@@ -103,6 +103,11 @@ pub async fn export(
         (None, None, Some(rps)) => rps,
         (None, None, None) => {
             let plan = state.engine.plan();
+            if plan.is_users() {
+                return Err(ApiError::Invalid(
+                    "the sidecar runs users mode (the closed model), which has no rate to export: give ?rps=N, or ?scenario=…&max_rps=N".into(),
+                ));
+            }
             if plan.rps <= 0.0 {
                 return Err(ApiError::Invalid(format!(
                     "the sidecar's mode '{}' sends nothing: give ?rps=N, or ?scenario=…&max_rps=N",
