@@ -236,3 +236,32 @@ fn bad_user_settings_stop_start_up() {
         assert!(proc.output().contains(key), "{key}={value}: {}", proc.output());
     }
 }
+
+/// Replicas split users as they split a rate, so that the parts add up to
+/// the total (10 over 3: 4 + 3 + 3), and split them again when one goes
+/// (5 + 5).
+#[test]
+fn replicas_split_users_so_their_sum_is_the_total_and_again_when_one_leaves() {
+    let _timing = timing_test();
+    let target = start_demo_target(&[]);
+    let url = format!("http://{}", target.addr);
+    let mut replicas = crate::cluster::Replicas::start(3, &url, &[("INITIAL_MODE", "pause"), ("USER_PAUSE", "1s")]);
+    replicas.wait_for_split(3, Duration::from_secs(15));
+    let res = replicas.get(1).post("/mode/users", Some(r#"{"users": 10}"#));
+    assert_eq!(res.status, 200, "{}", res.body);
+    let parts = |replicas: &crate::cluster::Replicas| {
+        let mut parts: Vec<u64> =
+            replicas.running().map(|p| p.get_json("/status")["users"]["active"].as_u64().unwrap_or(0)).collect();
+        parts.sort_unstable();
+        parts
+    };
+    assert!(eventually(Duration::from_secs(5), || parts(&replicas) == [3, 3, 4]), "{:?}", parts(&replicas));
+    for p in replicas.running() {
+        assert_eq!(p.get_json("/status")["users"]["target"], 10, "every replica knows the total");
+    }
+    let mut gone = replicas.procs[2].take().expect("replica 2");
+    gone.signal(libc::SIGKILL);
+    gone.wait_exit(Duration::from_secs(5)).expect("killed replica exits");
+    replicas.wait_for_split(2, Duration::from_secs(10));
+    assert!(eventually(Duration::from_secs(5), || parts(&replicas) == [5, 5]), "{:?}", parts(&replicas));
+}
