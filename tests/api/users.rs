@@ -265,3 +265,34 @@ fn replicas_split_users_so_their_sum_is_the_total_and_again_when_one_leaves() {
     replicas.wait_for_split(2, Duration::from_secs(10));
     assert!(eventually(Duration::from_secs(5), || parts(&replicas) == [5, 5]), "{:?}", parts(&replicas));
 }
+
+/// A job of users: the scenario's shape in users (here 10 users, no
+/// ramp, for 4 s), then the mode before comes back and the users stop.
+#[test]
+fn a_users_job_runs_its_users_for_its_duration_then_the_mode_before_comes_back() {
+    let _timing = timing_test();
+    let target = start_demo_target(&[]);
+    let sidecar = start_sidecar(&target, &[("INITIAL_MODE", "pause"), ("USER_PAUSE", "200ms"), ("MAX_USERS", "50")]);
+    let res = sidecar.post("/jobs", Some(r#"{"scenario": "normal", "duration_secs": 4, "users": 10}"#));
+    assert_eq!(res.status, 201, "{}", res.body);
+    let job = res.json();
+    assert_eq!((job["users"].as_u64(), job["max_rps"].as_f64()), (Some(10), Some(0.0)), "{job}");
+    assert!(eventually(Duration::from_secs(3), || users(&sidecar)["active"] == 10), "{}", users(&sidecar));
+    let status = sidecar.get_json("/status");
+    assert_eq!((status["mode"].as_str(), status["model"].as_str()), (Some("users"), Some("closed")), "{status}");
+    let during = target_count(&target, None);
+    assert!(during > 0, "the users sent nothing");
+    // Ended by its duration: back to pause, no users.
+    assert!(
+        eventually(Duration::from_secs(8), || sidecar.get_json("/status")["mode"] == "pause"),
+        "{}",
+        sidecar.get_json("/status")
+    );
+    assert_eq!(users(&sidecar)["active"], 0);
+    let id = job["job_id"].as_str().expect("job_id");
+    assert_eq!(sidecar.get_json(&format!("/jobs/{id}"))["status"], "completed");
+    // Over MAX_USERS: refused, naming the field.
+    let res = sidecar.post("/jobs", Some(r#"{"scenario": "normal", "duration_secs": 4, "users": 51}"#));
+    assert_eq!(res.status, 422, "{}", res.body);
+    assert!(res.body.contains("users") && res.body.contains("MAX_USERS"), "{}", res.body);
+}
