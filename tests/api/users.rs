@@ -296,3 +296,25 @@ fn a_users_job_runs_its_users_for_its_duration_then_the_mode_before_comes_back()
     assert_eq!(res.status, 422, "{}", res.body);
     assert!(res.body.contains("users") && res.body.contains("MAX_USERS"), "{}", res.body);
 }
+
+/// The closed model slows down with the target: 10 users with a 500 ms
+/// pause send ~19/s to a target answering in 10 ms, but only ~10/s to one
+/// answering in 500 ms (each cycle doubles), where the open model would
+/// keep its rate.
+#[test]
+fn users_slow_down_with_a_slow_target_as_the_closed_model_says() {
+    let _timing = timing_test();
+    let rate_against = |latency_ms: &str| {
+        let target = start_demo_target(&["--latency-ms", latency_ms]);
+        let sidecar = start_sidecar(&target, &[("INITIAL_MODE", "pause"), ("USER_PAUSE", "500ms")]);
+        switch_users(&sidecar, r#"{"users": 10}"#);
+        thread::sleep(Duration::from_secs(2));
+        observed_rate(&target, Duration::from_secs(5))
+    };
+    let fast = rate_against("10");
+    let slow = rate_against("500");
+    eprintln!("10 users, 500 ms pause: {fast:.2}/s at 10 ms answers (model 19.6), {slow:.2}/s at 500 ms (model 10)");
+    assert!((12.0..=20.5).contains(&fast), "{fast}/s against a 10 ms target, model 19.6");
+    assert!((6.0..=10.8).contains(&slow), "{slow}/s against a 500 ms target, model 10");
+    assert!(slow < fast * 0.75, "the users did not slow down with the target: {fast} then {slow}");
+}
