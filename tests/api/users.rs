@@ -224,6 +224,14 @@ fn bad_users_bodies_are_refused_and_change_nothing() {
     assert_eq!((status["mode"].as_str(), status["users"]["target"].as_u64()), (Some("users"), Some(3)), "{status}");
     let modes = sidecar.get_json("/modes");
     assert_eq!(modes["users"]["max_users"], 50, "{modes}");
+    // The running users export to k6 as virtual users; other tools ask for a rate.
+    let k6 = sidecar.get("/export/k6");
+    assert_eq!(k6.status, 200, "{}", k6.body);
+    assert!(k6.body.contains("executor: \"constant-vus\",\n      vus: 3,"), "{}", k6.body);
+    let locust = sidecar.get("/export/locust");
+    assert_eq!(locust.status, 422, "{}", locust.body);
+    assert!(locust.body.contains("k6 only"), "{}", locust.body);
+    assert_eq!(sidecar.get("/export/locust?rps=5").status, 200, "a rate exports as ever");
 }
 
 /// MAX_USERS and USER_PAUSE are checked at start: one line, exit 2.
