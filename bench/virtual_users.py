@@ -3,7 +3,7 @@
 the demo target, each pausing PAUSE between requests. Prints the sidecar's
 RSS and CPU, per 1 000 users, and whether RSS grows over the run.
 
-    python3 bench/virtual_users.py --bin target/release/trafficgen [--users 5000] [--pause 2s] [--secs 600]
+    python3 bench/virtual_users.py --bin target/release/trafficgen [--users 5000] [--pause 2s] [--secs 600] [--max-rps 10000]
 
 Starts its own demo target and sidecar on loopback ports, bounded in time,
 and stops both (by their PIDs) at the end. Not part of the test suite.
@@ -76,6 +76,7 @@ def main():
     ap.add_argument("--pause", default="2s")
     ap.add_argument("--secs", type=float, default=600)
     ap.add_argument("--every", type=float, default=10)
+    ap.add_argument("--max-rps", default="10000", help="MAX_RPS: above users / pause, so the cap does not hold the users back")
     args = ap.parse_args()
 
     tport, sport = free_port(), free_port()
@@ -83,7 +84,7 @@ def main():
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     env = {"PATH": os.environ.get("PATH", ""), "TARGET_URL": f"http://127.0.0.1:{tport}", "PORT": str(sport),
            "BIND": "127.0.0.1", "WARMUP_SECS": "0", "INITIAL_MODE": "pause", "MAX_USERS": str(args.users),
-           "MAX_IN_FLIGHT": str(max(512, args.users)), "USER_PAUSE": args.pause, "STATS_INTERVAL_SECS": "0"}
+           "MAX_RPS": args.max_rps, "USER_PAUSE": args.pause, "STATS_INTERVAL_SECS": "0"}
     sidecar = subprocess.Popen([args.bin], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(tport)

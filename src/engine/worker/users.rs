@@ -72,9 +72,14 @@ impl Worker {
     pub(super) fn users_wake(&self, room: Option<Instant>) -> Option<Instant> {
         let follow = self.users_follow.as_ref()?;
         let now = Instant::now();
-        let waiting = self.users.any_waiting().then(|| room.unwrap_or(now + ROOM_POLL));
+        // While users wait for room, those whose pause ended wait behind
+        // them: only room wakes the loop (an overdue pause would spin it).
+        let due = match self.users.any_waiting() {
+            true => Some(room.unwrap_or(now + ROOM_POLL)),
+            false => self.users.next_wake(),
+        };
         let moving = follow.plan.users_moving(follow.clock.elapsed(now)).then(|| now + RAMP_TICK);
-        super::earliest(super::earliest(self.users.next_wake(), waiting), moving)
+        super::earliest(due, moving)
     }
 
     /// A turn of users mode: the setup if due, journeys' steps first, then
