@@ -31,6 +31,15 @@ impl Drop for WorkloadFile {
     }
 }
 
+/// CPU time (user + system) a process of ours has used, in seconds.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let fields: Vec<&str> = stat.rsplit_once(')').expect("comm").1.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
+    // SAFETY: sysconf only reads a constant of the system.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
 /// A journey of two requests with a pause of `pause` between them.
 fn two_step_journey(pause: &str) -> String {
     format!(
@@ -179,8 +188,13 @@ fn max_rps_still_caps_requests_in_users_mode() {
     );
     switch_users(&sidecar, r#"{"users": 100}"#);
     thread::sleep(Duration::from_secs(2));
+    let cpu_before = cpu_secs(sidecar.pid());
     let rate = observed_rate(&target, Duration::from_secs(5));
-    eprintln!("100 users under MAX_RPS=20: {rate:.2}/s");
+    let cpu = cpu_secs(sidecar.pid()) - cpu_before;
+    eprintln!("100 users under MAX_RPS=20: {rate:.2}/s, {cpu:.2} s of CPU in 5 s");
+    // Users waiting for room wait for the cap, not in a busy loop (which
+    // took a whole core once): 20 requests a second cost next to nothing.
+    assert!(cpu < 2.0, "{cpu:.2} s of CPU in 5 s for 20 requests/s: the engine spins");
     assert!(rate <= 22.0, "{rate} requests/s under MAX_RPS=20");
     assert!(rate >= 10.0, "the cap is a cap, not a brake: only {rate}/s");
     let counts: Vec<u64> = target.get_json("/stats/arrivals")["counts"]
