@@ -9,7 +9,7 @@
 #    build-cache records the build made;
 # 2. `docker-compose up --scale traffic-generator=3` of
 #    compose/docker-compose.yml under a unique project name, the three
-#    control ports on a range of 127.0.0.1 (TRAFFICGEN_PORT=a-b, as README
+#    control ports on a range of 127.0.0.1 (TRAFFICGEN_PORT=a-b, as docs/replicas.md
 #    says), until every replica counts three;
 # 3. the demo target sees 30/s within 3 % (STEADY_RPS=30, split three ways);
 # 4. one POST /mode/custom {"rps": 300} to one replica switches all three

@@ -66,15 +66,21 @@ sidecar_port="${E2E_SIDECAR_PORT:-$(free_port)}"
 # environment holds (a TARGET_URL there must not aim the test elsewhere).
 unset TARGET_URL INITIAL_MODE OVERLOAD_RPS MAX_RPS PROMETHEUS_IMAGE GRAFANA_IMAGE \
   TRAFFICGEN_TARGET_URL TRAFFICGEN_INITIAL_MODE TRAFFICGEN_STEADY_RPS TRAFFICGEN_BURST_RPS \
-  TRAFFICGEN_OVERLOAD_RPS TRAFFICGEN_MAX_RPS TRAFFICGEN_RUST_LOG TRAFFICGEN_PUBLISH_ADDR
+  TRAFFICGEN_OVERLOAD_RPS TRAFFICGEN_MAX_RPS TRAFFICGEN_RUST_LOG TRAFFICGEN_PUBLISH_ADDR \
+  TRAFFICGEN_WORKLOAD_FILE TRAFFICGEN_WORKLOADS_DIR
 export WARMUP_SECS=2 STEADY_RPS=2 BURST_RPS=20 LOG_FORMAT=json RUST_LOG=info
 # The replicas' shared secret, which both compose files require: fresh each run.
 CLUSTER_SECRET="$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"
 export CLUSTER_SECRET TRAFFICGEN_CLUSTER_SECRET="$CLUSTER_SECRET"
 
 dc() { timeout 180 docker-compose -p "$project" -f "$compose_file" "$@"; }
+# The sidecar runs a workload file from a workloads folder, as README's
+# "Aim it at your own API" does: the repository's users-crud.yaml, whose
+# requests the stand-in's demo target counts by route.
 dc_app() {
   TRAFFICGEN_PORT="$sidecar_port" TRAFFICGEN_WARMUP_SECS=1 \
+    TRAFFICGEN_WORKLOADS_DIR="$root/compose/workloads" \
+    TRAFFICGEN_WORKLOAD_FILE=/etc/trafficgen/workloads/users-crud.yaml \
     timeout 180 docker-compose -p "$app_project" -f ci/fixtures/app-stack.yml -f compose/sidecar.yml "$@"
 }
 
@@ -396,6 +402,10 @@ if dc_app up -d --no-build >"$work/up-app.log" 2>&1; then
   done
   [ "${app_total:-0}" -gt 0 ] && pass "sidecar traffic reaches the stack's entry point http://nginx:80 ($app_total requests)" \
     || { fail "no sidecar traffic reached http://nginx:80 within 45 s"; dc_app logs --no-color --tail=20 2>&1 | sed 's/^/      /'; }
+  users_total="$(curl -sf --max-time 3 "http://127.0.0.1:$APP_PORT/metrics" \
+    | awk '/^demo_target_requests_total[{].*route="(create_user|get_user|list_users|update_user)"/ { s += $NF } END { printf "%d\n", s }')"
+  [ "${users_total:-0}" -gt 0 ] && pass "sidecar runs TRAFFICGEN_WORKLOAD_FILE from the mounted workloads folder ($users_total users requests)" \
+    || { fail "sidecar did not send users-crud.yaml's requests"; dc_app logs --no-color --tail=20 2>&1 | sed 's/^/      /'; }
   curl -sf --max-time 3 "http://127.0.0.1:$sidecar_port/health" >/dev/null \
     && pass "sidecar control API on 127.0.0.1:$sidecar_port" || fail "sidecar control API on 127.0.0.1:$sidecar_port"
   dc_app down -v --remove-orphans -t 5 >/dev/null 2>&1

@@ -217,6 +217,16 @@ def main(root, resolved_full, resolved_sidecar):
         url = (gen.get("environment") or {}).get("TARGET_URL", "")
         if not url.startswith("http://"):
             err(f"{side_path}: TARGET_URL {url!r} is not set to an http:// URL")
+        # Aiming at your own API needs only variables: a workload file named
+        # by TRAFFICGEN_WORKLOAD_FILE (empty: built-in), from a mounted folder.
+        if "WORKLOAD_FILE: ${TRAFFICGEN_WORKLOAD_FILE:-}" not in side_text:
+            err(f"{side_path}: WORKLOAD_FILE must come from TRAFFICGEN_WORKLOAD_FILE, empty by default")
+        def workloads_mount(vol):
+            if isinstance(vol, str):
+                return vol.split(":")[1:3] == ["/etc/trafficgen/workloads", "ro"]
+            return vol.get("target") == "/etc/trafficgen/workloads" and vol.get("read_only") is True
+        if not any(workloads_mount(v) for v in gen.get("volumes", [])):
+            err(f"{side_path}: no read-only workloads mount at /etc/trafficgen/workloads: {gen.get('volumes')}")
 
     for e in errors:
         print("  " + e)

@@ -129,6 +129,9 @@ check "yamllint compose deploy ci/fixtures" timeout 60 yamllint -s -c ci/yamllin
 # --------------------------------------------------------------- compose
 # The compose files require the replicas' shared secret; any will do here.
 export CLUSTER_SECRET=packaging-checks-cluster-secret TRAFFICGEN_CLUSTER_SECRET=packaging-checks-cluster-secret
+# sidecar.yml mounts the user's workloads folder, relative to the first
+# compose file (here ci/fixtures/): point it at the repository's own.
+export TRAFFICGEN_WORKLOADS_DIR="$root/compose/workloads" TRAFFICGEN_WORKLOAD_FILE=/etc/trafficgen/workloads/users-crud.yaml
 compose_configs() {
   local f=compose/docker-compose.yml rc=0 p
   for p in "" "--profile monitoring" "--profile tracing" "--profile full"; do

@@ -23,7 +23,19 @@ jobs (needs the jobs API of issue 11; PANEL_JOBS=0 skips it):
   ticked, shows live numbers, and stops; its summary is shown; the last
   jobs list has it;
 - a custom rate with a ramp is applied;
-- the charts are fed by the event stream; recent log lines are shown.
+- the charts are fed by the event stream, during a job too; recent log
+  lines are shown.
+
+numbers (issue 31; the peak needs the jobs API):
+- a page opened after 30 s of traffic has its charts filled from
+  GET /history at once;
+- the per-request table lists the workload's requests and their rates add
+  up to its total within 2 %, which is the achieved rate within 15 %;
+- during a peak job the header's target follows the schedule (within 10 %
+  of the maximum of /status's cluster_target_rps), and the maximum is
+  shown as such;
+- three replicas on loopback (PEERS) at 30/s: the header shows the whole
+  cluster's 30/30 (achieved within 10 %) and three members.
 
 Usage: panel_checks.py BINARY   (from the repository root)
 """
@@ -369,11 +381,13 @@ def jobs_checks(driver, port):
         wait_until(lambda: text_of(driver, "j-sent") not in ("", "–") and int(text_of(driver, "j-sent").replace(",", "")) > 0, 10),
         "the running job's totals count up",
     )
-    check(wait_until(lambda: "500 ms" in text_of(driver, "chart-source"), 5), "the charts follow the job's stream")
+    # One source for the charts, job or not: a switch of source made the
+    # rate chart jump when a job began.
+    check(wait_until(lambda: "GET /events" in text_of(driver, "chart-source"), 5), "the charts keep to GET /events during a job")
     t0, p0 = time.monotonic(), points(driver)
     time.sleep(3)
     rate = (points(driver) - p0) / (time.monotonic() - t0)
-    check(rate >= 1.2, f"the job's stream adds about two points a second ({rate:.1f}/s, {before} before the job)")
+    check(rate >= 0.6, f"the event stream adds about a point a second during the job ({rate:.1f}/s, {before} before)")
     check(el(driver, "job-stop").is_enabled() and not el(driver, "job-start").is_enabled(), "Stop enabled, Start not")
     el(driver, "job-stop").click()
     if job:
@@ -403,6 +417,117 @@ def jobs_checks(driver, port):
     )
     check(wait_until(lambda: "GET /events" in text_of(driver, "chart-source"), 10), "the charts follow GET /events")
     check(wait_until(lambda: len(text_of(driver, "logs").strip()) > 0, 10), "recent log lines are shown")
+
+
+def header_rate(driver):
+    """(achieved, target) of the header's "Rate now / target now"."""
+    text = text_of(driver, "h-rate").replace(",", "").replace("req/s", "")
+    try:
+        achieved, target = (float(part) for part in text.split("/"))
+    except ValueError:
+        return float("nan"), float("nan")
+    return achieved, target
+
+
+def numbers_checks(driver, port):
+    # After 30 s of traffic a fresh page has them at once, long before the
+    # stream could bring 25 points.
+    time.sleep(max(0.0, 32 - float((status(port) or {}).get("uptime_secs", 0))))
+    driver.get(f"http://127.0.0.1:{port}/")
+    loaded = wait_until(lambda: points(driver) >= 25 and points(driver), 3) or points(driver)
+    check(loaded >= 25, f"the charts are filled from GET /history on load ({loaded} points within 3 s)")
+    http(port, "POST", "/mode/custom", {"rps": 20})
+    # /status's achieved rate is over 10 s: all of them at 20/s.
+    time.sleep(11)
+
+    def table():
+        rows = driver.find_elements(By.CSS_SELECTOR, "#requests-body tr")
+        rates = {}
+        for row in rows:
+            cells = [c.text for c in row.find_elements(By.CSS_SELECTOR, "th, td")]
+            rates[cells[0]] = float(cells[1].replace(",", "")) if cells[1] not in ("", "–") else 0.0
+        total = text_of(driver, "requests-total").replace(",", "")
+        return rates, float(total) if total not in ("", "–") else 0.0
+
+    expected = sorted(((status(port) or {}).get("requests") or {}).get("by_name", {}).keys())
+    shown = wait_until(lambda: sorted(table()[0]) == expected and table()[1] > 0, 10)
+    rates, total = table()
+    check(bool(shown) and len(expected) > 0, f"the per-request table lists the workload's requests ({sorted(rates)})")
+    added = sum(rates.values())
+    check(total > 0 and abs(added - total) <= total * 0.02, f"the per-request rates add up to the total ({added:.2f} vs {total:.2f})")
+    achieved = (status(port) or {}).get("achieved_rps", 0)
+    check(abs(total - achieved) <= achieved * 0.15 + 0.5, f"the table's total is the achieved rate ({total:.2f} vs {achieved:.2f})")
+
+    if JOBS:
+        # A peak rising from 0 to 20 over 20 s (a quarter of 80 s).
+        code, job = http(port, "POST", "/jobs", {"scenario": "peak", "duration_secs": 80, "max_rps": 20})
+        check(code == 201, f"a peak job starts ({code})")
+        seen = []
+        for _ in range(3):
+            time.sleep(3)
+            shown_target = header_rate(driver)[1]
+            asked = (status(port) or {}).get("cluster_target_rps", -1)
+            seen.append((shown_target, asked))
+        within = all(abs(shown - asked) <= 2.0 for shown, asked in seen)
+        rising = seen[0][0] < seen[-1][0] < 20
+        check(within and rising, f"the header's target follows the peak's schedule, not its maximum ({seen})")
+        check(
+            "job's maximum" in text_of(driver, "h-max-label").lower() and text_of(driver, "h-max").startswith("20"),
+            f"the job's maximum is shown as such ({text_of(driver, 'h-max-label')!r}: {text_of(driver, 'h-max')!r})",
+        )
+        if isinstance(job, dict) and job.get("job_id"):
+            http(port, "POST", f"/jobs/{job['job_id']}/stop")
+    http(port, "POST", "/mode/steady")
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cluster_checks(driver, target_port):
+    port = free_port()
+    hosts = ["127.0.0.31", "127.0.0.32", "127.0.0.33"]
+    peers = "static:" + ",".join(f"{h}:{port}" for h in hosts)
+    replicas = []
+    for host in hosts:
+        proc, _ = sidecar(target_port, {
+            "BIND": host, "PORT": str(port), "PEERS": peers, "INITIAL_MODE": "pause",
+            "CLUSTER_SECRET": "panel-check-cluster-secret-0123456789", "STATS_INTERVAL_SECS": "0",
+        })
+        replicas.append(proc)
+    first = hosts[0]
+
+    def cluster_status(host):
+        try:
+            with urllib.request.urlopen(f"http://{host}:{port}/status", timeout=5) as response:
+                return json.loads(response.read())
+        except (OSError, ValueError):
+            return {}
+
+    split = wait_until(lambda: all(cluster_status(h).get("replicas") == 3 for h in hosts), 20)
+    check(bool(split), "three replicas find each other")
+    request = urllib.request.Request(f"http://{first}:{port}/mode/custom", data=b'{"rps": 30}', method="POST")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        check(response.status == 200, "one POST sets 30/s for the cluster")
+    driver.get(f"http://{first}:{port}/")
+    # The achieved rate is over 10 s: give it those.
+    settled = wait_until(lambda: abs(header_rate(driver)[0] - 30) <= 3 and header_rate(driver)[1] == 30, 25)
+    check(bool(settled), f"the header shows the whole cluster's rate, about 30 / 30 ({text_of(driver, 'h-rate')!r})")
+    check(text_of(driver, "h-replicas").startswith("3 sending"), f"the header counts three replicas ({text_of(driver, 'h-replicas')!r})")
+    replica = text_of(driver, "h-replica")
+    check(replica.endswith("/ 10 req/s"), f"and this replica's share, 10/s ({replica!r})")
+    rows = driver.find_elements(By.CSS_SELECTOR, "#cluster-body tr")
+    states = [r.find_elements(By.CSS_SELECTOR, "td")[0].text for r in rows]
+    check(len(rows) == 3 and all(s == "running" for s in states), f"the replicas card lists three running members ({states})")
+    # Away from the page first: a stream cut by a killed replica is a console error.
+    driver.get("about:blank")
+    for proc in replicas:
+        proc.kill()
+        proc.wait()
 
 
 def token_checks(driver, target_port):
@@ -498,6 +623,12 @@ def main():
             print("== jobs")
             jobs_checks(driver, port)
             collect_console(driver)
+        print("== numbers")
+        numbers_checks(driver, port)
+        collect_console(driver)
+        print("== cluster")
+        cluster_checks(driver, target_port)
+        collect_console(driver)
         allowed = OPTIONAL_ROUTES + ([] if JOBS else JOBS_ROUTES)
         errors = console_errors(port, allowed)
         check(not errors, f"no console errors ({errors[:5]})")

@@ -33,17 +33,14 @@ use crate::base::descriptors::DescriptorBudget;
 use crate::base::otlp::Exporter;
 use crate::cluster::Cluster;
 use crate::control::live::Live;
+use crate::control::rates::RatesNow;
 use crate::control::server as control_server;
 use crate::control::{ControlState, ServerInfo};
 use crate::demo_target::{DemoTarget, DemoTargetSettings};
 use crate::engine::Engine;
 use crate::engine::spans::SpanSetup;
 use crate::observe::metrics::Metrics;
-use crate::observe::rate::SentRate;
 use crate::observe::trace::{SpanCounters, SpanSink};
-
-/// Window of the achieved rate in `/status`.
-const ACHIEVED_RATE_WINDOW: Duration = Duration::from_secs(10);
 
 /// After a second stop signal, how long the engine gets to note what it
 /// abandons before the process goes anyway.
@@ -117,11 +114,12 @@ impl Sidecar {
         let runtime = runtime::runtime_settings(&config);
         let live = Live::new(engine.clone(), cluster.clone(), Some(runtime), config.state.clone());
         live.judge_slos(config.slos.clone(), config.slo_window);
+        let sent_rate = Arc::clone(engine.sent_rate());
         let state = ControlState {
             live,
             engine,
             started: Instant::now(),
-            sent_rate: Arc::new(SentRate::new(ACHIEVED_RATE_WINDOW)),
+            sent_rate,
             token: config.control_token.clone(),
             origins: Arc::new(config.allowed_origins.clone()),
             server: Arc::new(ServerInfo::new(config.control_limits, descriptors)),
@@ -465,8 +463,10 @@ fn log_stats_now(state: &ControlState) {
     let engine = &state.engine;
     let (plan, stats) = (engine.plan(), engine.stats());
     let uptime = state.started.elapsed().as_secs_f64();
+    let rates = RatesNow::now(engine, state.sent_rate.rate(), state.cluster.as_ref());
     log::info!(signal = "SIGUSR1/SIGUSR2", mode = plan.mode.as_str(), state = plan.state().as_str(),
-        target_rps = plan.sending_rps(), uptime_secs = (uptime * 100.0).round() / 100.0, sent = engine.sent(),
+        target_rps = rates.target_rps, cluster_target_rps = rates.cluster_target_rps,
+        cluster_achieved_rps = rates.cluster_achieved_rps, replicas = rates.replicas, uptime_secs = (uptime * 100.0).round() / 100.0, sent = engine.sent(),
         successful = stats.successful, failed = stats.failed, dropped = stats.dropped, in_flight = engine.in_flight(),
         total = stats.total;
         "stats on request (counts since start-up)");
@@ -577,9 +577,15 @@ async fn log_stats(state: ControlState) {
         let setup = engine.setup_status();
         // This replica's users (all 0 in the open model).
         let users = engine.users();
+        let achieved = (achieved * 100.0).round() / 100.0;
+        // Alone, the cluster is this replica over the same interval; with
+        // PEERS, every member's rate over its last 10 s.
+        let rates = RatesNow::now(engine, achieved, state.cluster.as_ref());
         log::info!(
-            mode = plan.mode.as_str(), state = plan.state().as_str(), target_rps = plan.sending_rps(),
-            achieved_rps = (achieved * 100.0).round() / 100.0, interval_secs = (secs * 100.0).round() / 100.0,
+            mode = plan.mode.as_str(), state = plan.state().as_str(), target_rps = rates.target_rps,
+            cluster_target_rps = rates.cluster_target_rps, cluster_achieved_rps = rates.cluster_achieved_rps,
+            replicas = rates.replicas,
+            achieved_rps = achieved, interval_secs = (secs * 100.0).round() / 100.0,
             sent = now.1 - last.1, successful = s.successful - p.successful, failed = s.failed - p.failed,
             dropped = s.dropped - p.dropped, unmet = s.unmet.saturating_sub(p.unmet),
             capture_failures = s.capture_failures.saturating_sub(p.capture_failures),

@@ -38,7 +38,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use parking_lot::Mutex;
@@ -544,6 +544,8 @@ impl Cluster {
             rps: plan.rps,
             share: plan.share.into(),
             versions: self.versions(),
+            target_rps: Some(round_hundredth(plan.share.of(plan.rate_at(SystemTime::now())))),
+            achieved_rps: Some(self.inner.engine.sent_rate().rate()),
         }
     }
 
@@ -873,6 +875,8 @@ impl Cluster {
         let now = Instant::now();
         let membership = self.inner.membership.lock();
         let lookup = self.inner.lookup.lock();
+        let own_target = plan.share.of(plan.rate_at(SystemTime::now()));
+        let own_achieved = self.inner.engine.sent_rate().rate();
         let replicas: Vec<ReplicaView> = membership
             .peers()
             .map(|(address, peer)| ReplicaView {
@@ -886,17 +890,40 @@ impl Cluster {
                 rps: peer.last.as_ref().map(|i| crate::base::json::rate_value(i.rps)),
                 share: peer.last.as_ref().map(|i| i.share),
                 versions: peer.last.as_ref().map(|i| i.versions),
+                // This replica's own numbers are read now, not from its last poll.
+                target_rps: if peer.is_self {
+                    Some(round_hundredth(own_target))
+                } else {
+                    peer.last.as_ref().and_then(|i| i.target_rps)
+                },
+                achieved_rps: if peer.is_self {
+                    Some(own_achieved)
+                } else {
+                    peer.last.as_ref().and_then(|i| i.achieved_rps)
+                },
                 last_seen_secs_ago: peer.last_seen.map(|t| round_tenth(now.duration_since(t).as_secs_f64())),
                 error: peer.error.clone(),
                 fanout_error: peer.fanout_error.clone(),
             })
             .collect();
+        // The whole cluster: this replica, and every other member that
+        // answered its last poll (one gone quiet no longer sends its share).
+        // Counted once per instance, however many addresses it answers on.
+        let others: HashMap<InstanceId, f64> = replicas
+            .iter()
+            .filter(|r| !r.is_self && r.member && r.reachable && r.instance != Some(self.inner.me))
+            .filter_map(|r| Some((r.instance?, r.achieved_rps?)))
+            .collect();
+        let others_achieved: f64 = others.values().sum();
+        let members = membership.members().len();
         ClusterView {
+            target_rps: round_hundredth(plan.rate_at(SystemTime::now())),
+            achieved_rps: round_hundredth(own_achieved + others_achieved),
             peers: self.inner.setting.to_string(),
             instance: self.inner.me,
             address: membership.own_address().map(|a| a.to_string()),
             share: ShareView { index: plan.share.index, count: plan.share.count, rps: plan.sending_rps() },
-            members: membership.members().len(),
+            members,
             versions: self.versions(),
             lookup: LookupView {
                 addresses: lookup.addresses,
@@ -913,6 +940,10 @@ fn round_tenth(secs: f64) -> f64 {
     (secs * 10.0).round() / 10.0
 }
 
+fn round_hundredth(rps: f64) -> f64 {
+    (rps * 100.0).round() / 100.0
+}
+
 /// The cluster in `/status` and `GET /cluster`.
 #[derive(Debug, Serialize)]
 pub struct ClusterView {
@@ -921,6 +952,12 @@ pub struct ClusterView {
     pub instance: InstanceId,
     /// This replica's address among the resolved ones, once found.
     pub address: Option<String>,
+    /// The rate the schedule asks of every replica together now (a ramp's
+    /// or a job's rate at this moment, not its maximum).
+    pub target_rps: f64,
+    /// What every replica together sent over the last 10 s: this one's
+    /// rate and each other member's as it said at its last poll.
+    pub achieved_rps: f64,
     /// This replica's share, and the rate it sends.
     pub share: ShareView,
     /// Replicas the rate is split between, this one included.
@@ -963,6 +1000,10 @@ pub struct ReplicaView {
     /// The share it reported.
     pub share: Option<ShareJson>,
     pub versions: Option<Versions>,
+    /// The rate its schedule asks of it now, and what it sent over the
+    /// last 10 s (as it said at its last poll; this replica's, now).
+    pub target_rps: Option<f64>,
+    pub achieved_rps: Option<f64>,
     pub last_seen_secs_ago: Option<f64>,
     pub error: Option<String>,
     /// Why the last change sent to it did not arrive.

@@ -32,6 +32,13 @@ pub struct MemberInfo {
     pub rps: f64,
     pub share: ShareJson,
     pub versions: Versions,
+    /// The rate its schedule asks of it now (its share of a ramp's or a
+    /// job's rate at this moment); absent from an older release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_rps: Option<f64>,
+    /// The rate it sent over the last 10 s; absent from an older release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub achieved_rps: Option<f64>,
 }
 
 impl MemberInfo {
@@ -53,9 +60,18 @@ impl MemberInfo {
                 return Err(format!("its {field} is not a name of 1 to {MAX_NAME_CHARS} letters a-z and '_'"));
             }
         }
+        for (field, rate) in [("target_rps", self.target_rps), ("achieved_rps", self.achieved_rps)] {
+            if rate.is_some_and(|r| !(0.0..=MAX_REPORTED_RPS).contains(&r)) {
+                return Err(format!("its {field} is not a rate from 0 to {MAX_REPORTED_RPS}"));
+            }
+        }
         Ok(())
     }
 }
+
+/// Highest rate a peer may report (far above any `MAX_RPS`): the
+/// cluster's sums stay meaningful whatever a peer says.
+const MAX_REPORTED_RPS: f64 = 1e7;
 
 /// Longest state or mode name a peer may report.
 const MAX_NAME_CHARS: usize = 32;
@@ -245,6 +261,8 @@ mod tests {
                 workload: None,
                 config: None,
             },
+            target_rps: None,
+            achieved_rps: None,
         }
     }
 

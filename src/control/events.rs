@@ -106,12 +106,18 @@ pub struct StatsEvent {
     pub mode: &'static str,
     /// `warming_up`, `running` or `paused`.
     pub state: &'static str,
-    pub target_rps: f64,
-    /// Over the last second.
+    /// `target_rps` (this replica, asked now), `cluster_target_rps`,
+    /// `cluster_achieved_rps` and `replicas`, as in `/status`.
+    #[serde(flatten)]
+    pub rates: crate::control::rates::RatesNow,
+    /// This replica's, over the last second or, at low rates, the few
+    /// seconds it takes to see about 10 requests (`achieved_window_secs`):
+    /// at 2/s a one-second count would swing between 1 and 3.
     pub achieved_rps: f64,
     /// Users mode (the closed model): this replica's users wanted and running.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub users: Option<UsersEvent>,
+    pub achieved_window_secs: f64,
     pub in_flight: u64,
     /// Since start.
     pub requests: crate::jobs::Totals,
@@ -394,9 +400,15 @@ mod tests {
         let stats = StatsEvent {
             mode: "steady",
             state: "running",
-            target_rps: 2.0,
+            rates: crate::control::rates::RatesNow {
+                target_rps: 2.0,
+                cluster_target_rps: 2.0,
+                cluster_achieved_rps: 2.0,
+                replicas: 1,
+            },
             achieved_rps: 2.0,
             users: None,
+            achieved_window_secs: 1.0,
             in_flight: 0,
             requests: crate::jobs::Totals::default(),
             error_ratio: 0.0,
@@ -406,6 +418,7 @@ mod tests {
         let v = serde_json::to_value(&stats).unwrap();
         assert_eq!(v["requests"], json!({"sent":0,"successful":0,"failed":0,"dropped":0}));
         assert!(v["latency_ms"]["from_scheduled"]["p99"].is_null() && v.get("job_id").is_none());
+        assert_eq!((v["target_rps"].as_f64(), v["replicas"].as_u64()), (Some(2.0), Some(1)), "{v}");
     }
 
     #[test]

@@ -16,6 +16,7 @@ use tokio::sync::{Notify, watch};
 use crate::cluster::document::{JobSection, SharedJob};
 use crate::cluster::{Cluster, Source};
 use crate::control::events::{EventHub, JobEvent, ModeEvent, SloEvent, StatsEvent, Topic, names};
+use crate::control::rates::RatesNow;
 use crate::engine::Engine;
 use crate::engine::focus::Focus;
 use crate::engine::mode::{Mode, Plan, Shape};
@@ -24,6 +25,7 @@ use crate::jobs::slo_watch::{Reading, SloState, SloWatch, outcome_str};
 use crate::jobs::{
     Board, Clock, JobError, JobRecord, JobSpec, Measures, NameTotals, Progress, Resume, StopReason, Totals,
 };
+use crate::observe::history::{History, HistoryPoint, NameCounts, NameRate, NameRates};
 use crate::observe::latency::{LatencyReport, LatencyWindow};
 use crate::observe::slo::{Outcome, Slo};
 use crate::state::{ConfigChangeError, PersistedState, RuntimeConfig, RuntimeSettings, STATE_VERSION, StateStore};
@@ -86,6 +88,12 @@ struct Inner {
     last_stats: Option<(Instant, Totals)>,
     /// `SLO`: the objectives judged every second over `SLO_WINDOW`.
     slo: Option<SloWatch>,
+    /// The last 5 minutes, a point a second (`GET /history`).
+    history: History,
+    /// Each request name's rate over the last seconds (`/status`'s `requests`).
+    name_rates: NameRates,
+    /// The moment the history's clock counts from.
+    started: Instant,
 }
 
 /// `/status`'s `slo`: each objective over the window.
@@ -131,6 +139,9 @@ impl Live {
                 progress: None,
                 last_stats: None,
                 slo: None,
+                history: History::new(),
+                name_rates: NameRates::default(),
+                started: Instant::now(),
             }),
             engine,
             cluster,
@@ -579,6 +590,16 @@ impl Live {
         }
     }
 
+    /// The last 5 minutes, oldest first.
+    pub fn history(&self) -> Vec<HistoryPoint> {
+        self.inner.lock().history.points()
+    }
+
+    /// Each request name's rate over the last seconds, and that window.
+    pub fn name_rates(&self) -> (std::collections::BTreeMap<String, NameRate>, f64) {
+        self.inner.lock().name_rates.rates()
+    }
+
     /// `/status`'s latency of the last 10 s.
     pub fn recent_latency(&self) -> RecentLatency {
         let inner = self.inner.lock();
@@ -810,22 +831,47 @@ impl Live {
             inner.slo = Some(slo);
         }
         let totals = measures.totals;
-        let (achieved_rps, error_ratio) = match inner.last_stats {
-            Some((at, before)) => {
-                let secs = now.saturating_duration_since(at).as_secs_f64();
-                let delta = totals.since(&before);
-                let rate = if secs > 0.0 { delta.sent as f64 / secs } else { 0.0 };
-                (round3(rate), round3(delta.error_ratio()))
-            }
-            None => (0.0, 0.0),
+        let error_ratio = match inner.last_stats {
+            Some((_, before)) => round3(totals.since(&before).error_ratio()),
+            None => 0.0,
         };
         inner.last_stats = Some((now, totals));
         let plan = self.engine.plan();
+        let cluster = self.cluster.as_ref().map(Cluster::view);
+        let latency_ms = inner.window.merged().overall().percentiles();
+        let from_scheduled = &latency_ms.from_scheduled;
+        let at_secs = now.saturating_duration_since(inner.started).as_secs_f64();
+        // The achieved rate over a window that fits it (see `History`);
+        // the cluster's from the peers' last answers.
+        let mut rates = RatesNow::of(&plan, 0.0, cluster.as_ref());
+        let point = inner.history.push(crate::observe::history::Reading {
+            at_secs,
+            t_ms: epoch_ms(SystemTime::now()),
+            sent: totals.sent,
+            successful: totals.successful,
+            failed: totals.failed,
+            dropped: totals.dropped,
+            in_flight: measures.in_flight,
+            target_rps: rates.target_rps,
+            cluster_target_rps: rates.cluster_target_rps,
+            cluster_achieved_rps: cluster.as_ref().map(|c| c.achieved_rps),
+            p50_ms: from_scheduled.p50,
+            p95_ms: from_scheduled.p95,
+            p99_ms: from_scheduled.p99,
+        });
+        rates.cluster_achieved_rps = point.cluster_achieved_rps;
+        let counts = measures
+            .by_name
+            .iter()
+            .map(|(name, t)| (name.clone(), NameCounts { successful: t.successful, failed: t.failed }))
+            .collect();
+        inner.name_rates.push(at_secs, counts);
         let event = StatsEvent {
             mode: plan.mode.as_str(),
             state: plan.state().as_str(),
-            target_rps: round3(plan.rate_at(SystemTime::now())),
-            achieved_rps,
+            rates,
+            achieved_rps: point.achieved_rps,
+            achieved_window_secs: point.achieved_window_secs,
             users: plan.is_users().then(|| {
                 let users = self.engine.users();
                 super::events::UsersEvent { target: users.target, active: users.active, finishing: users.finishing }
@@ -833,7 +879,7 @@ impl Live {
             in_flight: measures.in_flight,
             requests: totals,
             error_ratio,
-            latency_ms: inner.window.merged().overall().percentiles(),
+            latency_ms,
             job_id: inner.board.running_id().map(str::to_string),
         };
         self.hub.publish(&Topic::Sidecar, names::STATS, &event, false);

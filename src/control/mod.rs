@@ -14,6 +14,7 @@ mod openapi;
 pub mod origin;
 pub mod output;
 mod panel;
+pub mod rates;
 pub mod server;
 mod status;
 pub mod streams;
@@ -112,6 +113,7 @@ pub fn configure(state: ControlState) -> impl FnOnce(&mut web::ServiceConfig) {
             )
             .service(get_only("/modes", mode::list))
             .service(get_only("/status", status::status))
+            .service(get_only("/history", status::history))
             .service(get_only("/health", status::health))
             .service(get_only("/metrics", status::metrics))
             .service(get_only("/export/{format}", export::export))

@@ -6,6 +6,7 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
 use super::live::{RecentLatency, SloStatus};
+use super::rates::RatesNow;
 use super::{ControlState, ServerInfo};
 use crate::base::json::Health;
 use crate::cluster::ClusterView;
@@ -20,8 +21,13 @@ pub struct Status {
     /// `open` (a rate: sends on schedule whatever the answers take) or
     /// `closed` (users mode: each user sends after its previous answer).
     pub model: &'static str,
+    /// The headline rate of the mode, the ramp's end or the job's
+    /// maximum, for every replica together: not what is asked now (see
+    /// `target_rps` and `cluster_target_rps`).
     #[serde(serialize_with = "crate::base::json::serialize_rate")]
     pub rps: f64,
+    #[serde(flatten)]
+    pub rates: RatesNow,
     pub state: &'static str,
     pub uptime_secs: f64,
     pub target_url: String,
@@ -61,6 +67,110 @@ pub struct Status {
     pub journeys: JourneysStatus,
     /// Virtual users (users mode); all 0 in the open model.
     pub users: UsersStatus,
+    /// Per request name of the running workload: its rate now, its share,
+    /// its answers and failures by kind, its latency.
+    pub requests: RequestsTable,
+}
+
+/// `/status`'s `requests`: which requests go out, and how they do.
+#[derive(Debug, Serialize)]
+pub struct RequestsTable {
+    /// The seconds the rates are measured over: 1, or at low rates as
+    /// many (up to 10) as it takes to see 10 answers.
+    pub window_secs: f64,
+    /// The names' rates added up.
+    pub total_rps: f64,
+    pub by_name: BTreeMap<String, RequestRow>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RequestRow {
+    /// Requests completed (answered or not) per second.
+    pub rps: f64,
+    /// Of `total_rps`, from 0 to 1.
+    pub share: f64,
+    pub failed_rps: f64,
+    /// Since start.
+    pub successful: u64,
+    pub failed: u64,
+    /// The failures since start by kind: a status the request's
+    /// `success` does not accept (`http_4xx`, `http_5xx`, `http_other`)
+    /// or no answer (`timeout`, `connect`, `dns`, `tls`, `reused`, `other`).
+    pub failures: BTreeMap<&'static str, u64>,
+    /// The last 10 s, from the scheduled send time, in milliseconds.
+    pub latency_ms: RequestPercentiles,
+}
+
+/// Three percentiles, in milliseconds; `null` without answers.
+#[derive(Debug, Default, Serialize)]
+pub struct RequestPercentiles {
+    pub p50: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+}
+
+/// The table of the running workload's requests (error requests a job
+/// injects only once sent).
+pub fn requests(engine: &Engine, live: &super::live::Live, stats: &Stats, latency: &RecentLatency) -> RequestsTable {
+    let workload = engine.workload();
+    let (rates, window_secs) = live.name_rates();
+    let failures = engine.metrics().failures_by_endpoint(|name, status| match workload.find(name) {
+        Some(id) => workload.is_success(id, status),
+        None => (200..300).contains(&status),
+    });
+    let names = workload.requests().filter_map(|id| {
+        let name = workload.name(id);
+        let sent = stats.by_endpoint.get(name).is_some_and(|e| e.total > 0);
+        (workload.role(id) != crate::workload::Role::Error || sent).then(|| name.to_string())
+    });
+    let rows: Vec<(String, f64, f64)> = names
+        .map(|name| {
+            let rate = rates.get(&name).copied().unwrap_or_default();
+            (name, rate.rps, rate.failed_rps)
+        })
+        .collect();
+    let total_rps: f64 = rows.iter().map(|(_, rps, _)| rps).sum();
+    let by_name = rows
+        .into_iter()
+        .map(|(name, rps, failed_rps)| {
+            let counts = stats.by_endpoint.get(&name).copied().unwrap_or_default();
+            let p = latency.report.by_name.get(&name).map(|l| &l.from_scheduled);
+            let row = RequestRow {
+                rps,
+                share: if total_rps > 0.0 { ((rps / total_rps) * 1000.0).round() / 1000.0 } else { 0.0 },
+                failed_rps,
+                successful: counts.successful,
+                failed: counts.failed,
+                failures: failures
+                    .get(&name)
+                    .cloned()
+                    .unwrap_or_else(|| crate::observe::metrics::FAILURE_KINDS.iter().map(|k| (*k, 0)).collect()),
+                latency_ms: p.map_or_else(RequestPercentiles::default, |p| RequestPercentiles {
+                    p50: p.p50,
+                    p95: p.p95,
+                    p99: p.p99,
+                }),
+            };
+            (name, row)
+        })
+        .collect();
+    RequestsTable { window_secs, total_rps: (total_rps * 1000.0).round() / 1000.0, by_name }
+}
+
+/// `GET /history`: the last 5 minutes, a point a second.
+#[derive(Debug, Serialize)]
+pub struct HistoryAnswer {
+    pub every_secs: f64,
+    pub max_points: usize,
+    pub points: Vec<crate::observe::history::HistoryPoint>,
+}
+
+pub async fn history(state: web::Data<ControlState>) -> HttpResponse {
+    HttpResponse::Ok().json(HistoryAnswer {
+        every_secs: 1.0,
+        max_points: crate::observe::history::HISTORY_POINTS,
+        points: state.live.history(),
+    })
 }
 
 /// `/status`'s `users`.
@@ -265,22 +375,28 @@ pub async fn status(state: web::Data<ControlState>) -> HttpResponse {
     let plan = engine.plan();
     let settings = engine.settings();
     let uptime = state.started.elapsed().as_secs_f64();
+    let cluster = state.cluster.as_ref().map(|c| c.view());
+    let achieved_rps = state.sent_rate.rate();
+    let stats = engine.stats();
+    let latency = state.live.recent_latency();
+    let requests = requests(engine, &state.live, &stats, &latency);
     HttpResponse::Ok().json(Status {
         mode: plan.mode.as_str(),
         model: if plan.is_users() { "closed" } else { "open" },
         // Users mode has no rate of its own (its number is in `users`).
         rps: if plan.is_users() { 0.0 } else { plan.rps },
+        rates: RatesNow::of(&plan, achieved_rps, cluster.as_ref()),
         state: plan.state().as_str(),
         uptime_secs: (uptime * 10.0).round() / 10.0,
         target_url: settings.target.to_string(),
         order_ids_buffered: engine.ids_buffered(),
         pools: engine.pool_counts().into_iter().collect(),
-        achieved_rps: state.sent_rate.rate(),
+        achieved_rps,
         in_flight: engine.in_flight(),
         max_in_flight: engine.max_in_flight(),
         max_rps: settings.modes.max_rps,
         mix: engine.workload().mix(),
-        stats: engine.stats(),
+        stats,
         setup: setup(engine),
         limits: limits(&state.server),
         control_connections: ControlConnections {
@@ -289,11 +405,12 @@ pub async fn status(state: web::Data<ControlState>) -> HttpResponse {
             evicted: state.server.connections.evicted(),
             timed_out: state.server.connections.timed_out(),
         },
-        cluster: state.cluster.as_ref().map(|c| c.view()),
-        latency: state.live.recent_latency(),
+        cluster,
+        latency,
         job: state.live.progress(),
         slo: state.live.slo_status(),
         journeys: journeys(engine),
+        requests,
         users: users(engine),
     })
 }

@@ -40,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 use crate::base::url::TargetUrl;
 use crate::observe::latency::LatencyTable;
 use crate::observe::metrics::Metrics;
+use crate::observe::rate::SentRate;
 use crate::workload::{MAX_POOLS, ORDER_IDS, Role, RunState, Workload};
 use mode::{Mode, ModeTable, Plan, Shape, Share};
 
@@ -107,6 +108,9 @@ struct Shared {
     in_flight: Arc<InFlight>,
     /// Requests handed to the client so far (for the achieved rate).
     sent: AtomicU64,
+    /// `sent` sampled once a second by the sidecar: the achieved rate
+    /// `/status` and the replicas' peers read.
+    sent_rate: Arc<SentRate>,
     /// Requests still in flight when the worker stopped (`NOT_STOPPED`
     /// until then).
     abandoned: AtomicU64,
@@ -131,6 +135,9 @@ struct Shared {
     jitter_bits: AtomicU64,
     timeout_micros: AtomicU64,
 }
+
+/// The window of the achieved rate `/status` shows and peers exchange.
+pub const ACHIEVED_RATE_WINDOW: Duration = Duration::from_secs(10);
 
 /// What `PUT /config` may change in a running engine.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -176,6 +183,7 @@ impl Engine {
             counted: Mutex::new(Arc::clone(&workload)),
             in_flight: Arc::new(InFlight::new(settings.max_in_flight)),
             sent: AtomicU64::new(0),
+            sent_rate: Arc::new(SentRate::new(ACHIEVED_RATE_WINDOW)),
             abandoned: AtomicU64::new(NOT_STOPPED),
             latency: Mutex::new(Arc::new(latency_table_of(&workload))),
             journey_latency: Mutex::new(Arc::new(LatencyTable::new(
@@ -480,6 +488,12 @@ impl Engine {
         self.shared.sent.load(Ordering::Relaxed)
     }
 
+    /// The achieved rate over the last [`ACHIEVED_RATE_WINDOW`], as sampled
+    /// by whoever calls [`SentRate::sample`] (the sidecar, once a second).
+    pub fn sent_rate(&self) -> &Arc<SentRate> {
+        &self.shared.sent_rate
+    }
+
     pub fn metrics(&self) -> &Metrics {
         &self.shared.metrics
     }
@@ -550,6 +564,9 @@ impl Engine {
         let pools = self.pool_counts();
         let ids = pools.iter().find(|(name, _)| name == ORDER_IDS).map_or(0, |(_, count)| *count);
         self.shared.metrics.set_gauges(self.in_flight(), ids);
+        // A ramp or a job: the rate asked at this moment, not its maximum.
+        let plan = self.plan();
+        self.shared.metrics.show_target_rps(plan.share.of(plan.rate_at(std::time::SystemTime::now())));
         self.shared.metrics.set_journeys_active(self.journeys_active());
         self.shared.metrics.set_virtual_users(self.users().active, self.users().target);
         self.shared.metrics.show_pools(pools.iter().map(|(name, count)| (name.as_str(), *count)));

@@ -105,6 +105,11 @@ impl ErrorKind {
     }
 }
 
+/// The kinds of [`Metrics::failures_by_endpoint`]: answers with a status
+/// not counted as success, by class, then requests without an answer.
+pub const FAILURE_KINDS: [&str; 9] =
+    ["http_4xx", "http_5xx", "http_other", "timeout", "connect", "dns", "tls", "reused", "other"];
+
 /// Why a request was sent a second time (the `reason` label): its kept-alive
 /// connection failed before a single byte of answer came back, so the target
 /// cannot have processed it.
@@ -668,6 +673,12 @@ impl Metrics {
         self.target_rps.set(rps);
     }
 
+    /// The rate being sent now, between mode switches (a ramp's or a
+    /// job's rate moves without one).
+    pub fn show_target_rps(&self, rps: f64) {
+        self.target_rps.set(rps);
+    }
+
     pub fn count_mode_switch(&self) {
         self.mode_switches.inc();
     }
@@ -729,6 +740,46 @@ impl Metrics {
             stats.answered += e.answered;
         }
         stats
+    }
+
+    /// Failed requests of each endpoint by kind since start: a status
+    /// `success(endpoint, status)` does not accept, by class (`http_4xx`,
+    /// `http_5xx`, `http_other`), or no answer, by [`ErrorKind`]. Every
+    /// kind is present, at 0 unless counted.
+    pub fn failures_by_endpoint(
+        &self,
+        success: impl Fn(&str, u16) -> bool,
+    ) -> BTreeMap<String, BTreeMap<&'static str, u64>> {
+        let empty = || FAILURE_KINDS.iter().map(|k| (*k, 0)).collect::<BTreeMap<&'static str, u64>>();
+        let mut by: BTreeMap<String, BTreeMap<&'static str, u64>> = BTreeMap::new();
+        let label = |metric: &prometheus::proto::Metric, name: &str| {
+            metric.get_label().iter().find(|l| l.name() == name).map(|l| l.value().to_string())
+        };
+        for family in self.requests.collect() {
+            for metric in family.get_metric() {
+                let Some(endpoint) = label(metric, "endpoint") else { continue };
+                let entry = by.entry(endpoint.clone()).or_insert_with(empty);
+                let Some(code) = label(metric, "code").and_then(|c| c.parse::<u16>().ok()) else { continue };
+                if success(&endpoint, code) {
+                    continue;
+                }
+                let kind = match code {
+                    400..=499 => "http_4xx",
+                    500..=599 => "http_5xx",
+                    _ => "http_other",
+                };
+                *entry.entry(kind).or_default() += metric.get_counter().get_value() as u64;
+            }
+        }
+        for family in self.errors.collect() {
+            for metric in family.get_metric() {
+                let (Some(endpoint), Some(kind)) = (label(metric, "endpoint"), label(metric, "kind")) else { continue };
+                let Some(kind) = ErrorKind::ALL.iter().map(|k| k.as_str()).find(|k| *k == kind) else { continue };
+                *by.entry(endpoint).or_insert_with(empty).entry(kind).or_default() +=
+                    metric.get_counter().get_value() as u64;
+            }
+        }
+        by
     }
 
     /// The Prometheus text exposition of everything.
@@ -903,6 +954,28 @@ mod tests {
         assert_eq!(s.by_endpoint["list_orders"], list, "the connect failure got no answer");
         assert_eq!(s.by_endpoint["get_order"], EndpointStats { total: 1, successful: 0, failed: 1, answered: 1 });
         assert_eq!(s.by_endpoint[unused.label()], EndpointStats::default(), "known, not yet sent");
+    }
+
+    #[test]
+    fn failures_are_told_apart_by_kind_per_endpoint() {
+        let m = Metrics::new().unwrap();
+        let mut create = m.request_series("create_order");
+        let mut list = m.request_series("list_orders");
+        create.answer(201, 0.01);
+        create.answer(503, 0.01);
+        create.answer(500, 0.01);
+        create.answer(302, 0.01);
+        list.answer(404, 0.01);
+        list.failure(ErrorKind::Timeout, 0.001);
+        let by = m.failures_by_endpoint(|_, status| (200..300).contains(&status));
+        let create = &by["create_order"];
+        assert_eq!((create["http_5xx"], create["http_other"], create["http_4xx"], create["timeout"]), (2, 1, 0, 0));
+        let list = &by["list_orders"];
+        assert_eq!((list["http_4xx"], list["timeout"], list["connect"]), (1, 1, 0));
+        assert_eq!(list.len(), FAILURE_KINDS.len(), "every kind shows");
+        // A status the workload accepts is no failure.
+        let by = m.failures_by_endpoint(|_, status| status != 500);
+        assert_eq!(by["create_order"]["http_5xx"], 1);
     }
 
     #[test]

@@ -159,12 +159,29 @@ fn status_and_health_have_the_contract_shape() {
     for name in ["create_order", "list_orders", "get_order"] {
         assert_eq!(latency["by_name"][name]["from_sent"]["count"], 0, "{latency}");
     }
+    // The per-request table: every request of the workload, nothing yet.
+    let requests = status.as_object_mut().and_then(|s| s.remove("requests")).expect("requests");
+    assert_eq!(
+        (requests["total_rps"].as_f64(), requests["window_secs"].as_f64()),
+        (Some(0.0), Some(0.0)),
+        "{requests}"
+    );
+    for name in ["create_order", "list_orders", "get_order"] {
+        let row = &requests["by_name"][name];
+        assert_eq!(
+            (row["rps"].as_f64(), row["successful"].as_u64(), row["failed"].as_u64()),
+            (Some(0.0), Some(0), Some(0))
+        );
+        assert!(row["failures"].as_object().is_some_and(|f| f.values().all(|n| n == 0)), "{row}");
+    }
     let zero = serde_json::json!({"total": 0, "successful": 0, "failed": 0});
     // Every value, not only the keys: the settings as configured, nothing sent yet.
     assert_eq!(
         status,
         serde_json::json!({
             "mode": "steady", "model": "open", "rps": 2, "state": "warming_up", "uptime_secs": null,
+            // Nothing asked during the warm-up; alone, the cluster is this replica.
+            "target_rps": 0.0, "cluster_target_rps": 0.0, "cluster_achieved_rps": 0.0, "replicas": 1,
             "target_url": format!("http://{}", target.addr), "order_ids_buffered": 0, "pools": {"order_ids": 0},
             "achieved_rps": 0.0, "in_flight": 0, "max_in_flight": 512, "max_rps": 1000,
             "mix": "create_order=60,list_orders=25,get_order=15",

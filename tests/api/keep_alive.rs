@@ -1,6 +1,12 @@
 //! Connection reuse against targets that close kept-alive connections: the
 //! one retry, the `reused` kind, Keep-Alive: timeout=N, and the rate of new
 //! connections.
+//!
+//! They must pass on a busy 2-core machine: a starved engine sends late
+//! requests together (more connections at once), and a starved target
+//! answers late. So no test takes a slow answer for a failure (a request
+//! timeout far beyond any stall), none runs beside a heavy test, and reuse is
+//! judged by proportions that hold however requests bunch.
 
 use std::time::Duration;
 
@@ -11,6 +17,10 @@ fn created() -> Vec<u8> {
     ok_answer("201 Created", &["Content-Type: application/json"], r#"{"id":1}"#)
 }
 
+/// A request timeout no stall of a busy machine reaches: here a failure
+/// is the client's, never the machine's.
+const PATIENT: (&str, &str) = ("REQUEST_TIMEOUT_MS", "30000");
+
 /// Pauses the sidecar and waits until nothing is in flight, so counts hold still.
 fn settle(sidecar: &Proc) {
     sidecar.post("/mode/pause", None);
@@ -19,11 +29,12 @@ fn settle(sidecar: &Proc) {
 
 #[test]
 fn a_target_closing_kept_alive_connections_as_requests_arrive_costs_no_failures() {
+    let _timing = timing_test();
     for (action, reason) in [(Action::Close, "closed"), (Action::Reset, "reset")] {
         // Every connection answers its first request, then closes just as the
         // second arrives: the race between an idle close and our next request.
         let target = ScriptedTarget::start(move |_, i| if i == 0 { Action::Answer(created()) } else { action.clone() });
-        let extra = [("INITIAL_MODE", "burst"), ("MIX", "create_order=1")];
+        let extra = [("INITIAL_MODE", "burst"), ("MIX", "create_order=1"), PATIENT];
         let sidecar = Proc::start(&[], &sidecar_env(&target.url(), &extra));
         assert!(eventually(Duration::from_secs(10), || stat(&sidecar, "total") >= 40), "{}", sidecar.output());
         settle(&sidecar);
@@ -43,12 +54,13 @@ fn a_target_closing_kept_alive_connections_as_requests_arrive_costs_no_failures(
 
 #[test]
 fn a_kept_alive_connection_breaking_mid_answer_is_kind_reused_and_never_resent() {
+    let _timing = timing_test();
     let partial = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc".to_vec();
     let script_partial = partial.clone();
     let target = ScriptedTarget::start(move |_, i| {
         if i == 0 { Action::Answer(created()) } else { Action::AnswerAndClose(script_partial.clone()) }
     });
-    let extra = [("INITIAL_MODE", "burst"), ("MIX", "create_order=1")];
+    let extra = [("INITIAL_MODE", "burst"), ("MIX", "create_order=1"), PATIENT];
     let sidecar = Proc::start(&[], &sidecar_env(&target.url(), &extra));
     assert!(eventually(Duration::from_secs(10), || stat(&sidecar, "failed") >= 10), "{}", sidecar.output());
     settle(&sidecar);
@@ -72,33 +84,42 @@ fn a_kept_alive_connection_breaking_mid_answer_is_kind_reused_and_never_resent()
 
 #[test]
 fn idle_connections_are_reused_at_2_per_second_and_closed_ahead_of_keep_alive_timeout() {
-    // At 2/s (gaps of 0.4-0.6 s) one connection carries the load.
+    let _timing = timing_test();
+    // At 2/s (gaps of 0.4-0.6 s) one connection carries the load; a stall
+    // that bunches requests opens a few more, but most requests reuse one.
     let target = ScriptedTarget::start(|_, _| Action::Answer(created()));
-    let extra = [("INITIAL_MODE", "steady"), ("MIX", "create_order=1")];
+    let extra = [("INITIAL_MODE", "steady"), ("MIX", "create_order=1"), PATIENT];
     let sidecar = Proc::start(&[], &sidecar_env(&target.url(), &extra));
     assert!(eventually(Duration::from_secs(15), || stat(&sidecar, "total") >= 12));
     settle(&sidecar);
     let (total, connections) = (stat(&sidecar, "total"), target.connections());
     eprintln!("2 req/s: {total} requests over {connections} connections");
-    assert!(connections <= 2, "{connections} connections for {total} requests at 2/s");
+    assert!(connections as u64 * 3 <= total, "{connections} connections for {total} requests at 2/s");
     assert_eq!(stat(&sidecar, "failed"), 0);
     drop(sidecar);
 
     // `Keep-Alive: timeout=1`: closed after 0.75 s idle, so at 1/s (no
-    // jitter) every request needs a new connection.
+    // jitter) every request needs a new connection; one kept for the
+    // default 1.5 s would carry them all. Two requests a stall sent
+    // together may share one, so judge the share, not every request.
     let with_timeout = ok_answer("201 Created", &["Keep-Alive: timeout=1"], r#"{"id":1}"#);
     let target = ScriptedTarget::start(move |_, _| Action::Answer(with_timeout.clone()));
-    let extra = [("INITIAL_MODE", "steady"), ("STEADY_RPS", "1"), ("JITTER", "0"), ("MIX", "create_order=1")];
+    let extra = [("INITIAL_MODE", "steady"), ("STEADY_RPS", "1"), ("JITTER", "0"), ("MIX", "create_order=1"), PATIENT];
     let sidecar = Proc::start(&[], &sidecar_env(&target.url(), &extra));
-    assert!(eventually(Duration::from_secs(15), || stat(&sidecar, "total") >= 4));
+    assert!(eventually(Duration::from_secs(15), || stat(&sidecar, "total") >= 6));
     settle(&sidecar);
     let (total, connections) = (stat(&sidecar, "total") as usize, target.connections());
-    assert_eq!(connections, total, "a connection was kept past 3/4 of the target's Keep-Alive timeout");
+    eprintln!("1 req/s, Keep-Alive: timeout=1: {total} requests over {connections} connections");
+    assert!(
+        connections * 4 >= total * 3,
+        "{connections} connections for {total} requests: connections were kept past 3/4 of the target's Keep-Alive timeout"
+    );
+    assert_eq!(stat(&sidecar, "failed"), 0);
     drop(sidecar);
 
     // KEEP_ALIVE_MS=0: never reused.
     let target = ScriptedTarget::start(|_, _| Action::Answer(created()));
-    let extra = [("INITIAL_MODE", "burst"), ("KEEP_ALIVE_MS", "0"), ("MIX", "create_order=1")];
+    let extra = [("INITIAL_MODE", "burst"), ("KEEP_ALIVE_MS", "0"), ("MIX", "create_order=1"), PATIENT];
     let sidecar = Proc::start(&[], &sidecar_env(&target.url(), &extra));
     assert!(eventually(Duration::from_secs(10), || stat(&sidecar, "total") >= 20));
     settle(&sidecar);

@@ -18,6 +18,7 @@ mod journeys;
 mod keep_alive;
 mod logins;
 mod metrics;
+mod numbers;
 mod openapi;
 mod openapi_derive;
 mod otlp;

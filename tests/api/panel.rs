@@ -139,9 +139,40 @@ fn the_answers_the_panel_reads_have_the_fields_it_reads() {
     let (_target, sidecar) = paused_sidecar();
     let number = |v: &serde_json::Value, what: &str| assert!(v.is_number(), "{what}: {v}");
     let status = sidecar.get_json("/status");
-    for key in ["rps", "achieved_rps", "uptime_secs", "max_rps", "in_flight"] {
+    for key in [
+        "rps",
+        "achieved_rps",
+        "uptime_secs",
+        "max_rps",
+        "in_flight",
+        "target_rps",
+        "cluster_target_rps",
+        "cluster_achieved_rps",
+        "replicas",
+    ] {
         number(&status[key], key);
     }
+    // The per-request table: every request of the workload, with its numbers.
+    let table = &status["requests"];
+    number(&table["total_rps"], "requests total_rps");
+    let rows = table["by_name"].as_object().expect("requests by_name");
+    assert!(!rows.is_empty(), "{table}");
+    for row in rows.values() {
+        for key in ["rps", "share", "successful", "failed"] {
+            number(&row[key], key);
+        }
+        assert!(row["failures"].is_object() && row["latency_ms"].get("p99").is_some(), "{row}");
+    }
+    assert!(status["journeys"]["by_journey"].is_object(), "{status}");
+    // The charts' history: points with the fields they plot.
+    let history = eventually_json(&sidecar, "/history", |h| h["points"].as_array().is_some_and(|p| !p.is_empty()));
+    let point = &history["points"][0];
+    for key in
+        ["t_ms", "cluster_target_rps", "cluster_achieved_rps", "achieved_rps", "error_ratio", "dropped", "in_flight"]
+    {
+        number(&point[key], key);
+    }
+    assert!(point.get("p50_ms").is_some() && point.get("p99_ms").is_some(), "{point}");
     for key in ["mode", "state", "target_url", "mix"] {
         assert!(status[key].is_string(), "/status {key}: {status}");
     }
@@ -202,4 +233,14 @@ fn the_answers_the_panel_reads_have_the_fields_it_reads() {
     assert_eq!(ramp.status, 200, "{}", ramp.body);
     number(&ramp.json()["ramp"]["secs"], "ramp secs");
     number(&ramp.json()["ramp"]["from_rps"], "ramp from_rps");
+}
+
+/// `path`'s answer once `ready` holds (within 5 s), else the last one.
+fn eventually_json(sidecar: &Proc, path: &str, ready: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let mut answer = serde_json::Value::Null;
+    eventually(std::time::Duration::from_secs(5), || {
+        answer = sidecar.get_json(path);
+        ready(&answer)
+    });
+    answer
 }

@@ -151,6 +151,9 @@ fn the_stats_line_comes_every_interval_with_the_counts_of_that_interval() {
         "mode",
         "state",
         "target_rps",
+        "cluster_target_rps",
+        "cluster_achieved_rps",
+        "replicas",
         "achieved_rps",
         "interval_secs",
         "sent",
@@ -182,6 +185,9 @@ fn the_stats_line_comes_every_interval_with_the_counts_of_that_interval() {
         assert_eq!(keys(line), fields, "{line}");
         assert_eq!((line["mode"].as_str(), line["state"].as_str()), (Some("burst"), Some("running")), "{line}");
         assert_eq!(line["target_rps"], 20.0, "{line}");
+        // Alone, the cluster is this replica.
+        assert_eq!((line["cluster_target_rps"].as_f64(), line["replicas"].as_u64()), (Some(20.0), Some(1)), "{line}");
+        assert_eq!(line["cluster_achieved_rps"], line["achieved_rps"], "{line}");
         // The counts are those of the interval since the previous line.
         assert_eq!(
             count(line, "total") - count(prev, "total"),
@@ -298,7 +304,9 @@ fn a_request_without_an_answer_ends_after_request_timeout_ms() {
     // The target sees a connection a little after the sidecar starts its
     // clock (more on a busy machine), so its times run short by that much.
     assert!(median >= timeout - Duration::from_millis(25), "median {median:?}: given up before the timeout");
-    assert!(min >= timeout - Duration::from_millis(120), "gave up after {min:?}, well before the timeout");
+    // No single request is judged by the target's clock: on a busy machine
+    // the target accepted one 223 ms late and saw it held for 77 ms. The
+    // sidecar's own histogram below shows none gave up under 250 ms.
     assert!(median <= timeout + Duration::from_millis(60), "median {median:?} for a 300 ms timeout");
     assert!(max <= timeout + Duration::from_millis(300), "one request was held {max:?}");
     // The sidecar counts and times them the same way.

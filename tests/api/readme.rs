@@ -1,16 +1,59 @@
-//! README.md as a newcomer reads it: every `curl` example runs against a
-//! real sidecar and demo target and answers what the README prints, the
-//! printed `/status` and log lines have the real shape, and the settings
-//! tables list exactly what `--help` lists.
+//! README.md and docs/*.md as a newcomer reads them: every `curl` example
+//! runs against a real sidecar and demo target and answers what the text
+//! prints, the printed `/status` and log lines have the real shape, the
+//! settings tables list exactly what `--help` lists, and every relative link
+//! leads to a file and heading that exist.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use crate::helpers::*;
 
-fn readme() -> String {
-    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README.md")
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// The docs/ files in the order their examples run: that of the sections of
+/// the README they were moved from, as later examples build on the state
+/// earlier ones leave (a job that must have ended, the mode a token example
+/// expects). Files not listed run after these, by name.
+const DOCS_IN_ORDER: [&str; 13] = [
+    "control-api.md",
+    "scenarios-and-jobs.md",
+    "control-panel.md",
+    "configuration.md",
+    "traffic.md",
+    "workloads.md",
+    "export-and-ci.md",
+    "metrics-and-logs.md",
+    "failure-and-limits.md",
+    "replicas.md",
+    "packaging.md",
+    "performance.md",
+    "dependencies.md",
+];
+
+/// README.md, then every docs/*.md: (path from the repository root, text).
+fn documents() -> Vec<(String, String)> {
+    let read =
+        |path: &str| std::fs::read_to_string(Path::new(ROOT).join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let mut others: Vec<String> = std::fs::read_dir(Path::new(ROOT).join("docs"))
+        .expect("docs/")
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".md") && !DOCS_IN_ORDER.contains(&name.as_str()))
+        .collect();
+    others.sort();
+    let mut docs = vec![("README.md".to_string(), read("README.md"))];
+    for name in DOCS_IN_ORDER.iter().map(|n| n.to_string()).chain(others) {
+        let path = format!("docs/{name}");
+        docs.push((path.clone(), read(&path)));
+    }
+    docs
+}
+
+/// All documents as one text, for what may sit in any of them.
+fn all_text() -> String {
+    documents().into_iter().map(|(_, text)| text).collect::<Vec<_>>().join("\n\n")
 }
 
 /// The code blocks of a Markdown text: (language, lines).
@@ -175,11 +218,14 @@ fn keys_in_order(line: &str) -> Vec<String> {
 }
 
 #[test]
-fn every_curl_example_in_the_readme_answers_what_it_prints() {
-    let text = readme();
-    let examples = curl_examples(&text);
+fn every_curl_example_in_the_readme_and_docs_answers_what_it_prints() {
+    let docs = documents();
+    let text = all_text();
+    let in_readme = curl_examples(&docs[0].1).len();
+    assert!(in_readme >= 4, "README.md has only {in_readme} curl lines");
+    let examples: Vec<Example> = docs.iter().flat_map(|(_, text)| curl_examples(text)).collect();
     let printed = examples.iter().filter(|e| e.answer.is_some()).count();
-    assert!(examples.len() >= 15 && printed >= 7, "found only {} curl lines, {printed} with answers", examples.len());
+    assert!(examples.len() >= 30 && printed >= 10, "found only {} curl lines, {printed} with answers", examples.len());
 
     let demo = start_demo_target(&[]);
     // The defaults of the README, except the port and a short stats interval.
@@ -208,7 +254,7 @@ fn every_curl_example_in_the_readme_answers_what_it_prints() {
         .nth(1)
         .and_then(|rest| rest.split("\n```").next())
         .expect("a ```json block after `GET /status`:");
-    let printed: serde_json::Value = serde_json::from_str(status_block).expect("the README's /status is JSON");
+    let printed: serde_json::Value = serde_json::from_str(status_block).expect("the printed /status is JSON");
     let (mut want, mut have) = (BTreeMap::new(), BTreeMap::new());
     shape(&printed, "", &mut want);
     shape(&sidecar.get_json("/status"), "", &mut have);
@@ -218,7 +264,7 @@ fn every_curl_example_in_the_readme_answers_what_it_prints() {
             *kind = want[path];
         }
     }
-    assert_eq!(want, have, "README's /status vs the real one");
+    assert_eq!(want, have, "the printed /status vs the real one");
 
     // Each printed log line has the keys of a real one, in the same order.
     let logs = text.split("\n## Logs\n").nth(1).and_then(|s| s.split("\n## ").next()).expect("a Logs section");
@@ -300,9 +346,9 @@ fn help_settings(args: &[&str]) -> BTreeMap<Setting, Option<String>> {
 
 #[test]
 fn the_settings_tables_list_exactly_what_help_lists() {
-    let text = readme();
+    let text = all_text();
     for (args, heading) in [
-        (&[][..], "## Configuration\n"),
+        (&[][..], "\n## Settings\n"),
         (&["demo-target"][..], "Demo target (`trafficgen demo-target`):"),
         (&["healthcheck"][..], "Health probe (`trafficgen healthcheck`):"),
     ] {
@@ -326,15 +372,16 @@ fn the_settings_tables_list_exactly_what_help_lists() {
     }
 }
 
-/// Every trafficgen image a README code block runs is built in that block
-/// first: a snippet copied whole works without an image from elsewhere.
+/// Every trafficgen image a code block runs is built before it on the same
+/// page (`docker build -t`, or the offline build script): a reader who
+/// follows a page from the top never needs an image from elsewhere.
 #[test]
-fn every_image_a_code_block_runs_is_built_in_it() {
+fn every_image_a_code_block_runs_is_built_before_it_on_its_page() {
     let image = |word: &str| word.strip_prefix("trafficgen:").map(str::to_string);
     let mut runs = 0;
-    for (_, lines) in code_blocks(&readme()) {
+    for (path, text) in documents() {
         let mut built: BTreeSet<String> = BTreeSet::new();
-        for line in &lines {
+        for line in code_blocks(&text).into_iter().flat_map(|(_, lines)| lines) {
             let words: Vec<&str> = line.split_whitespace().collect();
             for (i, pair) in words.windows(2).enumerate() {
                 if pair != ["docker", "build"] {
@@ -343,12 +390,15 @@ fn every_image_a_code_block_runs_is_built_in_it() {
                 let tags = words[i..].windows(2).filter(|w| w[0] == "-t").filter_map(|w| image(w[1]));
                 built.extend(tags);
             }
+            if let Some(i) = words.iter().position(|w| w.ends_with("docker-build-offline.sh")) {
+                built.extend(words.get(i + 2).and_then(|w| image(w)));
+            }
             if line.contains("docker run") {
                 for tag in words.iter().filter_map(|w| image(w)) {
                     runs += 1;
                     assert!(
                         built.contains(&tag),
-                        "`{}` runs trafficgen:{tag}, which no `docker build -t` before it in its block makes",
+                        "{path}: `{}` runs trafficgen:{tag}, which nothing before it on the page builds",
                         line.trim()
                     );
                 }
@@ -356,4 +406,142 @@ fn every_image_a_code_block_runs_is_built_in_it() {
         }
     }
     assert!(runs >= 3, "only {runs} docker runs of trafficgen found");
+}
+
+/// The text of a Markdown document outside code blocks and code spans, where
+/// a `[text](target)` is a link.
+fn prose(markdown: &str) -> String {
+    let mut outside_blocks = String::new();
+    let mut in_block = false;
+    for line in markdown.lines() {
+        if line.trim_start().starts_with("```") {
+            in_block = !in_block;
+        } else if !in_block {
+            outside_blocks.push_str(line);
+            outside_blocks.push('\n');
+        }
+    }
+    // A code span opens with a run of backticks and closes at the next run
+    // of the same length (it may span lines).
+    let mut out = String::new();
+    let mut rest = outside_blocks.as_str();
+    while let Some(start) = rest.find('`') {
+        out.push_str(&rest[..start]);
+        let run = rest[start..].chars().take_while(|&c| c == '`').count();
+        let fence = "`".repeat(run);
+        let after = &rest[start + run..];
+        match after.find(&fence) {
+            Some(end) => rest = &after[end + run..],
+            None => {
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// GitHub's anchor for a heading: lower case, punctuation dropped, spaces
+/// to hyphens.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | ' '))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// The anchors of a Markdown document's headings (a repeated one gets
+/// `-1`, `-2`… as on GitHub).
+fn anchors(markdown: &str) -> BTreeSet<String> {
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut out = BTreeSet::new();
+    let mut in_block = false;
+    for line in markdown.lines() {
+        if line.trim_start().starts_with("```") {
+            in_block = !in_block;
+            continue;
+        }
+        let hashes = line.chars().take_while(|&c| c == '#').count();
+        if in_block || !(1..=6).contains(&hashes) || !line[hashes..].starts_with(' ') {
+            continue;
+        }
+        let base = anchor(line[hashes..].trim_end_matches('#'));
+        let n = seen.entry(base.clone()).or_default();
+        out.insert(if *n == 0 { base.clone() } else { format!("{base}-{n}") });
+        *n += 1;
+    }
+    out
+}
+
+/// The targets of the `[text](target)` links of a document's prose.
+fn link_targets(markdown: &str) -> Vec<String> {
+    prose(markdown)
+        .split("](")
+        .skip(1)
+        .filter_map(|after| after.split(')').next())
+        .map(|target| target.split_whitespace().next().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn anchors_are_made_as_github_makes_them() {
+    assert_eq!(
+        anchor("Container image, Compose, Prometheus, Grafana, Kubernetes"),
+        "container-image-compose-prometheus-grafana-kubernetes"
+    );
+    assert_eq!(anchor("The demo target's routes"), "the-demo-targets-routes");
+    assert_eq!(anchor("Journeys: users, not requests"), "journeys-users-not-requests");
+    assert_eq!(anchor("Control API (port 8089)"), "control-api-port-8089");
+    assert_eq!(anchor("`deploy/`"), "deploy");
+    let found = anchors("# A\n\n```sh\n# not a heading\n```\n## A\n#hashtag\n### B `c`\n");
+    assert_eq!(found, ["a", "a-1", "b-c"].map(String::from).into());
+    assert_eq!(link_targets("[x](a.md#b) `[y](no.md)` ![p](i.png)\n```\n[z](no)\n```\n"), ["a.md#b", "i.png"]);
+}
+
+/// Every relative link of README.md and docs/*.md leads to a file that
+/// exists, and an anchor to a heading of its page; and README's map links
+/// every page of docs/.
+#[test]
+fn every_link_between_the_readme_and_docs_leads_somewhere() {
+    let docs = documents();
+    let root = Path::new(ROOT);
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for (path, text) in &docs {
+        let dir = Path::new(path).parent().unwrap_or(Path::new(""));
+        for target in link_targets(text) {
+            if target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            checked += 1;
+            let (file, fragment) = match target.split_once('#') {
+                Some((file, fragment)) => (file, Some(fragment)),
+                None => (target.as_str(), None),
+            };
+            let linked: PathBuf = if file.is_empty() { PathBuf::from(path) } else { dir.join(file) };
+            let on_disk = root.join(&linked);
+            if !on_disk.exists() {
+                problems.push(format!("{path}: ({target}): no file {}", linked.display()));
+                continue;
+            }
+            if let Some(fragment) = fragment {
+                let page = std::fs::read_to_string(&on_disk).unwrap_or_default();
+                if !anchors(&page).contains(fragment) {
+                    problems.push(format!("{path}: ({target}): no heading #{fragment} in {}", linked.display()));
+                }
+            }
+        }
+    }
+    let readme_links: BTreeSet<String> = link_targets(&docs[0].1).into_iter().collect();
+    for (path, _) in &docs[1..] {
+        if !readme_links.contains(path) {
+            problems.push(format!("README.md's map does not link {path}"));
+        }
+    }
+    eprintln!("{checked} relative links checked in {} documents", docs.len());
+    assert!(checked >= 50, "only {checked} relative links found");
+    assert!(problems.is_empty(), "{} broken links:\n{}", problems.len(), problems.join("\n"));
 }

@@ -58,6 +58,7 @@ fn run_until(sidecar: &Proc, key: &str, n: u64) {
 
 #[test]
 fn an_https_target_trusted_through_a_ca_file_gets_its_traffic() {
+    let _timing = timing_test();
     if !have_tools(&["nginx"]) {
         return;
     }
@@ -68,7 +69,7 @@ fn an_https_target_trusted_through_a_ca_file_gets_its_traffic() {
     // By name (SNI and the certificate's DNS name) and by address (IP SAN).
     for host in ["localhost", "127.0.0.1"] {
         let url = format!("https://{host}:{}/", nginx.addr.port());
-        let extra = [("INITIAL_MODE", "burst"), ("TLS_CA_FILE", ca_file.as_str())];
+        let extra = [("INITIAL_MODE", "burst"), ("TLS_CA_FILE", ca_file.as_str()), ("REQUEST_TIMEOUT_MS", "30000")];
         let sidecar = Proc::start(&[], &sidecar_env(&url, &extra));
         run_until(&sidecar, "total", 40);
         let status = sidecar.get_json("/status");
@@ -79,6 +80,7 @@ fn an_https_target_trusted_through_a_ca_file_gets_its_traffic() {
 
 #[test]
 fn an_untrusted_certificate_is_kind_tls_unless_insecure_mode_is_asked_for() {
+    let _timing = timing_test();
     if !have_tools(&["nginx"]) {
         return;
     }
@@ -93,6 +95,7 @@ fn an_untrusted_certificate_is_kind_tls_unless_insecure_mode_is_asked_for() {
     for trust in [None, Some(other_ca_file.as_str())] {
         let mut extra = vec![("INITIAL_MODE", "burst")];
         extra.extend(trust.map(|f| ("TLS_CA_FILE", f)));
+        let started = std::time::Instant::now();
         let mut sidecar = Proc::start(&[], &sidecar_env(&url, &extra));
         run_until(&sidecar, "failed", 20);
         assert!(sidecar.is_running());
@@ -102,13 +105,16 @@ fn an_untrusted_certificate_is_kind_tls_unless_insecure_mode_is_asked_for() {
         let samples = metrics_of(&sidecar);
         let tls = sum(&samples, "trafficgen_request_errors_total", &[("kind", "tls")]);
         assert_eq!(tls, status["stats"]["failed"].as_f64().unwrap(), "{trust:?}: every failure is kind=tls");
+        // One line per 5 s at most (a busy machine may take longer than
+        // the usual second to reach 20 failures).
         let lines = sidecar.log_lines().iter().filter(|l| l.contains("\"request failed\"")).count();
-        assert!((1..=2).contains(&lines), "{trust:?}: {lines} failure lines");
+        let most = 2 + started.elapsed().as_secs() as usize / 5;
+        assert!((1..=most).contains(&lines), "{trust:?}: {lines} failure lines");
         assert!(sidecar.output().contains("certificate"), "{trust:?}: the log says why:\n{}", sidecar.output());
     }
 
     // Insecure mode, asked for: traffic flows, and the log says so loudly.
-    let extra = [("INITIAL_MODE", "burst"), ("TLS_INSECURE", "true")];
+    let extra = [("INITIAL_MODE", "burst"), ("TLS_INSECURE", "true"), ("REQUEST_TIMEOUT_MS", "30000")];
     let sidecar = Proc::start(&[], &sidecar_env(&url, &extra));
     run_until(&sidecar, "successful", 20);
     assert_eq!(stat(&sidecar, "failed"), 0);
@@ -174,8 +180,9 @@ type TlsScript = dyn Fn(&str, usize) -> TlsAction + Send + Sync;
 struct TlsTarget {
     addr: SocketAddr,
     connections: Arc<AtomicUsize>,
-    /// Connections whose handshake resumed an earlier session.
-    resumed: Arc<AtomicUsize>,
+    /// For each connection, in the order their first requests came in:
+    /// whether its handshake resumed an earlier session.
+    resumed: Arc<Mutex<Vec<bool>>>,
     /// Requests answered with `Answer` or `AnswerAndClose`.
     answered: Arc<AtomicUsize>,
     /// Request lines, in the order they came in.
@@ -217,8 +224,9 @@ impl TlsTarget {
                     let mut tls = rustls::StreamOwned::new(conn, tcp);
                     for index in 0.. {
                         let Some(line) = read_request(&mut tls) else { return };
-                        if index == 0 && tls.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
-                            resumed.fetch_add(1, Ordering::SeqCst);
+                        if index == 0 {
+                            let kind = tls.conn.handshake_kind();
+                            resumed.lock().unwrap().push(kind == Some(rustls::HandshakeKind::Resumed));
                         }
                         lines.lock().unwrap().push(line.clone());
                         match script(&line, index) {
@@ -318,9 +326,12 @@ fn trust() -> Trust {
     Trust { _files: files, ca_file, cert, key }
 }
 
-/// A sidecar at `url` in `burst` with `extra` settings, trusting `trust`.
+/// A sidecar at `url` in `burst` with `extra` settings, trusting `trust`,
+/// with a request timeout no stall of a busy machine reaches (unless
+/// `extra` sets one): a failure is then the client's, never the machine's.
 fn https_sidecar(url: &str, trust: &Trust, extra: &[(&str, &str)]) -> Proc {
-    let mut all = vec![("INITIAL_MODE", "burst"), ("TLS_CA_FILE", trust.ca_file.as_str())];
+    let mut all =
+        vec![("INITIAL_MODE", "burst"), ("TLS_CA_FILE", trust.ca_file.as_str()), ("REQUEST_TIMEOUT_MS", "30000")];
     all.extend_from_slice(extra);
     Proc::start(&[], &sidecar_env(url, &all))
 }
@@ -332,8 +343,18 @@ fn seen_by_target(target: &TlsTarget, total: u64) -> u64 {
     target.lines().len() as u64
 }
 
+/// The sidecar's failures by kind, for a message.
+fn error_kinds(sidecar: &Proc) -> Vec<String> {
+    metrics_of(sidecar)
+        .iter()
+        .filter(|s| s.name == "trafficgen_request_errors_total" && s.value > 0.0)
+        .map(|s| format!("{}={}", s.label("kind"), s.value))
+        .collect()
+}
+
 #[test]
 fn an_https_target_closing_kept_alive_connections_as_requests_arrive_costs_no_failures() {
+    let _timing = timing_test();
     let trust = trust();
     for host in HOSTS {
         // Every connection answers its first request, then closes just as
@@ -351,7 +372,8 @@ fn an_https_target_closing_kept_alive_connections_as_requests_arrive_costs_no_fa
         assert_eq!(
             status["stats"]["failed"],
             0,
-            "{host}: idle closes counted as failures: {status}\n{}",
+            "{host}: idle closes counted as failures ({:?}): {status}\n{}",
+            error_kinds(&sidecar),
             sidecar.output()
         );
         // The target counts an answer just after writing it, so its count may
@@ -364,6 +386,7 @@ fn an_https_target_closing_kept_alive_connections_as_requests_arrive_costs_no_fa
 
 #[test]
 fn an_https_request_that_dies_on_a_new_connection_is_never_sent_twice() {
+    let _timing = timing_test();
     // Reads every request and closes without answering: each went out on a
     // new connection, so none may be resent (a POST is a create).
     let trust = trust();
@@ -390,6 +413,7 @@ fn an_https_request_that_dies_on_a_new_connection_is_never_sent_twice() {
 
 #[test]
 fn https_failures_are_kind_reused_only_on_connections_that_were_reused() {
+    let _timing = timing_test();
     let trust = trust();
     let partial = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc".to_vec();
     for host in HOSTS {
@@ -437,6 +461,7 @@ fn https_failures_are_kind_reused_only_on_connections_that_were_reused() {
 
 #[test]
 fn https_answers_whose_body_ends_at_the_close_are_read_whole_and_captured() {
+    let _timing = timing_test();
     // No Content-Length, no chunking: the body ends where the connection
     // does, with or without TLS close_notify (curl takes both), in HTTP/1.1
     // and 1.0. The created id must be captured and read back by id.
@@ -468,6 +493,7 @@ fn https_answers_whose_body_ends_at_the_close_are_read_whole_and_captured() {
 
 #[test]
 fn an_interim_100_continue_over_https_is_skipped_as_over_http() {
+    let _timing = timing_test();
     let trust = trust();
     let mut continued = b"HTTP/1.1 100 Continue\r\n\r\n".to_vec();
     continued.extend(created());
@@ -483,13 +509,15 @@ fn an_interim_100_continue_over_https_is_skipped_as_over_http() {
         let reads_by_id = target.lines().iter().filter(|l| l.starts_with("GET /orders/7 ")).count();
         assert!(reads_by_id > 0, "{host}: the final answer's id was not captured");
         assert_eq!(seen_by_target(&target, total), total, "{host}: each request sent once");
-        // Kept alive past the interim answer: far fewer connections than requests.
-        assert!((target.connections() as u64) * 2 < total, "{host}: {} connections", target.connections());
+        // Kept alive past the interim answer: fewer connections than
+        // requests (a stall that bunches requests opens a few more).
+        assert!((target.connections() as u64) * 4 <= total * 3, "{host}: {} connections", target.connections());
     }
 }
 
 #[test]
 fn new_https_connections_resume_the_tls_session() {
+    let _timing = timing_test();
     // KEEP_ALIVE_MS=0: every request opens a connection; after the first
     // full handshake they resume (cheaper for both sides).
     let trust = trust();
@@ -497,15 +525,24 @@ fn new_https_connections_resume_the_tls_session() {
     let sidecar = https_sidecar(&target.url("localhost"), &trust, &[("KEEP_ALIVE_MS", "0"), ("MIX", "create_order=1")]);
     run_until(&sidecar, "total", 30);
     pause_and_settle(&sidecar);
-    let (connections, resumed) = (target.connections(), target.resumed.load(Ordering::SeqCst));
-    assert_eq!(stat(&sidecar, "failed"), 0);
+    let connections = target.connections();
+    assert_eq!(stat(&sidecar, "failed"), 0, "{:?}", error_kinds(&sidecar));
     assert_eq!(connections as u64, stat(&sidecar, "total"), "KEEP_ALIVE_MS=0 reuses no connection");
-    // Concurrent first handshakes have no ticket yet: most, not all, resume.
-    assert!(resumed * 2 >= connections, "{resumed} of {connections} handshakes resumed");
+    // Handshakes begun before the first one ended have no ticket yet (on a
+    // busy machine a slow first handshake leaves many so): judge those after
+    // the first that resumed.
+    let handshakes = target.resumed.lock().unwrap().clone();
+    let first = handshakes.iter().position(|&resumed| resumed);
+    let first = first.unwrap_or_else(|| panic!("none of {} handshakes resumed", handshakes.len()));
+    let later = &handshakes[first..];
+    let resumed = later.iter().filter(|&&resumed| resumed).count();
+    eprintln!("{resumed} of the {} handshakes from the first resumed one on resumed", later.len());
+    assert!(resumed * 2 >= later.len(), "{resumed} of {} handshakes resumed: {handshakes:?}", later.len());
 }
 
 #[test]
 fn no_part_of_an_https_answer_grows_memory() {
+    let _timing = timing_test();
     let trust = trust();
     let cases: Vec<(&str, Vec<u8>, Vec<u8>)> = vec![
         ("interim 100 Continue heads", Vec::new(), b"HTTP/1.1 100 Continue\r\n\r\n".repeat(40)),

@@ -135,7 +135,7 @@
 
   // --- the charts: one fixed ring, drawn on canvas -----------------------------
 
-  const FIELDS = ["target", "achieved", "p50", "p95", "p99", "errors", "dropped", "inflight"];
+  const FIELDS = ["target", "achieved", "replica", "p50", "p95", "p99", "errors", "dropped", "inflight"];
   const ring = {
     t: new Float64Array(RING_POINTS),
     cols: Object.fromEntries(FIELDS.map((f) => [f, new Float64Array(RING_POINTS)])),
@@ -152,7 +152,9 @@
   };
 
   const CHARTS = [
-    { id: "rate", legend: "now-rate", series: [["target", "Target", 1], ["achieved", "Achieved", 3]], unit: "/s" },
+    // The whole cluster's target and achieved rate; with replicas, this
+    // one's achieved rate too (alone it is the same line, so not drawn).
+    { id: "rate", legend: "now-rate", series: [["target", "Target", 1], ["achieved", "Achieved", 3], ["replica", "This replica", 4, "optional"]], unit: "/s" },
     { id: "latency", legend: "now-latency", series: [["p50", "p50", 1], ["p95", "p95", 4], ["p99", "p99", 2]], unit: " ms" },
     { id: "errors", legend: "now-errors", series: [["errors", "Errors", 2]], unit: " %", scale: 100 },
     { id: "load", legend: "now-load", series: [["dropped", "Dropped/s", 2], ["inflight", "In flight", 1]], unit: "" },
@@ -169,19 +171,26 @@
     if (!el) return;
     if (!el.dataset.built) {
       el.dataset.built = "1";
-      for (const [key, label, c] of chart.series) {
+      for (const [key, label, c, optional] of chart.series) {
+        const group = document.createElement("span");
+        if (optional) group.dataset.optional = key;
         const sw = document.createElement("span");
         sw.className = `swatch s${c}`;
         sw.setAttribute("aria-hidden", "true");
         const text = document.createElement("span");
         text.dataset.key = key;
-        el.append(sw, `${label}: `, text, " ");
+        group.append(sw, `${label}: `, text, " ");
+        el.append(group);
       }
     }
     for (const span of el.querySelectorAll("span[data-key]")) {
       const v = latest[span.dataset.key];
       const text = isNum(v) ? `${fmt(v * (chart.scale || 1))}${chart.unit}` : "–";
       if (span.textContent !== text) span.textContent = text;
+    }
+    // A series shown only when it has values (this replica's, with replicas).
+    for (const group of el.querySelectorAll("span[data-optional]")) {
+      group.hidden = !isNum(latest[group.dataset.optional]);
     }
   }
 
@@ -290,6 +299,34 @@
     drawSoon();
   }
 
+  // The last 5 minutes from GET /history, so the charts are not empty on
+  // load. Its times are the sidecar's clock: placed relative to its newest
+  // point, taken as now, whatever this browser's clock says.
+  async function loadHistory() {
+    const r = await api("GET", "/history");
+    const list = r.ok ? obj(r.data).points : null;
+    if (!Array.isArray(list) || list.length === 0) return;
+    const points = list.slice(-RING_POINTS).map(obj).filter((p) => isNum(p.t_ms));
+    if (points.length === 0) return;
+    const newest = points[points.length - 1].t_ms;
+    const now = performance.now();
+    for (const p of points) {
+      ring.push(now - (newest - p.t_ms), pointFromHistory(p));
+    }
+    lastDropped = null;
+    drawSoon();
+  }
+
+  function pointFromHistory(p) {
+    const many = isNum(replicasNow) && replicasNow > 1;
+    return {
+      target: isNum(p.cluster_target_rps) ? p.cluster_target_rps : p.target_rps,
+      achieved: isNum(p.cluster_achieved_rps) ? p.cluster_achieved_rps : p.achieved_rps,
+      replica: many ? p.achieved_rps : NaN,
+      p50: p.p50_ms, p95: p.p95_ms, p99: p.p99_ms, errors: p.error_ratio, dropped: p.dropped, inflight: p.in_flight,
+    };
+  }
+
   // Percentiles from the scheduled send time, wherever the answer keeps
   // them: {from_scheduled}, {overall: {from_scheduled}}, or one level down
   // under a window's name.
@@ -313,7 +350,7 @@
     const s = obj(status);
     setText("h-mode", s.mode || "–");
     setText("h-state", typeof s.state === "string" ? s.state.replace(/_/g, " ") : "–");
-    setText("h-rate", `${fmt(s.achieved_rps)} / ${fmt(s.rps)} req/s`);
+    renderRates(s);
     setText("h-target", s.target_url || "–");
     setText("h-uptime", duration(s.uptime_secs));
     // Journeys: shown once a workload has any (or instances ran).
@@ -330,6 +367,11 @@
     for (const b of document.querySelectorAll("button[data-mode]")) {
       b.setAttribute("aria-pressed", String(b.dataset.mode === s.mode));
     }
+    // The custom rate in force, in its field, unless someone is typing one.
+    const custom = $("custom-rps");
+    if (s.mode === "custom" && isNum(s.rps) && custom.value === "" && document.activeElement !== custom) {
+      custom.value = String(s.rps);
+    }
     if (isNum(s.max_rps)) {
       $("job-rate").max = String(s.max_rps);
       $("custom-rps").max = String(s.max_rps);
@@ -339,6 +381,121 @@
     if (typeof job.job_id === "string" && job.status !== "completed" && job.status !== "stopped" && !currentJob) {
       adoptJob(job);
     }
+  }
+
+  // --- rates, replicas and requests -------------------------------------------
+
+  // Replicas the rate is split between, as /status last said (1 alone).
+  let replicasNow = 1;
+
+  // The header's rates: the whole cluster's achieved rate against what the
+  // schedule asks now (a job's maximum only where labelled as such), and
+  // with replicas, this one's part.
+  function renderRates(s) {
+    const target = isNum(s.cluster_target_rps) ? s.cluster_target_rps : s.rps;
+    const achieved = isNum(s.cluster_achieved_rps) ? s.cluster_achieved_rps : s.achieved_rps;
+    setText("h-rate", `${fmt(achieved)} / ${fmt(target)} req/s`);
+    const job = obj(s.job);
+    const ramping = isNum(s.rps) && isNum(target) && Math.abs(s.rps - target) > 0.005 && s.state === "running";
+    $("h-max-box").hidden = !ramping;
+    if (ramping) {
+      setText("h-max-label", typeof job.job_id === "string" ? "Job's maximum" : "Ramp ends at");
+      setText("h-max", `${fmt(s.rps)} req/s`);
+    }
+    replicasNow = isNum(s.replicas) ? s.replicas : 1;
+    const many = replicasNow > 1;
+    $("h-replica-box").hidden = !many;
+    $("h-replicas-box").hidden = !s.cluster;
+    if (many) setText("h-replica", `${fmt(s.achieved_rps)} / ${fmt(s.target_rps)} req/s`);
+    if (s.cluster) renderCluster(obj(s.cluster));
+    else $("cluster-card").hidden = true;
+  }
+
+  function renderCluster(c) {
+    const list = Array.isArray(c.replicas) ? c.replicas.slice(0, MAX_NAMES).map(obj) : [];
+    const states = {};
+    for (const r of list) {
+      const state = !r.reachable ? "not answering" : typeof r.state === "string" ? r.state.replace(/_/g, " ") : "unknown";
+      states[state] = (states[state] || 0) + 1;
+    }
+    const said = Object.entries(states).map(([k, n]) => `${n} ${k}`).join(", ");
+    setText("h-replicas", `${fmt(c.members, 0)} sending${said ? ` (${said})` : ""}`);
+    $("cluster-card").hidden = false;
+    const share = obj(c.share);
+    setText("cluster-note", `This replica sends share ${fmt(share.index, 0)} of ${fmt(share.count, 0)}; `
+      + `the cluster is asked ${fmt(c.target_rps)} req/s now and sent ${fmt(c.achieved_rps)} req/s over the last 10 s.`);
+    const rows = list.map((r) => {
+      const sh = obj(r.share);
+      const name = `${r.address || "?"}${r.self ? " (this one)" : ""}`;
+      const state = !r.reachable ? "not answering" : typeof r.state === "string" ? r.state.replace(/_/g, " ") : "–";
+      const seen = isNum(r.last_seen_secs_ago) ? `${fmt(r.last_seen_secs_ago)} s ago` : "never";
+      return [name, state, r.mode || "–", isNum(sh.count) ? `${fmt(sh.index, 0)} of ${fmt(sh.count, 0)}` : "–",
+        fmt(r.target_rps), fmt(r.achieved_rps), r.self ? "now" : seen];
+    });
+    fillRows("cluster-body", rows);
+  }
+
+  // Replaces a table body's rows with `rows` (arrays of text): text only,
+  // never markup, as names come from the workload.
+  function fillRows(bodyId, rows) {
+    const body = $(bodyId);
+    if (!body) return;
+    while (body.rows.length > rows.length) body.deleteRow(-1);
+    rows.forEach((cells, i) => {
+      const tr = body.rows[i] || body.insertRow();
+      while (tr.cells.length > cells.length) tr.deleteCell(-1);
+      cells.forEach((text, j) => {
+        let cell = tr.cells[j];
+        if (!cell) {
+          cell = document.createElement(j === 0 ? "th" : "td");
+          if (j === 0) cell.scope = "row";
+          tr.appendChild(cell);
+        }
+        if (cell.textContent !== text) cell.textContent = text;
+      });
+    });
+  }
+
+  const FAILURE_NAMES = {
+    http_4xx: "4xx", http_5xx: "5xx", http_other: "other status", timeout: "timeout", connect: "connect",
+    dns: "dns", tls: "tls", reused: "reused connection", other: "other",
+  };
+
+  function renderRequests(s) {
+    const table = obj(s.requests);
+    const byName = obj(table.by_name);
+    const names = Object.keys(byName).slice(0, MAX_NAMES);
+    let ok = 0, failed = 0;
+    const rows = names.map((name) => {
+      const r = obj(byName[name]);
+      if (isNum(r.successful)) ok += r.successful;
+      if (isNum(r.failed)) failed += r.failed;
+      const kinds = Object.entries(obj(r.failures)).filter(([, n]) => isNum(n) && n > 0)
+        .map(([k, n]) => `${FAILURE_NAMES[k] || k} ${fmt(n, 0)}`).join(", ");
+      const l = obj(r.latency_ms);
+      const share = isNum(r.share) ? `${fmt(r.share * 100)} %` : "–";
+      return [name, fmt(r.rps), share, fmt(r.successful, 0), fmt(r.failed, 0), kinds || "–", fmt(l.p50), fmt(l.p95), fmt(l.p99)];
+    });
+    fillRows("requests-body", rows);
+    setText("requests-total", fmt(table.total_rps));
+    setText("requests-ok", fmt(ok, 0));
+    setText("requests-failed", fmt(failed, 0));
+    const window = isNum(table.window_secs) && table.window_secs > 0 ? `over the last ${fmt(table.window_secs)} s` : "once answers come";
+    const many = isNum(s.replicas) && s.replicas > 1 ? " This replica's requests only." : "";
+    setText("requests-note", `Answers per second ${window} (at least 10 answers seen, up to 10 s); counts since start; latency over the last 10 s from the scheduled send.${many}`);
+    renderJourneys(obj(obj(s.journeys).by_journey));
+  }
+
+  function renderJourneys(byJourney) {
+    const names = Object.keys(byJourney).slice(0, MAX_NAMES);
+    $("journeys-box").hidden = names.length === 0;
+    const secs = (ms) => (isNum(ms) ? fmt(ms / 1000) : "–");
+    fillRows("journeys-body", names.map((name) => {
+      const j = obj(byJourney[name]);
+      const sum = (m) => Object.values(obj(m)).filter(isNum).reduce((a, b) => a + b, 0);
+      const d = obj(j.duration_ms);
+      return [name, fmt(j.started, 0), fmt(j.completed, 0), fmt(sum(j.ended_early), 0), fmt(sum(j.dropped), 0), secs(d.p50), secs(d.p95), secs(d.p99)];
+    }));
   }
 
   // The workload's setup (its login), once it has one; a failing one is
@@ -372,8 +529,12 @@
     }
     lastStatusTotals = { successful: stats.successful, failed: stats.failed, at: now };
     const p = percentiles(s.latency_ms || s.latency);
+    const many = isNum(s.replicas) && s.replicas > 1;
     addPoint("status", {
-      target: s.rps, achieved: s.achieved_rps, p50: p.p50, p95: p.p95, p99: p.p99, errors, inflight: s.in_flight,
+      target: isNum(s.cluster_target_rps) ? s.cluster_target_rps : s.rps,
+      achieved: isNum(s.cluster_achieved_rps) ? s.cluster_achieved_rps : s.achieved_rps,
+      replica: many ? s.achieved_rps : NaN,
+      p50: p.p50, p95: p.p95, p99: p.p99, errors, inflight: s.in_flight,
     }, stats.dropped);
   }
 
@@ -386,7 +547,8 @@
     message("conn", "");
     status = r.data;
     renderHeader();
-    if (!sidecarStreamLive && !jobStreamLive) {
+    renderRequests(obj(status));
+    if (!sidecarStreamLive) {
       pointFromStatus(status);
       setText("chart-source", eventsAbsent
         ? "Points from GET /status every second (no event stream on this sidecar)."
@@ -454,10 +616,6 @@
   let sidecarAbort = null;
   async function sidecarEvents() {
     for (let backoff = 1000; ;) {
-      if (currentJob) {
-        await new Promise((r) => setTimeout(r, 1000));
-        continue;
-      }
       sidecarAbort = new AbortController();
       const code = await readEvents("/events", (name, data) => {
         sidecarStreamLive = true;
@@ -470,7 +628,6 @@
         return;
       }
       if (code === 200) backoff = 1000;
-      if (currentJob) continue;
       await new Promise((r) => setTimeout(r, backoff));
       backoff = Math.min(backoff * 2, 15000);
     }
@@ -478,13 +635,27 @@
 
   function onSidecarEvent(name, d) {
     if (name === "stats") {
-      if (jobStreamLive) return;
-      setText("chart-source", "Live from GET /events, a point a second.");
+      // One source for the charts, jobs or not (a switch of source made
+      // the rate jump when a job began): the scheduled target, and the
+      // achieved rate over a window that fits it.
+      const many = isNum(d.replicas) && d.replicas > 1;
+      const smoothing = isNum(d.achieved_window_secs) && d.achieved_window_secs > 1.05
+        ? ` Achieved over the last ${fmt(d.achieved_window_secs)} s (at least 10 requests).` : "";
+      setText("chart-source", `Live from GET /events, a point a second; the first 5 minutes from GET /history.${many ? " The whole cluster, and this replica." : ""}${smoothing}`);
+      // The target in the header follows every second, not only each /status.
+      if (status) {
+        for (const key of ["target_rps", "cluster_target_rps", "replicas"]) {
+          if (isNum(d[key])) status[key] = d[key];
+        }
+        renderRates(status);
+      }
       const p = percentiles(d.latency_ms);
       const req = obj(d.requests);
       addPoint("events", {
-        target: d.target_rps, achieved: d.achieved_rps, p50: p.p50, p95: p.p95, p99: p.p99,
-        errors: d.error_ratio, inflight: d.in_flight,
+        target: isNum(d.cluster_target_rps) ? d.cluster_target_rps : d.target_rps,
+        achieved: isNum(d.cluster_achieved_rps) ? d.cluster_achieved_rps : d.achieved_rps,
+        replica: many ? d.achieved_rps : NaN,
+        p50: p.p50, p95: p.p95, p99: p.p99, errors: d.error_ratio, inflight: d.in_flight,
       }, req.dropped);
     } else if (name === "mode") {
       if (status && typeof d.mode === "string") {
@@ -722,7 +893,6 @@
     if (typeof record.job_id !== "string" || !NAME_RE.test(record.job_id)) return;
     if (currentJob && currentJob.job_id === record.job_id) return;
     currentJob = record;
-    if (sidecarAbort) sidecarAbort.abort();
     $("job-live").hidden = false;
     $("job-summary").hidden = true;
     setText("job-title", `${record.scenario || "job"} (${record.job_id})`);
@@ -751,7 +921,6 @@
     if (!currentJob || currentJob.job_id !== id) return;
     if (name === "progress") {
       jobStreamLive = true;
-      setText("chart-source", "Live from the job's event stream, a point every 500 ms.");
       const req = obj(d.requests);
       if (typeof d.scenario === "string" && !currentJob.scenario) {
         currentJob.scenario = d.scenario;
@@ -764,11 +933,6 @@
       setText("j-failed", fmt(req.failed, 0));
       setText("j-dropped", fmt(req.dropped, 0));
       setText("j-rate", `${fmt(d.achieved_rps)} / ${fmt(d.target_rps)} req/s`);
-      const p = percentiles(d.latency_ms);
-      addPoint(`job:${id}`, {
-        target: d.target_rps, achieved: d.achieved_rps, p50: p.p50, p95: p.p95, p99: p.p99,
-        errors: d.error_ratio, inflight: req.in_flight_at_end,
-      }, req.dropped);
     } else if (name === "summary") {
       finishJob(d);
     }
@@ -943,11 +1107,14 @@
     tokenUi();
     modesUi();
     jobsUi();
-    statusLoop();
+    // The history first, so the live points come after it in the ring.
+    loadHistory().finally(() => {
+      statusLoop();
+      sidecarEvents();
+    });
     loadModes();
     loadJobs().then(() => { if (jobsAvailable) loadPresets(); });
     loadLogs();
-    sidecarEvents();
     setInterval(() => { if (jobsAvailable) loadJobs(); }, 10000);
     setInterval(loadLogs, 5000);
     // The time axis moves even when no point comes.
