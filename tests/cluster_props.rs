@@ -222,7 +222,14 @@ mod peer_endpoint {
         let settings = EngineSettings {
             target,
             initial_mode: Mode::Steady,
-            modes: ModeTable { steady: 2.0, burst: 20.0, overload: 100.0, max_rps: 1000.0 },
+            modes: ModeTable {
+                steady: 2.0,
+                burst: 20.0,
+                overload: 100.0,
+                max_rps: 1000.0,
+                max_users: 1000,
+                user_pause: trafficgen::engine::users::UserPause::fixed(1.0),
+            },
             jitter: 0.2,
             workload: Arc::new(workload),
             workload_file: None,

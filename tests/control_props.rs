@@ -19,6 +19,7 @@ use trafficgen::control::server::ServerLimits;
 use trafficgen::control::{ControlState, ServerInfo, configure};
 use trafficgen::engine::mode::{MIN_RPS, Mode, ModeTable, Plan};
 use trafficgen::engine::schedule::{Pacer, RateSchedule, send_instant};
+use trafficgen::engine::users::UserPause;
 use trafficgen::engine::{Engine, EngineSettings};
 use trafficgen::observe::metrics::Metrics;
 use trafficgen::observe::rate::SentRate;
@@ -34,7 +35,14 @@ fn control_state() -> ControlState {
     let settings = EngineSettings {
         target,
         initial_mode: Mode::Burst,
-        modes: ModeTable { steady: 2.0, burst: 20.0, overload: 100.0, max_rps: MAX_RPS },
+        modes: ModeTable {
+            steady: 2.0,
+            burst: 20.0,
+            overload: 100.0,
+            max_rps: MAX_RPS,
+            max_users: 1000,
+            user_pause: UserPause::fixed(1.0),
+        },
         jitter: 0.2,
         workload: Arc::new(workload),
         workload_file: None,
@@ -195,7 +203,14 @@ fn random_methods_and_paths_get_4xx_json_and_change_nothing() {
 /// accepted and killed the engine (`Duration::from_secs_f64` overflowed).
 #[test]
 fn rate_arithmetic_never_panics_over_the_whole_f64_range() {
-    let modes = ModeTable { steady: 2.0, burst: 20.0, overload: 100.0, max_rps: f64::MAX };
+    let modes = ModeTable {
+        steady: 2.0,
+        burst: 20.0,
+        overload: 100.0,
+        max_rps: f64::MAX,
+        max_users: 1000,
+        user_pause: UserPause::fixed(1.0),
+    };
     let anchor = Instant::now();
     let strategy = (any::<f64>(), any::<f64>(), any::<f64>(), any::<f64>(), 1u64..8, any::<u64>(), any::<u64>());
     let mut runner = TestRunner::new(Config { cases: 20_000, ..Config::default() });

@@ -151,6 +151,7 @@ proptest! {
             max_journeys: 8,
             endpoints: endpoints.then(|| vec!["b".into()]),
             max_bytes: export::MAX_SCRIPT_BYTES,
+            users: None,
         };
         for format in Format::ALL {
             let script = export::render(format, &w, &spec).unwrap();

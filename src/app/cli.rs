@@ -187,6 +187,14 @@ pub struct SidecarArgs {
     #[arg(long, env = "MAX_JOURNEYS", default_value_t = 10000)]
     pub max_journeys: usize,
 
+    /// Bound on virtual users (users mode, the closed model), of all replicas together
+    #[arg(long, env = "MAX_USERS", default_value_t = 1000)]
+    pub max_users: u64,
+
+    /// A virtual user's pause between iterations: `1s`, or `1s..3s` (uniform)
+    #[arg(long, env = "USER_PAUSE", default_value = "1s")]
+    pub user_pause: String,
+
     /// Directory a workload's data files are read from (without it: the workload file's own; a workload put over the API reads none)
     #[arg(long, env = env_unless_empty("DATA_DIR"))]
     pub data_dir: Option<std::path::PathBuf>,

@@ -24,6 +24,7 @@ use crate::engine::client::ClientSettings;
 use crate::engine::memory::{MIB, MemoryBudget};
 use crate::engine::mode::{MIN_RPS, Mode, ModeTable, check_rate};
 use crate::engine::tls::{TlsError, TlsSettings, client_config};
+use crate::engine::users::UserPause;
 use crate::observe::logging::LogFormat;
 use crate::observe::slo::Slo;
 use crate::workload::TraceHeaders;
@@ -268,6 +269,10 @@ pub struct Config {
 
 const MAX_RPS_LIMIT: f64 = 1_000_000.0;
 
+/// The largest `MAX_USERS`: a user is a few dozen bytes, but each may hold
+/// a request in flight and a connection.
+const MAX_USERS_LIMIT: u64 = 100_000;
+
 /// Connection reuse and https trust (issue 9).
 fn client_settings(
     args: &SidecarArgs,
@@ -358,10 +363,13 @@ impl TryFrom<SidecarArgs> for Config {
             burst: rate("BURST_RPS", args.burst_rps)?,
             overload: rate("OVERLOAD_RPS", args.overload_rps)?,
             max_rps: args.max_rps,
+            max_users: whole("MAX_USERS", args.max_users, 1, MAX_USERS_LIMIT)?,
+            user_pause: UserPause::parse(&args.user_pause)
+                .map_err(|e| ConfigError::new("USER_PAUSE", &args.user_pause, e))?,
         };
 
         let initial_mode = match args.initial_mode.trim().parse::<Mode>() {
-            Ok(Mode::Custom) | Err(_) => {
+            Ok(Mode::Custom | Mode::Users) | Err(_) => {
                 return Err(ConfigError::new(
                     "INITIAL_MODE",
                     &args.initial_mode,
@@ -604,7 +612,17 @@ mod tests {
         assert_eq!(c.listen, "127.0.0.1:8089".parse().unwrap());
         assert_eq!(c.warmup, Duration::from_secs(10));
         assert_eq!(c.engine.initial_mode, Mode::Steady);
-        assert_eq!(c.engine.modes, ModeTable { steady: 2.0, burst: 20.0, overload: 100.0, max_rps: 1000.0 });
+        assert_eq!(
+            c.engine.modes,
+            ModeTable {
+                steady: 2.0,
+                burst: 20.0,
+                overload: 100.0,
+                max_rps: 1000.0,
+                max_users: 1000,
+                user_pause: UserPause::fixed(1.0)
+            }
+        );
         assert_eq!(c.engine.jitter, 0.2);
         assert_eq!(c.engine.workload.mix(), Mix::default().to_string());
         assert_eq!(c.engine.workload.source(), workload::BUILTIN_SOURCE);

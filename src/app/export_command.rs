@@ -117,6 +117,7 @@ pub fn build(args: &ExportArgs) -> Result<String, String> {
         max_journeys: crate::export::DEFAULT_MAX_JOURNEYS,
         endpoints,
         max_bytes: crate::export::MAX_SCRIPT_BYTES,
+        users: None,
     };
     render(format, &workload, &spec).map_err(|e| match e {
         RenderError::Slo(e) => format!("invalid --slo (SLO): {e}"),

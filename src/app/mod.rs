@@ -575,6 +575,8 @@ async fn log_stats(state: ControlState) {
         let (s, p) = (&now.2, &last.2);
         let (j, pj) = (&now.3, &last.3);
         let setup = engine.setup_status();
+        // This replica's users (all 0 in the open model).
+        let users = engine.users();
         let achieved = (achieved * 100.0).round() / 100.0;
         // Alone, the cluster is this replica over the same interval; with
         // PEERS, every member's rate over its last 10 s.
@@ -592,7 +594,8 @@ async fn log_stats(state: ControlState) {
             journeys_completed = j.completed.saturating_sub(pj.completed),
             journeys_ended_early = j.ended_early.saturating_sub(pj.ended_early),
             journeys_dropped = j.dropped.saturating_sub(pj.dropped), setup = setup.state.as_str(),
-            setup_attempts = setup.attempts;
+            setup_attempts = setup.attempts, model = if plan.is_users() { "closed" } else { "open" },
+            users_target = users.target, users_active = users.active, users_finishing = users.finishing;
             "stats"
         );
         last = now;

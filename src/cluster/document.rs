@@ -458,7 +458,8 @@ mod tests {
     }
 
     fn shared(duration_secs: f64) -> SharedJob {
-        let limits = crate::jobs::JobLimits { max_rps: 1000.0, weighted: vec!["a".into()], errors: vec![] };
+        let limits =
+            crate::jobs::JobLimits { max_rps: 1000.0, max_users: 100, weighted: vec!["a".into()], errors: vec![] };
         let body = format!(r#"{{"scenario": "peak", "duration_secs": {duration_secs}, "max_rps": 50}}"#);
         let spec = crate::jobs::JobSpec::parse(body.as_bytes(), &limits).unwrap();
         SharedJob { job_id: "job-1-abcd".into(), spec, seed: 7, start_ms: NOW }

@@ -45,7 +45,7 @@ use parking_lot::Mutex;
 use serde::Serialize;
 
 use crate::engine::Engine;
-use crate::engine::mode::Plan;
+use crate::engine::mode::{Mode, Plan};
 use crate::workload::Workload;
 use auth::{AuthError, ClusterKey, Nonces, RequestParts, Stamp};
 use client::PeerClient;
@@ -498,10 +498,15 @@ impl Cluster {
     fn apply_plan(&self, section: &Section<PlanSpec>, source: Source) {
         let spec = section.value;
         let engine = &self.inner.engine;
-        let max_rps = engine.modes().max_rps;
-        let rps = if spec.rps > max_rps {
-            log::warn!(rps = spec.rps, max_rps = max_rps, version:% = section.version;
-                "cluster: the plan's rate is above this replica's MAX_RPS; sending at MAX_RPS (give every replica the same settings)");
+        let modes = engine.modes();
+        // In users mode the plan's number is of users, bounded by MAX_USERS.
+        let (max_rps, what) =
+            if spec.mode == Mode::Users { (modes.max_users as f64, "users") } else { (modes.max_rps, "rate") };
+        let rps = if spec.mode == Mode::Users && spec.rps.fract() != 0.0 {
+            spec.rps.floor().min(max_rps)
+        } else if spec.rps > max_rps {
+            log::warn!(rps = spec.rps, max = max_rps, what = what, version:% = section.version;
+                "cluster: the plan's {what} is above this replica's bound (MAX_RPS or MAX_USERS); keeping to it (give every replica the same settings)");
             max_rps
         } else {
             spec.rps

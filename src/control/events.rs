@@ -114,6 +114,9 @@ pub struct StatsEvent {
     /// seconds it takes to see about 10 requests (`achieved_window_secs`):
     /// at 2/s a one-second count would swing between 1 and 3.
     pub achieved_rps: f64,
+    /// Users mode (the closed model): this replica's users wanted and running.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub users: Option<UsersEvent>,
     pub achieved_window_secs: f64,
     pub in_flight: u64,
     /// Since start.
@@ -124,6 +127,14 @@ pub struct StatsEvent {
     pub latency_ms: crate::observe::latency::LatencyPercentiles,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
+}
+
+/// A stats event's `users`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct UsersEvent {
+    pub target: usize,
+    pub active: usize,
+    pub finishing: usize,
 }
 
 /// Why a stream cannot be opened.
@@ -396,6 +407,7 @@ mod tests {
                 replicas: 1,
             },
             achieved_rps: 2.0,
+            users: None,
             achieved_window_secs: 1.0,
             in_flight: 0,
             requests: crate::jobs::Totals::default(),

@@ -91,6 +91,9 @@ pub async fn export(
         None => None,
         Some(name) => Some(name.parse::<ScenarioKind>().map_err(|e| ApiError::Invalid(e.to_string()))?),
     };
+    // Users mode, exported as it runs: its users (as "the rate" of the
+    // stages) and its pause; any rate given in the query exports a rate.
+    let mut users = None;
     let rps = match (scenario, query.max_rps, query.rps) {
         (Some(_), Some(max), None) => max,
         (Some(_), None, _) => return Err(ApiError::Invalid("a scenario needs max_rps: the rate it rises to".into())),
@@ -103,6 +106,10 @@ pub async fn export(
         (None, None, Some(rps)) => rps,
         (None, None, None) => {
             let plan = state.engine.plan();
+            if plan.is_users() {
+                let pause = plan.user_pause.unwrap_or(state.engine.modes().user_pause);
+                users = Some(export::ClosedModel { min_pause_secs: pause.min_secs, max_pause_secs: pause.max_secs });
+            }
             if plan.rps <= 0.0 {
                 return Err(ApiError::Invalid(format!(
                     "the sidecar's mode '{}' sends nothing: give ?rps=N, or ?scenario=…&max_rps=N",
@@ -112,7 +119,7 @@ pub async fn export(
             plan.rps
         }
     };
-    if rps > cap {
+    if users.is_none() && rps > cap {
         return Err(ApiError::Invalid(format!("rate {rps} is above MAX_RPS ({cap})")));
     }
     let traffic = Traffic::new(
@@ -133,6 +140,7 @@ pub async fn export(
         max_journeys: settings.max_journeys,
         endpoints,
         max_bytes: export::MAX_SCRIPT_BYTES,
+        users,
     };
     // Writing a script of megabytes takes a while: off the thread that
     // answers `/health`, one at a time, and only if its bytes can be held

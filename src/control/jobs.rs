@@ -23,7 +23,7 @@ pub async fn start(
 ) -> Result<HttpResponse, ApiError> {
     let body = guarded_body(&request, payload, &state, MAX_JOB_BODY_BYTES).await?;
     let (workload, _) = running_workload(&state).map_err(ApiError::Invalid)?;
-    let limits = JobLimits::of(&workload, state.engine.modes().max_rps);
+    let limits = JobLimits::of(&workload, state.engine.modes().max_rps, state.engine.modes().max_users);
     let spec = JobSpec::parse(&body, &limits)?;
     let record = state.live.start_job(spec)?;
     let location = format!("/jobs/{}", record.job_id);

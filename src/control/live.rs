@@ -337,7 +337,14 @@ impl Live {
     /// The plan now, as the board's "mode to come back to".
     fn current(&self) -> Resume {
         let plan = self.engine.plan();
-        let rps = if plan.shape == Shape::Constant { plan.rps } else { plan.rate_at(SystemTime::now()) };
+        let rps = if plan.shape == Shape::Constant {
+            plan.rps
+        } else if plan.is_users() {
+            // A ramp of users part-way: the users it has reached.
+            plan.users_at(SystemTime::now()) as f64
+        } else {
+            plan.rate_at(SystemTime::now())
+        };
         Resume { mode: plan.mode, rps }
     }
 
@@ -431,11 +438,22 @@ impl Live {
         let spec = &record.spec;
         let scenario = spec.scenario.0;
         let max_rps = spec.max_rps.min(self.engine.modes().max_rps);
-        let stages = scenario.stages(spec.duration_secs, max_rps, spec.ramp_up_secs);
-        let shape = Shape::Story { stages: stages.into(), pauses: scenario.pauses(), seed };
+        let plan = match (spec.users, spec.user_stages()) {
+            // A users job: the scenario's shape in users (its ragged pauses are the rate's).
+            (Some(users), Some(stages)) => {
+                let users = users.min(self.engine.modes().max_users);
+                let shape = Shape::Story { stages: stages.into(), pauses: None, seed };
+                Plan::new(Mode::Users, users as f64).shaped(shape, clock.wall)
+            }
+            _ => {
+                let stages = scenario.stages(spec.duration_secs, max_rps, spec.ramp_up_secs);
+                let shape = Shape::Story { stages: stages.into(), pauses: scenario.pauses(), seed };
+                Plan::new(Mode::Custom, max_rps).shaped(shape, clock.wall)
+            }
+        };
         self.engine.set_focus(Some(Focus { requests: spec.endpoints.clone(), error_share: scenario.error_share() }));
         self.engine.set_job(Some(&record.job_id));
-        self.apply(Plan::new(Mode::Custom, max_rps).shaped(shape, clock.wall), "job_started", None);
+        self.apply(plan, "job_started", None);
         self.hub.publish(&Topic::Sidecar, names::JOB_STARTED, &job_event(record), false);
         log::info!(job_id = record.job_id.as_str(), scenario = scenario.as_str(), max_rps = max_rps,
             duration_secs = spec.duration_secs; "job started");
@@ -854,6 +872,10 @@ impl Live {
             rates,
             achieved_rps: point.achieved_rps,
             achieved_window_secs: point.achieved_window_secs,
+            users: plan.is_users().then(|| {
+                let users = self.engine.users();
+                super::events::UsersEvent { target: users.target, active: users.active, finishing: users.finishing }
+            }),
             in_flight: measures.in_flight,
             requests: totals,
             error_ratio,

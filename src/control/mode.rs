@@ -10,6 +10,7 @@ use super::guard::{authorize, read_body, refuse_foreign_origin};
 use super::{ApiError, ControlState};
 use crate::base::json::rate_value;
 use crate::engine::mode::{MIN_RPS, Mode, Shape};
+use crate::engine::users::UserPause;
 use crate::jobs::timed::{self, MAX_TIMED_SECS};
 
 /// Control bodies are a few bytes; anything bigger is refused unread.
@@ -22,6 +23,21 @@ struct CustomRate {
     /// Seconds of a straight line from the current rate to `rps`.
     #[serde(default)]
     ramp_secs: Option<f64>,
+}
+
+/// `POST /mode/users`'s body: numbers are read as JSON numbers and checked
+/// here, so `2.5`, `-1` and `1e9` are each refused with their own reason.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsersBody {
+    users: f64,
+    /// Seconds of a straight line from the users running now to `users`.
+    #[serde(default)]
+    ramp_secs: Option<f64>,
+    /// The pause between a user's iterations (`1s`, `1s..3s`); without
+    /// it, `USER_PAUSE`.
+    #[serde(default)]
+    pause: Option<String>,
 }
 
 pub async fn switch(
@@ -51,6 +67,24 @@ pub async fn switch(
                 None => plan,
             }
         }
+        Mode::Users => {
+            let body = parse_users(&body, modes.max_users)?;
+            let pause = body
+                .pause
+                .as_deref()
+                .map(UserPause::parse)
+                .transpose()
+                .map_err(|e| ApiError::Invalid(format!("pause: {e}; write it as 1s, 500ms or 1s..3s")))?;
+            let plan = modes.users_plan(body.users, pause).map_err(|e| ApiError::Invalid(e.to_string()))?;
+            match check_ramp(body.ramp_secs)? {
+                Some(secs) => {
+                    let now = SystemTime::now();
+                    let from_users = state.engine.plan().users_at(now) as f64;
+                    plan.shaped(Shape::Ramp { from_rps: from_users, secs }, now)
+                }
+                None => plan,
+            }
+        }
         fixed => {
             // Any byte is a body, white space too: " " is as wrong as "x"
             // (the README's rule), and a fuzzer found the two treated apart.
@@ -63,9 +97,19 @@ pub async fn switch(
         }
     };
     let outcome = state.live.switch_mode(plan.clone(), duration);
-    let mut answer = json!({"mode": plan.mode.as_str(), "rps": rate_value(plan.rps)});
-    if let Shape::Ramp { from_rps, secs } = plan.shape {
-        answer["ramp"] = json!({"from_rps": from_rps, "secs": secs});
+    let mut answer = if plan.is_users() {
+        let pause = plan.user_pause.unwrap_or(modes.user_pause);
+        // `rps` 0: the closed model has no rate of its own.
+        json!({"mode": plan.mode.as_str(), "rps": 0, "model": "closed", "users": plan.rps as u64, "pause": pause.to_string()})
+    } else {
+        json!({"mode": plan.mode.as_str(), "rps": rate_value(plan.rps)})
+    };
+    match plan.shape {
+        Shape::Ramp { from_rps, secs } if plan.is_users() => {
+            answer["ramp"] = json!({"from_users": from_rps as u64, "secs": secs});
+        }
+        Shape::Ramp { from_rps, secs } => answer["ramp"] = json!({"from_rps": from_rps, "secs": secs}),
+        _ => {}
     }
     if let Some(secs) = outcome.returns_in_secs {
         answer["returns_in_secs"] = json!(secs);
@@ -105,7 +149,24 @@ pub async fn list(state: web::Data<ControlState>) -> HttpResponse {
         },
         // 0 pauses; a positive rate must be at least one a day.
         "custom": {"min_rps": 0, "min_positive_rps": MIN_RPS, "max_rps": rate_value(modes.max_rps)},
+        // The closed model: 0 pauses.
+        "users": {"min_users": 0, "max_users": modes.max_users, "pause": modes.user_pause.to_string()},
     }))
+}
+
+fn parse_users(body: &[u8], max_users: u64) -> Result<UsersBody, ApiError> {
+    let expected = format!(
+        "expected a JSON body like {{\"users\": 20}} (optionally with \"ramp_secs\": 30 and \"pause\": \"1s..3s\") with users a whole number from 0 to MAX_USERS ({max_users})"
+    );
+    if body.trim_ascii().is_empty() {
+        return Err(ApiError::BadJson(format!("POST /mode/users needs a body; {expected}")));
+    }
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadJson(format!("body is not valid JSON ({e}); {expected}")))?;
+    if !value.is_object() {
+        return Err(ApiError::Invalid(format!("body must be a JSON object; {expected}")));
+    }
+    UsersBody::deserialize(value).map_err(|e| ApiError::Invalid(format!("{e}; {expected}")))
 }
 
 fn parse_custom_rate(body: &[u8], max_rps: f64) -> Result<CustomRate, ApiError> {

@@ -18,6 +18,9 @@ use crate::observe::metrics::{DropReason, EndReason, Stats};
 #[derive(Debug, Serialize)]
 pub struct Status {
     pub mode: &'static str,
+    /// `open` (a rate: sends on schedule whatever the answers take) or
+    /// `closed` (users mode: each user sends after its previous answer).
+    pub model: &'static str,
     /// The headline rate of the mode, the ramp's end or the job's
     /// maximum, for every replica together: not what is asked now (see
     /// `target_rps` and `cluster_target_rps`).
@@ -62,6 +65,8 @@ pub struct Status {
     pub slo: Option<SloStatus>,
     /// Arrivals and journey instances since start.
     pub journeys: JourneysStatus,
+    /// Virtual users (users mode); all 0 in the open model.
+    pub users: UsersStatus,
     /// Per request name of the running workload: its rate now, its share,
     /// its answers and failures by kind, its latency.
     pub requests: RequestsTable,
@@ -166,6 +171,37 @@ pub async fn history(state: web::Data<ControlState>) -> HttpResponse {
         max_points: crate::observe::history::HISTORY_POINTS,
         points: state.live.history(),
     })
+}
+
+/// `/status`'s `users`.
+#[derive(Debug, Serialize)]
+pub struct UsersStatus {
+    /// Users asked for now, by every replica together (a ramp's part-way number).
+    pub target: u64,
+    /// This replica's part of them.
+    pub target_here: usize,
+    /// Users running on this replica.
+    pub active: usize,
+    /// Retired users still finishing the iteration they were in.
+    pub finishing: usize,
+    /// `MAX_USERS`.
+    pub max_users: u64,
+    /// The pause between a user's iterations, as `1s` or `1s..3s`.
+    pub pause: String,
+}
+
+pub fn users(engine: &Engine) -> UsersStatus {
+    let plan = engine.plan();
+    let modes = engine.modes();
+    let now = engine.users();
+    UsersStatus {
+        target: plan.users_at(std::time::SystemTime::now()),
+        target_here: now.target,
+        active: now.active,
+        finishing: now.finishing,
+        max_users: modes.max_users,
+        pause: plan.user_pause.unwrap_or(modes.user_pause).to_string(),
+    }
 }
 
 /// `/status`'s `setup`.
@@ -346,7 +382,9 @@ pub async fn status(state: web::Data<ControlState>) -> HttpResponse {
     let requests = requests(engine, &state.live, &stats, &latency);
     HttpResponse::Ok().json(Status {
         mode: plan.mode.as_str(),
-        rps: plan.rps,
+        model: if plan.is_users() { "closed" } else { "open" },
+        // Users mode has no rate of its own (its number is in `users`).
+        rps: if plan.is_users() { 0.0 } else { plan.rps },
         rates: RatesNow::of(&plan, achieved_rps, cluster.as_ref()),
         state: plan.state().as_str(),
         uptime_secs: (uptime * 10.0).round() / 10.0,
@@ -373,6 +411,7 @@ pub async fn status(state: web::Data<ControlState>) -> HttpResponse {
         slo: state.live.slo_status(),
         journeys: journeys(engine),
         requests,
+        users: users(engine),
     })
 }
 

@@ -43,6 +43,8 @@ pub struct Instance {
     /// The step it logs in again for: after its login step's answer it
     /// goes back there (see [`Instance::next_step`]).
     pub back_to: Option<usize>,
+    /// The virtual user running it (users mode), handed back at its end.
+    pub user: Option<super::users::UserKey>,
     serial: u32,
     live: bool,
 }
@@ -111,6 +113,7 @@ impl Journeys {
                 instance.due = now;
                 instance.trace = None;
                 instance.back_to = None;
+                instance.user = None;
                 instance.serial = serial;
                 instance.live = true;
                 slot
@@ -125,6 +128,7 @@ impl Journeys {
                     due: now,
                     trace: None,
                     back_to: None,
+                    user: None,
                     serial,
                     live: true,
                 });

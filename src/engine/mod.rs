@@ -25,6 +25,7 @@ pub mod schedule;
 pub mod spans;
 pub mod stages;
 pub mod tls;
+pub mod users;
 mod worker;
 
 use std::path::PathBuf;
@@ -121,6 +122,11 @@ struct Shared {
     journey_latency: Mutex<Arc<LatencyTable>>,
     /// Journey instances running now.
     journeys_active: AtomicUsize,
+    /// Virtual users: wanted on this replica now, running (wanted and
+    /// started), and retired but finishing their iteration.
+    users_target: AtomicUsize,
+    users_active: AtomicUsize,
+    users_finishing: AtomicUsize,
     /// The setup's state, as the worker last published it (on each change
     /// of it, never per request).
     setup: Mutex<login::SetupStatus>,
@@ -145,6 +151,17 @@ pub struct Tuning {
 }
 
 const NOT_STOPPED: u64 = u64::MAX;
+
+/// Virtual users on this replica, as the worker last published them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UsersNow {
+    /// Wanted now (a ramp's part-way number).
+    pub target: usize,
+    /// Running and going on.
+    pub active: usize,
+    /// Retired, finishing the iteration they were in.
+    pub finishing: usize,
+}
 
 /// `trafficgen_mode` and `trafficgen_target_rps` for `plan`.
 fn show_plan(metrics: &Metrics, plan: &Plan) {
@@ -173,6 +190,9 @@ impl Engine {
                 workload.journeys().map(|j| workload.journey_name(j)),
             ))),
             journeys_active: AtomicUsize::new(0),
+            users_target: AtomicUsize::new(0),
+            users_active: AtomicUsize::new(0),
+            users_finishing: AtomicUsize::new(0),
             setup: Mutex::new(login::SetupStatus::default()),
             modes: Mutex::new(settings.modes),
             jitter_bits: AtomicU64::new(settings.jitter.to_bits()),
@@ -505,6 +525,24 @@ impl Engine {
         self.shared.journeys_active.load(Ordering::Relaxed)
     }
 
+    /// Virtual users on this replica now: wanted, running, and retired
+    /// but finishing their iteration.
+    pub fn users(&self) -> UsersNow {
+        let load = |a: &AtomicUsize| a.load(Ordering::Relaxed);
+        UsersNow {
+            target: load(&self.shared.users_target),
+            active: load(&self.shared.users_active),
+            finishing: load(&self.shared.users_finishing),
+        }
+    }
+
+    /// For the worker: where `/status` and `/metrics` read the users.
+    fn publish_users(&self, now: UsersNow) {
+        self.shared.users_target.store(now.target, Ordering::Relaxed);
+        self.shared.users_active.store(now.active, Ordering::Relaxed);
+        self.shared.users_finishing.store(now.finishing, Ordering::Relaxed);
+    }
+
     /// The bound on journey instances (`MAX_JOURNEYS`).
     pub fn max_journeys(&self) -> usize {
         self.shared.settings.max_journeys
@@ -530,6 +568,7 @@ impl Engine {
         let plan = self.plan();
         self.shared.metrics.show_target_rps(plan.share.of(plan.rate_at(std::time::SystemTime::now())));
         self.shared.metrics.set_journeys_active(self.journeys_active());
+        self.shared.metrics.set_virtual_users(self.users().active, self.users().target);
         self.shared.metrics.show_pools(pools.iter().map(|(name, count)| (name.as_str(), *count)));
     }
 }

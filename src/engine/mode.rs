@@ -7,6 +7,7 @@ use std::time::SystemTime;
 
 use super::schedule::RateSchedule;
 use super::stages::{Ragged, Stages};
+use super::users::{UserPause, ramp_users, users_of_share};
 use crate::base::shape::{PausePattern, Stage};
 
 /// A named traffic level the control API can switch to.
@@ -17,10 +18,13 @@ pub enum Mode {
     Overload,
     Pause,
     Custom,
+    /// The closed model: virtual users, each sending after its previous
+    /// answer and a pause (see `engine::users`); the plan's `rps` is their number.
+    Users,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 5] = [Mode::Steady, Mode::Burst, Mode::Overload, Mode::Pause, Mode::Custom];
+    pub const ALL: [Mode; 6] = [Mode::Steady, Mode::Burst, Mode::Overload, Mode::Pause, Mode::Custom, Mode::Users];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -29,6 +33,7 @@ impl Mode {
             Mode::Overload => "overload",
             Mode::Pause => "pause",
             Mode::Custom => "custom",
+            Mode::Users => "users",
         }
     }
 
@@ -45,7 +50,7 @@ impl fmt::Display for Mode {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown mode '{0}'; valid modes: steady, burst, overload, pause, custom")]
+#[error("unknown mode '{0}'; valid modes: steady, burst, overload, pause, custom, users")]
 pub struct UnknownMode(pub String);
 
 impl FromStr for Mode {
@@ -89,6 +94,25 @@ pub fn check_rate(rps: f64, max: f64) -> Result<f64, RateError> {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum UsersError {
+    #[error("users must be a whole number from 0 to MAX_USERS ({max}), not {got}")]
+    NotWhole { got: f64, max: u64 },
+    #[error("users {got} exceeds MAX_USERS ({max}); allowed: 0 to {max}")]
+    OverCap { got: f64, max: u64 },
+}
+
+/// Checks a number of users: a whole number within `0..=max` (0 pauses).
+pub fn check_users(users: f64, max: u64) -> Result<u64, UsersError> {
+    if !users.is_finite() || users < 0.0 || users.fract() != 0.0 {
+        Err(UsersError::NotWhole { got: users, max })
+    } else if users > max as f64 {
+        Err(UsersError::OverCap { got: users, max })
+    } else {
+        Ok(users as u64)
+    }
+}
+
 /// The rates of the built-in modes and the cap that bounds every rate.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ModeTable {
@@ -96,6 +120,10 @@ pub struct ModeTable {
     pub burst: f64,
     pub overload: f64,
     pub max_rps: f64,
+    /// `MAX_USERS`: the bound on virtual users (with replicas, of all together).
+    pub max_users: u64,
+    /// `USER_PAUSE`: a user's pause between iterations, unless its plan gives one.
+    pub user_pause: UserPause,
 }
 
 impl ModeTable {
@@ -106,7 +134,7 @@ impl ModeTable {
             Mode::Burst => Some(self.burst),
             Mode::Overload => Some(self.overload),
             Mode::Pause => Some(0.0),
-            Mode::Custom => None,
+            Mode::Custom | Mode::Users => None,
         }
     }
 
@@ -119,6 +147,12 @@ impl ModeTable {
     pub fn custom_plan(&self, rps: f64) -> Result<Plan, RateError> {
         let rps = check_rate(rps, self.max_rps)?;
         Ok(Plan::new(Mode::Custom, rps))
+    }
+
+    /// The plan for `users` virtual users, checked against `MAX_USERS`.
+    pub fn users_plan(&self, users: f64, pause: Option<UserPause>) -> Result<Plan, UsersError> {
+        let users = check_users(users, self.max_users)?;
+        Ok(Plan { user_pause: pause, ..Plan::new(Mode::Users, users as f64) })
     }
 }
 
@@ -151,7 +185,10 @@ impl Share {
 pub struct Plan {
     pub mode: Mode,
     /// The whole rate; with replicas, of all of them together (see `share`).
+    /// In users mode, the number of users (the shape's "rate" is users too).
     pub rps: f64,
+    /// In users mode, the pause between iterations (`None`: `USER_PAUSE`).
+    pub user_pause: Option<UserPause>,
     /// Before the warm-up ends the engine sends nothing; `mode` is what
     /// comes after it.
     pub warming_up: bool,
@@ -204,7 +241,15 @@ impl EngineState {
 impl Plan {
     /// A plan of a process on its own, out of warm-up.
     pub fn new(mode: Mode, rps: f64) -> Plan {
-        Plan { mode, rps, warming_up: false, anchor: None, share: Share::WHOLE, shape: Shape::Constant }
+        Plan {
+            mode,
+            rps,
+            warming_up: false,
+            anchor: None,
+            share: Share::WHOLE,
+            shape: Shape::Constant,
+            user_pause: None,
+        }
     }
 
     /// This plan with another shape (from `anchor`, the moment it starts,
@@ -215,7 +260,7 @@ impl Plan {
 
     /// The schedule to send by, `None` while nothing is to be sent.
     pub fn schedule(&self) -> Option<RateSchedule> {
-        if self.warming_up {
+        if self.warming_up || self.is_users() {
             return None;
         }
         let schedule = match &self.shape {
@@ -241,10 +286,59 @@ impl Plan {
         }
     }
 
-    /// The rate being sent right now (0 during warm-up), by every replica
-    /// together.
+    /// The rate being sent right now (0 during warm-up, and in users mode,
+    /// which has no rate of its own), by every replica together.
     pub fn current_rps(&self) -> f64 {
-        if self.warming_up { 0.0 } else { self.rps }
+        if self.warming_up || self.is_users() { 0.0 } else { self.rps }
+    }
+
+    /// The closed model: virtual users rather than a rate.
+    pub fn is_users(&self) -> bool {
+        self.mode == Mode::Users
+    }
+
+    /// Whether anything is to be sent now: a schedule, or users.
+    pub fn sends(&self) -> bool {
+        if self.is_users() {
+            !self.warming_up && (self.rps > 0.0 || self.shape != Shape::Constant)
+        } else {
+            self.schedule().is_some()
+        }
+    }
+
+    /// In users mode, the users of every replica together at `since`
+    /// seconds after the anchor (a ramp's part-way; 0 during warm-up).
+    pub fn users_at_secs(&self, since: f64) -> u64 {
+        if self.warming_up || !self.is_users() {
+            return 0;
+        }
+        let whole = |x: f64| if x.is_finite() && x > 0.0 { (x + 1e-9).floor() as u64 } else { 0 };
+        match &self.shape {
+            Shape::Constant => whole(self.rps),
+            Shape::Ramp { from_rps, secs } => ramp_users(whole(*from_rps), whole(self.rps), *secs, since),
+            Shape::Story { stages, .. } => whole(Stages::new(stages, 0.0).rate_at(since)),
+        }
+    }
+
+    /// [`Plan::users_at_secs`] at the wall-clock instant `now`.
+    pub fn users_at(&self, now: SystemTime) -> u64 {
+        let since = self.anchor.and_then(|a| now.duration_since(a).ok()).map_or(0.0, |d| d.as_secs_f64());
+        self.users_at_secs(since)
+    }
+
+    /// This replica's part of `users` (see [`users_of_share`]).
+    pub fn users_here(&self, users: u64) -> u64 {
+        users_of_share(users, self.share.index, self.share.count)
+    }
+
+    /// Whether the users' number still changes after `since` (a ramp or a
+    /// story under way): the worker re-reads it while it does.
+    pub fn users_moving(&self, since: f64) -> bool {
+        match &self.shape {
+            Shape::Constant => false,
+            Shape::Ramp { secs, .. } => since < *secs,
+            Shape::Story { stages, .. } => since < Stages::new(stages, 0.0).end(),
+        }
     }
 
     /// The rate the schedule asks for at `now`, by every replica together
@@ -267,7 +361,14 @@ impl Plan {
 mod tests {
     use super::*;
 
-    const TABLE: ModeTable = ModeTable { steady: 2.0, burst: 20.0, overload: 100.0, max_rps: 1000.0 };
+    const TABLE: ModeTable = ModeTable {
+        steady: 2.0,
+        burst: 20.0,
+        overload: 100.0,
+        max_rps: 1000.0,
+        max_users: 1000,
+        user_pause: UserPause::fixed(1.0),
+    };
 
     #[test]
     fn built_in_modes_have_their_rates() {
@@ -358,5 +459,49 @@ mod tests {
         assert!(schedule.position_at(5.0) < 50.0);
         // A constant plan is what it always was.
         assert_eq!(TABLE.plan(Mode::Burst).unwrap().schedule(), Some(RateSchedule::constant(20.0)));
+    }
+
+    #[test]
+    fn users_plans_take_whole_numbers_within_the_bound_and_have_no_rate() {
+        let plan = TABLE.users_plan(20.0, None).unwrap();
+        assert_eq!(
+            (plan.mode, plan.users_at_secs(0.0), plan.current_rps(), plan.schedule()),
+            (Mode::Users, 20, 0.0, None)
+        );
+        assert!(plan.sends());
+        assert_eq!(plan.state(), EngineState::Running);
+        let paused = TABLE.users_plan(0.0, None).unwrap();
+        assert_eq!((paused.state(), paused.sends()), (EngineState::Paused, false));
+        assert_eq!(TABLE.users_plan(1000.0, None).unwrap().users_at_secs(0.0), 1000);
+        for bad in [-1.0, 2.5, f64::NAN, f64::INFINITY, -0.5] {
+            assert!(matches!(TABLE.users_plan(bad, None), Err(UsersError::NotWhole { .. })), "{bad}");
+        }
+        assert_eq!(TABLE.users_plan(1001.0, None), Err(UsersError::OverCap { got: 1001.0, max: 1000 }));
+        assert!(UsersError::OverCap { got: 1001.0, max: 1000 }.to_string().contains("MAX_USERS"));
+    }
+
+    #[test]
+    fn users_ramp_from_the_anchor_and_replicas_split_them() {
+        let start = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        let plan = TABLE.users_plan(50.0, None).unwrap().shaped(Shape::Ramp { from_rps: 10.0, secs: 10.0 }, start);
+        assert_eq!([0.0, 5.0, 10.0, 99.0].map(|t| plan.users_at_secs(t)), [10, 30, 50, 50]);
+        assert!(plan.users_moving(9.0) && !plan.users_moving(10.0));
+        let later = start + std::time::Duration::from_secs(5);
+        assert_eq!(plan.users_at(later), 30);
+        let mut shared = TABLE.users_plan(10.0, None).unwrap();
+        shared.share = Share::new(0, 3).unwrap();
+        assert_eq!(shared.users_here(10), 4);
+        shared.share = Share::new(2, 3).unwrap();
+        assert_eq!(shared.users_here(10), 3);
+        // Stages of users: up to 20 over 10 s, hold 10 s, none after.
+        let stages = [Stage::ramp(10.0, 0.0, 20.0), Stage::ramp(10.0, 20.0, 20.0)];
+        let story = TABLE
+            .users_plan(20.0, None)
+            .unwrap()
+            .shaped(Shape::Story { stages: stages.into(), pauses: None, seed: 1 }, start);
+        assert_eq!([0.0, 5.0, 15.0, 21.0].map(|t| story.users_at_secs(t)), [0, 10, 20, 0]);
+        let mut warming = TABLE.users_plan(5.0, None).unwrap();
+        warming.warming_up = true;
+        assert_eq!((warming.users_at_secs(0.0), warming.sends()), (0, false));
     }
 }

@@ -42,7 +42,7 @@ pub fn write(script: &Script, spec: &Spec, notes: &[String]) -> Option<String> {
         journeys::journey(&mut out, script, j);
         within(&out)?;
     }
-    mix_and_entry(&mut out, script);
+    mix_and_entry(&mut out, script, spec);
     Some(out)
 }
 
@@ -52,10 +52,20 @@ fn c(out: &mut String, text: &str) {
 
 fn header(out: &mut String, script: &Script, spec: &Spec, notes: &[String]) {
     c(out, &format!("k6 script made by `trafficgen export --format k6` from {}.", spec.source));
-    c(out, &format!("Traffic: {}.", spec.traffic.describe()));
+    let traffic = if spec.users.is_some() { spec.traffic.describe_users() } else { spec.traffic.describe() };
+    c(out, &format!("Traffic: {traffic}."));
     let data_dir = if script.tables.is_empty() { "" } else { " -e DATA_DIR=." };
     let _ = writeln!(out, "//\n//   k6 run -e TARGET_URL=http://127.0.0.1:8080{data_dir} script.k6.js\n//");
-    if script.journeys.is_empty() {
+    if let Some(users) = spec.users {
+        c(
+            out,
+            &format!(
+                "trafficgen's users mode, a closed model: each VU is a virtual user that draws one arrival by weight as trafficgen draws it (a request, or a journey's steps one after the other with their pauses), runs it to its end, then pauses {} to {} s (uniform), and again. The stages count users, not requests. A closed model slows down with the target and hides its queueing (coordinated omission). Redirects are not followed.",
+                super::text::num(users.min_pause_secs),
+                super::text::num(users.max_pause_secs)
+            ),
+        );
+    } else if script.journeys.is_empty() {
         c(
             out,
             "Each iteration sends one request, drawn by weight as trafficgen draws it, and iterations start at an arrival rate (an open model: a slow target gets more requests in flight, not fewer). At most maxVUs (trafficgen's MAX_IN_FLIGHT) are in flight; k6 counts iterations it could not start as dropped_iterations, as trafficgen counts dropped requests. Redirects are not followed.",
@@ -78,7 +88,8 @@ fn header(out: &mut String, script: &Script, spec: &Spec, notes: &[String]) {
     }
     out.push('\n');
     out.push_str("import http from \"k6/http\";\n");
-    let pauses = script.journeys.iter().flat_map(|j| &j.steps).any(|s| matches!(s, Step::Pause(_)));
+    let pauses =
+        spec.users.is_some() || script.journeys.iter().flat_map(|j| &j.steps).any(|s| matches!(s, Step::Pause(_)));
     if pauses {
         out.push_str("import { sleep } from \"k6\";\n");
     }
@@ -400,7 +411,7 @@ fn target_text(req: &Req) -> String {
         .collect()
 }
 
-fn mix_and_entry(out: &mut String, script: &Script) {
+fn mix_and_entry(out: &mut String, script: &Script, spec: &Spec) {
     if script.journeys.is_empty() {
         c(out, "The mix: each iteration draws one request in proportion to these weights.");
     } else {
@@ -431,8 +442,21 @@ fn mix_and_entry(out: &mut String, script: &Script) {
 
 ",
     );
+    // Users mode: each iteration is followed by the user's pause.
+    let then_pause = match spec.users {
+        Some(users) => {
+            let _ = writeln!(
+                out,
+                "const USER_PAUSE = [{}, {}]; // seconds, uniform\n",
+                super::text::num(users.min_pause_secs),
+                super::text::num(users.max_pause_secs)
+            );
+            "  sleep(USER_PAUSE[0] + Math.random() * (USER_PAUSE[1] - USER_PAUSE[0]));\n"
+        }
+        None => "",
+    };
     if script.setup.is_empty() {
-        out.push_str("export default function () {\n  draw()();\n}\n");
+        let _ = write!(out, "export default function () {{\n  draw()();\n{then_pause}}}\n");
         return;
     }
     c(
@@ -491,5 +515,5 @@ export default function (data) {
     } else {
         out.push_str("  }\n");
     }
-    out.push_str("  draw()();\n}\n");
+    let _ = write!(out, "  draw()();\n{then_pause}}}\n");
 }

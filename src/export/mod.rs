@@ -212,6 +212,22 @@ impl Traffic {
         };
         format!("{head}: {}", stages.join(", then "))
     }
+
+    /// [`Traffic::describe`] for users mode, whose stages count users.
+    pub fn describe_users(&self) -> String {
+        let stages: Vec<String> = self
+            .stages
+            .iter()
+            .map(|s| {
+                if s.from_rps == s.to_rps {
+                    format!("{} users for {}", num(s.to_rps), secs(s.secs))
+                } else {
+                    format!("{} → {} users over {}", num(s.from_rps), num(s.to_rps), secs(s.secs))
+                }
+            })
+            .collect();
+        format!("virtual users over {}: {}", secs(self.duration_secs), stages.join(", then "))
+    }
 }
 
 /// Everything an export needs besides the workload.
@@ -231,6 +247,17 @@ pub struct Spec {
     pub endpoints: Option<Vec<String>>,
     /// Largest script to write (see [`MAX_SCRIPT_BYTES`]).
     pub max_bytes: usize,
+    /// The closed model (users mode): the traffic's stages are numbers of
+    /// virtual users, not rates; `None`: the open model.
+    pub users: Option<ClosedModel>,
+}
+
+/// Virtual users (trafficgen's users mode): each runs an arrival to its
+/// end, then pauses from `min_pause_secs` to `max_pause_secs` (uniform).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClosedModel {
+    pub min_pause_secs: f64,
+    pub max_pause_secs: f64,
 }
 
 /// Why a script cannot be written.
@@ -280,6 +307,11 @@ pub fn render(format: Format, workload: &Workload, spec: &Spec) -> Result<String
             .find(|t| t.name == table.name)
             .map(|t| t.columns().to_vec())
             .unwrap_or_default();
+    }
+    if spec.users.is_some() && format != Format::K6 {
+        return Err(RenderError::NotExported(format!(
+            "users mode (the closed model) is exported to k6 only so far (constant-vus / ramping-vus); for {format}, export a rate with ?rps=N"
+        )));
     }
     if format == Format::Artillery
         && let Some(why) = artillery::cannot(&script)

@@ -29,6 +29,7 @@ fn spec(traffic: Traffic, slos: &str) -> Spec {
         max_journeys: 100,
         endpoints: None,
         max_bytes: MAX_SCRIPT_BYTES,
+        users: None,
     }
 }
 
@@ -464,4 +465,34 @@ fn locust_paces_arrivals_evenly_instead_of_users_in_step() {
     assert!(!locust.contains("constant_throughput"), "{locust}");
     assert!(locust.contains("def arrival_time(n):") && locust.contains("return (1, 1)"), "{locust}");
     assert!(locust.contains("self.in_flight.spawn(send, self)"), "{locust}");
+}
+
+#[test]
+fn users_mode_exports_to_k6_as_virtual_users_with_their_pause_and_nowhere_else_yet() {
+    let workload = workload(CRUD);
+    let closed = ClosedModel { min_pause_secs: 1.0, max_pause_secs: 3.0 };
+    let constant_users = Spec { users: Some(closed), ..spec(constant(20.0), "p95<500ms,rps>=90%") };
+    let script = render(Format::K6, &workload, &constant_users).unwrap();
+    assert!(script.contains("executor: \"constant-vus\",\n      vus: 20,\n      duration: \"60s\""), "{script}");
+    assert!(!script.contains("arrival-rate") && !script.contains("preAllocatedVUs"), "{script}");
+    assert!(script.contains("import { sleep } from \"k6\";"), "{script}");
+    assert!(script.contains("const USER_PAUSE = [1, 3];"), "{script}");
+    assert!(
+        script.contains("  draw()();\n  sleep(USER_PAUSE[0] + Math.random() * (USER_PAUSE[1] - USER_PAUSE[0]));\n}")
+    );
+    assert!(script.contains("Traffic: virtual users over 60 s: 20 users for 60 s."), "{script}");
+    assert!(script.contains("hides its queueing"), "{script}");
+    assert!(script.contains("\"p(95)<500\"") && script.contains("no target rate"), "{script}");
+    // A ramp of users: ramping-vus over the stages.
+    let ramp = Traffic::new(None, 50.0, 60.0, 10.0).unwrap();
+    let ramping = Spec { users: Some(closed), ..spec(ramp, "") };
+    let script = render(Format::K6, &workload, &ramping).unwrap();
+    assert!(script.contains("executor: \"ramping-vus\",\n      startVUs: 0,"), "{script}");
+    assert!(
+        script.contains("{ duration: \"10s\", target: 50 },") && script.contains("{ duration: \"50s\", target: 50 },")
+    );
+    for format in [Format::Locust, Format::Artillery] {
+        let err = render(format, &workload, &constant_users).unwrap_err().to_string();
+        assert!(err.contains("k6 only"), "{format}: {err}");
+    }
 }

@@ -470,6 +470,7 @@ mod tests {
     fn spec(body: &str) -> JobSpec {
         let limits = JobLimits {
             max_rps: 1000.0,
+            max_users: 100,
             weighted: vec!["create_order".into(), "list_orders".into()],
             errors: vec!["order_error".into()],
         };

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::JobError;
 use crate::base::shape::Stage;
-use crate::engine::mode::check_rate;
+use crate::engine::mode::{check_rate, check_users};
 use crate::jobs::scenario::ScenarioKind;
 
 /// Shortest and longest job, seconds.
@@ -58,6 +58,8 @@ fn preset_names() -> String {
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobLimits {
     pub max_rps: f64,
+    /// `MAX_USERS`: the bound on a users job's `users`.
+    pub max_users: u64,
     /// Requests drawn by weight: what `endpoints` may name.
     pub weighted: Vec<String>,
     /// Requests marked `error: true`: what error injection sends.
@@ -65,13 +67,18 @@ pub struct JobLimits {
 }
 
 impl JobLimits {
-    /// The limits of a workload under `max_rps`.
-    pub fn of(workload: &crate::workload::Workload, max_rps: f64) -> JobLimits {
+    /// The limits of a workload under `max_rps` and `max_users`.
+    pub fn of(workload: &crate::workload::Workload, max_rps: f64, max_users: u64) -> JobLimits {
         use crate::workload::Role;
         let names = |want: fn(Role) -> bool| {
             workload.requests().filter(|id| want(workload.role(*id))).map(|id| workload.name(id).to_string()).collect()
         };
-        JobLimits { max_rps, weighted: names(|r| matches!(r, Role::Weighted(_))), errors: names(|r| r == Role::Error) }
+        JobLimits {
+            max_rps,
+            max_users,
+            weighted: names(|r| matches!(r, Role::Weighted(_))),
+            errors: names(|r| r == Role::Error),
+        }
     }
 }
 
@@ -91,9 +98,14 @@ pub struct JobSpec {
     /// Set when a preset's rate was above `MAX_RPS` and was cut to it.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub capped_from_rps: Option<f64>,
+    /// A users job (the closed model): the scenario's shape is played in
+    /// virtual users rising to this many, not in requests per second
+    /// (`max_rps` is then 0: no rate of its own; `MAX_RPS` still caps).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub users: Option<u64>,
 }
 
-const FIELDS: [&str; 6] = ["scenario", "preset", "duration_secs", "max_rps", "ramp_up_secs", "endpoints"];
+const FIELDS: [&str; 7] = ["scenario", "preset", "duration_secs", "max_rps", "ramp_up_secs", "endpoints", "users"];
 
 /// How the request names of a job body are checked.
 #[derive(Debug, Clone, Copy)]
@@ -104,7 +116,7 @@ enum Names<'a> {
     /// workload; the replica that plays it applies the names it has.
     Sent,
 }
-const EXAMPLE: &str = r#"{"scenario": "peak", "duration_secs": 120, "max_rps": 50} or {"preset": "gentle"}"#;
+const EXAMPLE: &str = r#"{"scenario": "peak", "duration_secs": 120, "max_rps": 50} or {"preset": "gentle"} or {"scenario": "ramp", "duration_secs": 600, "users": 20, "ramp_up_secs": 60}"#;
 
 impl JobSpec {
     /// Reads and checks a `POST /jobs` body: a JSON object with a
@@ -118,7 +130,7 @@ impl JobSpec {
         let Value::Object(fields) = value else {
             return Err(JobError::invalid("body", format!("must be a JSON object, e.g. {EXAMPLE}")));
         };
-        Self::from_fields(&fields, limits.max_rps, Names::Of(limits))
+        Self::from_fields(&fields, limits.max_rps, limits.max_users, Names::Of(limits))
     }
 
     /// A job another replica checked with [`JobSpec::parse`] and sent: its
@@ -140,7 +152,11 @@ impl JobSpec {
         if let Some(endpoints) = &self.endpoints {
             fields.insert("endpoints".into(), Value::from(endpoints.clone()));
         }
-        Self::from_fields(&fields, f64::MAX, Names::Sent)?;
+        if let Some(users) = self.users {
+            fields.insert("users".into(), Value::from(users));
+            fields.remove("max_rps");
+        }
+        Self::from_fields(&fields, f64::MAX, u64::MAX, Names::Sent)?;
         // Set only when a preset's own rate was cut to a cap.
         if let Some(rps) = self.capped_from_rps {
             let presets_rate = self.preset.as_deref().and_then(preset).map(|p| p.max_rps);
@@ -151,7 +167,7 @@ impl JobSpec {
         Ok(())
     }
 
-    fn from_fields(fields: &Map<String, Value>, cap: f64, names: Names) -> Result<JobSpec, JobError> {
+    fn from_fields(fields: &Map<String, Value>, cap: f64, max_users: u64, names: Names) -> Result<JobSpec, JobError> {
         let unknown: Vec<&str> = fields.keys().map(String::as_str).filter(|k| !FIELDS.contains(k)).collect();
         if !unknown.is_empty() {
             return Err(JobError::invalid(
@@ -199,8 +215,26 @@ impl JobSpec {
             ));
         }
 
+        let users = match number(fields, "users")? {
+            None => None,
+            Some(_) if fields.contains_key("max_rps") => {
+                return Err(JobError::invalid(
+                    "users",
+                    "a users job has no rate of its own: give users or max_rps, not both (MAX_RPS still caps)",
+                ));
+            }
+            Some(users) => {
+                let users = check_users(users, max_users).map_err(|e| JobError::invalid("users", e.to_string()))?;
+                if users == 0 {
+                    return Err(JobError::invalid("users", "must be above 0: a job of 0 users sends nothing"));
+                }
+                Some(users)
+            }
+        };
+
         let mut capped_from_rps = None;
         let max_rps = match number(fields, "max_rps")? {
+            _ if users.is_some() => 0.0,
             Some(rps) => check_rate(rps, cap).map_err(|e| JobError::invalid("max_rps", e.to_string()))?,
             None => {
                 let rps = preset.map(|p| p.max_rps).ok_or_else(|| required("max_rps"))?;
@@ -211,7 +245,7 @@ impl JobSpec {
                 rps.min(cap)
             }
         };
-        if max_rps <= 0.0 {
+        if max_rps <= 0.0 && users.is_none() {
             return Err(JobError::invalid(
                 "max_rps",
                 "must be above 0: a job at 0 req/s sends nothing (POST /mode/pause pauses)",
@@ -250,12 +284,24 @@ impl JobSpec {
             ramp_up_secs,
             endpoints,
             capped_from_rps,
+            users,
         })
     }
 
-    /// The rate stages the engine plays (they end with the job).
+    /// The rate stages the engine plays (they end with the job); none for
+    /// a users job, which has no rate of its own.
     pub fn stages(&self) -> Vec<Stage> {
+        if self.users.is_some() {
+            return Vec::new();
+        }
         self.scenario.0.stages(self.duration_secs, self.max_rps, self.ramp_up_secs)
+    }
+
+    /// A users job's shape: the scenario's stages in users, rising to
+    /// `users` (`None` for a rate job).
+    pub fn user_stages(&self) -> Option<Vec<Stage>> {
+        let users = self.users? as f64;
+        Some(self.scenario.0.stages(self.duration_secs, users, self.ramp_up_secs))
     }
 }
 
@@ -356,6 +402,7 @@ mod tests {
     fn limits() -> JobLimits {
         JobLimits {
             max_rps: 1000.0,
+            max_users: 100,
             weighted: vec!["create_order".into(), "list_orders".into(), "get_order".into()],
             errors: vec!["order_error".into()],
         }
@@ -494,7 +541,7 @@ mod tests {
             env: Default::default(),
         };
         let workload = crate::workload::orders(crate::workload::OrderWeights::default(), &options).unwrap();
-        let limits = JobLimits::of(&workload, 100.0);
+        let limits = JobLimits::of(&workload, 100.0, 100);
         assert_eq!(limits.weighted, ["create_order", "list_orders", "get_order"]);
         assert_eq!(limits.errors, ["order_error"]);
         assert_eq!(limits.max_rps, 100.0);
@@ -556,5 +603,32 @@ mod tests {
                 other => panic!("{field}: expected a refusal, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_users_job_plays_its_scenario_in_users_and_is_checked_like_every_field() {
+        let job = parse(r#"{"scenario": "normal", "duration_secs": 60, "users": 20, "ramp_up_secs": 10}"#).unwrap();
+        assert_eq!((job.users, job.max_rps), (Some(20), 0.0));
+        assert!(job.stages().is_empty(), "no rate of its own");
+        let stages = job.user_stages().expect("users stages");
+        let peak = stages.iter().map(|s| s.to_rps.max(s.from_rps)).fold(0.0, f64::max);
+        assert_eq!(peak, 20.0);
+        assert_eq!(stages.iter().map(|s| s.secs).sum::<f64>(), 60.0);
+        assert_eq!(parse(r#"{"scenario": "normal", "duration_secs": 60, "max_rps": 5}"#).unwrap().user_stages(), None);
+        for (body, says) in [
+            (r#"{"scenario": "normal", "duration_secs": 60, "users": 101}"#, "MAX_USERS"),
+            (r#"{"scenario": "normal", "duration_secs": 60, "users": 2.5}"#, "whole number"),
+            (r#"{"scenario": "normal", "duration_secs": 60, "users": -1}"#, "whole number"),
+            (r#"{"scenario": "normal", "duration_secs": 60, "users": 0}"#, "above 0"),
+            (r#"{"scenario": "normal", "duration_secs": 60, "users": "ten"}"#, "must be a number"),
+            (r#"{"scenario": "normal", "duration_secs": 60, "users": 5, "max_rps": 5}"#, "not both"),
+        ] {
+            let err = parse(body).unwrap_err().to_string();
+            assert!(err.contains("users") && err.contains(says), "{body}: {err}");
+        }
+        // Sent to a replica, it passes the same checks again.
+        assert_eq!(job.check_sent(), Ok(()));
+        let round: JobSpec = serde_json::from_value(serde_json::to_value(&job).unwrap()).unwrap();
+        assert_eq!(round, job);
     }
 }

@@ -183,6 +183,8 @@ pub struct Metrics {
     journeys_ended: IntCounterVec,
     journeys_dropped: IntCounterVec,
     journeys_active: IntGauge,
+    virtual_users: IntGauge,
+    virtual_users_target: IntGauge,
     journey_duration: prometheus::HistogramVec,
     /// Names used as `journey` so far (bounded, see [`MAX_JOURNEY_LABELS`]).
     journey_labels: Mutex<HashSet<String>>,
@@ -368,6 +370,10 @@ impl Metrics {
             &["journey", "reason"],
         )?;
         let journeys_active = IntGauge::new("trafficgen_journeys_active", "Journey instances running now")?;
+        let virtual_users =
+            IntGauge::new("trafficgen_virtual_users", "Virtual users running now (users mode, the closed model)")?;
+        let virtual_users_target =
+            IntGauge::new("trafficgen_virtual_users_target", "Virtual users wanted now (a ramp's part-way number)")?;
         let journey_duration = prometheus::HistogramVec::new(
             HistogramOpts::new(
                 "trafficgen_journey_duration_seconds",
@@ -410,6 +416,8 @@ impl Metrics {
             Box::new(journeys_ended.clone()),
             Box::new(journeys_dropped.clone()),
             Box::new(journeys_active.clone()),
+            Box::new(virtual_users.clone()),
+            Box::new(virtual_users_target.clone()),
             Box::new(journey_duration.clone()),
             Box::new(build_info),
         ];
@@ -453,6 +461,8 @@ impl Metrics {
             journeys_ended,
             journeys_dropped,
             journeys_active,
+            virtual_users,
+            virtual_users_target,
             journey_duration,
             journey_labels: Mutex::new(HashSet::new()),
         })
@@ -499,6 +509,12 @@ impl Metrics {
 
     pub fn set_journeys_active(&self, active: usize) {
         self.journeys_active.set(i64::try_from(active).unwrap_or(i64::MAX));
+    }
+
+    /// Virtual users running and wanted.
+    pub fn set_virtual_users(&self, active: usize, target: usize) {
+        self.virtual_users.set(i64::try_from(active).unwrap_or(i64::MAX));
+        self.virtual_users_target.set(i64::try_from(target).unwrap_or(i64::MAX));
     }
 
     /// The series of the journey `name`, created at zero if new (resolve

@@ -259,7 +259,7 @@ mod tests {
     }
 
     fn some_jobs(n: usize) -> Vec<JobRecord> {
-        let limits = JobLimits { max_rps: 1000.0, weighted: vec!["a".into()], errors: vec![] };
+        let limits = JobLimits { max_rps: 1000.0, max_users: 100, weighted: vec!["a".into()], errors: vec![] };
         let mut board = Board::new(7);
         let t0 = Clock::now();
         let resume = Resume { mode: Mode::Steady, rps: 2.0 };

@@ -13,7 +13,7 @@ fn bad_input_gets_a_json_error_and_changes_nothing() {
     let sidecar = start_sidecar(&target, &[("INITIAL_MODE", "burst"), ("MAX_RPS", "500")]);
     let big = format!(r#"{{"rps": 1, "pad": "{}"}}"#, "x".repeat(10_000));
     let cases: &[Case] = &[
-        ("POST", "/mode/turbo", &[], None, 404, "valid modes: steady, burst, overload, pause, custom"),
+        ("POST", "/mode/turbo", &[], None, 404, "valid modes: steady, burst, overload, pause, custom, users"),
         ("POST", "/mode/", &[], None, 404, "no such endpoint"),
         ("POST", "/mode/custom", &[], None, 400, "needs a body"),
         ("POST", "/mode/custom", &[], Some("{\"rps\": 25"), 400, "not valid JSON"),
@@ -179,7 +179,7 @@ fn status_and_health_have_the_contract_shape() {
     assert_eq!(
         status,
         serde_json::json!({
-            "mode": "steady", "rps": 2, "state": "warming_up", "uptime_secs": null,
+            "mode": "steady", "model": "open", "rps": 2, "state": "warming_up", "uptime_secs": null,
             // Nothing asked during the warm-up; alone, the cluster is this replica.
             "target_rps": 0.0, "cluster_target_rps": 0.0, "cluster_achieved_rps": 0.0, "replicas": 1,
             "target_url": format!("http://{}", target.addr), "order_ids_buffered": 0, "pools": {"order_ids": 0},
@@ -194,7 +194,8 @@ fn status_and_health_have_the_contract_shape() {
                          "ended_early": {"no_answer": 0, "not_success": 0, "stopped": 0, "unmet": 0},
                          "dropped": {"max_journeys": 0, "no_data": 0}, "relogins": 0,
                          "duration_ms": {"count": 0, "p50": null, "p90": null, "p95": null, "p99": null, "max": null},
-                         "mean_duration_ms": null, "by_journey": {}}
+                         "mean_duration_ms": null, "by_journey": {}},
+            "users": {"target": 0, "target_here": 0, "active": 0, "finishing": 0, "max_users": 1000, "pause": "1s"}
         })
     );
     // The same sidecar, running: the values follow what happened.

@@ -34,4 +34,5 @@ mod target_bounds;
 mod tls;
 mod tracing;
 mod traffic;
+mod users;
 mod workload;

@@ -172,6 +172,10 @@ fn the_stats_line_comes_every_interval_with_the_counts_of_that_interval() {
         "journeys_dropped",
         "setup",
         "setup_attempts",
+        "model",
+        "users_target",
+        "users_active",
+        "users_finishing",
     ]
     .into_iter()
     .map(String::from)

@@ -202,7 +202,7 @@ fn plan(args: &RunArgs) -> Result<RunPlan, String> {
     if let Some(endpoints) = endpoints {
         body["endpoints"] = json!(endpoints);
     }
-    let limits = JobLimits::of(&config.engine.workload, config.engine.modes.max_rps);
+    let limits = JobLimits::of(&config.engine.workload, config.engine.modes.max_rps, config.engine.modes.max_users);
     let body = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
     let spec = JobSpec::parse(&body, &limits).map_err(|e| as_flags(&e.to_string()))?;
     Ok(RunPlan { config, spec, scenario, progress })

@@ -700,7 +700,9 @@
       return;
     }
     const d = obj(r.data);
-    let text = `Now ${d.mode || mode}${isNum(d.rps) ? ` at ${fmt(d.rps)} req/s` : ""}`;
+    let text = d.model === "closed" && isNum(d.users)
+      ? `Now ${fmt(d.users)} virtual users, pausing ${d.pause || "USER_PAUSE"}`
+      : `Now ${d.mode || mode}${isNum(d.rps) ? ` at ${fmt(d.rps)} req/s` : ""}`;
     const ramp = obj(d.ramp);
     if (isNum(ramp.secs) && ramp.secs > 0) text += `, ramping from ${fmt(ramp.from_rps)} req/s over ${fmt(ramp.secs)} s`;
     if (typeof d.stopped_job === "string" || typeof obj(d.stopped_job).job_id === "string") text += "; the running job was stopped";
@@ -731,6 +733,17 @@
       const body = { rps };
       if (ramp > 0) body.ramp_secs = ramp;
       switchMode("custom", body, $("custom-apply"));
+    });
+    $("users-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      const users = Number($("users-n").value);
+      const max = obj(obj(status).users).max_users;
+      if ($("users-n").value === "" || !Number.isInteger(users) || users < 0 || (isNum(max) && users > max)) {
+        message("mode-msg", `Users: a whole number from 0 to ${isNum(max) ? fmt(max) : "MAX_USERS"}.`, "error");
+        $("users-n").focus();
+        return;
+      }
+      switchMode("users", { users }, $("users-apply"));
     });
   }
 

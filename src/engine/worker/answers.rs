@@ -115,6 +115,9 @@ impl Worker {
         // Its permit is free now (dropped with `done`): a step waiting
         // for one may go.
         drop(done._permit);
+        if let Origin::User(user) = done.origin {
+            self.user_request_done(user, now);
+        }
         if self.journeys.any_waiting() {
             self.run_journeys(now);
         }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::{BATCH_WINDOW, Origin, Worker};
 use crate::engine::journeys::Key;
+use crate::engine::users::UserKey;
 use crate::observe::metrics::{DropReason, EndReason};
 use crate::workload::{JourneyId, Step};
 
@@ -56,23 +57,31 @@ impl Worker {
 
     /// A new instance of `journey`, from its first step.
     pub(super) fn start_journey(&mut self, journey: JourneyId, now: Instant) {
+        self.start_journey_for(journey, now, None);
+    }
+
+    /// A new instance of `journey`, run for `user` if given (handed back
+    /// to it at the end); false when none could start.
+    pub(super) fn start_journey_for(&mut self, journey: JourneyId, now: Instant, user: Option<UserKey>) -> bool {
         let series = &self.journey_series[journey.index()];
         let Some(key) = self.journeys.start(journey, now) else {
             series.dropped(DropReason::MaxJourneys);
-            return;
+            return false;
         };
-        let Some(instance) = self.journeys.get_mut(key) else { return };
+        let Some(instance) = self.journeys.get_mut(key) else { return false };
         if self.workload.begin(journey, &mut self.rng, &mut self.state, &mut instance.locals).is_err() {
             self.journeys.end(key);
             series.dropped(DropReason::NoData);
-            return;
+            return false;
         }
+        instance.user = user;
         series.started();
         if let (Some(tracer), Some(instance)) = (&self.tracer, self.journeys.get_mut(key)) {
             instance.trace = Some(tracer.begin_journey(&mut self.rng));
         }
         self.advance(key, now);
         self.publish_journeys();
+        true
     }
 
     /// Runs `key` from its current step: pauses are scheduled, the next
@@ -177,8 +186,12 @@ impl Worker {
     fn finish(&mut self, key: Key, reason: Option<EndReason>, now: Instant) {
         let Some(instance) = self.journeys.get_mut(key) else { return };
         let (journey, took) = (instance.journey, now.saturating_duration_since(instance.started));
-        let (trace, step) = (instance.trace, instance.step);
+        let (trace, step, user) = (instance.trace, instance.step, instance.user);
         self.journeys.end(key);
+        if let Some(user) = user {
+            // Its user pauses, then goes on (an instance that sent nothing: after the idle retry).
+            self.user_iteration_done(user, now, took.is_zero());
+        }
         if let (Some(tracer), Some(trace)) = (&mut self.tracer, trace) {
             tracer.end_journey(&trace, journey.index(), took, reason.is_none(), step);
         }
@@ -214,6 +227,7 @@ impl Worker {
                 series.ended(EndReason::Stopped, ended);
             }
         }
+        self.users_lost_journeys(Instant::now());
         self.publish_journeys();
     }
 

@@ -25,6 +25,7 @@ mod journeys;
 mod notices;
 mod send;
 mod setup;
+mod users;
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -49,6 +50,7 @@ use super::mode::{Plan, Share};
 use super::pace_timer::PaceTimer;
 use super::schedule::{Pacer, pickup, send_instant};
 use super::spans::{SpanStart, Tracer};
+use super::users::{UserKey, Users};
 use super::{Engine, InFlightPermit};
 use crate::observe::latency::LatencyTable;
 use crate::observe::metrics::{ErrorKind, JourneySeries, RequestSeries};
@@ -124,6 +126,8 @@ enum Origin {
     Setup,
     /// A step of a journey instance.
     Step(Key),
+    /// A virtual user's request (its answer ends the user's iteration).
+    User(UserKey),
 }
 
 struct Completed {
@@ -229,6 +233,9 @@ pub(super) struct Worker {
     arrivals: prometheus::IntCounter,
     /// Client spans, while they are exported.
     tracer: Option<Tracer>,
+    /// Virtual users (users mode), and the plan they follow.
+    users: Users,
+    users_follow: Option<users::UsersFollow>,
 }
 
 /// A fresh latency table for `workload`, put where readers find it.
@@ -305,6 +312,8 @@ impl Worker {
             spare_buffers: Vec::new(),
             cap,
             held_by_cap: false,
+            users: Users::new(),
+            users_follow: None,
         })
     }
 
@@ -327,7 +336,7 @@ impl Worker {
         self.publish_pools();
         // Before the first traffic (and before a new workload's, while
         // paused), its setup requests are answered first.
-        let holding = plan.schedule().is_some() && self.hold_for_setup();
+        let holding = plan.sends() && self.hold_for_setup();
         // Send times are fixed against the plan's anchor, never against answers.
         let since_anchor = plan.anchor.map(|anchor| signed_secs_since(anchor, SystemTime::now()));
         let anchor = Instant::now();
@@ -347,7 +356,8 @@ impl Worker {
             pacer
         });
         let clock = ScheduleClock { anchor, origin };
-        if pacer.is_none() && !holding {
+        self.follow_users(&plan, holding, since_anchor);
+        if !plan.sends() && !holding {
             // Paused: running journeys end with the traffic.
             self.end_journeys();
             // In-flight requests hold their own handle and finish first.
@@ -379,8 +389,9 @@ impl Worker {
             };
             // Journeys: the next pause that ends, and steps waiting for room.
             let next = earliest(next, self.journeys_wake(room));
+            let next = earliest(next, self.users_wake(room));
             // While traffic runs, the setup's next run (a retry or a refresh).
-            let next = if pacer.is_some() { earliest(next, self.setup_wake()) } else { next };
+            let next = if pacer.is_some() || self.following_users() { earliest(next, self.setup_wake()) } else { next };
             let armed = match next {
                 Some(at) => self.send_timer.arm(at),
                 // No deadline (warm-up, pause, or one beyond the clock):
@@ -420,6 +431,7 @@ impl Worker {
                 Event::Sweep => self.sweep(),
                 Event::SendDue => match pacer.as_mut() {
                     Some(pacer) => self.send_due(pacer, &clock),
+                    None if self.following_users() => self.run_users(Instant::now()),
                     None => self.run_journeys(Instant::now()),
                 },
             }

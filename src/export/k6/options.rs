@@ -27,6 +27,10 @@ fn time_unit(rates: &[f64]) -> u64 {
 /// and the thresholds. Every stage and shape of the k6 script is written
 /// here, and only here.
 pub fn options(out: &mut String, script: &Script, spec: &Spec) {
+    if spec.users.is_some() {
+        users_options(out, script, spec);
+        return;
+    }
     let traffic = &spec.traffic;
     let max_vus = if script.journeys.is_empty() {
         spec.max_in_flight.max(1)
@@ -82,6 +86,46 @@ pub fn options(out: &mut String, script: &Script, spec: &Spec) {
     out.push_str("};\n\n");
 }
 
+/// The closed model: virtual users (`constant-vus`, or `ramping-vus`
+/// over the stages, which are numbers of users), each iteration followed
+/// by the users' pause (see the default function).
+fn users_options(out: &mut String, script: &Script, spec: &Spec) {
+    let traffic = &spec.traffic;
+    let users = |n: f64| n.round().max(0.0) as u64;
+    out.push_str("export const options = {\n  scenarios: {\n    traffic: {\n");
+    out.push_str("      // trafficgen's users mode: a closed model, each VU a user that pauses between iterations.\n");
+    match traffic.constant_rps() {
+        Some(n) => {
+            out.push_str("      executor: \"constant-vus\",\n");
+            let _ = writeln!(out, "      vus: {},", users(n).max(1));
+            let _ = writeln!(out, "      duration: {},", js_str(&go_duration(traffic.duration_secs)));
+        }
+        None => {
+            out.push_str("      executor: \"ramping-vus\",\n");
+            let start = traffic.stages.first().map_or(0.0, |s| s.from_rps);
+            let _ = writeln!(out, "      startVUs: {},", users(start));
+            out.push_str("      stages: [\n");
+            let mut current = start;
+            for stage in &traffic.stages {
+                if stage.from_rps != current {
+                    let _ = writeln!(out, "        {{ duration: \"0s\", target: {} }},", users(stage.from_rps));
+                }
+                let _ = writeln!(
+                    out,
+                    "        {{ duration: {}, target: {} }},",
+                    js_str(&go_duration(stage.secs)),
+                    users(stage.to_rps)
+                );
+                current = stage.to_rps;
+            }
+            out.push_str("      ],\n");
+        }
+    }
+    out.push_str("    },\n  },\n");
+    thresholds(out, script, spec);
+    out.push_str("};\n\n");
+}
+
 /// How long an iteration lasts, on average, at 100 ms an answer.
 fn mean_iteration_secs(script: &Script) -> f64 {
     const ANSWER_SECS: f64 = 0.1;
@@ -126,6 +170,10 @@ fn thresholds(out: &mut String, script: &Script, spec: &Spec) {
                 ("http_req_duration", format!("{stat}{}{}", slo.op.as_str(), num(slo.threshold_ms())))
             }
             Metric::ErrorRate => ("http_req_failed", format!("rate{}{}", slo.op.as_str(), num(slo.threshold))),
+            Metric::Rps if spec.users.is_some() => {
+                left_out.push(format!("{slo}: users mode has no target rate to compare with; left out."));
+                continue;
+            }
             Metric::Rps => match expected_rps(script, spec, slo.scope.as_deref()) {
                 Some(expected) => (
                     "http_reqs",
