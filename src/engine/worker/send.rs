@@ -20,8 +20,9 @@ use crate::observe::metrics::ErrorKind;
 use crate::workload::{Arrival, Chosen, Draw, Locals, Method, RequestId};
 
 impl Worker {
-    pub(super) fn send_due(&mut self, pacer: &mut Pacer, clock: &ScheduleClock) {
-        let now = Instant::now();
+    /// What every sending turn does first, in either model: the client's
+    /// clock, a swapped workload or focus, a setup that is due.
+    pub(super) fn begin_turn(&mut self, now: Instant) {
         if let Some(client) = &self.client {
             client.set_clock(now);
         }
@@ -29,6 +30,11 @@ impl Worker {
         self.follow_focus();
         self.setup_if_due(now);
         self.started_traffic = true;
+    }
+
+    pub(super) fn send_due(&mut self, pacer: &mut Pacer, clock: &ScheduleClock) {
+        let now = Instant::now();
+        self.begin_turn(now);
         let elapsed = clock.elapsed(now);
         let skipped = pacer.skip_before(elapsed - MAX_LATENESS, &mut self.rng);
         if skipped > 0 {

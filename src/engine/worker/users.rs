@@ -88,13 +88,7 @@ impl Worker {
         if self.stopping {
             return;
         }
-        if let Some(client) = &self.client {
-            client.set_clock(now);
-        }
-        self.follow_workload();
-        self.follow_focus();
-        self.setup_if_due(now);
-        self.started_traffic = true;
+        self.begin_turn(now);
         if std::mem::take(&mut self.held_by_cap) {
             self.engine.shared.metrics.count_capped();
         }
