@@ -59,7 +59,7 @@ LABEL_VALUES = {
     ),
     "kind": re.compile(r"^(timeout|connect|dns|tls|reused|other)$"),
     "reason": re.compile(r"^(closed|reset|broken_pipe)$"),
-    "mode": re.compile(r"^(steady|burst|overload|pause|custom)$"),
+    "mode": re.compile(r"^(steady|burst|overload|pause|custom|users)$"),
     "code": re.compile(r"^([1-5][0-9][0-9]|error)$"),
 }
 
