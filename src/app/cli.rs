@@ -62,6 +62,18 @@ pub struct RunArgs {
     #[arg(long, default_value = "0s")]
     pub ramp_up: String,
 
+    /// Virtual users the scenario rises to (the closed model), instead of --max-rps
+    #[arg(value_parser = number::<u64>, long, conflicts_with = "max_rps")]
+    pub users: Option<u64>,
+
+    /// Stages of your own instead of the scenario's shape: DURATION:RATE,… e.g. 30s:50,1m:50,10s:200,20s:0 (each a straight line from the previous target, 0 before the first)
+    #[arg(long, conflicts_with_all = ["duration", "max_rps", "ramp_up", "users"])]
+    pub stages: Option<String>,
+
+    /// Like --stages, in virtual users: DURATION:USERS,… e.g. 1m:20,5m:20,30s:0
+    #[arg(long, conflicts_with_all = ["duration", "max_rps", "ramp_up", "users", "stages"])]
+    pub user_stages: Option<String>,
+
     /// Only these requests of the workload, comma-separated names (default: all)
     #[arg(long)]
     pub endpoints: Option<String>,

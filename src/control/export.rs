@@ -60,6 +60,8 @@ pub async fn export(
     let mut endpoints = query.endpoints.as_deref().map(|list| {
         list.split(',').map(str::trim).filter(|name| !name.is_empty()).map(str::to_string).collect::<Vec<_>>()
     });
+    // A job with stages of its own: its shape, as the job plays it.
+    let mut own_stages = None;
     if let Some(id) = query.job.take() {
         // A job's own story: its scenario, rate, length and endpoints.
         if query.scenario.is_some()
@@ -79,6 +81,9 @@ pub async fn export(
             ApiError::Invalid(format!("no job '{id}'; GET /jobs lists the last 50"))
         })?;
         let spec = record.spec;
+        if spec.stages.is_some() && spec.users.is_none() {
+            own_stages = Some(spec.rate_stages(state.engine.settings().modes.max_rps));
+        }
         query.scenario = Some(spec.scenario.0.as_str().to_string());
         query.max_rps = Some(spec.max_rps);
         query.duration_secs = Some(spec.duration_secs);
@@ -129,6 +134,10 @@ pub async fn export(
         query.ramp_up_secs.unwrap_or(0.0),
     )
     .map_err(|e| ApiError::Invalid(e.to_string()))?;
+    let mut traffic = traffic;
+    if let Some(stages) = own_stages {
+        traffic.stages = stages;
+    }
     let slos = slo::parse(query.slo.as_deref().unwrap_or_default()).map_err(|e| ApiError::Invalid(e.to_string()))?;
     let (workload, source) = running_workload(&state).map_err(ApiError::Invalid)?;
     let spec = Spec {

@@ -446,7 +446,7 @@ impl Live {
                 Plan::new(Mode::Users, users as f64).shaped(shape, clock.wall)
             }
             _ => {
-                let stages = scenario.stages(spec.duration_secs, max_rps, spec.ramp_up_secs);
+                let stages = spec.rate_stages(max_rps);
                 let shape = Shape::Story { stages: stages.into(), pauses: scenario.pauses(), seed };
                 Plan::new(Mode::Custom, max_rps).shaped(shape, clock.wall)
             }

@@ -103,9 +103,34 @@ pub struct JobSpec {
     /// (`max_rps` is then 0: no rate of its own; `MAX_RPS` still caps).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub users: Option<u64>,
+    /// A story of one's own (`"stages"`), in place of the scenario's
+    /// shape: each stage moves the target in a straight line from where
+    /// the previous one ended (0 before the first) to its own, as k6
+    /// `stages` and Locust shapes do. The target is requests/s, or users
+    /// in a users job. `duration_secs` is their sum, `max_rps` (or
+    /// `users`) their highest target.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub stages: Option<Vec<JobStage>>,
 }
 
-const FIELDS: [&str; 7] = ["scenario", "preset", "duration_secs", "max_rps", "ramp_up_secs", "endpoints", "users"];
+/// One stage of a job's own story (see [`JobSpec::stages`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct JobStage {
+    pub duration_secs: f64,
+    /// Requests/s, or users in a users job.
+    pub target: f64,
+}
+
+/// Most stages a job may give.
+pub const MAX_STAGES: usize = 32;
+/// Shortest stage, seconds: a shorter one is no story, and its slope
+/// (the change of rate over its length) would be out of any useful range.
+pub const MIN_STAGE_SECS: f64 = 0.1;
+
+const FIELDS: [&str; 8] =
+    ["scenario", "preset", "duration_secs", "max_rps", "ramp_up_secs", "endpoints", "users", "stages"];
+const STAGES_EXAMPLE: &str =
+    r#"[{"duration_secs": 30, "rps": 50}, {"duration_secs": 60, "rps": 50}, {"duration_secs": 10, "rps": 0}]"#;
 
 /// How the request names of a job body are checked.
 #[derive(Debug, Clone, Copy)]
@@ -156,7 +181,21 @@ impl JobSpec {
             fields.insert("users".into(), Value::from(users));
             fields.remove("max_rps");
         }
-        Self::from_fields(&fields, f64::MAX, u64::MAX, Names::Sent)?;
+        if let Some(stages) = &self.stages {
+            let key = if self.users.is_some() { "users" } else { "rps" };
+            let list: Vec<Value> =
+                stages.iter().map(|s| serde_json::json!({"duration_secs": s.duration_secs, key: s.target})).collect();
+            for derived in ["duration_secs", "max_rps", "ramp_up_secs", "users"] {
+                fields.remove(derived);
+            }
+            fields.insert("stages".into(), Value::from(list));
+        }
+        let sent = Self::from_fields(&fields, f64::MAX, u64::MAX, Names::Sent)?;
+        if sent.stages.is_some()
+            && (sent.duration_secs, sent.max_rps, sent.users) != (self.duration_secs, self.max_rps, self.users)
+        {
+            return Err(JobError::invalid("stages", "duration_secs, max_rps and users must be what the stages give"));
+        }
         // Set only when a preset's own rate was cut to a cap.
         if let Some(rps) = self.capped_from_rps {
             let presets_rate = self.preset.as_deref().and_then(preset).map(|p| p.max_rps);
@@ -184,6 +223,9 @@ impl JobSpec {
                 })?)
             }
         };
+        if let Some(list) = fields.get("stages") {
+            return Self::with_stages(fields, list, cap, max_users, names);
+        }
         let scenario = match fields.get("scenario") {
             Some(v) => {
                 let name = v.as_str().ok_or_else(|| JobError::invalid("scenario", "must be a string"))?;
@@ -211,7 +253,10 @@ impl JobSpec {
         if !(MIN_DURATION_SECS..=MAX_DURATION_SECS).contains(&duration_secs) {
             return Err(JobError::invalid(
                 "duration_secs",
-                format!("must be from {MIN_DURATION_SECS} to {MAX_DURATION_SECS} seconds (24 h), not {duration_secs}"),
+                format!(
+                    "must be from {MIN_DURATION_SECS} to {MAX_DURATION_SECS} seconds (24 h), not {}",
+                    shown(duration_secs)
+                ),
             ));
         }
 
@@ -285,24 +330,186 @@ impl JobSpec {
             endpoints,
             capped_from_rps,
             users,
+            stages: None,
         })
+    }
+
+    /// A body with `"stages"`: the story is the list; a scenario, if
+    /// named, adds only what it does besides its shape (error injection's
+    /// errors, latency degradation's pauses).
+    fn with_stages(
+        fields: &Map<String, Value>,
+        list: &Value,
+        cap: f64,
+        max_users: u64,
+        names: Names,
+    ) -> Result<JobSpec, JobError> {
+        for field in ["preset", "duration_secs", "max_rps", "ramp_up_secs", "users"] {
+            if fields.contains_key(field) {
+                return Err(JobError::invalid(
+                    field,
+                    format!("comes from the stages in a job with stages: give stages or {field}, not both"),
+                ));
+            }
+        }
+        let scenario = match fields.get("scenario") {
+            None => ScenarioKind::Normal,
+            Some(v) => {
+                let name = v.as_str().ok_or_else(|| JobError::invalid("scenario", "must be a string"))?;
+                name.parse::<ScenarioKind>().map_err(|e| JobError::invalid("scenario", e.to_string()))?
+            }
+        };
+        if scenario == ScenarioKind::Peak || scenario == ScenarioKind::Stress {
+            return Err(JobError::invalid(
+                "scenario",
+                format!(
+                    "{scenario} is a shape, and the stages are the shape: leave scenario out (or name normal, error_injection or latency_degradation)"
+                ),
+            ));
+        }
+        let items = list
+            .as_array()
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| JobError::invalid("stages", format!("must be a non-empty list, e.g. {STAGES_EXAMPLE}")))?;
+        if items.len() > MAX_STAGES {
+            return Err(JobError::invalid("stages", format!("at most {MAX_STAGES} stages, not {}", items.len())));
+        }
+        let mut users_job = None;
+        let mut stages = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let at = |key: &str| format!("stages[{i}].{key}");
+            let stage = item.as_object().ok_or_else(|| {
+                JobError::invalid("stages", format!("stages[{i}] must be an object, e.g. {STAGES_EXAMPLE}"))
+            })?;
+            if let Some(unknown) = stage.keys().find(|k| !["duration_secs", "rps", "users"].contains(&k.as_str())) {
+                return Err(JobError::invalid(
+                    &at(&clip(unknown)),
+                    "unknown field; a stage has duration_secs and rps (or users)",
+                ));
+            }
+            let duration = stage.get("duration_secs").and_then(Value::as_f64).filter(|d| d.is_finite());
+            let duration = match duration {
+                Some(d) if (MIN_STAGE_SECS..=MAX_DURATION_SECS).contains(&d) => d,
+                Some(d) => {
+                    return Err(JobError::invalid(
+                        &at("duration_secs"),
+                        format!("must be from {MIN_STAGE_SECS} to {MAX_DURATION_SECS} s, not {}", shown(d)),
+                    ));
+                }
+                None => {
+                    return Err(JobError::invalid(&at("duration_secs"), "a number of seconds is required"));
+                }
+            };
+            let users = match (stage.get("rps"), stage.get("users")) {
+                (Some(_), Some(_)) | (None, None) => {
+                    return Err(JobError::invalid(&format!("stages[{i}]"), "give rps or users (one of them)"));
+                }
+                (_, users) => users.is_some(),
+            };
+            if *users_job.get_or_insert(users) != users {
+                return Err(JobError::invalid(
+                    &format!("stages[{i}]"),
+                    "every stage gives rps, or every stage gives users",
+                ));
+            }
+            let key = if users { "users" } else { "rps" };
+            let value = stage.get(key).and_then(Value::as_f64).filter(|v| v.is_finite());
+            let target = match value {
+                None => return Err(JobError::invalid(&at(key), "must be a number")),
+                Some(v) if users => {
+                    check_users(v, max_users).map_err(|e| JobError::invalid(&at(key), format!("{e}")))? as f64
+                }
+                Some(v) => check_rate(v, cap).map_err(|e| JobError::invalid(&at(key), format!("{e}")))?,
+            };
+            stages.push(JobStage { duration_secs: duration, target });
+        }
+        let duration_secs: f64 = stages.iter().map(|s| s.duration_secs).sum();
+        if !(MIN_DURATION_SECS..=MAX_DURATION_SECS).contains(&duration_secs) {
+            return Err(JobError::invalid(
+                "stages",
+                format!(
+                    "their durations must add up to {MIN_DURATION_SECS} to {MAX_DURATION_SECS} seconds (24 h), not {}",
+                    shown(duration_secs)
+                ),
+            ));
+        }
+        let highest = stages.iter().map(|s| s.target).fold(0.0, f64::max);
+        if highest <= 0.0 {
+            return Err(JobError::invalid("stages", "every target is 0: the job would send nothing"));
+        }
+        let users_job = users_job == Some(true);
+        let endpoints = match fields.get("endpoints") {
+            None => None,
+            Some(v) => Some(endpoints(v, names)?),
+        };
+        if let Names::Of(limits) = names
+            && scenario.error_share() > 0.0
+            && limits.errors.is_empty()
+        {
+            return Err(JobError::invalid(
+                "scenario",
+                format!(
+                    "{scenario} sends the workload's error requests, and it has none; mark a request `error: true` in the workload"
+                ),
+            ));
+        }
+        Ok(JobSpec {
+            scenario: ScenarioName(scenario),
+            preset: None,
+            duration_secs,
+            max_rps: if users_job { 0.0 } else { highest },
+            ramp_up_secs: 0.0,
+            endpoints,
+            capped_from_rps: None,
+            users: users_job.then_some(highest as u64),
+            stages: Some(stages),
+        })
+    }
+
+    /// The job's own stages as shapes, each capped at `cap`: from where
+    /// the previous one ended (0 before the first) to its target.
+    fn own_stages(&self, cap: f64) -> Option<Vec<Stage>> {
+        let own = self.stages.as_ref()?;
+        let mut from = 0.0;
+        Some(
+            own.iter()
+                .map(|s| {
+                    let to = s.target.min(cap);
+                    let stage = Stage::ramp(s.duration_secs, from, to);
+                    from = to;
+                    stage
+                })
+                .collect(),
+        )
+    }
+
+    /// The rate stages of a rate job with every rate held to `cap`
+    /// (`MAX_RPS`): the job's own, or its scenario's up to its `max_rps`.
+    pub fn rate_stages(&self, cap: f64) -> Vec<Stage> {
+        if self.users.is_some() {
+            return Vec::new();
+        }
+        self.own_stages(cap)
+            .unwrap_or_else(|| self.scenario.0.stages(self.duration_secs, self.max_rps.min(cap), self.ramp_up_secs))
     }
 
     /// The rate stages the engine plays (they end with the job); none for
     /// a users job, which has no rate of its own.
     pub fn stages(&self) -> Vec<Stage> {
-        if self.users.is_some() {
-            return Vec::new();
-        }
-        self.scenario.0.stages(self.duration_secs, self.max_rps, self.ramp_up_secs)
+        self.rate_stages(f64::INFINITY)
     }
 
     /// A users job's shape: the scenario's stages in users, rising to
     /// `users` (`None` for a rate job).
     pub fn user_stages(&self) -> Option<Vec<Stage>> {
         let users = self.users? as f64;
-        Some(self.scenario.0.stages(self.duration_secs, users, self.ramp_up_secs))
+        self.own_stages(users).or_else(|| Some(self.scenario.0.stages(self.duration_secs, users, self.ramp_up_secs)))
     }
+}
+
+/// A number for a message: short however large.
+fn shown(x: f64) -> String {
+    if x.abs() >= 1e9 { format!("{x:e}") } else { x.to_string() }
 }
 
 fn required(field: &'static str) -> JobError {
@@ -418,6 +625,81 @@ mod tests {
             Err(JobError::Invalid { field, message }) => (field, message),
             other => panic!("{body}: expected a 422, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn stages_of_ones_own_are_the_shape_from_zero_in_straight_lines() {
+        let spec = parse(
+            r#"{"stages":[{"duration_secs":30,"rps":50},{"duration_secs":60,"rps":50},{"duration_secs":10,"rps":200},{"duration_secs":20,"rps":0}]}"#,
+        )
+        .unwrap();
+        assert_eq!(spec.scenario.0, ScenarioKind::Normal);
+        assert_eq!((spec.duration_secs, spec.max_rps, spec.users), (120.0, 200.0, None));
+        let shape: Vec<(f64, f64, f64)> = spec.stages().iter().map(|s| (s.secs, s.from_rps, s.to_rps)).collect();
+        assert_eq!(shape, [(30.0, 0.0, 50.0), (60.0, 50.0, 50.0), (10.0, 50.0, 200.0), (20.0, 200.0, 0.0)]);
+        // Requests: 750 + 3000 + 1250 + 2000.
+        assert_eq!(spec.stages().iter().map(Stage::requests).sum::<f64>(), 7000.0);
+        // MAX_RPS holds every stage's rate, the line to it and from it.
+        let capped: Vec<f64> = spec.rate_stages(100.0).iter().map(|s| s.to_rps).collect();
+        assert_eq!(capped, [50.0, 50.0, 100.0, 0.0]);
+        // A scenario adds what it does besides its shape.
+        let errors = parse(r#"{"scenario":"error_injection","stages":[{"duration_secs":5,"rps":10}]}"#).unwrap();
+        assert_eq!(errors.scenario.0, ScenarioKind::ErrorInjection);
+
+        let users = parse(r#"{"stages":[{"duration_secs":10,"users":20},{"duration_secs":5,"users":5}]}"#).unwrap();
+        assert_eq!((users.duration_secs, users.max_rps, users.users), (15.0, 0.0, Some(20)));
+        assert!(users.stages().is_empty(), "a users job has no rate stages");
+        let shape: Vec<(f64, f64, f64)> =
+            users.user_stages().unwrap().iter().map(|s| (s.secs, s.from_rps, s.to_rps)).collect();
+        assert_eq!(shape, [(10.0, 0.0, 20.0), (5.0, 20.0, 5.0)]);
+        // What a replica receives is checked again, and passes.
+        spec.check_sent().unwrap();
+        users.check_sent().unwrap();
+        let lying = JobSpec { duration_secs: 5.0, ..spec.clone() };
+        assert!(lying.check_sent().is_err());
+    }
+
+    #[test]
+    fn bad_stages_are_refused_naming_the_stage_and_field() {
+        let many = format!("{{\"stages\":[{}]}}", vec![r#"{"duration_secs":1,"rps":1}"#; MAX_STAGES + 1].join(","));
+        let table: [(&str, &str, &str); 17] = [
+            (r#"{"stages":[]}"#, "stages", "non-empty list"),
+            (r#"{"stages":{}}"#, "stages", "non-empty list"),
+            (r#"{"stages":[5]}"#, "stages", "stages[0] must be an object"),
+            (r#"{"stages":[{"duration_secs":1}]}"#, "stages[0]", "give rps or users"),
+            (r#"{"stages":[{"duration_secs":1,"rps":1,"users":1}]}"#, "stages[0]", "give rps or users"),
+            (r#"{"stages":[{"rps":1}]}"#, "stages[0].duration_secs", "a number"),
+            (
+                r#"{"stages":[{"duration_secs":0.01,"rps":1},{"duration_secs":2,"rps":1}]}"#,
+                "stages[0].duration_secs",
+                "from 0.1",
+            ),
+            (r#"{"stages":[{"duration_secs":1e300,"rps":1}]}"#, "stages[0].duration_secs", "not 1e300"),
+            (r#"{"stages":[{"duration_secs":2,"rps":-1}]}"#, "stages[0].rps", "negative"),
+            (r#"{"stages":[{"duration_secs":2,"rps":5000}]}"#, "stages[0].rps", "MAX_RPS"),
+            (
+                r#"{"stages":[{"duration_secs":2,"rps":1},{"duration_secs":2,"users":1}]}"#,
+                "stages[1]",
+                "every stage gives rps",
+            ),
+            (r#"{"stages":[{"duration_secs":2,"users":1.5}]}"#, "stages[0].users", "whole number"),
+            (r#"{"stages":[{"duration_secs":2,"users":101}]}"#, "stages[0].users", "MAX_USERS"),
+            (r#"{"stages":[{"duration_secs":2,"rps":0}]}"#, "stages", "send nothing"),
+            (r#"{"stages":[{"duration_secs":0.5,"rps":3}]}"#, "stages", "add up to"),
+            (r#"{"stages":[{"duration_secs":2,"rps":1,"hold":true}]}"#, "stages[0].hold", "unknown field"),
+            (r#"{"stages":[{"duration_secs":2,"rps":1}],"max_rps":5}"#, "max_rps", "give stages or max_rps"),
+        ];
+        for (body, field, words) in table {
+            let (f, message) = refused(body);
+            assert_eq!(f, field, "{body}: {message}");
+            assert!(message.contains(words), "{body}: {message:?} lacks {words:?}");
+        }
+        let (f, message) = refused(&many);
+        assert_eq!(f, "stages");
+        assert!(message.contains("at most 32"), "{message}");
+        let (f, message) = refused(r#"{"scenario":"peak","stages":[{"duration_secs":2,"rps":1}]}"#);
+        assert_eq!(f, "scenario");
+        assert!(message.contains("the stages are the shape"), "{message}");
     }
 
     #[test]

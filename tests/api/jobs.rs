@@ -95,6 +95,52 @@ fn a_peak_rises_to_half_of_max_in_its_first_quarter_then_the_mode_before_comes_b
 }
 
 #[test]
+fn a_job_with_stages_of_its_own_follows_them_and_exports_them() {
+    let _timing = timing_test();
+    let target = start_demo_target(&[]);
+    let sidecar = paused_sidecar(&target, &[]);
+    // The issue's story, shortened: 2 s up to 20/s (20 requests), 3 s at
+    // 20/s (60), 1 s up to 60/s (40), 2 s down to 0 (60): 180 in 8 s.
+    let body = r#"{"stages": [{"duration_secs": 2, "rps": 20}, {"duration_secs": 3, "rps": 20},
+        {"duration_secs": 1, "rps": 60}, {"duration_secs": 2, "rps": 0}]}"#;
+    let job = start_job(&sidecar, body);
+    assert_eq!((job["duration_secs"].as_f64(), job["max_rps"].as_f64()), (Some(8.0), Some(60.0)), "{job}");
+    assert_eq!(job["stages"].as_array().map(Vec::len), Some(4), "{job}");
+    let started = Instant::now();
+    let at = |secs: f64| {
+        sleep(Duration::from_secs_f64(secs).saturating_sub(started.elapsed()));
+        target_count(&target, None) as f64
+    };
+    let (first, held) = (at(2.0), at(5.0));
+    // Exported while it runs: its own stages, as k6 stages.
+    let script = sidecar.get(&format!("/export/k6?job={}", job_id(&job)));
+    assert_eq!(script.status, 200, "{}", script.body);
+    assert!(script.body.contains("60") && script.body.contains("stages"), "{}", script.body);
+    let record = wait_for_end(&sidecar, &job_id(&job), Duration::from_secs(15));
+    let sent = record["summary"]["requests"]["sent"].as_f64().expect("requests sent");
+    assert!(eventually(Duration::from_secs(3), || target_count(&target, None) as f64 == sent));
+    let total = target_count(&target, None) as f64;
+    eprintln!("stages at the target: first {first}, hold {}, total {total}", held - first);
+    assert_near("first stage (0 → 20/s over 2 s)", first, 20.0, 0.25, 5.0);
+    assert_near("hold (20/s × 3 s)", held - first, 60.0, 0.15, 5.0);
+    assert_near("the stages' integral", total, 180.0, 0.05, 2.0);
+    assert_eq!(record["status"], "completed");
+
+    // Checked like every job field: the stage and field are named, nothing starts.
+    for (bad, named) in [
+        (r#"{"stages": [{"duration_secs": 2, "rps": -1}]}"#, "stages[0].rps"),
+        (r#"{"stages": [{"duration_secs": 2, "rps": 1}, {"duration_secs": 2, "users": 1}]}"#, "stages[1]"),
+        (r#"{"stages": [], "scenario": "normal"}"#, "stages"),
+    ] {
+        let res = sidecar.post("/jobs", Some(bad));
+        assert_eq!(res.status, 422, "{bad}: {}", res.body);
+        let error = res.json()["error"].as_str().unwrap_or_default().to_string();
+        assert!(error.starts_with(&format!("{named}: ")), "{bad}: {error}");
+    }
+    assert_eq!(sidecar.get_json("/status")["job"], Value::Null);
+}
+
+#[test]
 fn stress_holds_max_within_one_percent() {
     let _timing = timing_test();
     let target = start_demo_target(&[]);

@@ -315,3 +315,49 @@ fn the_summary_adds_up_with_a_setup_login_and_equals_the_target_counts() {
     assert_eq!(target_count(&target, Some("login")), 1);
     assert_eq!(target_count(&target, None), count("sent"), "{summary}");
 }
+
+#[test]
+fn stages_of_ones_own_and_virtual_users_run_as_written_and_bad_ones_exit_2() {
+    let _timing = timing_test();
+    let target = start_demo_target(&[]);
+    let url = format!("http://{}", target.addr);
+    // 2 s up to 20/s (20), 2 s at 20/s (40), 1 s down to 0 (10): 70 requests.
+    let json = summary_path("stages");
+    let (out, _) =
+        run(&["--stages", "2s:20,2s:20,1s:0", "--summary-json", json.to_str().unwrap(), "--progress", "none", &url]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let summary = take_summary(&json);
+    let sent = summary["summary"]["requests"]["sent"].as_f64().expect("sent");
+    assert!((sent - 70.0).abs() <= 3.0, "sent {sent} where the stages' integral is 70: {stdout}");
+    assert!(eventually(Duration::from_secs(3), || target_count(&target, None) as f64 == sent), "{stdout}");
+    assert_eq!((summary["duration_secs"].as_f64(), summary["max_rps"].as_f64()), (Some(5.0), Some(20.0)));
+
+    // Virtual users: the closed model says so, and no rate is due.
+    let json = summary_path("user-stages");
+    let (out, _) =
+        run(&["--user-stages", "1s:3,2s:3", "--summary-json", json.to_str().unwrap(), "--progress", "none", &url]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("up to 3 virtual users") && stdout.contains("no rate due"), "{stdout}");
+    let summary = take_summary(&json);
+    assert_eq!(summary["users"], 3, "{summary}");
+    assert!(summary["summary"]["requests"]["sent"].as_u64() > Some(0), "{summary}");
+
+    for (args, words) in [
+        (vec!["--stages", "2s:x"], "invalid --stages item \"2s:x\""),
+        (vec!["--stages", "2s"], "write DURATION:TARGET"),
+        (vec!["--stages", "0.01s:5,2s:5"], "stages[0].duration_secs"),
+        (vec!["--stages", "2s:5", "--max-rps", "3"], "cannot be used with"),
+        (vec!["--user-stages", "2s:1.5"], "stages[0].users"),
+        (vec!["--users", "5", "--max-rps", "3"], "cannot be used with"),
+    ] {
+        let mut all = args.clone();
+        all.push(&url);
+        let (out, _) = run(&all);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: one line, not {stderr}");
+        assert!(stderr.contains(words), "{args:?}: {stderr:?} lacks {words:?}");
+    }
+}

@@ -50,7 +50,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
     let RunPlan { config, spec, scenario, progress } = plan;
     let target_url = config.engine.target.as_str().to_string();
     let slo_window_secs = config.slo_window.as_secs_f64();
-    let (duration_secs, max_rps) = (spec.duration_secs, spec.max_rps);
+    let (duration_secs, max_rps, users) = (spec.duration_secs, spec.max_rps, spec.users);
     let options = PlayOptions { serve_control: args.port.is_some(), abort_on_fail: args.abort_on_fail };
     let played = actix_rt::System::new().block_on(async move {
         let sidecar = Sidecar::build(config, None).await.map_err(|e| match e.downcast::<super::ListenError>() {
@@ -89,6 +89,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
         scenario: scenario.as_str(),
         duration_secs,
         max_rps,
+        users,
         aborted,
         interrupted: played.interrupted,
         passed: !slo_failed && !aborted && !played.interrupted,
@@ -143,7 +144,16 @@ fn plan(args: &RunArgs) -> Result<RunPlan, String> {
     };
     window_duration("SLO_WINDOW", &window, 10, 86_400).map_err(|e| format!("invalid --slo-window: {e}"))?;
 
-    let max_rps = format!("{}", args.max_rps);
+    let own_stages = own_stages(args)?;
+    // The sidecar's MAX_RPS: the run's rate, or its highest stage; a users
+    // run keeps the default cap (its users' requests are not a rate it sets).
+    let max_rps = match &own_stages {
+        Some((stages, false)) => stages.iter().map(|(_, rate)| *rate).fold(0.0, f64::max),
+        Some((_, true)) => 1000.0,
+        None if args.users.is_some() => 1000.0,
+        None => args.max_rps,
+    };
+    let max_rps = format!("{max_rps}");
     let mut argv: Vec<String> = [
         "trafficgen",
         "--target-url",
@@ -202,15 +212,69 @@ fn plan(args: &RunArgs) -> Result<RunPlan, String> {
     if let Some(endpoints) = endpoints {
         body["endpoints"] = json!(endpoints);
     }
+    if let Some(users) = args.users {
+        body["users"] = json!(users);
+        if let Some(fields) = body.as_object_mut() {
+            fields.remove("max_rps");
+        }
+    }
+    if let Some((stages, users)) = &own_stages {
+        let key = if *users { "users" } else { "rps" };
+        let list: Vec<serde_json::Value> =
+            stages.iter().map(|(secs, target)| json!({"duration_secs": secs, key: target})).collect();
+        if let Some(fields) = body.as_object_mut() {
+            for derived in ["duration_secs", "max_rps", "ramp_up_secs", "users"] {
+                fields.remove(derived);
+            }
+            fields.insert("stages".into(), json!(list));
+        }
+    }
     let limits = JobLimits::of(&config.engine.workload, config.engine.modes.max_rps, config.engine.modes.max_users);
     let body = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
     let spec = JobSpec::parse(&body, &limits).map_err(|e| as_flags(&e.to_string()))?;
     Ok(RunPlan { config, spec, scenario, progress })
 }
 
+/// `--stages` or `--user-stages`: (seconds, target) pairs, and whether the
+/// targets are users.
+type OwnStages = (Vec<(f64, f64)>, bool);
+
+/// The run's own stages; `None` without `--stages` or `--user-stages`.
+fn own_stages(args: &RunArgs) -> Result<Option<OwnStages>, String> {
+    let (flag, list, users) = match (&args.stages, &args.user_stages) {
+        (Some(list), _) => ("--stages", list, false),
+        (None, Some(list)) => ("--user-stages", list, true),
+        (None, None) => return Ok(None),
+    };
+    let mut stages = Vec::new();
+    for item in list.split(',').map(str::trim) {
+        let shown: String = item.chars().take(40).collect();
+        let (secs, target) = item
+            .split_once(':')
+            .ok_or_else(|| format!("invalid {flag} item {shown:?}: write DURATION:TARGET, e.g. 30s:50"))?;
+        let secs = parse_duration(secs).map_err(|e| format!("invalid {flag} item {shown:?}: {e}"))?;
+        let target: f64 = target
+            .trim()
+            .parse()
+            .ok()
+            .filter(|t: &f64| t.is_finite() && *t >= 0.0)
+            .ok_or_else(|| format!("invalid {flag} item {shown:?}: the target must be a number of 0 or more"))?;
+        stages.push((secs, target));
+        if stages.len() > crate::jobs::spec::MAX_STAGES {
+            return Err(format!("invalid {flag}: at most {} stages", crate::jobs::spec::MAX_STAGES));
+        }
+    }
+    Ok(Some((stages, users)))
+}
+
 /// A job error in the words of `run`'s flags: the job's fields are
 /// `--duration`, `--max-rps`… here.
 fn as_flags(message: &str) -> String {
+    // A stage's problem names its place in the list (`stages[1].rps`), which
+    // is the place in `--stages` as written.
+    if message.starts_with("stages") {
+        return message.to_string();
+    }
     const FLAGS: [(&str, &str); 4] = [
         ("duration_secs", "--duration"),
         ("ramp_up_secs", "--ramp-up"),

@@ -19,6 +19,10 @@ pub struct RunReport {
     pub scenario: &'static str,
     pub duration_secs: f64,
     pub max_rps: f64,
+    /// A users run (the closed model): the virtual users it rises to;
+    /// `max_rps` is then 0 and no rate is due.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub users: Option<u64>,
     /// Stopped before the end because an SLO was missed for a whole window.
     pub aborted: bool,
     /// Stopped before the end by SIGINT/SIGTERM.
@@ -44,23 +48,19 @@ impl RunReport {
     pub fn table(&self) -> String {
         let mut out = String::new();
         let s = &self.summary;
+        let (load, due) = match self.users {
+            Some(users) => (format!("up to {users} virtual users"), ", no rate due (the closed model)".to_string()),
+            None => (format!("up to {} req/s", trim(self.max_rps)), format!(" of {:.1}/s due", s.target_rps)),
+        };
+        let _ = writeln!(out, "\n{} for {:.0} s at {load} against {}", self.scenario, s.elapsed_secs, self.target_url);
         let _ = writeln!(
             out,
-            "\n{} for {:.0} s at up to {} req/s against {}",
-            self.scenario,
-            s.elapsed_secs,
-            trim(self.max_rps),
-            self.target_url
-        );
-        let _ = writeln!(
-            out,
-            "sent {}  successful {}  failed {}  dropped {}  rate {:.1}/s of {:.1}/s due  error ratio {:.2} %",
+            "sent {}  successful {}  failed {}  dropped {}  rate {:.1}/s{due}  error ratio {:.2} %",
             s.requests.sent,
             s.requests.successful,
             s.requests.failed,
             s.requests.dropped,
             s.achieved_rps,
-            s.target_rps,
             s.error_ratio * 100.0
         );
         let header = ["request", "count", "rate/s", "p50", "p90", "p95", "p99", "max", "errors"];
@@ -257,6 +257,7 @@ mod tests {
             scenario: "peak",
             duration_secs: 10.0,
             max_rps: 20.0,
+            users: None,
             aborted: false,
             interrupted: false,
             passed,
