@@ -305,21 +305,7 @@ impl JobSpec {
             ));
         }
 
-        let endpoints = match fields.get("endpoints") {
-            None => None,
-            Some(v) => Some(endpoints(v, names)?),
-        };
-        if let Names::Of(limits) = names
-            && scenario.error_share() > 0.0
-            && limits.errors.is_empty()
-        {
-            return Err(JobError::invalid(
-                "scenario",
-                format!(
-                    "{scenario} sends the workload's error requests, and it has none; mark a request `error: true` in the workload"
-                ),
-            ));
-        }
+        let endpoints = requests_of(fields, scenario, names)?;
 
         Ok(JobSpec {
             scenario: ScenarioName(scenario),
@@ -438,21 +424,7 @@ impl JobSpec {
             return Err(JobError::invalid("stages", "every target is 0: the job would send nothing"));
         }
         let users_job = users_job == Some(true);
-        let endpoints = match fields.get("endpoints") {
-            None => None,
-            Some(v) => Some(endpoints(v, names)?),
-        };
-        if let Names::Of(limits) = names
-            && scenario.error_share() > 0.0
-            && limits.errors.is_empty()
-        {
-            return Err(JobError::invalid(
-                "scenario",
-                format!(
-                    "{scenario} sends the workload's error requests, and it has none; mark a request `error: true` in the workload"
-                ),
-            ));
-        }
+        let endpoints = requests_of(fields, scenario, names)?;
         Ok(JobSpec {
             scenario: ScenarioName(scenario),
             preset: None,
@@ -510,6 +482,31 @@ impl JobSpec {
 /// A number for a message: short however large.
 fn shown(x: f64) -> String {
     if x.abs() >= 1e9 { format!("{x:e}") } else { x.to_string() }
+}
+
+/// `endpoints`, checked; and a scenario that sends error requests only
+/// with a workload that has some.
+fn requests_of(
+    fields: &Map<String, Value>,
+    scenario: ScenarioKind,
+    names: Names,
+) -> Result<Option<Vec<String>>, JobError> {
+    let chosen = match fields.get("endpoints") {
+        None => None,
+        Some(v) => Some(endpoints(v, names)?),
+    };
+    if let Names::Of(limits) = names
+        && scenario.error_share() > 0.0
+        && limits.errors.is_empty()
+    {
+        return Err(JobError::invalid(
+            "scenario",
+            format!(
+                "{scenario} sends the workload's error requests, and it has none; mark a request `error: true` in the workload"
+            ),
+        ));
+    }
+    Ok(chosen)
 }
 
 fn required(field: &'static str) -> JobError {
