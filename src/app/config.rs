@@ -267,7 +267,7 @@ pub struct Config {
     pub openapi: Option<OpenApiPath>,
 }
 
-const MAX_RPS_LIMIT: f64 = 1_000_000.0;
+pub(crate) const MAX_RPS_LIMIT: f64 = 1_000_000.0;
 
 /// The largest `MAX_USERS`: a user is a few dozen bytes, but each may hold
 /// a request in flight and a connection.

@@ -348,6 +348,9 @@ fn stages_of_ones_own_and_virtual_users_run_as_written_and_bad_ones_exit_2() {
         (vec!["--stages", "2s:x"], "invalid --stages item \"2s:x\""),
         (vec!["--stages", "2s"], "write DURATION:TARGET"),
         (vec!["--stages", "0.01s:5,2s:5"], "stages[0].duration_secs"),
+        // Never a complaint about a MAX_RPS the user did not set.
+        (vec!["--stages", "2s:0,1s:0"], "every target is 0"),
+        (vec!["--stages", "2s:1e308"], "stages[0].rps"),
         (vec!["--stages", "2s:5", "--max-rps", "3"], "cannot be used with"),
         (vec!["--user-stages", "2s:1.5"], "stages[0].users"),
         (vec!["--users", "5", "--max-rps", "3"], "cannot be used with"),

@@ -13,9 +13,10 @@ use clap::Parser;
 use serde_json::json;
 
 use crate::app::cli::{Cli, RunArgs};
-use crate::app::config::{Config, window_duration};
+use crate::app::config::{Config, MAX_RPS_LIMIT, window_duration};
 use crate::app::{PlayOptions, Sidecar};
 use crate::base::duration::parse_duration;
+use crate::engine::mode::MIN_RPS;
 use crate::jobs::scenario::ScenarioKind;
 use crate::jobs::{JobLimits, JobSpec, Progress};
 use report::RunReport;
@@ -145,15 +146,18 @@ fn plan(args: &RunArgs) -> Result<RunPlan, String> {
     window_duration("SLO_WINDOW", &window, 10, 86_400).map_err(|e| format!("invalid --slo-window: {e}"))?;
 
     let own_stages = own_stages(args)?;
-    // The sidecar's MAX_RPS: the run's rate, or its highest stage; a users
-    // run keeps the default cap (its users' requests are not a rate it sets).
+    // The sidecar's MAX_RPS: the run's rate, or its highest stage (held to
+    // what MAX_RPS may be, so the job's own check names a stage out of
+    // range); a users run keeps MAX_RPS as set, or its default (its users'
+    // requests are not a rate it asks for).
     let max_rps = match &own_stages {
-        Some((stages, false)) => stages.iter().map(|(_, rate)| *rate).fold(0.0, f64::max),
-        Some((_, true)) => 1000.0,
-        None if args.users.is_some() => 1000.0,
-        None => args.max_rps,
+        Some((stages, false)) => {
+            Some(stages.iter().map(|(_, rate)| *rate).fold(0.0, f64::max).clamp(MIN_RPS, MAX_RPS_LIMIT))
+        }
+        Some((_, true)) => None,
+        None if args.users.is_some() => None,
+        None => Some(args.max_rps),
     };
-    let max_rps = format!("{max_rps}");
     let mut argv: Vec<String> = [
         "trafficgen",
         "--target-url",
@@ -172,8 +176,6 @@ fn plan(args: &RunArgs) -> Result<RunPlan, String> {
         "0",
         "--overload-rps",
         "0",
-        "--max-rps",
-        &max_rps,
         "--stats-interval-secs",
         "0",
         "--mix",
@@ -190,6 +192,9 @@ fn plan(args: &RunArgs) -> Result<RunPlan, String> {
     .into_iter()
     .map(String::from)
     .collect();
+    if let Some(max_rps) = max_rps {
+        argv.extend(["--max-rps".to_string(), format!("{max_rps}")]);
+    }
     if let Some(workload) = &args.workload {
         argv.extend(["--workload".to_string(), workload.clone()]);
     }
