@@ -441,13 +441,17 @@ def numbers_checks(driver, port):
     time.sleep(11)
 
     def table():
-        rows = driver.find_elements(By.CSS_SELECTOR, "#requests-body tr")
-        rates = {}
-        for row in rows:
-            cells = [c.text for c in row.find_elements(By.CSS_SELECTOR, "th, td")]
-            rates[cells[0]] = float(cells[1].replace(",", "")) if cells[1] not in ("", "–") else 0.0
-        total = text_of(driver, "requests-total").replace(",", "")
-        return rates, float(total) if total not in ("", "–") else 0.0
+        # One script call reads the rows and the total of one render: read
+        # cell by cell, the page can redraw in between (a render a second,
+        # a window as short as 10 answers) and mix two renders.
+        cells, total = driver.execute_script(
+            "const rows = [...document.querySelectorAll('#requests-body tr')]"
+            ".map((tr) => [...tr.querySelectorAll('th, td')].map((c) => c.textContent));"
+            "return [rows, document.getElementById('requests-total').textContent];"
+        )
+        number = lambda text: float(text.replace(",", "")) if text not in ("", "–") else 0.0
+        rates = {row[0]: number(row[1]) for row in cells if len(row) > 1}
+        return rates, number(total)
 
     expected = sorted(((status(port) or {}).get("requests") or {}).get("by_name", {}).keys())
     shown = wait_until(lambda: sorted(table()[0]) == expected and table()[1] > 0, 10)
