@@ -107,7 +107,7 @@ proptest! {
                         "plan" => {
                             let mode = MODES[mode];
                             let rps = if mode == Mode::Pause { 0.0 } else { f64::from(rps) + 1.0 };
-                            let value = PlanSpec { mode, rps, start_ms: now };
+                            let value = PlanSpec::constant(mode, rps, now);
                             change.plan = Section { version, value };
                             serde_json::to_value(value).unwrap()
                         }

@@ -22,6 +22,7 @@ use serde_json::{Map, Value};
 
 use super::version::{MAX_AHEAD_MS, Version, VersionAhead};
 use crate::engine::mode::{Mode, RateError, check_rate};
+use crate::engine::users::UserPause;
 use crate::jobs::{JobSpec, StopReason};
 
 /// One replicated value and the version that set it.
@@ -172,6 +173,77 @@ pub struct PlanSpec {
     /// which every replica starts with without a word (the epoch is the one
     /// instant they agree on unasked).
     pub start_ms: u64,
+    /// A ramp to `rps` from `start_ms` (`POST /mode/custom` or
+    /// `/mode/users` with `ramp_secs`), so every replica ramps its share
+    /// along the same line; absent for a plain mode, so a document without
+    /// a ramp reads as it did before ramps were replicated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ramp: Option<RampSpec>,
+    /// Users mode's pause given in the switch's body (`None`: each
+    /// replica's `USER_PAUSE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<PauseSpec>,
+}
+
+impl PlanSpec {
+    /// A plain mode at `rps`: no ramp, no pause of its own.
+    pub fn constant(mode: Mode, rps: f64, start_ms: u64) -> PlanSpec {
+        PlanSpec { mode, rps, start_ms, ramp: None, pause: None }
+    }
+
+    /// Whether a plan with these parts is this one: asking for the plan in
+    /// force changes nothing. A ramp is never the plan in force (it starts
+    /// from where the rate is now).
+    pub fn is_same_plan(&self, mode: Mode, rps: f64, ramp: Option<RampSpec>, pause: Option<PauseSpec>) -> bool {
+        self.mode == mode && self.rps == rps && ramp.is_none() && self.ramp.is_none() && self.pause == pause
+    }
+
+    /// A peer's ramp and pause, checked as the control API checks them.
+    fn check_shape(&self) -> Result<(), DocumentError> {
+        if let Some(ramp) = self.ramp {
+            check_rate(ramp.from, f64::MAX).map_err(|e| DocumentError::Ramp(format!("from: {e}")))?;
+            if !(ramp.secs.is_finite() && ramp.secs > 0.0 && ramp.secs <= MAX_RAMP_SECS) {
+                return Err(DocumentError::Ramp(format!("secs must be above 0 and at most {MAX_RAMP_SECS}")));
+            }
+            if self.mode == Mode::Pause {
+                return Err(DocumentError::Ramp("pause has no ramp".into()));
+            }
+        }
+        if let Some(pause) = self.pause {
+            if self.mode != Mode::Users {
+                return Err(DocumentError::Pause(format!("only users mode has a pause, not {}", self.mode.as_str())));
+            }
+            UserPause::new(pause.min_secs, pause.max_secs).map_err(DocumentError::Pause)?;
+        }
+        Ok(())
+    }
+}
+
+/// Longest ramp a peer may send: a day, as `ramp_secs` allows.
+pub const MAX_RAMP_SECS: f64 = 86_400.0;
+
+/// A straight line from `from` (a rate, or users) to the plan's `rps`
+/// over `secs`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RampSpec {
+    pub from: f64,
+    pub secs: f64,
+}
+
+/// The pause between a user's iterations, drawn from `min_secs` to
+/// `max_secs`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PauseSpec {
+    pub min_secs: f64,
+    pub max_secs: f64,
+}
+
+impl From<UserPause> for PauseSpec {
+    fn from(pause: UserPause) -> PauseSpec {
+        PauseSpec { min_secs: pause.min_secs, max_secs: pause.max_secs }
+    }
 }
 
 /// The version of each section: what peers compare to find who is behind.
@@ -259,13 +331,17 @@ pub enum DocumentError {
     Workload(String),
     #[error("config: {0}")]
     Config(String),
+    #[error("plan: ramp: {0}")]
+    Ramp(String),
+    #[error("plan: pause: {0}")]
+    Pause(String),
 }
 
 impl Document {
     /// A replica's document before any change: its settings' initial mode.
     pub fn initial(mode: Mode, rps: f64) -> Document {
         Document {
-            plan: Section { version: Version::INITIAL, value: PlanSpec { mode, rps, start_ms: 0 } },
+            plan: Section { version: Version::INITIAL, value: PlanSpec::constant(mode, rps, 0) },
             job: None,
             workload: None,
             config: None,
@@ -306,6 +382,7 @@ impl Document {
         if plan.start_ms > now_ms.saturating_add(MAX_AHEAD_MS) {
             return Err(DocumentError::StartAhead { ahead_ms: plan.start_ms - now_ms });
         }
+        plan.check_shape()?;
         if let Some(job) = self.job.as_ref().and_then(|j| j.value.running.as_ref()) {
             job.check(now_ms)?;
         }
@@ -381,7 +458,7 @@ mod tests {
         Document {
             plan: Section {
                 version: Version { clock, replica: InstanceId(replica) },
-                value: PlanSpec { mode, rps, start_ms: clock },
+                value: PlanSpec::constant(mode, rps, clock),
             },
             job: None,
             workload: None,
@@ -427,7 +504,7 @@ mod tests {
         assert_eq!(serde_json::from_str::<Document>(&json).unwrap(), doc);
         let with_more = json.replacen('{', r#"{"targets":{"version":1},"#, 1);
         assert_eq!(serde_json::from_str::<Document>(&with_more).unwrap(), doc, "an unknown section is ignored");
-        let field = json.replace(r#""start_ms""#, r#""ramp":1,"start_ms""#);
+        let field = json.replace(r#""start_ms""#, r#""jitter":1,"start_ms""#);
         assert!(serde_json::from_str::<Document>(&field).is_err(), "an unknown field of a known section is refused");
         let mode = json.replace("custom", "turbo");
         assert!(serde_json::from_str::<Document>(&mode).unwrap_err().to_string().contains("turbo"));
@@ -446,6 +523,54 @@ mod tests {
         start_ahead.plan.value.start_ms = u64::MAX;
         assert!(matches!(start_ahead.check(NOW), Err(DocumentError::StartAhead { .. })));
         assert!(start_ahead.check(NOW).unwrap_err().to_string().starts_with("plan: "));
+    }
+
+    #[test]
+    fn a_peer_ramp_and_pause_are_checked_like_a_switch_and_read_back() {
+        let shaped = |mode, ramp: Option<RampSpec>, pause: Option<PauseSpec>| {
+            let mut doc = plan(NOW, 1, mode, 40.0);
+            doc.plan.value.ramp = ramp;
+            doc.plan.value.pause = pause;
+            doc
+        };
+        let ramp = |from, secs| Some(RampSpec { from, secs });
+        let pause = |min_secs, max_secs| Some(PauseSpec { min_secs, max_secs });
+        let good = shaped(Mode::Users, ramp(0.0, 30.0), pause(0.3, 0.4));
+        assert_eq!(good.check(NOW), Ok(()));
+        let json = serde_json::to_string(&good).unwrap();
+        assert_eq!(serde_json::from_str::<Document>(&json).unwrap(), good);
+        // Without them, the document reads as it did before they existed.
+        let plain = serde_json::to_string(&plan(NOW, 1, Mode::Custom, 40.0)).unwrap();
+        assert!(!plain.contains("ramp") && !plain.contains("pause"), "{plain}");
+        let refused = [
+            (shaped(Mode::Custom, ramp(f64::NAN, 30.0), None), "plan: ramp: from"),
+            (shaped(Mode::Custom, ramp(-1.0, 30.0), None), "plan: ramp: from"),
+            (shaped(Mode::Custom, ramp(0.0, 0.0), None), "plan: ramp: secs"),
+            (shaped(Mode::Custom, ramp(0.0, f64::INFINITY), None), "plan: ramp: secs"),
+            (shaped(Mode::Custom, ramp(0.0, MAX_RAMP_SECS * 2.0), None), "plan: ramp: secs"),
+            (shaped(Mode::Custom, None, pause(1.0, 1.0)), "plan: pause: only users mode"),
+            (shaped(Mode::Users, None, pause(2.0, 1.0)), "plan: pause: the shortest"),
+            (shaped(Mode::Users, None, pause(-1.0, 1.0)), "plan: pause: a pause must be"),
+            (shaped(Mode::Users, None, pause(0.0, 1e300)), "plan: pause: a pause must be"),
+        ];
+        for (doc, expected) in refused {
+            let err = doc.check(NOW).unwrap_err().to_string();
+            assert!(err.starts_with(expected), "{expected}: {err}");
+        }
+        let mut pause_ramp = plan(NOW, 1, Mode::Pause, 0.0);
+        pause_ramp.plan.value.ramp = ramp(10.0, 5.0);
+        assert!(pause_ramp.check(NOW).unwrap_err().to_string().contains("pause has no ramp"));
+    }
+
+    #[test]
+    fn asking_for_the_plan_in_force_is_no_change_unless_it_ramps_or_pauses_otherwise() {
+        let spec = PlanSpec::constant(Mode::Users, 10.0, 5);
+        assert!(spec.is_same_plan(Mode::Users, 10.0, None, None));
+        assert!(!spec.is_same_plan(Mode::Users, 10.0, None, Some(PauseSpec { min_secs: 1.0, max_secs: 1.0 })));
+        assert!(!spec.is_same_plan(Mode::Users, 10.0, Some(RampSpec { from: 10.0, secs: 1.0 }), None));
+        assert!(!spec.is_same_plan(Mode::Users, 11.0, None, None));
+        let ramping = PlanSpec { ramp: Some(RampSpec { from: 0.0, secs: 9.0 }), ..spec };
+        assert!(!ramping.is_same_plan(Mode::Users, 10.0, None, None), "a plain switch ends a ramp");
     }
 
     fn job(clock: u64, running: Option<SharedJob>) -> Document {

@@ -45,12 +45,14 @@ use parking_lot::Mutex;
 use serde::Serialize;
 
 use crate::engine::Engine;
-use crate::engine::mode::{Mode, Plan};
+use crate::engine::mode::{Mode, Plan, Shape};
+use crate::engine::users::UserPause;
 use crate::workload::Workload;
 use auth::{AuthError, ClusterKey, Nonces, RequestParts, Stamp};
 use client::PeerClient;
 use document::{
-    Changed, ConfigSection, Document, DocumentError, JobSection, PlanSpec, Section, Versions, WorkloadSection,
+    Changed, ConfigSection, Document, DocumentError, JobSection, PauseSpec, PlanSpec, RampSpec, Section, Versions,
+    WorkloadSection,
 };
 use peers::PeersSetting;
 use split::{MemberInfo, Membership, ShareJson};
@@ -314,15 +316,23 @@ impl Cluster {
     /// plan, starting now, applied here and sent to every peer. Asking for
     /// the plan in force changes nothing, except during the warm-up, which
     /// it ends on every replica. Returns whether anything changed.
+    /// A ramp goes with it (every replica ramps its share along the same
+    /// line, from the same start), and so does users mode's pause; a job's
+    /// story does not come here (the job section carries it).
     pub fn propose_plan(&self, plan: Plan) -> bool {
         let warming_up = self.inner.engine.plan().warming_up;
+        let ramp = match plan.shape {
+            Shape::Ramp { from_rps, secs } => Some(RampSpec { from: from_rps, secs }),
+            Shape::Constant | Shape::Story { .. } => None,
+        };
+        let pause = plan.user_pause.filter(|_| plan.is_users()).map(PauseSpec::from);
         self.propose(|document, version, now_ms| {
-            let current = document.plan.value;
-            if current.mode == plan.mode && current.rps == plan.rps && !warming_up {
+            if document.plan.value.is_same_plan(plan.mode, plan.rps, ramp, pause) && !warming_up {
                 return None;
             }
             let mut change = document.clone();
-            change.plan = Section { version, value: PlanSpec { mode: plan.mode, rps: plan.rps, start_ms: now_ms } };
+            change.plan =
+                Section { version, value: PlanSpec { ramp, pause, ..PlanSpec::constant(plan.mode, plan.rps, now_ms) } };
             Some(change)
         })
     }
@@ -513,6 +523,15 @@ impl Cluster {
         };
         let mut plan = Plan::new(spec.mode, rps);
         plan.anchor = UNIX_EPOCH.checked_add(Duration::from_millis(spec.start_ms));
+        if let Some(ramp) = spec.ramp {
+            // From where the asking replica was, held to this one's bound.
+            let from = if spec.mode == Mode::Users { ramp.from.floor() } else { ramp.from };
+            plan.shape = Shape::Ramp { from_rps: from.min(max_rps), secs: ramp.secs };
+        }
+        if spec.mode == Mode::Users {
+            // Checked when merged: never an error here.
+            plan.user_pause = spec.pause.and_then(|p| UserPause::new(p.min_secs, p.max_secs).ok());
+        }
         let changed = match source {
             Source::Local | Source::Peer => engine.switch_to(plan),
             Source::CatchUp => engine.adopt(plan),

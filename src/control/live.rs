@@ -348,13 +348,13 @@ impl Live {
         Resume { mode: plan.mode, rps }
     }
 
-    /// Puts `plan` in force: through the cluster for a plain mode, so every
-    /// replica switches; a shaped plan (a ramp, a job) on this replica only,
-    /// as the cluster's document carries modes and rates, not shapes.
+    /// Puts `plan` in force: through the cluster for a mode (with its ramp
+    /// and users' pause), so every replica switches; a job's story on this
+    /// replica only, as the job section brings it to the others.
     fn apply(&self, plan: Plan, cause: &'static str, returns_in_secs: Option<f64>) {
         let before = self.engine.plan();
         match &self.cluster {
-            Some(cluster) if plan.shape == Shape::Constant => {
+            Some(cluster) if !matches!(plan.shape, Shape::Story { .. }) => {
                 // The document may say this already while a job's plan runs
                 // here: then it is put back in force here.
                 if !cluster.propose_plan(plan.clone()) {

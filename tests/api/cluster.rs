@@ -330,7 +330,18 @@ fn peer_changes_are_versioned_checked_and_guarded() {
         (document(now_ms, "pause", 5.0), 422, "pause has rps 0"),
         (document(now_ms + 600_000, "burst", 20.0), 422, "ahead"),
         (document(now_ms + 59_900, "burst", 20.0), 422, "ahead"),
-        (document(now_ms, "burst", 20.0).replace(r#""start_ms""#, r#""ramp":1,"start_ms""#), 422, "ramp"),
+        (document(now_ms, "burst", 20.0).replace(r#""start_ms""#, r#""jitter":1,"start_ms""#), 422, "jitter"),
+        (
+            document(now_ms, "burst", 20.0).replace(r#""start_ms""#, r#""ramp":{"from":1,"secs":-5},"start_ms""#),
+            422,
+            "ramp",
+        ),
+        (
+            document(now_ms, "burst", 20.0)
+                .replace(r#""start_ms""#, r#""pause":{"min_secs":1,"max_secs":2},"start_ms""#),
+            422,
+            "only users mode",
+        ),
         // Past the bound, which is a workload text's at its own bound, escaped.
         (format!(r#"{{"pad":"{}"}}"#, "x".repeat(2_200_000)), 413, "larger than"),
     ];

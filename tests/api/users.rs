@@ -340,3 +340,40 @@ fn users_slow_down_with_a_slow_target_as_the_closed_model_says() {
     assert!((6.0..=10.8).contains(&slow), "{slow}/s against a 500 ms target, model 10");
     assert!(slow < fast * 0.75, "the users did not slow down with the target: {fast} then {slow}");
 }
+
+/// A switch's ramp and users' pause go to every replica with the switch:
+/// the replica not asked plays the same pause, and ramps its share along
+/// the same line instead of jumping to it (or not switching at all).
+#[test]
+fn a_switch_brings_its_pause_and_its_ramp_to_every_replica() {
+    let _timing = timing_test();
+    let target = start_demo_target(&[]);
+    let url = format!("http://{}", target.addr);
+    let replicas = crate::cluster::Replicas::start(2, &url, &[("INITIAL_MODE", "pause"), ("USER_PAUSE", "1s")]);
+    replicas.wait_for_split(2, Duration::from_secs(15));
+    let other = replicas.get(1);
+    let res = replicas.get(0).post("/mode/users", Some(r#"{"users": 4, "pause": "300ms..400ms"}"#));
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert!(
+        eventually(Duration::from_secs(5), || users(other)["pause"] == "0.3s..0.4s" && users(other)["active"] == 2),
+        "{}",
+        users(other)
+    );
+    // A ramp from 0 to 40/s over 60 s: the other replica's share rises
+    // from 0 towards 20/s, and is far below it in the first seconds.
+    let res = replicas.get(0).post("/mode/custom", Some(r#"{"rps": 40, "ramp_secs": 60}"#));
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert!(eventually(Duration::from_secs(5), || other.get_json("/status")["mode"] == "custom"));
+    let status = other.get_json("/status");
+    let now = status["target_rps"].as_f64().unwrap_or(-1.0);
+    assert_eq!(status["rps"].as_f64(), Some(40.0), "{status}");
+    assert!((0.0..5.0).contains(&now), "the other replica ramps its share instead of jumping to 20/s: {status}");
+    // A pause outside users mode is not sent; a plain switch ends the ramp.
+    let res = replicas.get(0).post("/mode/custom", Some(r#"{"rps": 40}"#));
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert!(
+        eventually(Duration::from_secs(5), || other.get_json("/status")["target_rps"].as_f64() == Some(20.0)),
+        "{}",
+        other.get_json("/status")
+    );
+}
