@@ -70,12 +70,24 @@ pub const MIN_RPS: f64 = 1.0 / 86_400.0;
 pub enum RateError {
     #[error("rps must be a finite number")]
     NotFinite,
-    #[error("rps must not be negative (got {0})")]
+    #[error("rps must not be negative (got {})", Shown(*.0))]
     Negative(f64),
     #[error("rps {0:?} is below one request a day; use 0 to pause, or a rate of at least 1/86400 (0.0000116)")]
     TooSlow(f64),
-    #[error("rps {rps} exceeds MAX_RPS ({max}); allowed: 0 to {max}")]
+    #[error("rps {} exceeds MAX_RPS ({max}); allowed: 0 to {max}", Shown(*.rps))]
     OverCap { rps: f64, max: f64 },
+}
+
+/// A number from a user, shown as typed when it is of a usual size
+/// (`1000`, `2.5`) and in exponent form beyond (`1e308`, not 309 digits).
+#[derive(Debug, Clone, Copy)]
+pub struct Shown(pub f64);
+
+impl std::fmt::Display for Shown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let size = self.0.abs();
+        if size >= 1e15 || (size > 0.0 && size < 1e-6) { write!(f, "{:e}", self.0) } else { write!(f, "{}", self.0) }
+    }
 }
 
 /// Checks a rate against the hard cap: finite, within `0..=max`, and
@@ -96,9 +108,9 @@ pub fn check_rate(rps: f64, max: f64) -> Result<f64, RateError> {
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum UsersError {
-    #[error("users must be a whole number from 0 to MAX_USERS ({max}), not {got}")]
+    #[error("users must be a whole number from 0 to MAX_USERS ({max}), not {}", Shown(*.got))]
     NotWhole { got: f64, max: u64 },
-    #[error("users {got} exceeds MAX_USERS ({max}); allowed: 0 to {max}")]
+    #[error("users {} exceeds MAX_USERS ({max}); allowed: 0 to {max}", Shown(*.got))]
     OverCap { got: f64, max: u64 },
 }
 
@@ -360,6 +372,19 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_show_numbers_as_typed_and_huge_or_tiny_ones_in_exponent_form() {
+        let over = |rps| check_rate(rps, 1000.0).unwrap_err().to_string();
+        assert_eq!(over(1500.0), "rps 1500 exceeds MAX_RPS (1000); allowed: 0 to 1000");
+        assert_eq!(over(2.5e3), "rps 2500 exceeds MAX_RPS (1000); allowed: 0 to 1000");
+        assert_eq!(over(1e308), "rps 1e308 exceeds MAX_RPS (1000); allowed: 0 to 1000");
+        assert_eq!(check_rate(-1e300, 10.0).unwrap_err().to_string(), "rps must not be negative (got -1e300)");
+        assert_eq!(check_rate(-0.5, 10.0).unwrap_err().to_string(), "rps must not be negative (got -0.5)");
+        assert!(check_users(1e20, 50).unwrap_err().to_string().starts_with("users 1e20 exceeds MAX_USERS (50)"));
+        assert!(check_users(1e-9, 50).unwrap_err().to_string().ends_with("not 1e-9"));
+        assert!(check_users(2.5, 50).unwrap_err().to_string().ends_with("not 2.5"));
+    }
 
     const TABLE: ModeTable = ModeTable {
         steady: 2.0,

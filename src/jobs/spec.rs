@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::JobError;
 use crate::base::shape::Stage;
-use crate::engine::mode::{check_rate, check_users};
+use crate::engine::mode::{Shown, check_rate, check_users};
 use crate::jobs::scenario::ScenarioKind;
 
 /// Shortest and longest job, seconds.
@@ -255,7 +255,7 @@ impl JobSpec {
                 "duration_secs",
                 format!(
                     "must be from {MIN_DURATION_SECS} to {MAX_DURATION_SECS} seconds (24 h), not {}",
-                    shown(duration_secs)
+                    Shown(duration_secs)
                 ),
             ));
         }
@@ -301,7 +301,7 @@ impl JobSpec {
         if !(0.0..=duration_secs).contains(&ramp_up_secs) {
             return Err(JobError::invalid(
                 "ramp_up_secs",
-                format!("must be from 0 to duration_secs ({duration_secs}), not {ramp_up_secs}"),
+                format!("must be from 0 to duration_secs ({duration_secs}), not {}", Shown(ramp_up_secs)),
             ));
         }
 
@@ -379,7 +379,7 @@ impl JobSpec {
                 Some(d) => {
                     return Err(JobError::invalid(
                         &at("duration_secs"),
-                        format!("must be from {MIN_STAGE_SECS} to {MAX_DURATION_SECS} s, not {}", shown(d)),
+                        format!("must be from {MIN_STAGE_SECS} to {MAX_DURATION_SECS} s, not {}", Shown(d)),
                     ));
                 }
                 None => {
@@ -415,7 +415,7 @@ impl JobSpec {
                 "stages",
                 format!(
                     "their durations must add up to {MIN_DURATION_SECS} to {MAX_DURATION_SECS} seconds (24 h), not {}",
-                    shown(duration_secs)
+                    Shown(duration_secs)
                 ),
             ));
         }
@@ -480,10 +480,6 @@ impl JobSpec {
 }
 
 /// A number for a message: short however large.
-fn shown(x: f64) -> String {
-    if x.abs() >= 1e9 { format!("{x:e}") } else { x.to_string() }
-}
-
 /// `endpoints`, checked; and a scenario that sends error requests only
 /// with a workload that has some.
 fn requests_of(

@@ -23,6 +23,9 @@ fn bad_input_gets_a_json_error_and_changes_nothing() {
         ("POST", "/mode/custom", &[], Some(r#"{"rps": 1e999}"#), 400, "rps"),
         ("POST", "/mode/custom", &[], Some(r#"{"rps": -5}"#), 422, "negative"),
         ("POST", "/mode/custom", &[], Some(r#"{"rps": 501}"#), 422, "MAX_RPS (500)"),
+        // Quoted short, not as 309 digits.
+        ("POST", "/mode/custom", &[], Some(r#"{"rps": 1e308}"#), 422, "rps 1e308 exceeds MAX_RPS (500)"),
+        ("POST", "/mode/custom", &[], Some(r#"{"rps": 10, "ramp_secs": 1e300}"#), 422, "not 1e300"),
         ("POST", "/mode/custom", &[], Some(r#"{"rps": "25"}"#), 422, "invalid type"),
         ("POST", "/mode/custom", &[], Some(r#"{"rps": null}"#), 422, "invalid type"),
         ("POST", "/mode/custom", &[], Some(r#"{"rate": 25}"#), 422, "unknown field"),
