@@ -521,7 +521,7 @@ pub struct ExportArgs {
     pub rps: Option<f64>,
 
     /// Virtual users (the closed model), instead of a rate: the constant number, or the number a --scenario rises to
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub users: Option<String>,
 
     /// Like --users, stages of your own in virtual users: DURATION:USERS,… e.g. 1m:20,5m:20,30s:0 (each a straight line from the previous number, 0 before the first)
