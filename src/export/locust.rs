@@ -193,7 +193,8 @@ def users(x):
 class TrafficShape(LoadTestShape):
     \"\"\"The users the stages give. Over a rising or falling stage, Locust moves to the stage's end
     at the stage's own pace (its change over its duration, users/s), as trafficgen's ramp; a stage
-    that holds, and a jump between stages, is reached at once. Then the run stops.\"\"\"
+    that holds, and a jump between stages, is reached at once. Then the run stops (Locust asks
+    once a second, so up to a second after the stages end).\"\"\"
 
     def tick(self):
         run_time = self.get_run_time()
