@@ -251,6 +251,30 @@ fn export_bad_input_exits_2_with_one_line_naming_it() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[test]
+fn export_writes_users_mode_for_every_tool_from_the_command_line() {
+    let text = |args: &[&str]| {
+        let out = export(args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let users = ["--users", "20", "--pause", "1s..3s", "--duration", "2m"];
+    let k6 = text(&[&["--format", "k6"], &users[..]].concat());
+    assert!(k6.contains("executor: \"constant-vus\",\n      vus: 20,\n      duration: \"120s\""), "{k6}");
+    let locust = text(&[&["--format", "locust"], &users[..]].concat());
+    assert!(locust.contains("    wait_time = between(1, 3)\n"), "{locust}");
+    assert!(locust.contains("STAGES = [\n    (120, 20, 20),\n]"), "{locust}");
+    let artillery = text(&[&["--format", "artillery"], &users[..]].concat());
+    assert!(artillery.contains("    - duration: 1\n      arrivalCount: 20\n"), "{artillery}");
+    assert!(artillery.contains("      - loop:\n") && artillery.contains("            jitter: 1000\n"), "{artillery}");
+    // Stages of users, and the default pause of 1 s.
+    let staged = text(&["--format", "locust", "--user-stages", "1m:20,5m:20,30s:0"]);
+    assert!(staged.contains("STAGES = [\n    (60, 0, 20),\n    (300, 20, 20),\n    (30, 20, 0),\n]"), "{staged}");
+    assert!(staged.contains("    wait_time = constant(1)\n"), "{staged}");
+    // A rate without users is a rate, as ever.
+    assert!(text(&["--format", "locust", "--rps", "3"]).contains("def arrival_time(n):"));
+}
+
 /// The sidecar, aimed at a port nothing listens on, in a long warm-up:
 /// it sends nothing while the tests ask for scripts.
 fn quiet_sidecar(extra: &[(&str, &str)]) -> Proc {
