@@ -3,7 +3,8 @@
 //! Query: `scenario`, `duration_secs` (60), `max_rps`, `ramp_up_secs` (0),
 //! `rps` (instead of the mode's rate), `slo`, `endpoints` (comma-separated
 //! request names); or `job=ID`: that job's scenario, rate, length and
-//! endpoints.
+//! endpoints (or its stages; a job of users in users). In users mode, with
+//! no rate in the query, the script is of virtual users (the closed model).
 
 use std::sync::Arc;
 

@@ -9,6 +9,10 @@
 //! a request that reads a pool filled by another request's capture gets a
 //! scenario that sends that request first and captures from its answer
 //! (as trafficgen does while the pool is empty).
+//!
+//! Artillery has no closed model: users mode is written as the nearest it
+//! allows (see [`config::UserPlan`]), and the script's header says how it
+//! differs.
 
 mod config;
 mod flows;
