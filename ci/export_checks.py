@@ -11,6 +11,10 @@
   in with a row of accounts.csv, create, follow Location, change, delete)
   against the demo target: journeys complete, and the journey's own reads,
   changes and deletes get no 404 and no 401.
+- Users mode: a users-mode Locust file (6 users over stages, a 200 ms pause)
+  runs against the demo target and sends about what the closed model says;
+  the users-mode k6, Locust and Artillery scripts parse, with their stages,
+  wait_time, phases and loops.
 - Locust's arrivals are spread evenly, as trafficgen's: a server in this
   script times every request of a 50/s export and the gaps between them are
   measured (share under 1 ms, coefficient of variation, busiest 100 ms).
@@ -72,6 +76,61 @@ def export(name, fmt, args):
         raise SystemExit(f"export {name} {fmt} failed: {run.stderr}")
     with open(path, encoding="utf-8") as f:
         return path, f.read()
+
+
+# --- users mode (the closed model) ---------------------------------------------
+
+USER_STAGES = ["--user-stages", "3s:4,3s:4,2s:0", "--pause", "200ms..400ms"]
+
+
+def check_users_mode_scripts():
+    """Users-mode scripts of --user-stages: k6's ramping-vus, Locust's stages and Artillery's
+    nearest (users added by phases, each scenario one loop ending with the users' pause)."""
+    _, k6 = export("users", "k6", USER_STAGES)
+    options, _, _, _ = k6_facts(k6)
+    traffic = options["scenarios"]["traffic"]
+    stages = [(s["duration"], s["target"]) for s in traffic.get("stages", [])]
+    check(traffic["executor"] == "ramping-vus" and stages == [("3s", 4), ("3s", 4), ("2s", 0)],
+          f"users k6: {traffic}")
+    _, py = export("users", "locust", USER_STAGES)
+    tree = ast.parse(py)
+    compile(tree, "users", "exec")
+    consts = {n.targets[0].id: ast.literal_eval(n.value) for n in tree.body
+              if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") in ("STAGES", "DURATION")}
+    check(consts == {"STAGES": [(3, 0, 4), (3, 4, 4), (2, 4, 0)], "DURATION": 8}, f"users locust: {consts}")
+    check("wait_time = between(0.2, 0.4)" in py, "users locust: no wait_time of the pause")
+    _, yml = export("users", "artillery", USER_STAGES)
+    doc = yaml.safe_load(yml)
+    phases = doc["config"]["phases"]
+    check(phases == [{"duration": 3, "arrivalCount": 4, "maxVusers": 4}, {"pause": 5}], f"users artillery: {phases}")
+    for scenario in doc["scenarios"]:
+        flow = scenario["flow"]
+        ok = len(flow) == 1 and flow[0]["count"] >= 1 and flow[0]["loop"][-1].get("think") == "300ms"
+        check(ok, f"users artillery: {scenario['name']} is not one loop ending with the users' pause: {flow}")
+    check("no closed model" in yml, "users artillery: the header does not say Artillery has no closed model")
+    print("users mode: k6 (esprima), Artillery (YAML) and Locust (ast) scripts parsed and checked")
+
+
+def run_locust_users(target):
+    """A users-mode Locust file against the demo target: 6 users (reached over 2 s, held 4 s) with a
+    fixed 200 ms pause send about their user-seconds over their cycle: (6 + 24) / 0.2 = 150
+    (and up to a second more, see below)."""
+    path, _ = export("run-users", "locust", ["--user-stages", "2s:6,4s:6", "--pause", "200ms"])
+    before = target_counts(target)
+    locust = shutil.which("locust") or os.path.join(os.path.dirname(sys.executable), "locust")
+    run = subprocess.run([locust, "-f", path, "--headless", "--host", target, "--only-summary"],
+                         capture_output=True, text=True, timeout=60)
+    output = run.stdout + run.stderr
+    check(run.returncode == 0, f"users locust: exit {run.returncode}\n{output[-3000:]}")
+    after = target_counts(target)
+    sent = sum(after.get(key, 0) - before.get(key, 0) for key in after)
+    # Below: the answers' own time; above: Locust asks the shape once a second, so the run ends at
+    # the first tick past the stages (up to a second more of 6 users: 30 requests).
+    check(0.6 * 150 <= sent <= 180, f"users locust: the demo target counted {sent}, expected 150 to 180")
+    arrivals = re.search(r"^Arrivals: arrivals (\d+)", output, re.M)
+    check(arrivals is not None, f"users locust: no arrivals line\n{output[-2000:]}")
+    print(f"users mode: locust exit {run.returncode}; demo target counted {sent} (model: 150); "
+          f"{arrivals.group(0) if arrivals else ''}")
 
 
 # --- k6: the parsed module's options, calls and string literals -----------
@@ -574,6 +633,7 @@ def main():
         check_locust_parses(case, py)
         print(f"{case['name']}: k6 (esprima), Artillery (YAML) and Locust (ast) scripts parsed and checked")
     check_hostile()
+    check_users_mode_scripts()
     check_journeys()
     check_locust_gaps()
 
@@ -584,6 +644,7 @@ def main():
         run_locust("builtin", ["--slo", "p50<0.001ms"],
                    target, 1, [("create_order", 201), ("list_orders", 200), ("get_order", 200)])
         run_locust_journeys(target)
+        run_locust_users(target)
         run_k6_stand_in(target)
     finally:
         demo.kill()

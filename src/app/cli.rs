@@ -504,21 +504,33 @@ pub struct ExportArgs {
     #[arg(long)]
     pub scenario: Option<String>,
 
-    /// How long the script runs: 500ms, 60s, 5m, 1h
-    #[arg(long, default_value = "60s")]
-    pub duration: String,
+    /// How long the script runs: 500ms, 60s, 5m, 1h [default: 60s]
+    #[arg(long)]
+    pub duration: Option<String>,
 
     /// The rate the scenario rises to, requests per second
     #[arg(value_parser = number::<f64>, long)]
     pub max_rps: Option<f64>,
 
-    /// A linear rise from 0 at the start (not for peak, which has its own)
-    #[arg(long, default_value = "0s")]
-    pub ramp_up: String,
+    /// A linear rise from 0 at the start (not for peak, which has its own) [default: 0s]
+    #[arg(long)]
+    pub ramp_up: Option<String>,
 
     /// Without a scenario: the constant rate, requests per second [default: 2]
     #[arg(value_parser = number::<f64>, long)]
     pub rps: Option<f64>,
+
+    /// Virtual users (the closed model), instead of a rate: the constant number, or the number a --scenario rises to
+    #[arg(long, allow_hyphen_values = true)]
+    pub users: Option<String>,
+
+    /// Like --users, stages of your own in virtual users: DURATION:USERS,… e.g. 1m:20,5m:20,30s:0 (each a straight line from the previous number, 0 before the first)
+    #[arg(long)]
+    pub user_stages: Option<String>,
+
+    /// The users' pause after each arrival, with --users or --user-stages: 1s, or 1s..3s (any time between, each as likely) [default: 1s, USER_PAUSE's default]
+    #[arg(long)]
+    pub pause: Option<String>,
 
     /// Only these weighted requests are drawn, comma-separated names, as a job's endpoints (default: all)
     #[arg(long)]

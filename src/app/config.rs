@@ -271,7 +271,7 @@ pub(crate) const MAX_RPS_LIMIT: f64 = 1_000_000.0;
 
 /// The largest `MAX_USERS`: a user is a few dozen bytes, but each may hold
 /// a request in flight and a connection.
-const MAX_USERS_LIMIT: u64 = 100_000;
+pub const MAX_USERS_LIMIT: u64 = 100_000;
 
 /// Connection reuse and https trust (issue 9).
 fn client_settings(

@@ -4,9 +4,11 @@
 use std::process::ExitCode;
 
 use crate::app::cli::ExportArgs;
+use crate::app::config::MAX_USERS_LIMIT;
 use crate::base::duration::parse_duration;
 use crate::base::url::TargetUrl;
-use crate::export::{Format, RenderError, Spec, Traffic, UnknownFormat, render};
+use crate::engine::users::UserPause;
+use crate::export::{ClosedModel, Format, RenderError, Spec, Traffic, UnknownFormat, render};
 use crate::jobs::scenario::ScenarioKind;
 use crate::observe::slo;
 use crate::workload::mix::{Endpoint, Mix};
@@ -63,21 +65,16 @@ pub fn build(args: &ExportArgs) -> Result<String, String> {
         None => None,
         Some(name) => Some(name.parse::<ScenarioKind>().map_err(|e| e.to_string())?),
     };
-    let rps = match (scenario, args.max_rps, args.rps) {
-        (Some(_), Some(max), None) => max,
-        (Some(_), None, _) => return Err("--scenario needs --max-rps: the rate the scenario rises to".into()),
-        (Some(_), Some(_), Some(_)) => {
-            return Err("--rps is the constant rate without a scenario; with --scenario give --max-rps".into());
+    let (traffic, users) = match closed_model(args, scenario)? {
+        Some(closed) => closed,
+        None => {
+            let rps = open_rate(args, scenario)?;
+            let (duration, ramp_up) = duration_and_ramp(args)?;
+            let traffic =
+                Traffic::new(scenario, rps, duration, ramp_up).map_err(|e| format!("invalid traffic: {e}"))?;
+            (traffic, None)
         }
-        (None, Some(_), _) => {
-            return Err("--max-rps is the peak of a --scenario; for a constant rate give --rps".into());
-        }
-        (None, None, rps) => rps.unwrap_or(2.0),
     };
-    let duration =
-        parse_duration(&args.duration).map_err(|e| format!("invalid --duration {:?}: {e}", args.duration))?;
-    let ramp_up = parse_duration(&args.ramp_up).map_err(|e| format!("invalid --ramp-up {:?}: {e}", args.ramp_up))?;
-    let traffic = Traffic::new(scenario, rps, duration, ramp_up).map_err(|e| format!("invalid traffic: {e}"))?;
     let slos = slo::parse(args.slo.as_deref().unwrap_or_default()).map_err(|e| format!("invalid --slo (SLO): {e}"))?;
 
     let options = Options::new(Target::new(&target), args.id_buffer_size);
@@ -117,7 +114,7 @@ pub fn build(args: &ExportArgs) -> Result<String, String> {
         max_journeys: crate::export::DEFAULT_MAX_JOURNEYS,
         endpoints,
         max_bytes: crate::export::MAX_SCRIPT_BYTES,
-        users: None,
+        users,
     };
     render(format, &workload, &spec).map_err(|e| match e {
         RenderError::Slo(e) => format!("invalid --slo (SLO): {e}"),
@@ -125,6 +122,84 @@ pub fn build(args: &ExportArgs) -> Result<String, String> {
         e @ RenderError::TooLarge { .. } => e.to_string(),
         RenderError::NotExported(e) => e,
     })
+}
+
+/// The open model's rate: `--rps`, or a `--scenario`'s `--max-rps`.
+fn open_rate(args: &ExportArgs, scenario: Option<ScenarioKind>) -> Result<f64, String> {
+    match (scenario, args.max_rps, args.rps) {
+        (Some(_), Some(max), None) => Ok(max),
+        (Some(_), None, _) => Err("--scenario needs --max-rps: the rate the scenario rises to".into()),
+        (Some(_), Some(_), Some(_)) => {
+            Err("--rps is the constant rate without a scenario; with --scenario give --max-rps".into())
+        }
+        (None, Some(_), _) => Err("--max-rps is the peak of a --scenario; for a constant rate give --rps".into()),
+        (None, None, rps) => Ok(rps.unwrap_or(2.0)),
+    }
+}
+
+/// `--duration` (60 s unless given) and `--ramp-up` (none unless given).
+fn duration_and_ramp(args: &ExportArgs) -> Result<(f64, f64), String> {
+    let duration = args.duration.as_deref().unwrap_or("60s");
+    let duration = parse_duration(duration).map_err(|e| format!("invalid --duration {duration:?}: {e}"))?;
+    let ramp_up = args.ramp_up.as_deref().unwrap_or("0s");
+    let ramp_up = parse_duration(ramp_up).map_err(|e| format!("invalid --ramp-up {ramp_up:?}: {e}"))?;
+    Ok((duration, ramp_up))
+}
+
+/// Users mode (`--users`, `--user-stages`, `--pause`): the stages in
+/// virtual users and their pause, by `trafficgen run`'s rules (users are
+/// not a rate: no `--rps` or `--max-rps` with them); `None` for a rate.
+fn closed_model(
+    args: &ExportArgs,
+    scenario: Option<ScenarioKind>,
+) -> Result<Option<(Traffic, Option<ClosedModel>)>, String> {
+    if args.users.is_none() && args.user_stages.is_none() {
+        if args.pause.is_some() {
+            return Err("--pause is the users' pause: give it with --users or --user-stages".into());
+        }
+        return Ok(None);
+    }
+    let flag = if args.users.is_some() { "--users" } else { "--user-stages" };
+    if args.users.is_some() && args.user_stages.is_some() {
+        return Err("give --users or --user-stages, not both".into());
+    }
+    if args.rps.is_some() || args.max_rps.is_some() {
+        return Err(format!(
+            "{flag} counts virtual users (the closed model), not requests/s: leave out --rps and --max-rps (a rate is --rps N, or --scenario S --max-rps N, without {flag})"
+        ));
+    }
+    let pause = match &args.pause {
+        None => UserPause::fixed(1.0),
+        Some(text) => UserPause::parse(text).map_err(|e| format!("invalid --pause {text:?}: {e}"))?,
+    };
+    let whole = |text: &str| text.trim().parse::<u64>().ok().filter(|n| *n <= MAX_USERS_LIMIT);
+    let traffic = match (&args.users, &args.user_stages) {
+        (Some(text), _) => {
+            let users = whole(text).filter(|n| *n >= 1).ok_or_else(|| {
+                let shown: String = text.chars().take(40).collect();
+                format!("invalid --users {shown:?}: must be a whole number from 1 to {MAX_USERS_LIMIT}")
+            })?;
+            let (duration, ramp_up) = duration_and_ramp(args)?;
+            Traffic::new(scenario, users as f64, duration, ramp_up).map_err(|e| format!("invalid traffic: {e}"))?
+        }
+        (None, Some(list)) => {
+            if args.duration.is_some() || args.ramp_up.is_some() {
+                return Err("--user-stages gives the duration and the ramps: leave out --duration and --ramp-up".into());
+            }
+            let stages = crate::app::run::parse_stages("--user-stages", list)?;
+            if let Some(at) =
+                stages.iter().position(|(_, users)| users.fract() != 0.0 || *users > MAX_USERS_LIMIT as f64)
+            {
+                return Err(format!(
+                    "invalid --user-stages item {}: users must be a whole number from 0 to {MAX_USERS_LIMIT}",
+                    at + 1
+                ));
+            }
+            Traffic::of_stages(scenario, &stages).map_err(|e| format!("invalid --user-stages: {e}"))?
+        }
+        (None, None) => return Ok(None),
+    };
+    Ok(Some((traffic, Some(ClosedModel { min_pause_secs: pause.min_secs, max_pause_secs: pause.max_secs }))))
 }
 
 /// The built-in orders workload for these `MIX` weights and pool size, and

@@ -3,7 +3,8 @@
 //! Query: `scenario`, `duration_secs` (60), `max_rps`, `ramp_up_secs` (0),
 //! `rps` (instead of the mode's rate), `slo`, `endpoints` (comma-separated
 //! request names); or `job=ID`: that job's scenario, rate, length and
-//! endpoints.
+//! endpoints (or its stages; a job of users in users). In users mode, with
+//! no rate in the query, the script is of virtual users (the closed model).
 
 use std::sync::Arc;
 
@@ -62,6 +63,7 @@ pub async fn export(
     });
     // A job with stages of its own: its shape, as the job plays it.
     let mut own_stages = None;
+    let mut job_users = None;
     if let Some(id) = query.job.take() {
         // A job's own story: its scenario, rate, length and endpoints.
         if query.scenario.is_some()
@@ -84,8 +86,17 @@ pub async fn export(
         if spec.stages.is_some() && spec.users.is_none() {
             own_stages = Some(spec.rate_stages(state.engine.settings().modes.max_rps));
         }
+        // A job of users: its stages in users, each user pausing as the
+        // job's users do (USER_PAUSE).
+        if let (Some(count), Some(stages)) = (spec.users, spec.user_stages()) {
+            let pause = state.engine.modes().user_pause;
+            job_users = Some(export::ClosedModel { min_pause_secs: pause.min_secs, max_pause_secs: pause.max_secs });
+            own_stages = Some(stages);
+            query.max_rps = Some(count as f64);
+        } else {
+            query.max_rps = Some(spec.max_rps);
+        }
         query.scenario = Some(spec.scenario.0.as_str().to_string());
-        query.max_rps = Some(spec.max_rps);
         query.duration_secs = Some(spec.duration_secs);
         query.ramp_up_secs = Some(spec.ramp_up_secs);
         endpoints = spec.endpoints;
@@ -98,7 +109,7 @@ pub async fn export(
     };
     // Users mode, exported as it runs: its users (as "the rate" of the
     // stages) and its pause; any rate given in the query exports a rate.
-    let mut users = None;
+    let mut users = job_users;
     let rps = match (scenario, query.max_rps, query.rps) {
         (Some(_), Some(max), None) => max,
         (Some(_), None, _) => return Err(ApiError::Invalid("a scenario needs max_rps: the rate it rises to".into())),

@@ -9,6 +9,10 @@
 //! a request that reads a pool filled by another request's capture gets a
 //! scenario that sends that request first and captures from its answer
 //! (as trafficgen does while the pool is empty).
+//!
+//! Artillery has no closed model: users mode is written as the nearest it
+//! allows (see [`config::UserPlan`]), and the script's header says how it
+//! differs.
 
 mod config;
 mod flows;
@@ -21,6 +25,7 @@ use super::script::{Body, CapSource, Ctx, Gen, JsonExpr, Piece, Script, Store};
 use super::text::{comment, js_regex, num, yaml_str};
 use crate::workload::template::Item;
 
+use super::journeys::Pause;
 use flows::FlowStep;
 pub use flows::cannot;
 
@@ -44,15 +49,35 @@ pub fn write(script: &Script, spec: &Spec, notes: &[String]) -> Option<String> {
         max_bytes: spec.max_bytes,
     };
     let flows = w.flows();
+    // Users mode: each scenario loops, with the users' pause after each
+    // iteration, for about as long as a user lives (see `config::UserPlan`).
+    let plan = spec.users.map(|users| config::UserPlan::of(spec, users, &flows));
     let mut scenarios = String::new();
-    for flow in &flows {
-        let _ = writeln!(scenarios, "  - name: {}\n    weight: {}\n    flow:", yaml_str(&flow.name), flow.weight);
+    for (f, flow) in flows.iter().enumerate() {
+        let (weight, indent) = match &plan {
+            Some(plan) => (plan.weights[f], "          "),
+            None => (flow.weight, "      "),
+        };
+        let _ = writeln!(scenarios, "  - name: {}\n    weight: {weight}\n    flow:", yaml_str(&flow.name));
+        if plan.is_some() {
+            scenarios.push_str("      - loop:\n");
+        }
         for step in &flow.steps {
             match step {
-                FlowStep::Send(i) => w.step(&mut scenarios, "      ", *i),
-                FlowStep::Think(pause) => w.think(&mut scenarios, "      ", *pause),
+                FlowStep::Send(i) => w.step(&mut scenarios, indent, *i),
+                FlowStep::Think(pause) => w.think(&mut scenarios, indent, *pause),
             }
             w.within(scenarios.len())?;
+        }
+        if let (Some(plan), Some(users)) = (&plan, spec.users) {
+            let pause = if users.min_pause_secs == users.max_pause_secs {
+                Pause::Fixed(users.min_pause_secs)
+            } else {
+                Pause::Uniform(users.min_pause_secs, users.max_pause_secs)
+            };
+            let _ = writeln!(scenarios, "{indent}# The users' pause after each arrival.");
+            w.think(&mut scenarios, indent, pause);
+            let _ = writeln!(scenarios, "        count: {}", plan.loops[f]);
         }
     }
     let mut before = String::new();
@@ -83,13 +108,24 @@ pub fn write(script: &Script, spec: &Spec, notes: &[String]) -> Option<String> {
         "# ",
         &format!("Artillery script made by `trafficgen export --format artillery` from {}.", spec.source),
     );
-    comment(&mut out, "", "# ", &format!("Traffic: {}.", spec.traffic.describe()));
+    let traffic = if spec.users.is_some() { spec.traffic.describe_users() } else { spec.traffic.describe() };
+    comment(&mut out, "", "# ", &format!("Traffic: {traffic}."));
     out.push_str("#\n#   artillery run --target http://127.0.0.1:8080 script.artillery.yml\n#\n");
+    if let Some(plan) = &plan {
+        for paragraph in plan.explain() {
+            comment(&mut out, "", "# ", &paragraph);
+            out.push_str("#\n");
+        }
+    }
     comment(
         &mut out,
         "",
         "# ",
-        "Each arrival is a new virtual user that runs one scenario, picked by weight: a request, or a journey (its steps in order, with `think` for its pauses and its variables as the virtual user's). Artillery's virtual users share nothing, so a pool cannot be shared across them as trafficgen shares it: a request that reads a pool filled by another request's capture has a scenario that sends that request first and captures its value into a variable (as trafficgen sends the fallback while the pool is empty); pools seeded with values are variable lists, pools filled by setup requests come from `before`. Arrival rates are the traffic's rates times the requests trafficgen sends per request sent here, so requests per second match. At most maxVusers (trafficgen's MAX_IN_FLIGHT) run at once. Redirects are not followed. Artillery times an answer to its first byte; trafficgen to its last.",
+        if plan.is_some() {
+            "Scenarios: a request, or a journey (its steps in order, with `think` for its pauses and its variables as the virtual user's). Artillery's virtual users share nothing, so a pool cannot be shared across them as trafficgen shares it: a request that reads a pool filled by another request's capture has a scenario that sends that request first and captures its value into a variable (as trafficgen sends the fallback while the pool is empty); pools seeded with values are variable lists, pools filled by setup requests come from `before`. Redirects are not followed. Artillery times an answer to its first byte; trafficgen to its last."
+        } else {
+            "Each arrival is a new virtual user that runs one scenario, picked by weight: a request, or a journey (its steps in order, with `think` for its pauses and its variables as the virtual user's). Artillery's virtual users share nothing, so a pool cannot be shared across them as trafficgen shares it: a request that reads a pool filled by another request's capture has a scenario that sends that request first and captures its value into a variable (as trafficgen sends the fallback while the pool is empty); pools seeded with values are variable lists, pools filled by setup requests come from `before`. Arrival rates are the traffic's rates times the requests trafficgen sends per request sent here, so requests per second match. At most maxVusers (trafficgen's MAX_IN_FLIGHT) run at once. Redirects are not followed. Artillery times an answer to its first byte; trafficgen to its last."
+        },
     );
     for note in notes.iter().chain(&w.notes) {
         out.push_str("#\n");
@@ -97,7 +133,10 @@ pub fn write(script: &Script, spec: &Spec, notes: &[String]) -> Option<String> {
     }
     out.push_str("config:\n");
     let _ = writeln!(out, "  target: {}", yaml_str(&spec.target_url));
-    config::phases(&mut out, spec, scale, ours, sent);
+    match &plan {
+        Some(plan) => plan.phases(&mut out),
+        None => config::phases(&mut out, spec, scale, ours, sent),
+    }
     out.push_str(&payload);
     if !w.vars.is_empty() {
         out.push_str("  # Lists: each virtual user draws one value of each.\n  variables:\n");

@@ -8,6 +8,11 @@
 //! every arrival; setup requests are sent before the first arrival (and
 //! again every `every_secs`); the SLOs are checked on the totals when
 //! Locust quits (exit code 1 when one is missed).
+//!
+//! Users mode (the closed model) is Locust's own: every `HttpUser` is one
+//! of trafficgen's virtual users, whose task is one arrival run to its end
+//! and whose `wait_time` is the users' pause; a `LoadTestShape` moves the
+//! user count along the stages.
 
 mod requests;
 mod runtime;
@@ -29,10 +34,13 @@ const LATE_SECS: f64 = 1.0;
 pub fn write(script: &Script, spec: &Spec, notes: &[String]) -> Option<String> {
     let mut out = String::new();
     header(&mut out, script, spec, notes);
-    schedule(&mut out, script, spec);
+    match spec.users {
+        Some(_) => users_schedule(&mut out, spec),
+        None => schedule(&mut out, script, spec),
+    }
     runtime::helpers(&mut out, script);
-    user(&mut out, script, spec.max_bytes)?;
-    mix(&mut out, script);
+    user(&mut out, script, spec)?;
+    mix(&mut out, script, spec.users.is_some());
     slos(&mut out, script, spec);
     Some(out)
 }
@@ -43,7 +51,8 @@ fn c(out: &mut String, indent: &str, text: &str) {
 
 fn header(out: &mut String, script: &Script, spec: &Spec, notes: &[String]) {
     c(out, "", &format!("Locust file made by `trafficgen export --format locust` from {}.", spec.source));
-    c(out, "", &format!("Traffic: {}.", spec.traffic.describe()));
+    let traffic = if spec.users.is_some() { spec.traffic.describe_users() } else { spec.traffic.describe() };
+    c(out, "", &format!("Traffic: {traffic}."));
     let data_dir = if script.tables.is_empty() { "" } else { "DATA_DIR=. " };
     let _ = writeln!(out, "#\n#   {data_dir}locust -f script.locustfile.py --headless --host http://127.0.0.1:8080\n#");
     let what = if script.journeys.is_empty() {
@@ -51,13 +60,16 @@ fn header(out: &mut String, script: &Script, spec: &Spec, notes: &[String]) {
     } else {
         "one request or one journey instance (its steps one after the other, each after the previous answer and its pause), drawn by weight as trafficgen draws them"
     };
-    c(
-        out,
-        "",
-        &format!(
+    let model = match spec.users {
+        Some(users) => format!(
+            "trafficgen's users mode, a closed model: each Locust user is a virtual user whose task is one arrival, {what}, run to its end; then it waits {} (wait_time), and again. A LoadTestShape moves the number of users along the stages (which count users, not requests), at each stage's own pace. A closed model slows down with the target and hides its queueing (coordinated omission): latencies are measured from the send, but requests that would have been due while users waited are never sent. Run it in one process (no --processes, no workers). Redirects are not followed and no cookies are kept. With SLOs, the exit code is 1 when one is missed, 0 otherwise.",
+            pause_words(users)
+        ),
+        None => format!(
             "An open model, as trafficgen's: one user (the pacer) starts each arrival at its scheduled time, spread evenly over the rate, whatever the answers take; an arrival is {what}. Run it in one process (no --processes, no workers): the pacer is one user. Redirects are not followed and no cookies are kept. With SLOs, the exit code is 1 when one is missed, 0 otherwise."
         ),
-    );
+    };
+    c(out, "", &model);
     for note in notes {
         out.push_str("#\n");
         c(out, "", &format!("Note: {note}"));
@@ -82,12 +94,25 @@ from itertools import count
 from urllib.parse import quote
 
 import gevent
-from gevent.pool import Pool
-from locust import HttpUser, LoadTestShape, constant, events, task
-from urllib3 import PoolManager
-
 ",
     );
+    // Users mode waits with Locust's own wait_time, and its users wait
+    // for the one run of the setup requests.
+    match spec.users {
+        Some(users) => {
+            if !script.setup.is_empty() {
+                out.push_str("from gevent.event import Event\n");
+            }
+            let wait = if users.min_pause_secs == users.max_pause_secs { "constant" } else { "between" };
+            let _ = writeln!(out, "from locust import HttpUser, LoadTestShape, {wait}, events, task");
+        }
+        None => {
+            out.push_str(
+                "from gevent.pool import Pool\nfrom locust import HttpUser, LoadTestShape, constant, events, task\n",
+            );
+        }
+    }
+    out.push_str("from urllib3 import PoolManager\n\n");
     let _ = writeln!(out, "HOST = os.environ.get(\"TARGET_URL\", {}).rstrip(\"/\")\n", py_str(&spec.target_url));
 }
 
@@ -142,19 +167,110 @@ class TrafficShape(LoadTestShape):
     );
 }
 
+/// Users mode: the stages as numbers of users, and the shape that moves
+/// Locust's user count along them. Every stage and shape of a users-mode
+/// Locust file is written here, and only here.
+fn users_schedule(out: &mut String, spec: &Spec) {
+    let traffic = &spec.traffic;
+    c(out, "", "The users: stages of (seconds, users at the start, users at the end), linear in between.");
+    out.push_str("STAGES = [\n");
+    for s in &traffic.stages {
+        let _ = writeln!(out, "    ({}, {}, {}),", num(s.secs), num(s.from_rps), num(s.to_rps));
+    }
+    out.push_str("]\n");
+    let _ = writeln!(out, "DURATION = {}", num(traffic.duration_secs));
+    let peak = (traffic.peak_rps().round() as u64).max(1);
+    let _ = writeln!(out, "PEAK_USERS = {peak}");
+    c(out, "", "Users per second that start or stop \"at once\": all of the peak within a second.");
+    let _ = writeln!(out, "SPAWN_AT_ONCE = {peak}");
+    out.push_str(
+        "
+
+def users(x):
+    return int(x + 0.5)
+
+
+class TrafficShape(LoadTestShape):
+    \"\"\"The users the stages give. Over a rising or falling stage, Locust moves to the stage's end
+    at the stage's own pace (its change over its duration, users/s), as trafficgen's ramp; a stage
+    that holds, and a jump between stages, is reached at once. Then the run stops (Locust asks
+    once a second, so up to a second after the stages end).\"\"\"
+
+    def tick(self):
+        run_time = self.get_run_time()
+        start = 0.0
+        before = 0
+        for secs, a, b in STAGES:
+            if run_time < start + secs:
+                if a == b:
+                    return (users(b), SPAWN_AT_ONCE)
+                if a != before and run_time - start < 2:
+                    # A jump to where the stage starts: along its line at once for two ticks, then at its pace.
+                    return (users(a + (b - a) * (run_time - start) / secs), SPAWN_AT_ONCE)
+                return (users(b), abs(b - a) / secs)
+            start += secs
+            before = b
+        return None
+
+
+",
+    );
+}
+
+/// `1 to 3 s (uniform)`, or `1 s`.
+fn pause_words(users: super::ClosedModel) -> String {
+    if users.min_pause_secs == users.max_pause_secs {
+        format!("{} s", num(users.min_pause_secs))
+    } else {
+        format!("{} to {} s (uniform)", num(users.min_pause_secs), num(users.max_pause_secs))
+    }
+}
+
 /// The user: the pacer, its bounds, the pools, setup, and every request
 /// and journey as a method.
-fn user(out: &mut String, script: &Script, max_bytes: usize) -> Option<()> {
-    let connections = if script.journeys.is_empty() { "MAX_IN_FLIGHT" } else { "MAX_IN_FLIGHT + MAX_JOURNEYS" };
-    let _ = write!(
-        out,
-        "class Traffic(HttpUser):
+fn user(out: &mut String, script: &Script, spec: &Spec) -> Option<()> {
+    let max_bytes = spec.max_bytes;
+    match spec.users {
+        Some(users) => {
+            let wait = if users.min_pause_secs == users.max_pause_secs {
+                format!("constant({})", num(users.min_pause_secs))
+            } else {
+                format!("between({}, {})", num(users.min_pause_secs), num(users.max_pause_secs))
+            };
+            let _ = write!(
+                out,
+                "class Traffic(HttpUser):
+    host = HOST
+    # The users' pause after each arrival: {}.
+    wait_time = {wait}
+    # One connection pool for all users (each has one request in flight at a time).
+    pool_manager = PoolManager(maxsize=PEAK_USERS, block=False)
+",
+                pause_words(users)
+            );
+        }
+        None => {
+            let connections = if script.journeys.is_empty() { "MAX_IN_FLIGHT" } else { "MAX_IN_FLIGHT + MAX_JOURNEYS" };
+            let _ = write!(
+                out,
+                "class Traffic(HttpUser):
     host = HOST
     wait_time = constant(0)
     # One connection pool for every request in flight (a journey instance has one at a time).
     pool_manager = PoolManager(maxsize={connections}, block=False)
 ",
-    );
+            );
+        }
+    }
+    let users_mode = spec.users.is_some();
+    if users_mode && !script.setup.is_empty() {
+        out.push_str(
+            "    # The setup requests are sent once for all users (see on_start).
+    setup_started = False
+    setup_done = Event()
+",
+        );
+    }
     if !script.pools.is_empty() {
         out.push('\n');
         c(out, "    ", "Pools: bounded deques on the class, shared by every arrival as trafficgen shares its pools.");
@@ -171,21 +287,46 @@ fn user(out: &mut String, script: &Script, max_bytes: usize) -> Option<()> {
     def on_start(self):
         # trafficgen keeps no cookies: neither does this session.
         self.client.cookies.set_policy(cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-        self.in_flight = Pool(MAX_IN_FLIGHT)
 ",
     );
-    if !script.journeys.is_empty() {
-        out.push_str("        self.running = Pool(MAX_JOURNEYS)\n");
+    if !users_mode {
+        out.push_str("        self.in_flight = Pool(MAX_IN_FLIGHT)\n");
+        if !script.journeys.is_empty() {
+            out.push_str("        self.running = Pool(MAX_JOURNEYS)\n");
+        }
     }
     if !script.setup.is_empty() {
         let again = match script.setup_every {
             Some(every) => format!(", and again every {every} s"),
             None => String::new(),
         };
-        c(out, "        ", &format!("Setup requests: sent before the first arrival{again}."));
-        out.push_str("        self.run_setup()\n");
-        if script.setup_every.is_some() {
-            out.push_str("        gevent.spawn(self.setup_again)\n");
+        if users_mode {
+            c(
+                out,
+                "        ",
+                &format!(
+                    "Setup requests: sent once, by the first user, before any user's first arrival{again}; the other users wait for them."
+                ),
+            );
+            out.push_str(
+                "        if not Traffic.setup_started:
+            Traffic.setup_started = True
+            try:
+                self.run_setup()
+            finally:
+                Traffic.setup_done.set()
+",
+            );
+            if script.setup_every.is_some() {
+                out.push_str("            gevent.spawn(self.setup_again)\n");
+            }
+            out.push_str("        Traffic.setup_done.wait()\n");
+        } else {
+            c(out, "        ", &format!("Setup requests: sent before the first arrival{again}."));
+            out.push_str("        self.run_setup()\n");
+            if script.setup_every.is_some() {
+                out.push_str("        gevent.spawn(self.setup_again)\n");
+            }
         }
         out.push_str("\n    def run_setup(self):\n");
         for i in &script.setup {
@@ -198,6 +339,40 @@ fn user(out: &mut String, script: &Script, max_bytes: usize) -> Option<()> {
             );
         }
     }
+    if users_mode {
+        out.push_str(
+            "
+    @task
+    def arrival(self):
+        \"\"\"One arrival, drawn by weight, run to its end (a journey's pauses included); then
+        Locust waits wait_time, and runs the task again.\"\"\"
+        COUNTS[\"arrivals\"] += 1
+        send, _journey = draw()
+        send(self)
+",
+        );
+    } else {
+        arrivals_task(out, script);
+    }
+    for req in &script.requests {
+        if out.len() > max_bytes {
+            return None;
+        }
+        requests::request(out, script, req);
+    }
+    for j in 0..script.journeys.len() {
+        if out.len() > max_bytes {
+            return None;
+        }
+        requests::journey(out, script, j);
+    }
+    out.push_str("\n\n");
+    (out.len() <= max_bytes).then_some(())
+}
+
+/// The pacer's task (the open model): each arrival at its time, in a
+/// greenlet of its own, within the bounds.
+fn arrivals_task(out: &mut String, script: &Script) {
     out.push_str(
         "
     @task
@@ -240,24 +415,10 @@ fn user(out: &mut String, script: &Script, max_bytes: usize) -> Option<()> {
 ",
         );
     }
-    for req in &script.requests {
-        if out.len() > max_bytes {
-            return None;
-        }
-        requests::request(out, script, req);
-    }
-    for j in 0..script.journeys.len() {
-        if out.len() > max_bytes {
-            return None;
-        }
-        requests::journey(out, script, j);
-    }
-    out.push_str("\n\n");
-    (out.len() <= max_bytes).then_some(())
 }
 
 /// The draw of an arrival, and what the run counts (printed when Locust quits).
-fn mix(out: &mut String, script: &Script) {
+fn mix(out: &mut String, script: &Script, users_mode: bool) {
     c(out, "", "The mix: each arrival draws one entry in proportion to these weights (weight, method, is a journey).");
     out.push_str("MIX = [\n");
     for (entry, weight) in &script.mix {
@@ -283,14 +444,23 @@ def draw():
 
 ",
     );
-    c(
-        out,
-        "",
-        "What trafficgen counts beside the requests: arrivals, those dropped over a bound or skipped late, and journeys by how they ended. Printed when Locust quits.",
-    );
+    if users_mode {
+        c(
+            out,
+            "",
+            "What trafficgen counts beside the requests: arrivals, and journeys by how they ended. Printed when Locust quits.",
+        );
+        out.push_str("COUNTS = {\"arrivals\": 0}\n");
+    } else {
+        c(
+            out,
+            "",
+            "What trafficgen counts beside the requests: arrivals, those dropped over a bound or skipped late, and journeys by how they ended. Printed when Locust quits.",
+        );
+        out.push_str("COUNTS = {\"arrivals\": 0, \"dropped\": 0, \"dropped_max_journeys\": 0, \"late\": 0}\n");
+    }
     out.push_str(
-        "COUNTS = {\"arrivals\": 0, \"dropped\": 0, \"dropped_max_journeys\": 0, \"late\": 0}
-JOURNEYS = {}
+        "JOURNEYS = {}
 
 
 def journey_over(journey, outcome):
@@ -332,6 +502,10 @@ fn slos(out: &mut String, script: &Script, spec: &Spec) {
                 (measure, num(slo.threshold_ms()))
             }
             Metric::ErrorRate => ("error_rate", num(slo.threshold)),
+            Metric::Rps if spec.users.is_some() => {
+                left_out.push(format!("{slo}: users mode has no target rate to compare with; left out."));
+                continue;
+            }
             Metric::Rps => match expected_rps(script, spec, slo.scope.as_deref()) {
                 Some(expected) => ("rps", num((slo.threshold * expected * 1000.0).round() / 1000.0)),
                 None => {

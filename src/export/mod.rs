@@ -4,7 +4,9 @@
 //! it), journeys as the tool's own flow with their pauses, variables and
 //! data files, templates as the tool's own functions, captures and pools,
 //! fallbacks, setup requests, the rate as an arrival rate over the
-//! scenario's stages, and the SLOs as the tool's thresholds. What a tool
+//! scenario's stages (or, in users mode, the closed model: virtual users
+//! that pause between arrivals, as near as each tool allows), and the
+//! SLOs as the tool's thresholds. What a tool
 //! cannot do is said in a comment in the script, never dropped silently;
 //! what it cannot express at all is refused with one line.
 //!
@@ -172,6 +174,53 @@ impl Traffic {
         Ok(Traffic { scenario, duration_secs, stages })
     }
 
+    /// Stages of one's own (`--user-stages`, a job's `stages`): each a
+    /// straight line from where the previous one ended (0 before the
+    /// first) to its target, over its duration. Checked: a duration of at
+    /// least 1 ms each, a week in all; targets finite, 0 or more, and not
+    /// all 0; no more than [`crate::jobs::spec::MAX_STAGES`]. `scenario`
+    /// only names what else the traffic does (its error share); the
+    /// shape is the stages.
+    pub fn of_stages(scenario: Option<ScenarioKind>, list: &[(f64, f64)]) -> Result<Traffic, TrafficError> {
+        if list.is_empty() || list.len() > crate::jobs::spec::MAX_STAGES {
+            return Err(TrafficError(format!(
+                "give from 1 to {} stages, not {}",
+                crate::jobs::spec::MAX_STAGES,
+                list.len()
+            )));
+        }
+        if matches!(scenario, Some(ScenarioKind::Peak | ScenarioKind::Stress)) {
+            return Err(TrafficError(
+                "peak and stress are shapes, and the stages are the shape: leave the scenario out".into(),
+            ));
+        }
+        let mut stages = Vec::with_capacity(list.len());
+        let mut from = 0.0;
+        for (i, &(secs, to)) in list.iter().enumerate() {
+            let secs = (secs * 1000.0).round() / 1000.0;
+            if !(secs.is_finite() && secs >= 0.001) {
+                return Err(TrafficError(format!("stage {}: a duration of at least 1 ms", i + 1)));
+            }
+            if !(to.is_finite() && (0.0..=MAX_RATE).contains(&to)) {
+                return Err(TrafficError(format!("stage {}: a target from 0 to {}, not {to}", i + 1, num(MAX_RATE))));
+            }
+            stages.push(Stage::ramp(secs, from, to));
+            from = to;
+        }
+        let duration_secs: f64 = stages.iter().map(|s| s.secs).sum();
+        if duration_secs > MAX_DURATION_SECS {
+            return Err(TrafficError(format!(
+                "the stages must last at most {} s (a week) in all, not {} s",
+                num(MAX_DURATION_SECS),
+                num(duration_secs)
+            )));
+        }
+        if stages.iter().all(|s| s.to_rps == 0.0) {
+            return Err(TrafficError("every target is 0: the script would send nothing".into()));
+        }
+        Ok(Traffic { scenario, duration_secs: (duration_secs * 1000.0).round() / 1000.0, stages })
+    }
+
     /// The highest rate of any stage.
     pub fn peak_rps(&self) -> f64 {
         self.stages.iter().map(|s| s.from_rps.max(s.to_rps)).fold(0.0, f64::max)
@@ -308,11 +357,6 @@ pub fn render(format: Format, workload: &Workload, spec: &Spec) -> Result<String
             .map(|t| t.columns().to_vec())
             .unwrap_or_default();
     }
-    if spec.users.is_some() && format != Format::K6 {
-        return Err(RenderError::NotExported(format!(
-            "users mode (the closed model) is exported to k6 only so far (constant-vus / ramping-vus); for {format}, export a rate with ?rps=N"
-        )));
-    }
     if format == Format::Artillery
         && let Some(why) = artillery::cannot(&script)
     {
@@ -414,6 +458,36 @@ mod traffic_tests {
             let e = Traffic::new(kind, rps, duration, ramp).unwrap_err().to_string();
             assert!(e.contains(expected), "{e}");
         }
+    }
+
+    #[test]
+    fn stages_of_ones_own_are_straight_lines_from_zero_and_checked() {
+        let t = Traffic::of_stages(None, &[(60.0, 20.0), (300.0, 20.0), (30.0, 0.0)]).unwrap();
+        assert_eq!(t.duration_secs, 390.0);
+        assert_eq!(
+            t.stages,
+            [Stage::ramp(60.0, 0.0, 20.0), Stage::ramp(300.0, 20.0, 20.0), Stage::ramp(30.0, 20.0, 0.0)]
+        );
+        assert_eq!(
+            t.describe_users(),
+            "virtual users over 390 s: 0 → 20 users over 60 s, then 20 users for 300 s, then 20 → 0 users over 30 s"
+        );
+        let too_many = vec![(1.0, 1.0); crate::jobs::spec::MAX_STAGES + 1];
+        let bad: [(&[(f64, f64)], &str); 7] = [
+            (&[], "from 1 to"),
+            (&too_many, "from 1 to"),
+            (&[(0.0, 5.0)], "stage 1: a duration"),
+            (&[(1.0, 5.0), (f64::NAN, 5.0)], "stage 2: a duration"),
+            (&[(1.0, -1.0)], "stage 1: a target"),
+            (&[(1.0, 0.0), (2.0, 0.0)], "every target is 0"),
+            (&[(MAX_DURATION_SECS, 1.0), (1.0, 1.0)], "a week"),
+        ];
+        for (list, expected) in bad {
+            let e = Traffic::of_stages(None, list).unwrap_err().to_string();
+            assert!(e.contains(expected), "{list:?}: {e}");
+        }
+        let e = Traffic::of_stages(Some(ScenarioKind::Peak), &[(1.0, 1.0)]).unwrap_err().to_string();
+        assert!(e.contains("the stages are the shape"), "{e}");
     }
 
     #[test]

@@ -468,7 +468,7 @@ fn locust_paces_arrivals_evenly_instead_of_users_in_step() {
 }
 
 #[test]
-fn users_mode_exports_to_k6_as_virtual_users_with_their_pause_and_nowhere_else_yet() {
+fn users_mode_exports_to_k6_as_virtual_users_with_their_pause() {
     let workload = workload(CRUD);
     let closed = ClosedModel { min_pause_secs: 1.0, max_pause_secs: 3.0 };
     let constant_users = Spec { users: Some(closed), ..spec(constant(20.0), "p95<500ms,rps>=90%") };
@@ -491,8 +491,76 @@ fn users_mode_exports_to_k6_as_virtual_users_with_their_pause_and_nowhere_else_y
     assert!(
         script.contains("{ duration: \"10s\", target: 50 },") && script.contains("{ duration: \"50s\", target: 50 },")
     );
-    for format in [Format::Locust, Format::Artillery] {
-        let err = render(format, &workload, &constant_users).unwrap_err().to_string();
-        assert!(err.contains("k6 only"), "{format}: {err}");
-    }
+}
+
+#[test]
+fn users_mode_exports_to_locust_as_users_that_wait_and_a_shape_that_follows_the_stages() {
+    let workload = workload(CRUD);
+    let closed = ClosedModel { min_pause_secs: 1.0, max_pause_secs: 3.0 };
+    let constant_users = Spec { users: Some(closed), ..spec(constant(20.0), "p95<500ms,rps>=90%") };
+    let script = render(Format::Locust, &workload, &constant_users).unwrap();
+    assert!(script.contains("Traffic: virtual users over 60 s: 20 users for 60 s."), "{script}");
+    assert!(script.replace("\n# ", " ").contains("coordinated omission"), "{script}");
+    // Each user: one arrival per task, then Locust's own wait of the users' pause.
+    assert!(script.contains("from locust import HttpUser, LoadTestShape, between, events, task"), "{script}");
+    assert!(script.contains("    wait_time = between(1, 3)\n"), "{script}");
+    assert!(script.contains("    def arrival(self):") && script.contains("        send(self)\n"), "{script}");
+    // No pacer: no schedule of arrivals, no pools of greenlets.
+    assert!(!script.contains("arrival_time(") && !script.contains("Pool(MAX_IN_FLIGHT)"), "{script}");
+    // The shape: a constant number, all at once.
+    assert!(script.contains("STAGES = [\n    (60, 20, 20),\n]\nDURATION = 60\nPEAK_USERS = 20\n"), "{script}");
+    assert!(script.contains("return (users(b), SPAWN_AT_ONCE)") && script.contains("SPAWN_AT_ONCE = 20"));
+    // A rise at its own pace: the stage's change over its duration.
+    assert!(script.contains("return (users(b), abs(b - a) / secs)"), "{script}");
+    // An rps objective has no target rate in a closed model.
+    assert!(script.contains("users mode has no target rate") && !script.contains("\"rps\", \">=\""), "{script}");
+    assert!(script.contains("\"p95\""), "{script}");
+    // A fixed pause is Locust's constant.
+    let fixed = Spec { users: Some(ClosedModel { min_pause_secs: 0.5, max_pause_secs: 0.5 }), ..constant_users };
+    let script = render(Format::Locust, &workload, &fixed).unwrap();
+    assert!(script.contains("    wait_time = constant(0.5)\n"), "{script}");
+    assert!(script.contains("from locust import HttpUser, LoadTestShape, constant, events, task"), "{script}");
+}
+
+#[test]
+fn users_mode_exports_to_artillery_as_the_nearest_it_has_and_says_how_it_differs() {
+    let workload = workload(CRUD);
+    let closed = ClosedModel { min_pause_secs: 1.0, max_pause_secs: 3.0 };
+    let constant_users = Spec { users: Some(closed), ..spec(constant(20.0), "p95<500ms,rps>=90%") };
+    let script = render(Format::Artillery, &workload, &constant_users).unwrap();
+    let header = script.replace("\n# ", " ");
+    assert!(header.contains("Artillery has no closed model"), "{script}");
+    assert!(header.contains("users cannot retire when the stages go down"), "{script}");
+    assert!(header.contains("coordinated omission"), "{script}");
+    // 20 users within a second, then none added for the rest of the minute.
+    assert!(script.contains("    - duration: 1\n      arrivalCount: 20\n      maxVusers: 20\n    - pause: 59\n"));
+    // Each scenario loops with the users' pause (mean 2 s, ±1000 ms) after each iteration. A user
+    // lives 20 × 60 / 20 = 60 s: `create` (one request, 0.1 + 2 s) loops 60 / 2.1 ≈ 29 times,
+    // `read` (create, then read: 0.2 + 2 s) 60 / 2.2 ≈ 27 times.
+    // Weights: 1 × 2.1 s and 3 × 2.2 s, over their common divisor (0.3 s): 7 and 22.
+    let create =
+        script.find("  - name: \"create\"\n    weight: 7\n    flow:\n      - loop:\n          - post:").expect(&script);
+    let read =
+        script.find("  - name: \"read\"\n    weight: 22\n    flow:\n      - loop:\n          - post:").expect(&script);
+    let pause_then = |count: u64| {
+        format!(
+            "          # The users' pause after each arrival.\n          - think: 2\n            jitter: 1000\n        count: {count}\n"
+        )
+    };
+    assert!(script[create..read].ends_with(&pause_then(29)), "{script}");
+    assert!(script[read..].ends_with(&pause_then(27)), "{script}");
+    assert!(script.contains("users mode has no target rate"), "{script}");
+    // Stages that rise, hold, fall and rise: users are added by the rises only.
+    let stages = Traffic::of_stages(None, &[(10.0, 20.0), (20.0, 20.0), (10.0, 0.0), (10.0, 5.0)]).unwrap();
+    let staged = Spec { users: Some(closed), ..spec(stages, "") };
+    let script = render(Format::Artillery, &workload, &staged).unwrap();
+    assert!(
+        script.contains(
+            "    - duration: 10\n      arrivalCount: 20\n      maxVusers: 20\n    - pause: 30\n    - duration: 10\n      arrivalCount: 5\n"
+        ),
+        "{script}"
+    );
+    // The user-seconds (100 + 400 + 100 + 25 = 625) over the users added (25): 25 s a user.
+    let header = script.replace("\n# ", " ");
+    assert!(header.contains("user-seconds (625)") && header.contains("life (25 s)"), "{script}");
 }

@@ -19,7 +19,7 @@ const FORMATS: [(&str, &str); 3] = [("k6", ".k6.js"), ("locust", ".locustfile.py
 
 /// Each snapshot case: its name, the workload file (none: the built-in)
 /// and the rest of the arguments.
-const CASES: [(&str, Option<&str>, &[&str]); 7] = [
+const CASES: [(&str, Option<&str>, &[&str]); 9] = [
     ("builtin", None, &[]),
     (
         "orders",
@@ -70,6 +70,18 @@ const CASES: [(&str, Option<&str>, &[&str]); 7] = [
         "journey-users",
         Some("examples/workloads/journey-users.yaml"),
         &["--scenario", "peak", "--duration", "2m", "--max-rps", "20"],
+    ),
+    // Users mode (the closed model): a ramp of users with a pause between
+    // arrivals, and stages of users of one's own over a journey workload.
+    (
+        "builtin-users",
+        None,
+        &["--users", "20", "--ramp-up", "10s", "--duration", "2m", "--pause", "1s..3s", "--slo", "p95<300ms,rps>=90%"],
+    ),
+    (
+        "journey-user-stages",
+        Some("examples/workloads/journey-users.yaml"),
+        &["--user-stages", "1m:20,5m:20,30s:0", "--pause", "2s"],
     ),
 ];
 
@@ -206,6 +218,25 @@ fn export_bad_input_exits_2_with_one_line_naming_it() {
         (&["--format", "k6", "--workload", broken], "and 1 more"),
         (&["--format", "artillery", "--workload", drawn_base64], "Artillery has no base64 template: `a` uses base64"),
         (&["--format", "k6", "-o", "/nonexistent/dir/x.js"], "cannot write /nonexistent/dir/x.js"),
+        (&["--format", "k6", "--users", "0"], "invalid --users \"0\": must be a whole number from 1 to 100000"),
+        (&["--format", "k6", "--users", "2.5"], "invalid --users \"2.5\""),
+        (&["--format", "k6", "--users", "-1"], "invalid --users \"-1\""),
+        (&["--format", "k6", "--users", "100001"], "invalid --users \"100001\""),
+        (&["--format", "k6", "--users", "5", "--rps", "2"], "--users counts virtual users"),
+        (
+            &["--format", "locust", "--users", "5", "--scenario", "peak", "--max-rps", "9"],
+            "leave out --rps and --max-rps",
+        ),
+        (&["--format", "k6", "--pause", "1s"], "--pause is the users' pause: give it with --users or --user-stages"),
+        (&["--format", "k6", "--users", "5", "--pause", "3s..1s"], "invalid --pause \"3s..1s\""),
+        (&["--format", "k6", "--users", "5", "--pause", "2h"], "invalid --pause \"2h\""),
+        (&["--format", "k6", "--users", "5", "--user-stages", "1m:5"], "give --users or --user-stages, not both"),
+        (&["--format", "k6", "--user-stages", "1m:5", "--duration", "2m"], "leave out --duration and --ramp-up"),
+        (&["--format", "k6", "--user-stages", "1m:5,1m:2.5"], "invalid --user-stages item 2: users must be a whole"),
+        (&["--format", "k6", "--user-stages", "1m"], "invalid --user-stages item \"1m\": write DURATION:TARGET"),
+        (&["--format", "k6", "--user-stages", "1m:0"], "invalid --user-stages: every target is 0"),
+        (&["--format", "k6", "--user-stages", "10s:5", "--scenario", "peak"], "the stages are the shape"),
+        (&["--format", "artillery", "--user-stages", "5s:5", "--rps", "1"], "--user-stages counts virtual users"),
         (&["--frmat", "k6"], "unexpected argument"),
         (&[], "--format"),
     ];
@@ -218,6 +249,30 @@ fn export_bad_input_exits_2_with_one_line_naming_it() {
         assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn export_writes_users_mode_for_every_tool_from_the_command_line() {
+    let text = |args: &[&str]| {
+        let out = export(args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let users = ["--users", "20", "--pause", "1s..3s", "--duration", "2m"];
+    let k6 = text(&[&["--format", "k6"], &users[..]].concat());
+    assert!(k6.contains("executor: \"constant-vus\",\n      vus: 20,\n      duration: \"120s\""), "{k6}");
+    let locust = text(&[&["--format", "locust"], &users[..]].concat());
+    assert!(locust.contains("    wait_time = between(1, 3)\n"), "{locust}");
+    assert!(locust.contains("STAGES = [\n    (120, 20, 20),\n]"), "{locust}");
+    let artillery = text(&[&["--format", "artillery"], &users[..]].concat());
+    assert!(artillery.contains("    - duration: 1\n      arrivalCount: 20\n"), "{artillery}");
+    assert!(artillery.contains("      - loop:\n") && artillery.contains("            jitter: 1000\n"), "{artillery}");
+    // Stages of users, and the default pause of 1 s.
+    let staged = text(&["--format", "locust", "--user-stages", "1m:20,5m:20,30s:0"]);
+    assert!(staged.contains("STAGES = [\n    (60, 0, 20),\n    (300, 20, 20),\n    (30, 20, 0),\n]"), "{staged}");
+    assert!(staged.contains("    wait_time = constant(1)\n"), "{staged}");
+    // A rate without users is a rate, as ever.
+    assert!(text(&["--format", "locust", "--rps", "3"]).contains("def arrival_time(n):"));
 }
 
 /// The sidecar, aimed at a port nothing listens on, in a long warm-up:

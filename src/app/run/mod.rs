@@ -251,6 +251,14 @@ fn own_stages(args: &RunArgs) -> Result<Option<OwnStages>, String> {
         (None, Some(list)) => ("--user-stages", list, true),
         (None, None) => return Ok(None),
     };
+    Ok(Some((parse_stages(flag, list)?, users)))
+}
+
+/// A list of stages as `--stages` and `--user-stages` write it,
+/// `DURATION:TARGET,…`: (seconds, target) pairs, each target a number of
+/// 0 or more, at most [`crate::jobs::spec::MAX_STAGES`] of them. Errors
+/// name `flag`. (`trafficgen export --user-stages` reads it too.)
+pub fn parse_stages(flag: &str, list: &str) -> Result<Vec<(f64, f64)>, String> {
     let mut stages = Vec::new();
     for item in list.split(',').map(str::trim) {
         let shown: String = item.chars().take(40).collect();
@@ -269,7 +277,7 @@ fn own_stages(args: &RunArgs) -> Result<Option<OwnStages>, String> {
             return Err(format!("invalid {flag}: at most {} stages", crate::jobs::spec::MAX_STAGES));
         }
     }
-    Ok(Some((stages, users)))
+    Ok(stages)
 }
 
 /// A job error in the words of `run`'s flags: the job's fields are

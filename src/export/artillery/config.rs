@@ -4,9 +4,9 @@
 
 use std::fmt::Write as _;
 
-use super::super::Spec;
 use super::super::text::{num, yaml_str};
-use super::flows::Flow;
+use super::super::{ClosedModel, Spec};
+use super::flows::{Flow, FlowStep};
 use super::{Writer, duration, rate};
 use crate::observe::slo::{Metric, Percentile};
 
@@ -31,6 +31,162 @@ pub(super) fn phases(out: &mut String, spec: &Spec, scale: f64, ours: f64, sent:
         }
         let _ = writeln!(out, "      maxVusers: {}", spec.max_in_flight.max(1));
     }
+}
+
+/// How long an answer is taken to be when a loop's length is estimated,
+/// as k6's pre-allocated VUs are.
+const ANSWER_SECS: f64 = 0.1;
+
+/// One phase of users mode: users added evenly over a duration, or none.
+#[derive(Debug, Clone, PartialEq)]
+enum UserPhase {
+    Add { secs: f64, users: u64 },
+    Pause { secs: f64 },
+}
+
+/// Users mode, the nearest Artillery has: virtual users added by the
+/// phases as the stages add users (never removed: Artillery cannot retire
+/// one), each looping its scenario for an estimated life, with scenario
+/// weights that give each as many users as trafficgen's users would be
+/// busy with it.
+pub(in crate::export) struct UserPlan {
+    phases: Vec<UserPhase>,
+    /// Users added over the run (every rise of the stages, added up).
+    added: u64,
+    /// The stages' user-seconds (their integral).
+    user_secs: f64,
+    /// A user's life: `user_secs / added`.
+    life_secs: f64,
+    peak: u64,
+    /// Per flow: iterations of its loop, and its scenario weight.
+    pub loops: Vec<u64>,
+    pub weights: Vec<u64>,
+    /// Per flow: the expected length of one iteration, seconds.
+    iteration_secs: Vec<f64>,
+    pause: ClosedModel,
+}
+
+impl UserPlan {
+    pub fn of(spec: &Spec, pause: ClosedModel, flows: &[Flow]) -> UserPlan {
+        let mut phases: Vec<UserPhase> = Vec::new();
+        let hold = |phases: &mut Vec<UserPhase>, secs: f64| {
+            if secs <= 0.0 {
+                return;
+            }
+            match phases.last_mut() {
+                Some(UserPhase::Pause { secs: s }) => *s += secs,
+                _ => phases.push(UserPhase::Pause { secs }),
+            }
+        };
+        let whole = |n: f64| n.round().max(0.0) as u64;
+        let (mut before, mut added) = (0u64, 0u64);
+        for stage in &spec.traffic.stages {
+            let (a, b) = (whole(stage.from_rps), whole(stage.to_rps));
+            let mut left = stage.secs;
+            if a > before {
+                // A jump up: its users within a second (or the stage, if shorter).
+                let secs = left.min(1.0);
+                phases.push(UserPhase::Add { secs, users: a - before });
+                added += a - before;
+                left -= secs;
+            }
+            if b > a && left > 0.0 {
+                phases.push(UserPhase::Add { secs: left, users: b - a });
+                added += b - a;
+            } else {
+                hold(&mut phases, left);
+            }
+            before = b;
+        }
+        let user_secs: f64 = spec.traffic.stages.iter().map(|s| (s.from_rps + s.to_rps) / 2.0 * s.secs).sum();
+        let life_secs = if added == 0 { 0.0 } else { user_secs / added as f64 };
+        let mean_pause = (pause.min_pause_secs + pause.max_pause_secs) / 2.0;
+        let iteration_secs: Vec<f64> = flows
+            .iter()
+            .map(|f| {
+                let thinks: f64 = f
+                    .steps
+                    .iter()
+                    .map(|s| match s {
+                        FlowStep::Think(p) => p.mean_secs(),
+                        FlowStep::Send(_) => 0.0,
+                    })
+                    .sum();
+                f.sends() as f64 * ANSWER_SECS + thinks + mean_pause
+            })
+            .collect();
+        let loops = iteration_secs.iter().map(|t| ((life_secs / t.max(0.001)).round() as u64).max(1)).collect();
+        // Weight × iteration length, in whole milliseconds, over their
+        // greatest common divisor.
+        let raw: Vec<u64> = flows
+            .iter()
+            .zip(&iteration_secs)
+            .map(|(f, t)| f.weight.saturating_mul(((t * 1000.0).round() as u64).max(1)))
+            .collect();
+        let divisor = raw.iter().copied().filter(|w| *w > 0).reduce(gcd).unwrap_or(1).max(1);
+        let weights = raw.iter().map(|w| w / divisor).collect();
+        UserPlan {
+            phases,
+            added,
+            user_secs,
+            life_secs,
+            peak: whole(spec.traffic.peak_rps()).max(1),
+            loops,
+            weights,
+            iteration_secs,
+            pause,
+        }
+    }
+
+    /// The header's account of what was written instead of a closed model.
+    pub fn explain(&self) -> Vec<String> {
+        let pause = if self.pause.min_pause_secs == self.pause.max_pause_secs {
+            format!("{} s", num(self.pause.min_pause_secs))
+        } else {
+            format!("{} to {} s", num(self.pause.min_pause_secs), num(self.pause.max_pause_secs))
+        };
+        vec![
+            format!(
+                "trafficgen's users mode is a closed model: N virtual users, each running one arrival (drawn by weight) to its end, pausing {pause}, and again, their number following the stages. Artillery has no closed model: its virtual users arrive by phases and each runs one scenario once. This script is the nearest it allows, and it is not the same."
+            ),
+            format!(
+                "What is written instead: each virtual user stands for one of trafficgen's users and loops its scenario, with a think of the users' pause after each iteration. The phases add users as the stages rise ({} in all: a rise over its stage as arrivalCount, a jump or a constant number within 1 s) and add none while they hold or fall. Each loop's count is an estimate: the stages' user-seconds ({}) over the users added give a user's life ({} s), divided by an iteration's expected length (its requests at {} ms each, its journey's pauses and the users' pause). Scenario weights are the arrival weights times those lengths, so that about as many users run each scenario as trafficgen's users would be busy with it, and arrivals come in its proportions.",
+                self.added,
+                num((self.user_secs * 1000.0).round() / 1000.0),
+                num((self.life_secs * 1000.0).round() / 1000.0),
+                num(ANSWER_SECS * 1000.0)
+            ),
+            format!(
+                "How it differs: users cannot retire when the stages go down (each runs its loops out, the first added first gone); a user draws its scenario once and keeps it, where trafficgen's draw each iteration; with answers slower than {} ms a user lives longer than planned (and may still run after the stages end), with faster ones it leaves early; at most {} (the stages' peak) run at once (maxVusers). Like any closed model it slows down with the target and hides its queueing (coordinated omission). For an honest rate, export with a rate instead.",
+                num(ANSWER_SECS * 1000.0),
+                self.peak
+            ),
+        ]
+    }
+
+    /// The phases. Every stage and shape of a users-mode Artillery script
+    /// is written here, and only here.
+    pub fn phases(&self, out: &mut String) {
+        out.push_str("  # Users added by the stages' rises (never removed: see above).\n  phases:\n");
+        for phase in &self.phases {
+            match phase {
+                UserPhase::Add { secs, users } => {
+                    let _ = writeln!(out, "    - duration: {}", duration(*secs));
+                    let _ = writeln!(out, "      arrivalCount: {users}");
+                    let _ = writeln!(out, "      maxVusers: {}", self.peak);
+                }
+                UserPhase::Pause { secs } => {
+                    let _ = writeln!(out, "    - pause: {}", duration(*secs));
+                }
+            }
+        }
+        let lengths: Vec<String> = self.iteration_secs.iter().map(|t| num((t * 1000.0).round() / 1000.0)).collect();
+        let _ = writeln!(out, "  # Expected iteration lengths, seconds, scenario by scenario: {}.", lengths.join(", "));
+    }
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 impl Writer<'_> {
@@ -78,6 +234,10 @@ impl Writer<'_> {
                     self.note(format!(
                         "{slo}: Artillery counts answers by code per request name but not failures, so this objective is left out."
                     ));
+                    continue;
+                }
+                (Metric::Rps, _) if spec.users.is_some() => {
+                    self.note(format!("{slo}: users mode has no target rate to compare with; left out."));
                     continue;
                 }
                 (Metric::Rps, scope) => {
