@@ -27,6 +27,7 @@ into markdown. Settings (environment):
   CEIL_SECS    window of one ceiling step               (5)
   IDLE_SECS    idle-cost window                         (60)
   DEMO_RATES   trafficgen rates against the demo target (1000 10000)
+  TG_HEADROOM  MAX_RPS of trafficgen's rate runs, times the rate  (1: at the cap)
   FIGURES      which figures to measure                 (accuracy peers ceiling switch idle demo users https)
   USERS_WORKLOAD  workload file of the `users` figure   (examples/workloads/users-crud.yaml)
   JOURNEY_RATE requests/s of the `journeys` figure       (2000)
@@ -79,6 +80,11 @@ CEIL_STEPS = [float(r) for r in env_list("CEIL_STEPS", "10000 20000 30000 40000 
 CEIL_SECS = env_int("CEIL_SECS", 5)
 IDLE_SECS = env_int("IDLE_SECS", 60)
 DEMO_RATES = [float(r) for r in env_list("DEMO_RATES", "1000 10000")]
+# MAX_RPS of the rate runs, as a multiple of the rate (at least 1000, the
+# default): 1 runs a rate at its cap, as a user who asks the default cap's
+# 1 000 req/s does (the engine then keeps a 1 ms send window); 2 leaves
+# room, as a rate below the cap has (a window of about four requests).
+TG_HEADROOM = float(os.environ.get("TG_HEADROOM", "1"))
 FIGURES = env_list("FIGURES", "accuracy peers ceiling switch idle demo users journeys https spans")
 JOURNEY_RATE = float(os.environ.get("JOURNEY_RATE", 2000))
 USERS_WORKLOAD = os.path.abspath(
@@ -578,7 +584,7 @@ def summarize(runs, keys=("rate", "error_pct", "cpu_us_per_req", "cpu_pct", "rss
 
 def tg_run(target, rate, secs, warm=None, name="trafficgen", url=None, extra_env=None):
     warm = WARM_SECS if warm is None else warm
-    tg = Trafficgen(url or target.url, cap=rate, name=name, bound=warm + secs + 30, extra_env=extra_env)
+    tg = Trafficgen(url or target.url, cap=rate * TG_HEADROOM, name=name, bound=warm + secs + 30, extra_env=extra_env)
     try:
         tg.post("/mode/custom", {"rps": rate})
         time.sleep(warm)
@@ -1169,7 +1175,7 @@ def main():
     results = {
         "settings": {"REPEATS": REPEATS, "SECS": SECS, "LOW_SECS": LOW_SECS, "WARM_SECS": WARM_SECS,
                      "CEIL_SECS": CEIL_SECS, "IDLE_SECS": IDLE_SECS, "GEN_CPU": GEN_CPU, "TARGET_CPU": TARGET_CPU,
-                     "PEER_PATH": PEER_PATH, "PEER_CONNS": PEER_CONNS, "FIGURES": FIGURES,
+                     "PEER_PATH": PEER_PATH, "PEER_CONNS": PEER_CONNS, "FIGURES": FIGURES, "TG_HEADROOM": TG_HEADROOM,
                      "RATES": RATES, "PEER_RATES": PEER_RATES, "HTTPS_RATES": HTTPS_RATES, "SPANS_RATE": SPANS_RATE, "SPANS_FAULT_SECS": SPANS_FAULT_SECS, "CEIL_STEPS": CEIL_STEPS, "DEMO_RATES": DEMO_RATES,
                      "TG_BIN": TG_BIN, "OHA_BIN": oha_bin(), "LOCUST_PYTHON": locust_python()},
         "peers": peers, "peers_missing": missing, "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
