@@ -205,10 +205,11 @@ class Traffic:
             tg.post("/mode/users", {"users": self.users, "pause": self.pause})
 
 
-def after_windows(tg, receiver):
+def after_windows(tg, receiver, posts0):
     """What the sidecar says once both windows are over (the control API is
     not touched inside one): failures and drops since it started, spans,
-    journeys, users. Read from /metrics and /status."""
+    journeys, users. Read from /metrics and /status; `otlp_posts` are the
+    batches the receiver took from this sidecar."""
     text = tg.metrics()
     counts = bench.tg_counts(text)
     out = {"tg_ok": counts["ok"], "tg_failed": counts["failed"], "tg_dropped": counts["dropped"]}
@@ -216,12 +217,12 @@ def after_windows(tg, receiver):
     if receiver is not None or spans.get("exported"):
         out["spans"] = spans
     if receiver is not None:
-        out["otlp_posts"] = receiver.posts
+        out["otlp_posts"] = receiver.posts - posts0
     st = tg.status()
     if st.get("journeys"):
         out["journeys"] = st["journeys"]
     if st.get("model") == "closed":
-        out["users"] = st.get("users")
+        out["users_status"] = st.get("users")
     return out
 
 
@@ -231,6 +232,7 @@ def measure(target, traffic, secs, warm, use_perf, rt, receiver=None):
     # rate at its cap sends in the narrowest batch window (see
     # `batch_window` in src/engine/worker/mod.rs).
     cap = max(1000.0, 2 * rate)
+    posts0 = receiver.posts if receiver is not None else 0
     tg = bench.Trafficgen(target.url, cap, initial_mode="pause", name=f"counts-{int(rate)}", bound=warm + 2 * secs + 60,
                           extra_env=traffic.extra_env)
     try:
@@ -294,7 +296,7 @@ def measure(target, traffic, secs, warm, use_perf, rt, receiver=None):
                 res["syscalls_per_req"] = sum(calls.values()) / traced
                 res["syscalls_by_name_per_req"] = {k: v / traced for k, v in sorted(calls.items(), key=lambda kv: -kv[1])}
             if traffic.label:
-                res.update(after_windows(tg, receiver))
+                res.update(after_windows(tg, receiver, posts0))
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         return res
