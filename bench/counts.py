@@ -26,7 +26,7 @@ The control API is not touched inside a window (its thread would count).
   python3 bench/counts.py --bin B --rates 1000 --check bench/counts-baseline.json   # the CI guard
   python3 bench/counts.py --bin B --rates 1000 --write-baseline bench/counts-baseline.json
 
-Other kinds of traffic, for the table per kind (RESULTS.md section 13):
+Other kinds of traffic, for the table per kind (RESULTS.md section 13b; bench/README.md):
 
   python3 bench/counts.py --bin B --rates 100 1000 --workload bench/workloads/journey.yaml --per-arrival 4
   python3 bench/counts.py --bin B --users 100 1000 --pause 1s        # users mode, about N/1 s req/s
