@@ -26,6 +26,12 @@ The control API is not touched inside a window (its thread would count).
   python3 bench/counts.py --bin B --rates 1000 --check bench/counts-baseline.json   # the CI guard
   python3 bench/counts.py --bin B --rates 1000 --write-baseline bench/counts-baseline.json
 
+Other kinds of traffic, for the table per kind (RESULTS.md section 13b; bench/README.md):
+
+  python3 bench/counts.py --bin B --rates 100 1000 --workload bench/workloads/journey.yaml --per-arrival 4
+  python3 bench/counts.py --bin B --users 100 1000 --pause 1s        # users mode, about N/1 s req/s
+  python3 bench/counts.py --bin B --rates 100 1000 --spans           # every request a span, to an OTLP receiver
+
 Every process runs under `timeout` and is stopped by its PID; traffic goes
 to 127.0.0.1 only.
 """
@@ -158,17 +164,81 @@ def make_rt(pid, all_threads=True):
     subprocess.run(cmd, check=True, capture_output=True)
 
 
-def measure(target, rate, secs, warm, use_perf, rt, extra_env):
+def parse_pause(text):
+    """Mean seconds of a users-mode pause (`1s`, `500ms`, `1s..3s`), or
+    ValueError: only to size MAX_RPS and the row's nominal rate; trafficgen
+    itself checks the pause it is given."""
+    def secs(part):
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*", part)
+        if not m:
+            raise ValueError(f"not a duration: {part!r} (e.g. 1s, 500ms, 1s..3s)")
+        return float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+    parts = text.split("..")
+    if len(parts) > 2:
+        raise ValueError(f"not a pause: {text!r} (e.g. 1s, 500ms, 1s..3s)")
+    return statistics.mean(secs(p) for p in parts)
+
+
+class Traffic:
+    """What the sidecar is told to send, and what to add to its environment.
+
+    Open model (the default, and the CI guard's): `POST /mode/custom` at
+    `rate / per_arrival` arrivals per second (a journey arrival sends
+    `per_arrival` requests). Users mode: `POST /mode/users` with `users`
+    and `pause`. `rate` is always the requests per second aimed at (users:
+    users / mean pause, the answer time left out); MAX_RPS is twice it."""
+
+    def __init__(self, rate, per_arrival=1, users=None, pause=None, extra_env=None, label=None):
+        self.rate = rate
+        self.per_arrival = per_arrival
+        self.users = users
+        self.pause = pause
+        self.extra_env = dict(extra_env or {})
+        self.label = label
+        if users is not None:
+            self.extra_env.setdefault("MAX_USERS", str(max(1000, users)))
+
+    def start(self, tg):
+        if self.users is None:
+            tg.post("/mode/custom", {"rps": self.rate / self.per_arrival})
+        else:
+            tg.post("/mode/users", {"users": self.users, "pause": self.pause})
+
+
+def after_windows(tg, receiver, posts0):
+    """What the sidecar says once both windows are over (the control API is
+    not touched inside one): failures and drops since it started, spans,
+    journeys, users. Read from /metrics and /status; `otlp_posts` are the
+    batches the receiver took from this sidecar."""
+    text = tg.metrics()
+    counts = bench.tg_counts(text)
+    out = {"tg_ok": counts["ok"], "tg_failed": counts["failed"], "tg_dropped": counts["dropped"]}
+    spans = bench.span_counts(text)
+    if receiver is not None or spans.get("exported"):
+        out["spans"] = spans
+    if receiver is not None:
+        out["otlp_posts"] = receiver.posts - posts0
+    st = tg.status()
+    if st.get("journeys"):
+        out["journeys"] = st["journeys"]
+    if st.get("model") == "closed":
+        out["users_status"] = st.get("users")
+    return out
+
+
+def measure(target, traffic, secs, warm, use_perf, rt, receiver=None):
+    rate = traffic.rate
     # MAX_RPS with headroom (twice the rate, at least the default 1000): a
     # rate at its cap sends in the narrowest batch window (see
     # `batch_window` in src/engine/worker/mod.rs).
     cap = max(1000.0, 2 * rate)
+    posts0 = receiver.posts if receiver is not None else 0
     tg = bench.Trafficgen(target.url, cap, initial_mode="pause", name=f"counts-{int(rate)}", bound=warm + 2 * secs + 60,
-                          extra_env=extra_env)
+                          extra_env=traffic.extra_env)
     try:
         if rt:
             make_rt(tg.pid)
-        tg.post("/mode/custom", {"rps": rate})
+        traffic.start(tg)
         time.sleep(warm)
         pid = tg.pid
         scratch = tempfile.mkdtemp(prefix="tg-counts-")
@@ -191,6 +261,12 @@ def measure(target, rate, secs, warm, use_perf, rt, extra_env):
             # scale its counts to the request window.
             res = {"rate": rate, "secs": secs, "requests": requests, "achieved": requests / secs,
                    "rss_kib": rss, "rss_peak_kib": rss_peak, "threads": deltas}
+            if traffic.label:
+                res["label"] = traffic.label
+            if traffic.users is not None:
+                res.update(users=traffic.users, pause=traffic.pause)
+            if traffic.per_arrival != 1:
+                res["per_arrival"] = traffic.per_arrival
             vol = sum(v for v, _, _ in deltas.values())
             nonvol = sum(n for _, n, _ in deltas.values())
             cpu_ns = sum(c for _, _, c in deltas.values())
@@ -219,6 +295,8 @@ def measure(target, rate, secs, warm, use_perf, rt, extra_env):
                 res["strace_requests"] = c1 - c0
                 res["syscalls_per_req"] = sum(calls.values()) / traced
                 res["syscalls_by_name_per_req"] = {k: v / traced for k, v in sorted(calls.items(), key=lambda kv: -kv[1])}
+            if traffic.label:
+                res.update(after_windows(tg, receiver, posts0))
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         return res
@@ -230,7 +308,8 @@ def fmt_row(r):
     names = r.get("syscalls_by_name_per_req", {})
     top = ", ".join(f"{k} {v:.2f}" for k, v in list(names.items())[:6])
     perf = r.get("perf_syscalls_per_req")
-    return (f"| {r['rate']:,.0f} | {r['achieved']:,.1f} | {r.get('syscalls_per_req', float('nan')):.2f} | "
+    kind = f"| {r['label']} " if "label" in r else ""
+    return (f"{kind}| {r['rate']:,.0f} | {r['achieved']:,.1f} | {r.get('syscalls_per_req', float('nan')):.2f} | "
             f"{'–' if perf is None else f'{perf:.2f}'} | "
             f"{'–' if perf is None else format(r['perf_engine_syscalls_per_req'], '.2f')} | "
             f"{r['voluntary_per_req']:.2f} / {r['nonvoluntary_per_req']:.2f} | "
@@ -293,7 +372,37 @@ def main():
     ap.add_argument("--check", metavar="BASELINE", help="fail (exit 1) when a gated figure rises past the margin")
     ap.add_argument("--write-baseline", metavar="BASELINE", help="write the measured gated figures there")
     ap.add_argument("--env", action="append", default=[], metavar="K=V", help="extra environment for trafficgen")
+    kinds = ap.add_argument_group("kind of traffic (default: the built-in mix at each rate, as the CI guard measures)")
+    kinds.add_argument("--workload", metavar="FILE", help="a workload file (sets WORKLOAD_FILE)")
+    kinds.add_argument("--per-arrival", type=int, default=1, metavar="K",
+                       help="requests one arrival sends (4 for bench/workloads/journey.yaml): "
+                            "the sidecar is set to rate / K arrivals/s, so --rates stays requests/s")
+    kinds.add_argument("--users", type=int, nargs="+", metavar="N",
+                       help="users mode (the closed model) instead of --rates: a run for each N, "
+                            "POST /mode/users {users: N, pause: --pause}")
+    kinds.add_argument("--pause", default="1s", help="the users' pause: 1s, 500ms, 1s..3s (default 1s)")
+    kinds.add_argument("--spans", action="store_true",
+                       help="every request a span (always_on), exported to an OTLP/HTTP receiver in this script "
+                            "(bench.py's), batches every 1 s")
+    kinds.add_argument("--label", help="name of the kind of traffic, shown as a first column and kept in --json")
     args = ap.parse_args()
+    if args.per_arrival < 1:
+        sys.exit("counts: --per-arrival must be at least 1")
+    if args.users is not None:
+        if any(n < 1 for n in args.users):
+            sys.exit("counts: --users takes numbers of users of at least 1")
+        try:
+            pause_mean = parse_pause(args.pause)
+        except ValueError as e:
+            sys.exit(f"counts: --pause: {e}")
+        if pause_mean <= 0:
+            sys.exit("counts: --pause must be longer than 0 (the rate would be the target's alone)")
+        if args.per_arrival != 1:
+            sys.exit("counts: --per-arrival applies to --rates, not to --users")
+    if args.workload and not os.path.isfile(args.workload):
+        sys.exit(f"counts: --workload {args.workload}: no such file")
+    if (args.check or args.write_baseline) and (args.workload or args.users or args.spans or args.label):
+        sys.exit("counts: --check and --write-baseline measure the built-in mix at a rate only")
 
     bench.TG_BIN = os.path.abspath(args.bin)
     bench.OUT_DIR = tempfile.mkdtemp(prefix="tg-counts-out-")
@@ -306,27 +415,58 @@ def main():
     use_perf = not args.no_perf and perf_usable()
     rt = not args.no_rt and rt_usable()
     extra_env = dict(kv.split("=", 1) for kv in args.env)
+    label = args.label
+    if label is None and (args.workload or args.users or args.spans):
+        parts = [os.path.basename(args.workload) if args.workload else "built-in mix"]
+        if args.users:
+            parts.append(f"users, pause {args.pause}")
+        if args.spans:
+            parts.append("spans 1.0")
+        label = ", ".join(parts)
+    if args.workload:
+        extra_env["WORKLOAD_FILE"] = os.path.abspath(args.workload)
     # Counts only: no pinning of the generator next to busy neighbours is
     # needed, but pin the two apart so the target does not steal its CPU.
     results = {"target": kind, "perf": use_perf, "rt": rt, "runs": []}
+    if label:
+        results["label"] = label
+        results["argv"] = sys.argv[1:]
+    receiver = None
     try:
+        if args.spans:
+            receiver = bench.OtlpReceiver()
+            # As RESULTS.md section 10: every request sampled, batches every 1 s.
+            extra_env.update(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{receiver.port}",
+                             OTEL_TRACES_SAMPLER="always_on", OTEL_BSP_SCHEDULE_DELAY="1000")
         target = bench.Nginx() if kind == "nginx" else bench.DemoTarget()
         if rt:
             for pid in target.cpu_pids():
                 make_rt(pid)
-        for rate in args.rates:
+        if args.users:
+            plan = [Traffic(n / pause_mean, users=n, pause=args.pause, extra_env=extra_env, label=label)
+                    for n in args.users]
+        else:
+            plan = [Traffic(rate, per_arrival=args.per_arrival, extra_env=extra_env, label=label)
+                    for rate in args.rates]
+        for traffic in plan:
             for i in range(args.repeats):
-                log(f"{rate:g} req/s, run {i + 1}/{args.repeats} against {kind}")
-                results["runs"].append(measure(target, rate, args.secs, args.warm, use_perf, rt, extra_env))
+                what = f"{traffic.users} users (pause {traffic.pause})" if traffic.users else f"{traffic.rate:g} req/s"
+                log(f"{what}{f' of {label}' if label else ''}, run {i + 1}/{args.repeats} against {kind}")
+                results["runs"].append(measure(target, traffic, args.secs, args.warm, use_perf, rt, receiver))
         target.stop()
     finally:
+        if receiver is not None:
+            receiver.stop()
         bench.stop_all()
         shutil.rmtree(bench.OUT_DIR, ignore_errors=True)
 
     print(f"target: {kind}; untraced syscall count by perf: {'yes' if use_perf else 'no'}; "
           f"SCHED_FIFO: {'yes' if rt else 'no'}; "
           f"windows of {args.secs:g} s after {args.warm:g} s")
-    print(TABLE_HEAD)
+    if label:
+        print("| traffic " + TABLE_HEAD.replace("\n", "\n|---"))
+    else:
+        print(TABLE_HEAD)
     for r in results["runs"]:
         print(fmt_row(r))
     if args.json:
