@@ -13,7 +13,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::{BATCH_WINDOW, Origin, ScheduleClock, Worker};
+use super::{BATCH_WINDOW, Origin, ScheduleClock, Worker, batch_window};
 use crate::engine::UsersNow;
 use crate::engine::mode::Plan;
 use crate::engine::users::{Doing, UserKey, UserPause};
@@ -95,7 +95,7 @@ impl Worker {
         self.run_journeys(now);
         self.retarget_users(now);
         self.serve_waiting_users(now);
-        let horizon = now + BATCH_WINDOW;
+        let horizon = now + self.users_window();
         // Each user at most once a turn: a zero pause cannot spin here.
         let mut budget = self.users.target() + 1;
         while budget > 0
@@ -108,6 +108,18 @@ impl Worker {
             }
         }
         self.publish_users();
+    }
+
+    /// How early a user whose pause ends soon starts with this turn: the
+    /// open model's window at the most the users can send (each once per
+    /// mean pause; their answers only make it less), so that one wake-up
+    /// starts a few users instead of one, and narrow at the cap as there.
+    fn users_window(&self) -> Duration {
+        let Some(follow) = &self.users_follow else { return BATCH_WINDOW };
+        let mean_pause = (follow.pause.min_secs + follow.pause.max_secs) / 2.0;
+        let most = self.users.target() as f64 / mean_pause;
+        let (cap_allowed, cap_window) = self.cap.window();
+        Duration::try_from_secs_f64(batch_window(most, cap_allowed, cap_window)).unwrap_or(BATCH_WINDOW)
     }
 
     /// Users that waited for room go, oldest first, while there is room.
