@@ -461,6 +461,9 @@ class Trafficgen:
         env = dict(os.environ, TARGET_URL=target_url, PORT="0", BIND="127.0.0.1", WARMUP_SECS="0",
                    INITIAL_MODE=initial_mode, MAX_RPS=str(int(max(1000, math.ceil(cap)))), LOG_FORMAT="json",
                    STATS_INTERVAL_SECS="0", SHUTDOWN_GRACE_SECS="1", **(extra_env or {}))
+        # This harness's PEERS (the peer generators to run) is not
+        # trafficgen's PEERS (its replicas): never hand it over.
+        env.pop("PEERS", None)
         self.proc = Proc(name, [TG_BIN], GEN_CPU, bound, env=env, kind=f"trafficgen-{initial_mode}")
         self.pid = self.proc.pid
         self.port = None
