@@ -121,13 +121,7 @@ import gevent
 /// file is written here, and only here.
 fn schedule(out: &mut String, script: &Script, spec: &Spec) {
     let traffic = &spec.traffic;
-    c(out, "", "The rate: stages of (seconds, arrivals/s at the start, arrivals/s at the end), linear in between.");
-    out.push_str("STAGES = [\n");
-    for s in &traffic.stages {
-        let _ = writeln!(out, "    ({}, {}, {}),", num(s.secs), num(s.from_rps), num(s.to_rps));
-    }
-    out.push_str("]\n");
-    let _ = writeln!(out, "DURATION = {}", num(traffic.duration_secs));
+    stages(out, traffic, "arrivals/s");
     c(out, "", "Bounds, as trafficgen's: arrivals over them are dropped and counted, never queued.");
     let _ = writeln!(out, "MAX_IN_FLIGHT = {}", spec.max_in_flight.max(1));
     if !script.journeys.is_empty() {
@@ -167,18 +161,25 @@ class TrafficShape(LoadTestShape):
     );
 }
 
-/// Users mode: the stages as numbers of users, and the shape that moves
-/// Locust's user count along them. Every stage and shape of a users-mode
-/// Locust file is written here, and only here.
-fn users_schedule(out: &mut String, spec: &Spec) {
-    let traffic = &spec.traffic;
-    c(out, "", "The users: stages of (seconds, users at the start, users at the end), linear in between.");
+/// `STAGES` and `DURATION`: the traffic's stages counted in `unit`
+/// (arrivals/s, or users).
+fn stages(out: &mut String, traffic: &super::Traffic, unit: &str) {
+    let what = if unit == "users" { "The users" } else { "The rate" };
+    c(out, "", &format!("{what}: stages of (seconds, {unit} at the start, {unit} at the end), linear in between."));
     out.push_str("STAGES = [\n");
     for s in &traffic.stages {
         let _ = writeln!(out, "    ({}, {}, {}),", num(s.secs), num(s.from_rps), num(s.to_rps));
     }
     out.push_str("]\n");
     let _ = writeln!(out, "DURATION = {}", num(traffic.duration_secs));
+}
+
+/// Users mode: the stages as numbers of users, and the shape that moves
+/// Locust's user count along them. Every stage and shape of a users-mode
+/// Locust file is written here, and only here.
+fn users_schedule(out: &mut String, spec: &Spec) {
+    let traffic = &spec.traffic;
+    stages(out, traffic, "users");
     let peak = (traffic.peak_rps().round() as u64).max(1);
     let _ = writeln!(out, "PEAK_USERS = {peak}");
     c(out, "", "Users per second that start or stop \"at once\": all of the peak within a second.");
