@@ -332,8 +332,13 @@ GATED = ("syscalls_per_req", "perf_syscalls_per_req", "voluntary_per_req")
 
 
 def guarded_figures(runs):
-    """The gated figures there are, each the median of the runs."""
-    return {key: statistics.median(r[key] for r in runs) for key in GATED if all(key in r for r in runs)}
+    """The gated figures there are, each the lowest of the runs. A busy
+    machine only adds to a count (a wake-up whose answers come back one by
+    one, a preempted batch), while a change of the code adds to every run:
+    the lowest keeps the change and drops the load. (Medians let one CI
+    run reach 0.66 switches per request against a 0.53 baseline, with
+    0.49 in the next repeat of the same build.)"""
+    return {key: min(r[key] for r in runs) for key in GATED if all(key in r for r in runs)}
 
 
 def check(figures, baseline, baseline_path):
@@ -362,7 +367,8 @@ def main():
     ap.add_argument("--rates", type=float, nargs="+", default=[100, 1000, 10000])
     ap.add_argument("--secs", type=float, default=4.0, help="each measured window (default 4)")
     ap.add_argument("--warm", type=float, default=1.5, help="run time before the first window (default 1.5)")
-    ap.add_argument("--repeats", type=int, default=1, help="runs per rate; figures are medians")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="runs per rate, each printed; the guard takes the lowest of each figure")
     ap.add_argument("--target", choices=["auto", "nginx", "demo"], default="auto",
                     help="nginx (bench/nginx.conf, needs nginx on PATH) or the demo target; auto: nginx if present")
     ap.add_argument("--no-perf", action="store_true", help="skip the untraced perf count")
@@ -477,7 +483,7 @@ def main():
     if args.write_baseline:
         if not at:
             sys.exit("counts: --write-baseline needs a run at 1000 req/s")
-        baseline = {"rate": 1000, "target": kind, "margin": 0.2, "rt": rt}
+        baseline = {"rate": 1000, "target": kind, "margin": 0.25, "rt": rt}
         baseline.update({k: round(v, 3) for k, v in guarded_figures(at).items()})
         baseline["measured"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         baseline["how"] = (f"python3 bench/counts.py --bin BIN --rates 1000 --secs {args.secs:g} "
