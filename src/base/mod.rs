@@ -7,6 +7,7 @@ pub mod descriptors;
 pub mod duration;
 pub mod file;
 pub mod json;
+pub mod number;
 pub mod otlp;
 pub mod setting;
 pub mod shape;

@@ -128,7 +128,7 @@ fn check_ramp(ramp_secs: Option<f64>) -> Result<Option<f64>, ApiError> {
         Some(secs) if (0.0..=MAX_TIMED_SECS).contains(&secs) => Ok((secs > 0.0).then_some(secs)),
         Some(secs) => Err(ApiError::Invalid(format!(
             "ramp_secs must be from 0 to {MAX_TIMED_SECS} seconds (24 h), not {}",
-            crate::engine::mode::Shown(secs)
+            crate::base::number::Shown(secs)
         ))),
     }
 }

@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use super::schedule::RateSchedule;
 use super::stages::{Ragged, Stages};
 use super::users::{UserPause, ramp_users, users_of_share};
+use crate::base::number::Shown;
 use crate::base::shape::{PausePattern, Stage};
 
 /// A named traffic level the control API can switch to.
@@ -76,18 +77,6 @@ pub enum RateError {
     TooSlow(f64),
     #[error("rps {} exceeds MAX_RPS ({max}); allowed: 0 to {max}", Shown(*.rps))]
     OverCap { rps: f64, max: f64 },
-}
-
-/// A number from a user, shown as typed when it is of a usual size
-/// (`1000`, `2.5`) and in exponent form beyond (`1e308`, not 309 digits).
-#[derive(Debug, Clone, Copy)]
-pub struct Shown(pub f64);
-
-impl std::fmt::Display for Shown {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let size = self.0.abs();
-        if size >= 1e15 || (size > 0.0 && size < 1e-6) { write!(f, "{:e}", self.0) } else { write!(f, "{}", self.0) }
-    }
 }
 
 /// Checks a rate against the hard cap: finite, within `0..=max`, and

@@ -29,6 +29,7 @@ mod text;
 use std::fmt;
 use std::str::FromStr;
 
+use crate::base::number::Shown;
 use crate::base::shape::{PausePattern, Stage};
 use crate::jobs::scenario::ScenarioKind;
 use crate::observe::slo::{self, Slo, SloError};
@@ -139,21 +140,24 @@ impl Traffic {
         let what = if scenario.is_some() { "max_rps" } else { "rps" };
         if !(rps.is_finite() && (MIN_RATE..=MAX_RATE).contains(&rps)) {
             return Err(TrafficError(format!(
-                "{what} must be a number from {} to {} requests/s, not {rps}",
+                "{what} must be a number from {} to {} requests/s, not {}",
                 num(MIN_RATE),
-                num(MAX_RATE)
+                num(MAX_RATE),
+                Shown(rps)
             )));
         }
         if !(duration_secs.is_finite() && (0.001..=MAX_DURATION_SECS).contains(&duration_secs)) {
             return Err(TrafficError(format!(
-                "duration must be from 1 ms to {} s (a week), not {duration_secs} s",
-                num(MAX_DURATION_SECS)
+                "duration must be from 1 ms to {} s (a week), not {} s",
+                num(MAX_DURATION_SECS),
+                Shown(duration_secs)
             )));
         }
         if !(ramp_up_secs.is_finite() && ramp_up_secs >= 0.0 && ramp_up_secs <= duration_secs) {
             return Err(TrafficError(format!(
-                "ramp-up must be from 0 to the duration ({} s), not {ramp_up_secs} s",
-                num(duration_secs)
+                "ramp-up must be from 0 to the duration ({} s), not {} s",
+                num(duration_secs),
+                Shown(ramp_up_secs)
             )));
         }
         if scenario == Some(ScenarioKind::Peak) && ramp_up_secs > 0.0 {

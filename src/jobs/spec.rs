@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::JobError;
+use crate::base::number::Shown;
 use crate::base::shape::Stage;
-use crate::engine::mode::{Shown, check_rate, check_users};
+use crate::engine::mode::{check_rate, check_users};
 use crate::jobs::scenario::ScenarioKind;
 
 /// Shortest and longest job, seconds.

@@ -94,7 +94,7 @@ impl CustomChange {
         {
             return Err(JobError::invalid(
                 "ramp_secs",
-                format!("must be from 0 to {MAX_TIMED_SECS} seconds (24 h), not {}", crate::engine::mode::Shown(secs)),
+                format!("must be from 0 to {MAX_TIMED_SECS} seconds (24 h), not {}", crate::base::number::Shown(secs)),
             ));
         }
         Ok(CustomChange { rps, ramp_secs: ramp_secs.filter(|s| *s > 0.0) })

@@ -199,7 +199,7 @@ fn export_bad_input_exits_2_with_one_line_naming_it() {
         (&["--format", "k6", "--max-rps", "5"], "--max-rps is the peak of a --scenario"),
         (&["--format", "k6", "--rps", "0"], "rps must be a number from 0.001"),
         (&["--format", "k6", "--rps", "NaN"], "rps must be a number from 0.001"),
-        (&["--format", "k6", "--rps", "1e300"], "rps must be a number from 0.001"),
+        (&["--format", "k6", "--rps", "1e300"], "rps must be a number from 0.001 to 1000000 requests/s, not 1e300"),
         (&["--format", "k6", "--duration", "forever"], "invalid --duration \"forever\""),
         (&["--format", "k6", "--duration", "5y"], "unknown unit `y`"),
         (&["--format", "k6", "--duration", "9999h"], "a week"),
