@@ -30,24 +30,20 @@ bounded in time, and stops both (by their PIDs) at the end.
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from bench import free_port, request  # noqa: E402
 
 
 def call(port, method, path, body=None):
-    data = body.encode() if body is not None else None
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method)
-    with urllib.request.urlopen(req, timeout=5) as r:
-        return json.loads(r.read().decode() or "null")
+    status, text = request(method, port, path, body)
+    if status >= 400:
+        raise OSError(f"{method} {path}: {status} {text}")
+    return json.loads(text or "null")
 
 
 def wait_for_port(port, secs=10):
