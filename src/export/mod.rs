@@ -206,7 +206,12 @@ impl Traffic {
                 return Err(TrafficError(format!("stage {}: a duration of at least 1 ms", i + 1)));
             }
             if !(to.is_finite() && (0.0..=MAX_RATE).contains(&to)) {
-                return Err(TrafficError(format!("stage {}: a target from 0 to {}, not {to}", i + 1, num(MAX_RATE))));
+                return Err(TrafficError(format!(
+                    "stage {}: a target from 0 to {}, not {}",
+                    i + 1,
+                    num(MAX_RATE),
+                    Shown(to)
+                )));
             }
             stages.push(Stage::ramp(secs, from, to));
             from = to;

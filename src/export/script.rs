@@ -444,7 +444,9 @@ fn mix(
     mix
 }
 
-fn gcd(a: u64, b: u64) -> u64 {
+/// The greatest common divisor (0 with 0 is 0): weights over it are the
+/// smallest whole numbers in the same proportions.
+pub(super) fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 { a } else { gcd(b, a % b) }
 }
 

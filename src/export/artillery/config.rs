@@ -123,7 +123,7 @@ impl UserPlan {
             .zip(&iteration_secs)
             .map(|(f, t)| f.weight.saturating_mul(((t * 1000.0).round() as u64).max(1)))
             .collect();
-        let divisor = raw.iter().copied().filter(|w| *w > 0).reduce(gcd).unwrap_or(1).max(1);
+        let divisor = raw.iter().fold(0, |g, w| super::super::script::gcd(g, *w)).max(1);
         let weights = raw.iter().map(|w| w / divisor).collect();
         UserPlan {
             phases,
@@ -183,10 +183,6 @@ impl UserPlan {
         let lengths: Vec<String> = self.iteration_secs.iter().map(|t| num((t * 1000.0).round() / 1000.0)).collect();
         let _ = writeln!(out, "  # Expected iteration lengths, seconds, scenario by scenario: {}.", lengths.join(", "));
     }
-}
-
-fn gcd(a: u64, b: u64) -> u64 {
-    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 impl Writer<'_> {
