@@ -138,8 +138,9 @@ struct Batcher<S> {
     counters: Arc<dyn ExportCounters>,
     batch: Vec<S>,
     body: Vec<u8>,
-    /// When the oldest span of `batch` was queued, at the latest: the look
-    /// at the queue before the one that took it.
+    /// When the oldest span of `batch` was queued, at the earliest: the
+    /// look at the queue before the one that took it (so a batch is posted
+    /// early rather than held past the schedule delay).
     oldest: Option<Instant>,
     /// The last look at the queue.
     last_look: Instant,
