@@ -12,7 +12,8 @@ built-in demo target) and a fresh trafficgen sidecar in `pause`, sets
 windows of SECS seconds, requests counted at the target:
 
 1. untraced: voluntary and nonvoluntary context switches of every thread
-   (/proc/PID/task/*/status), CPU time (schedstat, ns), peak RSS (VmHWM),
+   (/proc/PID/task/*/status), CPU time (schedstat, ns), peak RSS (VmHWM)
+   and the binary's own pages mapped in (RssFile),
    and, where `perf` can count the `raw_syscalls:sys_enter` tracepoint,
    system calls per thread at next to no cost;
 2. traced: `strace -f -c -p PID` (every thread), for system calls by name.
@@ -254,13 +255,14 @@ def measure(target, traffic, secs, warm, use_perf, rt, receiver=None):
                 stop_proc(perf)
             rss_peak = bench.proc_status_kib(pid, "VmHWM")
             rss = bench.proc_status_kib(pid, "VmRSS")
+            rss_file = bench.proc_status_kib(pid, "RssFile")
             deltas = thread_deltas(t0, t1)
             requests = c1 - c0
             perf_by_thread = perf_counts(os.path.join(scratch, "perf.txt")) if perf else None
             # perf's window is 0.2 s longer at the start and some ms at the end:
             # scale its counts to the request window.
             res = {"rate": rate, "secs": secs, "requests": requests, "achieved": requests / secs,
-                   "rss_kib": rss, "rss_peak_kib": rss_peak, "threads": deltas}
+                   "rss_kib": rss, "rss_peak_kib": rss_peak, "rss_file_kib": rss_file, "threads": deltas}
             if traffic.label:
                 res["label"] = traffic.label
             if traffic.users is not None:
@@ -314,21 +316,24 @@ def fmt_row(r):
             f"{'–' if perf is None else format(r['perf_engine_syscalls_per_req'], '.2f')} | "
             f"{r['voluntary_per_req']:.2f} / {r['nonvoluntary_per_req']:.2f} | "
             f"{r['engine_voluntary_per_req']:.2f} / {r['engine_nonvoluntary_per_req']:.2f} | "
-            f"{r['cpu_us_per_req']:.1f} | {r['rss_peak_kib'] / 1024:.1f} | {top} |")
+            f"{r['cpu_us_per_req']:.1f} | {r['rss_peak_kib'] / 1024:.1f} | {r['rss_file_kib'] / 1024:.1f} | {top} |")
 
 
 TABLE_HEAD = ("| req/s | achieved | syscalls/req (strace, all threads) | syscalls/req (perf, all) | "
               "syscalls/req (perf, engine thread) | ctx switches/req vol / nonvol (all) | "
-              "engine vol / nonvol | CPU µs/req | peak RSS MiB | by name, per request (strace) |\n"
-              "|---|---|---|---|---|---|---|---|---|---|")
+              "engine vol / nonvol | CPU µs/req | peak RSS MiB | binary's pages mapped (RssFile) MiB | by name, per request (strace) |\n"
+              "|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 # The gated figures: system calls per request by strace (always there:
 # ci/install-test-servers.sh installs it) and, where perf can count them
 # untraced, by perf too; voluntary context switches per request (every
 # thread). Nonvoluntary switches are not gated: they count preemption by
-# other processes, i.e. the machine's load, not our code.
-GATED = ("syscalls_per_req", "perf_syscalls_per_req", "voluntary_per_req")
+# other processes, i.e. the machine's load, not our code. And the binary's
+# own pages mapped in (RssFile, KiB): it rises when the code a sidecar runs
+# is no longer laid out together (a stale link/hot-functions.txt, see
+# bench/hot_functions.py), whatever the load.
+GATED = ("syscalls_per_req", "perf_syscalls_per_req", "voluntary_per_req", "rss_file_kib")
 
 
 def guarded_figures(runs):
