@@ -1,13 +1,13 @@
 //! Release builds link the functions a sidecar runs next to each other.
 //!
 //! Most of trafficgen's resident memory is its own code: the kernel maps
-//! 64 KiB around each code page it faults in, so the few hundred functions a
-//! sidecar runs, spread over 7 MB of text, kept most of it resident. Laid out
-//! first, in the order of `link/hot-functions.txt` (written by
-//! `bench/hot_functions.py` from an instrumented run), they share a few
-//! hundred KiB. lld takes the list as `--symbol-ordering-file`; a name it
-//! does not find is skipped, so a stale list costs memory, never
-//! correctness. Set `TRAFFICGEN_LINK_ORDER=0` to link without it.
+//! 64 KiB around each code page it faults in, so the two thousand functions
+//! a sidecar runs, spread over 7 MB of text, kept 6 MiB of it resident. Laid
+//! out first, in the order of `link/hot-functions.txt` (written by
+//! `bench/hot_functions.py` from a run under callgrind), they take about
+//! 2 MiB. lld takes the list as `--symbol-ordering-file`; a name it does not
+//! find is skipped, so a stale list costs memory, never correctness. Set
+//! `TRAFFICGEN_LINK_ORDER=0` to link without it.
 
 use std::env;
 use std::path::Path;
@@ -42,8 +42,9 @@ fn links_with_lld() -> bool {
     if env::var_os("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER").is_some() {
         return false;
     }
+    // `-C linker=…`, `-C linker-flavor=…`, `-C link-arg=-fuse-ld=…`.
     let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
-    if flags.contains("linker") || flags.contains("fuse-ld") {
+    if flags.contains("linker=") || flags.contains("linker-flavor") || flags.contains("fuse-ld") {
         return false;
     }
     let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());

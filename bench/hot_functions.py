@@ -45,7 +45,6 @@ def build(target_dir):
     env = dict(os.environ, CARGO_TARGET_DIR=target_dir, RUSTFLAGS="-C target-feature=+crt-static")
     subprocess.run(["cargo", "rustc", "--release", "--locked", "--target", TARGET, "--bin", "trafficgen", "--",
                     "-C", "strip=none"], cwd=ROOT, env=env, check=True)
-    return os.path.join(target_dir, TARGET, "release", "trafficgen")
 
 
 def session(binary, out_file):
