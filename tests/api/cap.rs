@@ -88,3 +88,26 @@ fn switch_spam_never_puts_more_than_max_rps_on_the_target() {
 fn stat_metric(sidecar: &Proc, name: &str) -> f64 {
     sum(&parse_metrics(&sidecar.get("/metrics").body), name, &[])
 }
+
+#[test]
+fn a_rate_at_its_cap_gets_its_rate_and_no_more() {
+    let _timing = timing_test();
+    let target = start_demo_target(&[]);
+    // The default cap's case (1 000 req/s at MAX_RPS 1 000), scaled down:
+    // the engine sends in cells of the cap's window there (docs/traffic.md).
+    let sidecar = start_sidecar(&target, &[("MAX_RPS", "500"), ("INITIAL_MODE", "pause")]);
+    let set = sidecar.post("/mode/custom", Some(r#"{"rps": 500}"#));
+    assert_eq!(set.status, 200, "{}", set.body);
+    thread::sleep(Duration::from_secs(3));
+    let counts = arrivals(&target);
+    // The last two full seconds (the newest bucket is still filling).
+    let recent = &counts[counts.len().saturating_sub(21)..counts.len().saturating_sub(1)];
+    let (per_100ms, per_second) = peaks(recent);
+    let total: u64 = recent.iter().sum();
+    assert!(per_100ms <= 55, "{per_100ms} requests in 100 ms under MAX_RPS=500: {recent:?}");
+    assert!(per_second <= 505, "{per_second} requests in one second under MAX_RPS=500: {recent:?}");
+    // Not held below it either: a window that always held a little more
+    // than its share would leave requests waiting and, past 250 ms, dropped.
+    assert!(total >= 900, "{total} requests in two seconds at 500 req/s: {recent:?}");
+    assert_eq!(stat_metric(&sidecar, "trafficgen_dropped_requests_total"), 0.0);
+}

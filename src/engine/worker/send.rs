@@ -43,8 +43,9 @@ impl Worker {
         }
         let rate = pacer.rate_at(elapsed);
         let (cap_allowed, cap_window) = self.cap.window();
-        let window = batch_window(rate, cap_allowed, cap_window);
-        let horizon = elapsed + window;
+        let turn = batch_window(rate, cap_allowed, cap_window);
+        self.turn = Some(turn);
+        let horizon = turn.horizon(elapsed);
         if std::mem::take(&mut self.held_by_cap) {
             self.engine.shared.metrics.count_capped();
         }
@@ -52,7 +53,7 @@ impl Worker {
         self.run_journeys(now);
         // What is left over is due already; the timer fires again at once
         // (or when the cap has room).
-        for _ in 0..Pacer::turn_limit(rate, window) {
+        for _ in 0..Pacer::turn_limit(rate, turn.width) {
             if pacer.next_send_time().is_none_or(|t| t > horizon)
                 || self.cap.free_at(now).is_some()
                 || self.journeys.any_waiting()

@@ -119,7 +119,12 @@ impl Worker {
         let mean_pause = (follow.pause.min_secs + follow.pause.max_secs) / 2.0;
         let most = self.users.target() as f64 / mean_pause;
         let (cap_allowed, cap_window) = self.cap.window();
-        Duration::try_from_secs_f64(batch_window(most, cap_allowed, cap_window)).unwrap_or(BATCH_WINDOW)
+        // Users start when their pause ends, not on a grid: at the cap, narrow.
+        let turn = batch_window(most, cap_allowed, cap_window);
+        if turn.cells {
+            return BATCH_WINDOW;
+        }
+        Duration::try_from_secs_f64(turn.width).unwrap_or(BATCH_WINDOW)
     }
 
     /// Users that waited for room go, oldest first, while there is room.
