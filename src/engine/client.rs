@@ -17,12 +17,13 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::TcpStream;
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use rustls::ClientConnection;
 use tokio::io::Interest;
@@ -87,7 +88,10 @@ pub struct Request {
 pub enum Outcome {
     /// The target answered. `body` and `headers` when they were asked for
     /// (the body only under [`MAX_BODY_BYTES`]).
-    Answered { status: u16, body: Option<Vec<u8>>, headers: Vec<(String, Vec<u8>)> },
+    /// `received`: when the kernel took in the answer's last bytes (plain
+    /// targets), so that an answer read a little after it came still has
+    /// its own duration.
+    Answered { status: u16, body: Option<Vec<u8>>, headers: Vec<(String, Vec<u8>)>, received: Option<SystemTime> },
     /// No answer.
     Failed { kind: ErrorKind, error: ClientError },
 }
@@ -185,11 +189,13 @@ impl Connection {
 
     /// Reads until `parser` has a complete answer. The buffer grows as the
     /// answer needs, never past `MAX_BUFFER`.
-    async fn read_answer(&mut self, parser: &mut AnswerParser) -> Result<Answer, ClientError> {
+    /// With the answer, when its last bytes came in (plain connections).
+    async fn read_answer(&mut self, parser: &mut AnswerParser) -> Result<(Answer, Option<SystemTime>), ClientError> {
         let Connection { io, tls, buf, filled, .. } = self;
         *filled = 0;
         // The readiness of the latest socket read.
         let mut last_ready = None;
+        let mut received = None;
         loop {
             if buf.len() - *filled < 1024 {
                 if buf.len() >= MAX_BUFFER {
@@ -203,7 +209,8 @@ impl Connection {
                 Some(tls) => tls::read(io, tls, &mut buf[*filled..], &mut last_ready).await,
                 None => {
                     let mut ready = io.readable().await.map_err(ClientError::Receive)?;
-                    match ready.try_io(|io| io.get_ref().read(&mut buf[*filled..])) {
+                    match ready.try_io(|io| read_stamped(io.get_ref().as_raw_fd(), &mut buf[*filled..], &mut received))
+                    {
                         Ok(result) => {
                             last_ready = Some(ready);
                             result
@@ -225,7 +232,7 @@ impl Connection {
                     if let Some(tls) = tls {
                         answer.reusable &= tls::is_quiet(tls);
                     }
-                    return Ok(answer);
+                    return Ok((answer, received));
                 }
             }
         }
@@ -269,6 +276,8 @@ pub struct TargetClient {
     /// interval behind, which only makes connections expire a little early.
     clock: Cell<Instant>,
     retries: RetryCounters,
+    /// The latest answer came with its time of arrival (`stamps_answers`).
+    stamped: Cell<bool>,
 }
 
 impl fmt::Debug for TargetClient {
@@ -306,6 +315,7 @@ impl TargetClient {
             idle: RefCell::new(VecDeque::new()),
             clock: Cell::new(Instant::now()),
             retries,
+            stamped: Cell::new(false),
         })
     }
 
@@ -364,11 +374,13 @@ impl TargetClient {
                 Err(e) => Err(ClientError::Send(e)),
             };
             match result {
-                Ok(answer) => {
+                Ok((answer, received)) => {
                     if answer.reusable {
                         self.put_idle(conn, answer.keep_alive_secs);
                     }
-                    return Ok(Outcome::Answered { status: answer.status, body: answer.body, headers: answer.headers });
+                    self.stamped.set(received.is_some());
+                    let Answer { status, body, headers, .. } = answer;
+                    return Ok(Outcome::Answered { status, body, headers, received });
                 }
                 Err(error) if is_reused => match error.retry_reason(conn.filled) {
                     // Once: the new connection is not reused, so this cannot loop.
@@ -422,6 +434,10 @@ impl TargetClient {
         socket.set_nonblocking(true).map_err(ClientError::Connect)?;
         // Requests go out in one write; never hold one back waiting for an ACK.
         socket.set_tcp_nodelay(true).map_err(ClientError::Connect)?;
+        if self.tls.is_none() {
+            // Refused: the answers say so (`stamps_answers`).
+            stamp_answers(socket.as_raw_fd());
+        }
         match socket.connect(&address.into()) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
@@ -446,10 +462,106 @@ impl TargetClient {
         };
         Ok(Connection { io, tls, buf: vec![0; BUFFER_START], filled: 0, expires: self.clock.get() })
     }
+
+    /// Whether answers come with the time they were received
+    /// (`Outcome::Answered::received`): the latest one did. (The kernel
+    /// starts stamping a little after the first socket asks, from a work
+    /// queue; https answers never are.)
+    pub fn stamps_answers(&self) -> bool {
+        self.stamped.get()
+    }
+}
+
+/// Asks the kernel to stamp what the socket receives with the time it came
+/// in (`SO_TIMESTAMPNS`); false if it will not.
+fn stamp_answers(fd: RawFd) -> bool {
+    let on: libc::c_int = 1;
+    // SAFETY: a valid descriptor and a pointer to an int of the size given.
+    let set = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            (&raw const on).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    set == 0
+}
+
+/// One `recvmsg` into `buf`; `received` becomes the time the kernel took in
+/// the last bytes read, when it says (`SO_TIMESTAMPNS`).
+fn read_stamped(fd: RawFd, buf: &mut [u8], received: &mut Option<SystemTime>) -> io::Result<usize> {
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    // Room for a few control messages; u64s for their alignment.
+    let mut control = [0u64; 8];
+    // SAFETY: all-zero is a valid `msghdr` (null pointers, zero lengths).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: `msg` points at `iov` (into `buf`, of its length) and at
+    // `control`, both alive for the call.
+    let n = unsafe { libc::recvmsg(fd, &raw mut msg, 0) };
+    let Ok(n) = usize::try_from(n) else {
+        return Err(io::Error::last_os_error());
+    };
+    // SAFETY: the kernel filled `msg`; the cmsg macros stay within
+    // `msg_controllen` bytes of `control`.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&raw const msg) };
+    while !cmsg.is_null() {
+        // SAFETY: non-null, within `control`, written by the kernel.
+        let header = unsafe { &*cmsg };
+        if header.cmsg_level == libc::SOL_SOCKET && header.cmsg_type == libc::SCM_TIMESTAMPNS {
+            // SAFETY: an SCM_TIMESTAMPNS message holds a timespec.
+            let at: libc::timespec = unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast()) };
+            if let (Ok(secs), Ok(nanos)) = (u64::try_from(at.tv_sec), u32::try_from(at.tv_nsec))
+                && nanos < 1_000_000_000
+            {
+                *received = SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, nanos));
+            }
+        }
+        // SAFETY: as above.
+        cmsg = unsafe { libc::CMSG_NXTHDR(&raw const msg, cmsg) };
+    }
+    Ok(n)
 }
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_read_tells_when_the_kernel_took_the_bytes_in() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind on loopback");
+        let client = TcpStream::connect(listener.local_addr().expect("address")).expect("connect");
+        let (mut server, _) = listener.accept().expect("accept");
+        assert!(stamp_answers(client.as_raw_fd()), "SO_TIMESTAMPNS refused");
+        // The kernel turns stamping on a little after the first socket asks
+        // (from a work queue): until then reads come without a stamp.
+        let mut buf = [0u8; 64];
+        let (received, written, read) = (0..100)
+            .find_map(|_| {
+                let written = SystemTime::now();
+                server.write_all(b"HTTP/1.1 200 OK\r\n\r\n").expect("write");
+                std::thread::sleep(Duration::from_millis(30));
+                let mut received = None;
+                let n = read_stamped(client.as_raw_fd(), &mut buf, &mut received).expect("read");
+                let read = SystemTime::now();
+                assert_eq!(&buf[..n], b"HTTP/1.1 200 OK\r\n\r\n");
+                received.map(|received| (received, written, read))
+            })
+            .expect("no stamp in 100 reads");
+        // Taken in before the 30 ms sleep, not when read.
+        let age = read.duration_since(received).expect("stamped before the read");
+        assert!(age >= Duration::from_millis(29), "{age:?}");
+        // And not before it was written (a stamp, not a guess).
+        assert!(received >= written - Duration::from_millis(1), "{received:?} before {written:?}");
+        // Nothing more to read: would block, the stamp untouched.
+        client.set_nonblocking(true).expect("non-blocking");
+        let err = read_stamped(client.as_raw_fd(), &mut buf, &mut None).expect_err("nothing to read");
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+    }
 
     #[test]
     fn only_a_connection_that_died_before_any_answer_byte_is_retried() {

@@ -59,6 +59,11 @@ impl PaceTimer {
         self.armed_for.is_some()
     }
 
+    /// When it fires, if armed.
+    pub fn armed_for(&self) -> Option<Instant> {
+        self.armed_for
+    }
+
     /// Resolves when the timer has fired (or possibly, after a re-arm, for
     /// an earlier firing: callers check what is due, so that is harmless).
     pub async fn fired(&mut self) -> io::Result<()> {

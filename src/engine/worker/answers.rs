@@ -2,7 +2,7 @@
 //! latencies, errors), its captures fill the pools and, for a journey step,
 //! the instance's variables; then the setup or the instance moves on.
 
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::FutureExt;
 
@@ -18,17 +18,31 @@ use crate::workload::{CaptureReport, RequestId};
 
 impl Worker {
     /// Records `first` and every other request that has completed by now,
-    /// with one clock read for the lot.
+    /// with one read of each clock for the lot.
     pub(super) fn record_ready(&mut self, first: Completed) {
         let now = Instant::now();
-        self.record(first, now);
+        let wall = SystemTime::now();
+        self.record(first, now, wall);
         while let Some(Some(done)) = self.in_flight.next().now_or_never() {
-            self.record(done, now);
+            self.record(done, now, wall);
         }
     }
 
-    pub(super) fn record(&mut self, done: Completed, now: Instant) {
-        let from_sent = now.saturating_duration_since(done.started);
+    /// Records every request that has completed by now; false if none had.
+    pub(super) fn record_arrived(&mut self) -> bool {
+        match self.in_flight.next().now_or_never() {
+            Some(Some(first)) => {
+                self.record_ready(first);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// `now` and `wall`: the time, on the monotonic clock and on the wall
+    /// clock the kernel stamps answers with.
+    pub(super) fn record(&mut self, done: Completed, now: Instant, wall: SystemTime) {
+        let from_sent = answer_time(&done, now, wall);
         let secs = from_sent.as_secs_f64();
         let current = done.generation == self.generation;
         // Every answer, and every wait that ended in a timeout: both are
@@ -58,7 +72,7 @@ impl Worker {
         let is_setup = done.origin == Origin::Setup;
         // For a step: answered with a success, answered otherwise, or not at all.
         let answered = match done.result {
-            Ok((Outcome::Answered { status, body, headers }, request)) => {
+            Ok((Outcome::Answered { status, body, headers, .. }, request)) => {
                 series.answer(status, secs);
                 self.recycle(request);
                 let report = if current {
@@ -175,5 +189,53 @@ impl Worker {
         self.engine.shared.metrics.count_relogin("journey");
         self.advance(key, now);
         true
+    }
+}
+
+/// From the request's send to the end of its answer: to when the kernel
+/// took in the answer's last bytes where it says (an answer read a little
+/// later, with others, keeps its own time), else to `now`. A wall clock
+/// stepped since counts nothing before the send.
+fn answer_time(done: &Completed, now: Instant, wall: SystemTime) -> Duration {
+    let received = match &done.result {
+        Ok((Outcome::Answered { received, .. }, _)) => *received,
+        _ => None,
+    };
+    time_to_answer(done.started, received, now, wall)
+}
+
+/// `answer_time` on its own: `started` and `now` on the monotonic clock,
+/// `received` and `wall` (read with `now`) on the wall clock.
+fn time_to_answer(started: Instant, received: Option<SystemTime>, now: Instant, wall: SystemTime) -> Duration {
+    let waited = now.saturating_duration_since(started);
+    let unread = received.map_or(Duration::ZERO, |received| wall.duration_since(received).unwrap_or_default());
+    waited.saturating_sub(unread)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_read_late_keeps_the_time_it_came_in() {
+        let started = Instant::now();
+        let now = started + Duration::from_millis(5);
+        let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let ms = Duration::from_millis;
+        let cases = [
+            // Came in 1 ms after the send, read 4 ms later.
+            (Some(wall - ms(4)), ms(1)),
+            // Read as it came.
+            (Some(wall), ms(5)),
+            // No stamp (https, a failure): until now.
+            (None, ms(5)),
+            // Stamped "before the send": the wall clock was stepped back.
+            (Some(wall - ms(60_000)), Duration::ZERO),
+            // Stamped "in the future": stepped forward; until now.
+            (Some(wall + ms(60_000)), ms(5)),
+        ];
+        for (received, expected) in cases {
+            assert_eq!(time_to_answer(started, received, now, wall), expected, "{received:?}");
+        }
     }
 }

@@ -33,6 +33,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime};
 
 use rand::SeedableRng;
@@ -141,6 +142,24 @@ fn batch_window(rate: f64, cap_allowed: usize, cap_window: Duration) -> TurnWind
     TurnWindow { width: span / cells, cells: true }
 }
 
+/// The longest sleep until the next turn with answers unread
+/// (`Worker::answers_wait_time`): the gap after a turn of the widest window
+/// at the lowest rate it batches (250 req/s, jittered), and a little.
+const MAX_ANSWER_WAIT: Duration = Duration::from_millis(10);
+
+/// Wakes the engine's thread from `park_timeout` (`Event::Idle`).
+struct Unpark(std::thread::Thread);
+
+impl std::task::Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
 /// Slots that fell due longer ago than this (the thread was starved) are
 /// skipped and counted as dropped rather than sent in one burst.
 const MAX_LATENESS: f64 = 0.25;
@@ -229,6 +248,8 @@ enum Event {
     SendDue,
     Completed(Completed),
     Sweep,
+    /// Nothing more to do until the next turn (see `Worker::answers_wait`).
+    Idle,
 }
 
 pub(super) struct Worker {
@@ -275,6 +296,12 @@ pub(super) struct Worker {
     /// The last turn's window under the current plan: where the next turn
     /// wakes (`TurnWindow::wake`).
     turn: Option<TurnWindow>,
+    /// Set by a turn of the open model whose answers may wait for the next
+    /// turn (`answers_may_wait`): once nothing else is ready, the thread
+    /// sleeps until then instead of waking for each answer.
+    answers_wait: bool,
+    /// Unparks this worker's thread (made on it, in `Worker::new`).
+    unpark: Waker,
     /// Journey instances running (`MAX_JOURNEYS` at most).
     journeys: Journeys,
     /// By journey id of the running workload.
@@ -364,6 +391,8 @@ impl Worker {
             cap,
             held_by_cap: false,
             turn: None,
+            answers_wait: false,
+            unpark: Waker::from(Arc::new(Unpark(std::thread::current()))),
             users: Users::new(),
             users_follow: None,
         })
@@ -409,6 +438,7 @@ impl Worker {
         });
         let clock = ScheduleClock { anchor, origin };
         self.turn = None;
+        self.answers_wait = false;
         self.follow_users(&plan, holding, since_anchor);
         if !plan.sends() && !holding {
             // Paused: running journeys end with the traffic.
@@ -460,6 +490,7 @@ impl Worker {
             let send_armed = self.send_timer.is_armed();
             let sweep_armed = self.sweep_timer.is_armed();
             let busy = !self.in_flight.is_empty();
+            let may_idle = self.answers_wait;
             let event = tokio::select! {
                 biased;
                 _ = &mut cancelled => Event::Shutdown,
@@ -471,6 +502,8 @@ impl Worker {
                 // budget before the sweep's timer could fire.
                 _ = &mut self.sweep_timer.sleep, if sweep_armed => Event::Sweep,
                 Some(done) = self.in_flight.next(), if busy => Event::Completed(done),
+                // Reached only when nothing above is ready.
+                () = std::future::ready(()), if may_idle => Event::Idle,
             };
             match event {
                 Event::Shutdown => return false,
@@ -482,14 +515,69 @@ impl Worker {
                         return true;
                     }
                 }
-                Event::Sweep => self.sweep(),
+                Event::Sweep => {
+                    // Answers that came in before their deadline count as
+                    // answers, read late or not (`wait_for_turn`).
+                    let recorded = self.record_arrived();
+                    self.sweep();
+                    if recorded && holding && !self.setup.holding {
+                        // Setup done, as for `Event::Completed`.
+                        return true;
+                    }
+                }
+                Event::Idle => {
+                    self.answers_wait = false;
+                    if let Some(wait) = self.answers_wait_time() {
+                        // A plan change or shutdown ends the sleep: polled
+                        // with a waker that unparks this thread.
+                        let mut cx = Context::from_waker(&self.unpark);
+                        if cancelled.as_mut().poll(&mut cx).is_ready() {
+                            return false;
+                        }
+                        if let Poll::Ready(changed) = changed.as_mut().poll(&mut cx) {
+                            return changed.is_ok();
+                        }
+                        std::thread::park_timeout(wait);
+                    }
+                }
                 Event::SendDue => match pacer.as_mut() {
-                    Some(pacer) => self.send_due(pacer, &clock),
+                    Some(pacer) => {
+                        self.send_due(pacer, &clock);
+                        self.answers_wait = self.answers_may_wait();
+                    }
                     None if self.following_users() => self.run_users(Instant::now()),
                     None => self.run_journeys(Instant::now()),
                 },
             }
         }
+    }
+
+    /// Whether the answers of the turn just sent may be read at the next
+    /// one: nothing waits for them (no journey step, user or setup), the
+    /// client has each answer's time of arrival from the kernel, so the
+    /// latency is the answer's own, and the next turn is near.
+    fn answers_may_wait(&self) -> bool {
+        self.journeys.active() == 0
+            && !self.following_users()
+            && !self.setup.holding
+            && self.client.as_ref().is_some_and(|client| client.stamps_answers())
+    }
+
+    /// How long the thread may sleep until the next turn (or sweep), not
+    /// in the event loop: answers that come in meanwhile do not wake it
+    /// (each wake-up cost more CPU than the request, issue 30); the next
+    /// turn finds them all ready at once, stamped with the time they came
+    /// (`answer_time`). Only a short wait, so that captures, pools and
+    /// `in_flight` follow the answers closely.
+    fn answers_wait_time(&self) -> Option<Duration> {
+        // A spent task budget makes the requests in flight yield before
+        // their first write: they must run before any sleep.
+        if !tokio::task::coop::has_budget_remaining() {
+            return None;
+        }
+        let at = earliest(self.send_timer.armed_for(), self.sweep_timer.armed_for)?;
+        let wait = at.saturating_duration_since(Instant::now());
+        (wait <= MAX_ANSWER_WAIT).then_some(wait)
     }
 
     /// Keeps a sweep scheduled every sweep interval while requests are in
@@ -598,7 +686,7 @@ impl Worker {
             tokio::select! {
                 biased;
                 _ = &mut abandoned => break,
-                Some(done) = self.in_flight.next() => self.record(done, Instant::now()),
+                Some(done) = self.in_flight.next() => self.record(done, Instant::now(), SystemTime::now()),
                 _ = &mut self.sweep_timer.sleep => {
                     self.sweep_timer.disarm();
                     self.deadlines.sweep(Instant::now());
