@@ -227,12 +227,12 @@ def after_windows(tg, receiver, posts0):
     return out
 
 
-def measure(target, traffic, secs, warm, use_perf, rt, receiver=None):
+def measure(target, traffic, secs, warm, use_perf, rt, receiver=None, headroom=None):
     rate = traffic.rate
-    # MAX_RPS with headroom (twice the rate, at least the default 1000): a
-    # rate at its cap sends in the narrowest batch window (see
-    # `batch_window` in src/engine/worker/mod.rs).
-    cap = max(1000.0, 2 * rate)
+    # MAX_RPS with headroom (twice the rate, at least the default 1000)
+    # unless --headroom says (1: the rate at its cap, as the default
+    # MAX_RPS puts 1 000 req/s).
+    cap = max(1000.0, 2 * rate) if headroom is None else rate * headroom
     posts0 = receiver.posts if receiver is not None else 0
     tg = bench.Trafficgen(target.url, cap, initial_mode="pause", name=f"counts-{int(rate)}", bound=warm + 2 * secs + 60,
                           extra_env=traffic.extra_env)
@@ -248,9 +248,12 @@ def measure(target, traffic, secs, warm, use_perf, rt, receiver=None):
             perf = start_perf(pid, os.path.join(scratch, "perf.txt")) if use_perf else None
             if perf:
                 time.sleep(0.2)  # attached
+            # The lag histogram around the window, read outside it.
+            m0 = bench.lag_buckets(tg.metrics())
             c0, t0 = target.count(), threads(pid)
             time.sleep(secs)
             c1, t1 = target.count(), threads(pid)
+            m1 = bench.lag_buckets(tg.metrics())
             if perf:
                 stop_proc(perf)
             rss_peak = bench.proc_status_kib(pid, "VmHWM")
@@ -262,7 +265,8 @@ def measure(target, traffic, secs, warm, use_perf, rt, receiver=None):
             # perf's window is 0.2 s longer at the start and some ms at the end:
             # scale its counts to the request window.
             res = {"rate": rate, "secs": secs, "requests": requests, "achieved": requests / secs,
-                   "rss_kib": rss, "rss_peak_kib": rss_peak, "rss_file_kib": rss_file, "threads": deltas}
+                   "rss_kib": rss, "rss_peak_kib": rss_peak, "rss_file_kib": rss_file, "threads": deltas,
+                   "lag_p99_s": bench.p99_bound(m0, m1)}
             if traffic.label:
                 res["label"] = traffic.label
             if traffic.users is not None:
@@ -316,13 +320,15 @@ def fmt_row(r):
             f"{'–' if perf is None else format(r['perf_engine_syscalls_per_req'], '.2f')} | "
             f"{r['voluntary_per_req']:.2f} / {r['nonvoluntary_per_req']:.2f} | "
             f"{r['engine_voluntary_per_req']:.2f} / {r['engine_nonvoluntary_per_req']:.2f} | "
-            f"{r['cpu_us_per_req']:.1f} | {r['rss_peak_kib'] / 1024:.1f} | {r['rss_file_kib'] / 1024:.1f} | {top} |")
+            f"{r['cpu_us_per_req']:.1f} | {r['rss_peak_kib'] / 1024:.1f} | {r['rss_file_kib'] / 1024:.1f} | "
+            f"{'–' if r.get('lag_p99_s') is None else format(r['lag_p99_s'] * 1000, 'g')} | {top} |")
 
 
 TABLE_HEAD = ("| req/s | achieved | syscalls/req (strace, all threads) | syscalls/req (perf, all) | "
               "syscalls/req (perf, engine thread) | ctx switches/req vol / nonvol (all) | "
-              "engine vol / nonvol | CPU µs/req | peak RSS MiB | binary's pages mapped (RssFile) MiB | by name, per request (strace) |\n"
-              "|---|---|---|---|---|---|---|---|---|---|---|")
+              "engine vol / nonvol | CPU µs/req | peak RSS MiB | binary's pages mapped (RssFile) MiB | lag p99 ms (bound) | "
+              "by name, per request (strace) |\n"
+              "|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 # The gated figures: system calls per request by strace (always there:
@@ -382,6 +388,8 @@ def main():
     ap.add_argument("--json", help="write every run here")
     ap.add_argument("--check", metavar="BASELINE", help="fail (exit 1) when a gated figure rises past the margin")
     ap.add_argument("--write-baseline", metavar="BASELINE", help="write the measured gated figures there")
+    ap.add_argument("--headroom", type=float, metavar="H",
+                    help="MAX_RPS = H x the rate (1: at its cap; default: twice the rate, at least 1000)")
     ap.add_argument("--env", action="append", default=[], metavar="K=V", help="extra environment for trafficgen")
     kinds = ap.add_argument_group("kind of traffic (default: the built-in mix at each rate, as the CI guard measures)")
     kinds.add_argument("--workload", metavar="FILE", help="a workload file (sets WORKLOAD_FILE)")
@@ -410,6 +418,8 @@ def main():
             sys.exit("counts: --pause must be longer than 0 (the rate would be the target's alone)")
         if args.per_arrival != 1:
             sys.exit("counts: --per-arrival applies to --rates, not to --users")
+    if args.headroom is not None and not args.headroom >= 1:
+        sys.exit("counts: --headroom must be at least 1 (MAX_RPS below the rate caps it)")
     if args.workload and not os.path.isfile(args.workload):
         sys.exit(f"counts: --workload {args.workload}: no such file")
     if (args.check or args.write_baseline) and (args.workload or args.users or args.spans or args.label):
@@ -463,7 +473,8 @@ def main():
             for i in range(args.repeats):
                 what = f"{traffic.users} users (pause {traffic.pause})" if traffic.users else f"{traffic.rate:g} req/s"
                 log(f"{what}{f' of {label}' if label else ''}, run {i + 1}/{args.repeats} against {kind}")
-                results["runs"].append(measure(target, traffic, args.secs, args.warm, use_perf, rt, receiver))
+                results["runs"].append(measure(target, traffic, args.secs, args.warm, use_perf, rt, receiver,
+                                               args.headroom))
         target.stop()
     finally:
         if receiver is not None:
@@ -489,9 +500,12 @@ def main():
         if not at:
             sys.exit("counts: --write-baseline needs a run at 1000 req/s")
         baseline = {"rate": 1000, "target": kind, "margin": 0.25, "rt": rt}
+        if args.headroom is not None:
+            baseline["headroom"] = args.headroom
         baseline.update({k: round(v, 3) for k, v in guarded_figures(at).items()})
         baseline["measured"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-        baseline["how"] = (f"python3 bench/counts.py --bin BIN --rates 1000 --secs {args.secs:g} "
+        headroom = "" if args.headroom is None else f"--headroom {args.headroom:g} "
+        baseline["how"] = (f"python3 bench/counts.py --bin BIN --rates 1000 {headroom}--secs {args.secs:g} "
                            f"--repeats {args.repeats} --write-baseline FILE")
         with open(args.write_baseline, "w") as f:
             json.dump(baseline, f, indent=1)
@@ -502,6 +516,9 @@ def main():
             baseline = json.load(f)
         if not at:
             sys.exit("counts: --check needs a run at 1000 req/s")
+        if baseline.get("headroom") != args.headroom:
+            sys.exit(f"counts: {args.check} was measured with --headroom {baseline.get('headroom', '(default)')}, "
+                     f"this run asks {'(default)' if args.headroom is None else args.headroom}")
         if baseline.get("target") != kind:
             print(f"note: the baseline was measured against {baseline.get('target')}, this run against {kind}")
         failed = check(guarded_figures(at), baseline, args.check)
