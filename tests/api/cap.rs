@@ -104,8 +104,10 @@ fn a_rate_at_its_cap_gets_its_rate_and_no_more() {
     let recent = &counts[counts.len().saturating_sub(21)..counts.len().saturating_sub(1)];
     let (per_100ms, per_second) = peaks(recent);
     let total: u64 = recent.iter().sum();
-    assert!(per_100ms <= 55, "{per_100ms} requests in 100 ms under MAX_RPS=500: {recent:?}");
-    assert!(per_second <= 505, "{per_second} requests in one second under MAX_RPS=500: {recent:?}");
+    // As above, a request can arrive at the target later than it left and
+    // cross a bucket's edge: the bounds allow for a stall of the target.
+    assert!(per_100ms <= 75, "{per_100ms} requests in 100 ms under MAX_RPS=500: {recent:?}");
+    assert!(per_second <= 525, "{per_second} requests in one second under MAX_RPS=500: {recent:?}");
     // Not held below it either: a window that always held a little more
     // than its share would leave requests waiting and, past 250 ms, dropped.
     assert!(total >= 900, "{total} requests in two seconds at 500 req/s: {recent:?}");
