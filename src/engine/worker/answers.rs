@@ -84,7 +84,10 @@ impl Worker {
                 if is_setup {
                     setup = Some(SetupAnswer::Answered { status, report, body });
                 }
-                Some(self.workload.is_success(done.request, status))
+                // Only a request of the running workload has a row in it
+                // (an answer can come in after `PUT /workload` swapped in a
+                // smaller one, the more so read at the next turn).
+                current.then(|| self.workload.is_success(done.request, status))
             }
             Ok((Outcome::Failed { kind, error }, request)) => {
                 series.failure(kind, secs);
