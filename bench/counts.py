@@ -418,8 +418,15 @@ def main():
             sys.exit("counts: --pause must be longer than 0 (the rate would be the target's alone)")
         if args.per_arrival != 1:
             sys.exit("counts: --per-arrival applies to --rates, not to --users")
-    if args.headroom is not None and not args.headroom >= 1:
-        sys.exit("counts: --headroom must be at least 1 (MAX_RPS below the rate caps it)")
+    if args.headroom is not None and not 1 <= args.headroom < float("inf"):
+        sys.exit("counts: --headroom must be a number of at least 1 (MAX_RPS below the rate caps it)")
+    if args.check:
+        # Refused before minutes of measuring, not after.
+        with open(args.check) as f:
+            check_baseline = json.load(f)
+        if check_baseline.get("headroom") != args.headroom:
+            sys.exit(f"counts: {args.check} was measured with --headroom {check_baseline.get('headroom', '(default)')}, "
+                     f"this run asks {'(default)' if args.headroom is None else args.headroom}")
     if args.workload and not os.path.isfile(args.workload):
         sys.exit(f"counts: --workload {args.workload}: no such file")
     if (args.check or args.write_baseline) and (args.workload or args.users or args.spans or args.label):
@@ -512,13 +519,9 @@ def main():
             f.write("\n")
         print(f"baseline written to {args.write_baseline}: {baseline}")
     if args.check:
-        with open(args.check) as f:
-            baseline = json.load(f)
+        baseline = check_baseline
         if not at:
             sys.exit("counts: --check needs a run at 1000 req/s")
-        if baseline.get("headroom") != args.headroom:
-            sys.exit(f"counts: {args.check} was measured with --headroom {baseline.get('headroom', '(default)')}, "
-                     f"this run asks {'(default)' if args.headroom is None else args.headroom}")
         if baseline.get("target") != kind:
             print(f"note: the baseline was measured against {baseline.get('target')}, this run against {kind}")
         failed = check(guarded_figures(at), baseline, args.check)

@@ -12,7 +12,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::{BATCH_WINDOW, Origin, Worker};
+use super::turn::BATCH_WINDOW;
+use super::{Origin, Worker};
 use crate::engine::journeys::Key;
 use crate::engine::users::UserKey;
 use crate::observe::metrics::{DropReason, EndReason};

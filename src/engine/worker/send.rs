@@ -7,9 +7,10 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use super::turn::batch_window;
 use super::{
     Completed, MAX_LATENESS, MAX_SPARE_BUFFER_BYTES, MAX_SPARE_BUFFERS, Origin, SPARE_BUFFER_SLACK, ScheduleClock,
-    Series, Worker, batch_window,
+    Series, Worker,
 };
 use crate::engine::InFlightPermit;
 use crate::engine::client::{Request, TargetClient};

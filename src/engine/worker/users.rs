@@ -13,7 +13,8 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::{BATCH_WINDOW, Origin, ScheduleClock, Worker, batch_window};
+use super::turn::{BATCH_WINDOW, batch_window};
+use super::{Origin, ScheduleClock, Worker};
 use crate::engine::UsersNow;
 use crate::engine::mode::Plan;
 use crate::engine::users::{Doing, UserKey, UserPause};
