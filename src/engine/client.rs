@@ -172,7 +172,9 @@ struct Connection {
 impl Connection {
     async fn write_all(&mut self, request: &[u8]) -> io::Result<()> {
         if let Some(tls) = &mut self.tls {
-            return tls::write_all(&self.io, tls, request).await;
+            // Boxed: the TLS state machine would make every request's future
+            // (plain ones too) that much larger (see `exchange`).
+            return Box::pin(tls::write_all(&self.io, tls, request)).await;
         }
         let mut rest = request;
         while !rest.is_empty() {
@@ -206,7 +208,7 @@ impl Connection {
                 buf.resize(grown, 0);
             }
             let n = match tls {
-                Some(tls) => tls::read(io, tls, &mut buf[*filled..], &mut last_ready).await,
+                Some(tls) => Box::pin(tls::read(io, tls, &mut buf[*filled..], &mut last_ready)).await,
                 None => {
                     let mut ready = io.readable().await.map_err(ClientError::Receive)?;
                     match ready.try_io(|io| read_stamped(io.get_ref().as_raw_fd(), &mut buf[*filled..], &mut received))
@@ -328,10 +330,7 @@ impl TargetClient {
     /// buffer is reused). Not bounded in time: the caller puts a deadline
     /// on it.
     pub async fn send(self: Rc<Self>, request: Request) -> (Outcome, Request) {
-        let parser = AnswerParser::new(request.keep_body, MAX_BODY_BYTES)
-            .keeping_headers(request.keep_headers)
-            .answering_head(request.head);
-        let outcome = match self.exchange(&request.rendered, parser).await {
+        let outcome = match self.exchange(&request).await {
             Ok(outcome) => outcome,
             Err(error) => Outcome::Failed { kind: error.kind(), error },
         };
@@ -353,23 +352,28 @@ impl TargetClient {
         self.idle.borrow().iter().map(|c| c.expires).min()
     }
 
-    async fn exchange(&self, request: &[u8], fresh_parser: AnswerParser) -> Result<Outcome, ClientError> {
-        let mut reused = self.take_idle();
+    async fn exchange(&self, request: &Request) -> Result<Outcome, ClientError> {
+        // Connecting (resolving, a TLS handshake) is boxed: it is rare with
+        // kept-alive connections, and inline its state would be most of
+        // every request's future, copied into its box at each send.
+        let (mut conn, mut is_reused) = match self.take_idle() {
+            Some(conn) => (conn, true),
+            None => (Box::pin(self.connect()).await?, false),
+        };
         loop {
-            let is_reused = reused.is_some();
-            let mut conn = match reused.take() {
-                Some(conn) => conn,
-                None => self.connect().await?,
-            };
             // No byte of this answer yet (a failed write must not see the last one's).
             conn.filled = 0;
-            let mut parser = fresh_parser.clone();
+            // Made here, not kept from the start: the parser would then be
+            // held twice across every await of every request's future.
+            let mut parser = AnswerParser::new(request.keep_body, MAX_BODY_BYTES)
+                .keeping_headers(request.keep_headers)
+                .answering_head(request.head);
             #[cfg(feature = "syscall-probe")]
             // SAFETY: getpid takes no arguments and cannot fail.
             unsafe {
                 libc::syscall(libc::SYS_getpid);
             }
-            let result = match conn.write_all(request).await {
+            let result = match conn.write_all(&request.rendered).await {
                 Ok(()) => conn.read_answer(&mut parser).await,
                 Err(e) => Err(ClientError::Send(e)),
             };
@@ -383,12 +387,14 @@ impl TargetClient {
                     return Ok(Outcome::Answered { status, body, headers, received });
                 }
                 Err(error) if is_reused => match error.retry_reason(conn.filled) {
-                    // Once: the new connection is not reused, so this cannot loop.
                     Some(reason) => self.retries.count(reason),
                     None => return Err(ClientError::Reused(Box::new(error))),
                 },
                 Err(error) => return Err(error),
             }
+            // Once: the new connection is not reused, so this cannot loop.
+            conn = Box::pin(self.connect()).await?;
+            is_reused = false;
         }
     }
 
@@ -591,5 +597,21 @@ mod tests {
         assert_eq!(reused(ClientError::Receive(io(io::ErrorKind::TimedOut))).kind(), ErrorKind::Timeout);
         assert_eq!(ClientError::Resolve(ResolveError::default()).kind(), ErrorKind::Dns);
         assert_eq!(ClientError::Connect(io(io::ErrorKind::ConnectionRefused)).kind(), ErrorKind::Connect);
+    }
+
+    #[test]
+    fn a_request_future_stays_small() {
+        // Every request's future is moved into a box of its own at each
+        // send: at 1 024 bytes or more, glibc takes it from its slower
+        // bins, and the copy grows with it (issue 30). Connecting and TLS
+        // are boxed for that; this keeps them so.
+        let metrics = crate::observe::metrics::Metrics::new().expect("metrics");
+        let target = TargetUrl::parse("http://127.0.0.1:9").expect("url");
+        let client =
+            Rc::new(TargetClient::new(&target, &ClientSettings::default(), metrics.retry_counters()).expect("client"));
+        let request = Request { rendered: Vec::new(), keep_body: false, keep_headers: false, head: false };
+        let send = client.send(request);
+        let size = std::mem::size_of_val(&send);
+        assert!(size <= 768, "a request's future is {size} bytes");
     }
 }

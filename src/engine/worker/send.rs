@@ -7,6 +7,8 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
+
 use super::turn::batch_window;
 use super::{
     Completed, MAX_LATENESS, MAX_SPARE_BUFFER_BYTES, MAX_SPARE_BUFFERS, Origin, SPARE_BUFFER_SLACK, ScheduleClock,
@@ -167,10 +169,21 @@ impl Worker {
         let exchange = self.deadlines.guard(started + timeout, client.send(request));
         let generation = self.generation;
         let epoch = self.setup.login.epoch();
-        self.in_flight.push(Box::pin(async move {
-            let result = exchange.await;
-            Completed { request: id, generation, origin, series, started, lag, epoch, result, span, _permit: permit }
-        }));
+        // A combinator, not an async block: an async block keeps what it
+        // captures (the whole exchange) and its own copy of it, twice the size.
+        let fut = exchange.map(move |result| Completed {
+            request: id,
+            generation,
+            origin,
+            series,
+            started,
+            lag,
+            epoch,
+            result,
+            span,
+            _permit: permit,
+        });
+        self.in_flight.push(Box::pin(fut));
         true
     }
 
