@@ -393,6 +393,8 @@ impl TargetClient {
                 Err(error) => return Err(error),
             }
             // Once: the new connection is not reused, so this cannot loop.
+            // The broken one is closed first.
+            drop(conn);
             conn = Box::pin(self.connect()).await?;
             is_reused = false;
         }

@@ -171,7 +171,7 @@ impl Worker {
         let epoch = self.setup.login.epoch();
         // A combinator, not an async block: an async block keeps what it
         // captures (the whole exchange) and its own copy of it, twice the size.
-        let fut = exchange.map(move |result| Completed {
+        let completion = exchange.map(move |result| Completed {
             request: id,
             generation,
             origin,
@@ -183,7 +183,7 @@ impl Worker {
             span,
             _permit: permit,
         });
-        self.in_flight.push(Box::pin(fut));
+        self.in_flight.push(Box::pin(completion));
         true
     }
 
