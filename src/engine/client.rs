@@ -81,6 +81,10 @@ pub struct Request {
     pub keep_headers: bool,
     /// A HEAD request: its answer has no body.
     pub head: bool,
+    /// Its answer is read at the engine's next turn (`TargetClient::read_quiet`)
+    /// rather than when it comes: the socket does not wake the event loop
+    /// for it (plain targets only).
+    pub quiet: bool,
 }
 
 /// What became of a request.
@@ -167,6 +171,9 @@ struct Connection {
     filled: usize,
     /// When it is closed rather than reused.
     expires: Instant,
+    /// Its receive low-water mark is high (`QUIET_LOWAT`): answers that
+    /// arrive do not wake the event loop.
+    quiet: bool,
 }
 
 impl Connection {
@@ -192,12 +199,30 @@ impl Connection {
     /// Reads until `parser` has a complete answer. The buffer grows as the
     /// answer needs, never past `MAX_BUFFER`.
     /// With the answer, when its last bytes came in (plain connections).
-    async fn read_answer(&mut self, parser: &mut AnswerParser) -> Result<(Answer, Option<SystemTime>), ClientError> {
-        let Connection { io, tls, buf, filled, .. } = self;
+    /// `next_turn`: the answer is read (first) at the engine's next turn.
+    async fn read_answer(
+        &mut self,
+        parser: &mut AnswerParser,
+        next_turn: Option<&QuietReads>,
+    ) -> Result<(Answer, Option<SystemTime>), ClientError> {
+        let Connection { io, tls, buf, filled, quiet, .. } = self;
         *filled = 0;
         // The readiness of the latest socket read.
         let mut last_ready = None;
         let mut received = None;
+        // Quiet: read at the next turn, straight from the socket until it
+        // would block, without a wake-up from the event loop; the tally of
+        // quiet reads while that lasts (a miss if it must wait after all).
+        let mut tally = None;
+        if let (Some(quiet_reads), None) = (next_turn, &tls) {
+            if !*quiet && set_receive_lowat(io.get_ref().as_raw_fd(), QUIET_LOWAT) {
+                *quiet = true;
+            }
+            if *quiet {
+                NextTurn { quiet: quiet_reads, queued: None }.await;
+                tally = Some(&quiet_reads.tally);
+            }
+        }
         loop {
             if buf.len() - *filled < 1024 {
                 if buf.len() >= MAX_BUFFER {
@@ -209,7 +234,24 @@ impl Connection {
             }
             let n = match tls {
                 Some(tls) => Box::pin(tls::read(io, tls, &mut buf[*filled..], &mut last_ready)).await,
+                None if tally.is_some() => {
+                    let fd = io.get_ref().as_raw_fd();
+                    match read_stamped(fd, &mut buf[*filled..], &mut received) {
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            // Not (all) in yet: waited for as a loud request's.
+                            if let Some(tally) = tally.take() {
+                                tally.borrow_mut().note(false);
+                            }
+                            continue;
+                        }
+                        result => result,
+                    }
+                }
                 None => {
+                    // Awaiting the answer's bytes: they must wake the loop.
+                    if *quiet && set_receive_lowat(io.get_ref().as_raw_fd(), 1) {
+                        *quiet = false;
+                    }
                     let mut ready = io.readable().await.map_err(ClientError::Receive)?;
                     match ready.try_io(|io| read_stamped(io.get_ref().as_raw_fd(), &mut buf[*filled..], &mut received))
                     {
@@ -230,6 +272,14 @@ impl Connection {
                     // request; a later close or stray byte sets it again.
                     if let Some(ready) = &mut last_ready {
                         ready.clear_ready_matching(tokio::io::Ready::READABLE);
+                    }
+                    if let Some(tally) = tally {
+                        tally.borrow_mut().note(true);
+                        // Read quietly: an answer over `QUIET_LOWAT` made it readable.
+                        let mut cx = Context::from_waker(Waker::noop());
+                        if let Poll::Ready(Ok(mut ready)) = io.poll_read_ready(&mut cx) {
+                            ready.clear_ready_matching(tokio::io::Ready::READABLE);
+                        }
                     }
                     if let Some(tls) = tls {
                         answer.reusable &= tls::is_quiet(tls);
@@ -280,6 +330,9 @@ pub struct TargetClient {
     retries: RetryCounters,
     /// The latest answer came with its time of arrival (`stamps_answers`).
     stamped: Cell<bool>,
+    /// Quiet requests waiting for the engine's next turn, and how often
+    /// their answers were there by then.
+    quiet: QuietReads,
 }
 
 impl fmt::Debug for TargetClient {
@@ -318,6 +371,7 @@ impl TargetClient {
             clock: Cell::new(Instant::now()),
             retries,
             stamped: Cell::new(false),
+            quiet: QuietReads::default(),
         })
     }
 
@@ -335,6 +389,20 @@ impl TargetClient {
             Err(error) => Outcome::Failed { kind: error.kind(), error },
         };
         (outcome, request)
+    }
+
+    /// Lets every quiet request read its answer (`Request::quiet`): call at
+    /// each turn, and whenever the next one is far.
+    pub fn read_quiet(&self) {
+        self.quiet.turns.set(self.quiet.turns.get().wrapping_add(1));
+        // Waking only queues each request to be polled by the engine's loop.
+        self.quiet.waiters.borrow_mut().drain(..).for_each(Waker::wake);
+    }
+
+    /// Whether requests sent now should be quiet: plain target, and most
+    /// quiet answers lately were in by the next turn (`QuietTally`).
+    pub fn quiet_pays(&self) -> bool {
+        self.tls.is_none() && self.quiet.tally.borrow_mut().allows(self.clock.get())
     }
 
     /// Closes idle connections past their keep time; call now and then.
@@ -374,7 +442,7 @@ impl TargetClient {
                 libc::syscall(libc::SYS_getpid);
             }
             let result = match conn.write_all(&request.rendered).await {
-                Ok(()) => conn.read_answer(&mut parser).await,
+                Ok(()) => conn.read_answer(&mut parser, request.quiet.then_some(&self.quiet)).await,
                 Err(e) => Err(ClientError::Send(e)),
             };
             match result {
@@ -468,7 +536,7 @@ impl TargetClient {
             Some(target) => Some(Box::new(target.handshake(&io).await.map_err(ClientError::Tls)?)),
             None => None,
         };
-        Ok(Connection { io, tls, buf: vec![0; BUFFER_START], filled: 0, expires: self.clock.get() })
+        Ok(Connection { io, tls, buf: vec![0; BUFFER_START], filled: 0, expires: self.clock.get(), quiet: false })
     }
 
     /// Whether answers come with the time they were received
@@ -477,6 +545,112 @@ impl TargetClient {
     /// queue; https answers never are.)
     pub fn stamps_answers(&self) -> bool {
         self.stamped.get()
+    }
+}
+
+/// A quiet connection's receive low-water mark: an answer shorter than
+/// this does not make its socket readable (the kernel does not wake the
+/// event loop), while a read still returns what came. Kept moderate: the
+/// kernel raises the socket's receive buffer to hold it.
+const QUIET_LOWAT: libc::c_int = 64 * 1024;
+
+/// Sets the socket's `SO_RCVLOWAT`; false if refused. Setting it lower
+/// wakes the event loop at once for bytes already in.
+fn set_receive_lowat(fd: RawFd, bytes: libc::c_int) -> bool {
+    // SAFETY: a valid descriptor and a pointer to an int of the size given.
+    let set = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVLOWAT,
+            (&raw const bytes).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    set == 0
+}
+
+/// Quiet requests waiting for the next turn, and their tally.
+#[derive(Default)]
+struct QuietReads {
+    waiters: RefCell<Vec<Waker>>,
+    /// Counts the turns (`TargetClient::read_quiet`): a request polled
+    /// before the next one (woken by something else) waits on.
+    turns: Cell<u64>,
+    tally: RefCell<QuietTally>,
+}
+
+/// Quiet reads made lately, and how many missed: found the answer not
+/// (wholly) in by the next turn, so that its connection had to be made
+/// loud again, a `recvmsg` and two `setsockopt`s more than a loud
+/// request. Against a target slower than the turns, quiet requests stop,
+/// and are tried again after a backoff (1 s, doubling to 64 s). Pure: the
+/// caller gives the time.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct QuietTally {
+    reads: u32,
+    misses: u32,
+    off_until: Option<Instant>,
+    backoff: Duration,
+}
+
+impl Default for QuietTally {
+    fn default() -> Self {
+        QuietTally { reads: 0, misses: 0, off_until: None, backoff: QuietTally::FIRST_BACKOFF }
+    }
+}
+
+impl QuietTally {
+    /// Reads judged together.
+    const WINDOW: u32 = 64;
+    /// Misses a window may have (about 6 %) and quiet requests still pay.
+    const MAX_MISSES: u32 = 4;
+    const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+    const MAX_BACKOFF: Duration = Duration::from_secs(64);
+
+    pub(crate) fn note(&mut self, hit: bool) {
+        self.reads = self.reads.saturating_add(1);
+        if !hit {
+            self.misses = self.misses.saturating_add(1);
+        }
+    }
+
+    /// Whether requests sent at `now` should be quiet.
+    pub(crate) fn allows(&mut self, now: Instant) -> bool {
+        if self.misses > QuietTally::MAX_MISSES {
+            self.off_until = now.checked_add(self.backoff);
+            self.backoff = (self.backoff * 2).min(QuietTally::MAX_BACKOFF);
+            (self.reads, self.misses) = (0, 0);
+        } else if self.reads >= QuietTally::WINDOW {
+            self.backoff = QuietTally::FIRST_BACKOFF;
+            (self.reads, self.misses) = (0, 0);
+        }
+        self.off_until.is_none_or(|until| now >= until)
+    }
+}
+
+/// Pending until the next turn (`TargetClient::read_quiet`).
+struct NextTurn<'a> {
+    quiet: &'a QuietReads,
+    /// The turn it was queued in.
+    queued: Option<u64>,
+}
+
+impl std::future::Future for NextTurn<'_> {
+    type Output = ();
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let turn = self.quiet.turns.get();
+        match self.queued {
+            Some(queued) if queued != turn => Poll::Ready(()),
+            // Woken by something else: its waker is queued already.
+            Some(_) => Poll::Pending,
+            None => {
+                self.queued = Some(turn);
+                self.quiet.waiters.borrow_mut().push(cx.waker().clone());
+                Poll::Pending
+            }
+        }
     }
 }
 
@@ -602,6 +776,125 @@ mod tests {
     }
 
     #[test]
+    fn quiet_requests_stop_against_a_slow_target_and_are_tried_again_later() {
+        let t0 = Instant::now();
+        let at = |secs: u64| t0 + Duration::from_secs(secs);
+        let mut tally = QuietTally::default();
+        assert!(tally.allows(t0));
+        // Answers in by the next turn: quiet requests pay.
+        (0..QuietTally::WINDOW).for_each(|_| tally.note(true));
+        assert!(tally.allows(t0));
+        // A few misses a window are allowed.
+        (0..QuietTally::MAX_MISSES).for_each(|_| tally.note(false));
+        (0..QuietTally::WINDOW).for_each(|_| tally.note(true));
+        assert!(tally.allows(t0));
+        // One more and they stop, for a second, then two, then four...
+        let mut until = 0;
+        for backoff in [1, 2, 4, 8, 16, 32, 64, 64] {
+            (0..=QuietTally::MAX_MISSES).for_each(|_| tally.note(false));
+            assert!(!tally.allows(at(until)), "off after misses (backoff {backoff} s)");
+            assert!(!tally.allows(at(until + backoff - 1)));
+            until += backoff;
+            assert!(tally.allows(at(until)), "tried again after {backoff} s");
+        }
+        // A window that pays starts the backoff over.
+        (0..QuietTally::WINDOW).for_each(|_| tally.note(true));
+        assert!(tally.allows(at(until)));
+        (0..=QuietTally::MAX_MISSES).for_each(|_| tally.note(false));
+        assert!(!tally.allows(at(until)));
+        assert!(tally.allows(at(until + 1)));
+    }
+
+    /// A target on loopback answering each request on one connection when
+    /// told (the answers' order), saying when it has.
+    fn answering_target() -> (std::net::SocketAddr, std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>) {
+        use std::io::Read;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind on loopback");
+        let address = listener.local_addr().expect("address");
+        let (answer, go) = std::sync::mpsc::channel::<()>();
+        let (done, answered) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            let Ok((mut conn, _)) = listener.accept() else { return };
+            let mut buf = [0u8; 4096];
+            let mut seen = Vec::new();
+            while go.recv_timeout(Duration::from_secs(20)).is_ok() {
+                // One whole request head before each answer.
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                seen.clear();
+                if conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").is_err() || done.send(()).is_err()
+                {
+                    return;
+                }
+            }
+        });
+        (address, answer, answered)
+    }
+
+    #[test]
+    fn a_quiet_request_reads_its_answer_at_the_next_turn_and_a_late_one_when_it_comes() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async {
+            let (address, answer, answered) = answering_target();
+            let metrics = crate::observe::metrics::Metrics::new().expect("metrics");
+            let target = TargetUrl::parse(&format!("http://{address}")).expect("url");
+            let client = Rc::new(
+                TargetClient::new(&target, &ClientSettings::default(), metrics.retry_counters()).expect("client"),
+            );
+            let request = |quiet| Request {
+                rendered: format!("GET / HTTP/1.1\r\nhost: {address}\r\n\r\n").into_bytes(),
+                keep_body: false,
+                keep_headers: false,
+                head: false,
+                quiet,
+            };
+            let status = |outcome: Outcome| match outcome {
+                Outcome::Answered { status, .. } => status,
+                Outcome::Failed { error, .. } => panic!("no answer: {error}"),
+            };
+            let wait = Duration::from_secs(20);
+
+            // Answered while it waits for the turn: the answer is in, but
+            // nothing wakes the request for it until the turn.
+            let send = Rc::clone(&client).send(request(true));
+            tokio::pin!(send);
+            answer.send(()).expect("target");
+            let early = tokio::time::timeout(Duration::from_millis(300), &mut send).await;
+            assert!(early.is_err(), "a quiet request completed before the turn");
+            answered.recv_timeout(wait).expect("the target answered");
+            client.read_quiet();
+            let (outcome, _) = tokio::time::timeout(wait, send).await.expect("read at the turn");
+            assert_eq!(status(outcome), 200);
+            assert_eq!(client.quiet.tally.borrow().clone(), QuietTally { reads: 1, ..QuietTally::default() });
+
+            // Not answered by the turn: the request goes on waiting, woken
+            // by the answer itself, on the same (kept-alive) connection.
+            let send = Rc::clone(&client).send(request(true));
+            tokio::pin!(send);
+            assert!(tokio::time::timeout(Duration::from_millis(100), &mut send).await.is_err());
+            client.read_quiet();
+            assert!(tokio::time::timeout(Duration::from_millis(100), &mut send).await.is_err());
+            answer.send(()).expect("target");
+            let (outcome, _) = tokio::time::timeout(wait, send).await.expect("read when it came");
+            assert_eq!(status(outcome), 200);
+            let tally = client.quiet.tally.borrow().clone();
+            assert_eq!((tally.reads, tally.misses), (2, 1));
+
+            // A loud request on the connection a quiet one left: woken by its answer.
+            answer.send(()).expect("target");
+            let (outcome, _) = tokio::time::timeout(wait, Rc::clone(&client).send(request(false)))
+                .await
+                .expect("a loud request is read when its answer comes");
+            assert_eq!(status(outcome), 200);
+            assert_eq!(client.idle_connections(), 1, "one connection throughout");
+        });
+    }
+
+    #[test]
     fn a_request_future_stays_small() {
         // Every request's future is moved into a box of its own at each
         // send: at 1 024 bytes or more, glibc takes it from its slower
@@ -611,7 +904,8 @@ mod tests {
         let target = TargetUrl::parse("http://127.0.0.1:9").expect("url");
         let client =
             Rc::new(TargetClient::new(&target, &ClientSettings::default(), metrics.retry_counters()).expect("client"));
-        let request = Request { rendered: Vec::new(), keep_body: false, keep_headers: false, head: false };
+        let request =
+            Request { rendered: Vec::new(), keep_body: false, keep_headers: false, head: false, quiet: false };
         let send = client.send(request);
         let size = std::mem::size_of_val(&send);
         assert!(size <= 768, "a request's future is {size} bytes");

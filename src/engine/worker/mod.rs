@@ -68,6 +68,11 @@ use turn::TurnWindow;
 /// at the lowest rate it batches (250 req/s, jittered), and a little.
 const MAX_ANSWER_WAIT: Duration = Duration::from_millis(10);
 
+/// From this rate up, the open model's requests are quiet
+/// (`Request::quiet`): their answers are read at the next turn, at most a
+/// few milliseconds later, without the event loop being told of each.
+const QUIET_MIN_RATE: f64 = 1000.0;
+
 /// Wakes the engine's thread from `park_timeout` (`Event::Idle`).
 struct Unpark(std::thread::Thread);
 
@@ -221,6 +226,8 @@ pub(super) struct Worker {
     /// turn (`answers_may_wait`): once nothing else is ready, the thread
     /// sleeps until then instead of waking for each answer.
     answers_wait: bool,
+    /// This turn's traffic is sent quiet (`QUIET_MIN_RATE`).
+    quiet_answers: bool,
     /// Unparks this worker's thread (made on it, in `Worker::new`).
     unpark: Waker,
     /// Journey instances running (`MAX_JOURNEYS` at most).
@@ -313,6 +320,7 @@ impl Worker {
             held_by_cap: false,
             turn: None,
             answers_wait: false,
+            quiet_answers: false,
             unpark: Waker::from(Arc::new(Unpark(std::thread::current()))),
             users: Users::new(),
             users_follow: None,
@@ -360,6 +368,8 @@ impl Worker {
         let clock = ScheduleClock { anchor, origin };
         self.turn = None;
         self.answers_wait = false;
+        self.quiet_answers = false;
+        self.read_quiet();
         self.follow_users(&plan, holding, since_anchor);
         if !plan.sends() && !holding {
             // Paused: running journeys end with the traffic.
@@ -448,7 +458,12 @@ impl Worker {
                 }
                 Event::Idle => {
                     self.answers_wait = false;
-                    if let Some(wait) = self.answers_wait_time() {
+                    let wait = self.answers_wait_time();
+                    if wait.is_none() {
+                        // The next turn is far: quiet answers are read now.
+                        self.read_quiet();
+                    }
+                    if let Some(wait) = wait {
                         // A plan change or shutdown ends the sleep: polled
                         // with a waker that unparks this thread.
                         let mut cx = Context::from_waker(&self.unpark);
@@ -534,6 +549,14 @@ impl Worker {
         if let Some(client) = &self.client {
             client.set_clock(now);
             client.close_stale();
+            client.read_quiet();
+        }
+    }
+
+    /// Lets quiet requests read their answers now (`Request::quiet`).
+    fn read_quiet(&self) {
+        if let Some(client) = &self.client {
+            client.read_quiet();
         }
     }
 
@@ -593,6 +616,7 @@ impl Worker {
     /// notes how many.
     async fn drain(&mut self, abandon: &CancellationToken) {
         self.stopping = true;
+        self.read_quiet();
         self.end_journeys();
         let grace = self.engine.shared.settings.shutdown_grace;
         // Saturating: the grace period is a user's number too.

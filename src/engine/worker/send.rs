@@ -11,8 +11,8 @@ use futures_util::FutureExt;
 
 use super::turn::batch_window;
 use super::{
-    Completed, MAX_LATENESS, MAX_SPARE_BUFFER_BYTES, MAX_SPARE_BUFFERS, Origin, SPARE_BUFFER_SLACK, ScheduleClock,
-    Series, Worker,
+    Completed, MAX_LATENESS, MAX_SPARE_BUFFER_BYTES, MAX_SPARE_BUFFERS, Origin, QUIET_MIN_RATE, SPARE_BUFFER_SLACK,
+    ScheduleClock, Series, Worker,
 };
 use crate::engine::InFlightPermit;
 use crate::engine::client::{Request, TargetClient};
@@ -28,6 +28,7 @@ impl Worker {
     pub(super) fn begin_turn(&mut self, now: Instant) {
         if let Some(client) = &self.client {
             client.set_clock(now);
+            client.read_quiet();
         }
         self.follow_workload();
         self.follow_focus();
@@ -48,6 +49,9 @@ impl Worker {
         let (cap_allowed, cap_window) = self.cap.window();
         let turn = batch_window(rate, cap_allowed, cap_window);
         self.turn = Some(turn);
+        self.quiet_answers = rate >= QUIET_MIN_RATE
+            && self.answers_may_wait()
+            && self.client.as_ref().is_some_and(|client| client.quiet_pays());
         let horizon = turn.horizon(elapsed);
         if std::mem::take(&mut self.held_by_cap) {
             self.engine.shared.metrics.count_capped();
@@ -164,6 +168,7 @@ impl Worker {
             keep_body: workload.wants_body(id),
             keep_headers: workload.wanted_headers(id).next().is_some(),
             head: workload.method(id) == Method::Head,
+            quiet: self.quiet_answers && origin == Origin::Traffic,
         };
         let timeout = self.engine.request_timeout();
         let exchange = self.deadlines.guard(started + timeout, client.send(request));
