@@ -211,7 +211,7 @@ impl Connection {
     async fn read_answer(
         &mut self,
         parser: &mut AnswerParser,
-        next_turn: Option<&QuietReads>,
+        next_turn: Option<(&QuietReads, Instant)>,
     ) -> Result<(Answer, Option<SystemTime>), ClientError> {
         let Connection { io, tls, buf, filled, quiet, .. } = self;
         *filled = 0;
@@ -222,12 +222,12 @@ impl Connection {
         // would block, without a wake-up from the event loop; the tally of
         // quiet reads while that lasts (a miss if it must wait after all).
         let mut tally = None;
-        if let (Some(quiet_reads), None) = (next_turn, &tls) {
+        if let (Some((quiet_reads, now)), None) = (next_turn, &tls) {
             if !*quiet && set_receive_lowat(io.get_ref().as_raw_fd(), QUIET_LOWAT) {
                 *quiet = true;
             }
             if *quiet {
-                NextTurn { quiet: quiet_reads, queued: None }.await;
+                NextTurn { quiet: quiet_reads, now, queued: None }.await;
                 tally = Some(&quiet_reads.tally);
             }
         }
@@ -399,12 +399,23 @@ impl TargetClient {
         (outcome, request)
     }
 
-    /// Lets every quiet request read its answer (`Request::quiet`): call at
-    /// each turn, and whenever the next one is far.
+    /// Lets every quiet request read its answer now (`Request::quiet`):
+    /// when the next turn is far, the plan changes, the engine stops.
     pub fn read_quiet(&self) {
+        self.quiet.queued_at.set(None);
         self.quiet.turns.set(self.quiet.turns.get().wrapping_add(1));
         // Waking only queues each request to be polled by the engine's loop.
         self.quiet.waiters.borrow_mut().drain(..).for_each(Waker::wake);
+    }
+
+    /// Lets the quiet requests read their answers if the latest of them
+    /// was sent `QUIET_MIN_AGE` ago or more: call at each turn, after each
+    /// sleep and sweep. (A turn can follow the last one at once, with the
+    /// rest of what is due: its answers are not in yet.)
+    pub fn read_quiet_aged(&self, now: Instant) {
+        if self.quiet.queued_at.get().is_some_and(|at| now.saturating_duration_since(at) >= QUIET_MIN_AGE) {
+            self.read_quiet();
+        }
     }
 
     /// Whether requests sent now should be quiet: plain target, and most
@@ -450,7 +461,7 @@ impl TargetClient {
                 libc::syscall(libc::SYS_getpid);
             }
             let result = match conn.write_all(&request.rendered).await {
-                Ok(()) => conn.read_answer(&mut parser, request.quiet.then_some(&self.quiet)).await,
+                Ok(()) => conn.read_answer(&mut parser, request.quiet.then(|| (&self.quiet, self.clock.get()))).await,
                 Err(e) => Err(ClientError::Send(e)),
             };
             match result {
@@ -562,6 +573,12 @@ impl TargetClient {
 /// kernel raises the socket's receive buffer to hold it.
 const QUIET_LOWAT: libc::c_int = 64 * 1024;
 
+/// The least time between sending a quiet request and reading its answer
+/// at a turn (`TargetClient::read_quiet_aged`): answers from a target
+/// nearby are in well within it; one further away misses, and the tally
+/// stops quiet requests.
+const QUIET_MIN_AGE: Duration = Duration::from_millis(1);
+
 /// Sets the socket's `SO_RCVLOWAT`; false if refused. Setting it lower
 /// wakes the event loop at once for bytes already in.
 fn set_receive_lowat(fd: RawFd, bytes: libc::c_int) -> bool {
@@ -582,6 +599,8 @@ fn set_receive_lowat(fd: RawFd, bytes: libc::c_int) -> bool {
 #[derive(Default)]
 struct QuietReads {
     waiters: RefCell<Vec<Waker>>,
+    /// When the latest waiter was queued (the client's clock).
+    queued_at: Cell<Option<Instant>>,
     /// Counts the turns (`TargetClient::read_quiet`): a request polled
     /// before the next one (woken by something else) waits on.
     turns: Cell<u64>,
@@ -640,6 +659,8 @@ impl QuietTally {
 /// Pending until the next turn (`TargetClient::read_quiet`).
 struct NextTurn<'a> {
     quiet: &'a QuietReads,
+    /// The client's clock when it is queued.
+    now: Instant,
     /// The turn it was queued in.
     queued: Option<u64>,
 }
@@ -656,6 +677,7 @@ impl std::future::Future for NextTurn<'_> {
             None => {
                 self.queued = Some(turn);
                 self.quiet.waiters.borrow_mut().push(cx.waker().clone());
+                self.quiet.queued_at.set(Some(self.now));
                 Poll::Pending
             }
         }

@@ -246,3 +246,29 @@ fn redirects_are_never_followed() {
     let samples = parse_metrics(&sidecar.get("/metrics").body);
     assert_eq!(sum(&samples, "trafficgen_requests_total", &[("code", "302")]) as u64, stat(&sidecar, "total"));
 }
+
+#[test]
+fn a_target_slower_than_the_turns_is_read_when_it_answers_with_its_own_latency() {
+    let _timing = timing_test();
+    // From 1 000/s the answers to a turn are read at the next turn, without
+    // a wake-up each (quiet requests). Answers 20 ms away miss that: they
+    // must be read when they come, each with its own latency, every one.
+    let target = start_demo_target(&["--latency-ms", "20"]);
+    let sidecar = start_sidecar(&target, &[("INITIAL_MODE", "pause"), ("MAX_RPS", "2000")]);
+    assert_eq!(sidecar.post("/mode/custom", Some(r#"{"rps": 1000}"#)).status, 200);
+    sleep(Duration::from_millis(1500));
+    let rate = observed_rate(&target, Duration::from_secs(2));
+    assert!((rate - 1000.0).abs() <= 150.0, "slow target got {rate:.0} req/s");
+    let status = sidecar.get_json("/status");
+    // About 20 open at once (1 000/s of 20 ms answers), not answers left unread.
+    let in_flight = status["in_flight"].as_u64().unwrap_or(u64::MAX);
+    assert!((5..=150).contains(&in_flight), "in flight {in_flight}: {status}");
+    let by_name = status["requests"]["by_name"].as_object().expect("requests by name");
+    for (name, row) in by_name {
+        let p50 = row["latency_ms"]["p50"].as_f64().unwrap_or(0.0);
+        assert!((19.0..250.0).contains(&p50), "{name}: p50 {p50} ms for 20 ms answers: {row}");
+    }
+    pause_and_settle(&sidecar);
+    assert_eq!(stat(&sidecar, "failed"), 0, "{}", sidecar.get_json("/status"));
+    assert_eq!(stat(&sidecar, "dropped"), 0, "{}", sidecar.get_json("/status"));
+}

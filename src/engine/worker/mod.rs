@@ -459,7 +459,7 @@ impl Worker {
                 Event::Idle => {
                     self.answers_wait = false;
                     let wait = self.answers_wait_time();
-                    if wait.is_none() {
+                    if wait.is_none() && tokio::task::coop::has_budget_remaining() {
                         // The next turn is far: quiet answers are read now.
                         self.read_quiet();
                     }
@@ -474,6 +474,9 @@ impl Worker {
                             return changed.is_ok();
                         }
                         std::thread::park_timeout(wait);
+                        if let Some(client) = &self.client {
+                            client.read_quiet_aged(Instant::now());
+                        }
                     }
                 }
                 Event::SendDue => match pacer.as_mut() {
@@ -549,7 +552,7 @@ impl Worker {
         if let Some(client) = &self.client {
             client.set_clock(now);
             client.close_stale();
-            client.read_quiet();
+            client.read_quiet_aged(now);
         }
     }
 

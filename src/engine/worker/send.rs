@@ -28,7 +28,7 @@ impl Worker {
     pub(super) fn begin_turn(&mut self, now: Instant) {
         if let Some(client) = &self.client {
             client.set_clock(now);
-            client.read_quiet();
+            client.read_quiet_aged(now);
         }
         self.follow_workload();
         self.follow_focus();
