@@ -569,9 +569,11 @@ impl TargetClient {
 
 /// A quiet connection's receive low-water mark: an answer shorter than
 /// this does not make its socket readable (the kernel does not wake the
-/// event loop), while a read still returns what came. Kept moderate: the
-/// kernel raises the socket's receive buffer to hold it.
-const QUIET_LOWAT: libc::c_int = 64 * 1024;
+/// event loop), while a read still returns what came; a longer one wakes
+/// it as before, and is read at the turn all the same. Kept well under the
+/// receive buffer: for a mark that needs more, the kernel would grow the
+/// buffer and clamp the connection's receive window to the mark for good.
+const QUIET_LOWAT: libc::c_int = 16 * 1024;
 
 /// The least time between sending a quiet request and reading its answer
 /// at a turn (`TargetClient::read_quiet_aged`): answers from a target
