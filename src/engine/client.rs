@@ -339,8 +339,9 @@ pub struct TargetClient {
     /// The latest answer came with its time of arrival (`stamps_answers`).
     stamped: Cell<bool>,
     /// Quiet requests waiting for the engine's next turn, and how often
-    /// their answers were there by then.
-    quiet: QuietReads,
+    /// their answers were there by then: the engine's, shared with every
+    /// client it builds, so that a client it has let go strands none.
+    quiet: Rc<QuietReads>,
 }
 
 impl fmt::Debug for TargetClient {
@@ -379,8 +380,14 @@ impl TargetClient {
             clock: Cell::new(Instant::now()),
             retries,
             stamped: Cell::new(false),
-            quiet: QuietReads::default(),
+            quiet: Rc::new(QuietReads::default()),
         })
+    }
+
+    /// The client, its quiet requests waiting in `quiet` (the engine's).
+    pub fn sharing_quiet_reads(mut self, quiet: Rc<QuietReads>) -> Self {
+        self.quiet = quiet;
+        self
     }
 
     /// Tells the client the time (see `TargetClient::clock`).
@@ -397,25 +404,6 @@ impl TargetClient {
             Err(error) => Outcome::Failed { kind: error.kind(), error },
         };
         (outcome, request)
-    }
-
-    /// Lets every quiet request read its answer now (`Request::quiet`):
-    /// when the next turn is far, the plan changes, the engine stops.
-    pub fn read_quiet(&self) {
-        self.quiet.queued_at.set(None);
-        self.quiet.turns.set(self.quiet.turns.get().wrapping_add(1));
-        // Waking only queues each request to be polled by the engine's loop.
-        self.quiet.waiters.borrow_mut().drain(..).for_each(Waker::wake);
-    }
-
-    /// Lets the quiet requests read their answers if the latest of them
-    /// was sent `QUIET_MIN_AGE` ago or more: call at each turn, after each
-    /// sleep and sweep. (A turn can follow the last one at once, with the
-    /// rest of what is due: its answers are not in yet.)
-    pub fn read_quiet_aged(&self, now: Instant) {
-        if self.quiet.queued_at.get().is_some_and(|at| now.saturating_duration_since(at) >= QUIET_MIN_AGE) {
-            self.read_quiet();
-        }
     }
 
     /// Whether requests sent now should be quiet: plain target, and most
@@ -461,7 +449,7 @@ impl TargetClient {
                 libc::syscall(libc::SYS_getpid);
             }
             let result = match conn.write_all(&request.rendered).await {
-                Ok(()) => conn.read_answer(&mut parser, request.quiet.then(|| (&self.quiet, self.clock.get()))).await,
+                Ok(()) => conn.read_answer(&mut parser, request.quiet.then(|| (&*self.quiet, self.clock.get()))).await,
                 Err(e) => Err(ClientError::Send(e)),
             };
             match result {
@@ -597,9 +585,9 @@ fn set_receive_lowat(fd: RawFd, bytes: libc::c_int) -> bool {
     set == 0
 }
 
-/// Quiet requests waiting for the next turn, and their tally.
-#[derive(Default)]
-struct QuietReads {
+/// Quiet requests waiting for the next turn (`Request::quiet`), and their tally.
+#[derive(Debug, Default)]
+pub struct QuietReads {
     waiters: RefCell<Vec<Waker>>,
     /// When the latest waiter was queued (the client's clock).
     queued_at: Cell<Option<Instant>>,
@@ -607,6 +595,27 @@ struct QuietReads {
     /// before the next one (woken by something else) waits on.
     turns: Cell<u64>,
     tally: RefCell<QuietTally>,
+}
+
+impl QuietReads {
+    /// Lets every quiet request read its answer now: when the next turn is
+    /// far, the plan changes, the engine stops.
+    pub fn read_all(&self) {
+        self.queued_at.set(None);
+        self.turns.set(self.turns.get().wrapping_add(1));
+        // Waking only queues each request to be polled by the engine's loop.
+        self.waiters.borrow_mut().drain(..).for_each(Waker::wake);
+    }
+
+    /// Lets the quiet requests read their answers if the latest of them
+    /// was sent `QUIET_MIN_AGE` ago or more: call at each turn, after each
+    /// sleep and sweep. (A turn can follow the last one at once, with the
+    /// rest of what is due: its answers are not in yet.)
+    pub fn read_aged(&self, now: Instant) {
+        if self.queued_at.get().is_some_and(|at| now.saturating_duration_since(at) >= QUIET_MIN_AGE) {
+            self.read_all();
+        }
+    }
 }
 
 /// Quiet reads made lately, and how many missed: found the answer not
@@ -876,8 +885,12 @@ mod tests {
             let (address, answer, answered) = answering_target();
             let metrics = crate::observe::metrics::Metrics::new().expect("metrics");
             let target = TargetUrl::parse(&format!("http://{address}")).expect("url");
+            // The engine's waiting list, as it hands it to every client it builds.
+            let quiet = Rc::new(QuietReads::default());
             let client = Rc::new(
-                TargetClient::new(&target, &ClientSettings::default(), metrics.retry_counters()).expect("client"),
+                TargetClient::new(&target, &ClientSettings::default(), metrics.retry_counters())
+                    .expect("client")
+                    .sharing_quiet_reads(Rc::clone(&quiet)),
             );
             let request = |quiet| Request {
                 rendered: format!("GET / HTTP/1.1\r\nhost: {address}\r\n\r\n").into_bytes(),
@@ -900,7 +913,7 @@ mod tests {
             let early = tokio::time::timeout(Duration::from_millis(300), &mut send).await;
             assert!(early.is_err(), "a quiet request completed before the turn");
             answered.recv_timeout(wait).expect("the target answered");
-            client.read_quiet();
+            quiet.read_all();
             let (outcome, _) = tokio::time::timeout(wait, send).await.expect("read at the turn");
             assert_eq!(status(outcome), 200);
             assert_eq!(client.quiet.tally.borrow().clone(), QuietTally { reads: 1, ..QuietTally::default() });
@@ -910,7 +923,7 @@ mod tests {
             let send = Rc::clone(&client).send(request(true));
             tokio::pin!(send);
             assert!(tokio::time::timeout(Duration::from_millis(100), &mut send).await.is_err());
-            client.read_quiet();
+            quiet.read_all();
             assert!(tokio::time::timeout(Duration::from_millis(100), &mut send).await.is_err());
             answer.send(2).expect("target");
             let (outcome, _) = tokio::time::timeout(wait, send).await.expect("read when it came");
@@ -933,7 +946,7 @@ mod tests {
             answer.send(3 * BUFFER_START).expect("target");
             assert!(tokio::time::timeout(Duration::from_millis(300), &mut send).await.is_err());
             answered.recv_timeout(wait).expect("the target answered");
-            client.read_quiet();
+            quiet.read_all();
             let (outcome, _) = tokio::time::timeout(wait, send).await.expect("read at the turn");
             assert_eq!(status(outcome), 200);
             let tally = client.quiet.tally.borrow().clone();

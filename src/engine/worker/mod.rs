@@ -44,7 +44,7 @@ use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 
 use super::cap::SendCap;
-use super::client::{Outcome, Request, TargetClient};
+use super::client::{Outcome, QuietReads, Request, TargetClient};
 use super::deadline::{Deadlines, TimedOut};
 use super::focus::Focus;
 use super::journeys::{Journeys, Key};
@@ -228,6 +228,8 @@ pub(super) struct Worker {
     answers_wait: bool,
     /// This turn's traffic is sent quiet (`QUIET_MIN_RATE`).
     quiet_answers: bool,
+    /// Quiet requests waiting for a turn, of every client built.
+    quiet_reads: Rc<QuietReads>,
     /// Unparks this worker's thread (made on it, in `Worker::new`).
     unpark: Waker,
     /// Journey instances running (`MAX_JOURNEYS` at most).
@@ -321,6 +323,7 @@ impl Worker {
             turn: None,
             answers_wait: false,
             quiet_answers: false,
+            quiet_reads: Rc::new(QuietReads::default()),
             unpark: Waker::from(Arc::new(Unpark(std::thread::current()))),
             users: Users::new(),
             users_follow: None,
@@ -474,9 +477,7 @@ impl Worker {
                             return changed.is_ok();
                         }
                         std::thread::park_timeout(wait);
-                        if let Some(client) = &self.client {
-                            client.read_quiet_aged(Instant::now());
-                        }
+                        self.quiet_reads.read_aged(Instant::now());
                     }
                 }
                 Event::SendDue => match pacer.as_mut() {
@@ -552,15 +553,13 @@ impl Worker {
         if let Some(client) = &self.client {
             client.set_clock(now);
             client.close_stale();
-            client.read_quiet_aged(now);
         }
+        self.quiet_reads.read_aged(now);
     }
 
     /// Lets quiet requests read their answers now (`Request::quiet`).
     fn read_quiet(&self) {
-        if let Some(client) = &self.client {
-            client.read_quiet();
-        }
+        self.quiet_reads.read_all();
     }
 
     /// Takes over a swapped-in workload: pools carried over by name, the

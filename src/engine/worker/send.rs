@@ -28,8 +28,8 @@ impl Worker {
     pub(super) fn begin_turn(&mut self, now: Instant) {
         if let Some(client) = &self.client {
             client.set_clock(now);
-            client.read_quiet_aged(now);
         }
+        self.quiet_reads.read_aged(now);
         self.follow_workload();
         self.follow_focus();
         self.setup_if_due(now);
@@ -220,7 +220,8 @@ impl Worker {
         }
         let shared = &self.engine.shared;
         let settings = &shared.settings;
-        let client = Rc::new(TargetClient::new(&settings.target, &settings.client, shared.metrics.retry_counters())?);
+        let client = TargetClient::new(&settings.target, &settings.client, shared.metrics.retry_counters())?;
+        let client = Rc::new(client.sharing_quiet_reads(Rc::clone(&self.quiet_reads)));
         self.client = Some(Rc::clone(&client));
         Ok(client)
     }
