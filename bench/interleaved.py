@@ -13,8 +13,8 @@ medians (issue 30, bench/RESULTS.md section 19).
 
   python3 bench/interleaved.py --a OLD --b NEW --rate 10000 --pairs 12 --secs 3
 
-Every process runs under `timeout` and is stopped by its PID; traffic goes
-to 127.0.0.1 only.
+Each process (nginx, both sidecars) runs under `timeout` and is stopped by
+its PID at the end; all traffic stays on 127.0.0.1.
 """
 
 import argparse

@@ -572,13 +572,18 @@ const QUIET_MIN_AGE: Duration = Duration::from_millis(1);
 /// Sets the socket's `SO_RCVLOWAT`; false if refused. Setting it lower
 /// wakes the event loop at once for bytes already in.
 fn set_receive_lowat(fd: RawFd, bytes: libc::c_int) -> bool {
+    set_socket_int(fd, libc::SO_RCVLOWAT, bytes)
+}
+
+/// Sets a `SOL_SOCKET` option that takes an int; false if refused.
+fn set_socket_int(fd: RawFd, option: libc::c_int, value: libc::c_int) -> bool {
     // SAFETY: a valid descriptor and a pointer to an int of the size given.
     let set = unsafe {
         libc::setsockopt(
             fd,
             libc::SOL_SOCKET,
-            libc::SO_RCVLOWAT,
-            (&raw const bytes).cast(),
+            option,
+            (&raw const value).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
@@ -700,18 +705,7 @@ impl std::future::Future for NextTurn<'_> {
 /// Asks the kernel to stamp what the socket receives with the time it came
 /// in (`SO_TIMESTAMPNS`); false if it will not.
 fn stamp_answers(fd: RawFd) -> bool {
-    let on: libc::c_int = 1;
-    // SAFETY: a valid descriptor and a pointer to an int of the size given.
-    let set = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_TIMESTAMPNS,
-            (&raw const on).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    set == 0
+    set_socket_int(fd, libc::SO_TIMESTAMPNS, 1)
 }
 
 /// One `recvmsg` into `buf`; `received` becomes the time the kernel took in
