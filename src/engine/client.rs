@@ -38,6 +38,8 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 use super::http::{Answer, AnswerError, AnswerParser, Progress, max_answer_bytes};
+use super::quiet_reads::NextTurn;
+pub use super::quiet_reads::QuietReads;
 use super::resolve::{ResolveError, Resolver};
 use super::tls::{self, TlsError, TlsSettings, TlsTarget, client_config};
 use crate::base::url::TargetUrl;
@@ -89,7 +91,7 @@ pub struct Request {
     pub keep_headers: bool,
     /// A HEAD request: its answer has no body.
     pub head: bool,
-    /// Its answer is read at the engine's next turn (`TargetClient::read_quiet`)
+    /// Its answer is read at the engine's next turn (`QuietReads::read_all`)
     /// rather than when it comes: the socket does not wake the event loop
     /// for it (plain targets only).
     pub quiet: bool,
@@ -563,12 +565,6 @@ impl TargetClient {
 /// buffer and clamp the connection's receive window to the mark for good.
 const QUIET_LOWAT: libc::c_int = 16 * 1024;
 
-/// The least time between sending a quiet request and reading its answer
-/// at a turn (`TargetClient::read_quiet_aged`): answers from a target
-/// nearby are in well within it; one further away misses, and the tally
-/// stops quiet requests.
-const QUIET_MIN_AGE: Duration = Duration::from_millis(1);
-
 /// Sets the socket's `SO_RCVLOWAT`; false if refused. Setting it lower
 /// wakes the event loop at once for bytes already in.
 fn set_receive_lowat(fd: RawFd, bytes: libc::c_int) -> bool {
@@ -588,118 +584,6 @@ fn set_socket_int(fd: RawFd, option: libc::c_int, value: libc::c_int) -> bool {
         )
     };
     set == 0
-}
-
-/// Quiet requests waiting for the next turn (`Request::quiet`), and their tally.
-#[derive(Debug, Default)]
-pub struct QuietReads {
-    waiters: RefCell<Vec<Waker>>,
-    /// When the latest waiter was queued (the client's clock).
-    queued_at: Cell<Option<Instant>>,
-    /// Counts the turns (`TargetClient::read_quiet`): a request polled
-    /// before the next one (woken by something else) waits on.
-    turns: Cell<u64>,
-    tally: RefCell<QuietTally>,
-}
-
-impl QuietReads {
-    /// Lets every quiet request read its answer now: when the next turn is
-    /// far, the plan changes, the engine stops.
-    pub fn read_all(&self) {
-        self.queued_at.set(None);
-        self.turns.set(self.turns.get().wrapping_add(1));
-        // Waking only queues each request to be polled by the engine's loop.
-        self.waiters.borrow_mut().drain(..).for_each(Waker::wake);
-    }
-
-    /// Lets the quiet requests read their answers if the latest of them
-    /// was sent `QUIET_MIN_AGE` ago or more: call at each turn, after each
-    /// sleep and sweep. (A turn can follow the last one at once, with the
-    /// rest of what is due: its answers are not in yet.)
-    pub fn read_aged(&self, now: Instant) {
-        if self.queued_at.get().is_some_and(|at| now.saturating_duration_since(at) >= QUIET_MIN_AGE) {
-            self.read_all();
-        }
-    }
-}
-
-/// Quiet reads made lately, and how many missed: found the answer not
-/// (wholly) in by the next turn, so that its connection had to be made
-/// loud again, a `recvmsg` and two `setsockopt`s more than a loud
-/// request. Against a target slower than the turns, quiet requests stop,
-/// and are tried again after a backoff (1 s, doubling to 64 s). Pure: the
-/// caller gives the time.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct QuietTally {
-    reads: u32,
-    misses: u32,
-    off_until: Option<Instant>,
-    backoff: Duration,
-}
-
-impl Default for QuietTally {
-    fn default() -> Self {
-        QuietTally { reads: 0, misses: 0, off_until: None, backoff: QuietTally::FIRST_BACKOFF }
-    }
-}
-
-impl QuietTally {
-    /// Reads judged together: at 10 000 req/s a turn sends 20, and one late
-    /// answer from the target can make a whole turn miss; that must not
-    /// stop quiet requests for a second.
-    const WINDOW: u32 = 1024;
-    /// Misses a window may have (about 6 %) and quiet requests still pay.
-    const MAX_MISSES: u32 = 64;
-    const FIRST_BACKOFF: Duration = Duration::from_secs(1);
-    const MAX_BACKOFF: Duration = Duration::from_secs(64);
-
-    pub(crate) fn note(&mut self, hit: bool) {
-        self.reads = self.reads.saturating_add(1);
-        if !hit {
-            self.misses = self.misses.saturating_add(1);
-        }
-    }
-
-    /// Whether requests sent at `now` should be quiet.
-    pub(crate) fn allows(&mut self, now: Instant) -> bool {
-        if self.misses > QuietTally::MAX_MISSES {
-            self.off_until = now.checked_add(self.backoff);
-            self.backoff = (self.backoff * 2).min(QuietTally::MAX_BACKOFF);
-            (self.reads, self.misses) = (0, 0);
-        } else if self.reads >= QuietTally::WINDOW {
-            self.backoff = QuietTally::FIRST_BACKOFF;
-            (self.reads, self.misses) = (0, 0);
-        }
-        self.off_until.is_none_or(|until| now >= until)
-    }
-}
-
-/// Pending until the next turn (`TargetClient::read_quiet`).
-struct NextTurn<'a> {
-    quiet: &'a QuietReads,
-    /// The client's clock when it is queued.
-    now: Instant,
-    /// The turn it was queued in.
-    queued: Option<u64>,
-}
-
-impl std::future::Future for NextTurn<'_> {
-    type Output = ();
-
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let turn = self.quiet.turns.get();
-        match self.queued {
-            Some(queued) if queued != turn => Poll::Ready(()),
-            // Woken by something else: its waker is queued already.
-            Some(_) => Poll::Pending,
-            None => {
-                self.queued = Some(turn);
-                self.quiet.waiters.borrow_mut().push(cx.waker().clone());
-                self.quiet.queued_at.set(Some(self.now));
-                Poll::Pending
-            }
-        }
-    }
 }
 
 /// Asks the kernel to stamp what the socket receives with the time it came
@@ -749,6 +633,7 @@ fn read_stamped(fd: RawFd, buf: &mut [u8], received: &mut Option<SystemTime>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::quiet_reads::QuietTally;
 
     #[test]
     fn a_read_tells_when_the_kernel_took_the_bytes_in() {
@@ -810,36 +695,6 @@ mod tests {
         assert_eq!(reused(ClientError::Receive(io(io::ErrorKind::TimedOut))).kind(), ErrorKind::Timeout);
         assert_eq!(ClientError::Resolve(ResolveError::default()).kind(), ErrorKind::Dns);
         assert_eq!(ClientError::Connect(io(io::ErrorKind::ConnectionRefused)).kind(), ErrorKind::Connect);
-    }
-
-    #[test]
-    fn quiet_requests_stop_against_a_slow_target_and_are_tried_again_later() {
-        let t0 = Instant::now();
-        let at = |secs: u64| t0 + Duration::from_secs(secs);
-        let mut tally = QuietTally::default();
-        assert!(tally.allows(t0));
-        // Answers in by the next turn: quiet requests pay.
-        (0..QuietTally::WINDOW).for_each(|_| tally.note(true));
-        assert!(tally.allows(t0));
-        // A few misses a window are allowed.
-        (0..QuietTally::MAX_MISSES).for_each(|_| tally.note(false));
-        (0..QuietTally::WINDOW).for_each(|_| tally.note(true));
-        assert!(tally.allows(t0));
-        // One more and they stop, for a second, then two, then four...
-        let mut until = 0;
-        for backoff in [1, 2, 4, 8, 16, 32, 64, 64] {
-            (0..=QuietTally::MAX_MISSES).for_each(|_| tally.note(false));
-            assert!(!tally.allows(at(until)), "off after misses (backoff {backoff} s)");
-            assert!(!tally.allows(at(until + backoff - 1)));
-            until += backoff;
-            assert!(tally.allows(at(until)), "tried again after {backoff} s");
-        }
-        // A window that pays starts the backoff over.
-        (0..QuietTally::WINDOW).for_each(|_| tally.note(true));
-        assert!(tally.allows(at(until)));
-        (0..=QuietTally::MAX_MISSES).for_each(|_| tally.note(false));
-        assert!(!tally.allows(at(until)));
-        assert!(tally.allows(at(until + 1)));
     }
 
     /// A target on loopback answering each request on one connection when

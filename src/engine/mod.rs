@@ -19,6 +19,7 @@ pub mod memory;
 
 pub mod mode;
 mod pace_timer;
+mod quiet_reads;
 mod resolve;
 
 pub mod schedule;
